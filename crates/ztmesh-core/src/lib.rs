@@ -1,0 +1,28 @@
+//! The ztmesh security core.
+//!
+//! Pure Rust, no N-API: a Linux gateway can link this crate on its own. Every area has its own
+//! module and its own error type; each error type maps to a stable `ERR_…` code through
+//! [`ErrorCode`], which is what the N-API binding and the TypeScript layer expose.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`sign`] | Ed25519 and ECDSA P-256/SHA-256 (ring), batch verification on all cores |
+//! | [`aead`] | ChaCha20-Poly1305 and AES-256-GCM (ring), sealing into caller buffers |
+//! | [`x25519`] | X25519 Diffie-Hellman with static or ephemeral keys |
+//! | [`kem`] | ML-KEM-768 (FIPS 203) and the X-Wing hybrid KEM (X25519 + ML-KEM-768) |
+//! | [`noise`] | Noise handshakes and transports (snow), with a post-quantum hybrid mode |
+//! | [`keystore`] | passphrase-encrypted software keystore (Argon2id + AES-256-GCM) |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aead;
+pub mod kem;
+pub mod keystore;
+pub mod noise;
+pub mod rand;
+pub mod sign;
+pub mod x25519;
+
+mod error;
+
+pub use error::ErrorCode;
