@@ -29,8 +29,8 @@ impl PrivateKey {
         if bytes.len() != KEY_LEN {
             return Err(X25519Error::KeyLength);
         }
-        let inner = agreement::PrivateKey::from_private_key(&agreement::X25519, bytes)
-            .map_err(|_| X25519Error::KeyLength)?;
+        let inner =
+            agreement::PrivateKey::from_private_key(&agreement::X25519, bytes).map_err(|_| X25519Error::KeyLength)?;
         Self::with_public(inner)
     }
 
@@ -125,14 +125,25 @@ mod tests {
     /// RFC 7748 §6.1 Diffie-Hellman test vector.
     #[test]
     fn rfc7748_diffie_hellman() {
-        let alice = PrivateKey::from_bytes(&unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")).unwrap();
-        let bob = PrivateKey::from_bytes(&unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")).unwrap();
-        assert_eq!(alice.public_key().as_slice(), unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"));
-        assert_eq!(bob.public_key().as_slice(), unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"));
+        let alice =
+            PrivateKey::from_bytes(&unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")).unwrap();
+        let bob =
+            PrivateKey::from_bytes(&unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")).unwrap();
+        assert_eq!(
+            alice.public_key().as_slice(),
+            unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        );
+        assert_eq!(
+            bob.public_key().as_slice(),
+            unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+        );
         let shared = unhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
         assert_eq!(alice.diffie_hellman(bob.public_key()).unwrap().as_slice(), shared);
         assert_eq!(bob.diffie_hellman(alice.public_key()).unwrap().as_slice(), shared);
-        assert_eq!(alice.to_bytes().unwrap().as_slice(), unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"));
+        assert_eq!(
+            alice.to_bytes().unwrap().as_slice(),
+            unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+        );
     }
 
     #[test]
