@@ -1,0 +1,7 @@
+/**
+ * ztmesh: a zero-trust, local-first security runtime for fleets of edge devices.
+ *
+ * @packageDocumentation
+ */
+export * from './crypto/index.js'
+export * from './errors.js'
