@@ -5,3 +5,5 @@
  */
 export * from './crypto/index.js'
 export * from './errors.js'
+export * from './keystore/index.js'
+export * from './noise/index.js'

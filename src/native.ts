@@ -16,6 +16,9 @@ export type NativeAeadKey = binding.AeadKey
 export type NativeSigningKey = binding.SigningKey
 export type NativeXWingSecretKey = binding.XWingSecretKey
 export type NativeMlKem768SecretKey = binding.MlKem768SecretKey
+export type NativeNoiseHandshake = binding.NoiseHandshake
+export type NativeNoiseTransport = binding.NoiseTransport
+export type NativeKeystore = binding.Keystore
 
 /** Converts anything the binding threw into a {@link ZtError}. */
 export function nativeError(error: unknown): ZtError {

@@ -4,7 +4,7 @@ use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 use ztmesh_core::aead::{self, Algorithm};
 
-use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::error::{byte_length, sync, Failure, Result};
 
 /// An AEAD key with its key schedule computed once (`chacha20-poly1305` or `aes-256-gcm`).
 #[napi]
@@ -32,7 +32,7 @@ impl AeadKey {
     pub fn seal_into(&self, nonce: &[u8], plaintext: &[u8], mut out: BufferSlice, aad: Option<&[u8]>) -> Result<u32> {
         sync(|| {
             refuse_overlap(plaintext, &out)?;
-            length(self.inner.seal_into(nonce, aad.unwrap_or_default(), plaintext, &mut out)?)
+            byte_length(self.inner.seal_into(nonce, aad.unwrap_or_default(), plaintext, &mut out)?)
         })
     }
 
@@ -42,7 +42,7 @@ impl AeadKey {
     pub fn open_into(&self, nonce: &[u8], ciphertext: &[u8], mut out: BufferSlice, aad: Option<&[u8]>) -> Result<u32> {
         sync(|| {
             refuse_overlap(ciphertext, &out)?;
-            length(self.inner.open_into(nonce, aad.unwrap_or_default(), ciphertext, &mut out)?)
+            byte_length(self.inner.open_into(nonce, aad.unwrap_or_default(), ciphertext, &mut out)?)
         })
     }
 
@@ -65,8 +65,4 @@ fn refuse_overlap(input: &[u8], out: &[u8]) -> std::result::Result<(), Failure> 
         return Err(Failure::new("ERR_BUFFER_OVERLAP", "output buffer overlaps the input"));
     }
     Ok(())
-}
-
-fn length(len: usize) -> std::result::Result<u32, Failure> {
-    u32::try_from(len).map_err(|_| invalid_argument("message too large"))
 }

@@ -67,3 +67,8 @@ pub fn install_panic_hook() {
 pub fn invalid_argument(message: &str) -> Failure {
     Failure::new("ERR_INVALID_ARG", message)
 }
+
+/// A byte count as the `u32` JavaScript receives.
+pub fn byte_length(len: usize) -> std::result::Result<u32, Failure> {
+    u32::try_from(len).map_err(|_| invalid_argument("message too large"))
+}

@@ -7,6 +7,8 @@
 mod aead;
 mod error;
 mod kem;
+mod keystore;
+mod noise;
 mod sign;
 mod x25519;
 

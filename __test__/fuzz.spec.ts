@@ -1,0 +1,124 @@
+// Random and mutated inputs at every native entry point that parses untrusted bytes: each call
+// must either succeed or throw a ZtError with a catalogued code — never crash, hang or throw
+// anything else. The PRNG is seeded, so a failure names the input that caused it.
+import test from 'ava'
+
+import {
+  AeadKey,
+  ERROR_CODES,
+  generateX25519KeyPair,
+  NoiseHandshake,
+  SigningKey,
+  verify,
+  XWingSecretKey,
+  xwingEncapsulate,
+  ZtError,
+  type NoisePattern,
+} from '../src/index.js'
+
+const ITERATIONS = 10_000
+
+function prng(seed: number): () => number {
+  let state = seed >>> 0 || 1
+  return () => {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    return (state >>> 0) / 2 ** 32
+  }
+}
+
+function randomBytes(next: () => number, max: number): Buffer {
+  const out = Buffer.alloc(Math.floor(next() * max))
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(next() * 256)
+  return out
+}
+
+/** Half random bytes, half a valid input with a few bytes flipped, cut or extended. */
+function mutate(next: () => number, valid: Buffer): Buffer {
+  if (next() < 0.3) return randomBytes(next, valid.length * 2 + 8)
+  const out = Buffer.from(valid)
+  const flips = 1 + Math.floor(next() * 4)
+  for (let f = 0; f < flips && out.length > 0; f++) out[Math.floor(next() * out.length)]! ^= 1 + Math.floor(next() * 255)
+  if (next() < 0.2) return out.subarray(0, Math.floor(next() * out.length))
+  if (next() < 0.1) return Buffer.concat([out, randomBytes(next, 64)])
+  return out
+}
+
+function expectTyped(t: { fail(m: string): void }, label: string, call: () => unknown): void {
+  try {
+    call()
+  } catch (error) {
+    if (!(error instanceof ZtError) || !Object.hasOwn(ERROR_CODES, error.code)) {
+      t.fail(`${label}: untyped error ${String(error)}`)
+    }
+  }
+}
+
+test(`Noise handshake messages: ${ITERATIONS} random and mutated inputs`, (t) => {
+  const next = prng(0x5eed_0001)
+  const patterns: NoisePattern[] = ['XX', 'XX_BLAKE2S', 'IK', 'XX_HYBRID']
+  const a = generateX25519KeyPair()
+  const b = generateX25519KeyPair()
+  for (let n = 0; n < ITERATIONS; n++) {
+    const pattern = patterns[n % patterns.length]!
+    const opts = (key: Buffer, remote?: Buffer) => ({ pattern, staticPrivateKey: key, ...(pattern === 'IK' && remote && { remoteStaticPublicKey: remote }) })
+    const i = NoiseHandshake.initiator(opts(a.privateKey, b.publicKey))
+    const r = NoiseHandshake.responder(opts(b.privateKey))
+    const m1 = i.writeMessage()
+    if (n % 2 === 0) {
+      expectTyped(t, `${pattern} msg1 #${n}`, () => r.readMessage(mutate(next, m1)))
+    } else {
+      r.readMessage(m1)
+      const m2 = r.writeMessage()
+      expectTyped(t, `${pattern} msg2 #${n}`, () => i.readMessage(mutate(next, m2)))
+    }
+  }
+  t.pass()
+})
+
+test(`AEAD open: ${ITERATIONS} random and mutated inputs`, (t) => {
+  const next = prng(0x5eed_0002)
+  const keys = [new AeadKey('chacha20-poly1305', Buffer.alloc(32, 1)), new AeadKey('aes-256-gcm', Buffer.alloc(32, 2))]
+  const nonce = Buffer.alloc(12)
+  const valid = keys.map((k) => k.seal(nonce, Buffer.from('a valid message of some length')))
+  let opened = 0
+  for (let n = 0; n < ITERATIONS; n++) {
+    const k = n % 2
+    const input = mutate(next, valid[k]!)
+    expectTyped(t, `open #${n}`, () => {
+      keys[k]!.open(next() < 0.05 ? randomBytes(next, 16) : nonce, input)
+      opened++
+    })
+  }
+  t.true(opened < ITERATIONS / 10, 'mutated ciphertexts must almost never open')
+})
+
+test(`signature verify: ${ITERATIONS} random and mutated inputs`, (t) => {
+  const next = prng(0x5eed_0003)
+  const keys = [SigningKey.generate('ed25519'), SigningKey.generate('ecdsa-p256-sha256')]
+  const message = Buffer.from('signed')
+  const sigs = keys.map((k) => k.sign(message))
+  for (let n = 0; n < ITERATIONS; n++) {
+    const k = n % 2
+    const key = keys[k]!
+    const publicKey = next() < 0.3 ? mutate(next, key.publicKey) : key.publicKey
+    expectTyped(t, `verify #${n}`, () => {
+      if (verify(key.algorithm, publicKey, message, mutate(next, sigs[k]!)) && publicKey !== key.publicKey) {
+        t.fail(`verify #${n}: accepted a mutated key`)
+      }
+    })
+  }
+  t.pass()
+})
+
+test(`X-Wing decapsulate and encapsulate: ${ITERATIONS} random and mutated inputs`, (t) => {
+  const next = prng(0x5eed_0004)
+  const key = XWingSecretKey.generate()
+  const { ciphertext } = xwingEncapsulate(key.publicKey)
+  for (let n = 0; n < ITERATIONS; n++) {
+    if (n % 10 === 0) expectTyped(t, `encapsulate #${n}`, () => xwingEncapsulate(mutate(next, key.publicKey)))
+    else expectTyped(t, `decapsulate #${n}`, () => key.decapsulate(mutate(next, ciphertext)))
+  }
+  t.pass()
+})

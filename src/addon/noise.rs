@@ -1,0 +1,184 @@
+//! Noise handshakes and transports (sans-IO).
+
+use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi_derive::napi;
+use ztmesh_core::noise::{self, HandshakeConfig, Protocol};
+
+use crate::error::{byte_length, sync, Failure, Result};
+
+/// Options of a Noise handshake.
+#[napi(object)]
+pub struct NoiseOptions {
+    /// The full protocol name, e.g. `Noise_XX_25519_ChaChaPoly_SHA256`.
+    pub pattern: String,
+    /// This side's raw 32-byte X25519 static private key.
+    pub static_private_key: Buffer,
+    /// Bytes both sides must agree on (bound into the handshake hash).
+    pub prologue: Option<Buffer>,
+    /// The responder's static public key (required by an IK initiator).
+    pub remote_static_public_key: Option<Buffer>,
+}
+
+/// A Noise handshake in progress.
+#[napi]
+pub struct NoiseHandshake {
+    inner: Option<noise::Handshake>,
+}
+
+#[napi]
+impl NoiseHandshake {
+    /// Starts a handshake as the initiator.
+    #[napi(factory)]
+    pub fn initiator(options: NoiseOptions) -> Result<NoiseHandshake> {
+        sync(|| Ok(NoiseHandshake { inner: Some(noise::Handshake::initiator(&config(&options)?)?) }))
+    }
+
+    /// Starts a handshake as the responder.
+    #[napi(factory)]
+    pub fn responder(options: NoiseOptions) -> Result<NoiseHandshake> {
+        sync(|| Ok(NoiseHandshake { inner: Some(noise::Handshake::responder(&config(&options)?)?) }))
+    }
+
+    /// Writes the next handshake message carrying `payload`.
+    #[napi]
+    pub fn write_message(&mut self, payload: Option<&[u8]>) -> Result<Buffer> {
+        sync(|| Ok(self.state()?.write_message(payload.unwrap_or_default())?.into()))
+    }
+
+    /// Reads the peer's next handshake message and returns its payload.
+    #[napi]
+    pub fn read_message(&mut self, message: &[u8]) -> Result<Buffer> {
+        sync(|| Ok(self.state()?.read_message(message)?.into()))
+    }
+
+    /// Whether the handshake is complete.
+    #[napi(getter)]
+    pub fn is_finished(&self) -> bool {
+        self.inner.as_ref().is_some_and(noise::Handshake::is_finished)
+    }
+
+    /// Whether the next call should be `writeMessage`.
+    #[napi(getter)]
+    pub fn is_my_turn(&self) -> bool {
+        self.inner.as_ref().is_some_and(noise::Handshake::is_my_turn)
+    }
+
+    /// The peer's static public key, once the handshake has revealed it.
+    #[napi(getter)]
+    pub fn remote_static_public_key(&self) -> Option<Buffer> {
+        self.inner.as_ref().and_then(|h| h.remote_static_public_key()).map(|k| k.to_vec().into())
+    }
+
+    /// The handshake hash (channel binding), final once the handshake is finished.
+    #[napi(getter)]
+    pub fn handshake_hash(&self) -> Buffer {
+        self.inner.as_ref().map(|h| h.handshake_hash()).unwrap_or_default().into()
+    }
+
+    /// The protocol name.
+    #[napi(getter)]
+    pub fn protocol(&self) -> Option<&'static str> {
+        self.inner.as_ref().map(|h| h.protocol().name())
+    }
+
+    /// Consumes the finished handshake into a transport; the handshake is unusable afterwards.
+    #[napi]
+    pub fn into_transport(&mut self) -> Result<NoiseTransport> {
+        sync(|| {
+            let handshake = self.inner.take().ok_or_else(used_up)?;
+            if !handshake.is_finished() {
+                self.inner = Some(handshake);
+                return Err(Failure::new("ERR_NOISE_STATE", "handshake is not finished"));
+            }
+            Ok(NoiseTransport { inner: handshake.into_transport()? })
+        })
+    }
+}
+
+impl NoiseHandshake {
+    fn state(&mut self) -> std::result::Result<&mut noise::Handshake, Failure> {
+        self.inner.as_mut().ok_or_else(used_up)
+    }
+}
+
+/// An established Noise session: each direction has its own key and nonce counter.
+#[napi]
+pub struct NoiseTransport {
+    inner: noise::Transport,
+}
+
+#[napi]
+impl NoiseTransport {
+    /// Encrypts one message (at most 65519 bytes of plaintext).
+    #[napi]
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Buffer> {
+        sync(|| Ok(self.inner.encrypt(plaintext)?.into()))
+    }
+
+    /// Decrypts one message; throws `ERR_NOISE_DECRYPT` if it is not authentic.
+    #[napi]
+    pub fn decrypt(&mut self, ciphertext: &[u8]) -> Result<Buffer> {
+        sync(|| Ok(self.inner.decrypt(ciphertext)?.into()))
+    }
+
+    /// Encrypts into `out` (≥ plaintext.length + 16 bytes); returns the length.
+    #[napi]
+    pub fn encrypt_into(&mut self, plaintext: &[u8], mut out: BufferSlice) -> Result<u32> {
+        sync(|| byte_length(self.inner.encrypt_into(plaintext, &mut out)?))
+    }
+
+    /// Decrypts into `out`; returns the plaintext length.
+    #[napi]
+    pub fn decrypt_into(&mut self, ciphertext: &[u8], mut out: BufferSlice) -> Result<u32> {
+        sync(|| byte_length(self.inner.decrypt_into(ciphertext, &mut out)?))
+    }
+
+    /// Replaces the sending key (Noise §11.3); the peer must `rekeyIncoming` at the same point.
+    #[napi]
+    pub fn rekey_outgoing(&mut self) {
+        self.inner.rekey_outgoing();
+    }
+
+    /// Replaces the receiving key.
+    #[napi]
+    pub fn rekey_incoming(&mut self) {
+        self.inner.rekey_incoming();
+    }
+
+    /// How many messages were sent.
+    #[napi(getter)]
+    pub fn sending_nonce(&self) -> f64 {
+        self.inner.sending_nonce() as f64
+    }
+
+    /// How many messages were received.
+    #[napi(getter)]
+    pub fn receiving_nonce(&self) -> f64 {
+        self.inner.receiving_nonce() as f64
+    }
+
+    /// The handshake hash of the session (channel binding).
+    #[napi(getter)]
+    pub fn handshake_hash(&self) -> Buffer {
+        self.inner.handshake_hash().to_vec().into()
+    }
+
+    /// The peer's static public key.
+    #[napi(getter)]
+    pub fn remote_static_public_key(&self) -> Option<Buffer> {
+        self.inner.remote_static_public_key().map(|k| k.to_vec().into())
+    }
+}
+
+fn config(options: &NoiseOptions) -> std::result::Result<HandshakeConfig<'_>, Failure> {
+    Ok(HandshakeConfig {
+        protocol: Protocol::from_name(&options.pattern)?,
+        static_private_key: &options.static_private_key,
+        prologue: options.prologue.as_deref().unwrap_or_default(),
+        remote_static_public_key: options.remote_static_public_key.as_deref(),
+    })
+}
+
+fn used_up() -> Failure {
+    Failure::new("ERR_NOISE_STATE", "handshake already consumed or failed")
+}

@@ -1,0 +1,217 @@
+/**
+ * `ztmesh bench`: every ztmesh operation beside what a Node developer would use instead
+ * (node:crypto, @noble/post-quantum, @chainsafe/libp2p-noise), measured in the same run.
+ *
+ * The baselines are devDependencies: they are loaded only here, on demand.
+ */
+import { createCipheriv, createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto'
+
+import { AeadKey } from '../crypto/aead.js'
+import { XWingSecretKey, xwingEncapsulate } from '../crypto/kem.js'
+import { SigningKey, verifyBatch, type VerifyItem } from '../crypto/sign.js'
+import { generateX25519KeyPair } from '../crypto/x25519.js'
+import { NoiseHandshake } from '../noise/index.js'
+import { measure, type MeasureOptions } from './harness.js'
+
+/** One row of the report. */
+export interface BenchRow {
+  /** The operation's stable name. */
+  op: string
+  /** ztmesh, ns per operation. */
+  ztmesh_ns: number
+  /** What the baseline is. */
+  baseline: string
+  /** The baseline, ns per operation. */
+  baseline_ns: number
+  /** baseline_ns / ztmesh_ns: how many times faster ztmesh is. */
+  ratio: number
+  /** The ratio the issues ask for, if any. */
+  target: number | null
+}
+
+/** Options of {@link runBench}. */
+export interface BenchInit {
+  /** Short rounds, for smoke tests (figures are then rough). */
+  quick?: boolean
+  /** Only operations whose name contains this. */
+  filter?: string
+}
+
+interface Case {
+  op: string
+  baseline: string
+  target: number | null
+  setup: () => Promise<{ ztmesh: () => number; baseline: () => number }>
+}
+
+const CASES: Case[] = [
+  aeadCase('aead-seal-64', 64, 10),
+  aeadCase('aead-seal-16k', 16 * 1024, 1.5),
+  {
+    op: 'ed25519-verify-batch64',
+    baseline: 'node:crypto verify (one by one)',
+    target: 4,
+    setup: async () => {
+      const key = SigningKey.generate('ed25519')
+      const items: VerifyItem[] = Array.from({ length: 64 }, (_, i) => {
+        const message = randomBytes(64 + i)
+        return { algorithm: 'ed25519', publicKey: key.publicKey, message, signature: key.sign(message) }
+      })
+      const nodeKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: key.publicKey.toString('base64url') }, format: 'jwk' })
+      return {
+        ztmesh: () => {
+          if (!verifyBatch(items).every(Boolean)) throw new Error('bench: batch verify failed')
+          return items.length
+        },
+        baseline: () => {
+          for (const item of items) if (!nodeVerify(null, item.message, nodeKey, item.signature)) throw new Error('bench: verify failed')
+          return items.length
+        },
+      }
+    },
+  },
+  {
+    op: 'xwing-encap-decap',
+    baseline: '@noble/post-quantum ml_kem768 encapsulate + decapsulate',
+    target: 20,
+    setup: async () => {
+      const { ml_kem768 } = await import('@noble/post-quantum/ml-kem.js')
+      const ours = XWingSecretKey.generate()
+      const theirs = ml_kem768.keygen()
+      return {
+        ztmesh: () => {
+          ours.decapsulate(xwingEncapsulate(ours.publicKey).ciphertext)
+          return 1
+        },
+        baseline: () => {
+          ml_kem768.decapsulate(ml_kem768.encapsulate(theirs.publicKey).cipherText, theirs.secretKey)
+          return 1
+        },
+      }
+    },
+  },
+  {
+    op: 'noise-xx-handshake',
+    baseline: '@chainsafe/libp2p-noise XX, both sides',
+    target: 10,
+    setup: async () => {
+      const libp2p = await loadLibp2pNoise()
+      const a = generateX25519KeyPair()
+      const b = generateX25519KeyPair()
+      const la = libp2p.crypto.generateX25519KeyPair()
+      const lb = libp2p.crypto.generateX25519KeyPair()
+      const prologue = Buffer.alloc(0)
+      return {
+        ztmesh: () => {
+          const i = NoiseHandshake.initiator({ pattern: 'XX', staticPrivateKey: a.privateKey })
+          const r = NoiseHandshake.responder({ pattern: 'XX', staticPrivateKey: b.privateKey })
+          r.readMessage(i.writeMessage())
+          i.readMessage(r.writeMessage())
+          r.readMessage(i.writeMessage())
+          i.intoTransport()
+          r.intoTransport()
+          return 1
+        },
+        baseline: () => {
+          libp2p.handshake(la, lb, prologue)
+          return 1
+        },
+      }
+    },
+  },
+]
+
+function aeadCase(op: string, size: number, target: number): Case {
+  return {
+    op,
+    baseline: 'node:crypto createCipheriv chacha20-poly1305',
+    target,
+    setup: async () => {
+      const keyBytes = randomBytes(32)
+      const key = new AeadKey('chacha20-poly1305', keyBytes)
+      const plaintext = randomBytes(size)
+      const out = Buffer.alloc(size + 16)
+      const nonce = Buffer.alloc(12)
+      let counter = 0
+      return {
+        ztmesh: () => {
+          nonce.writeUInt32LE(++counter, 4)
+          key.sealInto(nonce, plaintext, out)
+          return 1
+        },
+        baseline: () => {
+          nonce.writeUInt32LE(++counter, 4)
+          const cipher = createCipheriv('chacha20-poly1305', keyBytes, nonce, { authTagLength: 16 })
+          cipher.update(plaintext)
+          cipher.final()
+          cipher.getAuthTag()
+          return 1
+        },
+      }
+    },
+  }
+}
+
+interface Libp2pNoise {
+  crypto: { generateX25519KeyPair(): { publicKey: Uint8Array; privateKey: Uint8Array } }
+  handshake(initiator: object, responder: object, prologue: Uint8Array): void
+}
+
+/** @chainsafe/libp2p-noise's own XX state machine, driven like ours: both sides in memory. */
+export async function loadLibp2pNoise(): Promise<Libp2pNoise> {
+  const { defaultCrypto } = await import('@chainsafe/libp2p-noise/crypto')
+  // protocol.js is not in the package's exports map; reach it next to the entry point.
+  const protocolUrl = new URL('./protocol.js', import.meta.resolve('@chainsafe/libp2p-noise'))
+  const { XXHandshakeState } = (await import(protocolUrl.href)) as { XXHandshakeState: new (init: object) => any }
+  const { Uint8ArrayList } = await import('uint8arraylist')
+  const protocolName = 'Noise_XX_25519_ChaChaPoly_SHA256'
+  return {
+    crypto: defaultCrypto,
+    handshake(s1, s2, prologue) {
+      const i = new XXHandshakeState({ crypto: defaultCrypto, protocolName, initiator: true, prologue, s: s1 })
+      const r = new XXHandshakeState({ crypto: defaultCrypto, protocolName, initiator: false, prologue, s: s2 })
+      r.readMessageA(new Uint8ArrayList(i.writeMessageA(new Uint8Array(0))))
+      i.readMessageB(new Uint8ArrayList(r.writeMessageB(new Uint8Array(0))))
+      r.readMessageC(new Uint8ArrayList(i.writeMessageC(new Uint8Array(0))))
+      i.ss.split()
+      r.ss.split()
+    },
+  }
+}
+
+/** Runs the benchmark cases and returns one row each. */
+export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
+  const options: MeasureOptions = init.quick ? { roundMs: 20, rounds: 3 } : { roundMs: 300, rounds: 5 }
+  const rows: BenchRow[] = []
+  for (const c of CASES) {
+    if (init.filter !== undefined && !c.op.includes(init.filter)) continue
+    const { ztmesh, baseline } = await c.setup()
+    const ztmeshNs = measure(ztmesh, options)
+    const baselineNs = measure(baseline, options)
+    rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
+  }
+  return rows
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100
+}
+
+/** Formats rows as a Markdown table. */
+export function formatTable(rows: readonly BenchRow[]): string {
+  const lines = [
+    '| op | ztmesh | baseline | baseline time | ratio | target |',
+    '| --- | ---: | --- | ---: | ---: | ---: |',
+  ]
+  for (const row of rows) {
+    const verdict = row.target === null ? '–' : `≥ ${row.target} ${row.ratio >= row.target ? '✓' : '✗'}`
+    lines.push(`| ${row.op} | ${formatNs(row.ztmesh_ns)} | ${row.baseline} | ${formatNs(row.baseline_ns)} | ${row.ratio.toFixed(2)} | ${verdict} |`)
+  }
+  return lines.join('\n')
+}
+
+function formatNs(ns: number): string {
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(2)} µs`
+  return `${ns.toFixed(0)} ns`
+}
