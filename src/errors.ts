@@ -42,7 +42,8 @@ export const ERROR_CODES = {
   ERR_KEYSTORE_NOT_FOUND: 'no keystore file, or no entry, by that name',
   ERR_KEYSTORE_ENTRY_EXISTS: 'an entry with that name already exists',
   ERR_KEYSTORE_NAME: 'an entry name is empty, too long or has characters outside [A-Za-z0-9._-]',
-  ERR_KEYSTORE_KIND: 'the operation does not apply to that kind of entry',
+  ERR_KEYSTORE_KIND: 'an entry kind is unknown, or the operation does not apply to that kind',
+  ERR_KEYSTORE_PARAMS: 'Argon2id parameters are out of range',
   ERR_RANDOM: "the operating system's random number generator failed",
   ERR_INTERNAL: 'a bug: an internal invariant failed (a panic in the core is reported so)',
 } as const

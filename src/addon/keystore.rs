@@ -8,7 +8,7 @@ use napi_derive::napi;
 use zeroize::Zeroizing;
 use ztmesh_core::keystore::{self, EntryInfo, KdfParams, KeyKind};
 
-use crate::error::{guard, invalid_argument, sync, Failure, Result};
+use crate::error::{guard, sync, Failure, Result};
 
 /// Argon2id cost of a keystore's passphrase.
 #[napi(object)]
@@ -101,7 +101,7 @@ impl Keystore {
             Ok(AsyncTask::new(ChangePassphraseTask {
                 keystore: Arc::clone(&self.inner),
                 passphrase: Zeroizing::new(new_passphrase.to_vec()),
-                params: params(options)?,
+                params: params(options),
             }))
         })
     }
@@ -173,7 +173,7 @@ pub fn create_keystore(
         Ok(AsyncTask::new(OpenKeystoreTask {
             path: PathBuf::from(path),
             passphrase: Zeroizing::new(passphrase.to_vec()),
-            create: Some(params(options)?),
+            create: Some(params(options)),
         }))
     })
 }
@@ -190,18 +190,15 @@ pub fn open_keystore(path: String, passphrase: &[u8]) -> Result<AsyncTask<OpenKe
     })
 }
 
-fn params(options: Option<KeystoreKdfOptions>) -> std::result::Result<KdfParams, Failure> {
+fn params(options: Option<KeystoreKdfOptions>) -> KdfParams {
     let defaults = KdfParams::default();
-    let Some(o) = options else { return Ok(defaults) };
-    let params = KdfParams {
+    let Some(o) = options else { return defaults };
+    // Range checks are the core's (ERR_KEYSTORE_PARAMS).
+    KdfParams {
         memory_kib: o.memory_kib.unwrap_or(defaults.memory_kib),
         iterations: o.iterations.unwrap_or(defaults.iterations),
         parallelism: o.parallelism.unwrap_or(defaults.parallelism),
-    };
-    if params.iterations == 0 || params.parallelism == 0 || params.memory_kib < 8 * params.parallelism {
-        return Err(invalid_argument("Argon2id parameters out of range"));
     }
-    Ok(params)
 }
 
 fn entry(info: EntryInfo) -> KeystoreEntry {
