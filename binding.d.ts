@@ -31,6 +31,28 @@ export declare class AeadKey {
   open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array | undefined | null): Buffer
 }
 
+/** An open keystore: its master key stays in the core; private keys are decrypted per use. */
+export declare class Keystore {
+  /** The file path. */
+  get path(): string
+  /** Every entry, without private material. */
+  entries(): Array<KeystoreEntry>
+  /** Generates a key inside the keystore and persists it atomically. */
+  generate(name: string, kind: string): KeystoreEntry
+  /** Imports a private key (PKCS#8 DER for ed25519/ecdsa-p256, 32 raw bytes for x25519). */
+  import(name: string, kind: string, privateKey: Uint8Array): KeystoreEntry
+  /** The public key of an entry. */
+  publicKey(name: string): Buffer
+  /** Signs with an ed25519 or ecdsa-p256 entry; the private key never leaves the core. */
+  sign(name: string, message: Uint8Array): Buffer
+  /** Exports an entry's private key. Zero the buffer when done. */
+  exportPrivateKey(name: string): Buffer
+  /** Removes an entry and persists atomically. */
+  remove(name: string): void
+  /** Re-encrypts everything under a new passphrase, off the JavaScript thread. */
+  changePassphrase(newPassphrase: Uint8Array, options?: KeystoreKdfOptions | undefined | null): Promise<void>
+}
+
 /** An ML-KEM-768 decapsulation key (FIPS 203). */
 export declare class MlKem768SecretKey {
   /** Generates a new key pair. */
@@ -39,6 +61,54 @@ export declare class MlKem768SecretKey {
   get publicKey(): Buffer
   /** Recovers the shared secret from a 1088-byte ciphertext. */
   decapsulate(ciphertext: Uint8Array): Buffer
+}
+
+/** A Noise handshake in progress. */
+export declare class NoiseHandshake {
+  /** Starts a handshake as the initiator. */
+  static initiator(options: NoiseOptions): NoiseHandshake
+  /** Starts a handshake as the responder. */
+  static responder(options: NoiseOptions): NoiseHandshake
+  /** Writes the next handshake message carrying `payload`. */
+  writeMessage(payload?: Uint8Array | undefined | null): Buffer
+  /** Reads the peer's next handshake message and returns its payload. */
+  readMessage(message: Uint8Array): Buffer
+  /** Whether the handshake is complete. */
+  get isFinished(): boolean
+  /** Whether the next call should be `writeMessage`. */
+  get isMyTurn(): boolean
+  /** The peer's static public key, once the handshake has revealed it. */
+  get remoteStaticPublicKey(): Buffer | null
+  /** The handshake hash (channel binding), final once the handshake is finished. */
+  get handshakeHash(): Buffer
+  /** The protocol name. */
+  get protocol(): string | null
+  /** Consumes the finished handshake into a transport; the handshake is unusable afterwards. */
+  intoTransport(): NoiseTransport
+}
+
+/** An established Noise session: each direction has its own key and nonce counter. */
+export declare class NoiseTransport {
+  /** Encrypts one message (at most 65519 bytes of plaintext). */
+  encrypt(plaintext: Uint8Array): Buffer
+  /** Decrypts one message; throws `ERR_NOISE_DECRYPT` if it is not authentic. */
+  decrypt(ciphertext: Uint8Array): Buffer
+  /** Encrypts into `out` (≥ plaintext.length + 16 bytes); returns the length. */
+  encryptInto(plaintext: Uint8Array, out: Buffer): number
+  /** Decrypts into `out`; returns the plaintext length. */
+  decryptInto(ciphertext: Uint8Array, out: Buffer): number
+  /** Replaces the sending key (Noise §11.3); the peer must `rekeyIncoming` at the same point. */
+  rekeyOutgoing(): void
+  /** Replaces the receiving key. */
+  rekeyIncoming(): void
+  /** How many messages were sent. */
+  get sendingNonce(): number
+  /** How many messages were received. */
+  get receivingNonce(): number
+  /** The handshake hash of the session (channel binding). */
+  get handshakeHash(): Buffer
+  /** The peer's static public key. */
+  get remoteStaticPublicKey(): Buffer | null
 }
 
 /** A private signing key (`ed25519` or `ecdsa-p256-sha256`). */
@@ -71,6 +141,9 @@ export declare class XWingSecretKey {
   decapsulate(ciphertext: Uint8Array): Buffer
 }
 
+/** Creates a new keystore file (refuses to overwrite one); Argon2id runs off the JS thread. */
+export declare function createKeystore(path: string, passphrase: Uint8Array, options?: KeystoreKdfOptions | undefined | null): Promise<Keystore>
+
 /** A KEM ciphertext with the shared secret it carries. */
 export interface Encapsulation {
   /** The ciphertext to send to the key's owner. */
@@ -82,8 +155,45 @@ export interface Encapsulation {
 /** Generates an X25519 key pair (raw 32-byte keys). */
 export declare function generateX25519KeyPair(): X25519KeyPair
 
+/** One key in the keystore (never the private part). */
+export interface KeystoreEntry {
+  /** The entry's name. */
+  name: string
+  /** `ed25519`, `ecdsa-p256`, `x25519` or `secret`. */
+  kind: string
+  /** The public key (empty for `secret`). */
+  publicKey: Buffer
+  /** When the entry was added, in Unix seconds. */
+  createdAt: number
+}
+
+/** Argon2id cost of a keystore's passphrase. */
+export interface KeystoreKdfOptions {
+  /** Memory in KiB (default 65536). */
+  memoryKib?: number
+  /** Passes over memory (default 3). */
+  iterations?: number
+  /** Lanes (default 1). */
+  parallelism?: number
+}
+
 /** Encapsulates to an ML-KEM-768 encapsulation key (checked per FIPS 203 §7.2). */
 export declare function mlkem768Encapsulate(publicKey: Uint8Array): Encapsulation
+
+/** Options of a Noise handshake. */
+export interface NoiseOptions {
+  /** The full protocol name, e.g. `Noise_XX_25519_ChaChaPoly_SHA256`. */
+  pattern: string
+  /** This side's raw 32-byte X25519 static private key. */
+  staticPrivateKey: Buffer
+  /** Bytes both sides must agree on (bound into the handshake hash). */
+  prologue?: Buffer
+  /** The responder's static public key (required by an IK initiator). */
+  remoteStaticPublicKey?: Buffer
+}
+
+/** Opens an existing keystore file; Argon2id runs off the JS thread. */
+export declare function openKeystore(path: string, passphrase: Uint8Array): Promise<Keystore>
 
 /** A test hook: panics inside the binding, to prove a panic becomes `ERR_INTERNAL`. */
 export declare function panicForTestingOnly(): void

@@ -773,13 +773,18 @@ if (
   }
 }
 
-const { AeadKey, MlKem768SecretKey, SigningKey, XWingSecretKey, generateX25519KeyPair, mlkem768Encapsulate, panicForTestingOnly, verify, verifyBatch, verifyBatchAsync, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, SigningKey, XWingSecretKey, createKeystore, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, verify, verifyBatch, verifyBatchAsync, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
+export { Keystore }
 export { MlKem768SecretKey }
+export { NoiseHandshake }
+export { NoiseTransport }
 export { SigningKey }
 export { XWingSecretKey }
+export { createKeystore }
 export { generateX25519KeyPair }
 export { mlkem768Encapsulate }
+export { openKeystore }
 export { panicForTestingOnly }
 export { verify }
 export { verifyBatch }

@@ -89,7 +89,7 @@ export class InternalError extends ZtError {
   static override name = 'InternalError'
 }
 
-const CRYPTO_CODES = new Set<string>(['ERR_DECRYPT', 'ERR_SIGNATURE', 'ERR_NOISE_DECRYPT'])
+const CRYPTO_CODES = new Set<string>(['ERR_DECRYPT', 'ERR_SIGNATURE'])
 
 /** The named class for a code. */
 export function errorClassFor(code: ErrorCode): typeof ZtError {

@@ -82,6 +82,8 @@ impl NoiseHandshake {
     }
 
     /// Consumes the finished handshake into a transport; the handshake is unusable afterwards.
+    // A napi method cannot take `self` by value; the handshake is moved out of `inner` instead.
+    #[allow(clippy::wrong_self_convention)]
     #[napi]
     pub fn into_transport(&mut self) -> Result<NoiseTransport> {
         sync(|| {

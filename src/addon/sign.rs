@@ -92,8 +92,11 @@ pub fn verify_batch(items: Vec<VerifyItem>) -> Result<Vec<bool>> {
 
 /// The libuv-thread twin of [`verify_batch`].
 pub struct VerifyBatchTask {
-    items: Vec<(Algorithm, Vec<u8>, Vec<u8>, Vec<u8>)>,
+    items: Vec<OwnedItem>,
 }
+
+/// One batch item copied out of JavaScript memory: algorithm, public key, message, signature.
+type OwnedItem = (Algorithm, Vec<u8>, Vec<u8>, Vec<u8>);
 
 #[napi]
 impl Task for VerifyBatchTask {

@@ -1,0 +1,74 @@
+/**
+ * @chainsafe/libp2p-noise's own XX state machine, loaded for the benchmark baseline and the
+ * interop tests. It is a devDependency: only `ztmesh bench` and the test suite reach it.
+ */
+
+/** The parts of libp2p-noise's `XXHandshakeState` that the bench and the tests drive. */
+export interface Libp2pXXState {
+  writeMessageA(payload: Uint8Array): Uint8Array
+  writeMessageB(payload: Uint8Array): Uint8Array
+  writeMessageC(payload: Uint8Array): Uint8Array
+  readMessageA(message: Libp2pBytes): Uint8Array
+  readMessageB(message: Libp2pBytes): Uint8Array
+  readMessageC(message: Libp2pBytes): Uint8Array
+  ss: { h: Uint8Array; split(): [Libp2pCipher, Libp2pCipher] }
+  rs?: Uint8Array
+}
+
+export interface Libp2pCipher {
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array | Libp2pBytes
+  decryptWithAd(ad: Uint8Array, ciphertext: Libp2pBytes): Uint8Array | Libp2pBytes
+}
+
+/** A `Uint8ArrayList`, libp2p-noise's input type. */
+export interface Libp2pBytes {
+  subarray(): Uint8Array
+}
+
+export interface Libp2pKeyPair {
+  publicKey: Uint8Array
+  privateKey: Uint8Array
+}
+
+export interface Libp2pNoise {
+  generateKeyPair(): Libp2pKeyPair
+  /** A fresh `Noise_XX_25519_ChaChaPoly_SHA256` state. */
+  state(initiator: boolean, staticKeys: Libp2pKeyPair, prologue: Uint8Array): Libp2pXXState
+  /** Wraps bytes in the list type the state machine reads. */
+  list(bytes: Uint8Array): Libp2pBytes
+  /** A whole XX handshake, both sides in memory, through to the split. */
+  handshake(initiatorKeys: Libp2pKeyPair, responderKeys: Libp2pKeyPair, prologue: Uint8Array): void
+}
+
+const PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256'
+
+export async function loadLibp2pNoise(): Promise<Libp2pNoise> {
+  const { defaultCrypto } = await import('@chainsafe/libp2p-noise/crypto')
+  // protocol.js and crypto.js are not in the package's exports map; reach them beside the entry point.
+  const entry = import.meta.resolve('@chainsafe/libp2p-noise')
+  const { XXHandshakeState } = (await import(new URL('./protocol.js', entry).href)) as {
+    XXHandshakeState: new (init: object) => Libp2pXXState
+  }
+  // The state machine wants the wrapped interface (hash, hkdf, dh...), as the package's own Noise class builds it.
+  const { wrapCrypto } = (await import(new URL('./crypto.js', entry).href)) as { wrapCrypto(c: object): object }
+  const { Uint8ArrayList } = await import('uint8arraylist')
+  const crypto = wrapCrypto(defaultCrypto)
+  const state = (initiator: boolean, s: Libp2pKeyPair, prologue: Uint8Array) =>
+    new XXHandshakeState({ crypto, protocolName: PROTOCOL_NAME, initiator, prologue, s })
+  const list = (bytes: Uint8Array) => new Uint8ArrayList(bytes)
+  const empty = new Uint8Array(0)
+  return {
+    generateKeyPair: () => defaultCrypto.generateX25519KeyPair(),
+    state,
+    list,
+    handshake(initiatorKeys, responderKeys, prologue) {
+      const i = state(true, initiatorKeys, prologue)
+      const r = state(false, responderKeys, prologue)
+      r.readMessageA(list(i.writeMessageA(empty)))
+      i.readMessageB(list(r.writeMessageB(empty)))
+      r.readMessageC(list(i.writeMessageC(empty)))
+      i.ss.split()
+      r.ss.split()
+    },
+  }
+}
