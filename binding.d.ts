@@ -25,6 +25,17 @@ export declare class AeadKey {
    * the input) and returns the plaintext length.
    */
   openInto(nonce: Uint8Array, ciphertext: Uint8Array, out: Buffer, aad?: Uint8Array | undefined | null): number
+  /**
+   * Seals many messages in one call: message `i` is the next `lengths[i]` bytes of
+   * `plaintexts`, sealed under the `i`-th 12 bytes of `nonces`; the sealed messages go to
+   * `out` back to back. Returns the bytes written.
+   */
+  sealBatch(nonces: Uint8Array, plaintexts: Uint8Array, lengths: Uint32Array, out: Buffer, aad?: Uint8Array | undefined | null): number
+  /**
+   * Opens a batch sealed by `sealBatch` (`lengths` are the plaintext lengths) into `out`.
+   * All or nothing: one inauthentic message fails the batch and leaves `out` zeroed.
+   */
+  openBatch(nonces: Uint8Array, ciphertexts: Uint8Array, lengths: Uint32Array, out: Buffer, aad?: Uint8Array | undefined | null): number
   /** Seals `plaintext` and returns `ciphertext ‖ tag` in a new buffer. */
   seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array | undefined | null): Buffer
   /** Opens `ciphertext ‖ tag` and returns the plaintext in a new buffer. */

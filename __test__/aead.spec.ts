@@ -92,3 +92,46 @@ test('bad parameters are typed errors', (t) => {
     t.throws(() => key.seal(randomBytes(12), bad as never), { code: 'ERR_INVALID_ARG' })
   }
 })
+
+test('sealBatch/openBatch match per-message seals and are all or nothing', (t) => {
+  for (const [algorithm, nodeName] of ALGORITHMS) {
+    const keyBytes = randomBytes(32)
+    const key = new AeadKey(algorithm, keyBytes)
+    const lengths = new Uint32Array([0, 1, 64, 100, 3])
+    const total = lengths.reduce((a, b) => a + b, 0)
+    const plaintexts = randomBytes(total)
+    const nonces = randomBytes(12 * lengths.length)
+    const aad = Buffer.from('batch header')
+    const sealed = Buffer.alloc(total + 16 * lengths.length)
+    t.is(key.sealBatch(nonces, plaintexts, lengths, sealed, aad), sealed.length)
+    let at = 0
+    let from = 0
+    for (let i = 0; i < lengths.length; i++) {
+      const len = lengths[i]!
+      const expected = nodeSeal(nodeName, keyBytes, nonces.subarray(12 * i, 12 * i + 12), plaintexts.subarray(from, from + len), aad)
+      t.deepEqual(sealed.subarray(at, at + len + 16), expected, `${algorithm} message ${i}`)
+      at += len + 16
+      from += len
+    }
+    const opened = Buffer.alloc(total)
+    t.is(key.openBatch(nonces, sealed, lengths, opened, aad), total)
+    t.deepEqual(opened, plaintexts)
+    sealed[sealed.length - 1]! ^= 1
+    t.throws(() => key.openBatch(nonces, sealed, lengths, opened, aad), { instanceOf: CryptoError, code: 'ERR_DECRYPT' })
+    t.true(opened.every((b) => b === 0), 'a failed batch leaves no plaintext behind')
+  }
+})
+
+test('malformed batches are typed errors and write nothing', (t) => {
+  const key = new AeadKey('chacha20-poly1305', randomBytes(32))
+  const out = Buffer.alloc(64, 0xaa)
+  t.throws(() => key.sealBatch(Buffer.alloc(12), Buffer.alloc(10), new Uint32Array([11]), out), { code: 'ERR_BATCH_LAYOUT' })
+  t.throws(() => key.sealBatch(Buffer.alloc(13), Buffer.alloc(10), new Uint32Array([10]), out), { code: 'ERR_NONCE_LENGTH' })
+  t.throws(() => key.sealBatch(Buffer.alloc(24), Buffer.alloc(40), new Uint32Array([20, 20]), out), { code: 'ERR_BUFFER_TOO_SMALL' })
+  t.throws(() => key.sealBatch(Buffer.alloc(12), out.subarray(0, 8), new Uint32Array([8]), out.subarray(4)), { code: 'ERR_BUFFER_OVERLAP' })
+  t.true(out.every((b) => b === 0xaa))
+  t.throws(() => key.openBatch(Buffer.alloc(12), Buffer.alloc(15), new Uint32Array([0]), out), { code: 'ERR_DECRYPT' })
+  for (const bad of [[1, 2], 'lengths', Buffer.alloc(4), null]) {
+    t.throws(() => key.sealBatch(Buffer.alloc(12), Buffer.alloc(1), bad as never, out), { instanceOf: InvalidArgumentError })
+  }
+})

@@ -23,3 +23,18 @@ test('every error carries a stable code from the catalog and a named class', (t)
   t.true(createError('ERR_DECRYPT') instanceof CryptoError)
   t.false(isErrorCode('ERR_NOPE'))
 })
+
+test('every code the Rust core or the binding can raise is in the catalog', async (t) => {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const roots = ['crates/ztmesh-core/src', 'src/addon']
+  const raised = new Set<string>()
+  for (const root of roots) {
+    for (const entry of await readdir(root, { recursive: true })) {
+      if (!entry.endsWith('.rs')) continue
+      const text = await readFile(`${root}/${entry}`, 'utf8')
+      for (const match of text.matchAll(/"(ERR_[A-Z0-9_]+)"/g)) raised.add(match[1]!)
+    }
+  }
+  t.true(raised.size > 20, 'the scan found the codes')
+  for (const code of raised) t.true(code in ERROR_CODES, `${code} is in ERROR_CODES`)
+})

@@ -94,6 +94,27 @@ test(`AEAD open: ${ITERATIONS} random and mutated inputs`, (t) => {
   t.true(opened < ITERATIONS / 10, 'mutated ciphertexts must almost never open')
 })
 
+test(`AEAD batch open: ${ITERATIONS} random and mutated inputs`, (t) => {
+  const next = prng(0x5eed_0005)
+  const key = new AeadKey('chacha20-poly1305', Buffer.alloc(32, 3))
+  const lengths = new Uint32Array([5, 0, 17])
+  const nonces = Buffer.alloc(36, 9)
+  const sealed = Buffer.alloc(22 + 48)
+  key.sealBatch(nonces, Buffer.alloc(22, 7), lengths, sealed)
+  const out = Buffer.alloc(64)
+  let opened = 0
+  for (let n = 0; n < ITERATIONS; n++) {
+    const input = mutate(next, sealed)
+    const claimed = next() < 0.1 ? Uint32Array.from({ length: Math.floor(next() * 5) }, () => Math.floor(next() * 2 ** 32)) : lengths
+    const nonceInput = next() < 0.05 ? randomBytes(next, 48) : nonces
+    expectTyped(t, `openBatch #${n}`, () => {
+      key.openBatch(nonceInput, input, claimed, out)
+      opened++
+    })
+  }
+  t.true(opened < ITERATIONS / 10, 'mutated batches must almost never open')
+})
+
 test(`signature verify: ${ITERATIONS} random and mutated inputs`, (t) => {
   const next = prng(0x5eed_0003)
   const keys = [SigningKey.generate('ed25519'), SigningKey.generate('ecdsa-p256-sha256')]

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   ERR_BUFFER_TOO_SMALL: 'an output buffer is too small for the result',
   ERR_BUFFER_OVERLAP: 'an output buffer overlaps an input buffer',
   ERR_MESSAGE_SIZE: 'a message is larger than the protocol allows',
+  ERR_BATCH_LAYOUT: 'the lengths of a batch do not add up to its input',
   ERR_PUBLIC_KEY: 'a public key is malformed or of small order',
   ERR_PRIVATE_KEY: 'a private key document is malformed',
   ERR_CIPHERTEXT: 'a KEM ciphertext is malformed',
@@ -44,6 +45,11 @@ export const ERROR_CODES = {
   ERR_KEYSTORE_NAME: 'an entry name is empty, too long or has characters outside [A-Za-z0-9._-]',
   ERR_KEYSTORE_KIND: 'an entry kind is unknown, or the operation does not apply to that kind',
   ERR_KEYSTORE_PARAMS: 'Argon2id parameters are out of range',
+  ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
+  ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
+  ERR_TOKEN_USED: 'an enrollment token was already used',
+  ERR_STORAGE: 'the database could not be opened, migrated or written',
+  ERR_AUDIT_TAMPERED: 'the audit log hash chain is broken: a row was changed, removed or reordered',
   ERR_RANDOM: "the operating system's random number generator failed",
   ERR_INTERNAL: 'a bug: an internal invariant failed (a panic in the core is reported so)',
 } as const
@@ -84,6 +90,16 @@ export class KeystoreError extends ZtError {
   static override name = 'KeystoreError'
 }
 
+/** The CA refused a request: token, CSR, policy or credential. */
+export class CaError extends ZtError {
+  static override name = 'CaError'
+}
+
+/** Persistent state could not be read, written or trusted. */
+export class StorageError extends ZtError {
+  static override name = 'StorageError'
+}
+
 /** A bug or an environment failure (no randomness). */
 export class InternalError extends ZtError {
   static override name = 'InternalError'
@@ -96,6 +112,8 @@ export function errorClassFor(code: ErrorCode): typeof ZtError {
   if (CRYPTO_CODES.has(code)) return CryptoError
   if (code.startsWith('ERR_NOISE_')) return NoiseError
   if (code.startsWith('ERR_KEYSTORE_')) return KeystoreError
+  if (code.startsWith('ERR_TOKEN_')) return CaError
+  if (code === 'ERR_STORAGE' || code === 'ERR_AUDIT_TAMPERED') return StorageError
   if (code === 'ERR_INTERNAL' || code === 'ERR_RANDOM') return InternalError
   return InvalidArgumentError
 }

@@ -1,6 +1,6 @@
 //! ChaCha20-Poly1305 and AES-256-GCM.
 
-use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Uint32ArraySlice};
 use napi_derive::napi;
 use ztmesh_core::aead::{self, Algorithm};
 
@@ -43,6 +43,41 @@ impl AeadKey {
         sync(|| {
             refuse_overlap(ciphertext, &out)?;
             byte_length(self.inner.open_into(nonce, aad.unwrap_or_default(), ciphertext, &mut out)?)
+        })
+    }
+
+    /// Seals many messages in one call: message `i` is the next `lengths[i]` bytes of
+    /// `plaintexts`, sealed under the `i`-th 12 bytes of `nonces`; the sealed messages go to
+    /// `out` back to back. Returns the bytes written.
+    #[napi]
+    pub fn seal_batch(
+        &self,
+        nonces: &[u8],
+        plaintexts: &[u8],
+        lengths: Uint32ArraySlice,
+        mut out: BufferSlice,
+        aad: Option<&[u8]>,
+    ) -> Result<u32> {
+        sync(|| {
+            refuse_overlap(plaintexts, &out)?;
+            byte_length(self.inner.seal_batch(nonces, aad.unwrap_or_default(), plaintexts, &lengths, &mut out)?)
+        })
+    }
+
+    /// Opens a batch sealed by `sealBatch` (`lengths` are the plaintext lengths) into `out`.
+    /// All or nothing: one inauthentic message fails the batch and leaves `out` zeroed.
+    #[napi]
+    pub fn open_batch(
+        &self,
+        nonces: &[u8],
+        ciphertexts: &[u8],
+        lengths: Uint32ArraySlice,
+        mut out: BufferSlice,
+        aad: Option<&[u8]>,
+    ) -> Result<u32> {
+        sync(|| {
+            refuse_overlap(ciphertexts, &out)?;
+            byte_length(self.inner.open_batch(nonces, aad.unwrap_or_default(), ciphertexts, &lengths, &mut out)?)
         })
     }
 

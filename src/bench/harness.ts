@@ -1,21 +1,49 @@
 /** Measuring: ns per operation, both sides in one process and one run. */
 
-/** Options of {@link measure}. */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+/** Options of {@link measurePair}. */
 export interface MeasureOptions {
   /** Wall time one round should last at least, in ms. */
   roundMs: number
-  /** Rounds to run; the median is reported. */
+  /** Rounds to run per side; the median is reported. */
   rounds: number
 }
 
+/** ns per logical operation of each side. */
+export interface PairTiming {
+  ztmeshNs: number
+  baselineNs: number
+}
+
 /**
- * Runs `operation` in calibrated rounds and returns the median ns per call.
+ * Measures ztmesh and its baseline in alternating rounds (ztmesh, baseline, ztmesh, ...) and
+ * returns the median ns per logical operation of each.
  *
- * `operation` returns how many logical operations one call did (a batch call returns its batch
- * size), so batch figures come out per item. Every loop is bounded: calibration stops at 2^24
- * iterations.
+ * Alternating means both sides meet the same machine state (CPU frequency, a neighbour's load),
+ * and a full garbage collection before every round keeps one side's garbage from being
+ * collected on the other's clock. Each operation returns how many logical operations one call
+ * did (a batch call returns its batch size), so batch figures come out per item. Every loop is
+ * bounded: calibration stops at 2^24 iterations.
  */
-export function measure(operation: () => number, options: MeasureOptions): number {
+export function measurePair(ztmesh: () => number, baseline: () => number, options: MeasureOptions): PairTiming {
+  const sides = [ztmesh, baseline].map((operation) => ({ operation, iterations: calibrate(operation, options), perOp: [] as number[] }))
+  for (let round = 0; round < options.rounds; round++) {
+    for (const side of sides) {
+      collectGarbage()
+      let count = 0
+      const start = process.hrtime.bigint()
+      for (let i = 0; i < side.iterations; i++) count += side.operation()
+      side.perOp.push(Number(process.hrtime.bigint() - start) / count)
+    }
+  }
+  const [ours, theirs] = sides.map((side) => median(side.perOp))
+  return { ztmeshNs: ours!, baselineNs: theirs! }
+}
+
+/** Doubles the iteration count until one round lasts a quarter of `roundMs`, then takes 4x that. */
+function calibrate(operation: () => number, options: MeasureOptions): number {
   let iterations = 1
   for (;;) {
     const start = process.hrtime.bigint()
@@ -24,14 +52,21 @@ export function measure(operation: () => number, options: MeasureOptions): numbe
     if (elapsedMs >= options.roundMs / 4 || iterations >= 1 << 24) break
     iterations *= 2
   }
-  iterations = Math.max(1, iterations * 4)
-  const perOp: number[] = []
-  for (let round = 0; round < options.rounds; round++) {
-    let count = 0
-    const start = process.hrtime.bigint()
-    for (let i = 0; i < iterations; i++) count += operation()
-    perOp.push(Number(process.hrtime.bigint() - start) / count)
+  return Math.max(1, iterations * 4)
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+let gc: (() => void) | undefined
+
+/** A full collection, through V8's `gc` exposed at run time (the bench runs without flags). */
+function collectGarbage(): void {
+  if (gc === undefined) {
+    setFlagsFromString('--expose-gc')
+    gc = runInNewContext('gc') as () => void
   }
-  perOp.sort((a, b) => a - b)
-  return perOp[Math.floor(perOp.length / 2)]!
+  gc()
 }

@@ -14,7 +14,8 @@ export const AEAD_TAG_LENGTH = 16
  * An AEAD key whose key schedule lives in the Rust core.
  *
  * `sealInto`/`openInto` write into a buffer you own, so sealing many small messages costs no
- * allocation per message. A nonce must never repeat under one key: use a counter.
+ * allocation per message; `sealBatch`/`openBatch` also pay the native call only once for many
+ * messages. A nonce must never repeat under one key: use a counter.
  *
  * @example
  * ```ts
@@ -49,6 +50,33 @@ export class AeadKey {
   openInto(nonce: Uint8Array, ciphertext: Uint8Array, out: Uint8Array, aad?: Uint8Array): number {
     try {
       return this.#key.openInto(nonce, ciphertext, out as Buffer, aad)
+    } catch (error) {
+      throw nativeError(error)
+    }
+  }
+
+  /**
+   * Seals many messages in one native call: message `i` is the next `lengths[i]` bytes of
+   * `plaintexts`, sealed under `nonces.subarray(12 * i, 12 * i + 12)`. The sealed messages
+   * (`ciphertext ‖ tag` each) go to `out` back to back; returns the bytes written. Nothing is
+   * written unless the whole batch fits.
+   */
+  sealBatch(nonces: Uint8Array, plaintexts: Uint8Array, lengths: Uint32Array, out: Uint8Array, aad?: Uint8Array): number {
+    try {
+      return this.#key.sealBatch(nonces, plaintexts, lengths, out as Buffer, aad)
+    } catch (error) {
+      throw nativeError(error)
+    }
+  }
+
+  /**
+   * Opens a batch made by {@link sealBatch} (`lengths` are the plaintext lengths) into `out`;
+   * returns the plaintext bytes written. All or nothing: if any message is not authentic it
+   * throws `ERR_DECRYPT` and leaves `out` zeroed.
+   */
+  openBatch(nonces: Uint8Array, ciphertexts: Uint8Array, lengths: Uint32Array, out: Uint8Array, aad?: Uint8Array): number {
+    try {
+      return this.#key.openBatch(nonces, ciphertexts, lengths, out as Buffer, aad)
     } catch (error) {
       throw nativeError(error)
     }

@@ -23,6 +23,7 @@ export interface Encapsulation {
  */
 export class XWingSecretKey {
   readonly #key: NativeXWingSecretKey
+  #publicKey: Buffer | undefined
 
   private constructor(key: NativeXWingSecretKey) {
     this.#key = key
@@ -38,9 +39,10 @@ export class XWingSecretKey {
     return new XWingSecretKey(callNative(() => native.XWingSecretKey.fromSeed(seed)))
   }
 
-  /** The 1216-byte public key. */
+  /** The 1216-byte public key (a fresh copy each time, so callers may keep or change it). */
   get publicKey(): Buffer {
-    return this.#key.publicKey
+    this.#publicKey ??= this.#key.publicKey
+    return Buffer.from(this.#publicKey)
   }
 
   /** The 32-byte seed: the whole secret key. Zero the buffer when done. */

@@ -6,8 +6,8 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`sign`] | Ed25519 and ECDSA P-256/SHA-256 (ring), batch verification on all cores |
-//! | [`aead`] | ChaCha20-Poly1305 and AES-256-GCM (ring), sealing into caller buffers |
+//! | [`sign`] | Ed25519 (ZIP-215 rules, true batch verification) and ECDSA P-256/SHA-256 (ring), batches on all cores |
+//! | [`aead`] | ChaCha20-Poly1305 and AES-256-GCM (aws-lc-rs), sealing into caller buffers |
 //! | [`x25519`] | X25519 Diffie-Hellman with static or ephemeral keys |
 //! | [`kem`] | ML-KEM-768 (FIPS 203) and the X-Wing hybrid KEM (X25519 + ML-KEM-768) |
 //! | [`noise`] | Noise handshakes and transports (snow), with a post-quantum hybrid mode |

@@ -1,15 +1,52 @@
-//! Digital signatures: Ed25519 and ECDSA P-256 with SHA-256, through ring.
+//! Digital signatures: Ed25519 and ECDSA P-256 with SHA-256.
 //!
-//! ECDSA signatures are DER-encoded `ECDSA-Sig-Value`s, the form X.509, TLS and node:crypto
-//! use. Ed25519 verification rejects non-canonical `S` (malleable signatures). Batch
-//! verification checks many independent triples in one call and spreads them over all cores.
+//! Signing uses ring for both algorithms; so does ECDSA verification. ECDSA signatures are
+//! DER-encoded `ECDSA-Sig-Value`s, the form X.509, TLS and node:crypto use.
+//!
+//! # Ed25519 verification rules
+//!
+//! RFC 8032 leaves verifiers a choice, and implementations differ on crafted signatures (see
+//! "Taming the many EdDSAs", Chalkias, Garillot, Nikolaenko, 2020). ztmesh verifies Ed25519 by
+//! one fixed rule set, the cofactored rules of [ZIP-215], plus a weak-key check, in [`verify`]
+//! and [`verify_batch`] alike:
+//!
+//! - the public key is 32 bytes and the signature 64 bytes, `R ‖ S`;
+//! - `S` must be canonical (`S < L`), so a signature cannot be malleated into a second valid
+//!   encoding by adding L;
+//! - `A` and `R` must decode to curve points; non-canonical encodings (`y ≥ p`, or `x = 0` with
+//!   the sign bit set) are decoded as ZIP-215 specifies, not rejected;
+//! - public keys of small order are rejected: for such an `A` anyone can forge (`R` = identity,
+//!   `S` = 0 passes the cofactored equation for every message);
+//! - the signature is valid iff `[8]([S]B − R − [k]A)` is the identity, with
+//!   `k = SHA-512(R ‖ A ‖ M) mod L` over the encodings as given.
+//!
+//! Why cofactored: a batch check (a random linear combination of many equations) can only be
+//! made to agree with the single check when both multiply by the cofactor 8. With the
+//! cofactorless equation a signature whose `R` or `A` carries a small-order component fails
+//! alone yet may pass in a batch, depending on the random coefficients. Under these rules the
+//! verdict for any input is the same single or batched, every time, so peers and gateways can
+//! never disagree on which messages are signed. Honestly generated signatures (ring's,
+//! node:crypto's, any RFC 8032 signer's) are unaffected.
+//!
+//! # Batches
+//!
+//! [`verify_batch`] checks many independent triples in one call, split over the cores. Ed25519
+//! items are checked per core with one randomized batch equation (random 128-bit coefficients
+//! from the OS CSPRNG, terms of the same public key merged into one multiscalar multiplication);
+//! when it fails, each item of that part is checked on its own, so one bad signature never
+//! taints the others. ECDSA items are verified one by one.
+//!
+//! [ZIP-215]: https://zips.z.cash/zip-0215
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 use std::thread;
 
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use zeroize::Zeroizing;
+
+mod ed25519;
 
 /// A signature algorithm.
 #[non_exhaustive]
@@ -37,13 +74,6 @@ impl Algorithm {
         match self {
             Self::Ed25519 => "ed25519",
             Self::EcdsaP256Sha256 => "ecdsa-p256-sha256",
-        }
-    }
-
-    fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
-        match self {
-            Self::Ed25519 => &signature::ED25519,
-            Self::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
         }
     }
 }
@@ -127,10 +157,21 @@ impl std::fmt::Debug for SigningKey {
 
 /// Verifies one signature. Any failure, including a malformed key or signature, is
 /// [`SignError::BadSignature`]: the reason is not revealed.
+///
+/// Ed25519 follows the rules in the [module documentation](self); the verdict is the one
+/// [`verify_batch`] gives for the same triple.
 pub fn verify(algorithm: Algorithm, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), SignError> {
-    UnparsedPublicKey::new(algorithm.verification(), public_key)
-        .verify(message, signature)
-        .map_err(|_| SignError::BadSignature)
+    let valid = match algorithm {
+        Algorithm::Ed25519 => ed25519::verify(public_key, message, signature),
+        Algorithm::EcdsaP256Sha256 => {
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, public_key).verify(message, signature).is_ok()
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(SignError::BadSignature)
+    }
 }
 
 /// One item of a batch verification.
@@ -146,39 +187,72 @@ pub struct BatchItem<'a> {
     pub signature: &'a [u8],
 }
 
-/// Below this many items a batch is verified on the calling thread: spawning costs more.
-const PARALLEL_THRESHOLD: usize = 8;
+/// The fewest items worth a thread of their own: with fewer, spawning costs more than it saves.
+const MIN_ITEMS_PER_THREAD: usize = 4;
 
-/// Verifies each item independently and returns one verdict per item, in order.
+/// Verifies each item and returns one verdict per item, in order: exactly the verdicts
+/// [`verify`] gives, item by item.
 ///
-/// Items are split into contiguous chunks over the available cores. Every item is verified on
-/// its own (no probabilistic batch equation), so one bad signature never taints the others.
+/// Ed25519 items and the others (ECDSA) are each split into one part per core. A core checks
+/// its Ed25519 part with one batch equation (falling back to single checks only if that fails)
+/// and verifies its ECDSA part item by item.
 pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
-    let check = |item: &BatchItem<'_>| verify(item.algorithm, item.public_key, item.message, item.signature).is_ok();
-    let threads = thread::available_parallelism().map(NonZeroUsize::get).unwrap_or(1);
-    if threads < 2 || items.len() < PARALLEL_THRESHOLD {
-        return items.iter().map(check).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let mut verdicts = vec![false; items.len()];
-    thread::scope(|scope| {
-        let mut pairs = items.chunks(chunk).zip(verdicts.chunks_mut(chunk));
-        // The calling thread takes the first chunk itself instead of idling.
-        let first = pairs.next();
-        for (input, output) in pairs {
-            scope.spawn(move || {
-                for (item, verdict) in input.iter().zip(output.iter_mut()) {
-                    *verdict = check(item);
-                }
-            });
+    // Positions in `items` and the items themselves, Ed25519 and the others apart.
+    let (mut ed_index, mut ed_items, mut other_index, mut other_items) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (index, item) in items.iter().enumerate() {
+        if item.algorithm == Algorithm::Ed25519 {
+            ed_index.push(index);
+            ed_items.push(*item);
+        } else {
+            other_index.push(index);
+            other_items.push(*item);
         }
-        if let Some((input, output)) = first {
-            for (item, verdict) in input.iter().zip(output.iter_mut()) {
-                *verdict = check(item);
+    }
+
+    // Asked once: on Linux the answer involves reading cgroup files.
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| thread::available_parallelism().map(NonZeroUsize::get).unwrap_or(1));
+    let threads = (items.len() / MIN_ITEMS_PER_THREAD).clamp(1, cores);
+    let work = |part: usize| {
+        let ed = ed25519::verify_batch(share(&ed_items, part, threads));
+        let other: Vec<bool> = share(&other_items, part, threads)
+            .iter()
+            .map(|item| verify(item.algorithm, item.public_key, item.message, item.signature).is_ok())
+            .collect();
+        (ed, other)
+    };
+    let parts: Vec<(Vec<bool>, Vec<bool>)> = if threads < 2 {
+        vec![work(0)]
+    } else {
+        thread::scope(|scope| {
+            let work = &work;
+            let spawned: Vec<_> = (1..threads).map(|part| scope.spawn(move || work(part))).collect();
+            // The calling thread takes the first part itself instead of idling.
+            let mut parts = vec![work(0)];
+            // A part whose thread panicked yields no verdicts: its items stay `false`.
+            parts.extend(spawned.into_iter().map(|handle| handle.join().unwrap_or_default()));
+            parts
+        })
+    };
+
+    let mut verdicts = vec![false; items.len()];
+    for (part, (ed, other)) in parts.into_iter().enumerate() {
+        let pairs =
+            share(&ed_index, part, threads).iter().zip(ed).chain(share(&other_index, part, threads).iter().zip(other));
+        for (index, verdict) in pairs {
+            if let Some(slot) = verdicts.get_mut(*index) {
+                *slot = verdict;
             }
         }
-    });
+    }
     verdicts
+}
+
+/// Part `part` of `parts` contiguous, nearly equal parts of `items` (empty if there is none).
+fn share<T>(items: &[T], part: usize, parts: usize) -> &[T] {
+    let size = items.len().div_ceil(parts.max(1)).max(1);
+    items.chunks(size).nth(part).unwrap_or(&[])
 }
 
 /// Why a signature operation failed.

@@ -1,4 +1,5 @@
-//! AEAD open on arbitrary ciphertexts, nonces and AAD: only `Ok` or a typed error, never a panic.
+//! AEAD open and batch open on arbitrary ciphertexts, nonces, AAD and batch lengths: only `Ok`
+//! or a typed error, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,5 +17,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(plaintext) = key.open(nonce, aad, ciphertext) {
         // Anything that opens must re-seal to the same bytes.
         assert_eq!(key.seal(nonce, aad, &plaintext).ok().as_deref(), Some(ciphertext));
+    }
+    // The same bytes as a batch: lengths taken from the AAD, one nonce per message from the
+    // start of the ciphertext.
+    let lengths: Vec<u32> = aad.chunks(2).map(|c| u32::from(c[0]) + (u32::from(*c.get(1).unwrap_or(&0)) << 8)).collect();
+    let (nonces, sealed) = ciphertext.split_at((lengths.len() * 12).min(ciphertext.len()));
+    let mut out = vec![0u8; sealed.len()];
+    if let Ok(written) = key.open_batch(nonces, b"", sealed, &lengths, &mut out) {
+        let mut again = vec![0u8; sealed.len()];
+        assert_eq!(key.seal_batch(nonces, b"", &out[..written], &lengths, &mut again), Ok(sealed.len()));
+        assert_eq!(again, sealed);
     }
 });
