@@ -45,6 +45,13 @@ export const ERROR_CODES = {
   ERR_KEYSTORE_NAME: 'an entry name is empty, too long or has characters outside [A-Za-z0-9._-]',
   ERR_KEYSTORE_KIND: 'an entry kind is unknown, or the operation does not apply to that kind',
   ERR_KEYSTORE_PARAMS: 'Argon2id parameters are out of range',
+  ERR_BAD_REQUEST: 'an HTTP request is malformed: content type, JSON, or a field',
+  ERR_PAYLOAD_TOO_LARGE: 'an HTTP request body is larger than the API allows',
+  ERR_RATE_LIMITED: 'too many requests from this source; retry later',
+  ERR_UNAUTHENTICATED: 'the request carries no valid credential',
+  ERR_FORBIDDEN: 'the credential is valid but policy refuses the request',
+  ERR_NOT_FOUND: 'no such resource',
+  ERR_CSR: 'a certificate signing request is malformed, badly signed or has an unsupported key',
   ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
   ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
   ERR_TOKEN_USED: 'an enrollment token was already used',
@@ -106,13 +113,14 @@ export class InternalError extends ZtError {
 }
 
 const CRYPTO_CODES = new Set<string>(['ERR_DECRYPT', 'ERR_SIGNATURE'])
+const CA_CODES = new Set<string>(['ERR_BAD_REQUEST', 'ERR_PAYLOAD_TOO_LARGE', 'ERR_RATE_LIMITED', 'ERR_UNAUTHENTICATED', 'ERR_FORBIDDEN', 'ERR_NOT_FOUND', 'ERR_CSR'])
 
 /** The named class for a code. */
 export function errorClassFor(code: ErrorCode): typeof ZtError {
   if (CRYPTO_CODES.has(code)) return CryptoError
   if (code.startsWith('ERR_NOISE_')) return NoiseError
   if (code.startsWith('ERR_KEYSTORE_')) return KeystoreError
-  if (code.startsWith('ERR_TOKEN_')) return CaError
+  if (code.startsWith('ERR_TOKEN_') || CA_CODES.has(code)) return CaError
   if (code === 'ERR_STORAGE' || code === 'ERR_AUDIT_TAMPERED') return StorageError
   if (code === 'ERR_INTERNAL' || code === 'ERR_RANDOM') return InternalError
   return InvalidArgumentError

@@ -1,0 +1,77 @@
+/** Small HTTP helpers of the enrollment API: bounded JSON bodies and typed JSON errors. */
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
+
+/** The HTTP status of each error code the API returns; anything else is a 500. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  ERR_INVALID_ARG: 400,
+  ERR_BAD_REQUEST: 400,
+  ERR_TOKEN_INVALID: 400,
+  ERR_TOKEN_EXPIRED: 400,
+  ERR_CSR: 400,
+  ERR_UNAUTHENTICATED: 401,
+  ERR_FORBIDDEN: 403,
+  ERR_NOT_FOUND: 404,
+  ERR_TOKEN_USED: 409,
+  ERR_PAYLOAD_TOO_LARGE: 413,
+  ERR_RATE_LIMITED: 429,
+}
+
+/** The status for an error, for the API's responses and its audit rows. */
+export function statusFor(error: unknown): number {
+  return error instanceof ZtError ? (STATUS[error.code] ?? 500) : 500
+}
+
+/**
+ * Reads a JSON object body of at most `limit` bytes within `timeoutMs`. Throws
+ * `ERR_PAYLOAD_TOO_LARGE`, or `ERR_BAD_REQUEST` for a wrong content type, invalid JSON, a
+ * non-object or a body that does not arrive in time.
+ */
+export async function readJsonBody(request: IncomingMessage, limit = 64 * 1024, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  const type = request.headers['content-type'] ?? ''
+  if (!/^application\/json\b/i.test(type)) throw createError('ERR_BAD_REQUEST', 'the body must be application/json')
+  const declared = Number(request.headers['content-length'] ?? 0)
+  if (declared > limit) throw createError('ERR_PAYLOAD_TOO_LARGE', `the body exceeds ${limit} bytes`)
+  const chunks: Buffer[] = []
+  let size = 0
+  const timer = setTimeout(() => request.destroy(createError('ERR_BAD_REQUEST', 'the body did not arrive in time')), timeoutMs)
+  try {
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > limit) throw createError('ERR_PAYLOAD_TOO_LARGE', `the body exceeds ${limit} bytes`)
+      chunks.push(chunk)
+    }
+  } catch (error) {
+    if (error instanceof ZtError) throw error
+    throw createError('ERR_BAD_REQUEST', 'the body could not be read')
+  } finally {
+    clearTimeout(timer)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw createError('ERR_BAD_REQUEST', 'the body is not valid JSON')
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw createError('ERR_BAD_REQUEST', 'the body must be a JSON object')
+  }
+  return parsed as Record<string, unknown>
+}
+
+/** Sends a JSON body. */
+export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body)
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers })
+  response.end(text)
+}
+
+/** Sends `{code, message}` for an error; internal errors never leak their message. */
+export function sendError(response: ServerResponse, error: unknown): void {
+  const status = statusFor(error)
+  const code = error instanceof ZtError && isErrorCode(error.code) && status !== 500 ? error.code : 'ERR_INTERNAL'
+  const message = status === 500 ? 'internal error' : (error as Error).message
+  sendJson(response, status, { code, message })
+}
