@@ -42,6 +42,29 @@ export declare class AeadKey {
   open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array | undefined | null): Buffer
 }
 
+/** A CA certificate together with its signing key, ready to issue. */
+export declare class CertificateAuthority {
+  /** Creates a self-signed root CA with a fresh P-256 key. */
+  static createRoot(init: CaInit): CaMaterial
+  /** Loads a CA from its certificate (PEM) and PKCS#8 private key. */
+  static load(certificatePem: string, privateKey: Uint8Array): CertificateAuthority
+  /** The CA certificate, PEM. */
+  get certificatePem(): string
+  /** SHA-256 of the CA's SubjectPublicKeyInfo, hex: the issuer key id of its CRLs and records. */
+  get keyId(): string
+  /** Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this. */
+  createSiteCa(init: CaInit): CaMaterial
+  /**
+   * Issues a device certificate from a CSR (PEM). Only the CSR's key is used; every field
+   * of the certificate comes from `init` and CA policy.
+   */
+  issue(csrPem: string, init: DeviceCertInit): IssuedCertificate
+  /** Signs a v2 CRL numbered `crlNumber` listing `entries`. */
+  issueCrl(crlNumber: number, entries: Array<RevokedEntry>, thisUpdateMs: number, nextUpdateMs: number): SignedCrl
+  /** Signs an incremental revocation record (for gossip) numbered `recordNumber`. */
+  signRevocationRecord(recordNumber: number, timestampMs: number, entries: Array<RevokedEntry>): Buffer
+}
+
 /** An open keystore: its master key stays in the core; private keys are decrypted per use. */
 export declare class Keystore {
   /** The file path. */
@@ -122,6 +145,25 @@ export declare class NoiseTransport {
   get remoteStaticPublicKey(): Buffer | null
 }
 
+/** Revoked serials and keys, merged from verified CRLs and revocation records. */
+export declare class RevocationSet {
+  /** An empty set. */
+  constructor()
+  /**
+   * Adds a CRL (PEM or DER) after verifying it against its issuer, the CA chain `issuerChainPem`
+   * (site CA, or the root itself) that must lead to `trust`. Returns whether it was newer
+   * than what the set had (`false` for a replay or an older CRL).
+   */
+  addCrl(crl: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
+  /**
+   * Adds a signed revocation record after verifying it against its issuer. Returns whether
+   * it was newer than what the set had.
+   */
+  addRecord(record: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
+  /** Whether a serial (hex) or a key (SPKI SHA-256, hex) is revoked. */
+  isRevoked(serial: string, spkiSha256: string): boolean
+}
+
 /** A private signing key (`ed25519` or `ecdsa-p256-sha256`). */
 export declare class SigningKey {
   /** Generates a new key pair. */
@@ -138,6 +180,14 @@ export declare class SigningKey {
   toPkcs8(): Buffer
 }
 
+/** The trust anchors: one root, or two during a CA rollover. */
+export declare class TrustStore {
+  /** Loads the roots from a PEM bundle. */
+  static fromPem(bundle: string): TrustStore
+  /** How many roots it holds. */
+  get size(): number
+}
+
 /** An X-Wing decapsulation key (draft-connolly-cfrg-xwing-kem-06). */
 export declare class XWingSecretKey {
   /** Generates a new key. */
@@ -152,8 +202,57 @@ export declare class XWingSecretKey {
   decapsulate(ciphertext: Uint8Array): Buffer
 }
 
+/** Builds a CSR (PEM) for a device from its P-256 PKCS#8 private key. */
+export declare function buildCsr(privateKey: Uint8Array, deviceId: string, tenant: string): string
+
+/** The name and lifetime of a new CA. */
+export interface CaInit {
+  /** The CA's common name. */
+  commonName: string
+  /** The organisation (O); device certificates carry it too. */
+  organisation: string
+  /** Validity in seconds (default: 10 years for a root, 3 for a site CA). */
+  validitySeconds?: number
+  /** Issuance time in ms since the epoch (default: now). */
+  nowMs?: number
+}
+
+/** A new CA: certificate and private key. */
+export interface CaMaterial {
+  /** The CA certificate, PEM. */
+  certificatePem: string
+  /** The CA's ECDSA P-256 private key, PKCS#8 DER. Store it encrypted and zero-fill this buffer. */
+  privateKey: Buffer
+}
+
 /** Creates a new keystore file (refuses to overwrite one); Argon2id runs off the JS thread. */
 export declare function createKeystore(path: string, passphrase: Uint8Array, options?: KeystoreKdfOptions | undefined | null): Promise<Keystore>
+
+/** What a CSR asks for; only its key is ever used. */
+export interface CsrInfo {
+  /** SHA-256 of the requested SubjectPublicKeyInfo, hex. */
+  spkiSha256: string
+  /** The CN the requester asked for, if any (informational only). */
+  requestedCommonName?: string
+  /** The OU the requester asked for, if any (informational only). */
+  requestedOrgUnit?: string
+}
+
+/** What a device certificate says beyond its key: decided by CA policy, never by the CSR. */
+export interface DeviceCertInit {
+  /** The device id (CN). */
+  deviceId: string
+  /** The tenant (OU). */
+  tenant: string
+  /** Roles for the roles extension. */
+  roles?: Array<string>
+  /** Validity in seconds (default 90 days). */
+  validitySeconds?: number
+  /** How far notBefore lies before now, in seconds (default 300). */
+  backdateSeconds?: number
+  /** Issuance time in ms since the epoch (default: now). */
+  nowMs?: number
+}
 
 /** A KEM ciphertext with the shared secret it carries. */
 export interface Encapsulation {
@@ -163,8 +262,25 @@ export interface Encapsulation {
   sharedSecret: Buffer
 }
 
+/** Generates a fresh ECDSA P-256 key and returns it as PKCS#8 DER. */
+export declare function generateP256Key(): Buffer
+
 /** Generates an X25519 key pair (raw 32-byte keys). */
 export declare function generateX25519KeyPair(): X25519KeyPair
+
+/** A certificate issued to a device. */
+export interface IssuedCertificate {
+  /** The certificate, PEM. */
+  pem: string
+  /** The serial, lowercase hex without leading zeros. */
+  serial: string
+  /** SHA-256 of the SubjectPublicKeyInfo, lowercase hex. */
+  spkiSha256: string
+  /** Start of validity, ms since the epoch. */
+  notBeforeMs: number
+  /** End of validity, ms since the epoch. */
+  notAfterMs: number
+}
 
 /** One key in the keystore (never the private part). */
 export interface KeystoreEntry {
@@ -209,6 +325,61 @@ export declare function openKeystore(path: string, passphrase: Uint8Array): Prom
 /** A test hook: panics inside the binding, to prove a panic becomes `ERR_INTERNAL`. */
 export declare function panicForTestingOnly(): void
 
+/** Parses a CSR (PEM) and checks its signature; throws `ERR_CSR…` codes otherwise. */
+export declare function parseCsr(csrPem: string): CsrInfo
+
+/** Who a verified peer is. */
+export interface PeerIdentity {
+  /** The device id. */
+  deviceId: string
+  /** The tenant. */
+  tenant: string
+  /** Roles from the certificate. */
+  roles: Array<string>
+  /** The leaf serial, lowercase hex. */
+  serial: string
+  /** SHA-256 of the leaf's SubjectPublicKeyInfo, hex. */
+  spkiSha256: string
+  /** When the leaf expires, ms since the epoch. */
+  notAfterMs: number
+}
+
+/** What the caller expects of a peer beyond a valid chain. */
+export interface PeerPolicyInit {
+  /** The device id the peer must have. */
+  expectedDevice?: string
+  /** The tenant the peer must belong to. */
+  expectedTenant?: string
+  /** `'client'`, `'server'` or `'any'` (default). */
+  usage?: string
+  /** Accepted SPKI SHA-256 hashes (hex), if pinning. */
+  pins?: Array<string>
+  /** Clock skew tolerated, in seconds (default 300). */
+  clockSkewSeconds?: number
+  /** The time to verify at, ms since the epoch (default: now). */
+  nowMs?: number
+}
+
+/** One revoked certificate, for a CRL or a revocation record. */
+export interface RevokedEntry {
+  /** The serial, hex. */
+  serial: string
+  /** SHA-256 of its SubjectPublicKeyInfo, hex (revocation records only; ignored by CRLs). */
+  spkiSha256?: string
+  /** When it was revoked, ms since the epoch. */
+  revokedAtMs: number
+  /** RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation, ...). */
+  reason: number
+}
+
+/** A signed CRL. */
+export interface SignedCrl {
+  /** DER. */
+  der: Buffer
+  /** PEM (`X509 CRL`). */
+  pem: string
+}
+
 /** Verifies one signature; `false` for any bad signature, key or encoding. */
 export declare function verify(algorithm: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean
 
@@ -229,6 +400,14 @@ export interface VerifyItem {
   /** The signature. */
   signature: Buffer
 }
+
+/**
+ * Verifies a peer's certificate chain (PEM, leaf first) against the trust anchors, the
+ * revocations and the policy. Throws `ERR_CERT_EXPIRED`, `ERR_CERT_NOT_YET_VALID`,
+ * `ERR_CERT_REVOKED`, `ERR_CHAIN`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`,
+ * `ERR_KEY_USAGE`, `ERR_PIN` or `ERR_CERT_MALFORMED`.
+ */
+export declare function verifyPeer(chainPem: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): PeerIdentity
 
 /** A raw X25519 key pair. */
 export interface X25519KeyPair {

@@ -773,22 +773,29 @@ if (
   }
 }
 
-const { AeadKey, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, SigningKey, XWingSecretKey, createKeystore, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, verify, verifyBatch, verifyBatchAsync, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, RevocationSet, SigningKey, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
+export { CertificateAuthority }
 export { Keystore }
 export { MlKem768SecretKey }
 export { NoiseHandshake }
 export { NoiseTransport }
+export { RevocationSet }
 export { SigningKey }
+export { TrustStore }
 export { XWingSecretKey }
+export { buildCsr }
 export { createKeystore }
+export { generateP256Key }
 export { generateX25519KeyPair }
 export { mlkem768Encapsulate }
 export { openKeystore }
 export { panicForTestingOnly }
+export { parseCsr }
 export { verify }
 export { verifyBatch }
 export { verifyBatchAsync }
+export { verifyPeer }
 export { x25519PublicKey }
 export { x25519SharedSecret }
 export { xwingEncapsulate }

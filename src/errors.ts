@@ -51,7 +51,35 @@ export const ERROR_CODES = {
   ERR_UNAUTHENTICATED: 'the request carries no valid credential',
   ERR_FORBIDDEN: 'the credential is valid but policy refuses the request',
   ERR_NOT_FOUND: 'no such resource',
-  ERR_CSR: 'a certificate signing request is malformed, badly signed or has an unsupported key',
+  ERR_UNREACHABLE: 'a server did not answer in time',
+  ERR_METHOD_NOT_ALLOWED: 'the resource does not support this HTTP method',
+  ERR_CERT_EXPIRED: 'a certificate in the chain has expired (beyond the clock skew)',
+  ERR_CERT_NOT_YET_VALID: 'a certificate in the chain is not valid yet (beyond the clock skew)',
+  ERR_CERT_REVOKED: 'the certificate, its key or its issuing CA is revoked',
+  ERR_CHAIN: 'the chain does not lead to a trust anchor, or a certificate in it is not what its place requires',
+  ERR_TENANT_MISMATCH: 'the peer belongs to another tenant than expected',
+  ERR_DEVICE_MISMATCH: 'the peer is another device than expected',
+  ERR_KEY_USAGE: 'the certificate may not be used for this purpose (key usage or extended key usage)',
+  ERR_PIN: "the peer's key is not in the pin set",
+  ERR_CERT_MALFORMED: 'a certificate is not valid DER or PEM',
+  ERR_PEM: 'a PEM document is malformed or has the wrong label',
+  ERR_CSR_MALFORMED: 'a certificate signing request is not valid DER or PEM',
+  ERR_CSR_SIGNATURE: 'a certificate signing request is not signed by its own key',
+  ERR_KEY_TYPE: 'a key is not of a supported type (certificates use ECDSA P-256)',
+  ERR_IDENTITY: 'a device id, tenant, name or role is empty, too long or has forbidden characters',
+  ERR_VALIDITY: 'a validity period is empty, too long, or outlives the issuing CA',
+  ERR_CA_NOT_VALID: 'the issuing CA certificate is not valid at the time of issuance',
+  ERR_NOT_CA: 'the certificate is not a CA that may sign this',
+  ERR_KEY_MISMATCH: 'a private key does not belong to the certificate it was loaded with',
+  ERR_SIGNER: 'the signing key failed to produce a valid signature',
+  ERR_REVOCATION_MALFORMED: 'a CRL or revocation record is malformed',
+  ERR_REVOCATION_VERSION: 'a revocation record has a version this build cannot read',
+  ERR_REVOCATION_SIGNATURE: 'a CRL or revocation record is not signed by its claimed issuer',
+  ERR_REVOCATION_ISSUER: 'a CRL or revocation record names an issuer other than the CA given',
+  ERR_REVOCATION_STALE: 'a CRL or revocation record is older than one already applied (rollback)',
+  ERR_REVOCATION_CONFLICT: 'a CRL or revocation record reuses a number with different contents',
+  ERR_REVOCATION_ENTRY: 'a revocation entry is invalid (serial, time or count)',
+  ERR_PKI_INTERNAL: 'a bug in the PKI core: an internal invariant failed',
   ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
   ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
   ERR_TOKEN_USED: 'an enrollment token was already used',
@@ -102,6 +130,11 @@ export class CaError extends ZtError {
   static override name = 'CaError'
 }
 
+/** A certificate, chain, CSR, CRL or revocation record was refused. */
+export class PkiError extends ZtError {
+  static override name = 'PkiError'
+}
+
 /** Persistent state could not be read, written or trusted. */
 export class StorageError extends ZtError {
   static override name = 'StorageError'
@@ -113,7 +146,11 @@ export class InternalError extends ZtError {
 }
 
 const CRYPTO_CODES = new Set<string>(['ERR_DECRYPT', 'ERR_SIGNATURE'])
-const CA_CODES = new Set<string>(['ERR_BAD_REQUEST', 'ERR_PAYLOAD_TOO_LARGE', 'ERR_RATE_LIMITED', 'ERR_UNAUTHENTICATED', 'ERR_FORBIDDEN', 'ERR_NOT_FOUND', 'ERR_CSR'])
+const CA_CODES = new Set<string>(['ERR_BAD_REQUEST', 'ERR_PAYLOAD_TOO_LARGE', 'ERR_RATE_LIMITED', 'ERR_UNAUTHENTICATED', 'ERR_FORBIDDEN', 'ERR_NOT_FOUND', 'ERR_METHOD_NOT_ALLOWED', 'ERR_UNREACHABLE'])
+const PKI_CODES = new Set<string>([
+  'ERR_CHAIN', 'ERR_TENANT_MISMATCH', 'ERR_DEVICE_MISMATCH', 'ERR_KEY_USAGE', 'ERR_PIN', 'ERR_PEM', 'ERR_KEY_TYPE', 'ERR_IDENTITY',
+  'ERR_VALIDITY', 'ERR_NOT_CA', 'ERR_KEY_MISMATCH', 'ERR_SIGNER', 'ERR_PKI_INTERNAL',
+])
 
 /** The named class for a code. */
 export function errorClassFor(code: ErrorCode): typeof ZtError {
@@ -121,6 +158,7 @@ export function errorClassFor(code: ErrorCode): typeof ZtError {
   if (code.startsWith('ERR_NOISE_')) return NoiseError
   if (code.startsWith('ERR_KEYSTORE_')) return KeystoreError
   if (code.startsWith('ERR_TOKEN_') || CA_CODES.has(code)) return CaError
+  if (PKI_CODES.has(code) || /^ERR_(CERT|CSR|CA|REVOCATION)_/.test(code)) return PkiError
   if (code === 'ERR_STORAGE' || code === 'ERR_AUDIT_TAMPERED') return StorageError
   if (code === 'ERR_INTERNAL' || code === 'ERR_RANDOM') return InternalError
   return InvalidArgumentError

@@ -19,6 +19,9 @@ export type NativeMlKem768SecretKey = binding.MlKem768SecretKey
 export type NativeNoiseHandshake = binding.NoiseHandshake
 export type NativeNoiseTransport = binding.NoiseTransport
 export type NativeKeystore = binding.Keystore
+export type NativeCertificateAuthority = binding.CertificateAuthority
+export type NativeTrustStore = binding.TrustStore
+export type NativeRevocationSet = binding.RevocationSet
 
 /** Converts anything the binding threw into a {@link ZtError}. */
 export function nativeError(error: unknown): ZtError {

@@ -11,6 +11,7 @@ mod error;
 mod kem;
 mod keystore;
 mod noise;
+mod pki;
 mod sign;
 mod x25519;
 

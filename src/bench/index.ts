@@ -13,6 +13,7 @@ import { generateX25519KeyPair } from '../crypto/x25519.js'
 import { NoiseHandshake } from '../noise/index.js'
 import { measurePair, type MeasureOptions } from './harness.js'
 import { loadLibp2pNoise } from './libp2p-noise.js'
+import { PKI_CASES } from './pki.js'
 
 /** One row of the report. */
 export interface BenchRow {
@@ -38,7 +39,8 @@ export interface BenchInit {
   filter?: string
 }
 
-interface Case {
+/** One benchmark: an op, its baseline, and a setup returning both sides. */
+export interface Case {
   op: string
   baseline: string
   target: number | null
@@ -144,6 +146,7 @@ const CASES: Case[] = [
       }
     },
   },
+  ...PKI_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */
@@ -238,6 +241,8 @@ export function formatTable(rows: readonly BenchRow[]): string {
     const verdict = row.target === null ? '–' : `≥ ${row.target} ${row.ratio >= row.target ? '✓' : '✗'}`
     lines.push(`| ${row.op} | ${formatNs(row.ztmesh_ns)} | ${row.baseline} | ${formatNs(row.baseline_ns)} | ${row.ratio.toFixed(2)} | ${verdict} |`)
   }
+  const issue = rows.find((row) => row.op === 'ca-issue')
+  if (issue !== undefined) lines.push('', `CA issuance: ${Math.round(1e9 / issue.ztmesh_ns)} device certificates per second (CSR parse and check, sign, self-verify).`)
   return lines.join('\n')
 }
 

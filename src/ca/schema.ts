@@ -28,6 +28,14 @@ export const CA_MIGRATIONS: readonly Migration[] = [
   );
   CREATE INDEX certificates_by_device ON certificates (tenant, device_id);
   CREATE INDEX certificates_by_spki ON certificates (spki_sha256);
+  CREATE TABLE rotations (
+    serial TEXT PRIMARY KEY,
+    last_timestamp INTEGER NOT NULL
+  );
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
   ${AUDIT_MIGRATION}
   `,
 ]

@@ -4,17 +4,37 @@
  *
  * ```
  * ztmesh bench [--json] [--quick] [--filter OP]
+ * ztmesh ca init --dir D --name NAME [--org ORG]
+ * ztmesh ca trust|crl --dir D
+ * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS]
+ * ztmesh ca sign --dir D --csr FILE --token TOKEN
+ * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
+ * ztmesh ca serve --dir D --listen HOST:PORT
+ * ztmesh enroll --url URL --token T --store DIR
+ * ztmesh verify-peer --dir D --cert FILE [--tenant T] [--device ID]
  * ```
  */
 import { parseArgs } from 'node:util'
 
 import { formatTable, runBench } from '../bench/index.js'
+import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
 import { ZtError } from '../errors.js'
 
 const USAGE = `usage: ztmesh <command> [options]
 
 commands:
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
+  ca init --dir D --name NAME [--org ORG]  create a root CA, a site CA and a registry in D
+  ca trust --dir D                          print the trust bundle (PEM)
+  ca token --dir D --device ID --tenant T [--ttl SECONDS]
+                                            create a one-time enrollment token (printed alone)
+  ca sign --dir D --csr FILE --token TOKEN  issue offline from a CSR; prints the chain (PEM)
+  ca revoke --dir D (--serial HEX | --device ID) [--reason R]
+  ca serve --dir D --listen HOST:PORT       run the enrollment API
+  ca crl --dir D                            print the current CRL (PEM)
+  enroll --url URL --token T --store DIR    enroll this device (keystore passphrase: ZTMESH_PASSPHRASE)
+  verify-peer --dir D --cert FILE [--tenant T] [--device ID]
+                                            print the peer identity (JSON) or exit 1 with {code, message}
 `
 
 async function bench(args: string[]): Promise<void> {
@@ -27,7 +47,7 @@ async function bench(args: string[]): Promise<void> {
   process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatTable(rows)}\n`)
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench }
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, enroll: enrollCommand, 'verify-peer': verifyPeerCommand }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -38,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     await run(rest)
-    return 0
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (error) {
     const code = error instanceof ZtError ? error.code : ((error as { code?: string }).code ?? 'ERR_INTERNAL')
     const message = error instanceof Error ? error.message : String(error)

@@ -19,6 +19,7 @@ pub mod aead;
 pub mod kem;
 pub mod keystore;
 pub mod noise;
+pub mod pki;
 pub mod rand;
 pub mod sign;
 pub mod x25519;

@@ -1,0 +1,154 @@
+//! The ztmesh PKI: certificate authorities, CSRs, CRLs, signed revocation records, and the one
+//! function that decides whether a peer's certificate chain is trusted.
+//!
+//! Every later part of ztmesh (TLS, Noise, signed offers, gossip, bundles) authenticates peers
+//! through [`verify_peer`] and nothing else: it returns a [`PeerIdentity`] or a typed
+//! [`VerifyError`], and callers never re-check.
+//!
+//! # Hierarchy
+//!
+//! ```text
+//! root CA (ECDSA P-256, may stay offline; CA:true pathLen 1, KU keyCertSign+cRLSign)
+//!   └── site CA, one per gateway (ECDSA P-256; CA:true pathLen 0, KU keyCertSign+cRLSign)
+//!         └── device certificate, issued from the device's CSR
+//! ```
+//!
+//! A [`TrustStore`] holds one or more roots; during a CA rollover it holds the old and the new
+//! root and certificates chaining to either verify.
+//!
+//! # Device certificate profile
+//!
+//! The CA decides every field ([`CertificateAuthority::issue`]); only the public key comes from
+//! the CSR, and the CSR's own signature must verify over it first.
+//!
+//! | field | value |
+//! | --- | --- |
+//! | version | v3 |
+//! | serial | 16 bytes from the OS CSPRNG with the top bit cleared (positive, ≤ 127 bits) |
+//! | signature | ecdsa-with-SHA256 by the issuing CA |
+//! | issuer | the issuing CA's subject, copied byte for byte from its certificate |
+//! | validity | `now − backdate` (default 5 min) to `now + validity` (default 90 days), capped at the CA's `notAfter` |
+//! | subject | `O` = the issuing CA's organisation, `OU` = tenant, `CN` = device id (UTF8String) |
+//! | public key | the CSR's ECDSA P-256 key, re-encoded canonically (named curve, uncompressed point) |
+//! | authority key id | the issuing CA's subject key id |
+//! | subject key id | the first 160 bits of SHA-256 of the public key (RFC 7093 method 1) |
+//! | basic constraints | critical, CA:false |
+//! | key usage | critical, digitalSignature |
+//! | extended key usage | serverAuth, clientAuth |
+//! | subject alt name | exactly one URI, `ztmesh://<tenant>/<device-id>` |
+//! | roles | the private extension below, only when the device has roles |
+//!
+//! Device ids and tenants are 1 to 64 bytes of `[A-Za-z0-9._-]`, other than `.` and `..`; they
+//! compare byte for byte (case-sensitive). With that alphabet the SAN URI never needs
+//! percent-encoding, so `ztmesh://<tenant>/<device-id>` has exactly one spelling, and a
+//! verifier compares it with the subject's `CN` and `OU` exactly ([`device_uri`]).
+//!
+//! # The roles extension
+//!
+//! Roles travel in a non-critical private extension whose OID is a UUID OID (X.667, arc
+//! `2.25`), derived from the random UUID `7aaef254-e70e-4f71-a39c-98d1892550f0`, fixed once:
+//!
+//! ```text
+//! 2.25.163074190208942868797504729473276530928   (ROLES_OID)
+//! ztmeshRoles ::= SEQUENCE SIZE (1..32) OF UTF8String   -- each 1..64 bytes of [A-Za-z0-9._:-]
+//! ```
+//!
+//! An absent extension means no roles. The arc is a 128-bit number, which rcgen cannot write
+//! (its OIDs are `u64` arcs); this is one reason device certificates are encoded by
+//! this module itself (see [`ca`]).
+//!
+//! # Revocation
+//!
+//! Revocation is keyed by certificate serial and by the SHA-256 of the SubjectPublicKeyInfo,
+//! never by a hash of the certificate: a certificate's bytes are malleable (an ECDSA signature
+//! `(r, s)` can be re-encoded as `(r, n − s)` and still verify) but its serial and key are under
+//! the CA's signature. Revoking a key revokes every certificate that carries it. Revocation data
+//! arrives as X.509 CRLs ([`crl`]) or as compact signed records gossip can carry
+//! ([`revocation`]); both are verified against a trusted CA before they enter a
+//! [`RevocationSet`].
+//!
+//! # Modules
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`ca`] | root and site CAs, device certificate issuance |
+//! | [`csr`] | building CSRs on the device, parsing and checking them on the CA |
+//! | [`crl`] | signing and verifying v2 CRLs |
+//! | [`revocation`] | signed incremental revocation records and the [`RevocationSet`] |
+//! | [`verify`] | [`TrustStore`], [`verify_peer`] and [`PeerIdentity`] |
+//! | [`signer`] | the [`CertSigner`] trait (software keys now, TPM keys later) |
+//! | [`pem`] | strict PEM decoding and encoding |
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub mod ca;
+pub mod crl;
+pub mod csr;
+pub mod pem;
+pub mod revocation;
+pub mod signer;
+pub mod verify;
+
+mod cert;
+mod der;
+mod error;
+mod identity;
+mod profile;
+
+#[cfg(test)]
+mod testutil;
+
+pub use ca::{CaMaterial, CaParams, CertificateAuthority, DeviceCertRequest, IssuedCertificate};
+pub use crl::{CrlEntry, CrlParams, EncodedCrl, RevokedSerial, VerifiedCrl};
+pub use csr::{build_csr, CertificateRequest, EncodedCsr};
+pub use error::{PemError, PkiError, RevocationError, VerifyError};
+pub use identity::{device_uri, ROLES_OID};
+pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
+pub use signer::{ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
+pub use verify::{verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore, TrustedIssuer};
+
+/// The clock skew tolerated by default: 5 minutes. Certificates are issued backdated by as
+/// much, and [`PeerPolicy::default`] accepts as much either side of a validity period.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Seconds since the Unix epoch, negative before it, saturating far outside the range.
+pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// The `SystemTime` `seconds` after the Unix epoch, if the platform can represent it.
+pub(crate) fn system_time(seconds: i64) -> Option<SystemTime> {
+    let magnitude = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+}
+
+/// A duration in whole seconds as `i64`, saturating.
+pub(crate) fn duration_seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// Lowercase hexadecimal.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}

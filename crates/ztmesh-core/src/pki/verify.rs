@@ -1,0 +1,520 @@
+//! Peer verification: the one decision every part of ztmesh takes about a certificate chain.
+//!
+//! [`verify_peer`] takes the chain a peer presented (DER, leaf first), the [`TrustStore`] of
+//! roots, the [`RevocationSet`] and a [`PeerPolicy`], and returns the peer's [`PeerIdentity`]
+//! or the first rule the chain broke. Anything that cannot be checked is an error, never an
+//! accept.
+//!
+//! # Chain building
+//!
+//! At most three certificates are accepted (leaf, site CA, root). Presented certificates other
+//! than the leaf are sorted out first: one that is byte for byte a trust anchor, or any
+//! self-issued one (a root the store does not hold), is ignored — roots come from the store
+//! only. The rest are candidate intermediates. Candidate paths are then every
+//! `leaf → intermediate → anchor` and `leaf → anchor` whose links match: the child's issuer
+//! name equals the parent's subject name byte for byte, and when the child has an authority
+//! key identifier and the parent a subject key identifier, those are equal too. During a
+//! rollover two roots may share a name; the key identifiers, and failing those the signatures,
+//! tell them apart. Each candidate path is checked in full; the first that passes wins. When
+//! none passes, the error reported is the one from the path that got furthest through the
+//! checks below.
+//!
+//! # Checks, in order
+//!
+//! 1. Signatures: each certificate is signed by the next with ECDSA P-256 and SHA-256 (ring);
+//!    any other algorithm fails ([`VerifyError::Chain`]). Anchors' self-signatures are checked
+//!    when the [`TrustStore`] is built.
+//! 2. Structure ([`VerifyError::Chain`]): every certificate v3, ecdsa-with-SHA256 in both
+//!    algorithm fields, a P-256 key, a positive serial of at most 20 octets, no duplicate
+//!    extension, no extension that failed to parse, no critical extension other than
+//!    basicConstraints, keyUsage, extKeyUsage, subjectAltName, the key identifiers and the
+//!    roles extension. Every issuer is CA:true with keyCertSign, and its pathLen is respected.
+//! 3. Validity of every certificate on the path, anchor included, widened by
+//!    [`PeerPolicy::clock_skew`] on both sides ([`VerifyError::Expired`],
+//!    [`VerifyError::NotYetValid`]).
+//! 4. Leaf usage ([`VerifyError::KeyUsage`]): not a CA, keyUsage present with
+//!    digitalSignature, extKeyUsage present with the [`RequiredUsage`].
+//! 5. Leaf identity ([`VerifyError::Chain`]): exactly one CN (the device id) and one OU (the
+//!    tenant), both valid ids, exactly one `ztmesh:` SAN URI, equal to
+//!    `ztmesh://<OU>/<CN>`; a roles extension, if present, well formed.
+//! 6. Expected tenant ([`VerifyError::TenantMismatch`]) and device
+//!    ([`VerifyError::DeviceMismatch`]).
+//! 7. Revocation of the leaf and of the intermediate, each by serial and by SPKI SHA-256
+//!    ([`VerifyError::Revoked`]). Never by a hash of the certificate: the certificate's bytes
+//!    are malleable, its serial and key are not.
+//! 8. Pins ([`VerifyError::Pin`]): when the policy has pins, the leaf's SPKI SHA-256 must be
+//!    one of them (an empty pin list accepts nobody).
+
+use std::time::{Duration, SystemTime};
+
+use super::cert::{key_usage, ParsedCert};
+use super::error::{PkiError, VerifyError};
+use super::identity::{decode_roles, is_valid_id, parse_device_uri};
+use super::revocation::RevocationSet;
+use super::{duration_seconds, hex_lower, system_time, unix_seconds, DEFAULT_CLOCK_SKEW};
+
+/// The longest chain accepted: leaf, site CA, root.
+const MAX_CHAIN_LEN: usize = 3;
+
+/// The roots a verifier trusts: one normally, two during a CA rollover.
+#[derive(Debug, Clone)]
+pub struct TrustStore {
+    anchors: Vec<ParsedCert>,
+}
+
+impl TrustStore {
+    /// A store of the given roots (DER).
+    ///
+    /// Each root must parse ([`VerifyError::Malformed`]) and be a self-signed v3 ECDSA P-256
+    /// CA certificate with keyCertSign and no unknown critical extension
+    /// ([`VerifyError::Chain`]); at least one is required ([`VerifyError::Chain`]).
+    /// Duplicates are dropped. Validity is checked at verification time, not here.
+    pub fn from_der(roots: &[&[u8]]) -> Result<Self, VerifyError> {
+        if roots.is_empty() {
+            return Err(VerifyError::Chain);
+        }
+        let mut anchors: Vec<ParsedCert> = Vec::with_capacity(roots.len());
+        for der in roots {
+            let cert = ParsedCert::from_der(der).map_err(|()| VerifyError::Malformed)?;
+            let self_signed = cert.p256_point.as_deref().is_some_and(|point| cert.signed_by(point));
+            if !self_signed
+                || !cert.is_self_issued()
+                || !cert.v3
+                || !cert.is_certificate_signer()
+                || !cert.extensions_acceptable
+                || cert.serial.is_none()
+            {
+                return Err(VerifyError::Chain);
+            }
+            if !anchors.iter().any(|a| a.der == cert.der) {
+                anchors.push(cert);
+            }
+        }
+        Ok(Self { anchors })
+    }
+
+    /// A store of the roots in a PEM bundle of `CERTIFICATE` blocks; see [`Self::from_der`].
+    pub fn from_pem(bundle: &str) -> Result<Self, VerifyError> {
+        let ders = super::pem::parse_certificates(bundle)?;
+        let roots: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+        Self::from_der(&roots)
+    }
+
+    /// The number of roots.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Whether the store is empty (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+
+    /// Validates a CA certificate as an issuer of revocation data (CRLs and records).
+    ///
+    /// `ca_chain` is the CA certificate first, then optionally its issuer: a root from this
+    /// store, or a site CA followed by nothing or its root. The path is built and checked as
+    /// for [`verify_peer`] (steps 1 to 3, with the default 5-minute skew), and the CA must have
+    /// cRLSign ([`VerifyError::KeyUsage`]).
+    pub fn issuer(&self, ca_chain: &[&[u8]], now: SystemTime) -> Result<TrustedIssuer, VerifyError> {
+        let (target, presented) = self.parse_chain(ca_chain)?;
+        let (now, skew) = (unix_seconds(now), duration_seconds(DEFAULT_CLOCK_SKEW));
+        let mut best: Option<Failure> = None;
+        for path in self.paths(&target, &presented) {
+            let outcome = check_path(&path, now, skew).and_then(|()| {
+                if target.is_crl_signer() {
+                    Ok(())
+                } else {
+                    Err((STAGE_USAGE, VerifyError::KeyUsage))
+                }
+            });
+            match outcome {
+                Ok(()) => return Ok(TrustedIssuer { cert: target }),
+                Err(failure) => keep_furthest(&mut best, failure),
+            }
+        }
+        Err(best.map_or(VerifyError::Chain, |(_, e)| e))
+    }
+
+    /// Parses a presented chain: the target, and the candidate intermediates (anchors and
+    /// other self-issued certificates left out, duplicates dropped).
+    fn parse_chain(&self, chain: &[&[u8]]) -> Result<(ParsedCert, Vec<ParsedCert>), VerifyError> {
+        let (first, rest) = chain.split_first().ok_or(VerifyError::Chain)?;
+        if chain.len() > MAX_CHAIN_LEN {
+            return Err(VerifyError::Chain);
+        }
+        let target = ParsedCert::from_der(first).map_err(|()| VerifyError::Malformed)?;
+        let mut presented: Vec<ParsedCert> = Vec::with_capacity(rest.len());
+        for der in rest {
+            let cert = ParsedCert::from_der(der).map_err(|()| VerifyError::Malformed)?;
+            let ignored = cert.is_self_issued()
+                || cert.der == target.der
+                || self.anchors.iter().any(|a| a.der == cert.der)
+                || presented.iter().any(|p| p.der == cert.der);
+            if !ignored {
+                presented.push(cert);
+            }
+        }
+        Ok((target, presented))
+    }
+
+    /// Every candidate path from `target` to an anchor, through at most one intermediate.
+    fn paths<'a>(&'a self, target: &'a ParsedCert, presented: &'a [ParsedCert]) -> Vec<Vec<&'a ParsedCert>> {
+        let mut paths = Vec::new();
+        for intermediate in presented.iter().filter(|i| target.names_issuer(i)) {
+            for anchor in self.anchors.iter().filter(|a| intermediate.names_issuer(a)) {
+                paths.push(vec![target, intermediate, anchor]);
+            }
+        }
+        for anchor in self.anchors.iter().filter(|a| target.names_issuer(a)) {
+            paths.push(vec![target, anchor]);
+        }
+        paths
+    }
+}
+
+/// A CA certificate validated up to a trust anchor and allowed to sign revocation data: the
+/// only thing CRLs and revocation records are checked against.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    cert: ParsedCert,
+}
+
+impl TrustedIssuer {
+    /// The CA's key id: SHA-256 of its SubjectPublicKeyInfo.
+    pub fn key_id(&self) -> [u8; 32] {
+        self.cert.spki_sha256
+    }
+
+    /// The CA certificate, DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.cert.der
+    }
+
+    pub(crate) fn cert(&self) -> &ParsedCert {
+        &self.cert
+    }
+
+    /// Wraps a CA certificate the caller already trusts (a CA checking its own output).
+    pub(crate) fn from_parsed(cert: ParsedCert) -> Result<Self, PkiError> {
+        if cert.is_crl_signer() && cert.p256_point.is_some() {
+            Ok(Self { cert })
+        } else {
+            Err(PkiError::NotCa)
+        }
+    }
+}
+
+/// The extended key usage the caller needs from the peer's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequiredUsage {
+    /// The peer acts as a client (id-kp-clientAuth).
+    ClientAuth,
+    /// The peer acts as a server (id-kp-serverAuth).
+    ServerAuth,
+    /// Either of the two (for signatures outside TLS: offers, gossip, bundles).
+    Any,
+}
+
+/// What a caller expects of a peer beyond a valid chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPolicy {
+    /// The device id the peer must have, if the caller knows it.
+    pub expected_device: Option<String>,
+    /// The tenant the peer must belong to; set it everywhere tenants must stay apart.
+    pub expected_tenant: Option<String>,
+    /// The extended key usage required.
+    pub required_usage: RequiredUsage,
+    /// SHA-256 hashes of the SubjectPublicKeyInfos accepted, if pinning.
+    pub pins: Option<Vec<[u8; 32]>>,
+    /// The clock difference tolerated either side of each validity period.
+    pub clock_skew: Duration,
+}
+
+impl Default for PeerPolicy {
+    /// No expected identity, any usage, no pins, 5 minutes of skew.
+    fn default() -> Self {
+        Self {
+            expected_device: None,
+            expected_tenant: None,
+            required_usage: RequiredUsage::Any,
+            pins: None,
+            clock_skew: DEFAULT_CLOCK_SKEW,
+        }
+    }
+}
+
+/// Who a verified peer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The device id (the certificate's CN, equal to the SAN URI's device).
+    pub device_id: String,
+    /// The tenant (the certificate's OU, equal to the SAN URI's tenant).
+    pub tenant: String,
+    /// The roles from the roles extension; empty when it is absent.
+    pub roles: Vec<String>,
+    /// The certificate serial, lowercase hexadecimal without leading zeros.
+    pub serial: String,
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo: what pins and key revocation use.
+    pub spki_sha256: [u8; 32],
+    /// When the leaf certificate expires.
+    pub not_after: SystemTime,
+}
+
+/// Verifies a peer's certificate chain (DER, leaf first, then at most two more certificates)
+/// against `trust`, `revocations` and `policy` at time `now`. See the
+/// [module documentation](self) for the rules, in the order they are applied.
+pub fn verify_peer(
+    chain: &[&[u8]],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: SystemTime,
+) -> Result<PeerIdentity, VerifyError> {
+    let (leaf, presented) = trust.parse_chain(chain)?;
+    let (now, skew) = (unix_seconds(now), duration_seconds(policy.clock_skew));
+    let mut best: Option<Failure> = None;
+    for path in trust.paths(&leaf, &presented) {
+        match check_path(&path, now, skew).and_then(|()| check_leaf(&path, revocations, policy)) {
+            Ok(identity) => return Ok(identity),
+            Err(failure) => keep_furthest(&mut best, failure),
+        }
+    }
+    Err(best.map_or(VerifyError::Chain, |(_, e)| e))
+}
+
+/// A failed check: how far the path got (a stage below), and the error.
+type Failure = (u8, VerifyError);
+
+const STAGE_SIGNATURE: u8 = 1;
+const STAGE_STRUCTURE: u8 = 2;
+const STAGE_VALIDITY: u8 = 3;
+const STAGE_USAGE: u8 = 4;
+const STAGE_IDENTITY: u8 = 5;
+const STAGE_EXPECTED: u8 = 6;
+const STAGE_REVOCATION: u8 = 7;
+const STAGE_PIN: u8 = 8;
+
+fn keep_furthest(best: &mut Option<Failure>, failure: Failure) {
+    if best.is_none_or(|(stage, _)| failure.0 > stage) {
+        *best = Some(failure);
+    }
+}
+
+/// Steps 1 to 3 for a path `[target, (intermediate), anchor]`.
+fn check_path(path: &[&ParsedCert], now: i64, skew: i64) -> Result<(), Failure> {
+    let signature = (STAGE_SIGNATURE, VerifyError::Chain);
+    for link in path.windows(2) {
+        let [child, parent] = link else { return Err(signature) };
+        let point = parent.p256_point.as_deref().ok_or(signature)?;
+        if !child.signed_by(point) {
+            return Err(signature);
+        }
+    }
+
+    let structure = (STAGE_STRUCTURE, VerifyError::Chain);
+    for cert in path {
+        if !cert.v3 || !cert.ecdsa_sha256 || !cert.extensions_acceptable || cert.serial.is_none() {
+            return Err(structure);
+        }
+        if cert.p256_point.is_none() {
+            return Err(structure);
+        }
+    }
+    // `below` counts the CA certificates between an issuer and the target.
+    for (below, issuer) in path.iter().skip(1).enumerate() {
+        if !issuer.is_certificate_signer() {
+            return Err(structure);
+        }
+        if let Some(max) = issuer.basic_constraints.and_then(|bc| bc.path_len) {
+            if u32::try_from(below).map_or(true, |below| below > max) {
+                return Err(structure);
+            }
+        }
+    }
+
+    for cert in path {
+        cert.check_validity(now, skew).map_err(|expired| {
+            (STAGE_VALIDITY, if expired { VerifyError::Expired } else { VerifyError::NotYetValid })
+        })?;
+    }
+    Ok(())
+}
+
+/// Steps 4 to 8 for a path whose signatures, structure and validity passed.
+fn check_leaf(path: &[&ParsedCert], revocations: &RevocationSet, policy: &PeerPolicy) -> Result<PeerIdentity, Failure> {
+    let leaf = *path.first().ok_or((STAGE_SIGNATURE, VerifyError::Chain))?;
+
+    let usage = (STAGE_USAGE, VerifyError::KeyUsage);
+    if leaf.basic_constraints.is_some_and(|bc| bc.ca)
+        || leaf.key_usage.is_none_or(|ku| ku & key_usage::DIGITAL_SIGNATURE == 0)
+    {
+        return Err(usage);
+    }
+    let eku = leaf.extended_key_usage.ok_or(usage)?;
+    let allowed = match policy.required_usage {
+        RequiredUsage::ClientAuth => eku.client_auth,
+        RequiredUsage::ServerAuth => eku.server_auth,
+        RequiredUsage::Any => eku.client_auth || eku.server_auth,
+    };
+    if !allowed {
+        return Err(usage);
+    }
+
+    let identity = (STAGE_IDENTITY, VerifyError::Chain);
+    let (device_id, tenant) = leaf_identity(leaf).ok_or(identity)?;
+    let roles = match &leaf.roles_extension {
+        Some(value) => decode_roles(value).ok_or(identity)?,
+        None => Vec::new(),
+    };
+    let not_after = system_time(leaf.not_after).ok_or(identity)?;
+
+    if policy.expected_tenant.as_deref().is_some_and(|expected| expected != tenant) {
+        return Err((STAGE_EXPECTED, VerifyError::TenantMismatch));
+    }
+    if policy.expected_device.as_deref().is_some_and(|expected| expected != device_id) {
+        return Err((STAGE_EXPECTED, VerifyError::DeviceMismatch));
+    }
+
+    // The leaf and the intermediate; the anchor (last) is governed by the trust store.
+    for cert in path.iter().take(path.len().saturating_sub(1)) {
+        let serial = cert.serial.as_deref().ok_or((STAGE_REVOCATION, VerifyError::Chain))?;
+        if revocations.is_revoked(serial, &cert.spki_sha256) {
+            return Err((STAGE_REVOCATION, VerifyError::Revoked));
+        }
+    }
+
+    if policy.pins.as_ref().is_some_and(|pins| !pins.contains(&leaf.spki_sha256)) {
+        return Err((STAGE_PIN, VerifyError::Pin));
+    }
+
+    let serial = leaf.serial.as_deref().ok_or(identity)?;
+    Ok(PeerIdentity {
+        device_id: device_id.to_owned(),
+        tenant: tenant.to_owned(),
+        roles,
+        serial: hex_lower(serial),
+        spki_sha256: leaf.spki_sha256,
+        not_after,
+    })
+}
+
+/// `(device_id, tenant)` when CN, OU and the one `ztmesh:` SAN URI agree.
+fn leaf_identity(leaf: &ParsedCert) -> Option<(&str, &str)> {
+    if !leaf.names_well_formed {
+        return None;
+    }
+    let ([device_id], [tenant]) = (leaf.common_names.as_slice(), leaf.org_units.as_slice()) else {
+        return None;
+    };
+    if !is_valid_id(device_id) || !is_valid_id(tenant) {
+        return None;
+    }
+    let mut ours = leaf.san_uris.iter().filter(|uri| uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("ztmesh:")));
+    let (Some(uri), None) = (ours.next(), ours.next()) else {
+        return None;
+    };
+    let (uri_tenant, uri_device) = parse_device_uri(uri)?;
+    (uri_tenant == tenant && uri_device == device_id).then_some((device_id.as_str(), tenant.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::profile::{device_tbs, DeviceProfile};
+    use crate::pki::signer::sign_structure;
+    use crate::pki::testutil::{device_csr, Pki};
+
+    /// A device certificate signed by the site CA with hand-picked serial and roles bytes.
+    fn crafted(pki: &Pki, serial: &[u8], roles: Option<&[u8]>) -> Vec<u8> {
+        let (_, csr) = device_csr("d", "t");
+        let site = pki.site.parsed();
+        let now = unix_seconds(SystemTime::now());
+        let tbs = device_tbs(&DeviceProfile {
+            serial,
+            issuer: &site.subject,
+            issuer_key_id: site.subject_key_id.as_deref(),
+            not_before: now - 60,
+            not_after: now + 3600,
+            organisation: "o",
+            tenant: "t",
+            device_id: "d",
+            public_key: csr.public_key(),
+            roles,
+        })
+        .unwrap();
+        sign_structure(pki.site.signer(), &tbs).unwrap()
+    }
+
+    fn verify(pki: &Pki, leaf: &[u8]) -> Result<PeerIdentity, VerifyError> {
+        let trust = TrustStore::from_der(&[pki.root.certificate_der()]).unwrap();
+        let chain = [leaf, pki.site.certificate_der()];
+        verify_peer(&chain, &trust, &RevocationSet::new(), &PeerPolicy::default(), SystemTime::now())
+    }
+
+    #[test]
+    fn serials_must_be_positive_and_at_most_20_octets() {
+        let pki = Pki::new();
+        assert_eq!(verify(&pki, &crafted(&pki, &[0x80], None)).unwrap().serial, "80");
+        assert_eq!(verify(&pki, &crafted(&pki, &[1u8; 20], None)).unwrap().serial, "01".repeat(20));
+        assert_eq!(verify(&pki, &crafted(&pki, &[0], None)), Err(VerifyError::Chain));
+        assert_eq!(verify(&pki, &crafted(&pki, &[1u8; 21], None)), Err(VerifyError::Chain));
+    }
+
+    #[test]
+    fn roles_are_decoded_strictly() {
+        let pki = Pki::new();
+        let roles = crate::pki::identity::encode_roles(&["a".into(), "b:c".into()]).unwrap().unwrap();
+        assert_eq!(verify(&pki, &crafted(&pki, &[1], Some(&roles))).unwrap().roles, ["a", "b:c"]);
+        for bad in [&[0x30, 0x00][..], &[0x04, 0x00], &[0x30, 0x03, 0x0c, 0x01, b' '], &[]] {
+            assert_eq!(verify(&pki, &crafted(&pki, &[1], Some(bad))), Err(VerifyError::Chain), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn the_furthest_failure_is_reported() {
+        let mut best = None;
+        keep_furthest(&mut best, (STAGE_SIGNATURE, VerifyError::Chain));
+        keep_furthest(&mut best, (STAGE_REVOCATION, VerifyError::Revoked));
+        keep_furthest(&mut best, (STAGE_VALIDITY, VerifyError::Expired));
+        assert_eq!(best, Some((STAGE_REVOCATION, VerifyError::Revoked)));
+        const {
+            assert!(STAGE_PIN > STAGE_EXPECTED && STAGE_EXPECTED > STAGE_IDENTITY && STAGE_IDENTITY > STAGE_USAGE);
+            assert!(STAGE_USAGE > STAGE_VALIDITY && STAGE_VALIDITY > STAGE_STRUCTURE);
+        }
+    }
+
+    #[test]
+    fn a_renewed_root_with_the_same_key_still_verifies_when_the_old_one_expired() {
+        // Two anchors with the same name and key: one expired, one valid. The path through the
+        // valid one must win over the expired one, whatever their order in the store.
+        let pki = Pki::new();
+        let root = pki.root.parsed();
+        let mut params = rcgen::CertificateParams::default();
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::OrganizationName, "ztmesh test");
+        name.push(rcgen::DnType::CommonName, "ztmesh test root");
+        params.distinguished_name = name;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(1));
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(root.subject_key_id.clone().unwrap());
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(1_000_000_000).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(1_100_000_000).unwrap();
+        let expired = params.self_signed(&crate::pki::signer::RcgenKey(pki.root.signer())).unwrap().der().to_vec();
+        assert_eq!(ParsedCert::from_der(&expired).unwrap().subject, root.subject);
+        let (_, csr) = device_csr("d", "t");
+        let leaf = pki.site.issue(&csr, &crate::pki::DeviceCertRequest::new("d", "t")).unwrap();
+        let chain = [leaf.der.as_slice(), pki.site.certificate_der()];
+        for order in [[expired.as_slice(), pki.root.certificate_der()], [pki.root.certificate_der(), &expired]] {
+            let trust = TrustStore::from_der(&order).unwrap();
+            assert!(
+                verify_peer(&chain, &trust, &RevocationSet::new(), &PeerPolicy::default(), SystemTime::now()).is_ok()
+            );
+        }
+        let only_expired = TrustStore::from_der(&[&expired]).unwrap();
+        assert_eq!(
+            verify_peer(&chain, &only_expired, &RevocationSet::new(), &PeerPolicy::default(), SystemTime::now()),
+            Err(VerifyError::Expired)
+        );
+    }
+}

@@ -1,0 +1,428 @@
+/**
+ * The site CA: a directory that holds the root and site CA certificates, their keys (each in
+ * its own encrypted keystore, so the root's file can be carried offline), and the registry
+ * (SQLite: tokens, issued certificates, revocations, settings and the audit log).
+ *
+ * ```
+ * D/root.pem          the root certificate          D/root-key.ztks   the root key (keystore)
+ * D/site.pem          the site CA certificate       D/site-key.ztks   the site CA key (keystore)
+ * D/trust.pem         the trust bundle (the roots; two during a rollover)
+ * D/registry.db       the registry                  D/passphrase      the keystores' passphrase,
+ *                                                                     0600, unless ZTMESH_CA_PASSPHRASE is set
+ * ```
+ *
+ * Every decision is audited in the same transaction as its effect; refusals are audited too.
+ *
+ * @example
+ * ```ts
+ * await CaService.init({ dir: '/var/lib/ztmesh/ca', name: 'Hotel One' })
+ * const ca = await CaService.open({ dir: '/var/lib/ztmesh/ca' })
+ * const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
+ * const { certificate, caChain } = ca.enroll({ token, csr }, 'cli')
+ * ```
+ */
+
+import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { AuditLog } from '../audit/index.js'
+import { createError, ZtError } from '../errors.js'
+import { Keystore } from '../keystore/index.js'
+import { verify as verifySignature } from '../crypto/sign.js'
+import {
+  CertificateAuthority,
+  REVOCATION_REASONS,
+  RevocationSet,
+  TrustStore,
+  verifyPeer,
+  type PeerIdentity,
+  type RevocationReason,
+  type RevokedEntry,
+} from '../pki/index.js'
+import { openDatabase, type Db } from '../storage/index.js'
+import { checkIdentifier } from './identifiers.js'
+import { CA_MIGRATIONS } from './schema.js'
+import { TokenStore, type CreateTokenInit } from './tokens.js'
+
+export { TokenStore } from './tokens.js'
+export { CA_MIGRATIONS } from './schema.js'
+
+/** Options of {@link CaService.init}. */
+export interface CaInitOptions {
+  dir: string
+  /** The site's name: the CAs are "<name> Root CA" and "<name> Site CA". */
+  name: string
+  /** The organisation (O) of every certificate. Default: the name. */
+  organisation?: string
+}
+
+/** Options of {@link CaService.open}. */
+export interface CaOpenOptions {
+  dir: string
+  /** The clock, for tests. */
+  now?: () => number
+}
+
+/** What an enrollment returns to the device. */
+export interface Enrollment {
+  /** The device certificate, PEM. */
+  certificate: string
+  /** The CA chain above it: site CA then root, PEM. */
+  caChain: string
+  serial: string
+  notAfterMs: number
+}
+
+/** An issued certificate as the registry knows it. */
+export interface CertificateRecord {
+  serial: string
+  deviceId: string
+  tenant: string
+  spkiSha256: string
+  notBeforeMs: number
+  notAfterMs: number
+  revokedAtMs: number | null
+  revocationReason: string | null
+}
+
+/** A rotation request: a new CSR, signed by the key of the certificate it replaces. */
+export interface RotationRequest {
+  /** The current certificate, PEM (the site CA may follow). */
+  certificate: unknown
+  /** The CSR for the new certificate (the same key or a new one). */
+  csr: unknown
+  /** When the request was signed, ms since the epoch. */
+  timestamp: unknown
+  /** base64 DER ECDSA signature by the current key over {@link rotationMessage}. */
+  signature: unknown
+}
+
+/** The bytes a rotation request signs: a domain label, the time and the CSR's hash. */
+export function rotationMessage(timestampMs: number, csrPem: string): Buffer {
+  return Buffer.from(`ztmesh-rotate-v1\n${timestampMs}\n${createHash('sha256').update(csrPem, 'utf8').digest('hex')}`, 'utf8')
+}
+
+const DEVICE_VALIDITY_SECONDS = 90 * 86_400
+/** How far a rotation request's timestamp may be from the CA's clock. */
+const ROTATION_WINDOW_MS = 5 * 60_000
+/** How long after expiry a certificate may still rotate itself (offline-survivable identity). */
+const DEFAULT_GRACE_SECONDS = 30 * 86_400
+const CRL_LIFETIME_MS = 7 * 86_400_000
+
+export class CaService {
+  readonly dir: string
+  readonly db: Db
+  readonly audit: AuditLog
+  readonly tokens: TokenStore
+  readonly #site: CertificateAuthority
+  readonly #now: () => number
+
+  private constructor(dir: string, db: Db, site: CertificateAuthority, now: () => number) {
+    this.dir = dir
+    this.db = db
+    this.#site = site
+    this.#now = now
+    this.audit = new AuditLog(db, now)
+    this.tokens = new TokenStore(db, now)
+  }
+
+  /** Creates a root CA, a site CA and an empty registry in `dir` (which must not hold a CA yet). */
+  static async init(options: CaInitOptions): Promise<void> {
+    const { dir, name } = options
+    if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
+    const organisation = options.organisation ?? name
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    if (existsSync(join(dir, 'site.pem')) || existsSync(join(dir, 'registry.db'))) {
+      throw createError('ERR_INVALID_ARG', `${dir} already holds a CA`)
+    }
+    const passphrase = caPassphrase(dir, true)
+    const root = CertificateAuthority.createRoot({ commonName: `${name} Root CA`, organisation })
+    const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: `${name} Site CA`, organisation })
+    try {
+      const rootKeys = await Keystore.create(join(dir, 'root-key.ztks'), passphrase)
+      rootKeys.import('root-ca', 'ecdsa-p256', root.privateKey)
+      const siteKeys = await Keystore.create(join(dir, 'site-key.ztks'), passphrase)
+      siteKeys.import('site-ca', 'ecdsa-p256', site.privateKey)
+    } finally {
+      root.privateKey.fill(0)
+      site.privateKey.fill(0)
+      passphrase.fill(0)
+    }
+    writeFileSync(join(dir, 'root.pem'), root.certificatePem, { mode: 0o644 })
+    writeFileSync(join(dir, 'site.pem'), site.certificatePem, { mode: 0o644 })
+    writeFileSync(join(dir, 'trust.pem'), root.certificatePem, { mode: 0o644 })
+    // The admin credential of POST /v1/revoke: shown once in D/admin-token (0600), stored hashed.
+    const adminToken = `ztma.${randomBytes(32).toString('base64url')}`
+    writeFileSync(join(dir, 'admin-token'), adminToken, { mode: 0o600 })
+    const db = openDatabase(join(dir, 'registry.db'), { migrations: CA_MIGRATIONS })
+    chmodSync(join(dir, 'registry.db'), 0o600)
+    try {
+      db.transaction(() => {
+        const set = db.prepare('INSERT INTO settings (key, value) VALUES (?, ?)')
+        set.run('name', name)
+        set.run('organisation', organisation)
+        set.run('crl_number', '0')
+        set.run('crl_revocations', '-1')
+        set.run('admin_token_sha256', sha256Hex(adminToken))
+        new AuditLog(db).append({ actor: 'cli', action: 'ca.init', outcome: 'allow', reason: 'ok', detail: { name } })
+      }).immediate()
+    } finally {
+      db.close()
+    }
+  }
+
+  /** Opens the CA in `dir`: the registry and the site CA key (the root key stays locked). */
+  static async open(options: CaOpenOptions): Promise<CaService> {
+    const { dir } = options
+    if (!existsSync(join(dir, 'site.pem')) || !existsSync(join(dir, 'registry.db'))) {
+      throw createError('ERR_NOT_FOUND', `${dir} holds no CA (run ztmesh ca init)`)
+    }
+    const passphrase = caPassphrase(dir, false)
+    let key: Buffer | undefined
+    try {
+      const keys = await Keystore.open(join(dir, 'site-key.ztks'), passphrase)
+      key = keys.exportPrivateKey('site-ca')
+      const site = CertificateAuthority.load(readFileSync(join(dir, 'site.pem'), 'utf8'), key)
+      return new CaService(dir, openDatabase(join(dir, 'registry.db'), { migrations: CA_MIGRATIONS }), site, options.now ?? Date.now)
+    } finally {
+      key?.fill(0)
+      passphrase.fill(0)
+    }
+  }
+
+  close(): void {
+    this.db.close()
+  }
+
+  /** The trust bundle (the roots), PEM. */
+  trustBundle(): string {
+    return readFileSync(join(this.dir, 'trust.pem'), 'utf8')
+  }
+
+  /** The chain devices present above their own certificate: site CA, then root. */
+  caChain(): string {
+    return this.#site.certificatePem + readFileSync(join(this.dir, 'root.pem'), 'utf8')
+  }
+
+  /** Creates a one-time enrollment token (audited; the token itself never is). */
+  createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
+    return this.#audited(actor, 'token.create', { device: init.deviceId, tenant: init.tenant }, () => this.tokens.create(init))
+  }
+
+  /**
+   * Enrolls a device: checks the token, issues a certificate for the CSR's key with the
+   * identity the token is bound to, and redeems the token, all in one transaction. Throws the
+   * token's or the CSR's error code; every attempt is audited.
+   */
+  enroll(request: { token: unknown; csr: unknown }, actor: string): Enrollment {
+    return this.#audited(actor, 'enroll', {}, (detail) => {
+      if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
+      const claim = this.tokens.check(request.token)
+      Object.assign(detail, { device: claim.deviceId, tenant: claim.tenant })
+      const issued = this.#site.issue(request.csr, {
+        deviceId: claim.deviceId,
+        tenant: claim.tenant,
+        validitySeconds: DEVICE_VALIDITY_SECONDS,
+        nowMs: this.#now(),
+      })
+      this.tokens.redeem(claim, issued.serial)
+      this.db
+        .prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(issued.serial, claim.deviceId, claim.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, this.#now(), issued.pem)
+      detail.serial = issued.serial
+      return { certificate: issued.pem, caChain: this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
+    })
+  }
+
+  /**
+   * Renews a certificate. The request is signed by the current certificate's key, so no token
+   * is needed. The current certificate must verify against this CA and must not be revoked; up
+   * to `graceSeconds` after its expiry it is still accepted, so a device that was offline past
+   * its expiry can still renew.
+   *
+   * The new certificate starts now and the old one stays valid until its own end, so the two
+   * overlap. Each timestamp may be used once per certificate (no replay).
+   */
+  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
+    return this.#audited(actor, 'rotate', {}, (detail) => {
+      const { certificate, csr, timestamp, signature } = request
+      if (typeof certificate !== 'string' || typeof csr !== 'string' || typeof signature !== 'string' || typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp)) {
+        throw createError('ERR_BAD_REQUEST', 'rotate needs certificate, csr, signature (strings) and timestamp (ms)')
+      }
+      const now = this.#now()
+      if (Math.abs(now - timestamp) > ROTATION_WINDOW_MS) throw createError('ERR_UNAUTHENTICATED', 'the rotation request is too old or from the future')
+      const peer = this.#verifyCurrent(certificate, now, graceSeconds)
+      Object.assign(detail, { device: peer.deviceId, tenant: peer.tenant, old_serial: peer.serial })
+      const leaf = new X509Certificate(certificate)
+      const jwk = leaf.publicKey.export({ format: 'jwk' })
+      const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')])
+      if (!verifySignature('ecdsa-p256-sha256', point, rotationMessage(timestamp, csr), Buffer.from(signature, 'base64'))) {
+        throw createError('ERR_UNAUTHENTICATED', 'the rotation request is not signed by the current certificate key')
+      }
+      const last = this.db.prepare('SELECT last_timestamp FROM rotations WHERE serial = ?').get(peer.serial) as { last_timestamp: number } | undefined
+      if (last !== undefined && timestamp <= last.last_timestamp) throw createError('ERR_UNAUTHENTICATED', 'the rotation request was replayed')
+      this.db.prepare('INSERT INTO rotations (serial, last_timestamp) VALUES (?, ?) ON CONFLICT (serial) DO UPDATE SET last_timestamp = excluded.last_timestamp').run(peer.serial, timestamp)
+      const issued = this.#site.issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: peer.roles, validitySeconds: DEVICE_VALIDITY_SECONDS, nowMs: now })
+      this.db
+        .prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(issued.serial, peer.deviceId, peer.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, now, issued.pem)
+      detail.serial = issued.serial
+      return { certificate: issued.pem, caChain: this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
+    })
+  }
+
+  /** Verifies a certificate of this CA against its current revocations, with an expiry grace. */
+  #verifyCurrent(chainPem: string, now: number, graceSeconds: number): PeerIdentity {
+    const trust = TrustStore.fromPem(this.trustBundle())
+    const revocations = new RevocationSet()
+    revocations.addCrl(this.crl().der, this.#site.certificatePem, trust, now)
+    const chain = (chainPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length === 1 ? chainPem + this.#site.certificatePem : chainPem
+    try {
+      return verifyPeer(chain, trust, revocations, { nowMs: now })
+    } catch (error) {
+      if (!(error instanceof ZtError) || error.code !== 'ERR_CERT_EXPIRED') throw error
+      const notAfter = new Date(new X509Certificate(chainPem).validTo).getTime()
+      if (now - notAfter > graceSeconds * 1000) throw error
+      // Within the grace period: the certificate must have been good just before it expired.
+      return verifyPeer(chain, trust, revocations, { nowMs: notAfter - 1000, clockSkewSeconds: 0 })
+    }
+  }
+
+  /**
+   * Revokes one certificate (by serial) or every live certificate of a device. Returns the
+   * serials revoked; `ERR_NOT_FOUND` if nothing matched.
+   */
+  revoke(target: { serial?: string; device?: string; tenant?: string }, reason: RevocationReason = 'unspecified', actor = 'cli'): string[] {
+    if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `unknown revocation reason ${reason}`)
+    return this.#audited(actor, 'revoke', { reason }, (detail) => {
+      let rows: Array<{ serial: string }>
+      if (target.serial !== undefined) {
+        const serial = normalizeSerial(target.serial)
+        detail.serial = serial
+        rows = this.db.prepare('SELECT serial FROM certificates WHERE serial = ? AND revoked_at IS NULL').all(serial) as Array<{ serial: string }>
+      } else if (target.device !== undefined) {
+        checkIdentifier('device id', target.device)
+        detail.device = target.device
+        rows = (target.tenant === undefined
+          ? this.db.prepare('SELECT serial FROM certificates WHERE device_id = ? AND revoked_at IS NULL').all(target.device)
+          : this.db.prepare('SELECT serial FROM certificates WHERE device_id = ? AND tenant = ? AND revoked_at IS NULL').all(target.device, target.tenant)) as Array<{ serial: string }>
+      } else {
+        throw createError('ERR_INVALID_ARG', 'give a serial or a device to revoke')
+      }
+      if (rows.length === 0) throw createError('ERR_NOT_FOUND', 'no live certificate matches')
+      const mark = this.db.prepare('UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?')
+      for (const row of rows) mark.run(this.#now(), reason, row.serial)
+      detail.count = rows.length
+      return rows.map((r) => r.serial)
+    })
+  }
+
+  /**
+   * The current CRL of the site CA, PEM and DER. A new one (with the next CRL number) is signed
+   * when revocations changed since the last one, or when the last is past half its lifetime.
+   */
+  crl(): { pem: string; der: Buffer; crlNumber: number } {
+    return this.db.transaction(() => {
+      const settings = this.#settings()
+      const revoked = this.db.prepare('SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at').all() as Array<{
+        serial: string
+        revoked_at: number
+        revocation_reason: string
+      }>
+      const now = this.#now()
+      const fresh = settings.crl_pem !== undefined && Number(settings.crl_revocations) === revoked.length && now < Number(settings.crl_this_update) + CRL_LIFETIME_MS / 2
+      if (fresh) {
+        return { pem: settings.crl_pem!, der: Buffer.from(settings.crl_der!, 'base64'), crlNumber: Number(settings.crl_number) }
+      }
+      const crlNumber = Number(settings.crl_number) + 1
+      const entries: RevokedEntry[] = revoked.map((r) => ({
+        serial: r.serial,
+        revokedAtMs: r.revoked_at,
+        reason: REVOCATION_REASONS[r.revocation_reason as RevocationReason] ?? 0,
+      }))
+      const crl = this.#site.issueCrl(crlNumber, entries, now, now + CRL_LIFETIME_MS)
+      const set = this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+      set.run('crl_number', String(crlNumber))
+      set.run('crl_revocations', String(revoked.length))
+      set.run('crl_this_update', String(now))
+      set.run('crl_pem', crl.pem)
+      set.run('crl_der', crl.der.toString('base64'))
+      return { pem: crl.pem, der: crl.der, crlNumber }
+    }).immediate()
+  }
+
+  /** The registry's view of one certificate. */
+  certificate(serial: string): CertificateRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM certificates WHERE serial = ?').get(normalizeSerial(serial)) as
+      | { serial: string; device_id: string; tenant: string; spki_sha256: string; not_before: number; not_after: number; revoked_at: number | null; revocation_reason: string | null }
+      | undefined
+    if (row === undefined) return undefined
+    return {
+      serial: row.serial,
+      deviceId: row.device_id,
+      tenant: row.tenant,
+      spkiSha256: row.spki_sha256,
+      notBeforeMs: row.not_before,
+      notAfterMs: row.not_after,
+      revokedAtMs: row.revoked_at,
+      revocationReason: row.revocation_reason,
+    }
+  }
+
+  /** Runs `work` in one immediate transaction with its audit row; a refusal is audited after the rollback. */
+  #audited<T>(actor: string, action: string, detail: Record<string, string | number | boolean | null>, work: (detail: Record<string, string | number | boolean | null>) => T): T {
+    try {
+      return this.db.transaction(() => {
+        const result = work(detail)
+        this.audit.append({ actor, action, outcome: 'allow', reason: 'ok', detail })
+        return result
+      }).immediate()
+    } catch (error) {
+      const reason = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
+      this.db.transaction(() => this.audit.append({ actor, action, outcome: reason === 'ERR_INTERNAL' ? 'error' : 'deny', reason, detail })).immediate()
+      throw error
+    }
+  }
+
+  /** Whether `presented` is the admin credential (compared in constant time, as hashes). */
+  isAdmin(presented: string): boolean {
+    const expected = this.#settings().admin_token_sha256
+    if (expected === undefined) return false
+    return timingSafeEqual(Buffer.from(sha256Hex(presented), 'hex'), Buffer.from(expected, 'hex'))
+  }
+
+  #settings(): Record<string, string | undefined> {
+    const rows = this.db.prepare('SELECT key, value FROM settings').all() as Array<{ key: string; value: string }>
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]))
+  }
+}
+
+/** Serials are compared as the core prints them: lowercase hex bytes, no leading zero byte. */
+function normalizeSerial(serial: string): string {
+  if (typeof serial !== 'string' || !/^(0x)?[0-9a-fA-F]{1,40}$/.test(serial)) throw createError('ERR_INVALID_ARG', 'a serial is 1-40 hex digits')
+  const digits = serial.replace(/^0x/, '').toLowerCase().replace(/^0+(?=.)/, '')
+  return digits.length % 2 === 1 ? `0${digits}` : digits
+}
+
+/** The keystores' passphrase: ZTMESH_CA_PASSPHRASE, else D/passphrase (created 0600 by init). */
+function caPassphrase(dir: string, create: boolean): Buffer {
+  const fromEnv = process.env.ZTMESH_CA_PASSPHRASE
+  if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'utf8')
+  const file = join(dir, 'passphrase')
+  if (create && !existsSync(file)) {
+    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 })
+    chmodSync(file, 0o600)
+  }
+  if (!existsSync(file)) throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_CA_PASSPHRASE: this CA has no passphrase file')
+  return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8')
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex')
+}
+
+/** ETag of a CRL: its DER's SHA-256. */
+export function crlEtag(der: Uint8Array): string {
+  return `"${createHash('sha256').update(der).digest('base64url')}"`
+}

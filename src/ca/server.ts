@@ -1,0 +1,127 @@
+/**
+ * The enrollment API of the site CA (seed 002 §7), over node:http:
+ *
+ * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, config}`
+ * - `POST /v1/rotate {certificate, csr, timestamp, signature}` (signed by the current key) → the same
+ * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
+ * - `POST /v1/revoke {serial | device, reason}` with `Authorization: Bearer <admin token>` → 204
+ *
+ * Errors are `{code, message}` with 400/401/403/404/405/409/413/429. Each source is rate
+ * limited; every request is audited (by the CA service, or here when it never reaches it).
+ */
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+
+import { createError, type ErrorCode } from '../errors.js'
+import type { RevocationReason } from '../pki/index.js'
+import { readJsonBody, sendError, sendJson } from './http.js'
+import { crlEtag, type CaService } from './index.js'
+import { RateLimiter, type RateLimiterInit } from './rate-limit.js'
+
+/** What enrolled devices are told (seed 002's bootstrap config). */
+export interface DeviceConfig {
+  bootstrap_peers: string[]
+  gossip_fanout: number
+  crl_url: string
+}
+
+/** Options of {@link createEnrollmentServer}. */
+export interface EnrollmentServerInit {
+  ca: CaService
+  /** The config handed to enrolled devices; `crl_url` defaults to this server's own. */
+  config?: Partial<DeviceConfig>
+  rateLimit?: RateLimiterInit
+  /** Per-request time limit (headers and body), ms. Default 10 s. */
+  requestTimeoutMs?: number
+}
+
+/**
+ * Creates (but does not start) the enrollment server.
+ *
+ * @example
+ * ```ts
+ * const server = createEnrollmentServer({ ca: await CaService.open({ dir }) })
+ * server.listen(8443, '127.0.0.1')
+ * ```
+ */
+export function createEnrollmentServer(init: EnrollmentServerInit): Server {
+  const limiter = new RateLimiter(init.rateLimit)
+  const timeout = init.requestTimeoutMs ?? 10_000
+  const server = createServer({ requestTimeout: timeout, headersTimeout: timeout }, (request, response) => {
+    void handle(init, limiter, request, response, timeout)
+  })
+  server.maxHeadersCount = 50
+  return server
+}
+
+async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
+  const { ca } = init
+  const source = request.socket.remoteAddress ?? 'unknown'
+  const url = new URL(request.url ?? '/', 'http://ca.invalid')
+  const route = `${request.method ?? 'GET'} ${url.pathname}`
+  try {
+    if (!limiter.take(source)) throw refuse(ca, source, route, 'ERR_RATE_LIMITED')
+    switch (route) {
+      case 'POST /v1/enroll': {
+        const body = await readJsonBody(request, 64 * 1024, timeout)
+        const enrollment = ca.enroll({ token: body.token, csr: body.csr }, source)
+        sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
+        return
+      }
+      case 'POST /v1/rotate': {
+        const body = await readJsonBody(request, 64 * 1024, timeout)
+        const enrollment = ca.rotate({ certificate: body.certificate, csr: body.csr, timestamp: body.timestamp, signature: body.signature }, source)
+        sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
+        return
+      }
+      case 'GET /v1/crl': {
+        const crl = ca.crl()
+        const etag = crlEtag(crl.der)
+        const headers = { etag, 'cache-control': 'public, max-age=60, must-revalidate' }
+        if (request.headers['if-none-match'] === etag) {
+          response.writeHead(304, headers).end()
+          return
+        }
+        const der = url.searchParams.get('format') === 'der' || /application\/pkix-crl/.test(request.headers.accept ?? '')
+        const body = der ? crl.der : Buffer.from(crl.pem, 'utf8')
+        response.writeHead(200, { ...headers, 'content-type': der ? 'application/pkix-crl' : 'application/x-pem-file', 'content-length': body.length })
+        response.end(body)
+        return
+      }
+      case 'POST /v1/revoke': {
+        const credential = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
+        if (credential === undefined) throw refuse(ca, source, route, 'ERR_UNAUTHENTICATED')
+        if (!ca.isAdmin(credential)) throw refuse(ca, source, route, 'ERR_FORBIDDEN')
+        const body = await readJsonBody(request, 4 * 1024, timeout)
+        const reason = (body.reason ?? 'unspecified') as RevocationReason
+        const target =
+          typeof body.serial === 'string' ? { serial: body.serial } : typeof body.device === 'string' ? { device: body.device, ...(typeof body.tenant === 'string' && { tenant: body.tenant }) } : undefined
+        if (target === undefined) throw createError('ERR_BAD_REQUEST', 'give serial or device')
+        ca.revoke(target, reason, 'admin')
+        ca.crl()
+        response.writeHead(204).end()
+        return
+      }
+      default:
+        throw refuse(ca, source, route, /^(GET|POST) \/v1\/(enroll|rotate|crl|revoke)$/.test(route) ? 'ERR_METHOD_NOT_ALLOWED' : 'ERR_NOT_FOUND')
+    }
+  } catch (error) {
+    if (!response.headersSent) sendError(response, error)
+    else response.destroy()
+  }
+}
+
+/** Audits a request refused before it reached the CA service, and returns its error. */
+function refuse(ca: CaService, source: string, route: string, code: ErrorCode): Error {
+  ca.db.transaction(() => ca.audit.append({ actor: source, action: route, outcome: 'deny', reason: code })).immediate()
+  return createError(code)
+}
+
+function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): DeviceConfig {
+  const host = request.headers.host ?? `${request.socket.localAddress}:${request.socket.localPort}`
+  return {
+    bootstrap_peers: init.config?.bootstrap_peers ?? [],
+    gossip_fanout: init.config?.gossip_fanout ?? 3,
+    crl_url: init.config?.crl_url ?? `http://${host}/v1/crl`,
+  }
+}

@@ -1,0 +1,169 @@
+/** `ztmesh ca …`, `ztmesh verify-peer`: the operator's side of the local CA. */
+
+import { X509Certificate } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+
+import { CaService } from '../ca/index.js'
+import { createEnrollmentServer } from '../ca/server.js'
+import { DeviceIdentity } from '../identity/index.js'
+import { createError, ZtError } from '../errors.js'
+import { REVOCATION_REASONS, RevocationSet, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
+import { openDatabase } from '../storage/index.js'
+import { CA_MIGRATIONS } from '../ca/schema.js'
+
+const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
+
+function required(values: Record<string, unknown>, name: string): string {
+  const value = values[name]
+  if (typeof value !== 'string' || value === '') throw createError('ERR_INVALID_ARG', `--${name} is required`)
+  return value
+}
+
+async function withCa<T>(dir: string, run: (ca: CaService) => T): Promise<T> {
+  const ca = await CaService.open({ dir })
+  try {
+    return run(ca)
+  } finally {
+    ca.close()
+  }
+}
+
+const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  async init(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' } }, strict: true })
+    const dir = required(values, 'dir')
+    await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }) })
+    out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
+  },
+  async trust(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
+    const file = join(required(values, 'dir'), 'trust.pem')
+    if (!existsSync(file)) throw createError('ERR_NOT_FOUND', `no trust bundle at ${file}`)
+    out(readFileSync(file, 'utf8'))
+  },
+  async token(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, ttl: { type: 'string' } }, strict: true })
+    const ttlSeconds = values.ttl === undefined ? undefined : Number(values.ttl)
+    const { token } = await withCa(required(values, 'dir'), (ca) =>
+      ca.createToken({ deviceId: required(values, 'device'), tenant: required(values, 'tenant'), ...(ttlSeconds !== undefined && { ttlSeconds }) }),
+    )
+    out(token)
+  },
+  async sign(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, csr: { type: 'string' }, token: { type: 'string' } }, strict: true })
+    const csr = readFileSync(required(values, 'csr'), 'utf8')
+    const enrollment = await withCa(required(values, 'dir'), (ca) => ca.enroll({ token: required(values, 'token'), csr }, 'cli'))
+    out(enrollment.certificate + enrollment.caChain)
+  },
+  async revoke(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, serial: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, reason: { type: 'string' } }, strict: true })
+    if ((values.serial === undefined) === (values.device === undefined)) throw createError('ERR_INVALID_ARG', 'give exactly one of --serial and --device')
+    const reason = (values.reason ?? 'unspecified') as RevocationReason
+    if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}`)
+    const revoked = await withCa(required(values, 'dir'), (ca) => {
+      const serials = ca.revoke({ ...(values.serial !== undefined && { serial: values.serial }), ...(values.device !== undefined && { device: values.device }), ...(values.tenant !== undefined && { tenant: values.tenant }) }, reason)
+      ca.crl() // publish at once: verify-peer and GET /v1/crl see it
+      return serials
+    })
+    out(JSON.stringify({ revoked }))
+  },
+  async serve(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, listen: { type: 'string' } }, strict: true })
+    const { host, port } = parseListen(values.listen ?? '127.0.0.1:8443')
+    const service = await CaService.open({ dir: required(values, 'dir') })
+    const server = createEnrollmentServer({ ca: service })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, resolve)
+    })
+    const address = server.address() as AddressInfo
+    const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    out(JSON.stringify({ listening: `http://${shown}:${address.port}` }))
+    await new Promise<void>((resolve) => {
+      const stop = () => server.close(() => resolve())
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+    service.close()
+  },
+  async crl(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
+    out(await withCa(required(values, 'dir'), (ca) => ca.crl().pem))
+  },
+}
+
+/** `HOST:PORT` or `[V6]:PORT`. */
+function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen)
+  const port = Number(match?.[3])
+  if (match === null || !(port >= 0 && port <= 65535)) throw createError('ERR_INVALID_ARG', '--listen must be HOST:PORT or [IPV6]:PORT')
+  return { host: match[1] ?? match[2]!, port }
+}
+
+/**
+ * `ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T]`: creates the device
+ * key in DIR's keystore (passphrase from ZTMESH_PASSPHRASE), enrolls, stores the certificate.
+ */
+export async function enrollCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { url: { type: 'string' }, token: { type: 'string' }, store: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' } }, strict: true })
+  const passphrase = process.env.ZTMESH_PASSPHRASE
+  if (passphrase === undefined || passphrase === '') throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_PASSPHRASE to the keystore passphrase')
+  const identity = await DeviceIdentity.enroll({
+    url: required(values, 'url'),
+    token: required(values, 'token'),
+    dir: required(values, 'store'),
+    passphrase,
+    ...(values.device !== undefined && { deviceId: values.device }),
+    ...(values.tenant !== undefined && { tenant: values.tenant }),
+  })
+  const cert = new X509Certificate(identity.certificatePem)
+  out(JSON.stringify({ store: identity.dir, serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''), subject: cert.subject.replace(/\n/g, ', '), notAfter: cert.validTo }))
+}
+
+/** `ztmesh ca <init|trust|token|sign|serve|revoke|crl> …` */
+export async function ca(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const run = sub === undefined ? undefined : CA_COMMANDS[sub]
+  if (run === undefined) throw createError('ERR_INVALID_ARG', `usage: ztmesh ca <${Object.keys(CA_COMMANDS).join('|')}> [options]`)
+  await run(rest)
+}
+
+/**
+ * `ztmesh verify-peer --dir D --cert FILE [--tenant T] [--device ID]`: prints the PeerIdentity
+ * as JSON, or fails with `{code, message}` (exit 1). Trust comes from D/trust.pem, revocations
+ * from the CA's last published CRL; no key is needed.
+ */
+export async function verifyPeerCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { dir: { type: 'string' }, cert: { type: 'string' }, tenant: { type: 'string' }, device: { type: 'string' } }, strict: true })
+  const dir = required(values, 'dir')
+  const trustPem = readFileSync(join(dir, 'trust.pem'), 'utf8')
+  const trust = TrustStore.fromPem(trustPem)
+  let chain = readFileSync(required(values, 'cert'), 'utf8')
+  const sitePem = existsSync(join(dir, 'site.pem')) ? readFileSync(join(dir, 'site.pem'), 'utf8') : undefined
+  if (sitePem !== undefined && (chain.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length === 1) chain += sitePem
+  const revocations = new RevocationSet()
+  if (existsSync(join(dir, 'registry.db')) && sitePem !== undefined) {
+    const db = openDatabase(join(dir, 'registry.db'), { migrations: CA_MIGRATIONS })
+    try {
+      const row = db.prepare("SELECT value FROM settings WHERE key = 'crl_pem'").get() as { value: string } | undefined
+      if (row !== undefined) revocations.addCrl(row.value, sitePem, trust)
+    } finally {
+      db.close()
+    }
+  }
+  try {
+    const peer = verifyPeer(chain, trust, revocations, {
+      ...(values.tenant !== undefined && { expectedTenant: values.tenant }),
+      ...(values.device !== undefined && { expectedDevice: values.device }),
+    })
+    out(JSON.stringify(peer))
+  } catch (error) {
+    // The verdict is the output: a refusal goes to stdout like an identity, with exit code 1.
+    if (!(error instanceof ZtError)) throw error
+    out(JSON.stringify({ code: error.code, message: error.message }))
+    process.exitCode = 1
+  }
+}
