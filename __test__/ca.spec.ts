@@ -56,7 +56,8 @@ test('enrollment over HTTP: certificate, chain and config; the token binds the i
   der[der.length - 3]! ^= 0x01 // inside the signature
   const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`
   t.like(await post(`${url}/v1/enroll`, { token: other, csr: tampered }), { status: 400, json: { code: 'ERR_CSR_SIGNATURE' } })
-  t.like(await post(`${url}/v1/enroll`, { token: other, csr }), { status: 200 }, 'a failed attempt does not burn the token')
+  t.like(await post(`${url}/v1/enroll`, { token: other, csr, node_id: 'not-x' }), { status: 403, json: { code: 'ERR_FORBIDDEN' } })
+  t.like(await post(`${url}/v1/enroll`, { token: other, csr, node_id: 'x' }), { status: 200 }, 'failed attempts do not burn the token')
   t.like(await post(`${url}/v1/enroll`, '{"token":'), { status: 400, json: { code: 'ERR_BAD_REQUEST' } })
   t.like(await post(`${url}/v1/nothing`, {}), { status: 404, json: { code: 'ERR_NOT_FOUND' } })
   t.is((await fetch(`${url}/v1/enroll`)).status, 405)

@@ -64,7 +64,13 @@ test('every refusal has its typed reason', (t) => {
   reject('ERR_CERT_MALFORMED', () => verifyPeer('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', trust, none))
   t.throws(() => verifyPeer('garbage', trust, none), { instanceOf: PkiError })
   t.throws(() => TrustStore.fromPem('nothing here'), { instanceOf: PkiError })
-  t.is(TrustStore.fromPem(root.certificatePem + hierarchy().root.certificatePem).size, 2)
+  // A rollover bundle holds the old and the new root: certificates under either verify.
+  const next = hierarchy()
+  const bundle = TrustStore.fromPem(root.certificatePem + next.root.certificatePem)
+  t.is(bundle.size, 2)
+  const fromNew = device(next.siteCa)
+  t.is(verifyPeer(chain, bundle, none).deviceId, 'tablet-7')
+  t.is(verifyPeer(fromNew.cert.pem + next.site.certificatePem, bundle, none).deviceId, 'tablet-7')
 })
 
 test('revocation by CRL serial and by key, with the CRL verified against its issuer', (t) => {

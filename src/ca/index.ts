@@ -215,11 +215,16 @@ export class CaService {
    * identity the token is bound to, and redeems the token, all in one transaction. Throws the
    * token's or the CSR's error code; every attempt is audited.
    */
-  enroll(request: { token: unknown; csr: unknown }, actor: string): Enrollment {
+  enroll(request: { token: unknown; csr: unknown; nodeId?: unknown; attestation?: unknown }, actor: string): Enrollment {
     return this.#audited(actor, 'enroll', {}, (detail) => {
       if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
+      if (request.nodeId !== undefined && typeof request.nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       const claim = this.tokens.check(request.token)
       Object.assign(detail, { device: claim.deviceId, tenant: claim.tenant })
+      // The token decides the identity; a device that claims another one is refused, not renamed.
+      if (request.nodeId !== undefined && request.nodeId !== claim.deviceId) throw createError('ERR_FORBIDDEN', 'node_id differs from the device the token was issued for')
+      // No attestation verifier is configured yet (TPM quotes come with the TPM work): an attestation is recorded, not trusted.
+      if (request.attestation !== undefined) detail.attestation = 'not-verified'
       const issued = this.#site.issue(request.csr, {
         deviceId: claim.deviceId,
         tenant: claim.tenant,

@@ -64,7 +64,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
     switch (route) {
       case 'POST /v1/enroll': {
         const body = await readJsonBody(request, 64 * 1024, timeout)
-        const enrollment = ca.enroll({ token: body.token, csr: body.csr }, source)
+        const enrollment = ca.enroll({ token: body.token, csr: body.csr, nodeId: body.node_id, attestation: body.attestation }, source)
         sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
         return
       }
@@ -78,7 +78,9 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         const crl = ca.crl()
         const etag = crlEtag(crl.der)
         const headers = { etag, 'cache-control': 'public, max-age=60, must-revalidate' }
-        if (request.headers['if-none-match'] === etag) {
+        const notModified = request.headers['if-none-match'] === etag
+        ca.db.transaction(() => ca.audit.append({ actor: source, action: route, outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })).immediate()
+        if (notModified) {
           response.writeHead(304, headers).end()
           return
         }

@@ -78,10 +78,25 @@ pub fn parse_certificates(input: &str) -> Result<Vec<Vec<u8>>, VerifyError> {
 pub fn encode(label: &str, der: &[u8]) -> String {
     let body = Base64::encode_string(der);
     let mut out = String::with_capacity(body.len() + body.len() / 64 + 2 * label.len() + 40);
+    write_block(&mut out, label, &body);
+    out
+}
+
+/// Encodes a private key as a `PRIVATE KEY` block in a string zeroized when dropped.
+pub fn encode_private_key(pkcs8: &[u8]) -> Zeroizing<String> {
+    let body = Zeroizing::new(Base64::encode_string(pkcs8));
+    let mut out = Zeroizing::new(String::with_capacity(body.len() + body.len() / 64 + 64));
+    write_block(&mut out, PRIVATE_KEY, &body);
+    out
+}
+
+/// Appends the BEGIN line, `body` in 64-character lines, and the END line. `out` is sized by
+/// the caller, so a zeroizing buffer never reallocates (leaving a copy behind).
+fn write_block(out: &mut String, label: &str, body: &str) {
     out.push_str("-----BEGIN ");
     out.push_str(label);
     out.push_str("-----\n");
-    let mut rest = body.as_str();
+    let mut rest = body;
     while !rest.is_empty() {
         let (line, tail) = rest.split_at(rest.len().min(64));
         out.push_str(line);
@@ -91,23 +106,6 @@ pub fn encode(label: &str, der: &[u8]) -> String {
     out.push_str("-----END ");
     out.push_str(label);
     out.push_str("-----\n");
-    out
-}
-
-/// Encodes a private key as a `PRIVATE KEY` block in a string zeroized when dropped.
-pub fn encode_private_key(pkcs8: &[u8]) -> Zeroizing<String> {
-    let body = Zeroizing::new(Base64::encode_string(pkcs8));
-    let mut out = Zeroizing::new(String::with_capacity(body.len() + body.len() / 64 + 64));
-    out.push_str("-----BEGIN PRIVATE KEY-----\n");
-    let mut rest = body.as_str();
-    while !rest.is_empty() {
-        let (line, tail) = rest.split_at(rest.len().min(64));
-        out.push_str(line);
-        out.push('\n');
-        rest = tail;
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
 }
 
 /// One block: its label and its base64 body with the line breaks removed.
