@@ -35,6 +35,10 @@ export const ERROR_CODES = {
   ERR_NOISE_MESSAGE_SIZE: 'a Noise message or payload exceeds 65535 bytes',
   ERR_NOISE_MALFORMED: 'a Noise handshake message is truncated or malformed',
   ERR_NOISE_HYBRID: 'the post-quantum part of a hybrid Noise handshake is invalid',
+  ERR_NOISE_IDENTITY: 'the peer of a Noise link sent no valid identity, or its certificate key did not sign its static key',
+  ERR_FRAME_TOO_LARGE: 'a peer sent a frame longer than the link allows',
+  ERR_HANDSHAKE_TIMEOUT: 'a handshake did not finish within its time limit',
+  ERR_ABORTED: 'the operation was aborted by its AbortSignal',
   ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
   ERR_KEYSTORE_CORRUPT: 'the keystore file is corrupt or truncated (it is left untouched)',
   ERR_KEYSTORE_VERSION: 'the keystore file has a version this build cannot read',
@@ -135,6 +139,11 @@ export class PkiError extends ZtError {
   static override name = 'PkiError'
 }
 
+/** A secure channel failed: framing, timeouts, aborts. */
+export class ChannelError extends ZtError {
+  static override name = 'ChannelError'
+}
+
 /** Persistent state could not be read, written or trusted. */
 export class StorageError extends ZtError {
   static override name = 'StorageError'
@@ -156,6 +165,7 @@ const PKI_CODES = new Set<string>([
 export function errorClassFor(code: ErrorCode): typeof ZtError {
   if (CRYPTO_CODES.has(code)) return CryptoError
   if (code.startsWith('ERR_NOISE_')) return NoiseError
+  if (code === 'ERR_FRAME_TOO_LARGE' || code === 'ERR_HANDSHAKE_TIMEOUT' || code === 'ERR_ABORTED') return ChannelError
   if (code.startsWith('ERR_KEYSTORE_')) return KeystoreError
   if (code.startsWith('ERR_TOKEN_') || CA_CODES.has(code)) return CaError
   if (PKI_CODES.has(code) || /^ERR_(CERT|CSR|CA|REVOCATION)_/.test(code)) return PkiError

@@ -29,6 +29,7 @@ import { createError, isErrorCode } from '../errors.js'
 import { Keystore, type Passphrase } from '../keystore/index.js'
 import { buildCsr } from '../pki/index.js'
 import { rotationMessage } from '../ca/index.js'
+import type { LinkIdentity } from '../channels/noise-link.js'
 
 const KEY_NAME = 'device'
 
@@ -132,6 +133,11 @@ export class DeviceIdentity {
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
+  }
+
+  /** What a secure link presents: the chain, and a signer for the device key that never exports it. */
+  linkIdentity(): LinkIdentity {
+    return { certificateChainPem: this.certificatePem + this.caChainPem, sign: (message) => this.#keystore.sign(KEY_NAME, message) }
   }
 
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */

@@ -1,0 +1,3 @@
+/** Secure channels: Noise links bound to device certificates (TLS joins with the rustls core). */
+export { wrapNoise, type LinkIdentity, type NoiseLinkInit, type SecureStream } from './noise-link.js'
+export { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH } from './framing.js'
