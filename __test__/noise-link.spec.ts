@@ -95,6 +95,7 @@ test('refusals: wrong tenant, revoked, and a stolen chain without its key', asyn
   const wrongTenant = await pair(t, { identity: good, policy: { expectedTenant: 'hotel-2' } }, { identity: identity('x') })
   t.is(wrongTenant.server.status, 'rejected')
   t.is((wrongTenant.server as PromiseRejectedResult).reason.code, 'ERR_TENANT_MISMATCH')
+  t.is((wrongTenant.client as PromiseRejectedResult).reason.code, 'ERR_NOISE_REFUSED', 'the initiator learns it was refused')
 
   const victim = identity('victim')
   const revoked = new RevocationSet()

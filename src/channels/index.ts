@@ -1,3 +1,4 @@
 /** Secure channels: Noise links bound to device certificates (TLS joins with the rustls core). */
 export { wrapNoise, type LinkIdentity, type NoiseLinkInit, type SecureStream } from './noise-link.js'
+export { LiveLinks, watchCrlFile, type WatchCrlInit } from './revocations.js'
 export { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH } from './framing.js'

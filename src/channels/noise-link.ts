@@ -8,8 +8,9 @@
  * ids). The receiver decides the chain with {@link verifyPeer} and checks that the signature
  * covers the very static key Noise authenticated, so the certificate holder owns this session.
  *
- * Transport frames are `u16 length ‖ Noise message`; inside, a 1-byte type: data, or rekey (the
- * sender switches to a new key after this frame, the receiver after reading it). Rekeying
+ * Transport frames are `u16 length ‖ Noise message`; inside, a 1-byte type: ready (the
+ * responder's first frame: it has accepted the initiator), data, or rekey (the sender switches
+ * to a new key after this frame, the receiver after reading it). Rekeying
  * happens every `rekeyAfterMessages` frames or `rekeyAfterMs`, whichever comes first.
  */
 
@@ -60,11 +61,14 @@ export interface SecureStream extends Duplex {
   /** The key exchange: `X25519MLKEM768` (hybrid) or `X25519`. */
   readonly kxGroup: string
   readonly postQuantum: boolean
+  /** Closes the link with `ERR_CERT_REVOKED` if `revocations` names the peer; returns whether it did. */
+  closeIfRevoked(revocations: RevocationSet): boolean
 }
 
 const IDENTITY_CONTEXT = Buffer.from('ztmesh-noise-static-key:', 'utf8')
 const FRAME_DATA = 0
 const FRAME_REKEY = 1
+const FRAME_READY = 2
 const MAX_PLAINTEXT = MAX_FRAME_LENGTH - 16 - 1
 const HANDSHAKE_MAX_FRAME = 16 * 1024
 
@@ -132,6 +136,20 @@ export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<Se
     }
     const peer = decidePeer(peerPayload, handshake.remoteStaticPublicKey, init)
     const transport = handshake.intoTransport()
+    // XX lets the initiator finish before the responder has judged it, so the responder confirms
+    // with a first transport frame; until it arrives the initiator does not consider itself in.
+    if (init.role === 'responder') {
+      duplex.write(encodeFrame(transport.encrypt(Buffer.from([FRAME_READY]))))
+    } else {
+      let confirmation: Buffer
+      try {
+        confirmation = transport.decrypt(await nextFrame())
+      } catch (error) {
+        if (error instanceof ZtError && (error.code === 'ERR_HANDSHAKE_TIMEOUT' || error.code === 'ERR_ABORTED')) throw error
+        throw createError('ERR_NOISE_REFUSED', 'the peer refused this device', { cause: error })
+      }
+      if (confirmation.length !== 1 || confirmation[0] !== FRAME_READY) throw createError('ERR_NOISE_MALFORMED', 'the peer did not confirm the handshake')
+    }
     decoder.maxFrameLength = MAX_FRAME_LENGTH
     return new NoiseLinkStream(duplex, transport, decoder, frames, peer, pattern === 'XX_HYBRID', init)
   } catch (error) {

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { CaService } from '../ca/index.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
+import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
 import { REVOCATION_REASONS, RevocationSet, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
 import { openDatabase } from '../storage/index.js'
@@ -93,14 +94,6 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
     out(await withCa(required(values, 'dir'), (ca) => ca.crl().pem))
   },
-}
-
-/** `HOST:PORT` or `[V6]:PORT`. */
-function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen)
-  const port = Number(match?.[3])
-  if (match === null || !(port >= 0 && port <= 65535)) throw createError('ERR_INVALID_ARG', '--listen must be HOST:PORT or [IPV6]:PORT')
-  return { host: match[1] ?? match[2]!, port }
 }
 
 /**

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util'
 
 import { formatTable, runBench } from '../bench/index.js'
 import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
+import { connect, echoServer } from './channels.js'
 import { ZtError } from '../errors.js'
 
 const USAGE = `usage: ztmesh <command> [options]
@@ -35,6 +36,10 @@ commands:
   enroll --url URL --token T --store DIR    enroll this device (keystore passphrase: ZTMESH_PASSPHRASE)
   verify-peer --dir D --cert FILE [--tenant T] [--device ID]
                                             print the peer identity (JSON) or exit 1 with {code, message}
+  echo-server --store DIR --trust CA.pem --listen HOST:PORT --protocol noise [--crl FILE]
+                                            a secure echo service; one JSON line per connection
+  connect --store DIR --trust CA.pem --to HOST:PORT --protocol noise
+                                            a secure netcat: stdin to the peer, the peer to stdout
 `
 
 async function bench(args: string[]): Promise<void> {
@@ -47,7 +52,7 @@ async function bench(args: string[]): Promise<void> {
   process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatTable(rows)}\n`)
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, enroll: enrollCommand, 'verify-peer': verifyPeerCommand }
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, 'verify-peer': verifyPeerCommand }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv

@@ -1,0 +1,73 @@
+import test from 'ava'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+import { CaService } from '../src/ca/index.js'
+import { createEnrollmentServer } from '../src/ca/server.js'
+import { DeviceIdentity } from '../src/identity/index.js'
+
+const CLI = join(process.cwd(), 'dist/cli/main.js')
+
+function start(t: import('ava').ExecutionContext, args: string[]): ChildProcessWithoutNullStreams & { lines: AsyncIterableIterator<string> } {
+  const child = spawn('node', [CLI, ...args], { env: { ...process.env, ZTMESH_PASSPHRASE: 'pw' } })
+  t.teardown(() => child.kill('SIGKILL'))
+  return Object.assign(child, { lines: createInterface({ input: child.stdout })[Symbol.asyncIterator]() })
+}
+
+async function nextJson(lines: AsyncIterableIterator<string>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no line in time')), timeoutMs).unref())
+  const { value } = await Promise.race([lines.next(), timer])
+  return JSON.parse(value as string) as Record<string, unknown>
+}
+
+test('echo-server and connect over a Noise link; a CRL file change closes the live link within 2 s', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-echo-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  await CaService.init({ dir: join(dir, 'ca'), name: 'Echo' })
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  const server = createEnrollmentServer({ ca })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  for (const device of ['gw-1', 'tablet-7']) {
+    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, dir: join(dir, device), passphrase: 'pw' })
+  }
+  writeFileSync(join(dir, 'crl.pem'), ca.crl().pem)
+  const trust = join(dir, 'ca', 'trust.pem')
+  const echo = start(t, ['echo-server', '--store', join(dir, 'gw-1'), '--trust', trust, '--listen', '127.0.0.1:0', '--protocol', 'noise', '--crl', join(dir, 'crl.pem')])
+  const listening = await nextJson(echo.lines)
+  t.is(listening.event, 'listening')
+  const client = start(t, ['connect', '--store', join(dir, 'tablet-7'), '--trust', trust, '--to', `127.0.0.1:${listening.port as number}`, '--protocol', 'noise', '--tenant', 'hotel-1', '--device', 'gw-1'])
+  const accepted = await nextJson(echo.lines)
+  t.like(accepted, { event: 'accepted', protocol: 'noise', kxGroup: 'X25519MLKEM768', postQuantum: true, peer: { deviceId: 'tablet-7', tenant: 'hotel-1' } })
+  client.stdin.write('hello through noise\n')
+  const echoed = await client.lines.next()
+  t.is(echoed.value, 'hello through noise')
+
+  const exited = new Promise<number>((resolve) => client.once('exit', () => resolve(Date.now())))
+  ca.revoke({ device: 'tablet-7' }, 'keyCompromise')
+  writeFileSync(join(dir, 'crl.new'), ca.crl().pem)
+  const revokedAt = Date.now()
+  renameSync(join(dir, 'crl.new'), join(dir, 'crl.pem'))
+  const closedAt = await Promise.race([exited, new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 5000))])
+  t.true(closedAt - revokedAt < 2000, `the live link closed ${closedAt - revokedAt} ms after the CRL changed`)
+
+  // New handshakes of the revoked device are refused at once; the server keeps serving.
+  const again = start(t, ['connect', '--store', join(dir, 'tablet-7'), '--trust', trust, '--to', `127.0.0.1:${listening.port as number}`, '--protocol', 'noise'])
+  const code = await new Promise<number>((resolve) => again.once('exit', (c) => resolve(c ?? -1)))
+  t.not(code, 0)
+})
+
+test('echo-server refuses bad options with a typed error', async (t) => {
+  const bad = start(t, ['echo-server', '--store', '/nonexistent', '--trust', '/nonexistent', '--protocol', 'carrier-pigeon'])
+  let stderr = ''
+  bad.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+  const code = await new Promise<number>((resolve) => bad.once('exit', (c) => resolve(c ?? -1)))
+  t.is(code, 1)
+  t.regex(stderr, /ERR_INVALID_ARG/)
+})

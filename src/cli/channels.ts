@@ -1,0 +1,104 @@
+/**
+ * `ztmesh echo-server` and `ztmesh connect`: a secure echo service and a secure netcat, for
+ * operators and for checks. The device identity comes from `--store` (the directory
+ * `ztmesh enroll` wrote; keystore passphrase in ZTMESH_PASSPHRASE).
+ */
+
+import { readFileSync } from 'node:fs'
+import { createConnection, createServer, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { parseArgs } from 'node:util'
+
+import { LiveLinks, watchCrlFile } from '../channels/revocations.js'
+import { wrapNoise, type SecureStream } from '../channels/noise-link.js'
+import { createError, ZtError } from '../errors.js'
+import { DeviceIdentity } from '../identity/index.js'
+import { RevocationSet, TrustStore } from '../pki/index.js'
+import { parseListen } from './listen.js'
+
+const OPTIONS = {
+  store: { type: 'string' },
+  trust: { type: 'string' },
+  listen: { type: 'string' },
+  to: { type: 'string' },
+  protocol: { type: 'string' },
+  crl: { type: 'string' },
+  tenant: { type: 'string' },
+  device: { type: 'string' },
+} as const
+
+async function setup(args: string[]) {
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true })
+  const protocol = values.protocol ?? 'tls'
+  if (protocol !== 'noise' && protocol !== 'tls') throw createError('ERR_INVALID_ARG', '--protocol must be tls or noise')
+  if (protocol === 'tls') throw createError('ERR_UNSUPPORTED', 'the TLS channel is not built yet: use --protocol noise')
+  const passphrase = process.env.ZTMESH_PASSPHRASE
+  if (passphrase === undefined || passphrase === '') throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_PASSPHRASE to the keystore passphrase')
+  if (values.store === undefined || values.trust === undefined) throw createError('ERR_INVALID_ARG', '--store and --trust are required')
+  const identity = await DeviceIdentity.open(values.store, passphrase)
+  const trust = TrustStore.fromPem(readFileSync(values.trust, 'utf8'))
+  const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
+  return { values, identity, trust, policy }
+}
+
+/** `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol noise] [--crl FILE]` */
+export async function echoServer(args: string[]): Promise<void> {
+  const { values, identity, trust, policy } = await setup(args)
+  const { host, port } = parseListen(values.listen ?? '127.0.0.1:7443')
+  const links = new LiveLinks()
+  let revocations = new RevocationSet()
+  const stopWatching =
+    values.crl === undefined
+      ? () => {}
+      : watchCrlFile(values.crl, {
+          trust,
+          issuerChainPem: identity.caChainPem,
+          onUpdate: (fresh) => {
+            revocations = fresh
+            links.apply(fresh)
+          },
+          onError: (error) => process.stderr.write(`${JSON.stringify({ event: 'crl-refused', code: (error as ZtError).code ?? 'ERR_INTERNAL' })}\n`),
+        })
+  const server = createServer((socket: Socket) => {
+    socket.on('error', () => {})
+    wrapNoise(socket, { role: 'responder', identity: identity.linkIdentity(), trust, revocations, policy }).then(
+      (link: SecureStream) => {
+        links.add(link)
+        process.stdout.write(`${JSON.stringify({ event: 'accepted', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, peer: link.peer })}\n`)
+        link.on('error', () => {})
+        link.pipe(link)
+      },
+      (error: unknown) => process.stderr.write(`${JSON.stringify({ event: 'refused', code: (error as ZtError).code ?? 'ERR_INTERNAL', message: (error as Error).message })}\n`),
+    )
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, resolve)
+  })
+  const address = server.address() as AddressInfo
+  process.stdout.write(`${JSON.stringify({ event: 'listening', address: address.address, port: address.port })}\n`)
+  await new Promise<void>((resolve) => {
+    const stop = () => server.close(() => resolve())
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  stopWatching()
+}
+
+/** `ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol noise]`: stdin to the peer, the peer to stdout. */
+export async function connect(args: string[]): Promise<void> {
+  const { values, identity, trust, policy } = await setup(args)
+  const { host, port } = parseListen(values.to ?? '')
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = createConnection({ host, port, timeout: 10_000 }, () => resolve(s))
+    s.once('error', (error) => reject(createError('ERR_UNREACHABLE', `cannot connect to ${values.to}`, { cause: error })))
+  })
+  const link = await wrapNoise(socket, { role: 'initiator', identity: identity.linkIdentity(), trust, revocations: new RevocationSet(), policy })
+  process.stderr.write(`${JSON.stringify({ event: 'connected', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, peer: link.peer })}\n`)
+  process.stdin.pipe(link)
+  link.pipe(process.stdout)
+  await new Promise<void>((resolve, reject) => {
+    link.once('close', () => resolve())
+    link.once('error', reject)
+  })
+}
