@@ -11,6 +11,9 @@ export interface MeasureOptions {
   rounds: number
 }
 
+/** An operation: returns how many logical operations it did, at once or when it settles. */
+export type Operation = () => number | Promise<number>
+
 /** ns per logical operation of each side. */
 export interface PairTiming {
   ztmeshNs: number
@@ -27,14 +30,14 @@ export interface PairTiming {
  * did (a batch call returns its batch size), so batch figures come out per item. Every loop is
  * bounded: calibration stops at 2^24 iterations.
  */
-export function measurePair(ztmesh: () => number, baseline: () => number, options: MeasureOptions): PairTiming {
-  const sides = [ztmesh, baseline].map((operation) => ({ operation, iterations: calibrate(operation, options), perOp: [] as number[] }))
+export async function measurePair(ztmesh: Operation, baseline: Operation, options: MeasureOptions): Promise<PairTiming> {
+  const sides = []
+  for (const operation of [ztmesh, baseline]) sides.push({ operation, iterations: await calibrate(operation, options), perOp: [] as number[] })
   for (let round = 0; round < options.rounds; round++) {
     for (const side of sides) {
       collectGarbage()
-      let count = 0
       const start = process.hrtime.bigint()
-      for (let i = 0; i < side.iterations; i++) count += side.operation()
+      const count = await runRound(side.operation, side.iterations)
       side.perOp.push(Number(process.hrtime.bigint() - start) / count)
     }
   }
@@ -42,12 +45,25 @@ export function measurePair(ztmesh: () => number, baseline: () => number, option
   return { ztmeshNs: ours!, baselineNs: theirs! }
 }
 
+/**
+ * Runs `iterations` calls and returns the logical operations done. Synchronous operations run
+ * in a plain loop (no promise per call, which would cost more than the fastest operations).
+ */
+async function runRound(operation: Operation, iterations: number): Promise<number> {
+  let count = 0
+  for (let i = 0; i < iterations; i++) {
+    const done = operation()
+    count += typeof done === 'number' ? done : await done
+  }
+  return count
+}
+
 /** Doubles the iteration count until one round lasts a quarter of `roundMs`, then takes 4x that. */
-function calibrate(operation: () => number, options: MeasureOptions): number {
+async function calibrate(operation: Operation, options: MeasureOptions): Promise<number> {
   let iterations = 1
   for (;;) {
     const start = process.hrtime.bigint()
-    for (let i = 0; i < iterations; i++) operation()
+    await runRound(operation, iterations)
     const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6
     if (elapsedMs >= options.roundMs / 4 || iterations >= 1 << 24) break
     iterations *= 2

@@ -11,8 +11,9 @@ import { MlKem768SecretKey, mlkem768Encapsulate, XWingSecretKey, xwingEncapsulat
 import { SigningKey, verifyBatch, type VerifyItem } from '../crypto/sign.js'
 import { generateX25519KeyPair } from '../crypto/x25519.js'
 import { NoiseHandshake } from '../noise/index.js'
-import { measurePair, type MeasureOptions } from './harness.js'
+import { measurePair, type MeasureOptions, type Operation } from './harness.js'
 import { loadLibp2pNoise } from './libp2p-noise.js'
+import { CHANNEL_CASES } from './channels.js'
 import { PKI_CASES } from './pki.js'
 
 /** One row of the report. */
@@ -44,7 +45,7 @@ export interface Case {
   op: string
   baseline: string
   target: number | null
-  setup: () => Promise<{ ztmesh: () => number; baseline: () => number }>
+  setup: () => Promise<{ ztmesh: Operation; baseline: Operation }>
 }
 
 const CASES: Case[] = [
@@ -147,6 +148,7 @@ const CASES: Case[] = [
     },
   },
   ...PKI_CASES,
+  ...CHANNEL_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */
@@ -221,7 +223,7 @@ export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
   for (const c of CASES) {
     if (init.filter !== undefined && !c.op.includes(init.filter)) continue
     const { ztmesh, baseline } = await c.setup()
-    const { ztmeshNs, baselineNs } = measurePair(ztmesh, baseline, options)
+    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options)
     rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
   }
   return rows

@@ -1,0 +1,111 @@
+/** Channel benchmark cases: bulk data through one secure link, both ends in this process. */
+
+import { Duplex } from 'node:stream'
+
+import { FrameDecoder, encodeFrame } from '../channels/framing.js'
+import { wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
+import { SigningKey } from '../crypto/sign.js'
+import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../pki/index.js'
+import type { Case } from './index.js'
+import { loadLibp2pNoise } from './libp2p-noise.js'
+
+const MIB = 1024 * 1024
+const CHUNK = 64 * 1024
+
+/** Two in-memory duplexes wired to each other: what one writes, the other reads. */
+function duplexPair(): [Duplex, Duplex] {
+  const sides: Duplex[] = []
+  for (let i = 0; i < 2; i++) {
+    sides.push(
+      new Duplex({
+        read() {},
+        write(chunk: Buffer, _encoding, callback) {
+          sides[1 - i]!.push(chunk)
+          callback()
+        },
+      }),
+    )
+  }
+  return [sides[0]!, sides[1]!]
+}
+
+/** Resolves once `stream` has delivered `bytes` more bytes. */
+function receive(stream: Duplex, bytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    let got = 0
+    const onData = (chunk: Buffer) => {
+      got += chunk.length
+      if (got >= bytes) {
+        stream.off('data', onData)
+        resolve()
+      }
+    }
+    stream.on('data', onData)
+  })
+}
+
+function identities() {
+  const root = CertificateAuthority.createRoot({ commonName: 'Bench Root', organisation: 'Bench' })
+  const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Bench Site', organisation: 'Bench' })
+  const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
+  const make = (deviceId: string): LinkIdentity => {
+    const key = generateP256Key()
+    const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
+    const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
+    return { certificateChainPem: cert.pem + site.certificatePem, sign: (m) => signer.sign(m) }
+  }
+  return { trust: TrustStore.fromPem(root.certificatePem), a: make('a'), b: make('b') }
+}
+
+export const CHANNEL_CASES: Case[] = [
+  {
+    op: 'noise-link-bulk',
+    baseline: '@chainsafe/libp2p-noise ciphers + u16 framing, same pipe (per MiB)',
+    target: 5,
+    setup: async () => {
+      const { trust, a, b } = identities()
+      const [left, right] = duplexPair()
+      const revocations = new RevocationSet()
+      const [client, server] = await Promise.all([
+        wrapNoise(left, { role: 'initiator', identity: a, trust, revocations }),
+        wrapNoise(right, { role: 'responder', identity: b, trust, revocations }),
+      ])
+      const payload = Buffer.alloc(CHUNK, 1)
+
+      const libp2p = await loadLibp2pNoise()
+      const empty = new Uint8Array(0)
+      const i = libp2p.state(true, libp2p.generateKeyPair(), empty)
+      const r = libp2p.state(false, libp2p.generateKeyPair(), empty)
+      r.readMessageA(libp2p.list(i.writeMessageA(empty)))
+      i.readMessageB(libp2p.list(r.writeMessageB(empty)))
+      r.readMessageC(libp2p.list(i.writeMessageC(empty)))
+      const [sendCipher] = i.ss.split()
+      const [receiveCipher] = r.ss.split()
+      const [theirLeft, theirRight] = duplexPair()
+      const decoder = new FrameDecoder()
+      const theirReceiver = new Duplex({ read() {}, write(_c, _e, cb) { cb() } })
+      theirRight.on('data', (chunk: Buffer) => {
+        for (const frame of decoder.push(chunk)) theirReceiver.push(Buffer.from(receiveCipher.decryptWithAd(empty, libp2p.list(frame)).subarray()))
+      })
+      const theirPlain = payload.subarray(0, 65535 - 16)
+      return {
+        ztmesh: async () => {
+          const done = receive(server, MIB)
+          for (let sent = 0; sent < MIB; sent += CHUNK) client.write(payload)
+          await done
+          return 1
+        },
+        baseline: async () => {
+          const done = receive(theirReceiver, MIB)
+          for (let sent = 0; sent < MIB; sent += theirPlain.length) {
+            const body = theirPlain.subarray(0, Math.min(theirPlain.length, MIB - sent))
+            const sealed = sendCipher.encryptWithAd(empty, body)
+            theirLeft.write(encodeFrame(Buffer.from(sealed.subarray())))
+          }
+          await done
+          return 1
+        },
+      }
+    },
+  },
+]
