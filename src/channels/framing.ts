@@ -30,7 +30,8 @@ export class FrameDecoder {
 
   /** Adds bytes and returns every frame now complete; throws `ERR_FRAME_TOO_LARGE` on an oversized length. */
   push(chunk: Uint8Array): Buffer[] {
-    this.#pending = this.#pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#pending, chunk])
+    // No copy when nothing is pending: frames are views of the chunk, which stream chunks allow.
+    this.#pending = this.#pending.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([this.#pending, chunk])
     const frames: Buffer[] = []
     while (this.#pending.length >= 2) {
       const length = this.#pending.readUInt16BE(0)

@@ -199,6 +199,7 @@ class NoiseLinkStream extends Duplex implements SecureStream {
   readonly #rekeyAfterMs: number
   #sentSinceRekey = 0
   #lastRekey = Date.now()
+  readonly #scratch = Buffer.allocUnsafe(1 + MAX_PLAINTEXT)
 
   constructor(inner: Duplex, transport: NoiseTransport, decoder: FrameDecoder, early: Buffer[], peer: PeerIdentity, postQuantum: boolean, init: NoiseLinkInit) {
     super()
@@ -254,10 +255,15 @@ class NoiseLinkStream extends Duplex implements SecureStream {
   }
 
   #send(type: number, body: Uint8Array): void {
-    const plaintext = Buffer.allocUnsafe(1 + body.length)
-    plaintext[0] = type
-    plaintext.set(body, 1)
-    this.#inner.write(encodeFrame(this.#transport.encrypt(plaintext)))
+    // The type byte and the body are assembled in a scratch buffer, then sealed straight into
+    // the frame that goes to the socket: one copy and one allocation per frame.
+    const scratch = this.#scratch
+    scratch[0] = type
+    scratch.set(body, 1)
+    const frame = Buffer.allocUnsafe(2 + 1 + body.length + 16)
+    const sealed = this.#transport.encryptInto(scratch.subarray(0, 1 + body.length), frame.subarray(2))
+    frame.writeUInt16BE(sealed, 0)
+    this.#inner.write(frame)
     if (type === FRAME_REKEY) {
       this.#transport.rekeyOutgoing()
       this.#sentSinceRekey = 0
@@ -271,7 +277,8 @@ class NoiseLinkStream extends Duplex implements SecureStream {
   #receive(frame: Buffer): boolean {
     let plaintext: Buffer
     try {
-      plaintext = this.#transport.decrypt(frame)
+      plaintext = Buffer.allocUnsafe(Math.max(0, frame.length - 16))
+      plaintext = plaintext.subarray(0, this.#transport.decryptInto(frame, plaintext))
     } catch (error) {
       this.destroy(error as Error)
       return false

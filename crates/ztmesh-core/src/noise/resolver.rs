@@ -1,5 +1,6 @@
-//! The snow crypto resolver: X25519 from our aws-lc module, SHA-256 and ChaChaPoly from ring,
-//! BLAKE2s from snow's default (RustCrypto) resolver.
+//! The snow crypto resolver: X25519 and ChaChaPoly from aws-lc (through our own modules; its
+//! fused ChaCha20-Poly1305 assembly is about twice as fast as ring's on bulk data), SHA-256 and
+//! AES-GCM from ring, BLAKE2s from snow's default (RustCrypto) resolver.
 //!
 //! The randomness snow asks for is used only to generate ephemeral keys. It comes from the
 //! operating system, except when a test has queued a fixed ephemeral key through
@@ -12,7 +13,7 @@ use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 use zeroize::Zeroizing;
 
-use crate::x25519;
+use crate::{aead, x25519};
 
 /// Resolves the primitives of one handshake.
 pub(crate) struct Resolver {
@@ -43,7 +44,52 @@ impl CryptoResolver for Resolver {
     }
 
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        RingResolver.resolve_cipher(choice).or_else(|| DefaultResolver.resolve_cipher(choice))
+        match choice {
+            CipherChoice::ChaChaPoly => Some(Box::<ChaChaPoly>::default()),
+            _ => RingResolver.resolve_cipher(choice).or_else(|| DefaultResolver.resolve_cipher(choice)),
+        }
+    }
+}
+
+/// Noise's ChaChaPoly (RFC 8439 with a 64-bit little-endian counter nonce) on [`crate::aead`].
+#[derive(Default)]
+struct ChaChaPoly {
+    key: Option<aead::Key>,
+}
+
+impl ChaChaPoly {
+    fn nonce(counter: u64) -> [u8; aead::NONCE_LEN] {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        nonce[4..].copy_from_slice(&counter.to_le_bytes());
+        nonce
+    }
+}
+
+impl Cipher for ChaChaPoly {
+    fn name(&self) -> &'static str {
+        "ChaChaPoly"
+    }
+
+    fn set(&mut self, key: &[u8; 32]) {
+        self.key = aead::Key::new(aead::Algorithm::ChaCha20Poly1305, key).ok();
+    }
+
+    fn encrypt(&self, nonce: u64, authtext: &[u8], plaintext: &[u8], out: &mut [u8]) -> usize {
+        // Cannot fail: snow sizes `out` for the tag and calls `set` first. Should it ever, the
+        // output is all zeros, which the peer rejects as inauthentic (fail closed).
+        match self.key.as_ref().map(|key| key.seal_into(&Self::nonce(nonce), authtext, plaintext, out)) {
+            Some(Ok(len)) => len,
+            _ => {
+                let len = (plaintext.len() + aead::TAG_LEN).min(out.len());
+                out[..len].fill(0);
+                len
+            }
+        }
+    }
+
+    fn decrypt(&self, nonce: u64, authtext: &[u8], ciphertext: &[u8], out: &mut [u8]) -> Result<usize, snow::Error> {
+        let key = self.key.as_ref().ok_or(snow::Error::Decrypt)?;
+        key.open_into(&Self::nonce(nonce), authtext, ciphertext, out).map_err(|_| snow::Error::Decrypt)
     }
 }
 
