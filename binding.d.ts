@@ -180,6 +180,52 @@ export declare class SigningKey {
   toPkcs8(): Buffer
 }
 
+/** A client context: opens sessions to servers. */
+export declare class TlsClientContext {
+  constructor(init: TlsContextInit)
+  /** A new client session (to the server the context expects, or to `deviceId`). */
+  connect(deviceId?: string | undefined | null): TlsSession
+  /** Applies new revocations to every handshake from now on (and forgets resumption tickets). */
+  setRevocations(revocations: RevocationSet): void
+}
+
+/** A server context: accepts sessions; its trust and revocations can be swapped live. */
+export declare class TlsServerContext {
+  constructor(init: TlsContextInit)
+  /** A new server-side session for one accepted connection. */
+  accept(): TlsSession
+  /** Applies new revocations to every handshake from now on (and voids resumption tickets). */
+  setRevocations(revocations: RevocationSet): void
+}
+
+/** One TLS connection's state: feed it the socket's bytes, send what it gives back. */
+export declare class TlsSession {
+  /**
+   * Processes bytes read from the socket; throws the typed reason (a PKI code for a refused
+   * peer). After a throw, `takeOutgoing()` holds the alert for the peer.
+   */
+  readTls(data: Uint8Array): void
+  /** The bytes to write to the socket now (handshake flights, records, alerts). */
+  takeOutgoing(): Buffer
+  /** Queues application data (sent once the peer is verified). */
+  writePlaintext(data: Uint8Array): void
+  /** The application data received so far (empty if none). */
+  readPlaintext(): Buffer
+  get isHandshaking(): boolean
+  /** The verified peer, once the handshake is complete. */
+  get peer(): PeerIdentity | null
+  /** The key exchange group: `X25519MLKEM768` or `X25519`. */
+  get kxGroup(): string | null
+  get isPostQuantum(): boolean
+  get isResumed(): boolean
+  /** Whether the peer sent close_notify. */
+  get peerClosed(): boolean
+  /** Queues close_notify. */
+  sendCloseNotify(): void
+  /** Whether `revocations` names this session's peer (the caller then closes it). */
+  isPeerRevoked(revocations: RevocationSet): boolean
+}
+
 /** The trust anchors: one root, or two during a CA rollover. */
 export declare class TrustStore {
   /** Loads the roots from a PEM bundle. */
@@ -378,6 +424,26 @@ export interface SignedCrl {
   der: Buffer
   /** PEM (`X509 CRL`). */
   pem: string
+}
+
+/** What a TLS context needs: this device's chain and key, the trust anchors and the policy. */
+export interface TlsContextInit {
+  /** This device's certificate followed by its CA chain, PEM. */
+  chainPem: string
+  /** The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call). */
+  privateKey: Buffer
+  /** The trust anchors, PEM. */
+  trustPem: string
+  /** `'prefer'` (default: X25519MLKEM768, X25519 fallback), `'require'` or `'off'`. */
+  pq?: string
+  /** The tenant every peer must belong to. */
+  expectedTenant?: string
+  /** The device id the peer must have (clients: the server they dial). */
+  expectedDevice?: string
+  /** Accepted peer SPKI SHA-256 hashes, hex. */
+  pins?: Array<string>
+  /** Session resumption (default on). */
+  resumption?: boolean
 }
 
 /** Verifies one signature; `false` for any bad signature, key or encoding. */

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, RevocationSet, SigningKey, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -782,6 +782,9 @@ export { NoiseHandshake }
 export { NoiseTransport }
 export { RevocationSet }
 export { SigningKey }
+export { TlsClientContext }
+export { TlsServerContext }
+export { TlsSession }
 export { TrustStore }
 export { XWingSecretKey }
 export { buildCsr }

@@ -40,6 +40,16 @@ export const ERROR_CODES = {
   ERR_FRAME_TOO_LARGE: 'a peer sent a frame longer than the link allows',
   ERR_HANDSHAKE_TIMEOUT: 'a handshake did not finish within its time limit',
   ERR_ABORTED: 'the operation was aborted by its AbortSignal',
+  ERR_TLS_CLOSED: 'the TLS connection closed, or data was written after close_notify',
+  ERR_TLS_NO_CERT: 'the TLS peer sent no certificate',
+  ERR_TLS_ALPN: 'the TLS peer offered or selected no application protocol we accept (ztmesh/1)',
+  ERR_TLS_NO_PQ: 'post-quantum key exchange is required and the TLS peer did not offer X25519MLKEM768',
+  ERR_TLS_INCOMPATIBLE: 'no TLS version, cipher suite, group or signature scheme in common',
+  ERR_TLS_ALERT: 'the TLS peer ended the session with a fatal alert',
+  ERR_TLS_PROTOCOL: 'the TLS peer broke the protocol (garbage, truncated or oversized records, bad messages)',
+  ERR_TLS_HANDSHAKE: 'the TLS handshake failed (for instance a handshake signature that does not verify)',
+  ERR_TLS_CONFIG: 'the TLS settings are unusable',
+  ERR_TLS_INTERNAL: 'a bug in the TLS layer: an internal invariant failed',
   ERR_UNSUPPORTED: 'this build does not support the requested feature yet',
   ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
   ERR_KEYSTORE_CORRUPT: 'the keystore file is corrupt or truncated (it is left untouched)',
@@ -167,7 +177,7 @@ const PKI_CODES = new Set<string>([
 export function errorClassFor(code: ErrorCode): typeof ZtError {
   if (CRYPTO_CODES.has(code)) return CryptoError
   if (code.startsWith('ERR_NOISE_')) return NoiseError
-  if (code === 'ERR_FRAME_TOO_LARGE' || code === 'ERR_HANDSHAKE_TIMEOUT' || code === 'ERR_ABORTED') return ChannelError
+  if (code === 'ERR_FRAME_TOO_LARGE' || code === 'ERR_HANDSHAKE_TIMEOUT' || code === 'ERR_ABORTED' || code.startsWith('ERR_TLS_')) return ChannelError
   if (code.startsWith('ERR_KEYSTORE_')) return KeystoreError
   if (code.startsWith('ERR_TOKEN_') || CA_CODES.has(code)) return CaError
   if (PKI_CODES.has(code) || /^ERR_(CERT|CSR|CA|REVOCATION)_/.test(code)) return PkiError

@@ -22,6 +22,7 @@ export type NativeKeystore = binding.Keystore
 export type NativeCertificateAuthority = binding.CertificateAuthority
 export type NativeTrustStore = binding.TrustStore
 export type NativeRevocationSet = binding.RevocationSet
+export type NativeTlsSession = binding.TlsSession
 
 /** Converts anything the binding threw into a {@link ZtError}. */
 export function nativeError(error: unknown): ZtError {

@@ -13,6 +13,7 @@ mod keystore;
 mod noise;
 mod pki;
 mod sign;
+mod tls;
 mod x25519;
 
 #[napi_derive::module_init]

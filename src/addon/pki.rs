@@ -272,7 +272,7 @@ pub fn generate_p256_key() -> Result<Buffer> {
 /// The trust anchors: one root, or two during a CA rollover.
 #[napi]
 pub struct TrustStore {
-    inner: pki::TrustStore,
+    pub(crate) inner: pki::TrustStore,
 }
 
 #[napi]
@@ -293,7 +293,7 @@ impl TrustStore {
 /// Revoked serials and keys, merged from verified CRLs and revocation records.
 #[napi]
 pub struct RevocationSet {
-    inner: pki::RevocationSet,
+    pub(crate) inner: pki::RevocationSet,
 }
 
 #[napi]
@@ -414,30 +414,33 @@ pub fn verify_peer(
             Some(_) => return Err(invalid_argument("usage must be 'client', 'server' or 'any'")),
         };
         if let Some(pins) = policy.pins {
-            rules.pins = Some(
-                pins.iter()
-                    .map(|p| {
-                        hex_arg("pin", p)?
-                            .try_into()
-                            .map_err(|_| invalid_argument("a pin must be a 32-byte SHA-256 in hex"))
-                    })
-                    .collect::<std::result::Result<_, Failure>>()?,
-            );
+            rules.pins = Some(pins_arg(&pins)?);
         }
         if let Some(seconds) = policy.clock_skew_seconds {
             rules.clock_skew = seconds_arg("clockSkewSeconds", seconds)?;
         }
         let now = policy.now_ms.map_or(Ok(SystemTime::now()), |ms| time_arg("nowMs", ms))?;
-        let peer = pki::verify_peer(&chain, &trust.inner, &revocations.inner, &rules, now)?;
-        Ok(PeerIdentity {
-            device_id: peer.device_id,
-            tenant: peer.tenant,
-            roles: peer.roles,
-            serial: peer.serial,
-            spki_sha256: hex(&peer.spki_sha256),
-            not_after_ms: millis(peer.not_after),
-        })
+        Ok(peer_identity(pki::verify_peer(&chain, &trust.inner, &revocations.inner, &rules, now)?))
     })
+}
+
+/// The JavaScript form of a verified peer.
+pub(crate) fn peer_identity(peer: pki::PeerIdentity) -> PeerIdentity {
+    PeerIdentity {
+        device_id: peer.device_id,
+        tenant: peer.tenant,
+        roles: peer.roles,
+        serial: peer.serial,
+        spki_sha256: hex(&peer.spki_sha256),
+        not_after_ms: millis(peer.not_after),
+    }
+}
+
+/// Pins: SPKI SHA-256 hashes in hex.
+pub(crate) fn pins_arg(pins: &[String]) -> std::result::Result<Vec<[u8; 32]>, Failure> {
+    pins.iter()
+        .map(|p| hex_arg("pin", p)?.try_into().map_err(|_| invalid_argument("a pin must be a 32-byte SHA-256 in hex")))
+        .collect()
 }
 
 fn trusted_issuer(

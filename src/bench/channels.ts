@@ -1,9 +1,12 @@
 /** Channel benchmark cases: bulk data through one secure link, both ends in this process. */
 
+import { createPrivateKey } from 'node:crypto'
 import { Duplex } from 'node:stream'
+import * as tls from 'node:tls'
 
 import { FrameDecoder, encodeFrame } from '../channels/framing.js'
 import { wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
+import { secureTls, TlsContext } from '../channels/tls.js'
 import { SigningKey } from '../crypto/sign.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../pki/index.js'
 import type { Case } from './index.js'
@@ -109,3 +112,65 @@ export const CHANNEL_CASES: Case[] = [
     },
   },
 ]
+
+/** A device identity for TLS, with PEM forms for node:tls. */
+function tlsDevices() {
+  const root = CertificateAuthority.createRoot({ commonName: 'Bench Root', organisation: 'Bench' })
+  const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Bench Site', organisation: 'Bench' })
+  const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
+  const make = (deviceId: string) => {
+    const key = generateP256Key()
+    const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
+    const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
+    return { identity: { certificateChainPem: cert.pem + site.certificatePem, privateKey: key }, certPem: cert.pem + site.certificatePem, keyPem }
+  }
+  return { trustPem: root.certificatePem, server: make('server'), client: make('client') }
+}
+
+/** node:tls both ends over one in-memory pipe; resolves when both are connected. */
+function nodeTlsPair(d: ReturnType<typeof tlsDevices>, session?: Buffer): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket }> {
+  const [left, right] = duplexPair()
+  const common = { ca: d.trustPem, ALPNProtocols: ['ztmesh/1'], minVersion: 'TLSv1.3' as const }
+  const server = new tls.TLSSocket(right, { isServer: true, requestCert: true, rejectUnauthorized: true, cert: d.server.certPem, key: d.server.keyPem, ...common, secureContext: serverContext(d) })
+  const client = tls.connect({ socket: left, cert: d.client.certPem, key: d.client.keyPem, checkServerIdentity: () => undefined, ...(session !== undefined && { session }), ...common })
+  return Promise.all([
+    new Promise<void>((resolve, reject) => client.once('secureConnect', resolve).once('error', reject)),
+    new Promise<void>((resolve, reject) => server.once('secure', resolve).once('error', reject)),
+  ]).then(() => ({ client, server }))
+}
+
+const serverContexts = new WeakMap<object, tls.SecureContext>()
+function serverContext(d: ReturnType<typeof tlsDevices>): tls.SecureContext {
+  let context = serverContexts.get(d)
+  if (context === undefined) {
+    context = tls.createSecureContext({ cert: d.server.certPem, key: d.server.keyPem, ca: d.trustPem, minVersion: 'TLSv1.3' })
+    serverContexts.set(d, context)
+  }
+  return context
+}
+
+CHANNEL_CASES.push({
+  op: 'mtls-handshake',
+  baseline: 'node:tls mutual TLS 1.3 handshake, both ends, same pipe',
+  target: 3,
+  setup: async () => {
+    const d = tlsDevices()
+    const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem, resumption: false })
+    const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem, resumption: false })
+    return {
+      ztmesh: async () => {
+        const [left, right] = duplexPair()
+        const [c, s] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
+        c.destroy()
+        s.destroy()
+        return 1
+      },
+      baseline: async () => {
+        const { client, server } = await nodeTlsPair(d)
+        client.destroy()
+        server.destroy()
+        return 1
+      },
+    }
+  },
+})

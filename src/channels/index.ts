@@ -2,3 +2,4 @@
 export { wrapNoise, type LinkIdentity, type NoiseLinkInit, type SecureStream } from './noise-link.js'
 export { LiveLinks, watchCrlFile, type WatchCrlInit } from './revocations.js'
 export { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH } from './framing.js'
+export { secureTls, TlsContext, type SecureTlsInit, type TlsContextInit, type TlsIdentity } from './tls.js'

@@ -57,7 +57,7 @@ export interface NoiseLinkInit {
 /** A secured link: a Duplex of plaintext with the verified peer. */
 export interface SecureStream extends Duplex {
   readonly peer: PeerIdentity
-  readonly protocol: 'noise'
+  readonly protocol: 'noise' | 'tls'
   /** The key exchange: `X25519MLKEM768` (hybrid) or `X25519`. */
   readonly kxGroup: string
   readonly postQuantum: boolean

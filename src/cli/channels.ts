@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 
 import { LiveLinks, watchCrlFile } from '../channels/revocations.js'
 import { wrapNoise, type SecureStream } from '../channels/noise-link.js'
+import { secureTls, TlsContext } from '../channels/tls.js'
 import { createError, ZtError } from '../errors.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { RevocationSet, TrustStore } from '../pki/index.js'
@@ -31,20 +32,30 @@ async function setup(args: string[]) {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true })
   const protocol = values.protocol ?? 'tls'
   if (protocol !== 'noise' && protocol !== 'tls') throw createError('ERR_INVALID_ARG', '--protocol must be tls or noise')
-  if (protocol === 'tls') throw createError('ERR_UNSUPPORTED', 'the TLS channel is not built yet: use --protocol noise')
   const passphrase = process.env.ZTMESH_PASSPHRASE
   if (passphrase === undefined || passphrase === '') throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_PASSPHRASE to the keystore passphrase')
   if (values.store === undefined || values.trust === undefined) throw createError('ERR_INVALID_ARG', '--store and --trust are required')
   const identity = await DeviceIdentity.open(values.store, passphrase)
   const trust = TrustStore.fromPem(readFileSync(values.trust, 'utf8'))
   const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
-  return { values, identity, trust, policy }
+  const trustPem = readFileSync(values.trust, 'utf8')
+  /** A TLS context of this device (its key is copied into the native signer, then wiped here). */
+  const tlsContext = (role: 'server' | 'client') => {
+    const credentials = identity.tlsIdentity()
+    try {
+      return new TlsContext(role, { identity: credentials, trustPem, policy })
+    } finally {
+      credentials.privateKey.fill(0)
+    }
+  }
+  return { values, identity, trust, policy, protocol, tlsContext }
 }
 
-/** `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol noise] [--crl FILE]` */
+/** `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]` */
 export async function echoServer(args: string[]): Promise<void> {
-  const { values, identity, trust, policy } = await setup(args)
+  const { values, identity, trust, policy, protocol, tlsContext } = await setup(args)
   const { host, port } = parseListen(values.listen ?? '127.0.0.1:7443')
+  const context = protocol === 'tls' ? tlsContext('server') : undefined
   const links = new LiveLinks()
   let revocations = new RevocationSet()
   const stopWatching =
@@ -55,13 +66,15 @@ export async function echoServer(args: string[]): Promise<void> {
           issuerChainPem: identity.caChainPem,
           onUpdate: (fresh) => {
             revocations = fresh
+            context?.setRevocations(fresh)
             links.apply(fresh)
           },
           onError: (error) => process.stderr.write(`${JSON.stringify({ event: 'crl-refused', code: (error as ZtError).code ?? 'ERR_INTERNAL' })}\n`),
         })
   const server = createServer((socket: Socket) => {
     socket.on('error', () => {})
-    wrapNoise(socket, { role: 'responder', identity: identity.linkIdentity(), trust, revocations, policy }).then(
+    const secured = context !== undefined ? secureTls(socket, context) : wrapNoise(socket, { role: 'responder', identity: identity.linkIdentity(), trust, revocations, policy })
+    secured.then(
       (link: SecureStream) => {
         links.add(link)
         process.stdout.write(`${JSON.stringify({ event: 'accepted', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, peer: link.peer })}\n`)
@@ -85,15 +98,18 @@ export async function echoServer(args: string[]): Promise<void> {
   stopWatching()
 }
 
-/** `ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol noise]`: stdin to the peer, the peer to stdout. */
+/** `ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]`: stdin to the peer, the peer to stdout. */
 export async function connect(args: string[]): Promise<void> {
-  const { values, identity, trust, policy } = await setup(args)
+  const { values, identity, trust, policy, protocol, tlsContext } = await setup(args)
   const { host, port } = parseListen(values.to ?? '')
   const socket = await new Promise<Socket>((resolve, reject) => {
     const s = createConnection({ host, port, timeout: 10_000 }, () => resolve(s))
     s.once('error', (error) => reject(createError('ERR_UNREACHABLE', `cannot connect to ${values.to}`, { cause: error })))
   })
-  const link = await wrapNoise(socket, { role: 'initiator', identity: identity.linkIdentity(), trust, revocations: new RevocationSet(), policy })
+  const link =
+    protocol === 'tls'
+      ? await secureTls(socket, tlsContext('client'))
+      : await wrapNoise(socket, { role: 'initiator', identity: identity.linkIdentity(), trust, revocations: new RevocationSet(), policy })
   process.stderr.write(`${JSON.stringify({ event: 'connected', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, peer: link.peer })}\n`)
   process.stdin.pipe(link)
   link.pipe(process.stdout)

@@ -36,9 +36,9 @@ commands:
   enroll --url URL --token T --store DIR    enroll this device (keystore passphrase: ZTMESH_PASSPHRASE)
   verify-peer --dir D --cert FILE [--tenant T] [--device ID]
                                             print the peer identity (JSON) or exit 1 with {code, message}
-  echo-server --store DIR --trust CA.pem --listen HOST:PORT --protocol noise [--crl FILE]
+  echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
                                             a secure echo service; one JSON line per connection
-  connect --store DIR --trust CA.pem --to HOST:PORT --protocol noise
+  connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]
                                             a secure netcat: stdin to the peer, the peer to stdout
 `
 

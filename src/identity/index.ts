@@ -30,6 +30,7 @@ import { Keystore, type Passphrase } from '../keystore/index.js'
 import { buildCsr } from '../pki/index.js'
 import { rotationMessage } from '../ca/index.js'
 import type { LinkIdentity } from '../channels/noise-link.js'
+import type { TlsIdentity } from '../channels/tls.js'
 
 const KEY_NAME = 'device'
 
@@ -138,6 +139,14 @@ export class DeviceIdentity {
   /** What a secure link presents: the chain, and a signer for the device key that never exports it. */
   linkIdentity(): LinkIdentity {
     return { certificateChainPem: this.certificatePem + this.caChainPem, sign: (message) => this.#keystore.sign(KEY_NAME, message) }
+  }
+
+  /**
+   * The TLS credentials: the chain and the device key as PKCS#8, which the native TLS context
+   * copies into its signer. Zero-fill `privateKey` once the context exists.
+   */
+  tlsIdentity(): TlsIdentity {
+    return { certificateChainPem: this.certificatePem + this.caChainPem, privateKey: this.#keystore.exportPrivateKey(KEY_NAME) }
   }
 
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */

@@ -12,6 +12,7 @@
 //! | [`kem`] | ML-KEM-768 (FIPS 203) and the X-Wing hybrid KEM (X25519 + ML-KEM-768) |
 //! | [`noise`] | Noise handshakes and transports (snow), with a post-quantum hybrid mode |
 //! | [`keystore`] | passphrase-encrypted software keystore (Argon2id + AES-256-GCM) |
+//! | [`tls`] | mutual TLS 1.3 (rustls), sans-IO sessions, `verify_peer` verifiers, X25519MLKEM768 |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod noise;
 pub mod pki;
 pub mod rand;
 pub mod sign;
+pub mod tls;
 pub mod x25519;
 
 mod error;

@@ -1,0 +1,3 @@
+module ztmesh.test/tlspeer
+
+go 1.25

@@ -1,0 +1,216 @@
+//! Mutual TLS 1.3 sessions (sans-IO): JavaScript moves the bytes between a socket and a session.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use ztmesh_core::pki::{self, PeerPolicy, SoftwareSigner};
+use ztmesh_core::tls::{self, ClientSettings, PqPolicy, ServerSettings};
+
+use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::pki::{peer_identity, PeerIdentity, RevocationSet};
+
+/// What a TLS context needs: this device's chain and key, the trust anchors and the policy.
+#[napi(object)]
+pub struct TlsContextInit {
+    /// This device's certificate followed by its CA chain, PEM.
+    pub chain_pem: String,
+    /// The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call).
+    pub private_key: Buffer,
+    /// The trust anchors, PEM.
+    pub trust_pem: String,
+    /// `'prefer'` (default: X25519MLKEM768, X25519 fallback), `'require'` or `'off'`.
+    pub pq: Option<String>,
+    /// The tenant every peer must belong to.
+    pub expected_tenant: Option<String>,
+    /// The device id the peer must have (clients: the server they dial).
+    pub expected_device: Option<String>,
+    /// Accepted peer SPKI SHA-256 hashes, hex.
+    pub pins: Option<Vec<String>>,
+    /// Session resumption (default on).
+    pub resumption: Option<bool>,
+}
+
+/// A server context: accepts sessions; its trust and revocations can be swapped live.
+#[napi]
+pub struct TlsServerContext {
+    inner: Arc<tls::TlsServerContext>,
+}
+
+#[napi]
+impl TlsServerContext {
+    #[napi(constructor)]
+    pub fn new(init: TlsContextInit) -> Result<Self> {
+        sync(|| {
+            let parts = Parts::from_init(init)?;
+            let mut settings = ServerSettings::new(parts.chain, parts.signer, parts.trust);
+            (settings.policy, settings.pq) = (parts.policy, parts.pq);
+            if let Some(resumption) = parts.resumption {
+                settings.resumption = resumption;
+            }
+            Ok(TlsServerContext { inner: Arc::new(tls::TlsServerContext::new(settings)?) })
+        })
+    }
+
+    /// A new server-side session for one accepted connection.
+    #[napi]
+    pub fn accept(&self) -> Result<TlsSession> {
+        sync(|| Ok(TlsSession { inner: self.inner.accept()? }))
+    }
+
+    /// Applies new revocations to every handshake from now on (and voids resumption tickets).
+    #[napi]
+    pub fn set_revocations(&self, revocations: &RevocationSet) {
+        self.inner.set_revocations(revocations.inner.clone());
+    }
+}
+
+/// A client context: opens sessions to servers.
+#[napi]
+pub struct TlsClientContext {
+    inner: Arc<tls::TlsClientContext>,
+}
+
+#[napi]
+impl TlsClientContext {
+    #[napi(constructor)]
+    pub fn new(init: TlsContextInit) -> Result<Self> {
+        sync(|| {
+            let parts = Parts::from_init(init)?;
+            let mut settings = ClientSettings::new(parts.chain, parts.signer, parts.trust);
+            (settings.policy, settings.pq) = (parts.policy, parts.pq);
+            if let Some(resumption) = parts.resumption {
+                settings.resumption = resumption;
+            }
+            Ok(TlsClientContext { inner: Arc::new(tls::TlsClientContext::new(settings)?) })
+        })
+    }
+
+    /// A new client session (to the server the context expects, or to `deviceId`).
+    #[napi]
+    pub fn connect(&self, device_id: Option<String>) -> Result<TlsSession> {
+        sync(|| {
+            Ok(TlsSession { inner: device_id.map_or_else(|| self.inner.connect(), |d| self.inner.connect_to(&d))? })
+        })
+    }
+
+    /// Applies new revocations to every handshake from now on (and forgets resumption tickets).
+    #[napi]
+    pub fn set_revocations(&self, revocations: &RevocationSet) {
+        self.inner.set_revocations(revocations.inner.clone());
+    }
+}
+
+/// One TLS connection's state: feed it the socket's bytes, send what it gives back.
+#[napi]
+pub struct TlsSession {
+    inner: tls::TlsSession,
+}
+
+#[napi]
+impl TlsSession {
+    /// Processes bytes read from the socket; throws the typed reason (a PKI code for a refused
+    /// peer). After a throw, `takeOutgoing()` holds the alert for the peer.
+    #[napi]
+    pub fn read_tls(&mut self, data: &[u8]) -> Result<()> {
+        sync(|| Ok(self.inner.read_tls(data)?))
+    }
+
+    /// The bytes to write to the socket now (handshake flights, records, alerts).
+    #[napi]
+    pub fn take_outgoing(&mut self) -> Buffer {
+        self.inner.take_outgoing().into()
+    }
+
+    /// Queues application data (sent once the peer is verified).
+    #[napi]
+    pub fn write_plaintext(&mut self, data: &[u8]) -> Result<()> {
+        sync(|| Ok(self.inner.write_plaintext(data)?))
+    }
+
+    /// The application data received so far (empty if none).
+    #[napi]
+    pub fn read_plaintext(&mut self) -> Buffer {
+        let mut out = Vec::new();
+        self.inner.read_plaintext(&mut out);
+        out.into()
+    }
+
+    #[napi(getter)]
+    pub fn is_handshaking(&self) -> bool {
+        self.inner.is_handshaking()
+    }
+
+    /// The verified peer, once the handshake is complete.
+    #[napi(getter)]
+    pub fn peer(&self) -> Option<PeerIdentity> {
+        self.inner.peer().cloned().map(peer_identity)
+    }
+
+    /// The key exchange group: `X25519MLKEM768` or `X25519`.
+    #[napi(getter)]
+    pub fn kx_group(&self) -> Option<&'static str> {
+        self.inner.kx_group()
+    }
+
+    #[napi(getter)]
+    pub fn is_post_quantum(&self) -> bool {
+        self.inner.is_post_quantum()
+    }
+
+    #[napi(getter)]
+    pub fn is_resumed(&self) -> bool {
+        self.inner.is_resumed()
+    }
+
+    /// Whether the peer sent close_notify.
+    #[napi(getter)]
+    pub fn peer_closed(&self) -> bool {
+        self.inner.peer_closed()
+    }
+
+    /// Queues close_notify.
+    #[napi]
+    pub fn send_close_notify(&mut self) {
+        self.inner.send_close_notify();
+    }
+
+    /// Whether `revocations` names this session's peer (the caller then closes it).
+    #[napi]
+    pub fn is_peer_revoked(&self, revocations: &RevocationSet) -> bool {
+        self.inner.is_peer_revoked(&revocations.inner)
+    }
+}
+
+/// The parts of a context, parsed.
+struct Parts {
+    chain: Vec<Vec<u8>>,
+    signer: Box<dyn pki::CertSigner + Send + Sync>,
+    trust: pki::TrustStore,
+    policy: PeerPolicy,
+    pq: PqPolicy,
+    resumption: Option<bool>,
+}
+
+impl Parts {
+    fn from_init(init: TlsContextInit) -> std::result::Result<Self, Failure> {
+        let chain = pki::pem::parse_certificates(&init.chain_pem)?;
+        let signer = Box::new(SoftwareSigner::from_pkcs8(&init.private_key)?);
+        let trust = pki::TrustStore::from_pem(&init.trust_pem)?;
+        let pq = match init.pq.as_deref() {
+            None | Some("prefer") => PqPolicy::Prefer,
+            Some("require") => PqPolicy::Require,
+            Some("off") => PqPolicy::Off,
+            Some(_) => return Err(invalid_argument("pq must be 'prefer', 'require' or 'off'")),
+        };
+        let mut policy = PeerPolicy {
+            expected_tenant: init.expected_tenant,
+            expected_device: init.expected_device,
+            ..PeerPolicy::default()
+        };
+        if let Some(pins) = init.pins {
+            policy.pins = Some(crate::pki::pins_arg(&pins)?);
+        }
+        Ok(Parts { chain, signer, trust, policy, pq, resumption: init.resumption })
+    }
+}

@@ -1,0 +1,221 @@
+/**
+ * Mutual TLS 1.3 links (rustls in the core, sans-IO) as Node streams: the session lives in Rust,
+ * this file only moves bytes between it and a socket.
+ *
+ * TLS 1.3 only, client certificates required, ALPN `ztmesh/1`, X25519MLKEM768 preferred with
+ * X25519 fallback (`pq: 'require' | 'prefer' | 'off'`). Every peer is decided by the PKI's
+ * `verifyPeer`; a refusal rejects with its PKI code (`ERR_CERT_REVOKED`, `ERR_TENANT_MISMATCH`…).
+ */
+
+import { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+
+import { createError, ZtError } from '../errors.js'
+import { native, nativeError, type NativeTlsSession } from '../native.js'
+import type { PeerIdentity, PeerPolicy, RevocationSet } from '../pki/index.js'
+import type { SecureStream } from './noise-link.js'
+
+/** This device's TLS credentials. */
+export interface TlsIdentity {
+  /** The device certificate followed by its CA chain, PEM. */
+  certificateChainPem: string
+  /** The certificate's P-256 key, PKCS#8 DER; it is copied into the native signer and may be zeroed after. */
+  privateKey: Uint8Array
+}
+
+/** Options of {@link TlsContext}. */
+export interface TlsContextInit {
+  identity: TlsIdentity
+  /** The trust anchors, PEM. */
+  trustPem: string
+  /** Who peers must be (tenant, device, pins). */
+  policy?: Pick<PeerPolicy, 'expectedTenant' | 'expectedDevice' | 'pins'>
+  pq?: 'require' | 'prefer' | 'off'
+  resumption?: boolean
+}
+
+/** A server or client TLS context: the settings every session of one side shares. */
+export class TlsContext {
+  readonly role: 'server' | 'client'
+  readonly #server: InstanceType<typeof native.TlsServerContext> | undefined
+  readonly #client: InstanceType<typeof native.TlsClientContext> | undefined
+
+  constructor(role: 'server' | 'client', init: TlsContextInit) {
+    this.role = role
+    const nativeInit = {
+      chainPem: init.identity.certificateChainPem,
+      privateKey: Buffer.from(init.identity.privateKey),
+      trustPem: init.trustPem,
+      ...(init.pq !== undefined && { pq: init.pq }),
+      ...(init.policy?.expectedTenant !== undefined && { expectedTenant: init.policy.expectedTenant }),
+      ...(init.policy?.expectedDevice !== undefined && { expectedDevice: init.policy.expectedDevice }),
+      ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
+      ...(init.resumption !== undefined && { resumption: init.resumption }),
+    }
+    try {
+      if (role === 'server') this.#server = new native.TlsServerContext(nativeInit)
+      else this.#client = new native.TlsClientContext(nativeInit)
+    } catch (error) {
+      throw nativeError(error)
+    } finally {
+      nativeInit.privateKey.fill(0)
+    }
+  }
+
+  /** Applies new revocations to every later handshake and voids resumption. */
+  setRevocations(revocations: RevocationSet): void {
+    ;(this.#server ?? this.#client)!.setRevocations(revocations.native)
+  }
+
+  /** @internal A new session. */
+  session(deviceId?: string): NativeTlsSession {
+    try {
+      return this.#server !== undefined ? this.#server.accept() : this.#client!.connect(deviceId)
+    } catch (error) {
+      throw nativeError(error)
+    }
+  }
+}
+
+/** Options of {@link secureTls}. */
+export interface SecureTlsInit {
+  /** For clients: the device id of the server, if the context does not fix it. */
+  serverDevice?: string
+  handshakeTimeoutMs?: number
+  signal?: AbortSignal
+}
+
+/**
+ * Runs a TLS handshake on `socket` with a session of `context` and resolves with the secured
+ * stream; rejects with the typed reason (and destroys the socket) otherwise.
+ */
+export function secureTls(socket: Socket | Duplex, context: TlsContext, init: SecureTlsInit = {}): Promise<SecureStream> {
+  const stream = new TlsLinkStream(socket, context.session(init.serverDevice))
+  return stream.handshake(init.handshakeTimeoutMs ?? 10_000, init.signal)
+}
+
+class TlsLinkStream extends Duplex implements SecureStream {
+  readonly protocol = 'tls' as const
+  readonly #socket: Socket | Duplex
+  readonly #session: NativeTlsSession
+  #peer: PeerIdentity | undefined
+  #settle: ((error?: unknown) => void) | undefined
+
+  constructor(socket: Socket | Duplex, session: NativeTlsSession) {
+    super()
+    this.#socket = socket
+    this.#session = session
+    socket.on('data', (chunk: Buffer) => this.#receive(chunk))
+    socket.once('end', () => {
+      this.#fail(createError('ERR_TLS_CLOSED', 'the peer closed the connection'))
+      this.push(null)
+    })
+    socket.once('error', (error) => this.#fail(error))
+    socket.once('close', () => {
+      this.#fail(createError('ERR_TLS_CLOSED', 'the connection closed'))
+      this.destroy()
+    })
+    this.#flush()
+  }
+
+  get peer(): PeerIdentity {
+    if (this.#peer === undefined) throw createError('ERR_TLS_HANDSHAKE', 'the handshake is not complete')
+    return this.#peer
+  }
+
+  get kxGroup(): string {
+    return this.#session.kxGroup ?? 'unknown'
+  }
+
+  get postQuantum(): boolean {
+    return this.#session.isPostQuantum
+  }
+
+  /** Whether this session was resumed from a ticket. */
+  get resumed(): boolean {
+    return this.#session.isResumed
+  }
+
+  closeIfRevoked(revocations: RevocationSet): boolean {
+    if (!this.#session.isPeerRevoked(revocations.native)) return false
+    this.destroy(createError('ERR_CERT_REVOKED', 'the peer certificate was revoked'))
+    return true
+  }
+
+  handshake(timeoutMs: number, signal?: AbortSignal): Promise<SecureStream> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.#fail(createError('ERR_HANDSHAKE_TIMEOUT', 'the TLS handshake did not finish in time')), timeoutMs)
+      const onAbort = () => this.#fail(createError('ERR_ABORTED', 'the handshake was aborted'))
+      if (signal?.aborted) onAbort()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#settle = (error) => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.#settle = undefined
+        if (error === undefined) resolve(this)
+        else {
+          this.#socket.destroy()
+          reject(error instanceof ZtError ? error : createError('ERR_TLS_HANDSHAKE', 'the TLS handshake failed', { cause: error }))
+        }
+      }
+      this.#checkEstablished()
+    })
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    try {
+      this.#session.writePlaintext(chunk)
+      this.#flush()
+      callback()
+    } catch (error) {
+      callback(nativeError(error))
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#session.sendCloseNotify()
+    this.#flush()
+    this.#socket.end(callback)
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#socket.destroy()
+    callback(error)
+  }
+
+  #receive(chunk: Buffer): void {
+    try {
+      this.#session.readTls(chunk)
+    } catch (error) {
+      this.#flush() // the alert that tells the peer why
+      this.#fail(nativeError(error))
+      return
+    }
+    this.#flush()
+    this.#checkEstablished()
+    const plaintext = this.#session.readPlaintext()
+    if (plaintext.length > 0) this.push(plaintext)
+    if (this.#session.peerClosed) this.push(null)
+  }
+
+  #checkEstablished(): void {
+    if (this.#peer === undefined && !this.#session.isHandshaking) {
+      const peer = this.#session.peer
+      if (peer === null || peer === undefined) return
+      this.#peer = peer
+      this.#settle?.()
+    }
+  }
+
+  #flush(): void {
+    const outgoing = this.#session.takeOutgoing()
+    if (outgoing.length > 0 && !this.#socket.destroyed) this.#socket.write(outgoing)
+  }
+
+  #fail(error: unknown): void {
+    if (this.#settle !== undefined) this.#settle(error)
+    else if (!this.destroyed && error instanceof ZtError && error.code !== 'ERR_TLS_CLOSED') this.destroy(error)
+  }
+}
