@@ -290,7 +290,7 @@ export interface DeviceCertInit {
   deviceId: string
   /** The tenant (OU). */
   tenant: string
-  /** Roles for the roles extension. */
+  /** Roles, carried as `urn:ztmesh:role:<role>` SAN URIs. */
   roles?: Array<string>
   /** Validity in seconds (default 90 days). */
   validitySeconds?: number

@@ -44,7 +44,7 @@ pub struct DeviceCertInit {
     pub device_id: String,
     /// The tenant (OU).
     pub tenant: String,
-    /// Roles for the roles extension.
+    /// Roles, carried as `urn:ztmesh:role:<role>` SAN URIs.
     pub roles: Option<Vec<String>>,
     /// Validity in seconds (default 90 days).
     pub validity_seconds: Option<f64>,

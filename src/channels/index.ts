@@ -3,3 +3,4 @@ export { wrapNoise, type LinkIdentity, type NoiseLinkInit, type SecureStream } f
 export { LiveLinks, watchCrlFile, type WatchCrlInit } from './revocations.js'
 export { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH } from './framing.js'
 export { secureTls, TlsContext, type SecureTlsInit, type TlsContextInit, type TlsIdentity } from './tls.js'
+export { connectSecure, createSecureServer, type SecureEndpointInit, type SecureServer } from './endpoints.js'

@@ -23,6 +23,11 @@ export class LiveLinks {
     return this.#links.size
   }
 
+  /** The open links. */
+  list(): SecureStream[] {
+    return [...this.#links]
+  }
+
   /** Closes (with `ERR_CERT_REVOKED`) every link whose peer `revocations` names; returns how many. */
   apply(revocations: RevocationSet): number {
     let closed = 0

@@ -110,13 +110,15 @@ fn openssl_csr_is_accepted_but_not_honoured() {
         assert!(!text.contains(refused), "{refused:?} was honoured:\n{text}");
     }
 
-    // With roles, OpenSSL shows the private extension under its UUID OID.
+    // With roles, OpenSSL shows one SAN URI per role after the device URI, and no private extension.
     let mut request = DeviceCertRequest::new("tablet-2", "property-123");
-    request.roles = vec!["staff".into()];
+    request.roles = vec!["staff".into(), "pos:cashier".into()];
     let with_roles = s.site.issue(&csr, &request).unwrap();
     std::fs::write(s.dir.path().join("roles.pem"), &with_roles.pem).unwrap();
     let text = stdout_of(&openssl(s.dir.path(), &["x509", "-in", "roles.pem", "-noout", "-text"]));
-    assert!(text.contains("2.25.163074190208942868797504729473276530928"), "{text}");
+    let san = "URI:ztmesh://property-123/tablet-2, URI:urn:ztmesh:role:staff, URI:urn:ztmesh:role:pos:cashier";
+    assert!(text.contains(san), "{text}");
+    assert!(!text.contains("2.25."), "{text}");
 
     // The CA certificates parse too.
     for ca in ["root.pem", "site.pem"] {

@@ -2,7 +2,8 @@
 //! ↔ ztmesh client agree on X25519MLKEM768 and exchange data (and a Go client resumes with a
 //! ztmesh ticket); a Go client limited to X25519 is
 //! refused by a server that requires post-quantum key exchange and falls back with one that
-//! prefers it.
+//! prefers it; and Go loads, verifies and reads device certificates carrying roles
+//! (`urn:ztmesh:role:` SAN URIs), its own and its peer's.
 //!
 //! The Go side is `tests/go/tlspeer` (standard library only), built into a temporary directory
 //! with the local toolchain and no network. Without `go` on the PATH the tests print why they did
@@ -18,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tls_common::{client_settings, server_settings, Device, Pki, TENANT};
-use ztmesh_core::pki::pem;
+use ztmesh_core::pki::{pem, DeviceCertRequest};
 use ztmesh_core::tls::{
     PqPolicy, TlsClientContext, TlsError, TlsServerContext, TlsSession, GROUP_X25519, GROUP_X25519MLKEM768,
 };
@@ -77,9 +78,18 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::with_roles(&[], &[])
+    }
+
+    /// Devices whose certificates carry `ztmesh_roles` and `go_roles`.
+    fn with_roles(ztmesh_roles: &[&str], go_roles: &[&str]) -> Self {
         let pki = Pki::new("interop");
-        let ztmesh = pki.device("ztmesh-node", TENANT);
-        let go = pki.device("go-node", TENANT);
+        let request = |device_id: &str, roles: &[&str]| DeviceCertRequest {
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            ..DeviceCertRequest::new(device_id, TENANT)
+        };
+        let ztmesh = pki.device_with(request("ztmesh-node", ztmesh_roles));
+        let go = pki.device_with(request("go-node", go_roles));
         let files = tempfile::tempdir().unwrap();
         let chain: String = go.chain.iter().map(|der| pem::encode(pem::CERTIFICATE, der)).collect();
         std::fs::write(files.path().join("chain.pem"), chain).unwrap();
@@ -267,5 +277,71 @@ fn a_classical_go_client_is_refused_by_require_and_falls_back_with_prefer() {
                 }
             }
         }
+    });
+}
+
+#[test]
+fn go_loads_and_verifies_device_certificates_with_roles() {
+    with_go("go_loads_and_verifies_device_certificates_with_roles", |peer| {
+        let setup = Setup::with_roles(&["frontdesk", "pos:cashier"], &["gateway"]);
+
+        // The Go server loads its own roles-bearing certificate and accepts the ztmesh client's,
+        // reading its roles.
+        let mut child = setup.go(peer, "server", &["-addr", "127.0.0.1:0", "-expect-roles", "frontdesk,pos:cashier"]);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let addr = first.strip_prefix("LISTEN ").unwrap_or_else(|| panic!("Go server said {first:?}")).trim();
+        let client_ctx = TlsClientContext::new(client_settings(&setup.pki, &setup.ztmesh, PqPolicy::Prefer)).unwrap();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut session = client_ctx.connect_to("go-node").unwrap();
+        session.write_plaintext(b"hello with roles\n").unwrap();
+        handshake(&mut session, &mut stream).unwrap();
+        assert_eq!(session.peer().map(|p| p.roles.clone()), Some(vec!["gateway".to_owned()]));
+        assert_eq!(read_line(&mut session, &mut stream), "echo:hello with roles");
+        session.send_close_notify();
+        stream.write_all(&session.take_outgoing()).unwrap();
+        drop(stream);
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert!(child.wait().unwrap().success(), "{first}{rest}");
+        assert!(rest.contains("GOT hello with roles\n"), "{rest}");
+
+        // The Go client loads its roles-bearing certificate; the ztmesh server reads its roles,
+        // and the Go client reads the server's.
+        let server_ctx = setup.server(PqPolicy::Prefer);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let child = setup.go(peer, "client", &["-addr", &addr, "-expect-roles", "frontdesk,pos:cashier"]);
+        let mut stream = accept(&listener);
+        let mut session = server_ctx.accept().unwrap();
+        handshake(&mut session, &mut stream).unwrap();
+        assert_eq!(session.peer().map(|p| p.roles.clone()), Some(vec!["gateway".to_owned()]));
+        let line = read_line(&mut session, &mut stream);
+        session.write_plaintext(format!("ztmesh:{line}\n").as_bytes()).unwrap();
+        stream.write_all(&session.take_outgoing()).unwrap();
+        let (output, stdout) = finish(child);
+        assert!(output.status.success(), "{stdout}");
+        assert!(stdout.contains("REPLY ztmesh:hello from go\n"), "{stdout}");
+
+        // A Go client expecting a role the server lacks refuses it: -expect-roles is a real check.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let child = setup.go(peer, "client", &["-addr", &addr, "-expect-roles", "admin"]);
+        let mut stream = accept(&listener);
+        let mut session = server_ctx.accept().unwrap();
+        // The Go client aborts mid-handshake: tolerate the alert, a reset or an early close.
+        let mut buf = vec![0u8; 64 * 1024];
+        while session.is_handshaking() {
+            let _ = stream.write_all(&session.take_outgoing());
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 && session.read_tls(&buf[..n]).is_ok() => {}
+                _ => break,
+            }
+        }
+        drop(stream);
+        let (output, stdout) = finish(child);
+        assert!(!output.status.success() && stdout.contains("urn:ztmesh:role:admin"), "{stdout}");
     });
 }

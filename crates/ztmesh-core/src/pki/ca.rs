@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use super::cert::ParsedCert;
 use super::csr::CertificateRequest;
 use super::error::PkiError;
-use super::identity::{encode_roles, is_valid_display_name, is_valid_id};
+use super::identity::{is_valid_display_name, is_valid_id, role_uris};
 use super::profile::{device_tbs, DeviceProfile};
 use super::signer::{sign_structure, CertSigner, RcgenKey, SoftwareSigner};
 use super::{duration_seconds, hex_lower, system_time, unix_seconds, DEFAULT_CLOCK_SKEW};
@@ -104,7 +104,7 @@ pub struct DeviceCertRequest {
     pub device_id: String,
     /// The tenant: the certificate's OU.
     pub tenant: String,
-    /// Roles for the roles extension; empty for none.
+    /// Roles, written as `urn:ztmesh:role:<role>` SAN URIs; empty for none.
     pub roles: Vec<String>,
     /// How long the certificate is valid from `now` (90 days by default). A new certificate
     /// can be requested well before the old one expires, so the two overlap during rotation.
@@ -258,7 +258,7 @@ impl CertificateAuthority {
         if !is_valid_id(&request.device_id) || !is_valid_id(&request.tenant) {
             return Err(PkiError::InvalidIdentity);
         }
-        let roles = encode_roles(&request.roles)?;
+        let role_uris = role_uris(&request.roles)?;
         self.check_valid_at(request.now)?;
         let (not_before, not_after) =
             validity_window(request.now, request.backdate, request.validity, Some(self.cert.not_after))?;
@@ -273,7 +273,7 @@ impl CertificateAuthority {
             tenant: &request.tenant,
             device_id: &request.device_id,
             public_key: csr.public_key(),
-            roles: roles.as_deref(),
+            role_uris: &role_uris,
         })
         .ok_or(PkiError::InvalidValidity)?;
         let der = sign_structure(self.signer.as_ref(), &tbs)?;
@@ -454,13 +454,16 @@ mod tests {
         let pki = Pki::new();
         let (_, csr) = device_csr("ignored-cn", "ignored-ou");
         let mut request = DeviceCertRequest::new("tablet-1", "property-123");
-        request.roles = vec!["staff".into()];
+        request.roles = vec!["staff".into(), "pos:cashier".into()];
         let issued = pki.site.issue(&csr, &request).unwrap();
         let cert = ParsedCert::from_der(&issued.der).unwrap();
         assert_eq!(cert.common_names, ["tablet-1"]);
         assert_eq!(cert.org_units, ["property-123"]);
         assert_eq!(cert.organisations, ["ztmesh test"]);
-        assert_eq!(cert.san_uris, ["ztmesh://property-123/tablet-1"]);
+        assert_eq!(
+            cert.san_uris,
+            ["ztmesh://property-123/tablet-1", "urn:ztmesh:role:staff", "urn:ztmesh:role:pos:cashier"]
+        );
         assert_eq!(cert.basic_constraints.map(|bc| bc.ca), Some(false));
         assert_eq!(cert.key_usage, Some(key_usage::DIGITAL_SIGNATURE));
         let eku = cert.extended_key_usage.unwrap();
@@ -487,6 +490,8 @@ mod tests {
         assert_eq!(pki.site.issue(&csr, &request).unwrap_err(), PkiError::InvalidIdentity);
         request.tenant = "t".into();
         request.roles = vec!["bad role".into()];
+        assert_eq!(pki.site.issue(&csr, &request).unwrap_err(), PkiError::InvalidIdentity);
+        request.roles = vec!["a".into(), "a".into()];
         assert_eq!(pki.site.issue(&csr, &request).unwrap_err(), PkiError::InvalidIdentity);
         request.roles.clear();
         request.validity = Duration::ZERO;

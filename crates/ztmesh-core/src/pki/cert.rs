@@ -73,7 +73,7 @@ pub(crate) struct ParsedCert {
     pub(crate) authority_key_id: Option<Vec<u8>>,
     /// The subject key identifier, if present.
     pub(crate) subject_key_id: Option<Vec<u8>>,
-    /// The URIs in subjectAltName.
+    /// The URIs in subjectAltName, in order (the device URI and the role URIs among them).
     pub(crate) san_uris: Vec<String>,
     /// The subject's commonName values.
     pub(crate) common_names: Vec<String>,
@@ -84,8 +84,6 @@ pub(crate) struct ParsedCert {
     /// Every CN, OU and O value is a string, and every RDN of subject and issuer holds exactly
     /// one attribute.
     pub(crate) names_well_formed: bool,
-    /// The value of the roles extension, if present.
-    pub(crate) roles_extension: Option<Vec<u8>>,
     /// No extension appears twice, every extension x509-parser knows parsed, and no critical
     /// extension is one the PKI does not understand.
     pub(crate) extensions_acceptable: bool,
@@ -131,7 +129,6 @@ impl ParsedCert {
             org_units: Vec::new(),
             organisations: Vec::new(),
             names_well_formed: single_valued(&tbs.issuer) && single_valued(&tbs.subject),
-            roles_extension: None,
             extensions_acceptable: true,
         };
         parsed.read_subject(&tbs.subject);
@@ -197,10 +194,6 @@ impl ParsedCert {
                 ParsedExtension::ParseError { .. } => {
                     self.extensions_acceptable = false;
                     false
-                }
-                _ if id == oid::ROLES => {
-                    self.roles_extension = Some(extension.value.to_vec());
-                    true
                 }
                 _ => false,
             };

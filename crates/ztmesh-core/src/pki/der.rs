@@ -1,5 +1,5 @@
-//! A minimal DER writer and a strict DER reader, for the few structures the PKI encodes itself:
-//! the device certificate profile, the roles extension and ECDSA signature values.
+//! A minimal DER writer, for the few structures the PKI encodes itself: the device certificate
+//! profile and ECDSA signature values; and a strict DER reader the tests check them with.
 //!
 //! Only single-byte tags and definite lengths up to 4 length octets exist here. The reader
 //! rejects everything DER forbids that could give one value two encodings: indefinite or
@@ -49,12 +49,6 @@ pub(crate) mod oid {
     pub(crate) const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
     /// id-kp-clientAuth, 1.3.6.1.5.5.7.3.2.
     pub(crate) const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
-    /// The ztmesh roles extension, 2.25.163074190208942868797504729473276530928
-    /// (UUID 7aaef254-e70e-4f71-a39c-98d1892550f0).
-    pub(crate) const ROLES: &[u8] = &[
-        0x69, 0x81, 0xf5, 0xae, 0xf9, 0x95, 0x9c, 0xf0, 0xf2, 0xbd, 0xe3, 0xa3, 0xce, 0xa6, 0x9a, 0x98, 0xc9, 0x95,
-        0xa1, 0x70,
-    ];
 }
 
 /// Appends one TLV.
@@ -137,10 +131,12 @@ pub(crate) fn time(seconds: i64) -> Option<Vec<u8>> {
 }
 
 /// A strict reader over a sequence of DER TLVs.
+#[cfg(test)]
 pub(crate) struct Reader<'a> {
     input: &'a [u8],
 }
 
+#[cfg(test)]
 impl<'a> Reader<'a> {
     /// A reader over `input`.
     pub(crate) fn new(input: &'a [u8]) -> Self {
@@ -183,7 +179,6 @@ impl<'a> Reader<'a> {
 
     /// Reads one INTEGER that must be positive and minimally encoded; returns its magnitude
     /// without the sign octet.
-    #[cfg(test)]
     pub(crate) fn read_positive_integer(&mut self) -> Option<&'a [u8]> {
         let content = self.read(tag::INTEGER)?;
         match content {
@@ -252,13 +247,9 @@ mod tests {
             ("2.5.29.37", oid::EXT_KEY_USAGE),
             ("1.3.6.1.5.5.7.3.1", oid::SERVER_AUTH),
             ("1.3.6.1.5.5.7.3.2", oid::CLIENT_AUTH),
-            (super::super::ROLES_OID, oid::ROLES),
         ] {
             assert_eq!(encode_oid(dotted), bytes, "{dotted}");
         }
-        // The roles arc is the UUID read as a 128-bit number.
-        let uuid = u128::from_str_radix("7aaef254e70e4f71a39c98d1892550f0", 16).unwrap();
-        assert_eq!(super::super::ROLES_OID, format!("2.25.{uuid}"));
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! Naming rules for devices, tenants, roles and CAs, the SAN URI that names a device, and the
-//! roles extension codec.
+//! SAN URIs that carry roles.
 //!
 //! The alphabets are narrow on purpose: an id that needs no escaping anywhere (URI, file name,
 //! log line, SQL) has one spelling, so two components can never disagree on whether two ids are
 //! the same.
 
-use super::der::{self, tag, Reader};
 use super::error::PkiError;
 
-/// The OID of the roles extension: a UUID OID (ITU-T X.667, arc `2.25`) from the random UUID
-/// `7aaef254-e70e-4f71-a39c-98d1892550f0`. Its value is `SEQUENCE SIZE (1..32) OF UTF8String`.
-pub const ROLES_OID: &str = "2.25.163074190208942868797504729473276530928";
+/// The prefix of the SAN URIs carrying roles: one `urn:ztmesh:role:<role>` URI per role, after
+/// the device's `ztmesh://<tenant>/<device-id>` URI in the same subjectAltName.
+///
+/// Roles used to travel in a private extension under a UUID OID (`2.25.<128-bit arc>`); Go's
+/// crypto/x509 and other parsers cap OID arcs well below 128 bits and refuse the whole
+/// certificate, so roles now use a name form every X.509 parser reads.
+pub const ROLE_URI_PREFIX: &str = "urn:ztmesh:role:";
 
 /// The scheme of the SAN URI naming a device.
 pub(crate) const URI_SCHEME_PREFIX: &str = "ztmesh://";
@@ -60,44 +63,41 @@ pub(crate) fn is_valid_display_name(name: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&name.len()) && !name.chars().any(char::is_control)
 }
 
-/// The DER value of the roles extension, or `None` when there are no roles (the extension is
-/// then left out). Fails on an invalid or repeated role, or more than 32.
-pub(crate) fn encode_roles(roles: &[String]) -> Result<Option<Vec<u8>>, PkiError> {
-    if roles.is_empty() {
-        return Ok(None);
-    }
+/// The SAN URIs carrying `roles`, in order: `urn:ztmesh:role:<role>` each. Fails on an invalid
+/// or repeated role, or more than 32.
+pub(crate) fn role_uris(roles: &[String]) -> Result<Vec<String>, PkiError> {
     if roles.len() > MAX_ROLES {
         return Err(PkiError::InvalidIdentity);
     }
-    let mut content = Vec::new();
+    let mut uris = Vec::with_capacity(roles.len());
     for (i, role) in roles.iter().enumerate() {
         if !is_valid_role(role) || roles.iter().take(i).any(|r| r == role) {
             return Err(PkiError::InvalidIdentity);
         }
-        der::push_tlv(&mut content, tag::UTF8_STRING, role.as_bytes());
+        uris.push(format!("{ROLE_URI_PREFIX}{role}"));
     }
-    Ok(Some(der::tlv(tag::SEQUENCE, &content)))
+    Ok(uris)
 }
 
-/// Decodes the roles extension value strictly: one SEQUENCE of 1 to 32 distinct valid roles
-/// and nothing after it.
-pub(crate) fn decode_roles(value: &[u8]) -> Option<Vec<String>> {
-    let mut outer = Reader::new(value);
-    let content = outer.read(tag::SEQUENCE)?;
-    if !outer.is_empty() {
-        return None;
-    }
-    let mut reader = Reader::new(content);
+/// The roles among a certificate's SAN URIs, strictly: every URI starting with
+/// `urn:ztmesh:role:` in any case must be exactly that prefix and a valid role, with no role
+/// repeated and at most 32; `None` otherwise. Other URIs are ignored.
+pub(crate) fn roles_from_uris(uris: &[String]) -> Option<Vec<String>> {
     let mut roles: Vec<String> = Vec::new();
-    while !reader.is_empty() {
-        let bytes = reader.read(tag::UTF8_STRING)?;
-        let role = std::str::from_utf8(bytes).ok()?;
+    for uri in uris {
+        let Some(prefix) = uri.get(..ROLE_URI_PREFIX.len()) else {
+            continue;
+        };
+        if !prefix.eq_ignore_ascii_case(ROLE_URI_PREFIX) {
+            continue;
+        }
+        let role = uri.strip_prefix(ROLE_URI_PREFIX)?;
         if !is_valid_role(role) || roles.iter().any(|r| r == role) || roles.len() == MAX_ROLES {
             return None;
         }
         roles.push(role.to_owned());
     }
-    (!roles.is_empty()).then_some(roles)
+    Some(roles)
 }
 
 #[cfg(test)]
@@ -120,20 +120,36 @@ mod tests {
 
     #[test]
     fn roles_round_trip_and_decode_strictly() {
-        assert_eq!(encode_roles(&[]).unwrap(), None);
+        assert_eq!(role_uris(&[]).unwrap(), Vec::<String>::new());
         let roles = vec!["staff".to_owned(), "pos:cashier".to_owned()];
-        let value = encode_roles(&roles).unwrap().unwrap();
-        assert_eq!(decode_roles(&value).unwrap(), roles);
-        // Trailing bytes, an empty list, a duplicate, a wrong string type.
-        let mut trailing = value.clone();
-        trailing.push(0);
-        assert_eq!(decode_roles(&trailing), None);
-        assert_eq!(decode_roles(&[0x30, 0x00]), None);
-        assert_eq!(decode_roles(&[0x30, 0x06, 0x0c, 0x01, b'a', 0x0c, 0x01, b'a']), None);
-        assert_eq!(decode_roles(&[0x30, 0x03, 0x13, 0x01, b'a']), None);
-        assert_eq!(encode_roles(&["a".into(), "a".into()]), Err(PkiError::InvalidIdentity));
-        assert_eq!(encode_roles(&["a b".into()]), Err(PkiError::InvalidIdentity));
+        let uris = role_uris(&roles).unwrap();
+        assert_eq!(uris, ["urn:ztmesh:role:staff", "urn:ztmesh:role:pos:cashier"]);
+        assert_eq!(roles_from_uris(&uris).unwrap(), roles);
+        // Other URIs are ignored, the device URI included.
+        let mixed: Vec<String> =
+            ["ztmesh://t/d", "urn:ztmesh:role:a", "https://example.com/", "urn:other:x", "urn:ztmesh:rol"]
+                .map(String::from)
+                .to_vec();
+        assert_eq!(roles_from_uris(&mixed).unwrap(), ["a"]);
+        assert_eq!(roles_from_uris(&[]).unwrap(), Vec::<String>::new());
+        // An empty or invalid role, a duplicate, another spelling of the prefix, too many.
+        for bad in [
+            &["urn:ztmesh:role:"][..],
+            &["urn:ztmesh:role:a b"],
+            &["urn:ztmesh:role:a/b"],
+            &["urn:ztmesh:role:a", "urn:ztmesh:role:a"],
+            &["URN:ztmesh:role:a"],
+            &["urn:ZTMESH:Role:a"],
+        ] {
+            let bad: Vec<String> = bad.iter().map(|s| (*s).to_owned()).collect();
+            assert_eq!(roles_from_uris(&bad), None, "{bad:?}");
+        }
         let many: Vec<String> = (0..33).map(|i| format!("r{i}")).collect();
-        assert_eq!(encode_roles(&many), Err(PkiError::InvalidIdentity));
+        assert_eq!(roles_from_uris(&many.iter().map(|r| format!("{ROLE_URI_PREFIX}{r}")).collect::<Vec<_>>()), None);
+        assert_eq!(roles_from_uris(&role_uris(&many[..32]).unwrap()).map(|r| r.len()), Some(32));
+        assert_eq!(role_uris(&["a".into(), "a".into()]), Err(PkiError::InvalidIdentity));
+        assert_eq!(role_uris(&["a b".into()]), Err(PkiError::InvalidIdentity));
+        assert_eq!(role_uris(&["".into()]), Err(PkiError::InvalidIdentity));
+        assert_eq!(role_uris(&many), Err(PkiError::InvalidIdentity));
     }
 }

@@ -35,27 +35,35 @@
 //! | basic constraints | critical, CA:false |
 //! | key usage | critical, digitalSignature |
 //! | extended key usage | serverAuth, clientAuth |
-//! | subject alt name | exactly one URI, `ztmesh://<tenant>/<device-id>` |
-//! | roles | the private extension below, only when the device has roles |
+//! | subject alt name | the URI `ztmesh://<tenant>/<device-id>`, then one `urn:ztmesh:role:<role>` URI per role |
 //!
 //! Device ids and tenants are 1 to 64 bytes of `[A-Za-z0-9._-]`, other than `.` and `..`; they
 //! compare byte for byte (case-sensitive). With that alphabet the SAN URI never needs
 //! percent-encoding, so `ztmesh://<tenant>/<device-id>` has exactly one spelling, and a
 //! verifier compares it with the subject's `CN` and `OU` exactly ([`device_uri`]).
 //!
-//! # The roles extension
+//! # Roles
 //!
-//! Roles travel in a non-critical private extension whose OID is a UUID OID (X.667, arc
-//! `2.25`), derived from the random UUID `7aaef254-e70e-4f71-a39c-98d1892550f0`, fixed once:
+//! Roles travel as extra SAN URIs, one `uniformResourceIdentifier` per role, after the device
+//! URI in the same subjectAltName ([`ROLE_URI_PREFIX`]):
 //!
 //! ```text
-//! 2.25.163074190208942868797504729473276530928   (ROLES_OID)
-//! ztmeshRoles ::= SEQUENCE SIZE (1..32) OF UTF8String   -- each 1..64 bytes of [A-Za-z0-9._:-]
+//! URI:ztmesh://property-123/tablet-1
+//! URI:urn:ztmesh:role:frontdesk
+//! URI:urn:ztmesh:role:pos:cashier
 //! ```
 //!
-//! An absent extension means no roles. The arc is a 128-bit number, which rcgen cannot write
-//! (its OIDs are `u64` arcs); this is one reason device certificates are encoded by
-//! this module itself (see [`ca`]).
+//! A role is 1 to 64 bytes of `[A-Za-z0-9._:-]`; a certificate carries at most 32, all
+//! distinct, and none means no roles. A verifier refuses a certificate whose role URIs break
+//! these rules (the prefix is matched in any case, so `URN:ZTMESH:ROLE:x` is refused rather
+//! than ignored) and ignores every other URI and name.
+//!
+//! Roles used to be a private extension under a UUID OID (`2.25.` and a 128-bit arc). Go's
+//! crypto/x509 refuses to parse any certificate carrying an OID arc that large
+//! (`x509: malformed extension OID field`), and other parsers have similar limits, so Go
+//! peers and tools could not load a device certificate with roles. SAN URIs are read by every
+//! X.509 parser. Such an extension, if met, is now an unknown non-critical extension and
+//! ignored.
 //!
 //! # Revocation
 //!
@@ -102,7 +110,7 @@ pub use ca::{CaMaterial, CaParams, CertificateAuthority, DeviceCertRequest, Issu
 pub use crl::{CrlEntry, CrlParams, EncodedCrl, RevokedSerial, VerifiedCrl};
 pub use csr::{build_csr, CertificateRequest, EncodedCsr};
 pub use error::{PemError, PkiError, RevocationError, VerifyError};
-pub use identity::{device_uri, ROLES_OID};
+pub use identity::{device_uri, ROLE_URI_PREFIX};
 pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
 pub use signer::{ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
 pub use verify::{verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore, TrustedIssuer};

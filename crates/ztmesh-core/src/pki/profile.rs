@@ -1,8 +1,7 @@
 //! The device certificate profile, encoded byte by byte.
 //!
-//! rcgen writes the CA certificates, but device certificates are encoded here, for three
-//! reasons: the roles extension's OID has a 128-bit arc, which rcgen's `u64` arcs cannot
-//! express; the issuer name is copied byte for byte from the CA's certificate (rcgen re-encodes
+//! rcgen writes the CA certificates, but device certificates are encoded here, for two
+//! reasons: the issuer name is copied byte for byte from the CA's certificate (rcgen re-encodes
 //! a loaded CA's name, which is not guaranteed to be identical, and chain building compares
 //! names byte for byte); and a fixed layout with nothing taken from the request makes "CA
 //! policy decides every field" true by construction. The layout is the table in the
@@ -31,8 +30,9 @@ pub(crate) struct DeviceProfile<'a> {
     pub(crate) device_id: &'a str,
     /// The device's public key, an uncompressed P-256 point.
     pub(crate) public_key: &'a [u8],
-    /// The roles extension value, if any.
-    pub(crate) roles: Option<&'a [u8]>,
+    /// The SAN URIs carrying the roles (`urn:ztmesh:role:<role>` each), written after the
+    /// device URI; empty for none.
+    pub(crate) role_uris: &'a [String],
 }
 
 /// The `tbsCertificate` of a device certificate; `None` if a time is not representable.
@@ -61,11 +61,12 @@ pub(crate) fn device_tbs(profile: &DeviceProfile<'_>) -> Option<Vec<u8>> {
         false,
         &der::sequence(&[&der::oid(oid::SERVER_AUTH), &der::oid(oid::CLIENT_AUTH)]),
     ));
-    // GeneralName uniformResourceIdentifier is [6] IMPLICIT IA5String.
-    extensions.push(extension(oid::SUBJECT_ALT_NAME, false, &der::sequence(&[&der::tlv(0x86, uri.as_bytes())])));
-    if let Some(roles) = profile.roles {
-        extensions.push(extension(oid::ROLES, false, roles));
-    }
+    // GeneralName uniformResourceIdentifier is [6] IMPLICIT IA5String: the device URI, then
+    // one URI per role.
+    let names: Vec<Vec<u8>> =
+        std::iter::once(&uri).chain(profile.role_uris).map(|u| der::tlv(0x86, u.as_bytes())).collect();
+    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    extensions.push(extension(oid::SUBJECT_ALT_NAME, false, &der::sequence(&names)));
     let extensions: Vec<&[u8]> = extensions.iter().map(Vec::as_slice).collect();
 
     Some(der::sequence(&[

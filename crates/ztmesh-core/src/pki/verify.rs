@@ -27,8 +27,7 @@
 //! 2. Structure ([`VerifyError::Chain`]): every certificate v3, ecdsa-with-SHA256 in both
 //!    algorithm fields, a P-256 key, a positive serial of at most 20 octets, no duplicate
 //!    extension, no extension that failed to parse, no critical extension other than
-//!    basicConstraints, keyUsage, extKeyUsage, subjectAltName, the key identifiers and the
-//!    roles extension. Every issuer is CA:true with keyCertSign, and its pathLen is respected.
+//!    basicConstraints, keyUsage, extKeyUsage, subjectAltName and the key identifiers. Every issuer is CA:true with keyCertSign, and its pathLen is respected.
 //! 3. Validity of every certificate on the path, anchor included, widened by
 //!    [`PeerPolicy::clock_skew`] on both sides ([`VerifyError::Expired`],
 //!    [`VerifyError::NotYetValid`]).
@@ -36,7 +35,8 @@
 //!    digitalSignature, extKeyUsage present with the [`RequiredUsage`].
 //! 5. Leaf identity ([`VerifyError::Chain`]): exactly one CN (the device id) and one OU (the
 //!    tenant), both valid ids, exactly one `ztmesh:` SAN URI, equal to
-//!    `ztmesh://<OU>/<CN>`; a roles extension, if present, well formed.
+//!    `ztmesh://<OU>/<CN>`; every `urn:ztmesh:role:` SAN URI a valid role, none repeated, at
+//!    most 32 (these are the roles; other SAN URIs and names are ignored).
 //! 6. Expected tenant ([`VerifyError::TenantMismatch`]) and device
 //!    ([`VerifyError::DeviceMismatch`]).
 //! 7. Revocation of the leaf and of the intermediate, each by serial and by SPKI SHA-256
@@ -49,7 +49,7 @@ use std::time::{Duration, SystemTime};
 
 use super::cert::{key_usage, ParsedCert};
 use super::error::{PkiError, VerifyError};
-use super::identity::{decode_roles, is_valid_id, parse_device_uri};
+use super::identity::{is_valid_id, parse_device_uri, roles_from_uris};
 use super::revocation::RevocationSet;
 use super::{duration_seconds, hex_lower, system_time, unix_seconds, DEFAULT_CLOCK_SKEW};
 
@@ -251,7 +251,7 @@ pub struct PeerIdentity {
     pub device_id: String,
     /// The tenant (the certificate's OU, equal to the SAN URI's tenant).
     pub tenant: String,
-    /// The roles from the roles extension; empty when it is absent.
+    /// The roles from the `urn:ztmesh:role:<role>` SAN URIs, in order; empty when there are none.
     pub roles: Vec<String>,
     /// The certificate serial, lowercase hexadecimal without leading zeros.
     pub serial: String,
@@ -363,10 +363,7 @@ fn check_leaf(path: &[&ParsedCert], revocations: &RevocationSet, policy: &PeerPo
 
     let identity = (STAGE_IDENTITY, VerifyError::Chain);
     let (device_id, tenant) = leaf_identity(leaf).ok_or(identity)?;
-    let roles = match &leaf.roles_extension {
-        Some(value) => decode_roles(value).ok_or(identity)?,
-        None => Vec::new(),
-    };
+    let roles = roles_from_uris(&leaf.san_uris).ok_or(identity)?;
     let not_after = system_time(leaf.not_after).ok_or(identity)?;
 
     if policy.expected_tenant.as_deref().is_some_and(|expected| expected != tenant) {
@@ -425,8 +422,9 @@ mod tests {
     use crate::pki::signer::sign_structure;
     use crate::pki::testutil::{device_csr, Pki};
 
-    /// A device certificate signed by the site CA with hand-picked serial and roles bytes.
-    fn crafted(pki: &Pki, serial: &[u8], roles: Option<&[u8]>) -> Vec<u8> {
+    /// A device certificate signed by the site CA with a hand-picked serial and role URIs.
+    fn crafted(pki: &Pki, serial: &[u8], role_uris: &[&str]) -> Vec<u8> {
+        let role_uris: Vec<String> = role_uris.iter().map(|u| (*u).to_owned()).collect();
         let (_, csr) = device_csr("d", "t");
         let site = pki.site.parsed();
         let now = unix_seconds(SystemTime::now());
@@ -440,7 +438,7 @@ mod tests {
             tenant: "t",
             device_id: "d",
             public_key: csr.public_key(),
-            roles,
+            role_uris: &role_uris,
         })
         .unwrap();
         sign_structure(pki.site.signer(), &tbs).unwrap()
@@ -455,20 +453,32 @@ mod tests {
     #[test]
     fn serials_must_be_positive_and_at_most_20_octets() {
         let pki = Pki::new();
-        assert_eq!(verify(&pki, &crafted(&pki, &[0x80], None)).unwrap().serial, "80");
-        assert_eq!(verify(&pki, &crafted(&pki, &[1u8; 20], None)).unwrap().serial, "01".repeat(20));
-        assert_eq!(verify(&pki, &crafted(&pki, &[0], None)), Err(VerifyError::Chain));
-        assert_eq!(verify(&pki, &crafted(&pki, &[1u8; 21], None)), Err(VerifyError::Chain));
+        assert_eq!(verify(&pki, &crafted(&pki, &[0x80], &[])).unwrap().serial, "80");
+        assert_eq!(verify(&pki, &crafted(&pki, &[1u8; 20], &[])).unwrap().serial, "01".repeat(20));
+        assert_eq!(verify(&pki, &crafted(&pki, &[0], &[])), Err(VerifyError::Chain));
+        assert_eq!(verify(&pki, &crafted(&pki, &[1u8; 21], &[])), Err(VerifyError::Chain));
     }
 
     #[test]
     fn roles_are_decoded_strictly() {
         let pki = Pki::new();
-        let roles = crate::pki::identity::encode_roles(&["a".into(), "b:c".into()]).unwrap().unwrap();
-        assert_eq!(verify(&pki, &crafted(&pki, &[1], Some(&roles))).unwrap().roles, ["a", "b:c"]);
-        for bad in [&[0x30, 0x00][..], &[0x04, 0x00], &[0x30, 0x03, 0x0c, 0x01, b' '], &[]] {
-            assert_eq!(verify(&pki, &crafted(&pki, &[1], Some(bad))), Err(VerifyError::Chain), "{bad:02x?}");
+        let uris = ["urn:ztmesh:role:a", "https://example.com/", "urn:ztmesh:role:b:c"];
+        assert_eq!(verify(&pki, &crafted(&pki, &[1], &uris)).unwrap().roles, ["a", "b:c"]);
+        assert!(verify(&pki, &crafted(&pki, &[1], &[])).unwrap().roles.is_empty());
+        for bad in [
+            &["urn:ztmesh:role:"][..],
+            &["urn:ztmesh:role:a b"],
+            &["urn:ztmesh:role:a", "urn:ztmesh:role:a"],
+            &["URN:ZTMESH:ROLE:a"],
+        ] {
+            assert_eq!(verify(&pki, &crafted(&pki, &[1], bad)), Err(VerifyError::Chain), "{bad:?}");
         }
+        let many: Vec<String> = (0..33).map(|i| format!("urn:ztmesh:role:r{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(verify(&pki, &crafted(&pki, &[1], &many[..32])).unwrap().roles.len(), 32);
+        assert_eq!(verify(&pki, &crafted(&pki, &[1], &many)), Err(VerifyError::Chain));
+        // A second device URI is still refused, roles or not.
+        assert_eq!(verify(&pki, &crafted(&pki, &[1], &["ztmesh://t/d"])), Err(VerifyError::Chain));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 // It verifies the peer the way a Go service would verify a ztmesh device: the chain up to the
 // root in -ca, the extended key usage of its role, and the SAN URI ztmesh://<tenant>/<device>
 // given with -expect-uri. Our certificates carry no DNS name, so hostname verification is
-// replaced by that URI check.
+// replaced by that URI check. With -expect-roles the peer must also carry a SAN URI
+// urn:ztmesh:role:<role> for each listed role.
 //
 // Output, one line each, on stdout:
 //
@@ -44,11 +45,21 @@ func main() {
 	caFile := flag.String("ca", "", "PEM root certificate(s)")
 	curves := flag.String("curves", "", "comma-separated key exchanges (X25519MLKEM768, X25519); empty: Go's default")
 	expectURI := flag.String("expect-uri", "", "the SAN URI the peer's certificate must carry")
+	expectRoles := flag.String("expect-roles", "", "comma-separated roles the peer's certificate must carry as urn:ztmesh:role: SAN URIs")
 	message := flag.String("message", "hello from go", "the line the client sends")
 	connections := flag.Int("connections", 1, "how many connections the client makes in turn (resuming after the first)")
 	flag.Parse()
 
-	config, err := newConfig(*mode, *certFile, *keyFile, *caFile, *curves, *expectURI)
+	expected := []string{}
+	if *expectURI != "" {
+		expected = append(expected, *expectURI)
+	}
+	for _, role := range strings.Split(*expectRoles, ",") {
+		if role = strings.TrimSpace(role); role != "" {
+			expected = append(expected, "urn:ztmesh:role:"+role)
+		}
+	}
+	config, err := newConfig(*mode, *certFile, *keyFile, *caFile, *curves, expected)
 	if err != nil {
 		fail(err)
 	}
@@ -73,7 +84,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func newConfig(mode, certFile, keyFile, caFile, curves, expectURI string) (*tls.Config, error) {
+func newConfig(mode, certFile, keyFile, caFile, curves string, expectURIs []string) (*tls.Config, error) {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading key pair: %w", err)
@@ -114,14 +125,14 @@ func newConfig(mode, certFile, keyFile, caFile, curves, expectURI string) (*tls.
 		usage = x509.ExtKeyUsageClientAuth
 	}
 	config.VerifyConnection = func(state tls.ConnectionState) error {
-		return verifyPeer(state, roots, usage, expectURI)
+		return verifyPeer(state, roots, usage, expectURIs)
 	}
 	return config, nil
 }
 
 // verifyPeer checks the peer's chain (on the client; Go's server already did with ClientCAs), its
-// extended key usage, the negotiated protocol, and its SAN URI.
-func verifyPeer(state tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage, expectURI string) error {
+// extended key usage, the negotiated protocol, and its SAN URIs.
+func verifyPeer(state tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage, expectURIs []string) error {
 	if len(state.PeerCertificates) == 0 {
 		return errors.New("peer sent no certificate")
 	}
@@ -137,8 +148,10 @@ func verifyPeer(state tls.ConnectionState, roots *x509.CertPool, usage x509.ExtK
 	if state.NegotiatedProtocol != "ztmesh/1" {
 		return fmt.Errorf("negotiated protocol %q", state.NegotiatedProtocol)
 	}
-	if expectURI != "" && !slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == expectURI }) {
-		return fmt.Errorf("peer certificate does not name %s", expectURI)
+	for _, expectURI := range expectURIs {
+		if !slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == expectURI }) {
+			return fmt.Errorf("peer certificate does not name %s", expectURI)
+		}
 	}
 	return nil
 }
