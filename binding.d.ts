@@ -455,6 +455,13 @@ export declare function verifyBatch(items: Array<VerifyItem>): Array<boolean>
 /** Verifies many signatures off the JavaScript thread. */
 export declare function verifyBatchAsync(items: Array<VerifyItem>): Promise<boolean[]>
 
+/**
+ * Whether `signature` (DER ECDSA P-256) over `message` was made with the key of the first
+ * certificate in `chainPem`: proof that the certificate's holder signed. Throws
+ * `ERR_CERT_MALFORMED` if that certificate does not parse or has no P-256 key.
+ */
+export declare function verifyCertificateSignature(chainPem: string, message: Uint8Array, signature: Uint8Array): boolean
+
 /** One (message, signature, public key) triple of a batch. */
 export interface VerifyItem {
   /** `ed25519` or `ecdsa-p256-sha256`. */

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -798,6 +798,7 @@ export { parseCsr }
 export { verify }
 export { verifyBatch }
 export { verifyBatchAsync }
+export { verifyCertificateSignature }
 export { verifyPeer }
 export { x25519PublicKey }
 export { x25519SharedSecret }

@@ -12,7 +12,9 @@ import {
   parseCsr,
   PkiError,
   RevocationSet,
+  SigningKey,
   TrustStore,
+  verifyCertificateSignature,
   verifyPeer,
 } from '../src/index.js'
 
@@ -139,4 +141,17 @@ test('malformed CSRs and arguments are typed errors', (t) => {
   t.throws(() => siteCa.issueCrl(1.5, [], 0, 1), { code: 'ERR_INVALID_ARG' })
   t.throws(() => buildCsr(Buffer.alloc(10), 'd', 't'), { code: 'ERR_PRIVATE_KEY' })
   t.throws(() => siteCa.issue(42 as never, { deviceId: 'd', tenant: 't' }), { code: 'ERR_INVALID_ARG' })
+})
+
+test('verifyCertificateSignature proves possession of a certificate key; malformed input is typed', (t) => {
+  const { siteCa, site } = hierarchy()
+  const { key, cert } = device(siteCa)
+  const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
+  const message = Buffer.from('possession')
+  const signature = signer.sign(message)
+  t.true(verifyCertificateSignature(cert.pem + site.certificatePem, message, signature))
+  t.false(verifyCertificateSignature(cert.pem, Buffer.from('other'), signature))
+  t.false(verifyCertificateSignature(cert.pem, message, Buffer.from('garbage')))
+  t.throws(() => verifyCertificateSignature('nope', message, signature), { instanceOf: PkiError })
+  t.throws(() => verifyCertificateSignature(cert.pem, 'x' as never, signature), { code: 'ERR_INVALID_ARG' })
 })

@@ -254,6 +254,18 @@ pub fn parse_csr(csr_pem: String) -> Result<CsrInfo> {
     })
 }
 
+/// Whether `signature` (DER ECDSA P-256) over `message` was made with the key of the first
+/// certificate in `chainPem`: proof that the certificate's holder signed. Throws
+/// `ERR_CERT_MALFORMED` if that certificate does not parse or has no P-256 key.
+#[napi]
+pub fn verify_certificate_signature(chain_pem: String, message: &[u8], signature: &[u8]) -> Result<bool> {
+    sync(|| {
+        let chain = pki::pem::parse_certificates(&chain_pem)?;
+        let leaf = chain.first().ok_or_else(|| Failure::new("ERR_CERT_MALFORMED", "no certificate"))?;
+        Ok(pki::verify_certificate_signature(leaf, message, signature)?)
+    })
+}
+
 /// Builds a CSR (PEM) for a device from its P-256 PKCS#8 private key.
 #[napi]
 pub fn build_csr(private_key: &[u8], device_id: String, tenant: String) -> Result<String> {

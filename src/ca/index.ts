@@ -29,12 +29,12 @@ import { join } from 'node:path'
 import { AuditLog } from '../audit/index.js'
 import { createError, ZtError } from '../errors.js'
 import { Keystore } from '../keystore/index.js'
-import { verify as verifySignature } from '../crypto/sign.js'
 import {
   CertificateAuthority,
   REVOCATION_REASONS,
   RevocationSet,
   TrustStore,
+  verifyCertificateSignature,
   verifyPeer,
   type PeerIdentity,
   type RevocationReason,
@@ -259,10 +259,7 @@ export class CaService {
       if (Math.abs(now - timestamp) > ROTATION_WINDOW_MS) throw createError('ERR_UNAUTHENTICATED', 'the rotation request is too old or from the future')
       const peer = this.#verifyCurrent(certificate, now, graceSeconds)
       Object.assign(detail, { device: peer.deviceId, tenant: peer.tenant, old_serial: peer.serial })
-      const leaf = new X509Certificate(certificate)
-      const jwk = leaf.publicKey.export({ format: 'jwk' })
-      const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')])
-      if (!verifySignature('ecdsa-p256-sha256', point, rotationMessage(timestamp, csr), Buffer.from(signature, 'base64'))) {
+      if (!verifyCertificateSignature(certificate, rotationMessage(timestamp, csr), Buffer.from(signature, 'base64'))) {
         throw createError('ERR_UNAUTHENTICATED', 'the rotation request is not signed by the current certificate key')
       }
       const last = this.db.prepare('SELECT last_timestamp FROM rotations WHERE serial = ?').get(peer.serial) as { last_timestamp: number } | undefined

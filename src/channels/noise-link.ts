@@ -14,14 +14,12 @@
  * happens every `rekeyAfterMessages` frames or `rekeyAfterMs`, whichever comes first.
  */
 
-import { X509Certificate } from 'node:crypto'
 import { Duplex } from 'node:stream'
 
-import { verify as verifySignature } from '../crypto/sign.js'
 import { generateX25519KeyPair, x25519PublicKey } from '../crypto/x25519.js'
 import { createError, ZtError } from '../errors.js'
 import { NoiseHandshake, type NoiseTransport } from '../noise/index.js'
-import { verifyPeer, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
+import { verifyCertificateSignature, verifyPeer, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
 import { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH } from './framing.js'
 
 /** How this device proves who it is: its chain and a signer for its certificate key. */
@@ -174,14 +172,7 @@ function decidePeer(payload: Buffer, remoteStatic: Buffer | undefined, init: Noi
     throw createError('ERR_NOISE_IDENTITY', 'the peer identity payload is malformed')
   }
   const peer = verifyPeer(chain, init.trust, init.revocations, init.policy ?? {})
-  let point: Buffer
-  try {
-    const jwk = new X509Certificate(chain).publicKey.export({ format: 'jwk' })
-    point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')])
-  } catch {
-    throw createError('ERR_NOISE_IDENTITY', 'the peer certificate key is unusable')
-  }
-  if (!verifySignature('ecdsa-p256-sha256', point, Buffer.concat([IDENTITY_CONTEXT, remoteStatic]), Buffer.from(sig, 'base64'))) {
+  if (!verifyCertificateSignature(chain, Buffer.concat([IDENTITY_CONTEXT, remoteStatic]), Buffer.from(sig, 'base64'))) {
     throw createError('ERR_NOISE_IDENTITY', 'the certificate key did not sign this Noise static key')
   }
   return peer

@@ -163,6 +163,14 @@ export function verifyPeer(chainPem: string, trust: TrustStore, revocations: Rev
   return callNative(() => native.verifyPeer(chainPem, trust.native, revocations.native, policy))
 }
 
+/**
+ * Whether `signature` (DER ECDSA P-256) over `message` was made with the key of the first
+ * certificate of `chainPem` (proof of possession; the certificate itself is for `verifyPeer`).
+ */
+export function verifyCertificateSignature(chainPem: string, message: Uint8Array, signature: Uint8Array): boolean {
+  return callNative(() => native.verifyCertificateSignature(chainPem, message, signature))
+}
+
 /** Parses and signature-checks a CSR; only its key will ever be used. */
 export function parseCsr(csrPem: string): CsrInfo {
   return callNative(() => native.parseCsr(csrPem))

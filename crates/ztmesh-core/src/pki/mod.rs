@@ -113,7 +113,9 @@ pub use error::{PemError, PkiError, RevocationError, VerifyError};
 pub use identity::{device_uri, ROLE_URI_PREFIX};
 pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
 pub use signer::{ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
-pub use verify::{verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore, TrustedIssuer};
+pub use verify::{
+    verify_certificate_signature, verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore, TrustedIssuer,
+};
 
 /// The clock skew tolerated by default: 5 minutes. Certificates are issued backdated by as
 /// much, and [`PeerPolicy::default`] accepts as much either side of a validity period.

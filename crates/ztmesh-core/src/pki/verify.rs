@@ -261,6 +261,17 @@ pub struct PeerIdentity {
     pub not_after: SystemTime,
 }
 
+/// Whether `signature` (a DER ECDSA P-256/SHA-256 signature) over `message` was made with the key
+/// of `certificate` (DER). This proves possession of a certificate's key, as the Noise link's
+/// identity binding and signed rotation requests need; it says nothing about the certificate
+/// itself, which [`verify_peer`] decides. Fails with [`VerifyError::Malformed`] if the
+/// certificate does not parse or holds no P-256 key.
+pub fn verify_certificate_signature(certificate: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, VerifyError> {
+    let parsed = ParsedCert::from_der(certificate).map_err(|()| VerifyError::Malformed)?;
+    let point = parsed.p256_point.as_deref().ok_or(VerifyError::Malformed)?;
+    Ok(super::signer::verify_p256(point, message, signature))
+}
+
 /// Verifies a peer's certificate chain (DER, leaf first, then at most two more certificates)
 /// against `trust`, `revocations` and `policy` at time `now`. See the
 /// [module documentation](self) for the rules, in the order they are applied.
@@ -421,6 +432,24 @@ mod tests {
     use crate::pki::profile::{device_tbs, DeviceProfile};
     use crate::pki::signer::sign_structure;
     use crate::pki::testutil::{device_csr, Pki};
+    use crate::pki::CertSigner;
+
+    #[test]
+    fn certificate_signatures_prove_possession_of_the_certificate_key() {
+        let pki = Pki::new();
+        let (signer, csr) = device_csr("d", "t");
+        let issued = pki.site.issue(&csr, &crate::pki::DeviceCertRequest::new("d", "t")).unwrap();
+        let signature = signer.sign(b"bind me").unwrap();
+        assert_eq!(verify_certificate_signature(&issued.der, b"bind me", &signature), Ok(true));
+        assert_eq!(verify_certificate_signature(&issued.der, b"bind you", &signature), Ok(false));
+        let (stranger, _) = device_csr("e", "t");
+        assert_eq!(
+            verify_certificate_signature(&issued.der, b"bind me", &stranger.sign(b"bind me").unwrap()),
+            Ok(false)
+        );
+        assert_eq!(verify_certificate_signature(&issued.der, b"bind me", b"garbage"), Ok(false));
+        assert_eq!(verify_certificate_signature(b"not a certificate", b"m", &signature), Err(VerifyError::Malformed));
+    }
 
     /// A device certificate signed by the site CA with a hand-picked serial and role URIs.
     fn crafted(pki: &Pki, serial: &[u8], role_uris: &[&str]) -> Vec<u8> {
