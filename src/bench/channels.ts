@@ -143,7 +143,7 @@ const serverContexts = new WeakMap<object, tls.SecureContext>()
 function serverContext(d: ReturnType<typeof tlsDevices>): tls.SecureContext {
   let context = serverContexts.get(d)
   if (context === undefined) {
-    context = tls.createSecureContext({ cert: d.server.certPem, key: d.server.keyPem, ca: d.trustPem, minVersion: 'TLSv1.3' })
+    context = tls.createSecureContext({ cert: d.server.certPem, key: d.server.keyPem, ca: d.trustPem, minVersion: 'TLSv1.3', sessionIdContext: 'ztmesh-bench' })
     serverContexts.set(d, context)
   }
   return context
@@ -169,6 +169,58 @@ CHANNEL_CASES.push({
         const { client, server } = await nodeTlsPair(d)
         client.destroy()
         server.destroy()
+        return 1
+      },
+    }
+  },
+})
+
+CHANNEL_CASES.push({
+  op: 'mtls-resumed',
+  baseline: 'node:tls resumed mutual TLS 1.3 handshake (session ticket), both ends, same pipe',
+  target: 3,
+  setup: async () => {
+    const d = tlsDevices()
+    const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem })
+    const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem })
+    const ours = async () => {
+      const [left, right] = duplexPair()
+      const [c, s] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
+      // A ticket arrives after the handshake: one round of data lets it land before closing.
+      const echoed = new Promise((resolve) => c.once('data', resolve))
+      s.once('data', (chunk: Buffer) => s.write(chunk))
+      c.write('x')
+      await echoed
+      const resumed = (c as unknown as { resumed: boolean }).resumed
+      c.destroy()
+      s.destroy()
+      return resumed
+    }
+    await ours() // the first, full handshake stores a ticket
+    if (!(await ours())) throw new Error('bench: ztmesh did not resume')
+    let session: Buffer | undefined
+    const theirs = async () => {
+      const { client, server } = await nodeTlsPair(d, session)
+      const echoed = new Promise((resolve) => client.once('data', resolve))
+      server.once('data', (chunk: Buffer) => server.write(chunk))
+      // Tickets come right after the handshake, ahead of the echoed byte; keep the newest.
+      client.on('session', (ticket: Buffer) => (session = ticket))
+      client.write('x')
+      await echoed
+      const resumed = client.isSessionReused()
+      client.destroy()
+      server.destroy()
+      return resumed
+    }
+    await theirs()
+    if (!(await theirs())) throw new Error('bench: node:tls did not resume')
+    return {
+      ztmesh: async () => {
+        if (!(await ours())) throw new Error('bench: ztmesh did not resume')
+        return 1
+      },
+      baseline: async () => {
+        if (!(await theirs())) throw new Error('bench: node:tls did not resume')
         return 1
       },
     }
