@@ -13,100 +13,137 @@
  * ```
  */
 
-/** Every error code, with when it happens. */
-export const ERROR_CODES = {
-  ERR_INVALID_ARG: 'an argument has the wrong type or shape',
-  ERR_ALGORITHM: 'an algorithm name is not supported',
-  ERR_KEY_LENGTH: 'a key has the wrong length',
-  ERR_NONCE_LENGTH: 'an AEAD nonce is not 12 bytes',
-  ERR_BUFFER_TOO_SMALL: 'an output buffer is too small for the result',
-  ERR_BUFFER_OVERLAP: 'an output buffer overlaps an input buffer',
-  ERR_MESSAGE_SIZE: 'a message is larger than the protocol allows',
-  ERR_BATCH_LAYOUT: 'the lengths of a batch do not add up to its input',
-  ERR_PUBLIC_KEY: 'a public key is malformed or of small order',
-  ERR_PRIVATE_KEY: 'a private key document is malformed',
-  ERR_CIPHERTEXT: 'a KEM ciphertext is malformed',
-  ERR_DECRYPT: 'an AEAD ciphertext is not authentic',
-  ERR_SIGNATURE: 'a signature did not verify',
-  ERR_NOISE_PROTOCOL: 'a Noise protocol name is not supported',
-  ERR_NOISE_CONFIG: 'a Noise handshake is missing something its pattern needs',
-  ERR_NOISE_STATE: 'a Noise call came out of turn, after the end, or after a failure',
-  ERR_NOISE_DECRYPT: 'a Noise message is not authentic',
-  ERR_NOISE_MESSAGE_SIZE: 'a Noise message or payload exceeds 65535 bytes',
-  ERR_NOISE_MALFORMED: 'a Noise handshake message is truncated or malformed',
-  ERR_NOISE_HYBRID: 'the post-quantum part of a hybrid Noise handshake is invalid',
-  ERR_NOISE_REFUSED: 'the peer closed the Noise link instead of confirming it: it refused this device',
-  ERR_NOISE_IDENTITY: 'the peer of a Noise link sent no valid identity, or its certificate key did not sign its static key',
-  ERR_FRAME_TOO_LARGE: 'a peer sent a frame longer than the link allows',
-  ERR_HANDSHAKE_TIMEOUT: 'a handshake did not finish within its time limit',
-  ERR_ABORTED: 'the operation was aborted by its AbortSignal',
-  ERR_TLS_CLOSED: 'the TLS connection closed, or data was written after close_notify',
-  ERR_TLS_NO_CERT: 'the TLS peer sent no certificate',
-  ERR_TLS_ALPN: 'the TLS peer offered or selected no application protocol we accept (ztmesh/1)',
-  ERR_TLS_NO_PQ: 'post-quantum key exchange is required and the TLS peer did not offer X25519MLKEM768',
-  ERR_TLS_INCOMPATIBLE: 'no TLS version, cipher suite, group or signature scheme in common',
-  ERR_TLS_ALERT: 'the TLS peer ended the session with a fatal alert',
-  ERR_TLS_PROTOCOL: 'the TLS peer broke the protocol (garbage, truncated or oversized records, bad messages)',
-  ERR_TLS_HANDSHAKE: 'the TLS handshake failed (for instance a handshake signature that does not verify)',
-  ERR_TLS_CONFIG: 'the TLS settings are unusable',
-  ERR_TLS_INTERNAL: 'a bug in the TLS layer: an internal invariant failed',
-  ERR_UNSUPPORTED: 'this build does not support the requested feature yet',
-  ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
-  ERR_KEYSTORE_CORRUPT: 'the keystore file is corrupt or truncated (it is left untouched)',
-  ERR_KEYSTORE_VERSION: 'the keystore file has a version this build cannot read',
-  ERR_KEYSTORE_EXISTS: 'a keystore file already exists at that path',
-  ERR_KEYSTORE_IO: 'the keystore file could not be read or written',
-  ERR_KEYSTORE_NOT_FOUND: 'no keystore file, or no entry, by that name',
-  ERR_KEYSTORE_ENTRY_EXISTS: 'an entry with that name already exists',
-  ERR_KEYSTORE_NAME: 'an entry name is empty, too long or has characters outside [A-Za-z0-9._-]',
-  ERR_KEYSTORE_KIND: 'an entry kind is unknown, or the operation does not apply to that kind',
-  ERR_KEYSTORE_PARAMS: 'Argon2id parameters are out of range',
-  ERR_BAD_REQUEST: 'an HTTP request is malformed: content type, JSON, or a field',
-  ERR_PAYLOAD_TOO_LARGE: 'an HTTP request body is larger than the API allows',
-  ERR_RATE_LIMITED: 'too many requests from this source; retry later',
-  ERR_UNAUTHENTICATED: 'the request carries no valid credential',
-  ERR_FORBIDDEN: 'the credential is valid but policy refuses the request',
-  ERR_NOT_FOUND: 'no such resource',
-  ERR_UNREACHABLE: 'a server did not answer in time',
-  ERR_METHOD_NOT_ALLOWED: 'the resource does not support this HTTP method',
-  ERR_CERT_EXPIRED: 'a certificate in the chain has expired (beyond the clock skew)',
-  ERR_CERT_NOT_YET_VALID: 'a certificate in the chain is not valid yet (beyond the clock skew)',
-  ERR_CERT_REVOKED: 'the certificate, its key or its issuing CA is revoked',
-  ERR_CHAIN: 'the chain does not lead to a trust anchor, or a certificate in it is not what its place requires',
-  ERR_TENANT_MISMATCH: 'the peer belongs to another tenant than expected',
-  ERR_DEVICE_MISMATCH: 'the peer is another device than expected',
-  ERR_KEY_USAGE: 'the certificate may not be used for this purpose (key usage or extended key usage)',
-  ERR_PIN: "the peer's key is not in the pin set",
-  ERR_CERT_MALFORMED: 'a certificate is not valid DER or PEM',
-  ERR_PEM: 'a PEM document is malformed or has the wrong label',
-  ERR_CSR_MALFORMED: 'a certificate signing request is not valid DER or PEM',
-  ERR_CSR_SIGNATURE: 'a certificate signing request is not signed by its own key',
-  ERR_KEY_TYPE: 'a key is not of a supported type (certificates use ECDSA P-256)',
-  ERR_IDENTITY: 'a device id, tenant, name or role is empty, too long or has forbidden characters',
-  ERR_VALIDITY: 'a validity period is empty, too long, or outlives the issuing CA',
-  ERR_CA_NOT_VALID: 'the issuing CA certificate is not valid at the time of issuance',
-  ERR_NOT_CA: 'the certificate is not a CA that may sign this',
-  ERR_KEY_MISMATCH: 'a private key does not belong to the certificate it was loaded with',
-  ERR_SIGNER: 'the signing key failed to produce a valid signature',
-  ERR_REVOCATION_MALFORMED: 'a CRL or revocation record is malformed',
-  ERR_REVOCATION_VERSION: 'a revocation record has a version this build cannot read',
-  ERR_REVOCATION_SIGNATURE: 'a CRL or revocation record is not signed by its claimed issuer',
-  ERR_REVOCATION_ISSUER: 'a CRL or revocation record names an issuer other than the CA given',
-  ERR_REVOCATION_STALE: 'a CRL or revocation record is older than one already applied (rollback)',
-  ERR_REVOCATION_CONFLICT: 'a CRL or revocation record reuses a number with different contents',
-  ERR_REVOCATION_ENTRY: 'a revocation entry is invalid (serial, time or count)',
-  ERR_PKI_INTERNAL: 'a bug in the PKI core: an internal invariant failed',
-  ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
-  ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
-  ERR_TOKEN_USED: 'an enrollment token was already used',
-  ERR_STORAGE: 'the database could not be opened, migrated or written',
-  ERR_AUDIT_TAMPERED: 'the audit log hash chain is broken: a row was changed, removed or reordered',
-  ERR_RANDOM: "the operating system's random number generator failed",
-  ERR_INTERNAL: 'a bug: an internal invariant failed (a panic in the core is reported so)',
+/**
+ * Every error code, with when it happens, grouped by the error class it is thrown as: the class
+ * of a code is declared here, next to the code, not derived from its spelling.
+ */
+const CATALOG = {
+  /** Bad arguments: wrong types, lengths, algorithms or buffers (InvalidArgumentError). */
+  argument: {
+    ERR_INVALID_ARG: 'an argument has the wrong type or shape',
+    ERR_ALGORITHM: 'an algorithm name is not supported',
+    ERR_KEY_LENGTH: 'a key has the wrong length',
+    ERR_NONCE_LENGTH: 'an AEAD nonce is not 12 bytes',
+    ERR_BUFFER_TOO_SMALL: 'an output buffer is too small for the result',
+    ERR_BUFFER_OVERLAP: 'an output buffer overlaps an input buffer',
+    ERR_MESSAGE_SIZE: 'a message is larger than the protocol allows',
+    ERR_BATCH_LAYOUT: 'the lengths of a batch do not add up to its input',
+    ERR_PUBLIC_KEY: 'a public key is malformed or of small order',
+    ERR_PRIVATE_KEY: 'a private key document is malformed',
+    ERR_CIPHERTEXT: 'a KEM ciphertext is malformed',
+  },
+  /** A cryptographic check failed; deliberately coarse (CryptoError). */
+  crypto: {
+    ERR_DECRYPT: 'an AEAD ciphertext is not authentic',
+    ERR_SIGNATURE: 'a signature did not verify',
+  },
+  /** Noise handshakes and transports (NoiseError). */
+  noise: {
+    ERR_NOISE_PROTOCOL: 'a Noise protocol name is not supported',
+    ERR_NOISE_CONFIG: 'a Noise handshake is missing something its pattern needs',
+    ERR_NOISE_STATE: 'a Noise call came out of turn, after the end, or after a failure',
+    ERR_NOISE_DECRYPT: 'a Noise message is not authentic',
+    ERR_NOISE_MESSAGE_SIZE: 'a Noise message or payload exceeds 65535 bytes',
+    ERR_NOISE_MALFORMED: 'a Noise handshake message is truncated or malformed',
+    ERR_NOISE_HYBRID: 'the post-quantum part of a hybrid Noise handshake is invalid',
+    ERR_NOISE_REFUSED: 'the peer closed the Noise link instead of confirming it: it refused this device',
+    ERR_NOISE_IDENTITY: 'the peer of a Noise link sent no valid identity, or its certificate key did not sign its static key',
+  },
+  /** Secure links: framing, TLS, timeouts, aborts, unreachable peers (ChannelError). */
+  channel: {
+    ERR_FRAME_TOO_LARGE: 'a peer sent a frame longer than the link allows',
+    ERR_HANDSHAKE_TIMEOUT: 'a handshake did not finish within its time limit',
+    ERR_ABORTED: 'the operation was aborted by its AbortSignal',
+    ERR_TLS_CLOSED: 'the TLS connection closed, or data was written after close_notify',
+    ERR_TLS_NO_CERT: 'the TLS peer sent no certificate',
+    ERR_TLS_ALPN: 'the TLS peer offered or selected no application protocol we accept (ztmesh/1)',
+    ERR_TLS_NO_PQ: 'post-quantum key exchange is required and the TLS peer did not offer X25519MLKEM768',
+    ERR_TLS_INCOMPATIBLE: 'no TLS version, cipher suite, group or signature scheme in common',
+    ERR_TLS_ALERT: 'the TLS peer ended the session with a fatal alert',
+    ERR_TLS_PROTOCOL: 'the TLS peer broke the protocol (garbage, truncated or oversized records, bad messages)',
+    ERR_TLS_HANDSHAKE: 'the TLS handshake failed (for instance a handshake signature that does not verify)',
+    ERR_TLS_CONFIG: 'the TLS settings are unusable',
+    ERR_UNREACHABLE: 'a server did not answer in time',
+  },
+  /** The software keystore (KeystoreError). */
+  keystore: {
+    ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
+    ERR_KEYSTORE_CORRUPT: 'the keystore file is corrupt or truncated (it is left untouched)',
+    ERR_KEYSTORE_VERSION: 'the keystore file has a version this build cannot read',
+    ERR_KEYSTORE_EXISTS: 'a keystore file already exists at that path',
+    ERR_KEYSTORE_IO: 'the keystore file could not be read or written',
+    ERR_KEYSTORE_NOT_FOUND: 'no keystore file, or no entry, by that name',
+    ERR_KEYSTORE_ENTRY_EXISTS: 'an entry with that name already exists',
+    ERR_KEYSTORE_NAME: 'an entry name is empty, too long or has characters outside [A-Za-z0-9._-]',
+    ERR_KEYSTORE_KIND: 'an entry kind is unknown, or the operation does not apply to that kind',
+    ERR_KEYSTORE_PARAMS: 'Argon2id parameters are out of range',
+  },
+  /** The CA and its HTTP API: requests, credentials, tokens (CaError). */
+  ca: {
+    ERR_BAD_REQUEST: 'an HTTP request is malformed: content type, JSON, or a field',
+    ERR_PAYLOAD_TOO_LARGE: 'an HTTP request body is larger than the API allows',
+    ERR_RATE_LIMITED: 'too many requests from this source; retry later',
+    ERR_UNAUTHENTICATED: 'the request carries no valid credential',
+    ERR_FORBIDDEN: 'the credential is valid but policy refuses the request',
+    ERR_NOT_FOUND: 'no such resource',
+    ERR_METHOD_NOT_ALLOWED: 'the resource does not support this HTTP method',
+    ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
+    ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
+    ERR_TOKEN_USED: 'an enrollment token was already used',
+  },
+  /** Certificates, chains, CSRs, CRLs and revocation records (PkiError). */
+  pki: {
+    ERR_CERT_EXPIRED: 'a certificate in the chain has expired (beyond the clock skew)',
+    ERR_CERT_NOT_YET_VALID: 'a certificate in the chain is not valid yet (beyond the clock skew)',
+    ERR_CERT_REVOKED: 'the certificate, its key or its issuing CA is revoked',
+    ERR_CHAIN: 'the chain does not lead to a trust anchor, or a certificate in it is not what its place requires',
+    ERR_TENANT_MISMATCH: 'the peer belongs to another tenant than expected',
+    ERR_DEVICE_MISMATCH: 'the peer is another device than expected',
+    ERR_KEY_USAGE: 'the certificate may not be used for this purpose (key usage or extended key usage)',
+    ERR_PIN: "the peer's key is not in the pin set",
+    ERR_CERT_MALFORMED: 'a certificate is not valid DER or PEM',
+    ERR_PEM: 'a PEM document is malformed or has the wrong label',
+    ERR_CSR_MALFORMED: 'a certificate signing request is not valid DER or PEM',
+    ERR_CSR_SIGNATURE: 'a certificate signing request is not signed by its own key',
+    ERR_KEY_TYPE: 'a key is not of a supported type (certificates use ECDSA P-256)',
+    ERR_IDENTITY: 'a device id, tenant, name or role is empty, too long or has forbidden characters',
+    ERR_VALIDITY: 'a validity period is empty, too long, or outlives the issuing CA',
+    ERR_CA_NOT_VALID: 'the issuing CA certificate is not valid at the time of issuance',
+    ERR_NOT_CA: 'the certificate is not a CA that may sign this',
+    ERR_KEY_MISMATCH: 'a private key does not belong to the certificate it was loaded with',
+    ERR_SIGNER: 'the signing key failed to produce a valid signature',
+    ERR_REVOCATION_MALFORMED: 'a CRL or revocation record is malformed',
+    ERR_REVOCATION_VERSION: 'a revocation record has a version this build cannot read',
+    ERR_REVOCATION_SIGNATURE: 'a CRL or revocation record is not signed by its claimed issuer',
+    ERR_REVOCATION_ISSUER: 'a CRL or revocation record names an issuer other than the CA given',
+    ERR_REVOCATION_STALE: 'a CRL or revocation record is older than one already applied (rollback)',
+    ERR_REVOCATION_CONFLICT: 'a CRL or revocation record reuses a number with different contents',
+    ERR_REVOCATION_ENTRY: 'a revocation entry is invalid (serial, time or count)',
+  },
+  /** Persistent state (StorageError). */
+  storage: {
+    ERR_STORAGE: 'the database could not be opened, migrated or written',
+    ERR_AUDIT_TAMPERED: 'the audit log hash chain is broken: a row was changed, removed or reordered',
+  },
+  /** Bugs and environment failures (InternalError). */
+  internal: {
+    ERR_TLS_INTERNAL: 'a bug in the TLS layer: an internal invariant failed',
+    ERR_PKI_INTERNAL: 'a bug in the PKI core: an internal invariant failed',
+    ERR_RANDOM: "the operating system's random number generator failed",
+    ERR_INTERNAL: 'a bug: an internal invariant failed (a panic in the core is reported so)',
+  },
 } as const
 
+type Area = keyof typeof CATALOG
+
 /** A stable ztmesh error code. */
-export type ErrorCode = keyof typeof ERROR_CODES
+export type ErrorCode = { [A in Area]: keyof (typeof CATALOG)[A] }[Area]
+
+/** Every error code with its meaning. */
+export const ERROR_CODES: Readonly<Record<ErrorCode, string>> = Object.freeze(Object.assign({}, ...Object.values(CATALOG)))
+
+const AREA_OF = new Map<string, Area>(Object.entries(CATALOG).flatMap(([area, codes]) => Object.keys(codes).map((code) => [code, area as Area])))
+
 
 /** The base class of every ztmesh error. */
 export class ZtError extends Error {
@@ -166,24 +203,22 @@ export class InternalError extends ZtError {
   static override name = 'InternalError'
 }
 
-const CRYPTO_CODES = new Set<string>(['ERR_DECRYPT', 'ERR_SIGNATURE'])
-const CA_CODES = new Set<string>(['ERR_BAD_REQUEST', 'ERR_PAYLOAD_TOO_LARGE', 'ERR_RATE_LIMITED', 'ERR_UNAUTHENTICATED', 'ERR_FORBIDDEN', 'ERR_NOT_FOUND', 'ERR_METHOD_NOT_ALLOWED', 'ERR_UNREACHABLE'])
-const PKI_CODES = new Set<string>([
-  'ERR_CHAIN', 'ERR_TENANT_MISMATCH', 'ERR_DEVICE_MISMATCH', 'ERR_KEY_USAGE', 'ERR_PIN', 'ERR_PEM', 'ERR_KEY_TYPE', 'ERR_IDENTITY',
-  'ERR_VALIDITY', 'ERR_NOT_CA', 'ERR_KEY_MISMATCH', 'ERR_SIGNER', 'ERR_PKI_INTERNAL',
-])
+const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
+  argument: InvalidArgumentError,
+  crypto: CryptoError,
+  noise: NoiseError,
+  channel: ChannelError,
+  keystore: KeystoreError,
+  ca: CaError,
+  pki: PkiError,
+  storage: StorageError,
+  internal: InternalError,
+}
 
 /** The named class for a code. */
 export function errorClassFor(code: ErrorCode): typeof ZtError {
-  if (CRYPTO_CODES.has(code)) return CryptoError
-  if (code.startsWith('ERR_NOISE_')) return NoiseError
-  if (code === 'ERR_FRAME_TOO_LARGE' || code === 'ERR_HANDSHAKE_TIMEOUT' || code === 'ERR_ABORTED' || code.startsWith('ERR_TLS_')) return ChannelError
-  if (code.startsWith('ERR_KEYSTORE_')) return KeystoreError
-  if (code.startsWith('ERR_TOKEN_') || CA_CODES.has(code)) return CaError
-  if (PKI_CODES.has(code) || /^ERR_(CERT|CSR|CA|REVOCATION)_/.test(code)) return PkiError
-  if (code === 'ERR_STORAGE' || code === 'ERR_AUDIT_TAMPERED') return StorageError
-  if (code === 'ERR_INTERNAL' || code === 'ERR_RANDOM') return InternalError
-  return InvalidArgumentError
+  const area = AREA_OF.get(code)
+  return area === undefined ? InvalidArgumentError : CLASS_OF_AREA[area]
 }
 
 /** Builds the named error for a code. */
