@@ -47,31 +47,19 @@ function receive(stream: Duplex, bytes: number): Promise<void> {
   })
 }
 
-function identities() {
-  const root = CertificateAuthority.createRoot({ commonName: 'Bench Root', organisation: 'Bench' })
-  const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Bench Site', organisation: 'Bench' })
-  const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
-  const make = (deviceId: string): LinkIdentity => {
-    const key = generateP256Key()
-    const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
-    const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
-    return { certificateChainPem: cert.pem + site.certificatePem, sign: (m) => signer.sign(m) }
-  }
-  return { trust: TrustStore.fromPem(root.certificatePem), a: make('a'), b: make('b') }
-}
-
 export const CHANNEL_CASES: Case[] = [
   {
     op: 'noise-link-bulk',
     baseline: '@chainsafe/libp2p-noise ciphers + u16 framing, same pipe (per MiB)',
     target: 5,
     setup: async () => {
-      const { trust, a, b } = identities()
+      const d = benchDevices()
+      const trust = TrustStore.fromPem(d.trustPem)
       const [left, right] = duplexPair()
       const revocations = new RevocationSet()
       const [client, server] = await Promise.all([
-        wrapNoise(left, { role: 'initiator', identity: a, trust, revocations }),
-        wrapNoise(right, { role: 'responder', identity: b, trust, revocations }),
+        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations }),
+        wrapNoise(right, { role: 'responder', identity: d.server.link, trust, revocations }),
       ])
       const payload = Buffer.alloc(CHUNK, 1)
 
@@ -113,8 +101,8 @@ export const CHANNEL_CASES: Case[] = [
   },
 ]
 
-/** A device identity for TLS, with PEM forms for node:tls. */
-function tlsDevices() {
+/** A root, a site CA and two devices, each as a TLS identity, a Noise link identity and PEM for node:tls. */
+function benchDevices() {
   const root = CertificateAuthority.createRoot({ commonName: 'Bench Root', organisation: 'Bench' })
   const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Bench Site', organisation: 'Bench' })
   const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
@@ -122,13 +110,16 @@ function tlsDevices() {
     const key = generateP256Key()
     const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
     const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
-    return { identity: { certificateChainPem: cert.pem + site.certificatePem, privateKey: key }, certPem: cert.pem + site.certificatePem, keyPem }
+    const chain = cert.pem + site.certificatePem
+    const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
+    const link: LinkIdentity = { certificateChainPem: chain, sign: (m) => signer.sign(m) }
+    return { identity: { certificateChainPem: chain, privateKey: key }, link, certPem: chain, keyPem }
   }
   return { trustPem: root.certificatePem, server: make('server'), client: make('client') }
 }
 
 /** node:tls both ends over one in-memory pipe; resolves when both are connected. */
-function nodeTlsPair(d: ReturnType<typeof tlsDevices>, session?: Buffer): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket }> {
+function nodeTlsPair(d: ReturnType<typeof benchDevices>, session?: Buffer): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket }> {
   const [left, right] = duplexPair()
   const common = { ca: d.trustPem, ALPNProtocols: ['ztmesh/1'], minVersion: 'TLSv1.3' as const }
   const server = new tls.TLSSocket(right, { isServer: true, requestCert: true, rejectUnauthorized: true, cert: d.server.certPem, key: d.server.keyPem, ...common, secureContext: serverContext(d) })
@@ -140,7 +131,7 @@ function nodeTlsPair(d: ReturnType<typeof tlsDevices>, session?: Buffer): Promis
 }
 
 const serverContexts = new WeakMap<object, tls.SecureContext>()
-function serverContext(d: ReturnType<typeof tlsDevices>): tls.SecureContext {
+function serverContext(d: ReturnType<typeof benchDevices>): tls.SecureContext {
   let context = serverContexts.get(d)
   if (context === undefined) {
     context = tls.createSecureContext({ cert: d.server.certPem, key: d.server.keyPem, ca: d.trustPem, minVersion: 'TLSv1.3', sessionIdContext: 'ztmesh-bench' })
@@ -154,7 +145,7 @@ CHANNEL_CASES.push({
   baseline: 'node:tls mutual TLS 1.3 handshake, both ends, same pipe',
   target: 3,
   setup: async () => {
-    const d = tlsDevices()
+    const d = benchDevices()
     const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem, resumption: false })
     const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem, resumption: false })
     return {
@@ -180,7 +171,7 @@ CHANNEL_CASES.push({
   baseline: 'node:tls resumed mutual TLS 1.3 handshake (session ticket), both ends, same pipe',
   target: 3,
   setup: async () => {
-    const d = tlsDevices()
+    const d = benchDevices()
     const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem })
     const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem })
     const ours = async () => {
