@@ -121,6 +121,24 @@ export declare class NoiseHandshake {
   intoTransport(): NoiseTransport
 }
 
+/** The record layer of a Noise link: frames, encrypts and rekeys the link's data. */
+export declare class NoiseRecordLayer {
+  /** The room `sealInto` needs for `dataLength` bytes. */
+  sealedLengthBound(dataLength: number): number
+  /** The room `openInto` needs for a `chunkLength`-byte chunk. */
+  openedLengthBound(chunkLength: number): number
+  /** Writes the records that carry `data` to the front of `out`; returns their length. */
+  sealInto(data: Uint8Array, out: Buffer): number
+  /**
+   * Writes the data of the records `chunk` completes to the front of `out`; returns its
+   * length. Throws `ERR_NOISE_DECRYPT` or `ERR_NOISE_MALFORMED` (and stays failed) on a bad
+   * record.
+   */
+  openInto(chunk: Uint8Array, out: Buffer): number
+  /** Bytes of an unfinished incoming record. */
+  get buffered(): number
+}
+
 /** An established Noise session: each direction has its own key and nonce counter. */
 export declare class NoiseTransport {
   /** Encrypts one message (at most 65519 bytes of plaintext). */
@@ -143,6 +161,12 @@ export declare class NoiseTransport {
   get handshakeHash(): Buffer
   /** The peer's static public key. */
   get remoteStaticPublicKey(): Buffer | null
+  /**
+   * Moves the session into a record layer (framing, rekeying); the transport is unusable
+   * afterwards. Rekeys after `rekeyAfterRecords` records (default 65,536) or `rekeyAfterMs`
+   * (default 10 minutes).
+   */
+  intoRecordLayer(rekeyAfterRecords?: number | undefined | null, rekeyAfterMs?: number | undefined | null): NoiseRecordLayer
 }
 
 /** Revoked serials and keys, merged from verified CRLs and revocation records. */
@@ -200,22 +224,30 @@ export declare class TlsServerContext {
 
 /** One TLS connection's state: feed it the socket's bytes, send what it gives back. */
 export declare class TlsSession {
+  /** The room `readTlsInto` needs for `dataLength` bytes from the socket. */
+  readLengthBound(dataLength: number): number
   /**
-   * Processes bytes read from the socket; throws the typed reason (a PKI code for a refused
-   * peer). After a throw, `takeOutgoing()` holds the alert for the peer.
+   * Processes bytes read from the socket and writes the plaintext they carried to the front
+   * of `out`; returns its length. Throws the typed reason (a PKI code for a refused peer);
+   * after a throw, `writeTlsInto` gives the alert for the peer.
    */
-  readTls(data: Uint8Array): void
-  /** The bytes to write to the socket now (handshake flights, records, alerts). */
-  takeOutgoing(): Buffer
+  readTlsInto(data: Uint8Array, out: Buffer): number
+  /**
+   * Writes as much as fits of the bytes to send (handshake flights, records, alerts) to the
+   * front of `out`; returns how many (`wantsWrite` tells whether more wait).
+   */
+  writeTlsInto(out: Buffer): number
+  /** Whether bytes wait to be sent. */
+  get wantsWrite(): boolean
   /** Queues application data (sent once the peer is verified). */
   writePlaintext(data: Uint8Array): void
-  /** The application data received so far (empty if none). */
-  readPlaintext(): Buffer
   get isHandshaking(): boolean
   /** The verified peer, once the handshake is complete. */
   get peer(): PeerIdentity | null
   /** The key exchange group: `X25519MLKEM768` or `X25519`. */
   get kxGroup(): string | null
+  /** The TLS 1.3 cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`. */
+  get cipherSuite(): string | null
   get isPostQuantum(): boolean
   get isResumed(): boolean
   /** Whether the peer sent close_notify. */
@@ -364,6 +396,9 @@ export interface NoiseOptions {
   /** The responder's static public key (required by an IK initiator). */
   remoteStaticPublicKey?: Buffer
 }
+
+/** The Noise cipher that is faster on this CPU: `AESGCM` with AES instructions, else `ChaChaPoly`. */
+export declare function noisePreferredCipher(): string
 
 /** Opens an existing keystore file; Argon2id runs off the JS thread. */
 export declare function openKeystore(path: string, passphrase: Uint8Array): Promise<Keystore>

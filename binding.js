@@ -773,12 +773,13 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
 export { MlKem768SecretKey }
 export { NoiseHandshake }
+export { NoiseRecordLayer }
 export { NoiseTransport }
 export { RevocationSet }
 export { SigningKey }
@@ -792,6 +793,7 @@ export { createKeystore }
 export { generateP256Key }
 export { generateX25519KeyPair }
 export { mlkem768Encapsulate }
+export { noisePreferredCipher }
 export { openKeystore }
 export { panicForTestingOnly }
 export { parseCsr }

@@ -8,7 +8,8 @@ const run = promisify(execFile)
 // The shape of `ztmesh bench --json`, not its speed: speed is measured by the bench itself.
 test('bench --json prints {op, ztmesh_ns, baseline, baseline_ns, ratio} rows', async (t) => {
   const { stdout } = await run('node', [join(process.cwd(), 'dist/cli/main.js'), 'bench', '--json', '--quick', '--filter', 'verify-peer'], { timeout: 120_000 })
-  const rows = JSON.parse(stdout) as Array<Record<string, unknown>>
+  const { rows, idle_memory } = JSON.parse(stdout) as { rows: Array<Record<string, unknown>>; idle_memory: unknown[] }
+  t.deepEqual(idle_memory, [], 'the memory of idle connections runs only when asked for')
   t.is(rows.length, 1)
   const [row] = rows
   t.is(row!.op, 'verify-peer')
@@ -24,4 +25,16 @@ test('unknown commands and options exit non-zero with usage or a typed error', a
   const badOption = await run('node', [cli, 'bench', '--nope']).catch((e: { code: number; stderr: string }) => e)
   t.is((badOption as { code: number }).code, 2)
   t.regex((badOption as { stderr: string }).stderr, /"code":"ERR_PARSE_ARGS/)
+})
+
+test('bench --filter idle-memory measures idle connections of each side in its own process', async (t) => {
+  const { stdout } = await run('node', [join(process.cwd(), 'dist/cli/main.js'), 'bench', '--json', '--quick', '--filter', 'idle-memory'], { timeout: 120_000 })
+  const { rows, idle_memory } = JSON.parse(stdout) as { rows: unknown[]; idle_memory: Array<Record<string, unknown>> }
+  t.deepEqual(rows, [])
+  t.deepEqual(idle_memory.map((m) => m.side), ['ztmesh-tls', 'ztmesh-noise', 'node-tls'])
+  for (const m of idle_memory) {
+    t.is(m.connections, 100)
+    t.true(typeof m.rss_per_connection === 'number' && typeof m.js_per_connection === 'number', String(m.side))
+    t.true((m.js_per_connection as number) > 0, `${m.side}: open connections hold some memory`)
+  }
 })

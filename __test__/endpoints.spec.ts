@@ -48,3 +48,39 @@ for (const protocol of ['tls', 'noise'] as const) {
     t.is(server.links.size, 0)
   })
 }
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, a slow reader holds the writer back (bounded buffering) and loses nothing`, async (t) => {
+    const gw = device('gw-1')
+    let serverLink: SecureStream | undefined
+    const server = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => {
+      link.on('error', () => {})
+      link.pause() // a reader that does not read yet
+      serverLink = link
+    })
+    const { port } = await server.listen(0)
+    t.teardown(() => server.close())
+    const link = await connectSecure({ protocol, host: '127.0.0.1', port, identity: device('tablet-7').identity, trustPem })
+    for (let i = 0; i < 200 && serverLink === undefined; i++) await new Promise((r) => setTimeout(r, 5))
+    const chunk = Buffer.alloc(64 * 1024)
+    let sent = 0
+    // Writes until the link says to wait; loopback socket buffers hold a few MiB at most.
+    for (let i = 0; i < 1024; i++) {
+      chunk.writeUInt32BE(i, 0)
+      sent += chunk.length
+      if (!link.write(chunk)) break
+    }
+    t.true(sent < 48 * 1024 * 1024, `the writer was held back after ${sent} bytes`)
+    await new Promise((r) => setTimeout(r, 100))
+    t.true(serverLink!.readableLength <= 2 * 1024 * 1024, `the paused reader buffers ${serverLink!.readableLength} bytes`)
+    const received: Buffer[] = []
+    let got = 0
+    const all = new Promise<void>((resolve) => serverLink!.on('data', (data: Buffer) => { received.push(data); got += data.length; if (got >= sent) resolve() }))
+    serverLink!.resume()
+    await all
+    const bytes = Buffer.concat(received)
+    t.is(bytes.length, sent)
+    for (let i = 0; i * chunk.length < sent; i++) t.is(bytes.readUInt32BE(i * chunk.length), i)
+    link.destroy()
+  })
+}

@@ -1,5 +1,6 @@
 import test from 'ava'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 
 import {
@@ -157,3 +158,71 @@ test('garbage, oversized frames, silent peers and aborts end the handshake with 
   t.true(outcomes.includes('ERR_FRAME_TOO_LARGE'))
   t.true(outcomes.includes('ERR_HANDSHAKE_TIMEOUT'))
 })
+
+test('the cipher: the initiator proposes, an auto responder follows, a mismatch is refused', async (t) => {
+  const a = identity('gw-1')
+  const b = identity('tablet-7')
+  for (const cipher of ['ChaChaPoly', 'AESGCM'] as const) {
+    const { client, server } = await pair(t, { identity: a }, { identity: b, cipher })
+    if (client.status !== 'fulfilled' || server.status !== 'fulfilled') return t.fail(`${cipher} link failed`)
+    t.is(client.value.cipher, cipher)
+    t.is(server.value.cipher, cipher)
+    const echoed = new Promise<Buffer>((resolve) => client.value.once('data', resolve))
+    server.value.write(`over ${cipher}`)
+    t.is((await echoed).toString(), `over ${cipher}`)
+    client.value.destroy()
+  }
+  const refused = await pair(t, { identity: a, cipher: 'ChaChaPoly' }, { identity: b, cipher: 'AESGCM' })
+  t.is((refused.server as PromiseRejectedResult).reason.code, 'ERR_NOISE_PROTOCOL')
+  t.regex((refused.client as PromiseRejectedResult).reason.code, /^ERR_NOISE_/)
+  const classical = await pair(t, { identity: a }, { identity: b, pattern: 'XX' })
+  t.is((classical.server as PromiseRejectedResult).reason.code, 'ERR_NOISE_PROTOCOL', 'a hybrid responder refuses a classical initiator')
+})
+
+test('after the handshake, a tampered or malformed record ends that link with a typed error', async (t) => {
+  for (const [attack, code] of [['flip', 'ERR_NOISE_DECRYPT'], ['short', 'ERR_NOISE_MALFORMED'], ['replay', 'ERR_NOISE_DECRYPT']] as const) {
+    const [left, right] = tappedPair()
+    const [c, s] = await Promise.all([
+      wrapNoise(left, { role: 'initiator', identity: identity('tablet-7'), trust, revocations: new RevocationSet() }),
+      wrapNoise(right, { role: 'responder', identity: identity('gw-1'), trust, revocations: new RevocationSet() }),
+    ])
+    const first = new Promise<Buffer>((resolve) => s.once('data', resolve))
+    c.write('hello')
+    t.is((await first).toString(), 'hello')
+    const failed = new Promise<{ code?: string }>((resolve) => s.once('error', resolve))
+    const received: Buffer[] = []
+    s.on('data', (chunk: Buffer) => received.push(chunk))
+    if (attack === 'flip') {
+      left.tamper = (chunk) => Buffer.from(chunk.map((byte, i) => (i === chunk.length - 1 ? byte ^ 1 : byte)))
+      c.write('evil')
+    } else if (attack === 'short') {
+      left.raw(Buffer.from([0x00, 0x0f, ...Buffer.alloc(15)]))
+    } else {
+      left.raw(left.sent.at(-1)!) // the 'hello' record again
+    }
+    t.like(await failed, { code }, attack)
+    t.deepEqual(received, [], `${attack}: nothing of the bad record is delivered`)
+    c.destroy()
+  }
+})
+
+/** Two in-memory duplexes wired to each other; the left one can alter or inject what it sends. */
+function tappedPair() {
+  const sides: (Duplex & { tamper?: (chunk: Buffer) => Buffer; raw(chunk: Buffer): void; sent: Buffer[] })[] = []
+  for (let i = 0; i < 2; i++) {
+    const side = Object.assign(
+      new Duplex({
+        read() {},
+        write(chunk: Buffer, _encoding, callback) {
+          const out = side.tamper?.(chunk) ?? chunk
+          side.sent.push(out)
+          sides[1 - i]!.push(out)
+          callback()
+        },
+      }),
+      { sent: [] as Buffer[], raw: (chunk: Buffer) => sides[1 - i]!.push(chunk) },
+    )
+    sides.push(side)
+  }
+  return [sides[0]!, sides[1]!] as const
+}

@@ -1,7 +1,12 @@
 import test from 'ava'
+import { execFileSync } from 'node:child_process'
 import { createPrivateKey } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createConnection, createServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Duplex } from 'node:stream'
 import * as tls from 'node:tls'
 
 import {
@@ -16,8 +21,10 @@ import {
   type TlsIdentity,
 } from '../src/index.js'
 
-const root = CertificateAuthority.createRoot({ commonName: 'TLS Root', organisation: 'Acme' })
-const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'TLS Site', organisation: 'Acme' })
+// The CAs date from two months ago, so a certificate that expired last week can be issued.
+const caBirth = Date.now() - 60 * 86_400_000
+const root = CertificateAuthority.createRoot({ commonName: 'TLS Root', organisation: 'Acme', nowMs: caBirth })
+const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'TLS Site', organisation: 'Acme', nowMs: caBirth })
 const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
 const trustPem = root.certificatePem
 
@@ -148,3 +155,63 @@ test('garbage and silence end the handshake with a typed error; the server keeps
   const timeout = secureTls(mute, new TlsContext('server', { identity: gw, trustPem }), { handshakeTimeoutMs: 200 })
   await t.throwsAsync(timeout, { code: 'ERR_HANDSHAKE_TIMEOUT' })
 })
+
+test('expired and self-signed client certificates are refused with their PKI codes', async (t) => {
+  const gw = device('gw-1')
+  const { port, accepted } = await tlsServer(t, new TlsContext('server', { identity: gw, trustPem }))
+  const key = generateP256Key()
+  const expired = siteCa.issue(buildCsr(key, 'old', 'hotel-1'), { deviceId: 'old', tenant: 'hotel-1', nowMs: Date.now() - 10 * 86_400_000, validitySeconds: 86_400 })
+  const old = { certificateChainPem: expired.pem + site.certificatePem, privateKey: key }
+  t.like(await refused(secureTls(await dial(port), new TlsContext('client', { identity: old, trustPem }))), { code: 'ERR_TLS_ALERT' })
+  await t.throwsAsync(accepted(0), { code: 'ERR_CERT_EXPIRED' })
+
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-selfsigned-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=rogue/OU=hotel-1', '-addext', 'subjectAltName=URI:ztmesh://hotel-1/rogue', '-addext', 'extendedKeyUsage=clientAuth,serverAuth', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+  const rogue = {
+    certificateChainPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    privateKey: createPrivateKey(readFileSync(join(dir, 'key.pem'))).export({ format: 'der', type: 'pkcs8' }),
+  }
+  t.like(await refused(secureTls(await dial(port), new TlsContext('client', { identity: rogue, trustPem }))), { code: 'ERR_TLS_ALERT' })
+  await t.throwsAsync(accepted(1), { code: 'ERR_CHAIN' })
+})
+
+test('truncated handshakes and oversized records end that connection with a typed error; the server keeps serving', async (t) => {
+  const gw = device('gw-1')
+  const { port, accepted } = await tlsServer(t, new TlsContext('server', { identity: gw, trustPem }))
+  // A real ClientHello, cut in half, then the connection ends.
+  const clientHello = await firstFlight(new TlsContext('client', { identity: device('c'), trustPem }))
+  const truncated = await dial(port)
+  truncated.end(clientHello.subarray(0, clientHello.length >> 1))
+  await t.throwsAsync(accepted(0), { code: 'ERR_TLS_CLOSED' })
+  // A record header announcing more than TLS allows (2^14 + 256), before and after the handshake.
+  const oversized = await dial(port)
+  oversized.on('error', () => {})
+  oversized.write(Buffer.from([0x16, 0x03, 0x03, 0xff, 0xff, ...Buffer.alloc(64)]))
+  await t.throwsAsync(accepted(1), { code: 'ERR_TLS_PROTOCOL' })
+  const socket = await dial(port)
+  socket.on('error', () => {})
+  const established = await secureTls(socket, new TlsContext('client', { identity: device('c2'), trustPem }))
+  established.on('error', () => {})
+  const serverSide = await accepted(2)
+  const failed = new Promise<{ code?: string }>((resolve) => serverSide.once('error', resolve))
+  socket.write(Buffer.from([0x17, 0x03, 0x03, 0x48, 0x01, ...Buffer.alloc(64)]))
+  t.like(await failed, { code: 'ERR_TLS_PROTOCOL' })
+  const fine = await secureTls(await dial(port), new TlsContext('client', { identity: device('late'), trustPem }))
+  t.like(fine.peer, { deviceId: 'gw-1' })
+  fine.destroy()
+})
+
+/** The first bytes a client session sends (its ClientHello). */
+function firstFlight(context: TlsContext): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const sink = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        resolve(chunk)
+        callback()
+      },
+    })
+    secureTls(sink, context, { handshakeTimeoutMs: 1000 }).catch(() => {})
+  })
+}

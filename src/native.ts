@@ -18,6 +18,7 @@ export type NativeXWingSecretKey = binding.XWingSecretKey
 export type NativeMlKem768SecretKey = binding.MlKem768SecretKey
 export type NativeNoiseHandshake = binding.NoiseHandshake
 export type NativeNoiseTransport = binding.NoiseTransport
+export type NativeNoiseRecordLayer = binding.NoiseRecordLayer
 export type NativeKeystore = binding.Keystore
 export type NativeCertificateAuthority = binding.CertificateAuthority
 export type NativeTrustStore = binding.TrustStore

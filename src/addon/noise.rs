@@ -1,10 +1,18 @@
 //! Noise handshakes and transports (sans-IO).
 
+use std::time::Duration;
+
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 use ztmesh_core::noise::{self, HandshakeConfig, Protocol};
 
-use crate::error::{byte_length, sync, Failure, Result};
+use crate::error::{byte_length, invalid_argument, sync, Failure, Result};
+
+/// The Noise cipher that is faster on this CPU: `AESGCM` with AES instructions, else `ChaChaPoly`.
+#[napi]
+pub fn noise_preferred_cipher() -> &'static str {
+    noise::preferred_cipher()
+}
 
 /// Options of a Noise handshake.
 #[napi(object)]
@@ -92,7 +100,7 @@ impl NoiseHandshake {
                 self.inner = Some(handshake);
                 return Err(Failure::new("ERR_NOISE_STATE", "handshake is not finished"));
             }
-            Ok(NoiseTransport { inner: handshake.into_transport()? })
+            Ok(NoiseTransport { inner: Some(handshake.into_transport()?) })
         })
     }
 }
@@ -106,7 +114,8 @@ impl NoiseHandshake {
 /// An established Noise session: each direction has its own key and nonce counter.
 #[napi]
 pub struct NoiseTransport {
-    inner: noise::Transport,
+    /// `None` once moved into a record layer.
+    inner: Option<noise::Transport>,
 }
 
 #[napi]
@@ -114,62 +123,146 @@ impl NoiseTransport {
     /// Encrypts one message (at most 65519 bytes of plaintext).
     #[napi]
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Buffer> {
-        sync(|| Ok(self.inner.encrypt(plaintext)?.into()))
+        sync(|| Ok(self.state()?.encrypt(plaintext)?.into()))
     }
 
     /// Decrypts one message; throws `ERR_NOISE_DECRYPT` if it is not authentic.
     #[napi]
     pub fn decrypt(&mut self, ciphertext: &[u8]) -> Result<Buffer> {
-        sync(|| Ok(self.inner.decrypt(ciphertext)?.into()))
+        sync(|| Ok(self.state()?.decrypt(ciphertext)?.into()))
     }
 
     /// Encrypts into `out` (≥ plaintext.length + 16 bytes); returns the length.
     #[napi]
     pub fn encrypt_into(&mut self, plaintext: &[u8], mut out: BufferSlice) -> Result<u32> {
-        sync(|| byte_length(self.inner.encrypt_into(plaintext, &mut out)?))
+        sync(|| byte_length(self.state()?.encrypt_into(plaintext, &mut out)?))
     }
 
     /// Decrypts into `out`; returns the plaintext length.
     #[napi]
     pub fn decrypt_into(&mut self, ciphertext: &[u8], mut out: BufferSlice) -> Result<u32> {
-        sync(|| byte_length(self.inner.decrypt_into(ciphertext, &mut out)?))
+        sync(|| byte_length(self.state()?.decrypt_into(ciphertext, &mut out)?))
     }
 
     /// Replaces the sending key (Noise §11.3); the peer must `rekeyIncoming` at the same point.
     #[napi]
-    pub fn rekey_outgoing(&mut self) {
-        self.inner.rekey_outgoing();
+    pub fn rekey_outgoing(&mut self) -> Result<()> {
+        sync(|| {
+            self.state()?.rekey_outgoing();
+            Ok(())
+        })
     }
 
     /// Replaces the receiving key.
     #[napi]
-    pub fn rekey_incoming(&mut self) {
-        self.inner.rekey_incoming();
+    pub fn rekey_incoming(&mut self) -> Result<()> {
+        sync(|| {
+            self.state()?.rekey_incoming();
+            Ok(())
+        })
     }
 
     /// How many messages were sent.
     #[napi(getter)]
-    pub fn sending_nonce(&self) -> f64 {
-        self.inner.sending_nonce() as f64
+    pub fn sending_nonce(&mut self) -> Result<f64> {
+        sync(|| Ok(self.state()?.sending_nonce() as f64))
     }
 
     /// How many messages were received.
     #[napi(getter)]
-    pub fn receiving_nonce(&self) -> f64 {
-        self.inner.receiving_nonce() as f64
+    pub fn receiving_nonce(&mut self) -> Result<f64> {
+        sync(|| Ok(self.state()?.receiving_nonce() as f64))
     }
 
     /// The handshake hash of the session (channel binding).
     #[napi(getter)]
-    pub fn handshake_hash(&self) -> Buffer {
-        self.inner.handshake_hash().to_vec().into()
+    pub fn handshake_hash(&mut self) -> Result<Buffer> {
+        sync(|| Ok(self.state()?.handshake_hash().to_vec().into()))
     }
 
     /// The peer's static public key.
     #[napi(getter)]
-    pub fn remote_static_public_key(&self) -> Option<Buffer> {
-        self.inner.remote_static_public_key().map(|k| k.to_vec().into())
+    pub fn remote_static_public_key(&mut self) -> Result<Option<Buffer>> {
+        sync(|| Ok(self.state()?.remote_static_public_key().map(|k| k.to_vec().into())))
     }
+
+    /// Moves the session into a record layer (framing, rekeying); the transport is unusable
+    /// afterwards. Rekeys after `rekeyAfterRecords` records (default 65,536) or `rekeyAfterMs`
+    /// (default 10 minutes).
+    #[allow(clippy::wrong_self_convention)]
+    #[napi]
+    pub fn into_record_layer(
+        &mut self,
+        rekey_after_records: Option<f64>,
+        rekey_after_ms: Option<f64>,
+    ) -> Result<NoiseRecordLayer> {
+        sync(|| {
+            let mut policy = noise::RekeyPolicy::default();
+            if let Some(records) = rekey_after_records {
+                policy.after_records = positive_count(records, "rekeyAfterRecords")?;
+            }
+            if let Some(ms) = rekey_after_ms {
+                policy.after = Duration::from_millis(positive_count(ms, "rekeyAfterMs")?);
+            }
+            let transport = self.inner.take().ok_or_else(used_up)?;
+            Ok(NoiseRecordLayer { inner: noise::RecordLayer::new(transport, policy) })
+        })
+    }
+}
+
+impl NoiseTransport {
+    fn state(&mut self) -> std::result::Result<&mut noise::Transport, Failure> {
+        self.inner.as_mut().ok_or_else(used_up)
+    }
+}
+
+/// The record layer of a Noise link: frames, encrypts and rekeys the link's data.
+#[napi]
+pub struct NoiseRecordLayer {
+    inner: noise::RecordLayer,
+}
+
+#[napi]
+impl NoiseRecordLayer {
+    /// The room `sealInto` needs for `dataLength` bytes.
+    #[napi]
+    pub fn sealed_length_bound(&self, data_length: u32) -> f64 {
+        noise::RecordLayer::sealed_len_bound(data_length as usize) as f64
+    }
+
+    /// The room `openInto` needs for a `chunkLength`-byte chunk.
+    #[napi]
+    pub fn opened_length_bound(&self, chunk_length: u32) -> f64 {
+        self.inner.opened_len_bound(chunk_length as usize) as f64
+    }
+
+    /// Writes the records that carry `data` to the front of `out`; returns their length.
+    #[napi]
+    pub fn seal_into(&mut self, data: &[u8], mut out: BufferSlice) -> Result<u32> {
+        sync(|| byte_length(self.inner.seal_into(data, &mut out)?))
+    }
+
+    /// Writes the data of the records `chunk` completes to the front of `out`; returns its
+    /// length. Throws `ERR_NOISE_DECRYPT` or `ERR_NOISE_MALFORMED` (and stays failed) on a bad
+    /// record.
+    #[napi]
+    pub fn open_into(&mut self, chunk: &[u8], mut out: BufferSlice) -> Result<u32> {
+        sync(|| byte_length(self.inner.open_into(chunk, &mut out)?))
+    }
+
+    /// Bytes of an unfinished incoming record.
+    #[napi(getter)]
+    pub fn buffered(&self) -> u32 {
+        u32::try_from(self.inner.buffered()).unwrap_or(u32::MAX)
+    }
+}
+
+/// A whole number ≥ 1 from JavaScript.
+fn positive_count(value: f64, name: &str) -> std::result::Result<u64, Failure> {
+    if value.fract() != 0.0 || !(1.0..=9_007_199_254_740_991.0).contains(&value) {
+        return Err(invalid_argument(&format!("{name} must be a whole number of at least 1")));
+    }
+    Ok(value as u64)
 }
 
 fn config(options: &NoiseOptions) -> std::result::Result<HandshakeConfig<'_>, Failure> {
@@ -182,5 +275,5 @@ fn config(options: &NoiseOptions) -> std::result::Result<HandshakeConfig<'_>, Fa
 }
 
 fn used_up() -> Failure {
-    Failure::new("ERR_NOISE_STATE", "handshake already consumed or failed")
+    Failure::new("ERR_NOISE_STATE", "handshake or transport already consumed, or failed")
 }

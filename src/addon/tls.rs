@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 use ztmesh_core::pki::{self, PeerPolicy, SoftwareSigner};
 use ztmesh_core::tls::{self, ClientSettings, PqPolicy, ServerSettings};
 
-use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::error::{byte_length, invalid_argument, sync, Failure, Result};
 use crate::pki::{peer_identity, PeerIdentity, RevocationSet};
 
 /// What a TLS context needs: this device's chain and key, the trust anchors and the policy.
@@ -109,31 +109,37 @@ pub struct TlsSession {
 
 #[napi]
 impl TlsSession {
-    /// Processes bytes read from the socket; throws the typed reason (a PKI code for a refused
-    /// peer). After a throw, `takeOutgoing()` holds the alert for the peer.
+    /// The room `readTlsInto` needs for `dataLength` bytes from the socket.
     #[napi]
-    pub fn read_tls(&mut self, data: &[u8]) -> Result<()> {
-        sync(|| Ok(self.inner.read_tls(data)?))
+    pub fn read_length_bound(&self, data_length: u32) -> f64 {
+        tls::TlsSession::read_len_bound(data_length as usize) as f64
     }
 
-    /// The bytes to write to the socket now (handshake flights, records, alerts).
+    /// Processes bytes read from the socket and writes the plaintext they carried to the front
+    /// of `out`; returns its length. Throws the typed reason (a PKI code for a refused peer);
+    /// after a throw, `writeTlsInto` gives the alert for the peer.
     #[napi]
-    pub fn take_outgoing(&mut self) -> Buffer {
-        self.inner.take_outgoing().into()
+    pub fn read_tls_into(&mut self, data: &[u8], mut out: BufferSlice) -> Result<u32> {
+        sync(|| byte_length(self.inner.read_tls_into(data, &mut out)?))
+    }
+
+    /// Writes as much as fits of the bytes to send (handshake flights, records, alerts) to the
+    /// front of `out`; returns how many (`wantsWrite` tells whether more wait).
+    #[napi]
+    pub fn write_tls_into(&mut self, mut out: BufferSlice) -> Result<u32> {
+        sync(|| byte_length(self.inner.write_tls_into(&mut out)))
+    }
+
+    /// Whether bytes wait to be sent.
+    #[napi(getter)]
+    pub fn wants_write(&self) -> bool {
+        self.inner.wants_write()
     }
 
     /// Queues application data (sent once the peer is verified).
     #[napi]
     pub fn write_plaintext(&mut self, data: &[u8]) -> Result<()> {
         sync(|| Ok(self.inner.write_plaintext(data)?))
-    }
-
-    /// The application data received so far (empty if none).
-    #[napi]
-    pub fn read_plaintext(&mut self) -> Buffer {
-        let mut out = Vec::new();
-        self.inner.read_plaintext(&mut out);
-        out.into()
     }
 
     #[napi(getter)]
@@ -151,6 +157,12 @@ impl TlsSession {
     #[napi(getter)]
     pub fn kx_group(&self) -> Option<&'static str> {
         self.inner.kx_group()
+    }
+
+    /// The TLS 1.3 cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    #[napi(getter)]
+    pub fn cipher_suite(&self) -> Option<&'static str> {
+        self.inner.cipher_suite()
     }
 
     #[napi(getter)]

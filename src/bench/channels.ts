@@ -4,13 +4,13 @@ import { createPrivateKey } from 'node:crypto'
 import { Duplex } from 'node:stream'
 import * as tls from 'node:tls'
 
-import { FrameDecoder, encodeFrame } from '../channels/framing.js'
 import { wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
 import { SigningKey } from '../crypto/sign.js'
+import { noisePreferredCipher } from '../noise/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../pki/index.js'
 import type { Case } from './index.js'
-import { loadLibp2pNoise } from './libp2p-noise.js'
+import { libp2pNoiseConnection } from './libp2p-noise.js'
 
 const MIB = 1024 * 1024
 const CHUNK = 64 * 1024
@@ -48,37 +48,44 @@ function receive(stream: Duplex, bytes: number): Promise<void> {
 }
 
 export const CHANNEL_CASES: Case[] = [
-  {
-    op: 'noise-link-bulk',
-    baseline: '@chainsafe/libp2p-noise ciphers + u16 framing, same pipe (per MiB)',
-    target: 5,
+  noiseBulkCase('noise-link-bulk', 'auto', 5),
+  noiseBulkCase('noise-link-bulk-chachapoly', 'ChaChaPoly', null),
+]
+
+/**
+ * Bulk data through one Noise link against libp2p's. `auto` lets the link pick its cipher as it
+ * does in use (AES-256-GCM on CPUs with AES instructions); the ChaChaPoly row is the same cipher
+ * as libp2p-noise's.
+ */
+function noiseBulkCase(op: string, cipher: 'auto' | 'ChaChaPoly', target: number | null): Case {
+  const ours = cipher === 'auto' ? `ztmesh: ${noisePreferredCipher()} (auto on this CPU)` : 'ztmesh: ChaChaPoly too'
+  return {
+    op,
+    baseline: `@chainsafe/libp2p-noise 17 secured connection, ChaChaPoly (its message stream, framing and ciphers), in memory (per MiB; ${ours})`,
+    target,
     setup: async () => {
       const d = benchDevices()
       const trust = TrustStore.fromPem(d.trustPem)
       const [left, right] = duplexPair()
       const revocations = new RevocationSet()
       const [client, server] = await Promise.all([
-        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations }),
+        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations, cipher }),
         wrapNoise(right, { role: 'responder', identity: d.server.link, trust, revocations }),
       ])
       const payload = Buffer.alloc(CHUNK, 1)
-
-      const libp2p = await loadLibp2pNoise()
-      const empty = new Uint8Array(0)
-      const i = libp2p.state(true, libp2p.generateKeyPair(), empty)
-      const r = libp2p.state(false, libp2p.generateKeyPair(), empty)
-      r.readMessageA(libp2p.list(i.writeMessageA(empty)))
-      i.readMessageB(libp2p.list(r.writeMessageB(empty)))
-      r.readMessageC(libp2p.list(i.writeMessageC(empty)))
-      const [sendCipher] = i.ss.split()
-      const [receiveCipher] = r.ss.split()
-      const [theirLeft, theirRight] = duplexPair()
-      const decoder = new FrameDecoder()
-      const theirReceiver = new Duplex({ read() {}, write(_c, _e, cb) { cb() } })
-      theirRight.on('data', (chunk: Buffer) => {
-        for (const frame of decoder.push(chunk)) theirReceiver.push(Buffer.from(receiveCipher.decryptWithAd(empty, libp2p.list(frame)).subarray()))
-      })
-      const theirPlain = payload.subarray(0, 65535 - 16)
+      const libp2p = await libp2pNoiseConnection()
+      const libp2pReceived = (bytes: number) =>
+        new Promise<void>((resolve) => {
+          let got = 0
+          const onMessage = (event: { data: { byteLength: number } }) => {
+            got += event.data.byteLength
+            if (got >= bytes) {
+              libp2p.responder.removeEventListener('message', onMessage)
+              resolve()
+            }
+          }
+          libp2p.responder.addEventListener('message', onMessage)
+        })
       return {
         ztmesh: async () => {
           const done = receive(server, MIB)
@@ -87,22 +94,18 @@ export const CHANNEL_CASES: Case[] = [
           return 1
         },
         baseline: async () => {
-          const done = receive(theirReceiver, MIB)
-          for (let sent = 0; sent < MIB; sent += theirPlain.length) {
-            const body = theirPlain.subarray(0, Math.min(theirPlain.length, MIB - sent))
-            const sealed = sendCipher.encryptWithAd(empty, body)
-            theirLeft.write(encodeFrame(Buffer.from(sealed.subarray())))
-          }
+          const done = libp2pReceived(MIB)
+          for (let sent = 0; sent < MIB; sent += CHUNK) libp2p.initiator.send(payload)
           await done
           return 1
         },
       }
     },
-  },
-]
+  }
+}
 
 /** A root, a site CA and two devices, each as a TLS identity, a Noise link identity and PEM for node:tls. */
-function benchDevices() {
+export function benchDevices() {
   const root = CertificateAuthority.createRoot({ commonName: 'Bench Root', organisation: 'Bench' })
   const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Bench Site', organisation: 'Bench' })
   const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
@@ -215,5 +218,27 @@ CHANNEL_CASES.push({
         return 1
       },
     }
+  },
+})
+
+CHANNEL_CASES.push({
+  op: 'mtls-bulk',
+  baseline: 'node:tls, one mutual TLS 1.3 connection, same pipe (per MiB)',
+  target: 1,
+  setup: async () => {
+    const d = benchDevices()
+    const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem })
+    const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem })
+    const [left, right] = duplexPair()
+    const [ourClient, ourServer] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
+    const { client: theirClient, server: theirServer } = await nodeTlsPair(d)
+    const payload = Buffer.alloc(CHUNK, 1)
+    const send = async (from: Duplex, to: Duplex) => {
+      const done = receive(to, MIB)
+      for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
+      await done
+      return 1
+    }
+    return { ztmesh: () => send(ourClient, ourServer), baseline: () => send(theirClient, theirServer) }
   },
 })

@@ -72,3 +72,46 @@ export async function loadLibp2pNoise(): Promise<Libp2pNoise> {
     },
   }
 }
+
+/** One end of a secured libp2p connection: what a libp2p node's upper layers see. */
+export interface Libp2pSecureEnd {
+  send(data: Uint8Array): boolean
+  addEventListener(type: 'message', listener: (event: { data: { byteLength: number } }) => void): void
+  removeEventListener(type: 'message', listener: (event: { data: { byteLength: number } }) => void): void
+}
+
+/**
+ * Two libp2p nodes' Noise encrypters, connected in memory and secured by a real handshake
+ * (`secureOutbound` / `secureInbound`): the whole pipeline a libp2p application runs its data
+ * through (message stream, u16 length-prefixed framing, encryption, decoding, decryption).
+ *
+ * libp2p-noise 17 calls `Promise.withResolvers` (ES2024), which Node 20 lacks; the standard
+ * definition is installed when it is missing.
+ */
+export async function libp2pNoiseConnection(): Promise<{ initiator: Libp2pSecureEnd; responder: Libp2pSecureEnd }> {
+  installPromiseWithResolvers()
+  const { noise } = await import('@chainsafe/libp2p-noise')
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const { defaultLogger } = await import('@libp2p/logger')
+  const { multiaddrConnectionPair } = await import('@libp2p/utils')
+  const node = async () =>
+    noise()({ privateKey: await generateKeyPair('Ed25519'), logger: defaultLogger(), upgrader: { getStreamMuxers: () => new Map() } } as never)
+  const [outbound, inbound] = multiaddrConnectionPair()
+  const [initiatorNode, responderNode] = [await node(), await node()]
+  const options = { skipStreamMuxerNegotiation: true }
+  const [initiator, responder] = await Promise.all([
+    initiatorNode.secureOutbound(outbound, options),
+    responderNode.secureInbound(inbound, options),
+  ])
+  return { initiator: initiator.connection as unknown as Libp2pSecureEnd, responder: responder.connection as unknown as Libp2pSecureEnd }
+}
+
+function installPromiseWithResolvers(): void {
+  const promise = Promise as unknown as { withResolvers?: () => object }
+  promise.withResolvers ??= () => {
+    let resolve: unknown
+    let reject: unknown
+    const settled = new Promise((yes, no) => ((resolve = yes), (reject = no)))
+    return { promise: settled, resolve, reject }
+  }
+}

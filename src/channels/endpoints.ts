@@ -17,7 +17,7 @@ import { createConnection, createServer, type AddressInfo, type Server, type Soc
 import { SigningKey } from '../crypto/sign.js'
 import { createError } from '../errors.js'
 import { RevocationSet, TrustStore, type PeerPolicy } from '../pki/index.js'
-import { wrapNoise, type SecureStream } from './noise-link.js'
+import { wrapNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
 import { secureTls, TlsContext } from './tls.js'
 
@@ -38,6 +38,8 @@ export interface SecureEndpointInit {
   revocations?: RevocationSet
   /** Post-quantum policy of TLS (`prefer` by default); Noise links are always hybrid. */
   pq?: 'require' | 'prefer' | 'off'
+  /** The Noise cipher (see `NoiseLinkInit.cipher`): `auto` by default. */
+  noiseCipher?: 'auto' | NoiseCipher
   /** Each handshake's time limit, ms. Default 10 s. */
   handshakeTimeoutMs?: number
 }
@@ -138,6 +140,7 @@ class Endpoint {
       revocations: this.#revocations,
       policy,
       handshakeTimeoutMs: timeout,
+      ...(this.#init.noiseCipher !== undefined && { cipher: this.#init.noiseCipher }),
       ...(signal !== undefined && { signal }),
     })
   }

@@ -1,7 +1,8 @@
 /**
- * Length-prefixed framing: each frame is a 2-byte big-endian length and that many bytes, so a
- * frame never exceeds 65535 bytes (a Noise message's limit). The decoder holds at most one
- * partial frame and refuses a length above its maximum before buffering it.
+ * Length-prefixed framing of handshake messages: each frame is a 2-byte big-endian length and
+ * that many bytes, so a frame never exceeds 65535 bytes (a Noise message's limit). The decoder
+ * cuts frames one at a time, refuses a length above its maximum before buffering the frame, and
+ * hands back the bytes after the last frame taken, so the next layer starts exactly there.
  */
 
 import { createError } from '../errors.js'
@@ -20,31 +21,40 @@ export function encodeFrame(body: Uint8Array): Buffer {
 
 /** Cuts a byte stream into frames. */
 export class FrameDecoder {
-  /** The largest frame accepted; a protocol may raise it after its handshake. */
-  maxFrameLength: number
+  readonly maxFrameLength: number
   #pending: Buffer = Buffer.alloc(0)
 
   constructor(maxFrameLength = MAX_FRAME_LENGTH) {
     this.maxFrameLength = maxFrameLength
   }
 
-  /** Adds bytes and returns every frame now complete; throws `ERR_FRAME_TOO_LARGE` on an oversized length. */
-  push(chunk: Uint8Array): Buffer[] {
+  /** Adds received bytes. */
+  push(chunk: Uint8Array): void {
     // No copy when nothing is pending: frames are views of the chunk, which stream chunks allow.
-    this.#pending = this.#pending.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([this.#pending, chunk])
-    const frames: Buffer[] = []
-    while (this.#pending.length >= 2) {
-      const length = this.#pending.readUInt16BE(0)
-      if (length > this.maxFrameLength) throw createError('ERR_FRAME_TOO_LARGE', `a peer sent a frame of ${length} bytes (limit ${this.maxFrameLength})`)
-      if (this.#pending.length < 2 + length) break
-      frames.push(this.#pending.subarray(2, 2 + length))
-      this.#pending = this.#pending.subarray(2 + length)
-    }
-    return frames
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    this.#pending = this.#pending.length === 0 ? bytes : Buffer.concat([this.#pending, bytes])
   }
 
-  /** Bytes of an unfinished frame. */
+  /** The next complete frame, if there is one; throws `ERR_FRAME_TOO_LARGE` on an oversized length. */
+  next(): Buffer | undefined {
+    if (this.#pending.length < 2) return undefined
+    const length = this.#pending.readUInt16BE(0)
+    if (length > this.maxFrameLength) throw createError('ERR_FRAME_TOO_LARGE', `a peer sent a frame of ${length} bytes (limit ${this.maxFrameLength})`)
+    if (this.#pending.length < 2 + length) return undefined
+    const frame = this.#pending.subarray(2, 2 + length)
+    this.#pending = this.#pending.subarray(2 + length)
+    return frame
+  }
+
+  /** Bytes received and not taken as frames yet. */
   get buffered(): number {
     return this.#pending.length
+  }
+
+  /** Removes and returns the bytes not taken as frames yet. */
+  takeRest(): Buffer {
+    const rest = this.#pending
+    this.#pending = Buffer.alloc(0)
+    return rest
   }
 }

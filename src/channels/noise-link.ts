@@ -8,19 +8,24 @@
  * ids). The receiver decides the chain with {@link verifyPeer} and checks that the signature
  * covers the very static key Noise authenticated, so the certificate holder owns this session.
  *
- * Transport frames are `u16 length ‖ Noise message`; inside, a 1-byte type: ready (the
- * responder's first frame: it has accepted the initiator), data, or rekey (the sender switches
- * to a new key after this frame, the receiver after reading it). Rekeying
- * happens every `rekeyAfterMessages` frames or `rekeyAfterMs`, whichever comes first.
+ * Handshake messages travel as `u16 length ‖ message` frames (at most 16 KiB each here). Then
+ * the responder sends one confirmation message (`READY`: it has accepted the initiator), and
+ * the data flows through the core's record layer ({@link NoiseRecordLayer}): `u16 length ‖
+ * Noise message` records, where an empty message marks the sender's rekey. Rekeying happens
+ * every `rekeyAfterMessages` records or `rekeyAfterMs`, whichever comes first.
+ *
+ * The stream honours backpressure both ways: it stops reading the underlying duplex while its
+ * reader is behind, and holds writes while the duplex is full.
  */
 
 import { Duplex } from 'node:stream'
 
 import { generateX25519KeyPair, x25519PublicKey } from '../crypto/x25519.js'
 import { createError, ZtError } from '../errors.js'
-import { NoiseHandshake, type NoiseTransport } from '../noise/index.js'
+import { NOISE_PROTOCOLS, NoiseHandshake, noisePreferredCipher, type NoisePattern, type NoiseRecordLayer } from '../noise/index.js'
 import { verifyCertificateSignature, verifyPeer, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
-import { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH } from './framing.js'
+import { whenDrained } from './flow.js'
+import { encodeFrame, FrameDecoder } from './framing.js'
 
 /** How this device proves who it is: its chain and a signer for its certificate key. */
 export interface LinkIdentity {
@@ -41,12 +46,18 @@ export interface NoiseLinkInit {
   policy?: PeerPolicy
   /** `XX_HYBRID` (default: X25519 + ML-KEM-768) or `XX` (classical). */
   pattern?: 'XX_HYBRID' | 'XX'
+  /**
+   * The cipher. The initiator proposes it; a responder accepts it if it is its own setting or
+   * its setting is `auto`. `auto` (default) proposes the faster one on this CPU
+   * ({@link noisePreferredCipher}: AES-256-GCM with AES instructions, else ChaCha20-Poly1305).
+   */
+  cipher?: 'auto' | NoiseCipher
   /** This side's X25519 static key; a fresh one per link by default. */
   staticPrivateKey?: Uint8Array
   /** The whole handshake must finish within this many ms. Default 10 s. */
   handshakeTimeoutMs?: number
   signal?: AbortSignal
-  /** Rekey after this many frames sent. Default 65,536. */
+  /** Rekey after this many records sent. Default 65,536. */
   rekeyAfterMessages?: number
   /** Rekey after this much time. Default 10 minutes. */
   rekeyAfterMs?: number
@@ -58,17 +69,29 @@ export interface SecureStream extends Duplex {
   readonly protocol: 'noise' | 'tls'
   /** The key exchange: `X25519MLKEM768` (hybrid) or `X25519`. */
   readonly kxGroup: string
+  /** The record cipher: a TLS 1.3 suite such as `TLS13_AES_256_GCM_SHA384`, or the Noise cipher (`AESGCM`, `ChaChaPoly`). */
+  readonly cipher: string
   readonly postQuantum: boolean
   /** Closes the link with `ERR_CERT_REVOKED` if `revocations` names the peer; returns whether it did. */
   closeIfRevoked(revocations: RevocationSet): boolean
 }
 
+/** A Noise cipher of the link. */
+export type NoiseCipher = 'AESGCM' | 'ChaChaPoly'
+
+const NOISE_CIPHERS: readonly NoiseCipher[] = ['AESGCM', 'ChaChaPoly']
+
+/** The full name of the link protocol for a pattern and a cipher. */
+function linkProtocol(pattern: 'XX_HYBRID' | 'XX', cipher: NoiseCipher): string {
+  return NOISE_PROTOCOLS[`${pattern}${cipher === 'AESGCM' ? '_AESGCM' : ''}`]
+}
+
 const IDENTITY_CONTEXT = Buffer.from('ztmesh-noise-static-key:', 'utf8')
-const FRAME_DATA = 0
-const FRAME_REKEY = 1
-const FRAME_READY = 2
-const MAX_PLAINTEXT = MAX_FRAME_LENGTH - 16 - 1
+/** The responder's confirmation, its first transport message. */
+const READY = 2
 const HANDSHAKE_MAX_FRAME = 16 * 1024
+/** Unread bytes allowed during the handshake: its frames, and the first records behind them. */
+const HANDSHAKE_MAX_BUFFERED = 256 * 1024
 
 /**
  * Runs the handshake over `duplex` and resolves with the secured stream, or rejects with a typed
@@ -77,25 +100,22 @@ const HANDSHAKE_MAX_FRAME = 16 * 1024
  */
 export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<SecureStream> {
   const pattern = init.pattern ?? 'XX_HYBRID'
+  const cipher = init.cipher ?? 'auto'
   const staticKey = init.staticPrivateKey ?? generateX25519KeyPair().privateKey
-  const handshake = NoiseHandshake[init.role]({ pattern, staticPrivateKey: staticKey, prologue: Buffer.from('ztmesh/1') })
   const staticPublicKey = x25519PublicKey(staticKey)
-  if (init.staticPrivateKey === undefined) staticKey.fill(0)
   // Handshake messages are small (the largest, with an ML-KEM ciphertext and a certificate
   // chain, is a few KiB): a peer cannot make us buffer 64 KiB before it authenticates.
   const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME)
   const ownPayload = (publicKey: Buffer) =>
     Buffer.from(JSON.stringify({ v: 1, chain: init.identity.certificateChainPem, sig: init.identity.sign(Buffer.concat([IDENTITY_CONTEXT, publicKey])).toString('base64') }))
 
-  const frames: Buffer[] = []
   let wake: (() => void) | undefined
   let failure: unknown
   const onData = (chunk: Buffer) => {
-    try {
-      frames.push(...decoder.push(chunk))
-    } catch (error) {
-      failure = error
-    }
+    decoder.push(chunk)
+    // The handshake is a few frames: a peer that sends far more before it is authenticated is
+    // refused instead of buffered.
+    if (decoder.buffered > HANDSHAKE_MAX_BUFFERED) failure ??= createError('ERR_FRAME_TOO_LARGE', 'the peer sent too much during the handshake')
     wake?.()
   }
   const onEnd = () => {
@@ -113,7 +133,7 @@ export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<Se
   const nextFrame = async (): Promise<Buffer> => {
     for (;;) {
       if (failure !== undefined) throw failure
-      const frame = frames.shift()
+      const frame = decoder.next()
       if (frame !== undefined) return frame
       await new Promise<void>((resolve) => (wake = resolve))
       wake = undefined
@@ -122,6 +142,17 @@ export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<Se
 
   try {
     if (init.signal?.aborted) throw createError('ERR_ABORTED', 'the handshake was aborted')
+    // The initiator names the protocol in a first frame; the responder runs it if it accepts it.
+    let protocol: string
+    if (init.role === 'initiator') {
+      protocol = linkProtocol(pattern, cipher === 'auto' ? noisePreferredCipher() : cipher)
+      duplex.write(encodeFrame(Buffer.from(protocol, 'utf8')))
+    } else {
+      protocol = (await nextFrame()).toString('utf8')
+      const accepted = (cipher === 'auto' ? NOISE_CIPHERS : [cipher]).map((c) => linkProtocol(pattern, c))
+      if (!accepted.includes(protocol)) throw createError('ERR_NOISE_PROTOCOL', `the peer proposed a Noise protocol this side does not accept (it accepts ${accepted.join(', ')})`)
+    }
+    const handshake = NoiseHandshake[init.role]({ pattern: protocol as NoisePattern, staticPrivateKey: staticKey, prologue: Buffer.from('ztmesh/1') })
     let peerPayload: Buffer
     if (init.role === 'initiator') {
       duplex.write(encodeFrame(handshake.writeMessage()))
@@ -137,7 +168,7 @@ export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<Se
     // XX lets the initiator finish before the responder has judged it, so the responder confirms
     // with a first transport frame; until it arrives the initiator does not consider itself in.
     if (init.role === 'responder') {
-      duplex.write(encodeFrame(transport.encrypt(Buffer.from([FRAME_READY]))))
+      duplex.write(encodeFrame(transport.encrypt(Buffer.from([READY]))))
     } else {
       let confirmation: Buffer
       try {
@@ -146,14 +177,15 @@ export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<Se
         if (error instanceof ZtError && (error.code === 'ERR_HANDSHAKE_TIMEOUT' || error.code === 'ERR_ABORTED')) throw error
         throw createError('ERR_NOISE_REFUSED', 'the peer refused this device', { cause: error })
       }
-      if (confirmation.length !== 1 || confirmation[0] !== FRAME_READY) throw createError('ERR_NOISE_MALFORMED', 'the peer did not confirm the handshake')
+      if (confirmation.length !== 1 || confirmation[0] !== READY) throw createError('ERR_NOISE_MALFORMED', 'the peer did not confirm the handshake')
     }
-    decoder.maxFrameLength = MAX_FRAME_LENGTH
-    return new NoiseLinkStream(duplex, transport, decoder, frames, peer, pattern === 'XX_HYBRID', init)
+    const records = transport.intoRecordLayer({ afterRecords: init.rekeyAfterMessages, afterMs: init.rekeyAfterMs })
+    return new NoiseLinkStream(duplex, records, decoder.takeRest(), peer, pattern === 'XX_HYBRID', protocol)
   } catch (error) {
     duplex.destroy()
     throw error instanceof ZtError ? error : createError('ERR_NOISE_MALFORMED', 'the Noise handshake failed', { cause: error })
   } finally {
+    if (init.staticPrivateKey === undefined) staticKey.fill(0)
     clearTimeout(timeout)
     init.signal?.removeEventListener('abort', onAbort)
     duplex.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError)
@@ -182,37 +214,21 @@ class NoiseLinkStream extends Duplex implements SecureStream {
   readonly peer: PeerIdentity
   readonly protocol = 'noise' as const
   readonly kxGroup: string
+  readonly cipher: string
   readonly postQuantum: boolean
   readonly #inner: Duplex
-  readonly #transport: NoiseTransport
-  readonly #decoder: FrameDecoder
-  readonly #rekeyAfterMessages: number
-  readonly #rekeyAfterMs: number
-  #sentSinceRekey = 0
-  #lastRekey = Date.now()
-  readonly #scratch = Buffer.allocUnsafe(1 + MAX_PLAINTEXT)
+  readonly #records: NoiseRecordLayer
 
-  constructor(inner: Duplex, transport: NoiseTransport, decoder: FrameDecoder, early: Buffer[], peer: PeerIdentity, postQuantum: boolean, init: NoiseLinkInit) {
+  constructor(inner: Duplex, records: NoiseRecordLayer, early: Buffer, peer: PeerIdentity, postQuantum: boolean, protocol: string) {
     super()
     this.#inner = inner
-    this.#transport = transport
-    this.#decoder = decoder
+    this.#records = records
     this.peer = peer
     this.postQuantum = postQuantum
     this.kxGroup = postQuantum ? 'X25519MLKEM768' : 'X25519'
-    this.#rekeyAfterMessages = init.rekeyAfterMessages ?? 65_536
-    this.#rekeyAfterMs = init.rekeyAfterMs ?? 600_000
-    for (const frame of early) this.#receive(frame)
-    inner.on('data', (chunk: Buffer) => {
-      let frames: Buffer[]
-      try {
-        frames = this.#decoder.push(chunk)
-      } catch (error) {
-        this.destroy(error as Error)
-        return
-      }
-      for (const frame of frames) if (!this.#receive(frame)) return
-    })
+    this.cipher = protocol.includes('_AESGCM_') ? 'AESGCM' : 'ChaChaPoly'
+    if (early.length > 0) this.#receive(early)
+    inner.on('data', (chunk: Buffer) => this.#receive(chunk))
     inner.once('end', () => this.push(null))
     inner.once('error', (error) => this.destroy(error))
     inner.once('close', () => this.destroy())
@@ -225,15 +241,21 @@ class NoiseLinkStream extends Duplex implements SecureStream {
     return true
   }
 
-  override _read(): void {}
+  /** The reader wants more: let the duplex flow again (it was paused when our buffer filled). */
+  override _read(): void {
+    if (this.#inner.isPaused()) this.#inner.resume()
+  }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    let records: Buffer
     try {
-      for (let at = 0; at < chunk.length; at += MAX_PLAINTEXT) this.#send(FRAME_DATA, chunk.subarray(at, at + MAX_PLAINTEXT))
-      callback()
+      records = this.#records.seal(chunk)
     } catch (error) {
       callback(error as Error)
+      return
     }
+    if (records.length === 0 || this.#inner.write(records)) callback()
+    else whenDrained(this.#inner, callback)
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -245,45 +267,18 @@ class NoiseLinkStream extends Duplex implements SecureStream {
     callback(error)
   }
 
-  #send(type: number, body: Uint8Array): void {
-    // The type byte and the body are assembled in a scratch buffer, then sealed straight into
-    // the frame that goes to the socket: one copy and one allocation per frame.
-    const scratch = this.#scratch
-    scratch[0] = type
-    scratch.set(body, 1)
-    const frame = Buffer.allocUnsafe(2 + 1 + body.length + 16)
-    const sealed = this.#transport.encryptInto(scratch.subarray(0, 1 + body.length), frame.subarray(2))
-    frame.writeUInt16BE(sealed, 0)
-    this.#inner.write(frame)
-    if (type === FRAME_REKEY) {
-      this.#transport.rekeyOutgoing()
-      this.#sentSinceRekey = 0
-      this.#lastRekey = Date.now()
-    } else if (++this.#sentSinceRekey >= this.#rekeyAfterMessages || Date.now() - this.#lastRekey >= this.#rekeyAfterMs) {
-      this.#send(FRAME_REKEY, Buffer.alloc(0))
-    }
-  }
-
-  /** Decrypts and delivers one frame; false (and the stream destroyed) if it is bad. */
-  #receive(frame: Buffer): boolean {
+  /** Opens what `chunk` completes and delivers it; a bad record destroys the stream. */
+  #receive(chunk: Buffer): void {
+    if (this.destroyed) return
     let plaintext: Buffer
     try {
-      plaintext = Buffer.allocUnsafe(Math.max(0, frame.length - 16))
-      plaintext = plaintext.subarray(0, this.#transport.decryptInto(frame, plaintext))
+      plaintext = this.#records.open(chunk)
     } catch (error) {
       this.destroy(error as Error)
-      return false
+      return
     }
-    const type = plaintext[0]
-    if (type === FRAME_DATA) {
-      if (plaintext.length > 1) this.push(plaintext.subarray(1))
-      return true
-    }
-    if (type === FRAME_REKEY && plaintext.length === 1) {
-      this.#transport.rekeyIncoming()
-      return true
-    }
-    this.destroy(createError('ERR_NOISE_MALFORMED', 'the peer sent an unknown frame type'))
-    return false
+    // Past our high-water mark, stop reading the duplex until the reader catches up.
+    if (plaintext.length > 0 && !this.push(plaintext)) this.#inner.pause()
   }
 }
+

@@ -12,7 +12,9 @@ import type { Socket } from 'node:net'
 
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeTlsSession } from '../native.js'
+import { reserve, take } from '../slab.js'
 import type { PeerIdentity, PeerPolicy, RevocationSet } from '../pki/index.js'
+import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
 /** This device's TLS credentials. */
@@ -94,6 +96,9 @@ export function secureTls(socket: Socket | Duplex, context: TlsContext, init: Se
   return stream.handshake(init.handshakeTimeoutMs ?? 10_000, init.signal)
 }
 
+/** Room offered to the session per round of outgoing records. */
+const OUTGOING_ROOM = 128 * 1024
+
 class TlsLinkStream extends Duplex implements SecureStream {
   readonly protocol = 'tls' as const
   readonly #socket: Socket | Duplex
@@ -125,6 +130,10 @@ class TlsLinkStream extends Duplex implements SecureStream {
 
   get kxGroup(): string {
     return this.#session.kxGroup ?? 'unknown'
+  }
+
+  get cipher(): string {
+    return this.#session.cipherSuite ?? 'unknown'
   }
 
   get postQuantum(): boolean {
@@ -162,16 +171,22 @@ class TlsLinkStream extends Duplex implements SecureStream {
     })
   }
 
-  override _read(): void {}
+  /** The reader wants more: let the socket flow again (it was paused when our buffer filled). */
+  override _read(): void {
+    if (this.#socket.isPaused()) this.#socket.resume()
+  }
 
+  /** Encrypts `chunk` and hands the records to the socket; when the socket's buffer is full, the
+   * next write waits for it to drain (backpressure). */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     try {
       this.#session.writePlaintext(chunk)
-      this.#flush()
-      callback()
     } catch (error) {
       callback(nativeError(error))
+      return
     }
+    if (this.#flush()) callback()
+    else whenDrained(this.#socket, callback)
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -186,8 +201,10 @@ class TlsLinkStream extends Duplex implements SecureStream {
   }
 
   #receive(chunk: Buffer): void {
+    let plaintext: Buffer
     try {
-      this.#session.readTls(chunk)
+      const out = reserve(this.#session.readLengthBound(chunk.length))
+      plaintext = take(this.#session.readTlsInto(chunk, out))
     } catch (error) {
       this.#flush() // the alert that tells the peer why
       this.#fail(nativeError(error))
@@ -195,8 +212,8 @@ class TlsLinkStream extends Duplex implements SecureStream {
     }
     this.#flush()
     this.#checkEstablished()
-    const plaintext = this.#session.readPlaintext()
-    if (plaintext.length > 0) this.push(plaintext)
+    // Past our high-water mark, stop reading the socket until the reader catches up.
+    if (plaintext.length > 0 && !this.push(plaintext)) this.#socket.pause()
     if (this.#session.peerClosed) this.push(null)
   }
 
@@ -209,9 +226,18 @@ class TlsLinkStream extends Duplex implements SecureStream {
     }
   }
 
-  #flush(): void {
-    const outgoing = this.#session.takeOutgoing()
-    if (outgoing.length > 0 && !this.#socket.destroyed) this.#socket.write(outgoing)
+  /** Sends what the session has for the peer; false when the socket asks us to wait for 'drain'. */
+  #flush(): boolean {
+    let flowing = true
+    // Each round moves up to OUTGOING_ROOM bytes; a 64 KiB write needs one.
+    for (let round = 0; round < 1024 && this.#session.wantsWrite; round++) {
+      const out = reserve(OUTGOING_ROOM)
+      const written = this.#session.writeTlsInto(out)
+      if (written === 0) break
+      const records = take(written)
+      if (!this.#socket.destroyed) flowing = this.#socket.write(records) && flowing
+    }
+    return flowing
   }
 
   #fail(error: unknown): void {
@@ -219,3 +245,4 @@ class TlsLinkStream extends Duplex implements SecureStream {
     else if (!this.destroyed && error instanceof ZtError && error.code !== 'ERR_TLS_CLOSED') this.destroy(error)
   }
 }
+

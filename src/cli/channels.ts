@@ -77,7 +77,7 @@ export async function echoServer(args: string[]): Promise<void> {
     secured.then(
       (link: SecureStream) => {
         links.add(link)
-        process.stdout.write(`${JSON.stringify({ event: 'accepted', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, peer: link.peer })}\n`)
+        process.stdout.write(`${JSON.stringify({ event: 'accepted', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`)
         link.on('error', () => {})
         link.pipe(link)
       },
@@ -110,7 +110,7 @@ export async function connect(args: string[]): Promise<void> {
     protocol === 'tls'
       ? await secureTls(socket, tlsContext('client'))
       : await wrapNoise(socket, { role: 'initiator', identity: identity.linkIdentity(), trust, revocations: new RevocationSet(), policy })
-  process.stderr.write(`${JSON.stringify({ event: 'connected', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, peer: link.peer })}\n`)
+  process.stderr.write(`${JSON.stringify({ event: 'connected', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`)
   process.stdin.pipe(link)
   link.pipe(process.stdout)
   await new Promise<void>((resolve, reject) => {

@@ -16,6 +16,7 @@
  */
 import { parseArgs } from 'node:util'
 
+import { formatIdleMemory, measureIdleMemory } from '../bench/idle-memory.js'
 import { formatTable, runBench } from '../bench/index.js'
 import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
 import { connect, echoServer } from './channels.js'
@@ -25,6 +26,7 @@ const USAGE = `usage: ztmesh <command> [options]
 
 commands:
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
+                                            (--filter idle-memory: only the memory of idle connections)
   ca init --dir D --name NAME [--org ORG]  create a root CA, a site CA and a registry in D
   ca trust --dir D                          print the trust bundle (PEM)
   ca token --dir D --device ID --tenant T [--ttl SECONDS]
@@ -48,8 +50,12 @@ async function bench(args: string[]): Promise<void> {
     options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, filter: { type: 'string' } },
     strict: true,
   })
-  const rows = await runBench({ quick: values.quick ?? false, ...(values.filter !== undefined && { filter: values.filter }) })
-  process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatTable(rows)}\n`)
+  const quick = values.quick ?? false
+  const rows = await runBench({ quick, ...(values.filter !== undefined && { filter: values.filter }) })
+  // The idle-connection memory runs with the full bench, or alone with `--filter idle-memory`.
+  const memory = values.filter === undefined || 'idle-memory'.includes(values.filter) ? await measureIdleMemory(quick ? 100 : 1000) : []
+  if (values.json) process.stdout.write(`${JSON.stringify({ rows, idle_memory: memory }, null, 2)}\n`)
+  else process.stdout.write([rows.length > 0 ? formatTable(rows) : '', memory.length > 0 ? formatIdleMemory(memory) : ''].filter(Boolean).map((part) => `${part}\n`).join('\n'))
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, 'verify-peer': verifyPeerCommand }

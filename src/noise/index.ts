@@ -18,7 +18,8 @@
  * rx.decrypt(tx.encrypt(Buffer.from('hi')))
  * ```
  */
-import { callNative, native, nativeError, type NativeNoiseHandshake, type NativeNoiseTransport } from '../native.js'
+import { reserve, take } from '../slab.js'
+import { callNative, native, nativeError, type NativeNoiseHandshake, type NativeNoiseRecordLayer, type NativeNoiseTransport } from '../native.js'
 
 /** The full protocol names. */
 export const NOISE_PROTOCOLS = {
@@ -26,13 +27,20 @@ export const NOISE_PROTOCOLS = {
   XX_BLAKE2S: 'Noise_XX_25519_ChaChaPoly_BLAKE2s',
   IK: 'Noise_IK_25519_ChaChaPoly_SHA256',
   XX_HYBRID: 'Noise_XXpsk3_25519_ChaChaPoly_SHA256+MLKEM768',
+  XX_AESGCM: 'Noise_XX_25519_AESGCM_SHA256',
+  XX_HYBRID_AESGCM: 'Noise_XXpsk3_25519_AESGCM_SHA256+MLKEM768',
 } as const
 
 /** A full protocol name. */
 export type NoiseProtocolName = (typeof NOISE_PROTOCOLS)[keyof typeof NOISE_PROTOCOLS]
 
-/** A full protocol name, or a short alias (`XX`, `IK`, `XX_BLAKE2S`, `XX_HYBRID`). */
+/** A full protocol name, or a short alias (`XX`, `IK`, `XX_BLAKE2S`, `XX_HYBRID`, `XX_AESGCM`, `XX_HYBRID_AESGCM`). */
 export type NoisePattern = NoiseProtocolName | keyof typeof NOISE_PROTOCOLS
+
+/** The Noise cipher that is faster on this CPU: `AESGCM` where it has AES instructions, else `ChaChaPoly`. */
+export function noisePreferredCipher(): 'AESGCM' | 'ChaChaPoly' {
+  return native.noisePreferredCipher() as 'AESGCM' | 'ChaChaPoly'
+}
 
 /** Largest Noise message, in bytes. */
 export const NOISE_MAX_MESSAGE_LENGTH = 65535
@@ -157,32 +165,80 @@ export class NoiseTransport {
 
   /** Replaces the sending key; the peer calls {@link rekeyIncoming} at the same message. */
   rekeyOutgoing(): void {
-    this.#session.rekeyOutgoing()
+    callNative(() => this.#session.rekeyOutgoing())
   }
 
   /** Replaces the receiving key. */
   rekeyIncoming(): void {
-    this.#session.rekeyIncoming()
+    callNative(() => this.#session.rekeyIncoming())
   }
 
   /** Messages sent so far. */
   get sendingNonce(): number {
-    return this.#session.sendingNonce
+    return callNative(() => this.#session.sendingNonce)
   }
 
   /** Messages received so far. */
   get receivingNonce(): number {
-    return this.#session.receivingNonce
+    return callNative(() => this.#session.receivingNonce)
   }
 
   /** The session's handshake hash. */
   get handshakeHash(): Buffer {
-    return this.#session.handshakeHash
+    return callNative(() => this.#session.handshakeHash)
   }
 
   /** The peer's static public key. */
   get remoteStaticPublicKey(): Buffer | undefined {
-    return this.#session.remoteStaticPublicKey ?? undefined
+    return callNative(() => this.#session.remoteStaticPublicKey) ?? undefined
+  }
+
+  /**
+   * Moves the session into a {@link NoiseRecordLayer} (length-prefixed records, rekeying); this
+   * transport is unusable afterwards.
+   */
+  intoRecordLayer(rekey: { afterRecords?: number; afterMs?: number } = {}): NoiseRecordLayer {
+    return new NoiseRecordLayer(callNative(() => this.#session.intoRecordLayer(rekey.afterRecords, rekey.afterMs)))
+  }
+}
+
+/**
+ * The record layer of a Noise link, sans-IO: `seal` turns data into records for the wire, `open`
+ * turns received bytes (cut anywhere) back into data. A record is `u16 length ‖ Noise message`;
+ * an empty message marks the sender's rekey. A bad record throws `ERR_NOISE_DECRYPT` or
+ * `ERR_NOISE_MALFORMED` and ends the layer.
+ */
+export class NoiseRecordLayer {
+  readonly #records: NativeNoiseRecordLayer
+
+  /** @internal */
+  constructor(records: NativeNoiseRecordLayer) {
+    this.#records = records
+  }
+
+  /** The records carrying `data` (rekey records included where due). */
+  seal(data: Uint8Array): Buffer {
+    try {
+      const out = reserve(this.#records.sealedLengthBound(data.length))
+      return take(this.#records.sealInto(data, out))
+    } catch (error) {
+      throw nativeError(error)
+    }
+  }
+
+  /** The data of every record `chunk` completes (possibly empty). */
+  open(chunk: Uint8Array): Buffer {
+    try {
+      const out = reserve(this.#records.openedLengthBound(chunk.length))
+      return take(this.#records.openInto(chunk, out))
+    } catch (error) {
+      throw nativeError(error)
+    }
+  }
+
+  /** Bytes of an unfinished record. */
+  get buffered(): number {
+    return this.#records.buffered
   }
 }
 

@@ -1,6 +1,6 @@
-//! The post-quantum hybrid mode, `Noise_XXpsk3_25519_ChaChaPoly_SHA256+MLKEM768`.
+//! The post-quantum hybrid modes, `Noise_XXpsk3_25519_{ChaChaPoly,AESGCM}_SHA256+MLKEM768`.
 //!
-//! snow runs `Noise_XXpsk3_25519_ChaChaPoly_SHA256`. The initiator's ephemeral ML-KEM-768
+//! snow runs `Noise_XXpsk3_25519_{ChaChaPoly,AESGCM}_SHA256`. The initiator's ephemeral ML-KEM-768
 //! encapsulation key rides at the front of message 1's payload, the responder's ciphertext at
 //! the front of message 2's payload, and both sides turn the ML-KEM shared secret into the PSK
 //! that Noise mixes in at position 3, so the session keys depend on X25519 and ML-KEM-768 alike.
@@ -11,9 +11,6 @@ use ring::hkdf;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::NoiseError;
-
-/// The standard Noise protocol snow runs underneath the hybrid mode.
-pub(crate) const SNOW_PROTOCOL: &str = "Noise_XXpsk3_25519_ChaChaPoly_SHA256";
 
 /// The domain label at the front of the effective prologue, after its 2-byte length.
 pub(crate) const PROLOGUE_LABEL: &[u8] = b"ztmesh-noise-hybrid/1 MLKEM768";

@@ -11,6 +11,9 @@ use super::verify::{is_revoked, PeerVerifier};
 use super::{PqPolicy, TlsError, GROUP_X25519MLKEM768};
 use crate::pki::{PeerIdentity, RevocationSet};
 
+/// The most plaintext a TLS record carries (RFC 8446 §5.1).
+const MAX_RECORD_PLAINTEXT: usize = 1 << 14;
+
 /// One TLS connection, client or server, from [`TlsServerContext::accept`](super::TlsServerContext::accept)
 /// or [`TlsClientContext::connect`](super::TlsClientContext::connect).
 ///
@@ -64,14 +67,39 @@ impl TlsSession {
     }
 
     /// Feeds ciphertext received from the peer and processes all of it: handshake messages,
-    /// records, alerts. Bytes after the peer's close_notify are ignored.
+    /// records, alerts. Bytes after the peer's close_notify are ignored. The plaintext waits for
+    /// [`Self::read_plaintext`].
     ///
     /// Fails with the session's error, typed: [`TlsError::Peer`] with the PKI's code when the
     /// peer's certificate is refused, [`TlsError::Alert`] when the peer refused us,
     /// [`TlsError::Protocol`] for garbage, and so on. Send [`Self::take_outgoing`] afterwards: it
     /// holds the alert that tells the peer.
-    pub fn read_tls(&mut self, mut data: &[u8]) -> Result<(), TlsError> {
+    pub fn read_tls(&mut self, data: &[u8]) -> Result<(), TlsError> {
+        let start = self.received.len();
+        self.received.resize(start + Self::read_len_bound(data.len()), 0);
+        let mut received = std::mem::take(&mut self.received);
+        let result = self.read_tls_into(data, &mut received[start..]);
+        received.truncate(start + *result.as_ref().unwrap_or(&0));
+        self.received = received;
+        result.map(|_| ())
+    }
+
+    /// The most plaintext [`Self::read_tls_into`] writes for `data_len` bytes of ciphertext:
+    /// the plaintext they carry, and that of one record begun in an earlier call.
+    pub fn read_len_bound(data_len: usize) -> usize {
+        data_len + MAX_RECORD_PLAINTEXT
+    }
+
+    /// Like [`Self::read_tls`], but writes the plaintext to the front of `out` at once instead of
+    /// keeping it, and returns its length: a session fed this way holds no plaintext buffer of
+    /// its own. `out` must hold [`Self::read_len_bound`] bytes, or the call fails with
+    /// [`TlsError::Internal`] before reading anything.
+    pub fn read_tls_into(&mut self, mut data: &[u8], out: &mut [u8]) -> Result<usize, TlsError> {
         self.check()?;
+        if out.len() < Self::read_len_bound(data.len()) {
+            return Err(TlsError::Internal);
+        }
+        let mut written = 0;
         while !data.is_empty() {
             let read = match self.conn.read_tls(&mut data) {
                 Ok(read) => read,
@@ -81,13 +109,13 @@ impl TlsSession {
                 Ok(state) => self.peer_closed |= state.peer_has_closed(),
                 Err(e) => return self.fail(TlsError::from_rustls(&e, self.pq)),
             }
-            self.progress()?;
+            written += self.progress(&mut out[written..])?;
             if read == 0 {
                 // close_notify received: rustls reads nothing more.
                 break;
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Appends the ciphertext waiting to be sent to `out`; returns how many bytes.
@@ -95,6 +123,20 @@ impl TlsSession {
         let mut written = 0;
         while self.conn.wants_write() {
             match self.conn.write_tls(out) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n,
+            }
+        }
+        written
+    }
+
+    /// Writes as much of the ciphertext waiting to be sent as fits to the front of `out`;
+    /// returns how many bytes ([`Self::wants_write`] tells whether more is waiting).
+    pub fn write_tls_into(&mut self, out: &mut [u8]) -> usize {
+        let mut written = 0;
+        while self.conn.wants_write() && written < out.len() {
+            let mut rest = &mut out[written..];
+            match self.conn.write_tls(&mut rest) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => written += n,
             }
@@ -164,6 +206,11 @@ impl TlsSession {
         self.conn.negotiated_key_exchange_group().and_then(|group| group_name(group.name()))
     }
 
+    /// The negotiated TLS 1.3 cipher suite, once known, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub fn cipher_suite(&self) -> Option<&'static str> {
+        self.conn.negotiated_cipher_suite().and_then(|suite| suite.suite().as_str())
+    }
+
     /// Whether the key exchange was post-quantum (X25519MLKEM768).
     pub fn is_post_quantum(&self) -> bool {
         self.kx_group() == Some(GROUP_X25519MLKEM768)
@@ -211,7 +258,7 @@ impl TlsSession {
         }
     }
 
-    fn fail(&mut self, error: TlsError) -> Result<(), TlsError> {
+    fn fail<T>(&mut self, error: TlsError) -> Result<T, TlsError> {
         self.held_back.clear();
         self.error = Some(error.clone());
         Err(error)
@@ -219,7 +266,7 @@ impl TlsSession {
 
     /// After rustls made progress: establish the peer when the handshake has just completed, then
     /// collect the plaintext.
-    fn progress(&mut self) -> Result<(), TlsError> {
+    fn progress(&mut self, out: &mut [u8]) -> Result<usize, TlsError> {
         if self.peer.is_none() && !self.conn.is_handshaking() {
             if let Err(e) = self.establish() {
                 // rustls completed the handshake, so it queued no alert; tell the peer we are done.
@@ -228,11 +275,17 @@ impl TlsSession {
                 return self.fail(e);
             }
         }
+        let mut written = 0;
         if self.peer.is_some() {
-            // Drains rustls' buffer; WouldBlock only says it is empty.
-            let _ = self.conn.reader().read_to_end(&mut self.received);
+            // Drains rustls' buffer (`out` has room for all of it); WouldBlock only says it is empty.
+            while written < out.len() {
+                match self.conn.reader().read(&mut out[written..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => written += n,
+                }
+            }
         }
-        Ok(())
+        Ok(written)
     }
 
     /// The checks between a completed handshake and an established session.
