@@ -206,7 +206,8 @@ export declare class SigningKey {
 
 /** A client context: opens sessions to servers. */
 export declare class TlsClientContext {
-  constructor(init: TlsContextInit)
+  /** A client context; `tpmKey`, if given, is the certificate's key (in the TPM). */
+  constructor(init: TlsContextInit, tpmKey?: TpmKey | undefined | null)
   /** A new client session (to the server the context expects, or to `deviceId`). */
   connect(deviceId?: string | undefined | null): TlsSession
   /** Applies new revocations to every handshake from now on (and forgets resumption tickets). */
@@ -215,7 +216,8 @@ export declare class TlsClientContext {
 
 /** A server context: accepts sessions; its trust and revocations can be swapped live. */
 export declare class TlsServerContext {
-  constructor(init: TlsContextInit)
+  /** A server context; `tpmKey`, if given, is the certificate's key (in the TPM). */
+  constructor(init: TlsContextInit, tpmKey?: TpmKey | undefined | null)
   /** A new server-side session for one accepted connection. */
   accept(): TlsSession
   /** Applies new revocations to every handshake from now on (and voids resumption tickets). */
@@ -258,6 +260,60 @@ export declare class TlsSession {
   isPeerRevoked(revocations: RevocationSet): boolean
 }
 
+/** A connection to a TPM. One owner: commands are serialised. */
+export declare class Tpm {
+  /**
+   * Connects to the TPM `tcti` names (`device:/dev/tpmrm0`, `swtpm:host=…,port=…`,
+   * `tabrmd`), else the one `TPM2TOOLS_TCTI` or `TCTI` names, else `/dev/tpmrm0`. Throws
+   * `ERR_TPM_UNAVAILABLE` when none answers, `ERR_TPM_UNSUPPORTED` in a build without TPM
+   * support.
+   */
+  static open(tcti?: string | undefined | null): Tpm
+  /** Manufacturer, firmware, and whether ztmesh can use this TPM. */
+  info(): TpmInfo
+  /** Creates a non-exportable ECDSA P-256 signing key; resolves with its key blob (to store). */
+  createSigningKey(): Promise<TpmJobResult>
+  /** Creates a restricted ECDSA P-256 attestation key; resolves with its key blob. */
+  createAttestationKey(): Promise<TpmJobResult>
+  /**
+   * A signer for a signing-key blob; throws `ERR_TPM_BLOB` for a blob that is not one, and
+   * `ERR_TPM_KEY` when this TPM cannot load it (it was cleared, or the blob is another's).
+   */
+  loadKey(blob: Uint8Array): TpmKey
+  /**
+   * Seals `secret` (at most 128 bytes) to the current values of the SHA-256 PCRs `pcrs`;
+   * resolves with the sealed blob.
+   */
+  seal(secret: Uint8Array, pcrs: Array<number>): Promise<TpmJobResult>
+  /**
+   * Unseals a sealed blob; rejects with `ERR_TPM_POLICY` when the PCRs no longer hold the
+   * values it was sealed to.
+   */
+  unseal(blob: Uint8Array): Promise<TpmJobResult>
+  /** Quotes the SHA-256 PCRs `pcrs` with the attestation key `akBlob` over `nonce`. */
+  quote(akBlob: Uint8Array, nonce: Uint8Array, pcrs: Array<number>): Promise<TpmJobResult>
+  /** The current values of the SHA-256 PCRs `pcrs`. */
+  readPcrs(pcrs: Array<number>): Array<PcrValue>
+  /** Extends SHA-256 PCR `index` with the SHA-256 digest of `data` (what a boot stage does). */
+  pcrExtend(index: number, data: Uint8Array): void
+}
+
+/**
+ * A key that lives in the TPM: ECDSA P-256, used wherever a device key is (CSRs, TLS, Noise
+ * identity signatures).
+ */
+export declare class TpmKey {
+  /** The public key: a 65-byte uncompressed P-256 point. */
+  get publicKey(): Buffer
+  /**
+   * Signs `message` (ECDSA P-256, SHA-256); returns a DER signature. Throws `ERR_TPM_*` when
+   * the TPM fails or is gone.
+   */
+  sign(message: Uint8Array): Buffer
+  /** A CSR (PEM) for `deviceId` in `tenant`, signed by this key. */
+  buildCsr(deviceId: string, tenant: string): string
+}
+
 /** The trust anchors: one root, or two during a CA rollover. */
 export declare class TrustStore {
   /** Loads the roots from a PEM bundle. */
@@ -279,6 +335,12 @@ export declare class XWingSecretKey {
   /** Recovers the shared secret from a 1120-byte ciphertext. */
   decapsulate(ciphertext: Uint8Array): Buffer
 }
+
+/**
+ * The statement a device signs with its certificate key to bind an attestation key to its
+ * identity.
+ */
+export declare function akBindingMessage(akPublicPem: string): Buffer
 
 /** Builds a CSR (PEM) for a device from its P-256 PKCS#8 private key. */
 export declare function buildCsr(privateKey: Uint8Array, deviceId: string, tenant: string): string
@@ -409,6 +471,19 @@ export declare function panicForTestingOnly(): void
 /** Parses a CSR (PEM) and checks its signature; throws `ERR_CSR…` codes otherwise. */
 export declare function parseCsr(csrPem: string): CsrInfo
 
+/** The PCR values in a tpm2-tools PCR file (`pcrs.bin`); throws `ERR_ATTEST_MALFORMED`. */
+export declare function parsePcrValues(pcrValues: Uint8Array): Array<PcrValue>
+
+/** One PCR value. */
+export interface PcrValue {
+  /** The PCR index (0 to 23). */
+  index: number
+  /** The bank: `sha1`, `sha256`, `sha384` or `sha512`. */
+  bank: string
+  /** The value, hex. */
+  value: string
+}
+
 /** Who a verified peer is. */
 export interface PeerIdentity {
   /** The device id. */
@@ -441,6 +516,22 @@ export interface PeerPolicyInit {
   nowMs?: number
 }
 
+/** A quote to verify, in the files `tpm2_quote` writes. */
+export interface QuoteToVerify {
+  /** The attestation key's public key: SubjectPublicKeyInfo PEM. */
+  akPublicPem: string
+  /** The marshalled `TPMS_ATTEST` (`quote.msg`). */
+  attest: Buffer
+  /** The marshalled `TPMT_SIGNATURE` (`quote.sig`). */
+  signature: Buffer
+  /** The quoted PCR values in the tpm2-tools format (`pcrs.bin`). */
+  pcrValues: Buffer
+  /** The verifier's nonce (16 to 64 bytes). */
+  nonce: Buffer
+  /** What the SHA-256 PCRs must hold: any PCR not listed may hold anything. */
+  policy?: Array<PcrValue>
+}
+
 /** One revoked certificate, for a CRL or a revocation record. */
 export interface RevokedEntry {
   /** The serial, hex. */
@@ -465,8 +556,11 @@ export interface SignedCrl {
 export interface TlsContextInit {
   /** This device's certificate followed by its CA chain, PEM. */
   chainPem: string
-  /** The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call). */
-  privateKey: Buffer
+  /**
+   * The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
+   * absent when the key is a TPM key, passed beside `init`.
+   */
+  privateKey?: Buffer
   /** The trust anchors, PEM. */
   trustPem: string
   /** `'prefer'` (default: X25519MLKEM768, X25519 fallback), `'require'` or `'off'`. */
@@ -481,8 +575,70 @@ export interface TlsContextInit {
   resumption?: boolean
 }
 
+/** What a TPM says about itself. */
+export interface TpmInfo {
+  /** The manufacturer's four-character code, such as `IBM` or `IFX`. */
+  manufacturer: string
+  /** The vendor string. */
+  vendor: string
+  /** The firmware version, as a hex string (vendor-specific meaning). */
+  firmwareVersion: string
+  /** `2.0`. */
+  family: string
+  /** The specification revision, such as `1.64`. */
+  specRevision: string
+  /**
+   * Whether ztmesh can use it: storage hierarchy on, empty owner password, no lockout,
+   * ECDSA P-256 keys.
+   */
+  usable: boolean
+}
+
+/** The JavaScript value of a job: `bytes` (a blob or an unsealed secret) or a `quote`. */
+export interface TpmJobResult {
+  bytes?: Buffer
+  quote?: TpmQuote
+}
+
+/** A quote, in the files `tpm2_quote` writes and `tpm2_checkquote` reads. */
+export interface TpmQuote {
+  /** The marshalled `TPMS_ATTEST` (`quote.msg`). */
+  attest: Buffer
+  /** The marshalled `TPMT_SIGNATURE` (`quote.sig`). */
+  signature: Buffer
+  /** The quoted PCR values, tpm2-tools format (`pcrs.bin`). */
+  pcrValues: Buffer
+  /** The attestation key's SubjectPublicKeyInfo, PEM (`ak.pub.pem`). */
+  akPublicPem: string
+}
+
+/** Whether this build of the addon has TPM support (libtss2 was found when it was built). */
+export declare function tpmSupported(): boolean
+
+/** What a verified quote says. */
+export interface VerifiedQuote {
+  /** The quoted PCR values. */
+  pcrs: Array<PcrValue>
+  /** The TPM clock, in ms. */
+  clockMs: number
+  /** TPM resets since the TPM was cleared. */
+  resetCount: number
+  /** TPM restarts since the last reset. */
+  restartCount: number
+  /** Whether the clock has not gone backwards since it was last reported. */
+  clockSafe: boolean
+  /** The firmware version (vendor-specific). */
+  firmwareVersion: number
+}
+
 /** Verifies one signature; `false` for any bad signature, key or encoding. */
 export declare function verify(algorithm: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean
+
+/**
+ * Checks that the key of `certificatePem` (a device certificate already decided by
+ * `verifyPeer`) signed the binding of `akPublicPem`; throws `ERR_ATTEST_BINDING`.
+ */
+export declare function verifyAkBinding(certificatePem: string, akPublicPem: string, signature: Uint8Array): void
 
 /** Verifies many signatures in one call, on all cores; one verdict per item, in order. */
 export declare function verifyBatch(items: Array<VerifyItem>): Array<boolean>
@@ -516,6 +672,13 @@ export interface VerifyItem {
  * `ERR_KEY_USAGE`, `ERR_PIN` or `ERR_CERT_MALFORMED`.
  */
 export declare function verifyPeer(chainPem: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): PeerIdentity
+
+/**
+ * Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the
+ * quoted ones, and the policy. Throws `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`,
+ * `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
+ */
+export declare function verifyQuote(quote: QuoteToVerify): VerifiedQuote
 
 /** A raw X25519 key pair. */
 export interface X25519KeyPair {

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, TrustStore, XWingSecretKey, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, verify, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -786,8 +786,11 @@ export { SigningKey }
 export { TlsClientContext }
 export { TlsServerContext }
 export { TlsSession }
+export { Tpm }
+export { TpmKey }
 export { TrustStore }
 export { XWingSecretKey }
+export { akBindingMessage }
 export { buildCsr }
 export { createKeystore }
 export { generateP256Key }
@@ -797,11 +800,15 @@ export { noisePreferredCipher }
 export { openKeystore }
 export { panicForTestingOnly }
 export { parseCsr }
+export { parsePcrValues }
+export { tpmSupported }
 export { verify }
+export { verifyAkBinding }
 export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
 export { verifyPeer }
+export { verifyQuote }
 export { x25519PublicKey }
 export { x25519SharedSecret }
 export { xwingEncapsulate }

@@ -2,6 +2,7 @@
 // The test command of README.md and CI: the Rust tests, then the ava suite, then one plain
 // closing line `N passed, N failed` (CI reads that line, not the runners' own summaries).
 import { spawn } from 'node:child_process'
+import { tpmBuildSupport } from './tpm-support.mjs'
 
 /** Runs a command, echoing its output, and returns the output and exit code. */
 function run(command, args, options = {}) {
@@ -21,7 +22,9 @@ function run(command, args, options = {}) {
 let passed = 0
 let failed = 0
 
-const cargo = await run('cargo', ['test', '--workspace', '--color', 'never'])
+// With TPM support, the core's TPM tests run against swtpm (they skip when swtpm is missing).
+const features = tpmBuildSupport().ok ? ['--features', 'ztmesh-core/tpm'] : []
+const cargo = await run('cargo', ['test', '--workspace', ...features, '--color', 'never'])
 for (const match of cargo.output.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
   passed += Number(match[1])
   failed += Number(match[2])

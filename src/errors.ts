@@ -120,6 +120,27 @@ const CATALOG = {
     ERR_REVOCATION_CONFLICT: 'a CRL or revocation record reuses a number with different contents',
     ERR_REVOCATION_ENTRY: 'a revocation entry is invalid (serial, time or count)',
   },
+  /** The TPM (TpmError). */
+  tpm: {
+    ERR_TPM_UNSUPPORTED: 'this build of ztmesh has no TPM support (libtss2 was not found when it was built)',
+    ERR_TPM_UNAVAILABLE: 'no TPM answers on the configured TCTI, or the connection to it broke',
+    ERR_TPM_TCTI: 'the TCTI configuration is not one tpm2-tss understands',
+    ERR_TPM_BLOB: 'a TPM key or sealed blob is malformed, of another version, or of the wrong kind',
+    ERR_TPM_KEY: "the TPM refused a key blob: it belongs to another TPM, the TPM was cleared, or the blob was altered",
+    ERR_TPM_POLICY: 'the PCRs a secret is sealed to no longer hold the values it was sealed under',
+    ERR_TPM_ARGUMENT: 'a TPM argument is out of range (PCR index, secret or nonce length)',
+    ERR_TPM_COMMAND: 'the TPM refused a command',
+  },
+  /** Remote attestation: quotes, PCR values, attestation keys (AttestationError). */
+  attest: {
+    ERR_ATTEST_MALFORMED: 'a quote, signature, PCR values file, key or binding is not well formed',
+    ERR_ATTEST_SIGNATURE: "the quote's signature does not verify under the attestation key",
+    ERR_ATTEST_NONCE: "the quote's nonce is not the verifier's, or the nonce is unknown, used or expired",
+    ERR_ATTEST_PCR_VALUES: 'the PCR values sent with a quote are not the ones it signed',
+    ERR_ATTEST_PCR_MISMATCH: "the quoted PCRs do not hold the values the verifier's policy expects",
+    ERR_ATTEST_BINDING: "the attestation key is not bound to the device's certificate key",
+    ERR_ATTEST_REQUIRED: 'the CA requires a TPM attestation and the request carries none',
+  },
   /** Persistent state (StorageError). */
   storage: {
     ERR_STORAGE: 'the database could not be opened, migrated or written',
@@ -128,6 +149,7 @@ const CATALOG = {
   /** Bugs and environment failures (InternalError). */
   internal: {
     ERR_TLS_INTERNAL: 'a bug in the TLS layer: an internal invariant failed',
+    ERR_TPM_INTERNAL: 'the TPM or tpm2-tss returned something that should be impossible',
     ERR_PKI_INTERNAL: 'a bug in the PKI core: an internal invariant failed',
     ERR_RANDOM: "the operating system's random number generator failed",
     ERR_INTERNAL: 'a bug: an internal invariant failed (a panic in the core is reported so)',
@@ -193,6 +215,16 @@ export class ChannelError extends ZtError {
   static override name = 'ChannelError'
 }
 
+/** The TPM refused or failed, or is not there. */
+export class TpmError extends ZtError {
+  static override name = 'TpmError'
+}
+
+/** A quote or attestation key was refused: the device did not prove its state. */
+export class AttestationError extends ZtError {
+  static override name = 'AttestationError'
+}
+
 /** Persistent state could not be read, written or trusted. */
 export class StorageError extends ZtError {
   static override name = 'StorageError'
@@ -211,6 +243,8 @@ const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
   keystore: KeystoreError,
   ca: CaError,
   pki: PkiError,
+  tpm: TpmError,
+  attest: AttestationError,
   storage: StorageError,
   internal: InternalError,
 }

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod aead;
+mod attest;
 mod error;
 mod kem;
 mod keystore;
@@ -14,6 +15,7 @@ mod noise;
 mod pki;
 mod sign;
 mod tls;
+mod tpm;
 mod x25519;
 
 #[napi_derive::module_init]

@@ -9,14 +9,16 @@ use ztmesh_core::tls::{self, ClientSettings, PqPolicy, ServerSettings};
 
 use crate::error::{byte_length, invalid_argument, sync, Failure, Result};
 use crate::pki::{peer_identity, PeerIdentity, RevocationSet};
+use crate::tpm::TpmKey;
 
 /// What a TLS context needs: this device's chain and key, the trust anchors and the policy.
 #[napi(object)]
 pub struct TlsContextInit {
     /// This device's certificate followed by its CA chain, PEM.
     pub chain_pem: String,
-    /// The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call).
-    pub private_key: Buffer,
+    /// The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
+    /// absent when the key is a TPM key, passed beside `init`.
+    pub private_key: Option<Buffer>,
     /// The trust anchors, PEM.
     pub trust_pem: String,
     /// `'prefer'` (default: X25519MLKEM768, X25519 fallback), `'require'` or `'off'`.
@@ -39,10 +41,11 @@ pub struct TlsServerContext {
 
 #[napi]
 impl TlsServerContext {
+    /// A server context; `tpmKey`, if given, is the certificate's key (in the TPM).
     #[napi(constructor)]
-    pub fn new(init: TlsContextInit) -> Result<Self> {
+    pub fn new(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> Result<Self> {
         sync(|| {
-            let parts = Parts::from_init(init)?;
+            let parts = Parts::from_init(init, tpm_key)?;
             let mut settings = ServerSettings::new(parts.chain, parts.signer, parts.trust);
             (settings.policy, settings.pq) = (parts.policy, parts.pq);
             if let Some(resumption) = parts.resumption {
@@ -73,10 +76,11 @@ pub struct TlsClientContext {
 
 #[napi]
 impl TlsClientContext {
+    /// A client context; `tpmKey`, if given, is the certificate's key (in the TPM).
     #[napi(constructor)]
-    pub fn new(init: TlsContextInit) -> Result<Self> {
+    pub fn new(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> Result<Self> {
         sync(|| {
-            let parts = Parts::from_init(init)?;
+            let parts = Parts::from_init(init, tpm_key)?;
             let mut settings = ClientSettings::new(parts.chain, parts.signer, parts.trust);
             (settings.policy, settings.pq) = (parts.policy, parts.pq);
             if let Some(resumption) = parts.resumption {
@@ -205,9 +209,13 @@ struct Parts {
 }
 
 impl Parts {
-    fn from_init(init: TlsContextInit) -> std::result::Result<Self, Failure> {
+    fn from_init(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> std::result::Result<Self, Failure> {
         let chain = pki::pem::parse_certificates(&init.chain_pem)?;
-        let signer = Box::new(SoftwareSigner::from_pkcs8(&init.private_key)?);
+        let signer: Box<dyn pki::CertSigner + Send + Sync> = match (&init.private_key, tpm_key) {
+            (Some(key), None) => Box::new(SoftwareSigner::from_pkcs8(key)?),
+            (None, Some(key)) => key.cert_signer()?,
+            _ => return Err(invalid_argument("give exactly one of privateKey and a TPM key")),
+        };
         let trust = pki::TrustStore::from_pem(&init.trust_pem)?;
         let pq = match init.pq.as_deref() {
             None | Some("prefer") => PqPolicy::Prefer,

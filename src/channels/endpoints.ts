@@ -19,17 +19,17 @@ import { createError } from '../errors.js'
 import { RevocationSet, TrustStore, type PeerPolicy } from '../pki/index.js'
 import { wrapNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
-import { secureTls, TlsContext } from './tls.js'
+import { secureTls, TlsContext, type TlsIdentity } from './tls.js'
 
 /** What both ends of a secure link need. */
 export interface SecureEndpointInit {
   /** `'tls'` (default) or `'noise'`. */
   protocol?: 'tls' | 'noise'
   /**
-   * This device: its chain and its P-256 key (PKCS#8). `sign` may replace the key for Noise
-   * (a keystore or TPM signer); TLS copies the key into its native signer.
+   * This device: its chain, and its P-256 key as PKCS#8 (TLS copies it into its native signer)
+   * or as a TPM key (it never leaves the TPM). `sign` may replace a software key for Noise.
    */
-  identity: { certificateChainPem: string; privateKey: Uint8Array; sign?: (message: Uint8Array) => Buffer }
+  identity: TlsIdentity & { sign?: (message: Uint8Array) => Buffer }
   /** The trust anchors, PEM. */
   trustPem: string
   /** Who peers must be. */
@@ -120,11 +120,13 @@ class Endpoint {
     if (protocol !== 'tls' && protocol !== 'noise') throw createError('ERR_INVALID_ARG', "protocol must be 'tls' or 'noise'")
     this.#tls = protocol === 'tls' ? new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) }) : undefined
     if (this.#tls !== undefined && init.revocations !== undefined) this.#tls.setRevocations(init.revocations)
-    if (init.identity.sign !== undefined) this.#sign = init.identity.sign
-    else {
-      const key = SigningKey.fromPkcs8('ecdsa-p256-sha256', init.identity.privateKey)
+    const { sign, tpmKey, privateKey } = init.identity
+    if (sign !== undefined) this.#sign = sign
+    else if (tpmKey !== undefined) this.#sign = (message) => tpmKey.sign(message)
+    else if (privateKey !== undefined) {
+      const key = SigningKey.fromPkcs8('ecdsa-p256-sha256', privateKey)
       this.#sign = (message) => key.sign(message)
-    }
+    } else throw createError('ERR_INVALID_ARG', 'the identity needs a privateKey or a tpmKey')
   }
 
   secure(socket: Socket, signal?: AbortSignal, serverDevice?: string): Promise<SecureStream> {

@@ -14,15 +14,18 @@ import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeTlsSession } from '../native.js'
 import { reserve, take } from '../slab.js'
 import type { PeerIdentity, PeerPolicy, RevocationSet } from '../pki/index.js'
+import type { TpmKey } from '../tpm/index.js'
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
-/** This device's TLS credentials. */
+/** This device's TLS credentials: its chain, and its key in software or in the TPM. */
 export interface TlsIdentity {
   /** The device certificate followed by its CA chain, PEM. */
   certificateChainPem: string
   /** The certificate's P-256 key, PKCS#8 DER; it is copied into the native signer and may be zeroed after. */
-  privateKey: Uint8Array
+  privateKey?: Uint8Array
+  /** Or the certificate's key in the TPM: it never leaves it, TLS asks it for signatures. */
+  tpmKey?: TpmKey
 }
 
 /** Options of {@link TlsContext}. */
@@ -46,7 +49,7 @@ export class TlsContext {
     this.role = role
     const nativeInit = {
       chainPem: init.identity.certificateChainPem,
-      privateKey: Buffer.from(init.identity.privateKey),
+      ...(init.identity.privateKey !== undefined && { privateKey: Buffer.from(init.identity.privateKey) }),
       trustPem: init.trustPem,
       ...(init.pq !== undefined && { pq: init.pq }),
       ...(init.policy?.expectedTenant !== undefined && { expectedTenant: init.policy.expectedTenant }),
@@ -55,12 +58,13 @@ export class TlsContext {
       ...(init.resumption !== undefined && { resumption: init.resumption }),
     }
     try {
-      if (role === 'server') this.#server = new native.TlsServerContext(nativeInit)
-      else this.#client = new native.TlsClientContext(nativeInit)
+      const tpmKey = init.identity.tpmKey?.native
+      if (role === 'server') this.#server = new native.TlsServerContext(nativeInit, tpmKey)
+      else this.#client = new native.TlsClientContext(nativeInit, tpmKey)
     } catch (error) {
       throw nativeError(error)
     } finally {
-      nativeInit.privateKey.fill(0)
+      nativeInit.privateKey?.fill(0)
     }
   }
 

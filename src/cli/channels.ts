@@ -45,7 +45,7 @@ async function setup(args: string[]) {
     try {
       return new TlsContext(role, { identity: credentials, trustPem, policy })
     } finally {
-      credentials.privateKey.fill(0)
+      credentials.privateKey?.fill(0)
     }
   }
   return { values, identity, trust, policy, protocol, tlsContext }

@@ -13,10 +13,13 @@
 //! | [`noise`] | Noise handshakes and transports (snow), with a post-quantum hybrid mode |
 //! | [`keystore`] | passphrase-encrypted software keystore (Argon2id + AES-256-GCM) |
 //! | [`tls`] | mutual TLS 1.3 (rustls), sans-IO sessions, `verify_peer` verifiers, X25519MLKEM768 |
+//! | [`attest`] | verifying TPM 2.0 quotes (`TPMS_ATTEST`, tpm2-tools PCR files) and AK bindings |
+//! | `tpm` | TPM 2.0 keys, sealing and quotes through tpm2-tss (cargo feature `tpm`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod aead;
+pub mod attest;
 pub mod kem;
 pub mod keystore;
 pub mod noise;
@@ -24,6 +27,8 @@ pub mod pki;
 pub mod rand;
 pub mod sign;
 pub mod tls;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 pub mod x25519;
 
 mod error;

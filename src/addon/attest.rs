@@ -1,0 +1,131 @@
+//! Verifying TPM 2.0 quotes and attestation-key bindings (no TPM needed).
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use ztmesh_core::attest::{self, AkPublicKey, PcrPolicy, PcrValues};
+
+use crate::error::{invalid_argument, sync, Failure, Result};
+
+/// One PCR value.
+#[napi(object)]
+pub struct PcrValue {
+    /// The PCR index (0 to 23).
+    pub index: u32,
+    /// The bank: `sha1`, `sha256`, `sha384` or `sha512`.
+    pub bank: String,
+    /// The value, hex.
+    pub value: String,
+}
+
+/// A quote to verify, in the files `tpm2_quote` writes.
+#[napi(object)]
+pub struct QuoteToVerify {
+    /// The attestation key's public key: SubjectPublicKeyInfo PEM.
+    pub ak_public_pem: String,
+    /// The marshalled `TPMS_ATTEST` (`quote.msg`).
+    pub attest: Buffer,
+    /// The marshalled `TPMT_SIGNATURE` (`quote.sig`).
+    pub signature: Buffer,
+    /// The quoted PCR values in the tpm2-tools format (`pcrs.bin`).
+    pub pcr_values: Buffer,
+    /// The verifier's nonce (16 to 64 bytes).
+    pub nonce: Buffer,
+    /// What the SHA-256 PCRs must hold: any PCR not listed may hold anything.
+    pub policy: Option<Vec<PcrValue>>,
+}
+
+/// What a verified quote says.
+#[napi(object)]
+pub struct VerifiedQuote {
+    /// The quoted PCR values.
+    pub pcrs: Vec<PcrValue>,
+    /// The TPM clock, in ms.
+    pub clock_ms: f64,
+    /// TPM resets since the TPM was cleared.
+    pub reset_count: u32,
+    /// TPM restarts since the last reset.
+    pub restart_count: u32,
+    /// Whether the clock has not gone backwards since it was last reported.
+    pub clock_safe: bool,
+    /// The firmware version (vendor-specific).
+    pub firmware_version: f64,
+}
+
+/// Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the
+/// quoted ones, and the policy. Throws `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`,
+/// `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
+    sync(|| {
+        let ak = AkPublicKey::from_pem(&quote.ak_public_pem)?;
+        let policy = match &quote.policy {
+            None => PcrPolicy::default(),
+            Some(expected) => PcrPolicy::sha256(&sha256_values(expected)?)?,
+        };
+        let info =
+            attest::verify_quote(&ak, &quote.attest, &quote.signature, &quote.pcr_values, &quote.nonce, &policy)?;
+        Ok(VerifiedQuote {
+            pcrs: info.pcrs.iter().map(pcr_value).collect(),
+            clock_ms: info.clock.clock as f64,
+            reset_count: info.clock.reset_count,
+            restart_count: info.clock.restart_count,
+            clock_safe: info.clock.safe,
+            firmware_version: info.firmware_version as f64,
+        })
+    })
+}
+
+/// The PCR values in a tpm2-tools PCR file (`pcrs.bin`); throws `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn parse_pcr_values(pcr_values: &[u8]) -> Result<Vec<PcrValue>> {
+    sync(|| Ok(PcrValues::from_tpm2_tools(pcr_values)?.values().iter().map(pcr_value).collect()))
+}
+
+/// The statement a device signs with its certificate key to bind an attestation key to its
+/// identity.
+#[napi]
+pub fn ak_binding_message(ak_public_pem: String) -> Result<Buffer> {
+    sync(|| Ok(attest::ak_binding_message(&AkPublicKey::from_pem(&ak_public_pem)?).into()))
+}
+
+/// Checks that the key of `certificatePem` (a device certificate already decided by
+/// `verifyPeer`) signed the binding of `akPublicPem`; throws `ERR_ATTEST_BINDING`.
+#[napi]
+pub fn verify_ak_binding(certificate_pem: String, ak_public_pem: String, signature: &[u8]) -> Result<()> {
+    sync(|| {
+        let certificates = ztmesh_core::pki::pem::parse_certificates(&certificate_pem)?;
+        let leaf = certificates.first().ok_or_else(|| invalid_argument("no certificate"))?;
+        Ok(attest::verify_ak_binding(leaf, &AkPublicKey::from_pem(&ak_public_pem)?, signature)?)
+    })
+}
+
+pub(crate) fn pcr_value(value: &attest::PcrValue) -> PcrValue {
+    PcrValue { index: u32::from(value.index), bank: value.bank.name().to_owned(), value: hex(&value.value) }
+}
+
+/// SHA-256 expectations from JavaScript: every entry of the `sha256` bank, 32-byte hex values.
+fn sha256_values(values: &[PcrValue]) -> std::result::Result<Vec<(u8, [u8; 32])>, Failure> {
+    values
+        .iter()
+        .map(|v| {
+            let index = u8::try_from(v.index).map_err(|_| invalid_argument("PCR index out of range"))?;
+            if v.bank != "sha256" {
+                return Err(invalid_argument("PCR policies are of the sha256 bank"));
+            }
+            let bytes = unhex(&v.value).ok_or_else(|| invalid_argument("a PCR value is 64 hex digits"))?;
+            let value: [u8; 32] = bytes.try_into().map_err(|_| invalid_argument("a PCR value is 64 hex digits"))?;
+            Ok((index, value))
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
+}

@@ -1,0 +1,63 @@
+/**
+ * Remote attestation, the verifier's side (no TPM needed): TPM 2.0 quotes checked against the
+ * verifier's nonce and PCR policy, and the binding of an attestation key to a device certificate.
+ *
+ * A quote travels as the three files `tpm2_quote` writes: `attest` (`TPMS_ATTEST`, quote.msg),
+ * `signature` (`TPMT_SIGNATURE`, quote.sig) and `pcrValues` (tpm2-tools format, pcrs.bin), with
+ * the attestation key's public key as PEM.
+ */
+import { callNative, native } from '../native.js'
+
+/** One PCR value: `value` is hex. */
+export interface PcrValue {
+  index: number
+  bank: string
+  value: string
+}
+
+/** A quote as it travels. */
+export interface QuoteFiles {
+  akPublicPem: string
+  attest: Uint8Array
+  signature: Uint8Array
+  pcrValues: Uint8Array
+}
+
+/** What the SHA-256 PCRs must hold: `{ index: hex }`; PCRs not named may hold anything. */
+export type PcrPolicy = Record<number, string>
+
+/** What a verified quote says. */
+export type VerifiedQuote = ReturnType<typeof native.verifyQuote>
+
+/**
+ * Verifies `quote` against `nonce` and `policy`. Throws an `AttestationError`:
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES` (the values are not the
+ * quoted ones), `ERR_ATTEST_PCR_MISMATCH` (policy not met) or `ERR_ATTEST_MALFORMED`.
+ */
+export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPolicy): VerifiedQuote {
+  return callNative(() =>
+    native.verifyQuote({
+      akPublicPem: quote.akPublicPem,
+      attest: Buffer.from(quote.attest),
+      signature: Buffer.from(quote.signature),
+      pcrValues: Buffer.from(quote.pcrValues),
+      nonce: Buffer.from(nonce),
+      ...(policy !== undefined && { policy: Object.entries(policy).map(([index, value]) => ({ index: Number(index), bank: 'sha256', value: value.toLowerCase() })) }),
+    }),
+  )
+}
+
+/** The PCR values of a tpm2-tools PCR file. */
+export function parsePcrValues(pcrValues: Uint8Array): PcrValue[] {
+  return callNative(() => native.parsePcrValues(pcrValues))
+}
+
+/** What a device signs, with its certificate key, to bind an attestation key to itself. */
+export function akBindingMessage(akPublicPem: string): Buffer {
+  return callNative(() => native.akBindingMessage(akPublicPem))
+}
+
+/** Checks the binding signature by the key of `certificatePem` (already decided by `verifyPeer`). */
+export function verifyAkBinding(certificatePem: string, akPublicPem: string, signature: Uint8Array): void {
+  callNative(() => native.verifyAkBinding(certificatePem, akPublicPem, signature))
+}
