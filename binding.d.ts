@@ -635,10 +635,11 @@ export interface VerifiedQuote {
 export declare function verify(algorithm: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean
 
 /**
- * Checks that the key of `certificatePem` (a device certificate already decided by
- * `verifyPeer`) signed the binding of `akPublicPem`; throws `ERR_ATTEST_BINDING`.
+ * Checks that the key of `certificateOrCsrPem` signed the binding of `akPublicPem`: a device
+ * certificate already decided by `verifyPeer`, or the CSR of an enrollment. Throws
+ * `ERR_ATTEST_BINDING`.
  */
-export declare function verifyAkBinding(certificatePem: string, akPublicPem: string, signature: Uint8Array): void
+export declare function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string, signature: Uint8Array): void
 
 /** Verifies many signatures in one call, on all cores; one verdict per item, in order. */
 export declare function verifyBatch(items: Array<VerifyItem>): Array<boolean>

@@ -88,14 +88,20 @@ pub fn ak_binding_message(ak_public_pem: String) -> Result<Buffer> {
     sync(|| Ok(attest::ak_binding_message(&AkPublicKey::from_pem(&ak_public_pem)?).into()))
 }
 
-/// Checks that the key of `certificatePem` (a device certificate already decided by
-/// `verifyPeer`) signed the binding of `akPublicPem`; throws `ERR_ATTEST_BINDING`.
+/// Checks that the key of `certificateOrCsrPem` signed the binding of `akPublicPem`: a device
+/// certificate already decided by `verifyPeer`, or the CSR of an enrollment. Throws
+/// `ERR_ATTEST_BINDING`.
 #[napi]
-pub fn verify_ak_binding(certificate_pem: String, ak_public_pem: String, signature: &[u8]) -> Result<()> {
+pub fn verify_ak_binding(certificate_or_csr_pem: String, ak_public_pem: String, signature: &[u8]) -> Result<()> {
     sync(|| {
-        let certificates = ztmesh_core::pki::pem::parse_certificates(&certificate_pem)?;
+        let ak = AkPublicKey::from_pem(&ak_public_pem)?;
+        if certificate_or_csr_pem.contains("-----BEGIN CERTIFICATE REQUEST-----") {
+            let csr = ztmesh_core::pki::CertificateRequest::from_pem(&certificate_or_csr_pem)?;
+            return Ok(attest::verify_ak_binding_key(csr.public_key(), &ak, signature)?);
+        }
+        let certificates = ztmesh_core::pki::pem::parse_certificates(&certificate_or_csr_pem)?;
         let leaf = certificates.first().ok_or_else(|| invalid_argument("no certificate"))?;
-        Ok(attest::verify_ak_binding(leaf, &AkPublicKey::from_pem(&ak_public_pem)?, signature)?)
+        Ok(attest::verify_ak_binding(leaf, &ak, signature)?)
     })
 }
 

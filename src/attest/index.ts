@@ -57,7 +57,12 @@ export function akBindingMessage(akPublicPem: string): Buffer {
   return callNative(() => native.akBindingMessage(akPublicPem))
 }
 
-/** Checks the binding signature by the key of `certificatePem` (already decided by `verifyPeer`). */
-export function verifyAkBinding(certificatePem: string, akPublicPem: string, signature: Uint8Array): void {
-  callNative(() => native.verifyAkBinding(certificatePem, akPublicPem, signature))
+/**
+ * Checks the binding signature by the key of `certificateOrCsrPem`: a device certificate already
+ * decided by `verifyPeer`, or the CSR of an enrollment. Throws `ERR_ATTEST_BINDING`.
+ */
+export function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string, signature: Uint8Array): void {
+  callNative(() => native.verifyAkBinding(certificateOrCsrPem, akPublicPem, signature))
 }
+
+export { answerQuoteRequests, requestQuote, type BoundQuote, type QuoteRequest } from './exchange.js'

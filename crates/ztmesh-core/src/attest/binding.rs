@@ -49,3 +49,14 @@ pub fn verify_ak_binding(device_certificate: &[u8], ak: &AkPublicKey, signature:
         Err(_) => Err(AttestError::Malformed),
     }
 }
+
+/// Checks an AK binding signature under a bare P-256 public key (65-byte uncompressed point):
+/// the key of a CSR, when the CA checks an attestation before the certificate exists. Fails
+/// with [`AttestError::Binding`] if the signature does not verify under it.
+pub fn verify_ak_binding_key(public_key: &[u8], ak: &AkPublicKey, signature: &[u8]) -> Result<(), AttestError> {
+    if crate::pki::signer::verify_p256(public_key, &ak_binding_message(ak), signature) {
+        Ok(())
+    } else {
+        Err(AttestError::Binding)
+    }
+}
