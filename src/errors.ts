@@ -140,6 +140,8 @@ const CATALOG = {
     ERR_ATTEST_PCR_MISMATCH: "the quoted PCRs do not hold the values the verifier's policy expects",
     ERR_ATTEST_BINDING: "the attestation key is not bound to the device's certificate key",
     ERR_ATTEST_REQUIRED: 'the CA requires a TPM attestation and the request carries none',
+    ERR_ATTEST_NOT_ENROLLED: 'the device has no attestation key on record: it enrolled without a verified TPM attestation',
+    ERR_ATTEST_KEY_CHANGED: 'the node quoted with another attestation key than the one recorded at its enrollment',
   },
   /** Persistent state (StorageError). */
   storage: {

@@ -121,6 +121,14 @@ export function benchDevices() {
   return { trustPem: root.certificatePem, server: make('server'), client: make('client') }
 }
 
+/** ztmesh TLS contexts for the two bench devices. */
+function tlsContexts(d: ReturnType<typeof benchDevices>, resumption = true) {
+  return {
+    serverTls: new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem, resumption }),
+    clientTls: new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem, resumption }),
+  }
+}
+
 /** node:tls both ends over one in-memory pipe; resolves when both are connected. */
 function nodeTlsPair(d: ReturnType<typeof benchDevices>, session?: Buffer): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket }> {
   const [left, right] = duplexPair()
@@ -149,8 +157,7 @@ CHANNEL_CASES.push({
   target: 3,
   setup: async () => {
     const d = benchDevices()
-    const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem, resumption: false })
-    const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem, resumption: false })
+    const { serverTls, clientTls } = tlsContexts(d, false)
     return {
       ztmesh: async () => {
         const [left, right] = duplexPair()
@@ -175,8 +182,7 @@ CHANNEL_CASES.push({
   target: 3,
   setup: async () => {
     const d = benchDevices()
-    const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem })
-    const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem })
+    const { serverTls, clientTls } = tlsContexts(d)
     const ours = async () => {
       const [left, right] = duplexPair()
       const [c, s] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
@@ -227,8 +233,7 @@ CHANNEL_CASES.push({
   target: 1,
   setup: async () => {
     const d = benchDevices()
-    const serverTls = new TlsContext('server', { identity: d.server.identity, trustPem: d.trustPem })
-    const clientTls = new TlsContext('client', { identity: d.client.identity, trustPem: d.trustPem })
+    const { serverTls, clientTls } = tlsContexts(d)
     const [left, right] = duplexPair()
     const [ourClient, ourServer] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
     const { client: theirClient, server: theirServer } = await nodeTlsPair(d)

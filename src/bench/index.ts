@@ -15,6 +15,7 @@ import { measurePair, type MeasureOptions, type Operation } from './harness.js'
 import { loadLibp2pNoise } from './libp2p-noise.js'
 import { CHANNEL_CASES } from './channels.js'
 import { PKI_CASES } from './pki.js'
+import { TPM_CASES } from './tpm.js'
 
 /** One row of the report. */
 export interface BenchRow {
@@ -45,7 +46,8 @@ export interface Case {
   op: string
   baseline: string
   target: number | null
-  setup: () => Promise<{ ztmesh: Operation; baseline: Operation }>
+  /** Both sides, or `null` when this machine cannot run the case (no TPM, say): no row then. */
+  setup: () => Promise<{ ztmesh: Operation; baseline: Operation } | null>
 }
 
 const CASES: Case[] = [
@@ -149,6 +151,7 @@ const CASES: Case[] = [
   },
   ...PKI_CASES,
   ...CHANNEL_CASES,
+  ...TPM_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */
@@ -222,7 +225,9 @@ export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = []
   for (const c of CASES) {
     if (init.filter !== undefined && !c.op.includes(init.filter)) continue
-    const { ztmesh, baseline } = await c.setup()
+    const sides = await c.setup()
+    if (sides === null) continue
+    const { ztmesh, baseline } = sides
     const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options)
     rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
   }
@@ -245,6 +250,9 @@ export function formatTable(rows: readonly BenchRow[]): string {
   }
   const issue = rows.find((row) => row.op === 'ca-issue')
   if (issue !== undefined) lines.push('', `CA issuance: ${Math.round(1e9 / issue.ztmesh_ns)} device certificates per second (CSR parse and check, sign, self-verify).`)
+  const tpmSign = rows.find((row) => row.op === 'tpm-sign')
+  const tpmQuote = rows.find((row) => row.op === 'tpm-quote')
+  if (tpmSign !== undefined) lines.push('', `TPM: ${Math.round(1e9 / tpmSign.ztmesh_ns)} signatures per second with the key in the TPM, against ${Math.round(1e9 / tpmSign.baseline_ns)} with a software key${tpmQuote === undefined ? '' : `; a quote of PCRs 0-3 and 7 takes ${formatNs(tpmQuote.ztmesh_ns)}`}.`)
   return lines.join('\n')
 }
 

@@ -30,6 +30,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_TOKEN_USED: 409,
   ERR_PAYLOAD_TOO_LARGE: 413,
   ERR_RATE_LIMITED: 429,
+  ERR_ATTEST_MALFORMED: 400,
+  ERR_ATTEST_SIGNATURE: 403,
+  ERR_ATTEST_NONCE: 403,
+  ERR_ATTEST_PCR_VALUES: 403,
+  ERR_ATTEST_PCR_MISMATCH: 403,
+  ERR_ATTEST_BINDING: 403,
+  ERR_ATTEST_REQUIRED: 403,
 }
 
 /** The status for an error, for the API's responses and its audit rows. */

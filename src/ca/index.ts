@@ -41,12 +41,31 @@ import {
   type RevokedEntry,
 } from '../pki/index.js'
 import { openDatabase, type Db } from '../storage/index.js'
+import {
+  AttestationRegistry,
+  attestationSettingRows,
+  checkAttestationSettings,
+  NonceStore,
+  parseEnrollmentEvidence,
+  quoteSelection,
+  readAttestationSettings,
+  sha256Pcrs,
+  verifyEnrollmentEvidence,
+  type AttestationRecord,
+  type AttestationSettings,
+  type DriftAction,
+  type IssuedNonce,
+  type ReattestVerdict,
+} from './attestation.js'
 import { checkIdentifier } from './identifiers.js'
 import { CA_MIGRATIONS } from './schema.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
+import type { PcrPolicy } from '../attest/index.js'
 
 export { TokenStore } from './tokens.js'
 export { CA_MIGRATIONS } from './schema.js'
+export { AttestationRegistry, DEFAULT_ATTESTATION_SETTINGS, NonceStore } from './attestation.js'
+export type { AttestationMode, AttestationRecord, AttestationSettings, DriftAction, IssuedNonce, ReattestVerdict } from './attestation.js'
 
 /** Options of {@link CaService.init}. */
 export interface CaInitOptions {
@@ -84,7 +103,38 @@ export interface CertificateRecord {
   notAfterMs: number
   revokedAtMs: number | null
   revocationReason: string | null
+  /** The certificate, PEM. */
+  pem: string
 }
+
+/** What a re-attestation found out about one node, for {@link CaService.applyReattestation}. */
+export interface ReattestOutcome {
+  deviceId: string
+  /** The tenant, when known (from the node's certificate, or the endpoint's configuration). */
+  tenant?: string
+  /** The serial of the certificate the node presented, when it got that far. */
+  serial?: string
+  verdict: ReattestVerdict
+  /** `'ok'` or the code that decided the verdict. */
+  reason: string
+  /** The roles of the certificate the node presented (kept when it is demoted). */
+  roles?: readonly string[]
+}
+
+/** What the CA decided on a re-attestation. */
+export interface ReattestResult {
+  deviceId: string
+  tenant: string | null
+  verdict: ReattestVerdict
+  reason: string
+  /** What the verdict did: nothing, a revocation, or a demotion. */
+  action: 'none' | DriftAction
+  /** The serials revoked because of it. */
+  revoked: string[]
+}
+
+/** Audit details: flat scalars. */
+type Detail = Record<string, string | number | boolean | null>
 
 /** A rotation request: a new CSR, signed by the key of the certificate it replaces. */
 export interface RotationRequest {
@@ -109,12 +159,16 @@ const ROTATION_WINDOW_MS = 5 * 60_000
 /** How long after expiry a certificate may still rotate itself (offline-survivable identity). */
 const DEFAULT_GRACE_SECONDS = 30 * 86_400
 const CRL_LIFETIME_MS = 7 * 86_400_000
+/** The RFC 5280 reason recorded when drift revokes a device: its key is not known to be lost, its standing is. */
+const DRIFT_REVOCATION_REASON: RevocationReason = 'privilegeWithdrawn'
 
 export class CaService {
   readonly dir: string
   readonly db: Db
   readonly audit: AuditLog
   readonly tokens: TokenStore
+  readonly nonces: NonceStore
+  readonly attestations: AttestationRegistry
   readonly #site: CertificateAuthority
   readonly #now: () => number
 
@@ -125,6 +179,8 @@ export class CaService {
     this.#now = now
     this.audit = new AuditLog(db, now)
     this.tokens = new TokenStore(db, now)
+    this.nonces = new NonceStore(db, now)
+    this.attestations = new AttestationRegistry(db)
   }
 
   /** Creates a root CA, a site CA and an empty registry in `dir` (which must not hold a CA yet). */
@@ -207,15 +263,22 @@ export class CaService {
 
   /** Creates a one-time enrollment token (audited; the token itself never is). */
   createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
-    return this.#audited(actor, 'token.create', { device: init.deviceId, tenant: init.tenant }, () => this.tokens.create(init))
+    const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
+    return this.#audited(actor, 'token.create', detail, () => this.tokens.create(init))
   }
 
   /**
-   * Enrolls a device: checks the token, issues a certificate for the CSR's key with the
-   * identity the token is bound to, and redeems the token, all in one transaction. Throws the
-   * token's or the CSR's error code; every attempt is audited.
+   * Enrolls a device: checks the token and, per the CA's attestation mode, its TPM attestation;
+   * issues a certificate for the CSR's key with the identity the token is bound to; redeems the
+   * token and consumes the attestation nonce; records what the attestation proved. All in one
+   * transaction. Throws the token's, the CSR's or the attestation's error code; every attempt is
+   * audited, and a refused attempt burns the nonce it presented.
    */
   enroll(request: { token: unknown; csr: unknown; nodeId?: unknown; attestation?: unknown }, actor: string): Enrollment {
+    const presented: { nonce?: string; nodeId?: string } = {}
+    const burnNonce = () => {
+      if (presented.nonce !== undefined && presented.nodeId !== undefined) this.nonces.burn(presented.nonce, presented.nodeId)
+    }
     return this.#audited(actor, 'enroll', {}, (detail) => {
       if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
       if (request.nodeId !== undefined && typeof request.nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
@@ -223,21 +286,154 @@ export class CaService {
       Object.assign(detail, { device: claim.deviceId, tenant: claim.tenant })
       // The token decides the identity; a device that claims another one is refused, not renamed.
       if (request.nodeId !== undefined && request.nodeId !== claim.deviceId) throw createError('ERR_FORBIDDEN', 'node_id differs from the device the token was issued for')
-      // No attestation verifier is configured yet (TPM quotes come with the TPM work): an attestation is recorded, not trusted.
-      if (request.attestation !== undefined) detail.attestation = 'not-verified'
+      const proof = this.#enrollmentAttestation(request.attestation, claim.deviceId, request.csr, detail, presented)
+      const now = this.#now()
       const issued = this.#site.issue(request.csr, {
         deviceId: claim.deviceId,
         tenant: claim.tenant,
+        roles: claim.roles,
         validitySeconds: DEVICE_VALIDITY_SECONDS,
-        nowMs: this.#now(),
+        nowMs: now,
       })
       this.tokens.redeem(claim, issued.serial)
       this.db
         .prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(issued.serial, claim.deviceId, claim.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, this.#now(), issued.pem)
+        .run(issued.serial, claim.deviceId, claim.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, now, issued.pem)
+      this.attestations.recordEnrollment({ tenant: claim.tenant, deviceId: claim.deviceId, serial: issued.serial, atMs: now, ...proof })
       detail.serial = issued.serial
       return { certificate: issued.pem, caChain: this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
+    }, burnNonce)
+  }
+
+  /**
+   * The attestation step of an enrollment. `off`: any attestation is ignored. `optional`: an
+   * attestation is verified when present; without one the device is recorded as not attested.
+   * `required`: `ERR_ATTEST_REQUIRED` without one. Verifying means: the nonce was issued to this
+   * device, is unexpired and unused (consumed here: `ERR_ATTEST_NONCE`), the AK is bound to the
+   * CSR's key (`ERR_ATTEST_BINDING`), and the quote is over the nonce and meets the PCR policy.
+   * Returns what to record for an attested enrollment.
+   */
+  #enrollmentAttestation(raw: unknown, deviceId: string, csrPem: string, detail: Detail, presented: { nonce?: string; nodeId?: string }): { akPublicPem: string; pcrs: PcrPolicy } | undefined {
+    const settings = this.attestationSettings()
+    detail.attestation_mode = settings.mode
+    const absent = raw === undefined || raw === null
+    if (absent && settings.mode === 'required') throw createError('ERR_ATTEST_REQUIRED')
+    if (absent || settings.mode === 'off') {
+      detail.attestation = absent ? 'none' : 'ignored'
+      return undefined
+    }
+    detail.attestation = 'refused'
+    const evidence = parseEnrollmentEvidence(raw)
+    const state = this.nonces.consume(evidence.nonce, deviceId)
+    detail.nonce = state
+    if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', state === 'unknown' ? 'the attestation nonce was not issued to this device' : `the attestation nonce is ${state}`)
+    Object.assign(presented, { nonce: evidence.nonce, nodeId: deviceId })
+    const verified = verifyEnrollmentEvidence(evidence, Buffer.from(evidence.nonce, 'hex'), csrPem, settings.pcrPolicy)
+    detail.attestation = 'verified'
+    return { akPublicPem: evidence.akPublicPem, pcrs: sha256Pcrs(verified.pcrs) }
+  }
+
+  /**
+   * Issues a single-use attestation nonce bound to `nodeId`, for the quote of its enrollment;
+   * also says which PCRs to quote. Audited (the nonce itself is not secret, but is not logged).
+   */
+  issueNonce(nodeId: unknown, actor: string): IssuedNonce {
+    return this.#audited(actor, 'attest.nonce', {}, (detail) => {
+      if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
+      detail.device = nodeId.slice(0, 64)
+      const settings = this.attestationSettings()
+      const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds)
+      detail.expires_at = expiresAt
+      return { nonce, expiresAt, pcrs: quoteSelection(settings.pcrPolicy) }
     })
+  }
+
+  /** The CA's attestation settings. */
+  attestationSettings(): AttestationSettings {
+    return readAttestationSettings(this.#settings())
+  }
+
+  /**
+   * Changes the attestation settings (only the fields given) and returns the result; audited.
+   * Throws `ERR_INVALID_ARG` for a value out of range, changing nothing.
+   *
+   * @example
+   * ```ts
+   * ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 0: '3d45…', 7: 'b5a1…' }, onDrift: 'demote' })
+   * ```
+   */
+  setAttestationSettings(changes: Partial<Record<keyof AttestationSettings, unknown>>, actor = 'cli'): AttestationSettings {
+    return this.#audited(actor, 'attest.settings', {}, (detail) => {
+      const checked = checkAttestationSettings(changes)
+      const set = this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+      for (const [key, value] of attestationSettingRows(checked)) {
+        set.run(key, value)
+        detail[key] = value
+      }
+      return this.attestationSettings()
+    })
+  }
+
+  /** What the registry knows about a device's attestations; without a tenant, the id must be unique. */
+  attestationStatus(deviceId: string, tenant?: string): AttestationRecord | undefined {
+    return this.attestations.find(deviceId, tenant)
+  }
+
+  /**
+   * Records the verdict of one re-attestation and acts on it, in one transaction with its audit
+   * row (action `reattest`). `drift` and `refused` apply the drift action: `revoke` revokes
+   * every live certificate of the device (reason `privilegeWithdrawn`) and publishes a new CRL;
+   * `demote` marks the device demoted (see {@link rotate}). `failed` is recorded, nothing more:
+   * an unreachable node is not a reason to revoke, but its status shows the failure.
+   */
+  applyReattestation(outcome: ReattestOutcome, actor = 'reattest'): ReattestResult {
+    const { deviceId, verdict, reason } = outcome
+    const result: ReattestResult = { deviceId, tenant: outcome.tenant ?? null, verdict, reason, action: 'none', revoked: [] }
+    const detail: Detail = { device: deviceId, tenant: result.tenant, serial: outcome.serial ?? null, verdict }
+    const onDrift = this.attestationSettings().onDrift
+    this.db.transaction(() => {
+      const record = this.attestations.find(deviceId, outcome.tenant)
+      detail.known = record !== undefined
+      if (record !== undefined) {
+        result.tenant = record.tenant
+        detail.tenant = record.tenant
+        this.attestations.recordCheck(record, verdict, reason, this.#now())
+        if (verdict === 'drift' || verdict === 'refused') this.#applyDriftAction(record, onDrift, outcome.roles ?? [], actor, result)
+      }
+      Object.assign(detail, { action: result.action, revoked: result.revoked.length })
+      this.audit.append({ actor, action: 'reattest', outcome: verdict === 'ok' ? 'allow' : 'deny', reason, detail })
+    }).immediate()
+    if (result.revoked.length > 0) this.crl()
+    return result
+  }
+
+  /**
+   * Revokes or demotes a device whose re-attestation drifted or was refused.
+   *
+   * A certificate cannot lose a role while it lives: the only way to take a role away at once is
+   * to revoke it, which is what `revoke` is for. `demote` is the milder choice for fleets that
+   * must keep a drifted device reachable (to repair it): the device is marked demoted in the
+   * registry (queryable through {@link attestationStatus}, so local services can refuse it
+   * privileges now), and its next rotation issues a certificate without roles. The demotion
+   * holds until the device is enrolled again with a new token, an operator's decision; a later
+   * good re-attestation does not lift it.
+   */
+  #applyDriftAction(record: AttestationRecord, onDrift: DriftAction, roles: readonly string[], actor: string, result: ReattestResult): void {
+    if (onDrift === 'demote') {
+      this.attestations.demote(record, roles, this.#now())
+      result.action = 'demote'
+      return
+    }
+    const live = this.db.prepare('SELECT count(*) AS n FROM certificates WHERE device_id = ? AND tenant = ? AND revoked_at IS NULL').get(record.deviceId, record.tenant) as { n: number }
+    result.action = 'revoke'
+    if (live.n > 0) result.revoked = this.revoke({ device: record.deviceId, tenant: record.tenant }, DRIFT_REVOCATION_REASON, actor)
+  }
+
+  /** The site CA's current revocations (its CRL), for links the CA side opens itself. */
+  revocations(): RevocationSet {
+    const revocations = new RevocationSet()
+    revocations.addCrl(this.crl().der, this.#site.certificatePem, TrustStore.fromPem(this.trustBundle()), this.#now())
+    return revocations
   }
 
   /**
@@ -247,7 +443,8 @@ export class CaService {
    * its expiry can still renew.
    *
    * The new certificate starts now and the old one stays valid until its own end, so the two
-   * overlap. Each timestamp may be used once per certificate (no replay).
+   * overlap. Each timestamp may be used once per certificate (no replay). A device demoted for
+   * PCR drift gets a certificate without roles.
    */
   rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
     return this.#audited(actor, 'rotate', {}, (detail) => {
@@ -265,7 +462,10 @@ export class CaService {
       const last = this.db.prepare('SELECT last_timestamp FROM rotations WHERE serial = ?').get(peer.serial) as { last_timestamp: number } | undefined
       if (last !== undefined && timestamp <= last.last_timestamp) throw createError('ERR_UNAUTHENTICATED', 'the rotation request was replayed')
       this.db.prepare('INSERT INTO rotations (serial, last_timestamp) VALUES (?, ?) ON CONFLICT (serial) DO UPDATE SET last_timestamp = excluded.last_timestamp').run(peer.serial, timestamp)
-      const issued = this.#site.issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: peer.roles, validitySeconds: DEVICE_VALIDITY_SECONDS, nowMs: now })
+      // A device demoted for PCR drift keeps its identity but loses its roles (see #applyDriftAction).
+      const demoted = this.attestations.isDemoted(peer.deviceId, peer.tenant)
+      if (demoted) detail.roles_demoted = true
+      const issued = this.#site.issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles, validitySeconds: DEVICE_VALIDITY_SECONDS, nowMs: now })
       this.db
         .prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(issued.serial, peer.deviceId, peer.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, now, issued.pem)
@@ -277,8 +477,7 @@ export class CaService {
   /** Verifies a certificate of this CA against its current revocations, with an expiry grace. */
   #verifyCurrent(chainPem: string, now: number, graceSeconds: number): PeerIdentity {
     const trust = TrustStore.fromPem(this.trustBundle())
-    const revocations = new RevocationSet()
-    revocations.addCrl(this.crl().der, this.#site.certificatePem, trust, now)
+    const revocations = this.revocations()
     const chain = (chainPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length === 1 ? chainPem + this.#site.certificatePem : chainPem
     try {
       return verifyPeer(chain, trust, revocations, { nowMs: now })
@@ -357,7 +556,7 @@ export class CaService {
   /** The registry's view of one certificate. */
   certificate(serial: string): CertificateRecord | undefined {
     const row = this.db.prepare('SELECT * FROM certificates WHERE serial = ?').get(normalizeSerial(serial)) as
-      | { serial: string; device_id: string; tenant: string; spki_sha256: string; not_before: number; not_after: number; revoked_at: number | null; revocation_reason: string | null }
+      | { serial: string; device_id: string; tenant: string; spki_sha256: string; not_before: number; not_after: number; revoked_at: number | null; revocation_reason: string | null; pem: string }
       | undefined
     if (row === undefined) return undefined
     return {
@@ -369,11 +568,15 @@ export class CaService {
       notAfterMs: row.not_after,
       revokedAtMs: row.revoked_at,
       revocationReason: row.revocation_reason,
+      pem: row.pem,
     }
   }
 
-  /** Runs `work` in one immediate transaction with its audit row; a refusal is audited after the rollback. */
-  #audited<T>(actor: string, action: string, detail: Record<string, string | number | boolean | null>, work: (detail: Record<string, string | number | boolean | null>) => T): T {
+  /**
+   * Runs `work` in one immediate transaction with its audit row; a refusal is audited after the
+   * rollback, together with `onDeny` (what a refusal must still leave behind).
+   */
+  #audited<T>(actor: string, action: string, detail: Detail, work: (detail: Detail) => T, onDeny?: () => void): T {
     try {
       return this.db.transaction(() => {
         const result = work(detail)
@@ -382,7 +585,10 @@ export class CaService {
       }).immediate()
     } catch (error) {
       const reason = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
-      this.db.transaction(() => this.audit.append({ actor, action, outcome: reason === 'ERR_INTERNAL' ? 'error' : 'deny', reason, detail })).immediate()
+      this.db.transaction(() => {
+        onDeny?.()
+        this.audit.append({ actor, action, outcome: reason === 'ERR_INTERNAL' ? 'error' : 'deny', reason, detail })
+      }).immediate()
       throw error
     }
   }

@@ -38,4 +38,36 @@ export const CA_MIGRATIONS: readonly Migration[] = [
   );
   ${AUDIT_MIGRATION}
   `,
+  // TPM attestation: single-use nonces for enrollment quotes, and per device what its enrollment
+  // proved (attestation key, quoted PCRs) and how its re-attestations went. Tokens carry the
+  // roles of the certificate they pay for (what a PCR drift can demote).
+  `
+  ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '[]';
+  CREATE TABLE attest_nonces (
+    nonce TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+  CREATE INDEX attest_nonces_by_node ON attest_nonces (node_id, created_at);
+  CREATE INDEX attest_nonces_by_expiry ON attest_nonces (expires_at);
+  CREATE TABLE attestations (
+    tenant TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    attested INTEGER NOT NULL CHECK (attested IN (0, 1)),
+    ak_public_pem TEXT,
+    pcrs TEXT NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    last_checked_at INTEGER,
+    last_attested_at INTEGER,
+    last_verdict TEXT,
+    last_reason TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    demoted_at INTEGER,
+    demoted_roles TEXT,
+    PRIMARY KEY (tenant, device_id)
+  );
+  `,
 ]

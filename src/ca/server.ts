@@ -1,18 +1,24 @@
 /**
  * The enrollment API of the site CA (seed 002 §7), over node:http:
  *
- * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, config}`
+ * - `POST /v1/attest/nonce {node_id}` → `{nonce, expires_at, pcrs}`: a single-use nonce for the
+ *   TPM quote of that node's enrollment, and the PCRs to quote
+ * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, config}`, where
+ *   `attestation` is `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature,
+ *   pcr_values}` (binary fields base64); the CA's attestation mode decides whether it is required
  * - `POST /v1/rotate {certificate, csr, timestamp, signature}` (signed by the current key) → the same
  * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
  * - `POST /v1/revoke {serial | device, reason}` with `Authorization: Bearer <admin token>` → 204
  *
- * Errors are `{code, message}` with 400/401/403/404/405/409/413/429. Each source is rate
- * limited; every request is audited (by the CA service, or here when it never reaches it).
+ * Errors are `{code, message}` with 400/401/403/404/405/409/413/429; a refused attestation is a
+ * 403 with its `ERR_ATTEST_…` code (400 `ERR_ATTEST_MALFORMED` for bytes that do not parse). Each
+ * source is rate limited; every request is audited (by the CA service, or here when it never
+ * reaches it, bodies refused for their size or syntax included).
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 
-import { createError, type ErrorCode } from '../errors.js'
+import { createError, ZtError, type ErrorCode } from '../errors.js'
 import type { RevocationReason } from '../pki/index.js'
 import { readJsonBody, sendError, sendJson } from './http.js'
 import { crlEtag, type CaService } from './index.js'
@@ -62,14 +68,20 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
   try {
     if (!limiter.take(source)) throw refuse(ca, source, route, 'ERR_RATE_LIMITED')
     switch (route) {
+      case 'POST /v1/attest/nonce': {
+        const body = await readBody(ca, source, route, request, 1024, timeout)
+        const issued = ca.issueNonce(body.node_id, source)
+        sendJson(response, 200, { nonce: issued.nonce, expires_at: issued.expiresAt, pcrs: issued.pcrs })
+        return
+      }
       case 'POST /v1/enroll': {
-        const body = await readJsonBody(request, 64 * 1024, timeout)
+        const body = await readBody(ca, source, route, request, 64 * 1024, timeout)
         const enrollment = ca.enroll({ token: body.token, csr: body.csr, nodeId: body.node_id, attestation: body.attestation }, source)
         sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
         return
       }
       case 'POST /v1/rotate': {
-        const body = await readJsonBody(request, 64 * 1024, timeout)
+        const body = await readBody(ca, source, route, request, 64 * 1024, timeout)
         const enrollment = ca.rotate({ certificate: body.certificate, csr: body.csr, timestamp: body.timestamp, signature: body.signature }, source)
         sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
         return
@@ -94,7 +106,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         const credential = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
         if (credential === undefined) throw refuse(ca, source, route, 'ERR_UNAUTHENTICATED')
         if (!ca.isAdmin(credential)) throw refuse(ca, source, route, 'ERR_FORBIDDEN')
-        const body = await readJsonBody(request, 4 * 1024, timeout)
+        const body = await readBody(ca, source, route, request, 4 * 1024, timeout)
         const reason = (body.reason ?? 'unspecified') as RevocationReason
         const target =
           typeof body.serial === 'string' ? { serial: body.serial } : typeof body.device === 'string' ? { device: body.device, ...(typeof body.tenant === 'string' && { tenant: body.tenant }) } : undefined
@@ -105,7 +117,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         return
       }
       default:
-        throw refuse(ca, source, route, /^(GET|POST) \/v1\/(enroll|rotate|crl|revoke)$/.test(route) ? 'ERR_METHOD_NOT_ALLOWED' : 'ERR_NOT_FOUND')
+        throw refuse(ca, source, route, /^(GET|POST) \/v1\/(enroll|rotate|crl|revoke|attest\/nonce)$/.test(route) ? 'ERR_METHOD_NOT_ALLOWED' : 'ERR_NOT_FOUND')
     }
   } catch (error) {
     if (!response.headersSent) sendError(response, error)
@@ -114,9 +126,19 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
 }
 
 /** Audits a request refused before it reached the CA service, and returns its error. */
-function refuse(ca: CaService, source: string, route: string, code: ErrorCode): Error {
+function refuse(ca: CaService, source: string, route: string, code: ErrorCode, message?: string): Error {
   ca.db.transaction(() => ca.audit.append({ actor: source, action: route, outcome: 'deny', reason: code })).immediate()
-  return createError(code)
+  return createError(code, message)
+}
+
+/** Reads a request's JSON body; a body refused (malformed, oversized, too slow) is audited. */
+async function readBody(ca: CaService, source: string, route: string, request: IncomingMessage, limit: number, timeout: number): Promise<Record<string, unknown>> {
+  try {
+    return await readJsonBody(request, limit, timeout)
+  } catch (error) {
+    if (error instanceof ZtError) throw refuse(ca, source, route, error.code, error.message)
+    throw error
+  }
 }
 
 function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): DeviceConfig {

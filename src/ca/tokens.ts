@@ -17,6 +17,8 @@ import { checkIdentifier } from './identifiers.js'
 export interface TokenClaim {
   deviceId: string
   tenant: string
+  /** The roles its certificate carries. */
+  roles: string[]
   /** The token's hash: the key under which redemption is recorded. */
   tokenHash: string
 }
@@ -27,11 +29,14 @@ export interface CreateTokenInit {
   tenant: string
   /** Lifetime in seconds. Default 86400 (one day); at most 30 days. */
   ttlSeconds?: number
+  /** The roles the device's certificate will carry (at most 16). Default none. */
+  roles?: readonly string[]
 }
 
 const PREFIX = 'ztm1.'
 const DEFAULT_TTL_SECONDS = 86_400
 const MAX_TTL_SECONDS = 30 * 86_400
+const MAX_ROLES = 16
 
 /** Creates, checks and redeems enrollment tokens in the CA registry. */
 export class TokenStore {
@@ -51,12 +56,15 @@ export class TokenStore {
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
       throw createError('ERR_INVALID_ARG', `token lifetime must be 1..${MAX_TTL_SECONDS} seconds`)
     }
+    const roles = init.roles ?? []
+    if (!Array.isArray(roles) || roles.length > MAX_ROLES) throw createError('ERR_INVALID_ARG', `at most ${MAX_ROLES} roles`)
+    for (const role of roles) checkIdentifier('role', role)
     const token = PREFIX + randomBytes(32).toString('base64url')
     const now = this.#now()
     const expiresAt = now + ttl * 1000
     this.#db
-      .prepare('INSERT INTO tokens (hash, device_id, tenant, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(hashToken(token), init.deviceId, init.tenant, now, expiresAt)
+      .prepare('INSERT INTO tokens (hash, device_id, tenant, created_at, expires_at, roles) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(hashToken(token), init.deviceId, init.tenant, now, expiresAt, JSON.stringify(roles))
     return { token, expiresAt }
   }
 
@@ -69,13 +77,13 @@ export class TokenStore {
       throw createError('ERR_TOKEN_INVALID', 'the enrollment token is malformed')
     }
     const tokenHash = hashToken(token)
-    const row = this.#db.prepare('SELECT device_id, tenant, expires_at, used_at FROM tokens WHERE hash = ?').get(tokenHash) as
-      | { device_id: string; tenant: string; expires_at: number; used_at: number | null }
+    const row = this.#db.prepare('SELECT device_id, tenant, expires_at, used_at, roles FROM tokens WHERE hash = ?').get(tokenHash) as
+      | { device_id: string; tenant: string; expires_at: number; used_at: number | null; roles: string }
       | undefined
     if (row === undefined) throw createError('ERR_TOKEN_INVALID', 'the enrollment token is not known')
     if (row.used_at !== null) throw createError('ERR_TOKEN_USED', 'the enrollment token was already used')
     if (this.#now() >= row.expires_at) throw createError('ERR_TOKEN_EXPIRED', 'the enrollment token has expired')
-    return { deviceId: row.device_id, tenant: row.tenant, tokenHash }
+    return { deviceId: row.device_id, tenant: row.tenant, roles: JSON.parse(row.roles) as string[], tokenHash }
   }
 
   /**

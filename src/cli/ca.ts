@@ -23,6 +23,15 @@ function required(values: Record<string, unknown>, name: string): string {
   return value
 }
 
+/** A JSON file an operator wrote; `ERR_INVALID_ARG` if it is missing or not JSON. */
+function readJsonFile(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown
+  } catch (error) {
+    throw createError('ERR_INVALID_ARG', `${file} is not a readable JSON file`, { cause: error })
+  }
+}
+
 async function withCa<T>(dir: string, run: (ca: CaService) => T): Promise<T> {
   const ca = await CaService.open({ dir })
   try {
@@ -46,10 +55,11 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     out(readFileSync(file, 'utf8'))
   },
   async token(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, ttl: { type: 'string' } }, strict: true })
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, ttl: { type: 'string' }, roles: { type: 'string' } }, strict: true })
     const ttlSeconds = values.ttl === undefined ? undefined : Number(values.ttl)
+    const roles = values.roles === undefined ? undefined : values.roles.split(',').filter((role) => role !== '')
     const { token } = await withCa(required(values, 'dir'), (ca) =>
-      ca.createToken({ deviceId: required(values, 'device'), tenant: required(values, 'tenant'), ...(ttlSeconds !== undefined && { ttlSeconds }) }),
+      ca.createToken({ deviceId: required(values, 'device'), tenant: required(values, 'tenant'), ...(ttlSeconds !== undefined && { ttlSeconds }), ...(roles !== undefined && { roles }) }),
     )
     out(token)
   },
@@ -90,6 +100,26 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     })
     service.close()
   },
+  /**
+   * `ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote]
+   * [--nonce-ttl SECONDS]`: changes the options given (FILE is JSON `{"0": "hex", …}`) and prints
+   * the resulting settings as JSON.
+   */
+  async attestation(args) {
+    const { values } = parseArgs({
+      args,
+      options: { dir: { type: 'string' }, mode: { type: 'string' }, 'pcr-policy': { type: 'string' }, 'on-drift': { type: 'string' }, 'nonce-ttl': { type: 'string' } },
+      strict: true,
+    })
+    const changes = {
+      ...(values.mode !== undefined && { mode: values.mode }),
+      ...(values['pcr-policy'] !== undefined && { pcrPolicy: readJsonFile(values['pcr-policy']) }),
+      ...(values['on-drift'] !== undefined && { onDrift: values['on-drift'] }),
+      ...(values['nonce-ttl'] !== undefined && { nonceTtlSeconds: Number(values['nonce-ttl']) }),
+    }
+    const settings = await withCa(required(values, 'dir'), (ca) => (Object.keys(changes).length === 0 ? ca.attestationSettings() : ca.setAttestationSettings(changes)))
+    out(JSON.stringify(settings))
+  },
   async crl(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
     out(await withCa(required(values, 'dir'), (ca) => ca.crl().pem))
@@ -97,26 +127,56 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 }
 
 /**
- * `ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T]`: creates the device
- * key in DIR's keystore (passphrase from ZTMESH_PASSPHRASE), enrolls, stores the certificate.
+ * `ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto]
+ * [--tcti T] [--attest auto|require|off]`: creates the device key in the TPM or in DIR's keystore
+ * (passphrase from ZTMESH_PASSPHRASE, not needed for the TPM), enrolls (with a TPM quote when the
+ * CA takes one), stores the certificate. Enrolling again in the same DIR replaces the identity.
  */
 export async function enrollCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { url: { type: 'string' }, token: { type: 'string' }, store: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({
+    args,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      store: { type: 'string' },
+      device: { type: 'string' },
+      tenant: { type: 'string' },
+      keystore: { type: 'string' },
+      tcti: { type: 'string' },
+      attest: { type: 'string' },
+    },
+    strict: true,
+  })
+  const keystore = values.keystore ?? 'auto'
+  if (keystore !== 'tpm' && keystore !== 'software' && keystore !== 'auto') throw createError('ERR_INVALID_ARG', '--keystore must be tpm, software or auto')
+  const attestation = values.attest ?? 'auto'
+  if (attestation !== 'auto' && attestation !== 'require' && attestation !== 'off') throw createError('ERR_INVALID_ARG', '--attest must be auto, require or off')
   const passphrase = process.env.ZTMESH_PASSPHRASE
-  if (passphrase === undefined || passphrase === '') throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_PASSPHRASE to the keystore passphrase')
   const identity = await DeviceIdentity.enroll({
     url: required(values, 'url'),
     token: required(values, 'token'),
     dir: required(values, 'store'),
-    passphrase,
+    keystore,
+    attestation,
+    ...(passphrase !== undefined && passphrase !== '' && { passphrase }),
+    ...(values.tcti !== undefined && { tcti: values.tcti }),
     ...(values.device !== undefined && { deviceId: values.device }),
     ...(values.tenant !== undefined && { tenant: values.tenant }),
   })
   const cert = new X509Certificate(identity.certificatePem)
-  out(JSON.stringify({ store: identity.dir, serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''), subject: cert.subject.replace(/\n/g, ', '), notAfter: cert.validTo }))
+  out(
+    JSON.stringify({
+      store: identity.dir,
+      serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''),
+      subject: cert.subject.replace(/\n/g, ', '),
+      notAfter: cert.validTo,
+      keystore: identity.keystore,
+      attested: identity.attested,
+    }),
+  )
 }
 
-/** `ztmesh ca <init|trust|token|sign|serve|revoke|crl> …` */
+/** `ztmesh ca <init|trust|token|sign|serve|revoke|attestation|crl> …` */
 export async function ca(args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const run = sub === undefined ? undefined : CA_COMMANDS[sub]

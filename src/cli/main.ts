@@ -6,11 +6,15 @@
  * ztmesh bench [--json] [--quick] [--filter OP]
  * ztmesh ca init --dir D --name NAME [--org ORG]
  * ztmesh ca trust|crl --dir D
- * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS]
+ * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
+ * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
  * ztmesh ca serve --dir D --listen HOST:PORT
- * ztmesh enroll --url URL --token T --store DIR
+ * ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+ * ztmesh tpm info [--tcti T]
+ * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
+ * ztmesh tpm verify-quote --in DIR --nonce HEX [--policy FILE]
  * ztmesh verify-peer --dir D --cert FILE [--tenant T] [--device ID]
  * ```
  */
@@ -20,22 +24,41 @@ import { formatIdleMemory, measureIdleMemory } from '../bench/idle-memory.js'
 import { formatTable, runBench } from '../bench/index.js'
 import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
 import { connect, echoServer } from './channels.js'
+import { tpm } from './tpm.js'
 import { ZtError } from '../errors.js'
 
 const USAGE = `usage: ztmesh <command> [options]
+(the TPM: --tcti, else TPM2TOOLS_TCTI, TCTI, /dev/tpmrm0)
 
 commands:
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
                                             (--filter idle-memory: only the memory of idle connections)
   ca init --dir D --name NAME [--org ORG]  create a root CA, a site CA and a registry in D
   ca trust --dir D                          print the trust bundle (PEM)
-  ca token --dir D --device ID --tenant T [--ttl SECONDS]
+  ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
                                             create a one-time enrollment token (printed alone)
+  ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE]
+         [--on-drift revoke|demote] [--nonce-ttl SECONDS]
+                                            show or change the TPM attestation policy (JSON);
+                                            policy file: {"7": "<sha256 hex>"}
   ca sign --dir D --csr FILE --token TOKEN  issue offline from a CSR; prints the chain (PEM)
   ca revoke --dir D (--serial HEX | --device ID) [--reason R]
   ca serve --dir D --listen HOST:PORT       run the enrollment API
   ca crl --dir D                            print the current CRL (PEM)
-  enroll --url URL --token T --store DIR    enroll this device (keystore passphrase: ZTMESH_PASSPHRASE)
+  enroll --url URL --token T --store DIR [--device ID] [--tenant T]
+         [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+                                            enroll this device, or enroll it again (a new token; a
+                                            cleared TPM). The key lives in the TPM or in the software
+                                            keystore (passphrase: ZTMESH_PASSPHRASE); auto (default)
+                                            takes the TPM when one answers. With a TPM key the
+                                            enrollment carries a quote when the CA takes one
+  tpm info [--tcti T]                       the TPM's vendor, firmware and whether ztmesh can use it (JSON)
+  tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
+                                            write quote.msg, quote.sig, pcrs.bin and ak.pub.pem (tpm2-tools
+                                            formats); a new attestation key unless --ak names one
+  tpm verify-quote --in DIR --nonce HEX [--policy FILE]
+                                            check a quote (policy: {"7": "<sha256 hex>"}); prints what it
+                                            says, or {code, message} and exit 1
   verify-peer --dir D --cert FILE [--tenant T] [--device ID]
                                             print the peer identity (JSON) or exit 1 with {code, message}
   echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
@@ -58,7 +81,7 @@ async function bench(args: string[]): Promise<void> {
   else process.stdout.write([rows.length > 0 ? formatTable(rows) : '', memory.length > 0 ? formatIdleMemory(memory) : ''].filter(Boolean).map((part) => `${part}\n`).join('\n'))
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, 'verify-peer': verifyPeerCommand }
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, tpm, 'verify-peer': verifyPeerCommand }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -71,11 +94,16 @@ async function main(argv: string[]): Promise<number> {
     await run(rest)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (error) {
-    const code = error instanceof ZtError ? error.code : ((error as { code?: string }).code ?? 'ERR_INTERNAL')
+    // Node's own errors carry codes too (ERR_PARSE_ARGS_…); anything else is internal.
+    const raw = error instanceof ZtError ? error.code : (error as { code?: unknown } | null)?.code
+    const code = typeof raw === 'string' && raw.startsWith('ERR_') ? raw : 'ERR_INTERNAL'
     const message = error instanceof Error ? error.message : String(error)
     process.stderr.write(`${JSON.stringify({ code, message })}\n`)
-    return code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code.startsWith('ERR_PARSE_ARGS') ? 2 : 1
+    return code.startsWith('ERR_PARSE_ARGS') ? 2 : 1
   }
 }
 
+// tpm2-tss logs every refused TPM command to stderr; ztmesh reports each failure as one typed
+// error, so its logs stay off unless asked for (TSS2_LOG=all+ERROR).
+process.env.TSS2_LOG ??= 'all+NONE'
 process.exitCode = await main(process.argv.slice(2))

@@ -1,12 +1,18 @@
 /**
- * A device's identity: its key in the keystore, its certificate and CA chain, enrollment with a
- * one-time token, and renewal that keeps the device valid without gaps.
+ * A device's identity: its key (in the TPM, or in the software keystore), its certificate and CA
+ * chain, enrollment with a one-time token, and renewal that keeps the device valid without gaps.
  *
  * ```
- * DIR/keystore.ztks   the device key (entry "device"), encrypted under the passphrase
+ * DIR/key.json        where the key lives: {"version":1,"keystore":"tpm"|"software","tcti"?}
+ * DIR/tpm-key.blob    the device key, as a blob only this TPM can load     (TPM keystore)
+ * DIR/tpm-ak.blob     the attestation key, the same way                    (TPM keystore)
+ * DIR/keystore.ztks   the device key (entry "device"), encrypted under the passphrase (software)
  * DIR/cert.pem        the current certificate        DIR/ca.pem      the CA chain above it
  * DIR/trust.pem       the trust bundle (the root or roots)            DIR/config.json the CA's config
  * ```
+ *
+ * Enrollment and renewal replace the key files and the certificate together, in one commit
+ * (`store.ts`), so a crash never leaves a key beside a certificate for another key.
  *
  * Renewal (seed 000): once less than a third of the lifetime is left, the device asks
  * `POST /v1/rotate` with a request signed by its current key; the new certificate starts now
@@ -14,34 +20,58 @@
  * same request works within the CA's grace period (offline-survivable identity); past it, the
  * device must enroll again with a new token.
  *
+ * A TPM that is cleared or replaced cannot load the device key any more: {@link DeviceIdentity.open}
+ * then fails with the TPM's error code and a message saying to enroll again, and enrolling again
+ * in the same directory replaces the old key and certificate; the device is never locked out.
+ *
  * @example
  * ```ts
- * const id = await DeviceIdentity.enroll({ url: 'http://gw:8443', token, dir, passphrase })
+ * const id = await DeviceIdentity.enroll({ url: 'http://gw:8443', token, dir, keystore: 'auto', passphrase })
  * id.start() // renews in the background
  * ```
  */
 
 import { X509Certificate } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
 
-import { createError, isErrorCode } from '../errors.js'
-import { Keystore, type Passphrase } from '../keystore/index.js'
-import { buildCsr } from '../pki/index.js'
+import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attest/index.js'
 import { rotationMessage } from '../ca/index.js'
 import type { LinkIdentity } from '../channels/noise-link.js'
 import type { TlsIdentity } from '../channels/tls.js'
+import { createError } from '../errors.js'
+import type { Passphrase } from '../keystore/index.js'
+import { verifyCertificateSignature } from '../pki/index.js'
+import { enrollmentAttestation, type AttestationMode } from './attestation.js'
+import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
+import { postJson } from './http.js'
+import { createDeviceKey, KEY_FILES, openDeviceKey, TpmDeviceKey, type DeviceKey, type KeystoreChoice, type KeystoreKind } from './keys.js'
+import { commitFiles, finishCommit, writeAtomic } from './store.js'
 
-const KEY_NAME = 'device'
+export type { AttestationMode, EnrollmentAttestation } from './attestation.js'
+export type { KeystoreChoice, KeystoreKind } from './keys.js'
 
 /** Options of {@link DeviceIdentity.enroll}. */
 export interface EnrollInit {
   /** The enrollment API's base URL, e.g. `http://127.0.0.1:8443`. */
   url: string
   token: string
-  /** The identity directory (created if missing). */
+  /** The identity directory (created if missing). An earlier identity in it is replaced once the CA has answered. */
   dir: string
-  passphrase: Passphrase
+  /** The software keystore's passphrase (not needed when the key is in the TPM). */
+  passphrase?: Passphrase
+  /**
+   * Where the device key lives: `software` (default), `tpm`, or `auto` (the TPM when one that
+   * ztmesh can use answers, else software). Recorded in `key.json`.
+   */
+  keystore?: KeystoreChoice
+  /** The TPM's TCTI (default `TPM2TOOLS_TCTI`, `TCTI`, `/dev/tpmrm0`); recorded when given. */
+  tcti?: string
+  /** Whether the enrollment carries a TPM quote; default `auto`. */
+  attestation?: AttestationMode
+  /** The PCRs that quote covers when the CA's nonce answer names none. Default 0, 1, 2, 3, 7. */
+  attestationPcrs?: readonly number[]
   /** The device id and tenant the token is bound to (the CSR carries them for the record; the CA decides). */
   deviceId?: string
   tenant?: string
@@ -50,48 +80,92 @@ export interface EnrollInit {
   timeoutMs?: number
 }
 
+/** Options of {@link DeviceIdentity.open}. */
+export interface OpenInit {
+  /** The TPM's TCTI, instead of the one recorded at enrollment (or the environment's). */
+  tcti?: string
+}
+
 /** The state of the certificate's lifetime. */
 export type RenewalState = 'fresh' | 'due' | 'grace' | 'expired'
 
 export class DeviceIdentity {
   readonly dir: string
-  readonly #keystore: Keystore
+  #key: DeviceKey
   #timer: NodeJS.Timeout | undefined
   #url: string | undefined
+  #attested = false
 
-  private constructor(dir: string, keystore: Keystore, url?: string) {
+  private constructor(dir: string, key: DeviceKey, url?: string) {
     this.dir = dir
-    this.#keystore = keystore
+    this.#key = key
     this.#url = url
   }
 
-  /** Generates the device key (if none yet), builds a CSR, enrolls and stores the result. */
+  /**
+   * Creates the device key (in the TPM, or in the software keystore where it is reused if
+   * there), builds a CSR, enrolls, and stores the result. Enrolling again in the same directory
+   * (a new token; a cleared or replaced TPM) replaces the key and certificate in one step, and
+   * only once the CA has issued: a refusal leaves the old identity as it was.
+   */
   static async enroll(init: EnrollInit): Promise<DeviceIdentity> {
     mkdirSync(init.dir, { recursive: true, mode: 0o700 })
-    const path = join(init.dir, 'keystore.ztks')
-    const keystore = existsSync(path) ? await Keystore.open(path, init.passphrase) : await Keystore.create(path, init.passphrase)
-    if (!keystore.entries().some((e) => e.name === KEY_NAME)) keystore.generate(KEY_NAME, 'ecdsa-p256')
-    const identity = new DeviceIdentity(init.dir, keystore, init.url)
-    const csr = identity.#csr(init.deviceId ?? 'device', init.tenant ?? 'tenant')
-    const response = await postJson(new URL('/v1/enroll', init.url), { token: init.token, csr }, init)
-    identity.#store(response)
+    finishCommit(init.dir)
+    const key = await createDeviceKey({
+      dir: init.dir,
+      keystore: init.keystore ?? 'software',
+      ...(init.tcti !== undefined && { tcti: init.tcti }),
+      ...(init.passphrase !== undefined && { passphrase: init.passphrase }),
+    })
+    const csr = key.buildCsr(init.deviceId ?? 'device', init.tenant ?? 'tenant')
+    const attestation = await enrollmentAttestation(key, {
+      url: init.url,
+      deviceId: init.deviceId,
+      mode: init.attestation ?? 'auto',
+      pcrs: init.attestationPcrs ?? DEFAULT_ATTESTATION_PCRS,
+      ...(init.signal !== undefined && { signal: init.signal }),
+      ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
+    })
+    const request = { token: init.token, csr, ...(attestation !== undefined && { node_id: init.deviceId, attestation }) }
+    const response = await postJson(new URL('/v1/enroll', init.url), request, init)
+    const identity = new DeviceIdentity(init.dir, key, init.url)
+    identity.#store(response, key)
+    identity.#attested = attestation !== undefined
     return identity
   }
 
-  /** Opens an enrolled identity. */
-  static async open(dir: string, passphrase: Passphrase, url?: string): Promise<DeviceIdentity> {
-    if (!existsSync(join(dir, 'cert.pem'))) throw createError('ERR_NOT_FOUND', `${dir} holds no enrolled identity`)
-    return new DeviceIdentity(dir, await Keystore.open(join(dir, 'keystore.ztks'), passphrase), url)
+  /**
+   * Opens an enrolled identity. When its key is in a TPM that is gone, or that refuses the key
+   * (cleared or replaced), this throws that TPM error (`ERR_TPM_KEY`, `ERR_TPM_UNAVAILABLE`…)
+   * and the device must {@link enroll} again with a new token.
+   */
+  static async open(dir: string, passphrase?: Passphrase, url?: string, init: OpenInit = {}): Promise<DeviceIdentity> {
+    if (existsSync(dir)) finishCommit(dir)
+    if (!existsSync(join(dir, FILES.certificate))) throw createError('ERR_NOT_FOUND', `${dir} holds no enrolled identity`)
+    const key = await openDeviceKey(dir, { ...(init.tcti !== undefined && { tcti: init.tcti }), ...(passphrase !== undefined && { passphrase }) })
+    const identity = new DeviceIdentity(dir, key, url)
+    identity.#checkKey(identity.certificatePem, key)
+    return identity
+  }
+
+  /** Where the device key lives. */
+  get keystore(): KeystoreKind {
+    return this.#key.kind
+  }
+
+  /** Whether the enrollment that created this object carried a TPM quote (false for an opened identity). */
+  get attested(): boolean {
+    return this.#attested
   }
 
   /** The current certificate, PEM. */
   get certificatePem(): string {
-    return readFileSync(join(this.dir, 'cert.pem'), 'utf8')
+    return readFileSync(join(this.dir, FILES.certificate), 'utf8')
   }
 
   /** The CA chain above it, PEM. */
   get caChainPem(): string {
-    return readFileSync(join(this.dir, 'ca.pem'), 'utf8')
+    return readFileSync(join(this.dir, FILES.caChain), 'utf8')
   }
 
   /** Where the certificate stands in its lifetime at `now`, with the CA's grace period. */
@@ -105,7 +179,8 @@ export class DeviceIdentity {
 
   /**
    * Renews through `POST /v1/rotate` when due (or in grace); returns whether it renewed. Past
-   * the grace period it throws `ERR_CERT_EXPIRED`: enroll again with a new token.
+   * the grace period it throws `ERR_CERT_EXPIRED`: enroll again with a new token. A TPM device
+   * gets a new key in the TPM; the request is signed by the current one.
    */
   async renewIfDue(init: { now?: number; force?: boolean; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<boolean> {
     const state = this.renewalState(init.now)
@@ -114,11 +189,13 @@ export class DeviceIdentity {
     if (this.#url === undefined) throw createError('ERR_INVALID_ARG', 'no CA URL to renew with')
     const peer = new X509Certificate(this.certificatePem)
     const subject = Object.fromEntries(peer.subject.split('\n').map((line) => line.split('=') as [string, string]))
-    const csr = this.#csr(subject.CN ?? 'device', subject.OU ?? 'tenant')
+    const next = await this.#key.successor()
+    const csr = next.buildCsr(subject.CN ?? 'device', subject.OU ?? 'tenant')
     const timestamp = init.now ?? Date.now()
-    const signature = this.#keystore.sign(KEY_NAME, rotationMessage(timestamp, csr)).toString('base64')
+    const signature = this.#key.sign(rotationMessage(timestamp, csr)).toString('base64')
     const response = await postJson(new URL('/v1/rotate', this.#url), { certificate: this.certificatePem, csr, timestamp, signature }, init)
-    this.#store(response)
+    this.#store(response, next)
+    this.#key = next
     return true
   }
 
@@ -138,71 +215,66 @@ export class DeviceIdentity {
 
   /** What a secure link presents: the chain, and a signer for the device key that never exports it. */
   linkIdentity(): LinkIdentity {
-    return { certificateChainPem: this.certificatePem + this.caChainPem, sign: (message) => this.#keystore.sign(KEY_NAME, message) }
+    const key = this.#key
+    return { certificateChainPem: this.certificatePem + this.caChainPem, sign: (message) => key.sign(message) }
   }
 
   /**
-   * The TLS credentials: the chain and the device key as PKCS#8, which the native TLS context
-   * copies into its signer. Zero-fill `privateKey` once the context exists.
+   * The TLS credentials: the chain, and the device key: `tpmKey` when it is in the TPM (TLS asks
+   * it for signatures), else `privateKey` as PKCS#8, which the native TLS context copies into
+   * its signer. Zero-fill `privateKey` once the context exists.
    */
   tlsIdentity(): TlsIdentity {
-    return { certificateChainPem: this.certificatePem + this.caChainPem, privateKey: this.#keystore.exportPrivateKey(KEY_NAME) }
+    return { certificateChainPem: this.certificatePem + this.caChainPem, ...this.#key.tlsKey() }
+  }
+
+  /**
+   * A fresh quote of the SHA-256 PCRs `request.pcrs` over `request.nonce` by the attestation key,
+   * with that key's binding signed by the device key. `ERR_TPM_UNAVAILABLE` without a TPM key.
+   */
+  async quote(request: QuoteRequest): Promise<BoundQuote> {
+    if (!(this.#key instanceof TpmDeviceKey)) throw createError('ERR_TPM_UNAVAILABLE', 'the device key is not in a TPM: this device cannot quote')
+    return this.#key.quote(request.nonce, request.pcrs)
+  }
+
+  /**
+   * Answers a verifier's quote requests on `link` (a secure link to the gateway) until it ends.
+   *
+   * @example
+   * ```ts
+   * const link = await secureTls(socket, new TlsContext('client', { identity: id.tlsIdentity(), trustPem }))
+   * id.answerQuotes(link)
+   * ```
+   */
+  answerQuotes(link: Duplex): void {
+    answerQuoteRequests(link, (request) => this.quote(request))
   }
 
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */
   acceptTrustBundle(bundlePem: string): void {
     if (!bundlePem.includes('-----BEGIN CERTIFICATE-----')) throw createError('ERR_PEM', 'the trust bundle holds no certificate')
-    writeAtomic(join(this.dir, 'trust.pem'), bundlePem)
+    writeAtomic(join(this.dir, FILES.trust), bundlePem)
   }
 
-  #csr(deviceId: string, tenant: string): string {
-    const key = this.#keystore.exportPrivateKey(KEY_NAME)
-    try {
-      return buildCsr(key, deviceId, tenant)
-    } finally {
-      key.fill(0)
-    }
-  }
-
-  #store(response: Record<string, unknown>): void {
+  /** Stores what the CA issued for `key`, with the key's files, in one commit. */
+  #store(response: Record<string, unknown>, key: DeviceKey): void {
     const { certificate, ca_cert: caChain, config } = response
     if (typeof certificate !== 'string' || typeof caChain !== 'string') throw createError('ERR_BAD_REQUEST', 'the CA answered without a certificate')
+    this.#checkKey(certificate, key)
+    const files = key.files()
+    files.set(FILES.caChain, caChain)
     const blocks = caChain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []
-    writeAtomic(join(this.dir, 'ca.pem'), caChain)
-    if (!existsSync(join(this.dir, 'trust.pem')) && blocks.length > 0) writeAtomic(join(this.dir, 'trust.pem'), blocks[blocks.length - 1]!)
-    if (config !== undefined) writeAtomic(join(this.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`)
-    writeAtomic(join(this.dir, 'cert.pem'), certificate) // last: the certificate is the commit point
+    if (!existsSync(join(this.dir, FILES.trust)) && blocks.length > 0) files.set(FILES.trust, blocks[blocks.length - 1]!)
+    if (config !== undefined) files.set(FILES.config, `${JSON.stringify(config, null, 2)}\n`)
+    files.set(FILES.certificate, certificate) // last: the certificate is what readers look at
+    commitFiles(this.dir, files, KEY_FILES.filter((name) => !files.has(name)))
+  }
+
+  /** Proves that `key` is the key `certificatePem` certifies, by a signature; `ERR_KEY_MISMATCH` if not. */
+  #checkKey(certificatePem: string, key: DeviceKey): void {
+    const challenge = Buffer.from(`ztmesh-key-check-v1\n${this.dir}\n${Date.now()}`)
+    if (!verifyCertificateSignature(certificatePem, challenge, key.sign(challenge))) {
+      throw createError('ERR_KEY_MISMATCH', `the certificate in ${this.dir} is not for the device key: enroll again with a new token`)
+    }
   }
 }
-
-function writeAtomic(path: string, text: string): void {
-  const temp = `${path}.${process.pid}.tmp`
-  writeFileSync(temp, text, { mode: 0o600, flush: true })
-  renameSync(temp, path)
-}
-
-/** POSTs JSON and returns the JSON answer; a `{code, message}` answer is thrown as that error. */
-async function postJson(url: URL, body: unknown, init: { signal?: AbortSignal; timeoutMs?: number }): Promise<Record<string, unknown>> {
-  const signals = [AbortSignal.timeout(init.timeoutMs ?? 15_000), ...(init.signal === undefined ? [] : [init.signal])]
-  let response: Response
-  try {
-    response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.any(signals) })
-  } catch (error) {
-    throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
-  }
-  const text = await response.text()
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch {
-    throw createError('ERR_BAD_REQUEST', `the CA answered ${response.status} without JSON`)
-  }
-  if (typeof parsed !== 'object' || parsed === null) throw createError('ERR_BAD_REQUEST', 'the CA answered with a non-object')
-  const answer = parsed as Record<string, unknown>
-  if (!response.ok) {
-    const code = isErrorCode(answer.code) ? answer.code : 'ERR_INTERNAL'
-    throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
-  }
-  return answer
-}
-

@@ -1,0 +1,426 @@
+/**
+ * TPM attestation on the CA's side: the CA's attestation settings, single-use nonces for
+ * enrollment quotes, what each device's enrollment proved, and the checks of its evidence.
+ *
+ * Enrollment: the device asks `POST /v1/attest/nonce` for a nonce, quotes its PCRs over it with
+ * an attestation key (AK), signs `akBindingMessage(akPublicPem)` with the key of its CSR, and
+ * sends all of it with the CSR. The CA consumes the nonce in the enrollment transaction, checks
+ * the binding against the CSR and the quote against its PCR policy, and records the AK and the
+ * quoted PCRs: the device's baseline for later re-attestations (see `reattest.ts`).
+ *
+ * @example
+ * ```ts
+ * ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 7: 'ab…' }, onDrift: 'revoke' })
+ * const { nonce } = ca.issueNonce('tablet-7', '10.0.0.7')
+ * ```
+ */
+
+import { createPublicKey, randomBytes } from 'node:crypto'
+
+import { verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
+import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
+import type { Db } from '../storage/index.js'
+import { checkIdentifier } from './identifiers.js'
+
+/** Whether enrollments carry TPM quotes: never looked at, verified when present, or required. */
+export type AttestationMode = 'off' | 'optional' | 'required'
+
+/** What happens to a device whose PCRs drift, or whose quote does not verify. */
+export type DriftAction = 'revoke' | 'demote'
+
+/** The CA's attestation policy. */
+export interface AttestationSettings {
+  /** Default `'optional'`: a quote is verified when present, and its absence recorded. */
+  mode: AttestationMode
+  /** The SHA-256 PCR values every quote must show, `{ index: hex }`. Default: none. */
+  pcrPolicy: PcrPolicy
+  /** Default `'revoke'`. */
+  onDrift: DriftAction
+  /** How long an enrollment nonce lives. Default 300 s; 10 s to 1 hour. */
+  nonceTtlSeconds: number
+}
+
+/** What an enrollment nonce request returns. */
+export interface IssuedNonce {
+  /** 32 random bytes, hex. */
+  nonce: string
+  /** ms since the epoch. */
+  expiresAt: number
+  /** The PCRs the CA asks the device to quote. */
+  pcrs: number[]
+}
+
+/** What the registry knows about one device's attestations. */
+export interface AttestationRecord {
+  tenant: string
+  deviceId: string
+  /** The certificate its enrollment issued. */
+  serial: string
+  /** Whether its enrollment carried a verified quote. */
+  attested: boolean
+  /** The AK its enrollment quoted with (PEM); re-attestations must use the same. */
+  akPublicPem: string | null
+  /** The SHA-256 PCRs its enrollment quoted: its baseline. */
+  pcrs: PcrPolicy
+  enrolledAtMs: number
+  lastCheckedAtMs: number | null
+  lastAttestedAtMs: number | null
+  /** The last re-attestation's verdict, or null before the first. */
+  lastVerdict: ReattestVerdict | null
+  /** `'ok'` or the code the last re-attestation failed with. */
+  lastReason: string | null
+  /** Re-attestations failed in a row. */
+  failures: number
+  /** When drift demoted it (its next rotation issues no roles), else null. */
+  demotedAtMs: number | null
+  /** The roles its certificate had when it was demoted. */
+  demotedRoles: string[]
+}
+
+/**
+ * The verdict of one re-attestation:
+ * - `ok`: a fresh quote by the recorded AK, bound to the device's certificate, meets the policy;
+ * - `drift`: such a quote, but the PCRs differ from the policy or baseline;
+ * - `refused`: the node answered with evidence that does not verify (signature, nonce, PCR
+ *   values, AK binding, another AK), which a genuine node never does;
+ * - `failed`: the check could not finish (unreachable, timeout, malformed answer, no AK on
+ *   record, an error reported by the node): recorded, nothing else.
+ */
+export type ReattestVerdict = 'ok' | 'drift' | 'refused' | 'failed'
+
+/** The PCRs asked for when neither the policy nor a baseline names any: the firmware and boot PCRs. */
+export const DEFAULT_QUOTE_PCRS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7]
+
+export const DEFAULT_ATTESTATION_SETTINGS: Readonly<AttestationSettings> = Object.freeze({
+  mode: 'optional',
+  pcrPolicy: Object.freeze({}),
+  onDrift: 'revoke',
+  nonceTtlSeconds: 300,
+})
+
+const MODES: readonly AttestationMode[] = ['off', 'optional', 'required']
+const DRIFT_ACTIONS: readonly DriftAction[] = ['revoke', 'demote']
+const MIN_NONCE_TTL_SECONDS = 10
+const MAX_NONCE_TTL_SECONDS = 3600
+/** Outstanding nonces per node: more push out the oldest, so a node can always get one. */
+const MAX_NONCES_PER_NODE = 16
+/** Outstanding nonces in all; beyond this the endpoint answers `ERR_RATE_LIMITED`. */
+const MAX_NONCES = 100_000
+/** Expired nonces are kept this long, so a late use is reported as expired rather than unknown. */
+const EXPIRED_NONCE_RETENTION_MS = 3_600_000
+/** Evidence fields are bounded well below the request body limit. */
+const MAX_EVIDENCE_FIELD = 16 * 1024
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+const SETTING_KEYS = { mode: 'attest_mode', pcrPolicy: 'attest_pcr_policy', onDrift: 'attest_on_drift', nonceTtlSeconds: 'attest_nonce_ttl' } as const
+
+/** Codes of evidence that was answered but does not verify: the `refused` verdict. */
+const REFUSALS = new Set<ErrorCode>(['ERR_ATTEST_SIGNATURE', 'ERR_ATTEST_NONCE', 'ERR_ATTEST_PCR_VALUES', 'ERR_ATTEST_BINDING', 'ERR_ATTEST_KEY_CHANGED'])
+
+/**
+ * Checks settings changes given by an operator (CLI or API); throws `ERR_INVALID_ARG` for
+ * anything out of range. PCR values come back lowercase.
+ */
+export function checkAttestationSettings(changes: Partial<Record<keyof AttestationSettings, unknown>>): Partial<AttestationSettings> {
+  const checked: Partial<AttestationSettings> = {}
+  if (changes.mode !== undefined) {
+    if (!MODES.includes(changes.mode as AttestationMode)) throw createError('ERR_INVALID_ARG', `the attestation mode must be one of ${MODES.join(', ')}`)
+    checked.mode = changes.mode as AttestationMode
+  }
+  if (changes.onDrift !== undefined) {
+    if (!DRIFT_ACTIONS.includes(changes.onDrift as DriftAction)) throw createError('ERR_INVALID_ARG', `the drift action must be one of ${DRIFT_ACTIONS.join(', ')}`)
+    checked.onDrift = changes.onDrift as DriftAction
+  }
+  if (changes.pcrPolicy !== undefined) checked.pcrPolicy = checkPcrPolicy(changes.pcrPolicy)
+  if (changes.nonceTtlSeconds !== undefined) {
+    const ttl = changes.nonceTtlSeconds
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < MIN_NONCE_TTL_SECONDS || ttl > MAX_NONCE_TTL_SECONDS) {
+      throw createError('ERR_INVALID_ARG', `the nonce lifetime must be ${MIN_NONCE_TTL_SECONDS}..${MAX_NONCE_TTL_SECONDS} seconds`)
+    }
+    checked.nonceTtlSeconds = ttl
+  }
+  return checked
+}
+
+/** A PCR policy: `{ "0".."23": 64 hex digits }`; throws `ERR_INVALID_ARG`. */
+export function checkPcrPolicy(policy: unknown): PcrPolicy {
+  if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) throw createError('ERR_INVALID_ARG', 'a PCR policy is a JSON object {"index": "hex"}')
+  const checked: PcrPolicy = {}
+  for (const [index, value] of Object.entries(policy)) {
+    if (!/^(1?[0-9]|2[0-3])$/.test(index)) throw createError('ERR_INVALID_ARG', `PCR index ${index} is not 0..23`)
+    if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw createError('ERR_INVALID_ARG', `PCR ${index} must be a SHA-256 value: 64 hex digits`)
+    checked[Number(index)] = value.toLowerCase()
+  }
+  return checked
+}
+
+/** The attestation settings held in the CA's settings table (defaults where unset). */
+export function readAttestationSettings(settings: Record<string, string | undefined>): AttestationSettings {
+  const stored = (key: string) => settings[key]
+  try {
+    const policy = stored(SETTING_KEYS.pcrPolicy)
+    const ttl = stored(SETTING_KEYS.nonceTtlSeconds)
+    return {
+      ...DEFAULT_ATTESTATION_SETTINGS,
+      pcrPolicy: {},
+      ...checkAttestationSettings({
+        mode: stored(SETTING_KEYS.mode),
+        onDrift: stored(SETTING_KEYS.onDrift),
+        pcrPolicy: policy === undefined ? undefined : (JSON.parse(policy) as unknown),
+        nonceTtlSeconds: ttl === undefined ? undefined : Number(ttl),
+      }),
+    }
+  } catch (error) {
+    // Settings nobody can read must not silently fall back to something weaker.
+    throw createError('ERR_STORAGE', 'the stored attestation settings are unreadable', { cause: error })
+  }
+}
+
+/** The settings table rows for `changes`. */
+export function attestationSettingRows(changes: Partial<AttestationSettings>): Array<[string, string]> {
+  const rows: Array<[string, string]> = []
+  if (changes.mode !== undefined) rows.push([SETTING_KEYS.mode, changes.mode])
+  if (changes.onDrift !== undefined) rows.push([SETTING_KEYS.onDrift, changes.onDrift])
+  if (changes.pcrPolicy !== undefined) rows.push([SETTING_KEYS.pcrPolicy, JSON.stringify(changes.pcrPolicy)])
+  if (changes.nonceTtlSeconds !== undefined) rows.push([SETTING_KEYS.nonceTtlSeconds, String(changes.nonceTtlSeconds)])
+  return rows
+}
+
+/** The PCRs to quote for `policy`: its indices with the default ones, ascending. */
+export function quoteSelection(policy: PcrPolicy, defaults: readonly number[] = DEFAULT_QUOTE_PCRS): number[] {
+  return [...new Set([...defaults, ...Object.keys(policy).map(Number)])].sort((a, b) => a - b)
+}
+
+/** What happened to a presented nonce: consumed now, or why it was refused. */
+export type NonceState = 'consumed' | 'unknown' | 'used' | 'expired'
+
+/**
+ * Enrollment nonces: 32 random bytes, bound to one node id, short-lived and single use.
+ * Consumption happens in the caller's enrollment transaction, like token redemption.
+ */
+export class NonceStore {
+  readonly #db: Db
+  readonly #now: () => number
+
+  constructor(db: Db, now: () => number = Date.now) {
+    this.#db = db
+    this.#now = now
+  }
+
+  /** Issues a nonce for `nodeId`; `ERR_INVALID_ARG` for a malformed id, `ERR_RATE_LIMITED` when too many are outstanding. */
+  issue(nodeId: unknown, ttlSeconds: number): { nonce: string; expiresAt: number } {
+    checkIdentifier('node_id', nodeId)
+    const now = this.#now()
+    this.#db.prepare('DELETE FROM attest_nonces WHERE expires_at <= ?').run(now - EXPIRED_NONCE_RETENTION_MS)
+    const { n } = this.#db.prepare('SELECT count(*) AS n FROM attest_nonces').get() as { n: number }
+    if (n >= MAX_NONCES) throw createError('ERR_RATE_LIMITED', 'too many attestation nonces are outstanding')
+    this.#db
+      .prepare('DELETE FROM attest_nonces WHERE node_id = ? AND nonce NOT IN (SELECT nonce FROM attest_nonces WHERE node_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)')
+      .run(nodeId, nodeId, MAX_NONCES_PER_NODE - 1)
+    const nonce = randomBytes(32).toString('hex')
+    const expiresAt = now + ttlSeconds * 1000
+    this.#db.prepare('INSERT INTO attest_nonces (nonce, node_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(nonce, nodeId, now, expiresAt)
+    return { nonce, expiresAt }
+  }
+
+  /** Marks `nonce` used if it was issued to `nodeId`, is unexpired and unused; else says why not. */
+  consume(nonce: string, nodeId: string): NonceState {
+    const row = this.#db.prepare('SELECT node_id, expires_at, used_at FROM attest_nonces WHERE nonce = ?').get(nonce.toLowerCase()) as
+      | { node_id: string; expires_at: number; used_at: number | null }
+      | undefined
+    if (row === undefined || row.node_id !== nodeId) return 'unknown'
+    if (row.used_at !== null) return 'used'
+    const now = this.#now()
+    if (now >= row.expires_at) return 'expired'
+    const result = this.#db.prepare('UPDATE attest_nonces SET used_at = ? WHERE nonce = ? AND used_at IS NULL').run(now, nonce.toLowerCase())
+    return result.changes === 1 ? 'consumed' : 'used'
+  }
+
+  /** Burns `nonce` after a refused attempt: a nonce backs one attempt, successful or not. */
+  burn(nonce: string, nodeId: string): void {
+    this.#db.prepare('UPDATE attest_nonces SET used_at = ? WHERE nonce = ? AND node_id = ? AND used_at IS NULL').run(this.#now(), nonce.toLowerCase(), nodeId)
+  }
+}
+
+/** The `attestation` member of an enrollment request, decoded. */
+export interface EnrollmentEvidence extends BoundQuote {
+  /** The nonce the CA issued, hex, as presented. */
+  nonce: string
+}
+
+/**
+ * Decodes `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values}`
+ * (binary fields base64); `ERR_BAD_REQUEST` for anything of the wrong shape.
+ */
+export function parseEnrollmentEvidence(raw: unknown): EnrollmentEvidence {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw createError('ERR_BAD_REQUEST', 'attestation must be an object')
+  const fields = raw as Record<string, unknown>
+  if (fields.type !== 'tpm2-quote') throw createError('ERR_BAD_REQUEST', "attestation.type must be 'tpm2-quote'")
+  const text = (name: string): string => {
+    const value = fields[name]
+    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_EVIDENCE_FIELD) throw createError('ERR_BAD_REQUEST', `attestation.${name} must be a non-empty string`)
+    return value
+  }
+  const bytes = (name: string): Buffer => {
+    const value = text(name)
+    if (!BASE64.test(value)) throw createError('ERR_BAD_REQUEST', `attestation.${name} must be base64`)
+    return Buffer.from(value, 'base64')
+  }
+  return {
+    nonce: text('nonce'),
+    akPublicPem: text('ak_public_pem'),
+    akBinding: bytes('ak_binding'),
+    attest: bytes('attest'),
+    signature: bytes('signature'),
+    pcrValues: bytes('pcr_values'),
+  }
+}
+
+/**
+ * Checks enrollment evidence whose nonce the caller has consumed: the AK is bound to the CSR's
+ * key, and the quote is over `nonce` by that AK and meets `policy`. Returns the verified quote.
+ */
+export function verifyEnrollmentEvidence(evidence: EnrollmentEvidence, nonce: Uint8Array, csrPem: string, policy: PcrPolicy): VerifiedQuote {
+  verifyAkBinding(csrPem, evidence.akPublicPem, evidence.akBinding)
+  return verifyQuote(evidence, nonce, policy)
+}
+
+/**
+ * Checks a re-attestation answer: quoted with the AK recorded at enrollment
+ * (`ERR_ATTEST_KEY_CHANGED`), that AK bound to the certificate the node presented on the link
+ * (`ERR_ATTEST_BINDING`), over `nonce`, meeting `policy` (`ERR_ATTEST_PCR_MISMATCH` is drift).
+ */
+export function verifyReattestation(record: AttestationRecord, certificatePem: string, quote: BoundQuote, nonce: Uint8Array, policy: PcrPolicy): VerifiedQuote {
+  if (!record.attested || record.akPublicPem === null) throw createError('ERR_ATTEST_NOT_ENROLLED')
+  if (!sameKey(quote.akPublicPem, record.akPublicPem)) throw createError('ERR_ATTEST_KEY_CHANGED')
+  verifyAkBinding(certificatePem, record.akPublicPem, quote.akBinding)
+  return verifyQuote({ ...quote, akPublicPem: record.akPublicPem }, nonce, policy)
+}
+
+/**
+ * The policy a re-attestation is held to: the device's enrollment baseline, overridden by the
+ * CA's policy where it names a PCR. Any change from the attested state is drift; to accept a
+ * legitimate change (a firmware update), name the new values in the CA's policy.
+ */
+export function reattestationPolicy(record: AttestationRecord, caPolicy: PcrPolicy): PcrPolicy {
+  return { ...record.pcrs, ...caPolicy }
+}
+
+/** The verdict for a failed verification (see {@link ReattestVerdict}). */
+export function verdictOf(error: unknown): ReattestVerdict {
+  if (!(error instanceof ZtError)) return 'failed'
+  if (error.code === 'ERR_ATTEST_PCR_MISMATCH') return 'drift'
+  return REFUSALS.has(error.code) ? 'refused' : 'failed'
+}
+
+/** The code an audit row records for `error`. */
+export function reasonOf(error: unknown): ErrorCode {
+  return error instanceof ZtError && isErrorCode(error.code) ? error.code : 'ERR_INTERNAL'
+}
+
+/** The SHA-256 PCRs of a verified quote as `{ index: hex }`. */
+export function sha256Pcrs(pcrs: readonly PcrValue[]): PcrPolicy {
+  return Object.fromEntries(pcrs.filter((p) => p.bank === 'sha256').map((p) => [p.index, p.value.toLowerCase()]))
+}
+
+/** The per-device attestation records of the CA registry. */
+export class AttestationRegistry {
+  readonly #db: Db
+
+  constructor(db: Db) {
+    this.#db = db
+  }
+
+  /** Records an enrollment, attested or not; replaces what an earlier enrollment recorded (and lifts a demotion). */
+  recordEnrollment(entry: { tenant: string; deviceId: string; serial: string; atMs: number; akPublicPem?: string; pcrs?: PcrPolicy }): void {
+    const attested = entry.akPublicPem !== undefined
+    this.#db
+      .prepare(
+        `INSERT INTO attestations (tenant, device_id, serial, attested, ak_public_pem, pcrs, enrolled_at, last_attested_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, device_id) DO UPDATE SET serial = excluded.serial, attested = excluded.attested,
+           ak_public_pem = excluded.ak_public_pem, pcrs = excluded.pcrs, enrolled_at = excluded.enrolled_at,
+           last_attested_at = excluded.last_attested_at, last_checked_at = NULL, last_verdict = NULL, last_reason = NULL,
+           failures = 0, demoted_at = NULL, demoted_roles = NULL`,
+      )
+      .run(entry.tenant, entry.deviceId, entry.serial, attested ? 1 : 0, entry.akPublicPem ?? null, JSON.stringify(entry.pcrs ?? {}), entry.atMs, attested ? entry.atMs : null)
+  }
+
+  /** The record of a device; without a tenant, the device id must name exactly one. */
+  find(deviceId: string, tenant?: string): AttestationRecord | undefined {
+    const rows = (tenant === undefined
+      ? this.#db.prepare('SELECT * FROM attestations WHERE device_id = ? LIMIT 2').all(deviceId)
+      : this.#db.prepare('SELECT * FROM attestations WHERE device_id = ? AND tenant = ?').all(deviceId, tenant)) as AttestationRow[]
+    return rows.length === 1 ? toRecord(rows[0]!) : undefined
+  }
+
+  /** Records the verdict of one re-attestation. */
+  recordCheck(record: AttestationRecord, verdict: ReattestVerdict, reason: string, atMs: number): void {
+    this.#db
+      .prepare(
+        `UPDATE attestations SET last_checked_at = ?, last_verdict = ?, last_reason = ?,
+           last_attested_at = CASE WHEN ? THEN ? ELSE last_attested_at END,
+           failures = CASE WHEN ? THEN 0 ELSE failures + 1 END
+         WHERE tenant = ? AND device_id = ?`,
+      )
+      .run(atMs, verdict, reason, verdict === 'ok' ? 1 : 0, atMs, verdict === 'ok' ? 1 : 0, record.tenant, record.deviceId)
+  }
+
+  /** Marks a device demoted (keeping the first demotion's time and roles). */
+  demote(record: AttestationRecord, roles: readonly string[], atMs: number): void {
+    this.#db
+      .prepare('UPDATE attestations SET demoted_at = ?, demoted_roles = ? WHERE tenant = ? AND device_id = ? AND demoted_at IS NULL')
+      .run(atMs, JSON.stringify(roles), record.tenant, record.deviceId)
+  }
+
+  /** Whether drift demoted the device. */
+  isDemoted(deviceId: string, tenant: string): boolean {
+    const record = this.find(deviceId, tenant)
+    return record !== undefined && record.demotedAtMs !== null
+  }
+}
+
+interface AttestationRow {
+  tenant: string
+  device_id: string
+  serial: string
+  attested: number
+  ak_public_pem: string | null
+  pcrs: string
+  enrolled_at: number
+  last_checked_at: number | null
+  last_attested_at: number | null
+  last_verdict: ReattestVerdict | null
+  last_reason: string | null
+  failures: number
+  demoted_at: number | null
+  demoted_roles: string | null
+}
+
+function toRecord(row: AttestationRow): AttestationRecord {
+  return {
+    tenant: row.tenant,
+    deviceId: row.device_id,
+    serial: row.serial,
+    attested: row.attested === 1,
+    akPublicPem: row.ak_public_pem,
+    pcrs: JSON.parse(row.pcrs) as PcrPolicy,
+    enrolledAtMs: row.enrolled_at,
+    lastCheckedAtMs: row.last_checked_at,
+    lastAttestedAtMs: row.last_attested_at,
+    lastVerdict: row.last_verdict,
+    lastReason: row.last_reason,
+    failures: row.failures,
+    demotedAtMs: row.demoted_at,
+    demotedRoles: row.demoted_roles === null ? [] : (JSON.parse(row.demoted_roles) as string[]),
+  }
+}
+
+/** Whether two PEM public keys are the same key (compared as SPKI DER). */
+function sameKey(a: string, b: string): boolean {
+  try {
+    const der = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' })
+    return der(a).equals(der(b))
+  } catch {
+    throw createError('ERR_ATTEST_MALFORMED', 'an attestation key is not a PEM public key')
+  }
+}

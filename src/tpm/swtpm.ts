@@ -1,0 +1,83 @@
+/**
+ * A software TPM (swtpm) on loopback, for development, tests and the benchmark: two consecutive
+ * free ports (swtpm's TCTI takes the control port as the server port + 1), a state directory of
+ * the caller's, and a watchdog shell that stops swtpm when it is told to, when swtpm exits, or
+ * when this process is gone (even killed), so no swtpm outlives the process that started it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createConnection, createServer } from 'node:net'
+
+/** A running swtpm. */
+export interface SoftwareTpm {
+  /** The TCTI for ztmesh and tpm2-tools: `swtpm:host=127.0.0.1,port=…`. */
+  tcti: string
+  /** Stops swtpm (bounded: SIGTERM, then SIGKILL after 2 s). */
+  stop(): Promise<void>
+}
+
+/** swtpm under a watchdog: `$1` is the pid to outlive, the rest are swtpm's arguments. */
+const WATCHDOG = `parent=$1; shift
+swtpm "$@" & child=$!
+trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
+while kill -0 "$parent" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
+kill $child 2>/dev/null; wait $child`
+
+/** Starts swtpm with its state in `stateDir` (10 attempts at free ports, 10 s each to listen). */
+export async function startSoftwareTpm(stateDir: string): Promise<SoftwareTpm> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const port = await freePortPair()
+    const args = ['socket', '--tpm2', '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear', '--tpmstate', `dir=${stateDir}`]
+    const watchdog = spawn('sh', ['-c', WATCHDOG, 'swtpm-watchdog', String(process.pid), ...args], { stdio: 'ignore' })
+    let exited = false
+    watchdog.once('exit', () => (exited = true))
+    watchdog.once('error', () => (exited = true))
+    if (await listening(port, () => exited)) return { tcti: `swtpm:host=127.0.0.1,port=${port}`, stop: () => stop(watchdog, () => exited) }
+    await stop(watchdog, () => exited)
+  }
+  throw new Error('could not start swtpm on 127.0.0.1')
+}
+
+async function stop(watchdog: ChildProcess, exited: () => boolean): Promise<void> {
+  if (exited()) return
+  const gone = new Promise((resolve) => watchdog.once('exit', resolve))
+  watchdog.kill('SIGTERM')
+  await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 2000))])
+  if (!exited()) watchdog.kill('SIGKILL')
+}
+
+/** Two consecutive loopback ports that are free right now. */
+async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await listenOn(0)
+    if (port !== undefined && port < 65535 && (await listenOn(port + 1)) !== undefined) return port
+  }
+  throw new Error('no two consecutive free ports on 127.0.0.1')
+}
+
+function listenOn(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(undefined))
+    server.listen(port, '127.0.0.1', () => {
+      const bound = (server.address() as { port: number }).port
+      server.close(() => resolve(bound))
+    })
+  })
+}
+
+/** Whether something answers on `port` within 10 s (false at once if swtpm exited). */
+async function listening(port: number, exited: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline && !exited()) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ port, host: '127.0.0.1' }, () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (up) return !exited()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return false
+}
