@@ -15,12 +15,23 @@ export interface SoftwareTpm {
   stop(): Promise<void>
 }
 
-/** swtpm under a watchdog: `$1` is the pid to outlive, the rest are swtpm's arguments. */
+/**
+ * swtpm under a watchdog: `$1` is the pid to outlive, the rest are swtpm's arguments. The shell
+ * waits on swtpm itself, so it exits the moment swtpm does (a lost port race shows at once); a
+ * background loop stops swtpm when the parent process is gone.
+ */
 const WATCHDOG = `parent=$1; shift
 swtpm "$@" & child=$!
-trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
-while kill -0 "$parent" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
-kill $child 2>/dev/null; wait $child`
+( while kill -0 "$parent" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; kill $child 2>/dev/null ) &
+trap 'kill $child 2>/dev/null' TERM INT
+wait $child`
+
+/**
+ * How long swtpm must stay up after its port answers: another process may have started a swtpm on
+ * the same ports a moment earlier, and then ours fails to bind and exits, while the port answers
+ * for the other one.
+ */
+const SETTLE_MS = 200
 
 /** Starts swtpm with its state in `stateDir` (10 attempts at free ports, 10 s each to listen). */
 export async function startSoftwareTpm(stateDir: string): Promise<SoftwareTpm> {
@@ -31,7 +42,10 @@ export async function startSoftwareTpm(stateDir: string): Promise<SoftwareTpm> {
     let exited = false
     watchdog.once('exit', () => (exited = true))
     watchdog.once('error', () => (exited = true))
-    if (await listening(port, () => exited)) return { tcti: `swtpm:host=127.0.0.1,port=${port}`, stop: () => stop(watchdog, () => exited) }
+    if (await listening(port, () => exited)) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
+      if (!exited) return { tcti: `swtpm:host=127.0.0.1,port=${port}`, stop: () => stop(watchdog, () => exited) }
+    }
     await stop(watchdog, () => exited)
   }
   throw new Error('could not start swtpm on 127.0.0.1')
