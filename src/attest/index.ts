@@ -6,6 +6,7 @@
  * `signature` (`TPMT_SIGNATURE`, quote.sig) and `pcrValues` (tpm2-tools format, pcrs.bin), with
  * the attestation key's public key as PEM.
  */
+import { createError } from '../errors.js'
 import { callNative, native } from '../native.js'
 
 /** One PCR value: `value` is hex. */
@@ -25,6 +26,18 @@ export interface QuoteFiles {
 
 /** What the SHA-256 PCRs must hold: `{ index: hex }`; PCRs not named may hold anything. */
 export type PcrPolicy = Record<number, string>
+
+/** A PCR policy from untrusted JSON: `{ "0".."23": 64 hex digits }`; throws `ERR_INVALID_ARG`. */
+export function checkPcrPolicy(policy: unknown): PcrPolicy {
+  if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) throw createError('ERR_INVALID_ARG', 'a PCR policy is a JSON object {"index": "hex"}')
+  const checked: PcrPolicy = {}
+  for (const [index, value] of Object.entries(policy)) {
+    if (!/^(1?[0-9]|2[0-3])$/.test(index)) throw createError('ERR_INVALID_ARG', `PCR index ${index} is not 0..23`)
+    if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw createError('ERR_INVALID_ARG', `PCR ${index} must be a SHA-256 value: 64 hex digits`)
+    checked[Number(index)] = value.toLowerCase()
+  }
+  return checked
+}
 
 /** What a verified quote says. */
 export type VerifiedQuote = ReturnType<typeof native.verifyQuote>

@@ -17,7 +17,7 @@
 
 import { createPublicKey, randomBytes } from 'node:crypto'
 
-import { verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
+import { checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
 import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
 import type { Db } from '../storage/index.js'
 import { checkIdentifier } from './identifiers.js'
@@ -137,18 +137,6 @@ export function checkAttestationSettings(changes: Partial<Record<keyof Attestati
       throw createError('ERR_INVALID_ARG', `the nonce lifetime must be ${MIN_NONCE_TTL_SECONDS}..${MAX_NONCE_TTL_SECONDS} seconds`)
     }
     checked.nonceTtlSeconds = ttl
-  }
-  return checked
-}
-
-/** A PCR policy: `{ "0".."23": 64 hex digits }`; throws `ERR_INVALID_ARG`. */
-export function checkPcrPolicy(policy: unknown): PcrPolicy {
-  if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) throw createError('ERR_INVALID_ARG', 'a PCR policy is a JSON object {"index": "hex"}')
-  const checked: PcrPolicy = {}
-  for (const [index, value] of Object.entries(policy)) {
-    if (!/^(1?[0-9]|2[0-3])$/.test(index)) throw createError('ERR_INVALID_ARG', `PCR index ${index} is not 0..23`)
-    if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw createError('ERR_INVALID_ARG', `PCR ${index} must be a SHA-256 value: 64 hex digits`)
-    checked[Number(index)] = value.toLowerCase()
   }
   return checked
 }
