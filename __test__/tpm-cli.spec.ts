@@ -1,5 +1,5 @@
 import type { ExecutionContext } from 'ava'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
@@ -186,4 +186,51 @@ tpmTest('ztmesh enroll --keystore tpm keeps the key in the TPM; --keystore auto 
   t.is((await DeviceIdentity.open(store, 'pw')).keystore, 'software')
   t.like((await enroll(swtpm.env, '--keystore', 'hsm')).json, { code: 'ERR_INVALID_ARG' })
   t.deepEqual(await swtpm.transientHandles(), [])
+})
+
+tpmTest('attest-responder and ca reattest: a fresh quote passes, a PCR extend is drift and revokes the node', async (t) => {
+  const swtpm = await startSwtpm(t)
+  const dir = scratch(t)
+  await CaService.init({ dir: join(dir, 'ca'), name: 'Reattest Hotel' })
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  const server = createEnrollmentServer({ ca })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const enroll = (env: NodeJS.ProcessEnv, device: string, ...extra: string[]) =>
+    ztmesh(env, ['enroll', '--url', url, '--token', ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, '--store', join(dir, device), '--device', device, '--tenant', 'hotel-1', ...extra])
+  const node = await enroll(swtpm.env, 'kiosk-4', '--keystore', 'tpm')
+  t.like(node.json, { attested: true }, node.stderr)
+  const gatewayEnv = { ...swtpm.env, ZTMESH_PASSPHRASE: 'gw-pass' }
+  t.is((await enroll(gatewayEnv, 'gw-1', '--keystore', 'software')).code, 0)
+
+  // The node answers quote requests, as a separate process with its TPM.
+  const responder = spawn('node', [CLI, 'attest-responder', '--store', join(dir, 'kiosk-4'), '--trust', join(dir, 'ca', 'trust.pem'), '--listen', '127.0.0.1:0', '--device', 'gw-1'], { env: swtpm.env, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => void responder.kill('SIGKILL'))
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('attest-responder did not start')), 20_000)
+    responder.stdout.setEncoding('utf8').on('data', (line: string) => {
+      const event = JSON.parse(line.split('\n')[0]!) as { event: string; port?: number }
+      if (event.event === 'listening') {
+        clearTimeout(timer)
+        resolve(event.port!)
+      }
+    })
+  })
+  writeFileSync(join(dir, 'nodes.json'), JSON.stringify([{ deviceId: 'kiosk-4', host: '127.0.0.1', port }]))
+  const reattest = () => ztmesh(gatewayEnv, ['ca', 'reattest', '--dir', join(dir, 'ca'), '--store', join(dir, 'gw-1'), '--nodes', join(dir, 'nodes.json')])
+
+  const fresh = await reattest()
+  t.is(fresh.code, 0, fresh.stderr)
+  t.like(JSON.parse(fresh.stdout), [{ deviceId: 'kiosk-4', verdict: 'ok', action: 'none' }])
+
+  await swtpm.tool('tpm2_pcrextend', [`7:sha256=${'ab'.repeat(32)}`])
+  const drifted = await reattest()
+  t.is(drifted.code, 0, drifted.stderr)
+  const [result] = JSON.parse(drifted.stdout) as Array<{ verdict: string; action: string; revoked: string[] }>
+  t.like(result, { verdict: 'drift', action: 'revoke' })
+  t.is(result!.revoked.length, 1)
+  t.true(ca.revocations().isRevoked(result!.revoked[0]!, '00'.repeat(32)), 'the CRL names the node certificate')
+  t.like(await ztmesh(gatewayEnv, ['ca', 'reattest', '--dir', join(dir, 'ca'), '--store', join(dir, 'gw-1'), '--nodes', join(dir, 'missing.json')]), { code: 1, json: { code: 'ERR_INVALID_ARG' } })
 })

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { CaService } from '../ca/index.js'
+import { Reattestor, type NodeEndpoint } from '../ca/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { parseListen } from './listen.js'
@@ -119,6 +120,41 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     }
     const settings = await withCa(required(values, 'dir'), (ca) => (Object.keys(changes).length === 0 ? ca.attestationSettings() : ca.setAttestationSettings(changes)))
     out(JSON.stringify(settings))
+  },
+  /**
+   * `ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]`: asks
+   * each node of FILE (JSON `[{deviceId, host, port, tenant?}]`, each running
+   * `ztmesh attest-responder`) for a fresh quote, as the gateway enrolled in GW, and applies the
+   * CA's decisions (audited). Prints the results as JSON; with `--interval`, then goes on every
+   * SECONDS until SIGINT or SIGTERM (later results: the audit log and `attestationStatus`).
+   */
+  async reattest(args) {
+    const { values } = parseArgs({
+      args,
+      options: { dir: { type: 'string' }, store: { type: 'string' }, nodes: { type: 'string' }, protocol: { type: 'string' }, interval: { type: 'string' } },
+      strict: true,
+    })
+    const protocol = values.protocol ?? 'tls'
+    if (protocol !== 'tls' && protocol !== 'noise') throw createError('ERR_INVALID_ARG', '--protocol must be tls or noise')
+    const nodes = readJsonFile(required(values, 'nodes'))
+    if (!Array.isArray(nodes)) throw createError('ERR_INVALID_ARG', '--nodes is a JSON array of {deviceId, host, port, tenant?}')
+    const interval = values.interval === undefined ? undefined : Number(values.interval)
+    if (interval !== undefined && !(Number.isInteger(interval) && interval >= 1 && interval <= 86_400)) throw createError('ERR_INVALID_ARG', '--interval is a whole number of seconds, 1 to 86400')
+    const gateway = await DeviceIdentity.open(required(values, 'store'), process.env.ZTMESH_PASSPHRASE || undefined)
+    const ca = await CaService.open({ dir: required(values, 'dir') })
+    try {
+      const reattestor = new Reattestor({ ca, nodes: nodes as NodeEndpoint[], protocol, identity: gateway.tlsIdentity() })
+      out(JSON.stringify(await reattestor.runOnce()))
+      if (interval === undefined) return
+      reattestor.start({ intervalMs: interval * 1000 })
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve)
+        process.once('SIGTERM', resolve)
+      })
+      await reattestor.stop()
+    } finally {
+      ca.close()
+    }
   },
   async crl(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })

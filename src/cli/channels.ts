@@ -1,6 +1,6 @@
 /**
  * `ztmesh echo-server` and `ztmesh connect`: a secure echo service and a secure netcat, for
- * operators and for checks. The device identity comes from `--store` (the directory
+ * operators and for checks; `ztmesh attest-responder`: the device end of re-attestation. The device identity comes from `--store` (the directory
  * `ztmesh enroll` wrote; keystore passphrase in ZTMESH_PASSPHRASE).
  */
 
@@ -32,10 +32,9 @@ async function setup(args: string[]) {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true })
   const protocol = values.protocol ?? 'tls'
   if (protocol !== 'noise' && protocol !== 'tls') throw createError('ERR_INVALID_ARG', '--protocol must be tls or noise')
-  const passphrase = process.env.ZTMESH_PASSPHRASE
-  if (passphrase === undefined || passphrase === '') throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_PASSPHRASE to the keystore passphrase')
   if (values.store === undefined || values.trust === undefined) throw createError('ERR_INVALID_ARG', '--store and --trust are required')
-  const identity = await DeviceIdentity.open(values.store, passphrase)
+  // A software keystore needs ZTMESH_PASSPHRASE (it says so when it is missing); a TPM key does not.
+  const identity = await DeviceIdentity.open(values.store, process.env.ZTMESH_PASSPHRASE || undefined)
   const trust = TrustStore.fromPem(readFileSync(values.trust, 'utf8'))
   const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
   const trustPem = readFileSync(values.trust, 'utf8')
@@ -53,6 +52,22 @@ async function setup(args: string[]) {
 
 /** `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]` */
 export async function echoServer(args: string[]): Promise<void> {
+  await serveLinks(args, (link) => link.pipe(link))
+}
+
+/**
+ * `ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
+ * [--device GATEWAY] [--crl FILE]`: answers the gateway's quote requests with this device's TPM.
+ */
+export async function attestResponder(args: string[]): Promise<void> {
+  await serveLinks(args, (link, identity) => identity.answerQuotes(link))
+}
+
+/**
+ * A secure server of this device: one JSON line per accepted (or refused) link, `--crl` applied
+ * live, and `onLink` for each link, until SIGINT or SIGTERM.
+ */
+async function serveLinks(args: string[], onLink: (link: SecureStream, identity: DeviceIdentity) => void): Promise<void> {
   const { values, identity, trust, policy, protocol, tlsContext } = await setup(args)
   const { host, port } = parseListen(values.listen ?? '127.0.0.1:7443')
   const context = protocol === 'tls' ? tlsContext('server') : undefined
@@ -79,7 +94,7 @@ export async function echoServer(args: string[]): Promise<void> {
         links.add(link)
         process.stdout.write(`${JSON.stringify({ event: 'accepted', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`)
         link.on('error', () => {})
-        link.pipe(link)
+        onLink(link, identity)
       },
       (error: unknown) => process.stderr.write(`${JSON.stringify({ event: 'refused', code: (error as ZtError).code ?? 'ERR_INTERNAL', message: (error as Error).message })}\n`),
     )

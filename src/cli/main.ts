@@ -8,6 +8,8 @@
  * ztmesh ca trust|crl --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
+ * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
+ * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
  * ztmesh ca serve --dir D --listen HOST:PORT
@@ -23,7 +25,7 @@ import { parseArgs } from 'node:util'
 import { formatIdleMemory, measureIdleMemory } from '../bench/idle-memory.js'
 import { formatTable, runBench } from '../bench/index.js'
 import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
-import { connect, echoServer } from './channels.js'
+import { attestResponder, connect, echoServer } from './channels.js'
 import { tpm } from './tpm.js'
 import { ZtError } from '../errors.js'
 
@@ -41,6 +43,10 @@ commands:
          [--on-drift revoke|demote] [--nonce-ttl SECONDS]
                                             show or change the TPM attestation policy (JSON);
                                             policy file: {"7": "<sha256 hex>"}
+  ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
+                                            ask each node (FILE: [{deviceId, host, port}]) for a fresh
+                                            quote as the gateway enrolled in GW; on drift revoke or
+                                            demote per the policy (audited); prints the results
   ca sign --dir D --csr FILE --token TOKEN  issue offline from a CSR; prints the chain (PEM)
   ca revoke --dir D (--serial HEX | --device ID) [--reason R]
   ca serve --dir D --listen HOST:PORT       run the enrollment API
@@ -61,6 +67,8 @@ commands:
                                             says, or {code, message} and exit 1
   verify-peer --dir D --cert FILE [--tenant T] [--device ID]
                                             print the peer identity (JSON) or exit 1 with {code, message}
+  attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW]
+                                            answer the gateway's quote requests with this device's TPM
   echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
                                             a secure echo service; one JSON line per connection
   connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]
@@ -81,7 +89,7 @@ async function bench(args: string[]): Promise<void> {
   else process.stdout.write([rows.length > 0 ? formatTable(rows) : '', memory.length > 0 ? formatIdleMemory(memory) : ''].filter(Boolean).map((part) => `${part}\n`).join('\n'))
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, tpm, 'verify-peer': verifyPeerCommand }
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { 'attest-responder': attestResponder, bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, tpm, 'verify-peer': verifyPeerCommand }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
