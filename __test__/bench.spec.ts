@@ -3,6 +3,8 @@ import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
+import { tpmTest } from './helpers/swtpm.js'
+
 const run = promisify(execFile)
 
 // The shape of `ztmesh bench --json`, not its speed: speed is measured by the bench itself.
@@ -37,4 +39,14 @@ test('bench --filter idle-memory measures idle connections of each side in its o
     t.true(typeof m.rss_per_connection === 'number' && typeof m.js_per_connection === 'number', String(m.side))
     t.true((m.js_per_connection as number) > 0, `${m.side}: open connections hold some memory`)
   }
+})
+
+tpmTest('bench --filter tpm reports TPM signing and quotes on a private swtpm, and exits', async (t) => {
+  const env = { ...process.env }
+  delete env.TPM2TOOLS_TCTI
+  delete env.TCTI
+  const { stdout } = await run('node', [join(process.cwd(), 'dist/cli/main.js'), 'bench', '--json', '--quick', '--filter', 'tpm'], { timeout: 120_000, env })
+  const { rows } = JSON.parse(stdout) as { rows: Array<{ op: string; ztmesh_ns: number; baseline_ns: number }> }
+  t.deepEqual(rows.map((row) => row.op), ['tpm-sign', 'tpm-quote'])
+  for (const row of rows) t.true(row.ztmesh_ns > 0 && row.baseline_ns > 0, row.op)
 })

@@ -39,6 +39,8 @@ export async function startSoftwareTpm(stateDir: string): Promise<SoftwareTpm> {
     const port = await freePortPair()
     const args = ['socket', '--tpm2', '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear', '--tpmstate', `dir=${stateDir}`]
     const watchdog = spawn('sh', ['-c', WATCHDOG, 'swtpm-watchdog', String(process.pid), ...args], { stdio: 'ignore' })
+    // swtpm serves this process; it must not keep it alive (the watchdog stops it when it ends).
+    watchdog.unref()
     let exited = false
     watchdog.once('exit', () => (exited = true))
     watchdog.once('error', () => (exited = true))
