@@ -16,7 +16,7 @@ import {
   buildCsr,
   type SecureStream,
 } from '../src/index.js'
-import { startSwtpm, tpmTest } from './helpers/swtpm.js'
+import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'TPM Root', organisation: 'Acme' })
 const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'TPM Site', organisation: 'Acme' })
@@ -27,7 +27,7 @@ function p256PublicKey(point: Buffer) {
   return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') }, format: 'jwk' })
 }
 
-tpmTest('a TPM key signs, builds a CSR the CA accepts, and serves as the client key of a mutual TLS link', async (t) => {
+tpmTestSerial('a TPM key signs, builds a CSR the CA accepts, and serves as the client key of a mutual TLS link', async (t) => {
   const swtpm = await startSwtpm(t)
   t.true(tpmAvailable(swtpm.tcti))
   const tpm = Tpm.open(swtpm.tcti)
@@ -68,7 +68,7 @@ tpmTest('a TPM key signs, builds a CSR the CA accepts, and serves as the client 
   t.deepEqual(await swtpm.transientHandles(), [], 'no transient handle is left behind')
 })
 
-tpmTest('a sealed secret unseals until a PCR is extended', async (t) => {
+tpmTestSerial('a sealed secret unseals until a PCR is extended', async (t) => {
   const swtpm = await startSwtpm(t)
   const tpm = Tpm.open(swtpm.tcti)
   const secret = randomBytes(32)
@@ -80,7 +80,7 @@ tpmTest('a sealed secret unseals until a PCR is extended', async (t) => {
   t.deepEqual(await swtpm.transientHandles(), [])
 })
 
-tpmTest('a ztmesh quote verifies with tpm2_checkquote, and a tpm2_quote quote verifies with ztmesh', async (t) => {
+tpmTestSerial('a ztmesh quote verifies with tpm2_checkquote, and a tpm2_quote quote verifies with ztmesh', async (t) => {
   const swtpm = await startSwtpm(t)
   const tpm = Tpm.open(swtpm.tcti)
   const dir = mkdtempSync(join(tmpdir(), 'ztmesh-quote-'))
@@ -117,7 +117,7 @@ tpmTest('a ztmesh quote verifies with tpm2_checkquote, and a tpm2_quote quote ve
   t.deepEqual(await swtpm.transientHandles(), [])
 })
 
-tpmTest('bad TCTI strings and a TPM that is not there are typed errors', async (t) => {
+tpmTestSerial('bad TCTI strings and a TPM that is not there are typed errors', async (t) => {
   t.regex(t.throws(() => Tpm.open('nonsense-tcti:x'))!.code, /^ERR_TPM_(TCTI|UNAVAILABLE)$/)
   t.throws(() => Tpm.open('swtpm:host=127.0.0.1,port=1'), { code: 'ERR_TPM_UNAVAILABLE' })
   t.false(tpmAvailable('swtpm:host=127.0.0.1,port=1'))

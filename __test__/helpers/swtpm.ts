@@ -23,6 +23,9 @@ const hasSwtpm = spawnSync('swtpm', ['--version'], { stdio: 'ignore' }).status =
 /** `test` when a TPM can be tested here, `test.skip` otherwise. */
 export const tpmTest = tpmSupported() && hasSwtpm ? test : test.skip
 
+/** {@link tpmTest}, one test at a time within the file. */
+export const tpmTestSerial = tpmSupported() && hasSwtpm ? test.serial : test.skip
+
 /** A running swtpm. */
 export interface Swtpm {
   /** The TCTI string for ztmesh and tpm2-tools. */
