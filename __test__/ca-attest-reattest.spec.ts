@@ -22,7 +22,7 @@ import {
   type QuoteRequest,
   type SecureServer,
 } from '../src/index.js'
-import { startSwtpm, tpmTest } from './helpers/swtpm.js'
+import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 async function freshCa(t: ExecutionContext) {
   const dir = mkdtempSync(join(tmpdir(), 'ztmesh-reattest-'))
@@ -99,7 +99,7 @@ function assertRevoked(t: ExecutionContext, ca: CaService, certificateChain: str
   t.throws(() => verifyPeer(certificateChain, trust, ca.revocations()), { code: 'ERR_CERT_REVOKED' })
 }
 
-tpmTest("re-attestation: fresh quotes are recorded; PCR drift revokes the node's certificate under 'revoke'", async (t) => {
+tpmTestSerial("re-attestation: fresh quotes are recorded; PCR drift revokes the node's certificate under 'revoke'", async (t) => {
   const ca = await freshCa(t)
   const identity = gatewayIdentity(ca)
   ca.setAttestationSettings({ mode: 'required', onDrift: 'revoke' }) // no CA policy: the enrollment baseline rules
@@ -137,7 +137,7 @@ tpmTest("re-attestation: fresh quotes are recorded; PCR drift revokes the node's
   t.true(new AuditLog(ca.db).verify() > 0)
 })
 
-tpmTest("re-attestation under 'demote': an unreachable node is recorded, not revoked; drift demotes its roles", async (t) => {
+tpmTestSerial("re-attestation under 'demote': an unreachable node is recorded, not revoked; drift demotes its roles", async (t) => {
   const ca = await freshCa(t)
   const identity = gatewayIdentity(ca)
   const node = await attestedNode(t, ca, 'node-1')
@@ -181,7 +181,7 @@ tpmTest("re-attestation under 'demote': an unreachable node is recorded, not rev
   ])
 })
 
-tpmTest('re-attestation fails closed: another AK is refused, and silence, errors or the wrong peer are recorded failures', async (t) => {
+tpmTestSerial('re-attestation fails closed: another AK is refused, and silence, errors or the wrong peer are recorded failures', async (t) => {
   const ca = await freshCa(t)
   const identity = gatewayIdentity(ca)
   ca.setAttestationSettings({ mode: 'required', onDrift: 'demote' })

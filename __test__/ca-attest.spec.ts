@@ -14,7 +14,7 @@ import { createEnrollmentServer } from '../src/ca/server.js'
 import { TokenStore } from '../src/ca/tokens.js'
 import { openDatabase } from '../src/storage/index.js'
 import { akBindingMessage, buildCsr, generateP256Key, RevocationSet, SigningKey, Tpm, TrustStore, verifyPeer } from '../src/index.js'
-import { startSwtpm, tpmTest } from './helpers/swtpm.js'
+import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -69,7 +69,7 @@ function auditRows(ca: CaService, action: string): AuditRecord[] {
   return new AuditLog(ca.db).recent(500).filter((row) => row.action === action).reverse()
 }
 
-tpmTest('an enrollment that requires attestation succeeds with a genuine quote and refuses a stale nonce or a wrong PCR', async (t) => {
+tpmTestSerial('an enrollment that requires attestation succeeds with a genuine quote and refuses a stale nonce or a wrong PCR', async (t) => {
   let now = Date.now()
   const { ca } = await freshCa(t, () => now)
   const url = await serve(t, ca)

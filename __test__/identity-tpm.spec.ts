@@ -10,7 +10,7 @@ import { CaService } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { requestQuote, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type LinkIdentity, type SecureStream, type TlsIdentity } from '../src/index.js'
-import { startSwtpm, tpmTest } from './helpers/swtpm.js'
+import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 /** A CA with its enrollment API on loopback, and a gateway (software key) enrolled with it. */
 async function site(t: ExecutionContext) {
@@ -69,7 +69,7 @@ function noiseLink(t: ExecutionContext, server: LinkIdentity, client: LinkIdenti
 /** What is left of interrupted commits in an identity directory. */
 const leftovers = (dir: string) => readdirSync(dir).filter((name) => name.startsWith('.commit') || name.endsWith('.tmp'))
 
-tpmTest('a TPM identity: enrolls with an attestation, links over TLS and Noise with its TPM key, answers quotes, rotates to a new TPM key', async (t) => {
+tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and Noise with its TPM key, answers quotes, rotates to a new TPM key', async (t) => {
   const swtpm = await startSwtpm(t)
   const { dir, url, token, gateway, trustPem } = await site(t)
   const store = join(dir, 'tablet-7')
@@ -114,7 +114,7 @@ tpmTest('a TPM identity: enrolls with an attestation, links over TLS and Noise w
   t.deepEqual(await swtpm.transientHandles(), [], 'no transient handle is left behind')
 })
 
-tpmTest('a CA without attestation (404 for the nonce) enrolls a TPM device without a quote, unless one is required', async (t) => {
+tpmTestSerial('a CA without attestation (404 for the nonce) enrolls a TPM device without a quote, unless one is required', async (t) => {
   const swtpm = await startSwtpm(t)
   const { dir, url, token } = await site(t)
   // A CA of before attestation: the nonce endpoint is unknown, the rest is the real API.
@@ -141,7 +141,7 @@ tpmTest('a CA without attestation (404 for the nonce) enrolls a TPM device witho
   t.deepEqual(await swtpm.transientHandles(), [])
 })
 
-tpmTest('a cleared TPM: opening fails with ERR_TPM_KEY, enrolling again in the same directory works; a TPM gone for good falls back to software with auto', async (t) => {
+tpmTestSerial('a cleared TPM: opening fails with ERR_TPM_KEY, enrolling again in the same directory works; a TPM gone for good falls back to software with auto', async (t) => {
   const first = await startSwtpm(t)
   const { dir, url, token, gateway, trustPem } = await site(t)
   const store = join(dir, 'kiosk-1')
@@ -179,7 +179,7 @@ tpmTest('a cleared TPM: opening fails with ERR_TPM_KEY, enrolling again in the s
   t.deepEqual(await cleared.transientHandles(), [])
 })
 
-tpmTest('a refused enrollment leaves the enrolled TPM identity as it was', async (t) => {
+tpmTestSerial('a refused enrollment leaves the enrolled TPM identity as it was', async (t) => {
   const swtpm = await startSwtpm(t)
   const { dir, url, token } = await site(t)
   const store = join(dir, 'tablet-9')
