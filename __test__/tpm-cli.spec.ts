@@ -43,6 +43,17 @@ function scratch(t: ExecutionContext): string {
   return dir
 }
 
+/** A new CA in `dir` and its enrollment API on 127.0.0.1, both closed in the teardown. */
+async function startCa(t: ExecutionContext, dir: string, name: string): Promise<{ ca: CaService; url: string }> {
+  await CaService.init({ dir, name })
+  const ca = await CaService.open({ dir })
+  t.teardown(() => ca.close())
+  const server = createEnrollmentServer({ ca })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return { ca, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+}
+
 /** The files of a `tpm2_quote` quote of PCRs 0 and 7 over `nonce`, with tpm2-tools' own AK. */
 async function toolsQuote(swtpm: Swtpm, dir: string, nonce: string): Promise<void> {
   const file = (name: string) => join(dir, name)
@@ -158,13 +169,7 @@ tpmTest('a tpm2_quote quote verifies with tpm verify-quote; a wrong nonce, a pol
 tpmTest('ztmesh enroll --keystore tpm keeps the key in the TPM; --keystore auto without a TPM uses the software keystore', async (t) => {
   const swtpm = await startSwtpm(t)
   const dir = scratch(t)
-  await CaService.init({ dir: join(dir, 'ca'), name: 'CLI Hotel' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const { ca, url } = await startCa(t, join(dir, 'ca'), 'CLI Hotel')
   const token = () => ca.createToken({ deviceId: 'kiosk-4', tenant: 'hotel-1' }).token
   const store = join(dir, 'kiosk-4')
   const enroll = (env: NodeJS.ProcessEnv, ...extra: string[]) => ztmesh(env, ['enroll', '--url', url, '--token', token(), '--store', store, '--device', 'kiosk-4', '--tenant', 'hotel-1', ...extra])
@@ -191,13 +196,7 @@ tpmTest('ztmesh enroll --keystore tpm keeps the key in the TPM; --keystore auto 
 tpmTest('attest-responder and ca reattest: a fresh quote passes, a PCR extend is drift and revokes the node', async (t) => {
   const swtpm = await startSwtpm(t)
   const dir = scratch(t)
-  await CaService.init({ dir: join(dir, 'ca'), name: 'Reattest Hotel' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const { ca, url } = await startCa(t, join(dir, 'ca'), 'Reattest Hotel')
   const enroll = (env: NodeJS.ProcessEnv, device: string, ...extra: string[]) =>
     ztmesh(env, ['enroll', '--url', url, '--token', ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, '--store', join(dir, device), '--device', device, '--tenant', 'hotel-1', ...extra])
   const node = await enroll(swtpm.env, 'kiosk-4', '--keystore', 'tpm')
