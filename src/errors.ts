@@ -64,6 +64,9 @@ const CATALOG = {
     ERR_TLS_HANDSHAKE: 'the TLS handshake failed (for instance a handshake signature that does not verify)',
     ERR_TLS_CONFIG: 'the TLS settings are unusable',
     ERR_UNREACHABLE: 'a server did not answer in time',
+    ERR_TIMEOUT: 'a peer did not answer a request within its time limit',
+    ERR_CLOSED: 'the link or stream closed, or data was written after it ended',
+    ERR_BAD_RESPONSE: 'a server or peer answered with something that is not a valid response',
   },
   /** The software keystore (KeystoreError). */
   keystore: {
@@ -142,6 +145,10 @@ const CATALOG = {
     ERR_ATTEST_REQUIRED: 'the CA requires a TPM attestation and the request carries none',
     ERR_ATTEST_NOT_ENROLLED: 'the device has no attestation key on record: it enrolled without a verified TPM attestation',
     ERR_ATTEST_KEY_CHANGED: 'the node quoted with another attestation key than the one recorded at its enrollment',
+  },
+  /** Configuration files and settings (ConfigError). */
+  config: {
+    ERR_CONFIG: 'a configuration value is missing, of the wrong type or out of range (the message names its key)',
   },
   /** Persistent state (StorageError). */
   storage: {
@@ -227,6 +234,11 @@ export class AttestationError extends ZtError {
   static override name = 'AttestationError'
 }
 
+/** A configuration file or setting is invalid; the message names the key. */
+export class ConfigError extends ZtError {
+  static override name = 'ConfigError'
+}
+
 /** Persistent state could not be read, written or trusted. */
 export class StorageError extends ZtError {
   static override name = 'StorageError'
@@ -247,6 +259,7 @@ const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
   pki: PkiError,
   tpm: TpmError,
   attest: AttestationError,
+  config: ConfigError,
   storage: StorageError,
   internal: InternalError,
 }

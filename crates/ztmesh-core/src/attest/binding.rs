@@ -20,14 +20,12 @@
 use super::error::AttestError;
 use super::AkPublicKey;
 use crate::pki::{verify_certificate_signature, CertSigner, PkiError};
+use crate::wire::labels;
 
-/// The domain-separation prefix of an AK binding statement.
-pub const AK_BINDING_CONTEXT: &[u8] = b"ztmesh-ak-binding-v1\0";
-
-/// The statement a device signs to bind `ak` to its identity:
-/// [`AK_BINDING_CONTEXT`] ‖ SHA-256 of the AK's SubjectPublicKeyInfo.
+/// The statement a device signs to bind `ak` to its identity: under the label
+/// [`labels::AK_BINDING`], SHA-256 of the AK's SubjectPublicKeyInfo.
 pub fn ak_binding_message(ak: &AkPublicKey) -> Vec<u8> {
-    [AK_BINDING_CONTEXT, &crate::pki::sha256(&ak.spki_der())].concat()
+    labels::AK_BINDING.message(&crate::pki::sha256(&ak.spki_der()))
 }
 
 /// Signs the binding of `ak` with the device's certificate key; returns a DER

@@ -68,7 +68,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use binding::{ak_binding_message, sign_ak_binding, verify_ak_binding, verify_ak_binding_key, AK_BINDING_CONTEXT};
+pub use binding::{ak_binding_message, sign_ak_binding, verify_ak_binding, verify_ak_binding_key};
 pub use error::AttestError;
 pub use pcrs::{PcrBank, PcrValue, PcrValues};
 

@@ -246,8 +246,8 @@ fn ak_bindings_name_the_device() {
     let (_, other_ak) = software_ak();
 
     let message = ak_binding_message(&ak);
-    assert!(message.starts_with(AK_BINDING_CONTEXT));
-    assert_eq!(message.len(), AK_BINDING_CONTEXT.len() + 32);
+    assert!(message.starts_with(&crate::wire::labels::AK_BINDING.prefix()));
+    assert_eq!(message.len(), crate::wire::labels::AK_BINDING.prefix().len() + 32);
     assert_ne!(ak_binding_message(&other_ak), message);
 
     let binding = sign_ak_binding(&device, &ak).unwrap();

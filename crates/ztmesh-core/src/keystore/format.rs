@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use ring::digest;
 
 use super::{valid_name, Entry, EntryInfo, KdfParams, KeyKind, KeystoreError};
+use crate::wire::labels;
 
 /// The first eight bytes of every keystore file.
 pub(super) const MAGIC: [u8; 8] = *b"ZTMESHKS";
@@ -37,10 +38,6 @@ const MIN_FILE_LEN: usize = HEADER_LEN + 4 + NONCE_LEN + TAG_LEN + CHECKSUM_LEN;
 /// The smallest possible entry: one-byte name, no public key, one-byte private key.
 const MIN_ENTRY_LEN: usize = 1 + 1 + 1 + 8 + 2 + NONCE_LEN + 4 + 1 + TAG_LEN;
 
-/// Domain-separation labels prefixed to the AAD of each kind of seal under the store key.
-const KEY_CHECK_LABEL: &[u8] = b"ztmesh-keystore key-check\0";
-const ENTRY_LABEL: &[u8] = b"ztmesh-keystore entry\0";
-const FILE_LABEL: &[u8] = b"ztmesh-keystore file\0";
 
 /// The fixed-size header of a keystore file.
 #[derive(Clone)]
@@ -80,7 +77,7 @@ impl Header {
     /// The AAD of the key-check record: its label and every header byte before the tag.
     pub(super) fn key_check_aad(&self) -> Vec<u8> {
         let header = self.to_bytes();
-        [KEY_CHECK_LABEL, &header[..KEY_CHECK_COVERED]].concat()
+        labels::KEYSTORE_KEY_CHECK.message(&header[..KEY_CHECK_COVERED])
     }
 }
 
@@ -194,12 +191,12 @@ pub(super) fn with_checksum(mut content: Vec<u8>) -> Vec<u8> {
 
 /// The AAD of the file tag: its label and the file body.
 pub(super) fn file_aad(body: &[u8]) -> Vec<u8> {
-    [FILE_LABEL, body].concat()
+    labels::KEYSTORE_FILE.message(body)
 }
 
 /// The AAD of an entry's sealed private key: its label, the header and the entry's metadata.
 pub(super) fn entry_aad(header: &Header, info: &EntryInfo) -> Result<Vec<u8>, KeystoreError> {
-    Ok([ENTRY_LABEL, &header.to_bytes(), &encode_metadata(info)?].concat())
+    Ok(labels::KEYSTORE_ENTRY.message(&[&header.to_bytes()[..], &encode_metadata(info)?].concat()))
 }
 
 /// The wire code of a key kind.

@@ -1,0 +1,109 @@
+//! The one registry of domain-separation labels: every string ztmesh signs, MACs or hashes
+//! under to say what the bytes are for.
+//!
+//! A device key signs many things: CSRs, TLS handshakes, the binding of a Noise static key,
+//! rotation requests, the binding of an attestation key, and (later) offers, gossip, bundles
+//! and policy documents. A label in front of every signed message keeps a signature made for
+//! one purpose from being accepted for another. Keeping them all here makes two facts
+//! checkable in one place: no two purposes share a label, and no label can run into its body.
+//!
+//! A signature under a [`Label`] covers [`Label::message`]: `label ‖ 0x00 ‖ body`. A label
+//! never contains `0x00`, so the terminator makes the encoding prefix-free: no
+//! `(label, body)` pair yields the bytes of another pair with a different label.
+//!
+//! Labels are part of the wire format: one that has shipped never changes. A new meaning
+//! gets a new label with a new version suffix.
+
+/// A domain-separation label: what a signed (or MACed, or hashed) message is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Label(&'static str);
+
+impl Label {
+    /// The label's text.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// The label's bytes, without the terminator.
+    pub const fn as_bytes(self) -> &'static [u8] {
+        self.0.as_bytes()
+    }
+
+    /// The bytes a signature under this label covers: `label ‖ 0x00 ‖ body`.
+    pub fn message(self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() + 1 + body.len());
+        out.extend_from_slice(self.0.as_bytes());
+        out.push(0);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The label with its terminator, `label ‖ 0x00`: the prefix of every [`Self::message`].
+    pub fn prefix(self) -> Vec<u8> {
+        self.message(&[])
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A device's certificate key over SHA-256 of its attestation key's SubjectPublicKeyInfo: "this
+/// AK speaks for me" ([`crate::attest`]).
+pub const AK_BINDING: Label = Label("ztmesh-ak-binding-v1");
+
+/// A device's certificate key over the Noise static public key of one link: "this Noise session
+/// is mine" (the Noise link's identity binding).
+pub const NOISE_STATIC_KEY: Label = Label("ztmesh-noise-static-key-v1");
+
+/// A device's current certificate key over a rotation request: "replace my certificate with one
+/// for this CSR".
+pub const ROTATION: Label = Label("ztmesh-rotate-v1");
+
+/// A device key over a local challenge, to check that a stored certificate is for that key.
+pub const KEY_CHECK: Label = Label("ztmesh-key-check-v1");
+
+/// The associated data of the keystore's key-check record (AES-256-GCM under the store key).
+/// Shipped on disk as `ztmesh-keystore key-check\0`: the spelling predates the `-v1` convention
+/// and cannot change without breaking existing keystore files.
+pub const KEYSTORE_KEY_CHECK: Label = Label("ztmesh-keystore key-check");
+
+/// The associated data of each keystore entry's seal (see [`KEYSTORE_KEY_CHECK`] on spelling).
+pub const KEYSTORE_ENTRY: Label = Label("ztmesh-keystore entry");
+
+/// The associated data of the keystore file's seal (see [`KEYSTORE_KEY_CHECK`] on spelling).
+pub const KEYSTORE_FILE: Label = Label("ztmesh-keystore file");
+
+/// Every label in this registry. A label missing here is a label no test checks.
+pub const ALL: &[Label] =
+    &[AK_BINDING, NOISE_STATIC_KEY, ROTATION, KEY_CHECK, KEYSTORE_KEY_CHECK, KEYSTORE_ENTRY, KEYSTORE_FILE];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_distinct_printable_and_unterminated() {
+        for (i, label) in ALL.iter().enumerate() {
+            assert!(label.as_str().starts_with("ztmesh-"), "{label}");
+            assert!(label.as_bytes().iter().all(|b| b.is_ascii_graphic() || *b == b' '), "{label}");
+            assert!(!label.as_bytes().contains(&0), "{label}");
+            assert!(ALL[..i].iter().all(|other| other != label), "{label} is registered twice");
+        }
+    }
+
+    #[test]
+    fn messages_are_prefix_free_across_labels() {
+        // With the terminator, no message under one label starts with another label's prefix.
+        for a in ALL {
+            for b in ALL {
+                if a != b {
+                    assert!(!a.message(b"body").starts_with(&b.prefix()), "{a} / {b}");
+                }
+            }
+        }
+        assert_eq!(AK_BINDING.message(b"x"), b"ztmesh-ak-binding-v1\0x");
+    }
+}
