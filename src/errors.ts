@@ -110,6 +110,7 @@ const CATALOG = {
     ERR_CSR_SIGNATURE: 'a certificate signing request is not signed by its own key',
     ERR_KEY_TYPE: 'a key is not of a supported type (certificates use ECDSA P-256)',
     ERR_IDENTITY: 'a device id, tenant, name or role is empty, too long or has forbidden characters',
+    ERR_SERIAL: 'a certificate serial is not 1 to 40 hex digits (optionally 0x), or is zero',
     ERR_VALIDITY: 'a validity period is empty, too long, or outlives the issuing CA',
     ERR_CA_NOT_VALID: 'the issuing CA certificate is not valid at the time of issuance',
     ERR_NOT_CA: 'the certificate is not a CA that may sign this',
@@ -145,6 +146,12 @@ const CATALOG = {
     ERR_ATTEST_REQUIRED: 'the CA requires a TPM attestation and the request carries none',
     ERR_ATTEST_NOT_ENROLLED: 'the device has no attestation key on record: it enrolled without a verified TPM attestation',
     ERR_ATTEST_KEY_CHANGED: 'the node quoted with another attestation key than the one recorded at its enrollment',
+  },
+  /** Signed objects: offers, gossip, bundles, manifests, policy documents (WireError). */
+  wire: {
+    ERR_WIRE_MALFORMED: 'a signed object is truncated, has a field out of range, a non-canonical signature, or bytes after its end',
+    ERR_WIRE_VERSION: 'a signed object has a format version this build cannot read',
+    ERR_WIRE_LABEL: 'a signed object was signed for another purpose (label) than the one expected, or under a label signed objects may not use',
   },
   /** Configuration files and settings (ConfigError). */
   config: {
@@ -239,6 +246,11 @@ export class ConfigError extends ZtError {
   static override name = 'ConfigError'
 }
 
+/** A signed object was refused: malformed, of another version, or made for another purpose. */
+export class WireError extends ZtError {
+  static override name = 'WireError'
+}
+
 /** Persistent state could not be read, written or trusted. */
 export class StorageError extends ZtError {
   static override name = 'StorageError'
@@ -259,6 +271,7 @@ const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
   pki: PkiError,
   tpm: TpmError,
   attest: AttestationError,
+  wire: WireError,
   config: ConfigError,
   storage: StorageError,
   internal: InternalError,

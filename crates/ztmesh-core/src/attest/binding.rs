@@ -25,7 +25,7 @@ use crate::wire::labels;
 /// The statement a device signs to bind `ak` to its identity: under the label
 /// [`labels::AK_BINDING`], SHA-256 of the AK's SubjectPublicKeyInfo.
 pub fn ak_binding_message(ak: &AkPublicKey) -> Vec<u8> {
-    labels::AK_BINDING.message(&crate::pki::sha256(&ak.spki_der()))
+    labels::AK_BINDING.message(&ak.spki_sha256())
 }
 
 /// Signs the binding of `ak` with the device's certificate key; returns a DER

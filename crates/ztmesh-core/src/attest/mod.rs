@@ -131,6 +131,12 @@ impl AkPublicKey {
         [&P256_SPKI_PREFIX[..], &self.point].concat()
     }
 
+    /// SHA-256 of the DER SubjectPublicKeyInfo: what the AK binding signs, and how two spellings
+    /// of one key compare equal.
+    pub fn spki_sha256(&self) -> [u8; 32] {
+        crate::pki::sha256(&self.spki_der())
+    }
+
     /// The SubjectPublicKeyInfo as a `PUBLIC KEY` PEM block.
     pub fn to_pem(&self) -> String {
         pem::encode(PUBLIC_KEY_LABEL, &self.spki_der())

@@ -131,12 +131,10 @@ pub(crate) fn time(seconds: i64) -> Option<Vec<u8>> {
 }
 
 /// A strict reader over a sequence of DER TLVs.
-#[cfg(test)]
 pub(crate) struct Reader<'a> {
     input: &'a [u8],
 }
 
-#[cfg(test)]
 impl<'a> Reader<'a> {
     /// A reader over `input`.
     pub(crate) fn new(input: &'a [u8]) -> Self {

@@ -1,11 +1,9 @@
-//! Naming rules for devices, tenants, roles and CAs, the SAN URI that names a device, and the
-//! SAN URIs that carry roles.
-//!
-//! The alphabets are narrow on purpose: an id that needs no escaping anywhere (URI, file name,
-//! log line, SQL) has one spelling, so two components can never disagree on whether two ids are
-//! the same.
+//! The SAN URI that names a device, the SAN URIs that carry roles, and the naming rule for CAs.
+//! The rules for device ids, tenants and roles themselves live in [`crate::ids`].
 
 use super::error::PkiError;
+use crate::ids::is_valid_role;
+pub(crate) use crate::ids::{is_valid_id, MAX_ROLES};
 
 /// The prefix of the SAN URIs carrying roles: one `urn:ztmesh:role:<role>` URI per role, after
 /// the device's `ztmesh://<tenant>/<device-id>` URI in the same subjectAltName.
@@ -17,12 +15,6 @@ pub const ROLE_URI_PREFIX: &str = "urn:ztmesh:role:";
 
 /// The scheme of the SAN URI naming a device.
 pub(crate) const URI_SCHEME_PREFIX: &str = "ztmesh://";
-
-/// The most roles one certificate carries.
-pub(crate) const MAX_ROLES: usize = 32;
-
-/// The longest device id, tenant or role, in bytes (the X.520 upper bound for CN and OU).
-const MAX_ID_LEN: usize = 64;
 
 /// The SAN URI naming `device_id` within `tenant`: `ztmesh://<tenant>/<device-id>`.
 ///
@@ -43,40 +35,17 @@ pub(crate) fn parse_device_uri(uri: &str) -> Option<(&str, &str)> {
     (is_valid_id(tenant) && is_valid_id(device_id)).then_some((tenant, device_id))
 }
 
-/// Whether `id` is a valid device id or tenant.
-pub(crate) fn is_valid_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len())
-        && id != "."
-        && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Whether `role` is a valid role: 1 to 64 bytes of `[A-Za-z0-9._:-]`.
-pub(crate) fn is_valid_role(role: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&role.len())
-        && role.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
-
 /// Whether `name` is a valid CA common name or organisation: 1 to 64 bytes, no control
 /// characters.
 pub(crate) fn is_valid_display_name(name: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&name.len()) && !name.chars().any(char::is_control)
+    (1..=crate::ids::MAX_ID_LEN).contains(&name.len()) && !name.chars().any(char::is_control)
 }
 
 /// The SAN URIs carrying `roles`, in order: `urn:ztmesh:role:<role>` each. Fails on an invalid
 /// or repeated role, or more than 32.
 pub(crate) fn role_uris(roles: &[String]) -> Result<Vec<String>, PkiError> {
-    if roles.len() > MAX_ROLES {
-        return Err(PkiError::InvalidIdentity);
-    }
-    let mut uris = Vec::with_capacity(roles.len());
-    for (i, role) in roles.iter().enumerate() {
-        if !is_valid_role(role) || roles.iter().take(i).any(|r| r == role) {
-            return Err(PkiError::InvalidIdentity);
-        }
-        uris.push(format!("{ROLE_URI_PREFIX}{role}"));
-    }
-    Ok(uris)
+    crate::ids::check_roles(roles).map_err(|_| PkiError::InvalidIdentity)?;
+    Ok(roles.iter().map(|role| format!("{ROLE_URI_PREFIX}{role}")).collect())
 }
 
 /// The roles among a certificate's SAN URIs, strictly: every URI starting with

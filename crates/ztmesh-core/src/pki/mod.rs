@@ -37,7 +37,7 @@
 //! | extended key usage | serverAuth, clientAuth |
 //! | subject alt name | the URI `ztmesh://<tenant>/<device-id>`, then one `urn:ztmesh:role:<role>` URI per role |
 //!
-//! Device ids and tenants are 1 to 64 bytes of `[A-Za-z0-9._-]`, other than `.` and `..`; they
+//! Device ids and tenants ([`crate::ids`]) are 1 to 64 bytes of `[A-Za-z0-9._-]`, other than `.` and `..`; they
 //! compare byte for byte (case-sensitive). With that alphabet the SAN URI never needs
 //! percent-encoding, so `ztmesh://<tenant>/<device-id>` has exactly one spelling, and a
 //! verifier compares it with the subject's `CN` and `OU` exactly ([`device_uri`]).
@@ -84,6 +84,7 @@
 //! | [`crl`] | signing and verifying v2 CRLs |
 //! | [`revocation`] | signed incremental revocation records and the [`RevocationSet`] |
 //! | [`verify`] | [`TrustStore`], [`verify_peer`] and [`PeerIdentity`] |
+//! | [`inspect`] | [`inspect_certificate`]: a certificate's facts, with no trust decision |
 //! | [`signer`] | the [`CertSigner`] trait (software keys now, TPM keys later) |
 //! | [`pem`] | strict PEM decoding and encoding |
 
@@ -92,25 +93,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub mod ca;
 pub mod crl;
 pub mod csr;
+pub mod inspect;
 pub mod pem;
 pub mod revocation;
 pub mod signer;
 pub mod verify;
 
 mod cert;
-mod der;
+pub(crate) mod der;
 mod error;
 mod identity;
 mod profile;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use ca::{CaMaterial, CaParams, CertificateAuthority, DeviceCertRequest, IssuedCertificate};
 pub use crl::{CrlEntry, CrlParams, EncodedCrl, RevokedSerial, VerifiedCrl};
 pub use csr::{build_csr, CertificateRequest, EncodedCsr};
 pub use error::{PemError, PkiError, RevocationError, VerifyError};
 pub use identity::{device_uri, ROLE_URI_PREFIX};
+pub use inspect::{inspect_certificate, UntrustedCertificateFacts};
 pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
 pub use signer::{ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
 pub use verify::{
@@ -152,7 +155,7 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Lowercase hexadecimal.
+/// Lowercase hexadecimal, two digits per byte.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);

@@ -253,7 +253,8 @@ pub struct PeerIdentity {
     pub tenant: String,
     /// The roles from the `urn:ztmesh:role:<role>` SAN URIs, in order; empty when there are none.
     pub roles: Vec<String>,
-    /// The certificate serial, lowercase hexadecimal without leading zeros.
+    /// The certificate serial in its one spelling ([`crate::ids::serial_hex`]): lowercase hex, two
+    /// digits per byte, no leading zero byte.
     pub serial: String,
     /// SHA-256 of the leaf's SubjectPublicKeyInfo: what pins and key revocation use.
     pub spki_sha256: [u8; 32],

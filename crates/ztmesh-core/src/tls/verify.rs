@@ -359,12 +359,9 @@ fn tls12_refused() -> Error {
     Error::General("TLS 1.2 is not supported".into())
 }
 
-/// Whether `identity` is revoked in `revocations` (its serial is hex without leading zeros, so
-/// possibly of odd length).
+/// Whether `identity` is revoked in `revocations` (by serial, in its one spelling, or by key).
 pub(crate) fn is_revoked(identity: &PeerIdentity, revocations: &RevocationSet) -> bool {
-    let hex = identity.serial.as_bytes();
-    let padded: Vec<u8> = if !hex.len().is_multiple_of(2) { [b"0", hex].concat() } else { hex.to_vec() };
     // A serial that is not hex cannot come out of verify_peer; the key alone still counts then.
-    let serial = decode_hex(&padded).unwrap_or_default();
+    let serial = crate::ids::parse_serial(&identity.serial).unwrap_or_default();
     revocations.is_revoked(&serial, &identity.spki_sha256)
 }

@@ -76,9 +76,42 @@ pub const KEYSTORE_ENTRY: Label = Label("ztmesh-keystore entry");
 /// The associated data of the keystore file's seal (see [`KEYSTORE_KEY_CHECK`] on spelling).
 pub const KEYSTORE_FILE: Label = Label("ztmesh-keystore file");
 
+/// A signed object made by tests and examples ([`crate::wire::signed`]). No protocol accepts it:
+/// it lets the binding's tests exercise signed objects across the boundary before any protocol
+/// signs under a label of its own.
+pub const TEST_OBJECT: Label = Label("ztmesh-test-object-v1");
+
+/// A second label for tests and examples ([`TEST_OBJECT`]), so that they can show an object
+/// signed for one purpose being refused for another.
+pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
+
 /// Every label in this registry. A label missing here is a label no test checks.
-pub const ALL: &[Label] =
-    &[AK_BINDING, NOISE_STATIC_KEY, ROTATION, KEY_CHECK, KEYSTORE_KEY_CHECK, KEYSTORE_ENTRY, KEYSTORE_FILE];
+pub const ALL: &[Label] = &[
+    AK_BINDING,
+    NOISE_STATIC_KEY,
+    ROTATION,
+    KEY_CHECK,
+    KEYSTORE_KEY_CHECK,
+    KEYSTORE_ENTRY,
+    KEYSTORE_FILE,
+    TEST_OBJECT,
+    TEST_OBJECT_OTHER,
+];
+
+/// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
+/// outside the core (the binding, configuration) use for them. Every other label is used by
+/// one fixed protocol only, and a signed object can never be made under it.
+pub const SIGNED_OBJECTS: &[(&str, Label)] = &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER)];
+
+/// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).
+pub fn is_signed_object(label: Label) -> bool {
+    SIGNED_OBJECTS.iter().any(|(_, l)| *l == label)
+}
+
+/// The signed-object label called `name` in [`SIGNED_OBJECTS`], if any.
+pub fn signed_object(name: &str) -> Option<Label> {
+    SIGNED_OBJECTS.iter().find(|(n, _)| *n == name).map(|(_, label)| *label)
+}
 
 #[cfg(test)]
 mod tests {
@@ -92,6 +125,20 @@ mod tests {
             assert!(!label.as_bytes().contains(&0), "{label}");
             assert!(ALL[..i].iter().all(|other| other != label), "{label} is registered twice");
         }
+    }
+
+    #[test]
+    fn signed_object_labels_are_registered_and_found_by_name_only() {
+        for (name, label) in SIGNED_OBJECTS {
+            assert!(ALL.contains(label), "{label}");
+            assert_eq!(signed_object(name), Some(*label));
+        }
+        assert_eq!(signed_object("test"), Some(TEST_OBJECT));
+        // A label's text is not a name, and fixed-protocol labels are never reachable.
+        assert_eq!(signed_object(TEST_OBJECT.as_str()), None);
+        assert_eq!(signed_object("rotate"), None);
+        assert_eq!(signed_object(ROTATION.as_str()), None);
+        assert!(is_signed_object(TEST_OBJECT) && !is_signed_object(NOISE_STATIC_KEY));
     }
 
     #[test]

@@ -1,0 +1,400 @@
+//! Signed objects: a body, signed by a device key under a domain-separation [`Label`], carrying
+//! the signer's certificate chain. Offers, gossip messages, bundles, manifests and policy
+//! documents are all this one type.
+//!
+//! Signing works with any [`CertSigner`] (a software key or a TPM key). Verifying is
+//! [`verify_peer`] on the embedded chain, then the ECDSA P-256/SHA-256 signature over
+//! [`Label::message`]`(body)` = `label ‖ 0x00 ‖ body` under the leaf's key. The verifier names
+//! the label it expects: an object signed for one purpose is never accepted for another.
+//!
+//! # Encoding (version 1)
+//!
+//! Big-endian, fixed-width length prefixes, every field bounded, nothing after the signature:
+//!
+//! ```text
+//! u8   version            = 1
+//! u8   label length       1..=64, then the label's bytes (printable ASCII)
+//! u8   certificate count  1..=3, then for each (leaf first):
+//!        u16 length       1..=4096, then the certificate's DER
+//! u32  body length        0..=1 MiB, then the body
+//! u8   signature length   8..=72, then the signature: strict DER ECDSA-Sig-Value with a low s
+//! ```
+//!
+//! Fixed-width prefixes and strict DER give every object exactly one encoding. ECDSA
+//! signatures are malleable (`(r, s)` and `(r, n − s)` both verify); signing normalises `s` to
+//! the lower half and decoding refuses the upper half, so nobody but the signer can produce a
+//! second valid encoding of the same signed statement (what deduplication by hash needs). The
+//! chain is not under the signature: [`verify_peer`] decides it, and the signature binds the
+//! body to the leaf's key.
+//!
+//! A binary format rather than CBOR or JSON: the structure is five fields, the core is the only
+//! encoder, and a hand-written decoder of this size is easier to make strict (and to fuzz) than
+//! a general-purpose one.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use super::{labels, Label};
+use crate::pki::der::{self, tag};
+use crate::pki::signer::verify_p256;
+use crate::pki::{
+    verify_certificate_signature, verify_peer, CertSigner, PeerIdentity, PeerPolicy, PkiError, RevocationSet,
+    TrustStore, VerifyError,
+};
+use crate::ErrorCode;
+
+/// The format version this library writes and reads.
+pub const VERSION: u8 = 1;
+
+/// The longest label, in bytes.
+pub const MAX_LABEL_LEN: usize = 64;
+
+/// The most certificates in the embedded chain (leaf, site CA, root), as [`verify_peer`] allows.
+pub const MAX_CHAIN_LEN: usize = 3;
+
+/// The longest certificate, in bytes. ztmesh certificates are well under 1 KiB.
+pub const MAX_CERT_LEN: usize = 4096;
+
+/// The longest body, in bytes: 1 MiB. Larger payloads travel as bundles.
+pub const MAX_BODY_LEN: usize = 1 << 20;
+
+/// The shortest and longest DER ECDSA P-256 signature.
+const SIGNATURE_LEN: std::ops::RangeInclusive<usize> = 8..=72;
+
+/// The longest encoded object.
+pub const MAX_ENCODED_LEN: usize =
+    1 + 1 + MAX_LABEL_LEN + 1 + MAX_CHAIN_LEN * (2 + MAX_CERT_LEN) + 4 + MAX_BODY_LEN + 1 + 72;
+
+/// Why a signed object was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// The bytes are not a well-formed signed object: truncated, a length out of range, a
+    /// label that is not printable ASCII, a signature that is not strict low-s DER, or bytes
+    /// after the end.
+    Malformed,
+    /// The object is of a format version this library does not read.
+    UnsupportedVersion(u8),
+    /// The object was signed under another label than the one the verifier expects, or the
+    /// label is not one signed objects may use.
+    Label,
+    /// A field is larger than the format allows (when signing).
+    TooLarge,
+    /// The signature does not verify over the body under the leaf certificate's key.
+    Signature,
+    /// The signer's key is not the key of the leaf certificate (when signing).
+    KeyMismatch,
+    /// The signer failed.
+    Signer(PkiError),
+    /// The embedded chain was refused by [`verify_peer`].
+    Peer(VerifyError),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("malformed signed object"),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported signed object version {v}"),
+            Self::Label => f.write_str("signed object made for another purpose (label)"),
+            Self::TooLarge => f.write_str("signed object field too large"),
+            Self::Signature => f.write_str("signed object signature invalid"),
+            Self::KeyMismatch => f.write_str("the signing key does not belong to the leaf certificate"),
+            Self::Signer(e) => write!(f, "{e}"),
+            Self::Peer(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl ErrorCode for WireError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "ERR_WIRE_MALFORMED",
+            Self::UnsupportedVersion(_) => "ERR_WIRE_VERSION",
+            Self::Label => "ERR_WIRE_LABEL",
+            Self::TooLarge => "ERR_MESSAGE_SIZE",
+            Self::Signature => "ERR_SIGNATURE",
+            Self::KeyMismatch => "ERR_KEY_MISMATCH",
+            Self::Signer(e) => e.code(),
+            Self::Peer(e) => e.code(),
+        }
+    }
+}
+
+impl From<VerifyError> for WireError {
+    fn from(e: VerifyError) -> Self {
+        Self::Peer(e)
+    }
+}
+
+/// A signed object, decoded but not yet verified: nothing in it is trusted until
+/// [`SignedObject::verify`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedObject {
+    label: String,
+    chain: Vec<Vec<u8>>,
+    body: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// What a verified signed object says: who signed it, and the body they signed.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The signer, as [`verify_peer`] decided it.
+    pub peer: PeerIdentity,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl SignedObject {
+    /// Signs `body` under `label` with `signer`, whose certificate chain (DER, leaf first, at
+    /// most 3) is embedded. Fails with [`WireError::Label`] unless `label` is one of the
+    /// signed-object labels ([`labels::SIGNED_OBJECTS`]: a signed object can never stand in for
+    /// a rotation request or a Noise binding), [`WireError::TooLarge`] when a field exceeds the format,
+    /// [`WireError::KeyMismatch`] when `signer` is not the leaf's key, [`WireError::Signer`]
+    /// when the signer fails or yields a signature that does not verify.
+    pub fn sign(label: Label, chain: &[&[u8]], body: &[u8], signer: &dyn CertSigner) -> Result<Self, WireError> {
+        if !labels::is_signed_object(label) {
+            return Err(WireError::Label);
+        }
+        if chain.is_empty()
+            || chain.len() > MAX_CHAIN_LEN
+            || chain.iter().any(|c| c.is_empty() || c.len() > MAX_CERT_LEN)
+            || body.len() > MAX_BODY_LEN
+            || label.as_bytes().len() > MAX_LABEL_LEN
+        {
+            return Err(WireError::TooLarge);
+        }
+        let leaf = chain.first().ok_or(WireError::TooLarge)?;
+        let message = label.message(body);
+        let signature =
+            low_s(&signer.sign(&message).map_err(WireError::Signer)?).ok_or(WireError::Signer(PkiError::Signer))?;
+        if !verify_certificate_signature(leaf, &message, &signature)? {
+            return Err(if verify_p256(signer.public_key(), &message, &signature) {
+                WireError::KeyMismatch
+            } else {
+                WireError::Signer(PkiError::Signer)
+            });
+        }
+        Ok(Self {
+            label: label.as_str().to_owned(),
+            chain: chain.iter().map(|c| c.to_vec()).collect(),
+            body: body.to_vec(),
+            signature,
+        })
+    }
+
+    /// Decodes an object, strictly (see the module documentation); verifies nothing.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut input = Input(bytes);
+        let version = input.u8()?;
+        if version != VERSION {
+            return Err(WireError::UnsupportedVersion(version));
+        }
+        let label_len = usize::from(input.u8()?);
+        let label = input.take(label_len)?;
+        if !(1..=MAX_LABEL_LEN).contains(&label_len) || !label.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return Err(WireError::Malformed);
+        }
+        let count = usize::from(input.u8()?);
+        if !(1..=MAX_CHAIN_LEN).contains(&count) {
+            return Err(WireError::Malformed);
+        }
+        let mut chain = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = usize::from(input.u16()?);
+            if !(1..=MAX_CERT_LEN).contains(&len) {
+                return Err(WireError::Malformed);
+            }
+            chain.push(input.take(len)?.to_vec());
+        }
+        let body_len = usize::try_from(input.u32()?).map_err(|_| WireError::Malformed)?;
+        if body_len > MAX_BODY_LEN {
+            return Err(WireError::Malformed);
+        }
+        let body = input.take(body_len)?.to_vec();
+        let signature_len = usize::from(input.u8()?);
+        let signature = input.take(signature_len)?.to_vec();
+        if !SIGNATURE_LEN.contains(&signature_len) || !is_strict_low_s(&signature) || !input.0.is_empty() {
+            return Err(WireError::Malformed);
+        }
+        // Printable ASCII checked above, so this cannot fail.
+        let label = String::from_utf8(label.to_vec()).map_err(|_| WireError::Malformed)?;
+        Ok(Self { label, chain, body, signature })
+    }
+
+    /// The encoding: the inverse of [`Self::decode`].
+    pub fn encode(&self) -> Vec<u8> {
+        let certs: usize = self.chain.iter().map(|c| 2 + c.len()).sum();
+        let mut out = Vec::with_capacity(8 + self.label.len() + certs + self.body.len() + self.signature.len());
+        out.push(VERSION);
+        push_prefixed(&mut out, &[as_u8(self.label.len())], self.label.as_bytes());
+        out.push(as_u8(self.chain.len()));
+        for cert in &self.chain {
+            push_prefixed(&mut out, &u16::try_from(cert.len()).unwrap_or(u16::MAX).to_be_bytes(), cert);
+        }
+        push_prefixed(&mut out, &u32::try_from(self.body.len()).unwrap_or(u32::MAX).to_be_bytes(), &self.body);
+        push_prefixed(&mut out, &[as_u8(self.signature.len())], &self.signature);
+        out
+    }
+
+    /// Verifies the object for the purpose `expected`: the label first (it must be `expected`,
+    /// and `expected` a signed-object label, else [`WireError::Label`]), then the chain through [`verify_peer`] ([`WireError::Peer`]),
+    /// then the signature under the leaf's key ([`WireError::Signature`]).
+    pub fn verify(
+        self,
+        expected: Label,
+        trust: &TrustStore,
+        revocations: &RevocationSet,
+        policy: &PeerPolicy,
+        now: SystemTime,
+    ) -> Result<Verified, WireError> {
+        if self.label.as_bytes() != expected.as_bytes() || !labels::is_signed_object(expected) {
+            return Err(WireError::Label);
+        }
+        let chain: Vec<&[u8]> = self.chain.iter().map(Vec::as_slice).collect();
+        let peer = verify_peer(&chain, trust, revocations, policy, now)?;
+        let leaf = chain.first().ok_or(WireError::Malformed)?;
+        if !verify_certificate_signature(leaf, &expected.message(&self.body), &self.signature)? {
+            return Err(WireError::Signature);
+        }
+        Ok(Verified { peer, body: self.body })
+    }
+
+    /// The label the object claims to be signed under (untrusted until verified).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The embedded chain, DER, leaf first (untrusted until verified).
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The body (untrusted until verified).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The signature, DER.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+}
+
+/// Decodes and verifies `bytes` in one step; see [`SignedObject::decode`] and
+/// [`SignedObject::verify`].
+pub fn verify(
+    bytes: &[u8],
+    expected: Label,
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: SystemTime,
+) -> Result<Verified, WireError> {
+    SignedObject::decode(bytes)?.verify(expected, trust, revocations, policy, now)
+}
+
+/// The order of the P-256 group, and half of it (rounded down).
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
+    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// `(r, s)` of a strict DER ECDSA-Sig-Value (minimal positive INTEGERs of at most 32 bytes of
+/// magnitude, nothing after), each left-padded to 32 bytes.
+fn signature_scalars(signature: &[u8]) -> Option<([u8; 32], [u8; 32])> {
+    let mut outer = der::Reader::new(signature);
+    let mut inner = der::Reader::new(outer.read(tag::SEQUENCE)?);
+    let (r, s) = (padded(inner.read_positive_integer()?)?, padded(inner.read_positive_integer()?)?);
+    (outer.is_empty() && inner.is_empty()).then_some((r, s))
+}
+
+fn padded(magnitude: &[u8]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    out.get_mut(32usize.checked_sub(magnitude.len())?..)?.copy_from_slice(magnitude);
+    Some(out)
+}
+
+/// Whether `signature` is strict DER with `s` in the lower half of the group order.
+/// Re-encoding the scalars must give back the same bytes, which rules out every non-minimal
+/// form the reader might tolerate.
+fn is_strict_low_s(signature: &[u8]) -> bool {
+    signature_scalars(signature).is_some_and(|(r, s)| s <= P256_HALF_ORDER && encode_signature(&r, &s) == signature)
+}
+
+/// The signature with `s` replaced by `n − s` when it is in the upper half; `None` when it is
+/// not a well-formed DER signature.
+fn low_s(signature: &[u8]) -> Option<Vec<u8>> {
+    let (r, mut s) = signature_scalars(signature)?;
+    if s > P256_HALF_ORDER {
+        s = subtract(&P256_ORDER, &s);
+    }
+    Some(encode_signature(&r, &s))
+}
+
+fn encode_signature(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
+    der::sequence(&[&der::unsigned_integer(r), &der::unsigned_integer(s)])
+}
+
+/// `a − b` for 256-bit big-endian numbers with `a ≥ b`.
+fn subtract(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut digit = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        borrow = i16::from(digit < 0);
+        if digit < 0 {
+            digit += 256;
+        }
+        out[i] = u8::try_from(digit).unwrap_or(0);
+    }
+    out
+}
+
+fn as_u8(len: usize) -> u8 {
+    u8::try_from(len).unwrap_or(u8::MAX)
+}
+
+fn push_prefixed(out: &mut Vec<u8>, prefix: &[u8], bytes: &[u8]) {
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(bytes);
+}
+
+/// A cursor over untrusted input; every read is bounds-checked.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+        if len > self.0.len() {
+            return Err(WireError::Malformed);
+        }
+        let (head, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        self.take(N)?.try_into().map_err(|_| WireError::Malformed)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+}
+
+#[cfg(test)]
+mod tests;
