@@ -342,6 +342,12 @@ export declare class XWingSecretKey {
  */
 export declare function akBindingMessage(akPublicPem: string): Buffer
 
+/**
+ * SHA-256 (hex) of an attestation key's SubjectPublicKeyInfo, from its `PUBLIC KEY` PEM: two
+ * spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
+ */
+export declare function akPublicKeySha256(akPublicPem: string): string
+
 /** Builds a CSR (PEM) for a device from its P-256 PKCS#8 private key. */
 export declare function buildCsr(privateKey: Uint8Array, deviceId: string, tenant: string): string
 
@@ -364,6 +370,18 @@ export interface CaMaterial {
   /** The CA's ECDSA P-256 private key, PKCS#8 DER. Store it encrypted and zero-fill this buffer. */
   privateKey: Buffer
 }
+
+/** Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`. */
+export declare function checkDeviceId(deviceId: string): void
+
+/**
+ * Throws `ERR_IDENTITY` unless every role is 1-64 characters of `[A-Za-z0-9._:-]`, none is
+ * repeated, and there are at most 32.
+ */
+export declare function checkRoles(roles: Array<string>): void
+
+/** Throws `ERR_IDENTITY` unless `tenant` follows the device id rule. */
+export declare function checkTenant(tenant: string): void
 
 /** Creates a new keystore file (refuses to overwrite one); Argon2id runs off the JS thread. */
 export declare function createKeystore(path: string, passphrase: Uint8Array, options?: KeystoreKdfOptions | undefined | null): Promise<Keystore>
@@ -407,6 +425,12 @@ export declare function generateP256Key(): Buffer
 
 /** Generates an X25519 key pair (raw 32-byte keys). */
 export declare function generateX25519KeyPair(): X25519KeyPair
+
+/**
+ * Reads the facts of the first certificate in `pem`, with no trust decision. Throws
+ * `ERR_CERT_MALFORMED` or `ERR_PEM`.
+ */
+export declare function inspectCertificate(pem: string): UntrustedCertificateFacts
 
 /** A certificate issued to a device. */
 export interface IssuedCertificate {
@@ -461,6 +485,12 @@ export interface NoiseOptions {
 
 /** The Noise cipher that is faster on this CPU: `AESGCM` with AES instructions, else `ChaChaPoly`. */
 export declare function noisePreferredCipher(): string
+
+/**
+ * The one spelling of a serial (lowercase hex, no leading zero byte) from what a user typed
+ * (optional `0x`, any case, leading zeros). Throws `ERR_SERIAL`.
+ */
+export declare function normalizeSerial(serial: string): string
 
 /** Opens an existing keystore file; Argon2id runs off the JS thread. */
 export declare function openKeystore(path: string, passphrase: Uint8Array): Promise<Keystore>
@@ -552,6 +582,18 @@ export interface SignedCrl {
   pem: string
 }
 
+/** The short names of the labels signed objects may be signed under. */
+export declare function signedObjectLabels(): Array<string>
+
+/**
+ * Signs `body` as a signed object under the label named `label`, with a software P-256 key
+ * (PKCS#8 DER) or a TPM key (exactly one), embedding the signer's chain (PEM, leaf first, at
+ * most 3). Throws `ERR_WIRE_LABEL` for a name that is not a signed-object label,
+ * `ERR_MESSAGE_SIZE` when a field is too large, `ERR_KEY_MISMATCH` when the key is not the
+ * leaf's.
+ */
+export declare function signObject(label: string, chainPem: string, body: Uint8Array, privateKey?: Uint8Array | undefined | null, tpmKey?: TpmKey | undefined | null): Buffer
+
 /** What a TLS context needs: this device's chain and key, the trust anchors and the policy. */
 export interface TlsContextInit {
   /** This device's certificate followed by its CA chain, PEM. */
@@ -615,6 +657,37 @@ export interface TpmQuote {
 /** Whether this build of the addon has TPM support (libtss2 was found when it was built). */
 export declare function tpmSupported(): boolean
 
+/**
+ * What a certificate says, untrusted: read without checking any signature, validity or
+ * revocation (use `verifyPeer` to decide a peer).
+ */
+export interface UntrustedCertificateFacts {
+  /** The subject's CN (the device id), if it has exactly one. */
+  deviceId?: string
+  /** The subject's OU (the tenant), if it has exactly one. */
+  tenant?: string
+  /** The roles among its SAN URIs. */
+  roles: Array<string>
+  /** The serial in its one spelling, if it is a valid serial. */
+  serial?: string
+  /** Start of validity, ms since the epoch. */
+  notBeforeMs: number
+  /** End of validity, ms since the epoch. */
+  notAfterMs: number
+  /** SHA-256 of the SubjectPublicKeyInfo, hex. */
+  spkiSha256: string
+  /** Whether it is a CA certificate. */
+  isCa: boolean
+}
+
+/** A verified signed object: who signed it and what. */
+export interface VerifiedObject {
+  /** The signer, as `verifyPeer` decided it. */
+  peer: PeerIdentity
+  /** The body it signed. */
+  body: Buffer
+}
+
 /** What a verified quote says. */
 export interface VerifiedQuote {
   /** The quoted PCR values. */
@@ -665,6 +738,14 @@ export interface VerifyItem {
   /** The signature. */
   signature: Buffer
 }
+
+/**
+ * Verifies a signed object for the purpose named `label`: the label, the embedded chain
+ * (`verifyPeer` with `trust`, `revocations` and `policy`), then the signature. Throws
+ * `ERR_WIRE_MALFORMED`, `ERR_WIRE_VERSION`, `ERR_WIRE_LABEL`, `ERR_SIGNATURE` or a PKI code
+ * (`ERR_CERT_REVOKED`, `ERR_TENANT_MISMATCH`, `ERR_CHAIN`…).
+ */
+export declare function verifyObject(object: Uint8Array, label: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): VerifiedObject
 
 /**
  * Verifies a peer's certificate chain (PEM, leaf first) against the trust anchors, the

@@ -169,7 +169,7 @@ test('the nonce endpoint and attested enrollments refuse malformed input with ty
   t.like(await post(nonceUrl, { node_id: 'node-1' }, 'text/plain'), { status: 400, json: { code: 'ERR_BAD_REQUEST' } })
   t.like(await post(nonceUrl, {}), { status: 400, json: { code: 'ERR_BAD_REQUEST' } })
   t.like(await post(nonceUrl, { node_id: 42 }), { status: 400, json: { code: 'ERR_BAD_REQUEST' } })
-  t.like(await post(nonceUrl, { node_id: '../etc/passwd' }), { status: 400, json: { code: 'ERR_INVALID_ARG' } })
+  t.like(await post(nonceUrl, { node_id: '../etc/passwd' }), { status: 400, json: { code: 'ERR_IDENTITY' } })
   t.like(await post(nonceUrl, { node_id: 'node-1', padding: 'x'.repeat(4096) }), { status: 413, json: { code: 'ERR_PAYLOAD_TOO_LARGE' } })
   t.like(await fetch(nonceUrl), { status: 405 })
   const denied = new AuditLog(ca.db).recent(20).filter((row) => row.outcome === 'deny').map((row) => row.reason)

@@ -45,10 +45,23 @@ test('expired, unknown and malformed tokens are refused with their own codes', (
 test('token parameters are validated', (t) => {
   const { tokens, done } = registry()
   t.teardown(done)
-  for (const deviceId of ['', '-x', '.x', 'a/b', 'x'.repeat(65), 'é']) {
-    t.throws(() => tokens.create({ deviceId, tenant: 't' }), { code: 'ERR_INVALID_ARG' })
+  // The core's rule (ids.rs), with its code: the same one certificates are issued under.
+  for (const deviceId of ['', '.', '..', 'a/b', 'a:b', 'x'.repeat(65), 'é', 42]) {
+    t.throws(() => tokens.create({ deviceId: deviceId as string, tenant: 't' }), { code: 'ERR_IDENTITY' })
+  }
+  for (const tenant of ['', '..', 'a b']) t.throws(() => tokens.create({ deviceId: 'd', tenant }), { code: 'ERR_IDENTITY' })
+  for (const roles of [['a b'], ['a', 'a'], [''], Array.from({ length: 33 }, (_, i) => `r${i}`), 'staff', [42]]) {
+    t.throws(() => tokens.create({ deviceId: 'd', tenant: 't', roles: roles as string[] }), { code: 'ERR_IDENTITY' }, JSON.stringify(roles))
   }
   for (const ttlSeconds of [0, -1, 1.5, 31 * 86_400]) {
     t.throws(() => tokens.create({ deviceId: 'd', tenant: 't', ttlSeconds }), { code: 'ERR_INVALID_ARG' })
   }
+})
+
+test('roles follow the core rule: pos:cashier is a role (regression: tokens refused it)', (t) => {
+  const { tokens, done } = registry()
+  t.teardown(done)
+  const roles = ['pos:cashier', 'front.desk', '-x', ...Array.from({ length: 29 }, (_, i) => `r${i}`)]
+  const { token } = tokens.create({ deviceId: '.tablet', tenant: 'hotel-1', roles })
+  t.deepEqual(tokens.check(token).roles, roles)
 })

@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { CaService, rotationMessage } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
-import { buildCsr, generateP256Key, RevocationSet, SigningKey, TrustStore, verifyPeer } from '../src/index.js'
+import { buildCsr, CertificateAuthority, generateP256Key, inspectCertificate, normalizeSerial, RevocationSet, SigningKey, TrustStore, verifyPeer } from '../src/index.js'
 import { AuditLog } from '../src/audit/index.js'
 
 const run = promisify(execFile)
@@ -218,4 +218,54 @@ test('serials are matched however they are written: case, 0x prefix, leading zer
   t.like(ca.certificate(serial.slice(1).toUpperCase()), { serial })
   t.like(ca.certificate(`0x00${serial}`), { serial })
   t.deepEqual(ca.revoke({ serial: serial.replace(/^0/, '') }), [serial])
+})
+
+test('ztmesh ca token --roles pos:cashier is accepted and the certificate carries the role (regression)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-cli-roles-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const ca = join(dir, 'ca')
+  await run('node', [CLI, 'ca', 'init', '--dir', ca, '--name', 'Roles Hotel'])
+  const token = (await run('node', [CLI, 'ca', 'token', '--dir', ca, '--device', 'till-1', '--tenant', 'hotel-9', '--roles', 'pos:cashier,staff'])).stdout.trim()
+  await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'csr.pem'), '-subj', '/CN=whatever'])
+  writeFileSync(join(dir, 'chain.pem'), (await run('node', [CLI, 'ca', 'sign', '--dir', ca, '--csr', join(dir, 'csr.pem'), '--token', token])).stdout)
+  const peer = JSON.parse((await run('node', [CLI, 'verify-peer', '--dir', ca, '--cert', join(dir, 'chain.pem')])).stdout)
+  t.deepEqual(peer.roles, ['pos:cashier', 'staff'])
+  const refused = await run('node', [CLI, 'ca', 'token', '--dir', ca, '--device', 'till-2', '--tenant', 'hotel-9', '--roles', 'pos cashier']).catch((e: { code: number; stderr: string }) => e)
+  t.like(JSON.parse((refused as { stderr: string }).stderr), { code: 'ERR_IDENTITY' })
+})
+
+test('ztmesh enroll prints the serial spelled as verify-peer and the registry spell it', async (t) => {
+  const { dir, ca } = await freshCa(t)
+  const url = await serve(t, ca)
+  const store = join(dir, 'device')
+  const { token } = ca.createToken({ deviceId: 'kiosk-2', tenant: 'hotel-1', roles: ['pos:cashier'] })
+  const enrolled = JSON.parse((await run('node', [CLI, 'enroll', '--url', url, '--token', token, '--store', store, '--keystore', 'software'], { env: { ...process.env, ZTMESH_PASSPHRASE: 'pw' } })).stdout)
+  t.like(enrolled, { deviceId: 'kiosk-2', tenant: 'hotel-1', roles: ['pos:cashier'] })
+  const chain = readFileSync(join(store, 'cert.pem'), 'utf8') + readFileSync(join(store, 'ca.pem'), 'utf8')
+  const peer = verifyPeer(chain, TrustStore.fromPem(ca.trustBundle()), new RevocationSet())
+  t.is(enrolled.serial, peer.serial)
+  t.deepEqual(ca.revoke({ serial: `0x${enrolled.serial.toUpperCase()}` }), [peer.serial], 'the registry holds the same spelling')
+})
+
+test('serials whose hex starts with 0 keep one spelling everywhere (regression: the CLI stripped the nibble)', (t) => {
+  const root = CertificateAuthority.createRoot({ commonName: 'r', organisation: 'o' })
+  const rootCa = CertificateAuthority.load(root.certificatePem, root.privateKey)
+  const site = rootCa.createSiteCa({ commonName: 's', organisation: 'o' })
+  const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
+  const trust = TrustStore.fromPem(root.certificatePem)
+  let seen = 0
+  // Serials are random: about one in eight starts with a 0 nibble; issue until three have.
+  for (let i = 0; i < 400 && seen < 3; i++) {
+    const issued = siteCa.issue(buildCsr(generateP256Key(), 'd', 't'), { deviceId: 'd', tenant: 't' })
+    if (!issued.serial.startsWith('0')) continue
+    seen++
+    t.is(inspectCertificate(issued.pem).serial, issued.serial)
+    t.is(verifyPeer(issued.pem + site.certificatePem, trust, new RevocationSet()).serial, issued.serial)
+    t.is(normalizeSerial(issued.serial.replace(/^0/, '')), issued.serial, 'what a user types without the zero')
+    t.is(normalizeSerial(`0x000${issued.serial.toUpperCase()}`), issued.serial)
+  }
+  t.is(seen, 3)
+  t.throws(() => normalizeSerial('0x'), { code: 'ERR_SERIAL' })
+  t.throws(() => normalizeSerial('00'), { code: 'ERR_SERIAL' })
+  t.throws(() => normalizeSerial('1'.repeat(41)), { code: 'ERR_SERIAL' })
 })

@@ -16,6 +16,7 @@ mod pki;
 mod sign;
 mod tls;
 mod tpm;
+mod wire;
 mod x25519;
 
 #[napi_derive::module_init]

@@ -414,26 +414,32 @@ pub fn verify_peer(
     sync(|| {
         let chain = pki::pem::parse_certificates(&chain_pem)?;
         let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-        let mut rules = PeerPolicy {
-            expected_device: policy.expected_device,
-            expected_tenant: policy.expected_tenant,
-            ..PeerPolicy::default()
-        };
-        rules.required_usage = match policy.usage.as_deref() {
-            None | Some("any") => RequiredUsage::Any,
-            Some("client") => RequiredUsage::ClientAuth,
-            Some("server") => RequiredUsage::ServerAuth,
-            Some(_) => return Err(invalid_argument("usage must be 'client', 'server' or 'any'")),
-        };
-        if let Some(pins) = policy.pins {
-            rules.pins = Some(pins_arg(&pins)?);
-        }
-        if let Some(seconds) = policy.clock_skew_seconds {
-            rules.clock_skew = seconds_arg("clockSkewSeconds", seconds)?;
-        }
-        let now = policy.now_ms.map_or(Ok(SystemTime::now()), |ms| time_arg("nowMs", ms))?;
+        let (rules, now) = peer_policy(policy)?;
         Ok(peer_identity(pki::verify_peer(&chain, &trust.inner, &revocations.inner, &rules, now)?))
     })
+}
+
+/// The core's policy and the time to verify at, from their JavaScript form.
+pub(crate) fn peer_policy(policy: PeerPolicyInit) -> std::result::Result<(PeerPolicy, SystemTime), Failure> {
+    let mut rules = PeerPolicy {
+        expected_device: policy.expected_device,
+        expected_tenant: policy.expected_tenant,
+        ..PeerPolicy::default()
+    };
+    rules.required_usage = match policy.usage.as_deref() {
+        None | Some("any") => RequiredUsage::Any,
+        Some("client") => RequiredUsage::ClientAuth,
+        Some("server") => RequiredUsage::ServerAuth,
+        Some(_) => return Err(invalid_argument("usage must be 'client', 'server' or 'any'")),
+    };
+    if let Some(pins) = policy.pins {
+        rules.pins = Some(pins_arg(&pins)?);
+    }
+    if let Some(seconds) = policy.clock_skew_seconds {
+        rules.clock_skew = seconds_arg("clockSkewSeconds", seconds)?;
+    }
+    let now = policy.now_ms.map_or(Ok(SystemTime::now()), |ms| time_arg("nowMs", ms))?;
+    Ok((rules, now))
 }
 
 /// The JavaScript form of a verified peer.
@@ -527,10 +533,10 @@ fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
     Ok(padded.chunks_exact(2).map(|pair| (pair[0] << 4) | pair[1]).collect())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn millis(time: SystemTime) -> f64 {
+pub(crate) fn millis(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }

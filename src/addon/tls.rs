@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
-use ztmesh_core::pki::{self, PeerPolicy, SoftwareSigner};
+use ztmesh_core::pki::{self, PeerPolicy};
 use ztmesh_core::tls::{self, ClientSettings, PqPolicy, ServerSettings};
 
 use crate::error::{byte_length, invalid_argument, sync, Failure, Result};
@@ -211,11 +211,7 @@ struct Parts {
 impl Parts {
     fn from_init(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> std::result::Result<Self, Failure> {
         let chain = pki::pem::parse_certificates(&init.chain_pem)?;
-        let signer: Box<dyn pki::CertSigner + Send + Sync> = match (&init.private_key, tpm_key) {
-            (Some(key), None) => Box::new(SoftwareSigner::from_pkcs8(key)?),
-            (None, Some(key)) => key.cert_signer()?,
-            _ => return Err(invalid_argument("give exactly one of privateKey and a TPM key")),
-        };
+        let signer = crate::wire::signer(init.private_key.as_deref(), tpm_key)?;
         let trust = pki::TrustStore::from_pem(&init.trust_pem)?;
         let pq = match init.pq.as_deref() {
             None | Some("prefer") => PqPolicy::Prefer,

@@ -65,6 +65,14 @@ export function parsePcrValues(pcrValues: Uint8Array): PcrValue[] {
   return callNative(() => native.parsePcrValues(pcrValues))
 }
 
+/**
+ * SHA-256 (hex) of an attestation key's SubjectPublicKeyInfo, from its `PUBLIC KEY` PEM, parsed
+ * by the core: two spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
+ */
+export function akPublicKeySha256(akPublicPem: string): string {
+  return callNative(() => native.akPublicKeySha256(akPublicPem))
+}
+
 /** What a device signs, with its certificate key, to bind an attestation key to itself. */
 export function akBindingMessage(akPublicPem: string): Buffer {
   return callNative(() => native.akBindingMessage(akPublicPem))

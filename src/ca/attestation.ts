@@ -15,12 +15,12 @@
  * ```
  */
 
-import { createPublicKey, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 
-import { checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
+import { akPublicKeySha256, checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
 import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
+import { checkDeviceId } from '../protocol/ids.js'
 import type { Db } from '../storage/index.js'
-import { checkIdentifier } from './identifiers.js'
 
 /** Whether enrollments carry TPM quotes: never looked at, verified when present, or required. */
 export type AttestationMode = 'off' | 'optional' | 'required'
@@ -196,7 +196,7 @@ export class NonceStore {
 
   /** Issues a nonce for `nodeId`; `ERR_INVALID_ARG` for a malformed id, `ERR_RATE_LIMITED` when too many are outstanding. */
   issue(nodeId: unknown, ttlSeconds: number): { nonce: string; expiresAt: number } {
-    checkIdentifier('node_id', nodeId)
+    checkDeviceId(nodeId)
     const now = this.#now()
     this.#db.prepare('DELETE FROM attest_nonces WHERE expires_at <= ?').run(now - EXPIRED_NONCE_RETENTION_MS)
     const { n } = this.#db.prepare('SELECT count(*) AS n FROM attest_nonces').get() as { n: number }
@@ -403,12 +403,7 @@ function toRecord(row: AttestationRow): AttestationRecord {
   }
 }
 
-/** Whether two PEM public keys are the same key (compared as SPKI DER). */
+/** Whether two PEM attestation keys are the same key (parsed by the core; `ERR_ATTEST_MALFORMED` otherwise). */
 function sameKey(a: string, b: string): boolean {
-  try {
-    const der = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' })
-    return der(a).equals(der(b))
-  } catch {
-    throw createError('ERR_ATTEST_MALFORMED', 'an attestation key is not a PEM public key')
-  }
+  return akPublicKeySha256(a) === akPublicKeySha256(b)
 }

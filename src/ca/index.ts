@@ -22,7 +22,7 @@
  * ```
  */
 
-import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -31,6 +31,7 @@ import { createError, ZtError } from '../errors.js'
 import { Keystore } from '../keystore/index.js'
 import {
   CertificateAuthority,
+  inspectCertificate,
   REVOCATION_REASONS,
   RevocationSet,
   TrustStore,
@@ -40,6 +41,7 @@ import {
   type RevocationReason,
   type RevokedEntry,
 } from '../pki/index.js'
+import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
 import { openDatabase, type Db } from '../storage/index.js'
 import {
   AttestationRegistry,
@@ -57,7 +59,6 @@ import {
   type IssuedNonce,
   type ReattestVerdict,
 } from './attestation.js'
-import { checkIdentifier } from './identifiers.js'
 import { CA_MIGRATIONS } from './schema.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
 import type { PcrPolicy } from '../attest/index.js'
@@ -483,7 +484,7 @@ export class CaService {
       return verifyPeer(chain, trust, revocations, { nowMs: now })
     } catch (error) {
       if (!(error instanceof ZtError) || error.code !== 'ERR_CERT_EXPIRED') throw error
-      const notAfter = new Date(new X509Certificate(chainPem).validTo).getTime()
+      const notAfter = inspectCertificate(chainPem).notAfterMs
       if (now - notAfter > graceSeconds * 1000) throw error
       // Within the grace period: the certificate must have been good just before it expired.
       return verifyPeer(chain, trust, revocations, { nowMs: notAfter - 1000, clockSkewSeconds: 0 })
@@ -503,7 +504,7 @@ export class CaService {
         detail.serial = serial
         rows = this.db.prepare('SELECT serial FROM certificates WHERE serial = ? AND revoked_at IS NULL').all(serial) as Array<{ serial: string }>
       } else if (target.device !== undefined) {
-        checkIdentifier('device id', target.device)
+        checkDeviceId(target.device)
         detail.device = target.device
         rows = (target.tenant === undefined
           ? this.db.prepare('SELECT serial FROM certificates WHERE device_id = ? AND revoked_at IS NULL').all(target.device)
@@ -604,13 +605,6 @@ export class CaService {
     const rows = this.db.prepare('SELECT key, value FROM settings').all() as Array<{ key: string; value: string }>
     return Object.fromEntries(rows.map((r) => [r.key, r.value]))
   }
-}
-
-/** Serials are compared as the core prints them: lowercase hex bytes, no leading zero byte. */
-function normalizeSerial(serial: string): string {
-  if (typeof serial !== 'string' || !/^(0x)?[0-9a-fA-F]{1,40}$/.test(serial)) throw createError('ERR_INVALID_ARG', 'a serial is 1-40 hex digits')
-  const digits = serial.replace(/^0x/, '').toLowerCase().replace(/^0+(?=.)/, '')
-  return digits.length % 2 === 1 ? `0${digits}` : digits
 }
 
 /** The keystores' passphrase: ZTMESH_CA_PASSPHRASE, else D/passphrase (created 0600 by init). */

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto'
 
 import { createError } from '../errors.js'
 import type { Db } from '../storage/index.js'
-import { checkIdentifier } from './identifiers.js'
+import { checkDeviceId, checkRoles, checkTenant } from '../protocol/ids.js'
 
 /** What a valid token entitles its bearer to. */
 export interface TokenClaim {
@@ -29,14 +29,13 @@ export interface CreateTokenInit {
   tenant: string
   /** Lifetime in seconds. Default 86400 (one day); at most 30 days. */
   ttlSeconds?: number
-  /** The roles the device's certificate will carry (at most 16). Default none. */
+  /** The roles the device's certificate will carry (the core's rule: at most 32). Default none. */
   roles?: readonly string[]
 }
 
 const PREFIX = 'ztm1.'
 const DEFAULT_TTL_SECONDS = 86_400
 const MAX_TTL_SECONDS = 30 * 86_400
-const MAX_ROLES = 16
 
 /** Creates, checks and redeems enrollment tokens in the CA registry. */
 export class TokenStore {
@@ -50,15 +49,15 @@ export class TokenStore {
 
   /** Creates a token and returns it. Only its hash is stored: show the token once. */
   create(init: CreateTokenInit): { token: string; expiresAt: number } {
-    checkIdentifier('device id', init.deviceId)
-    checkIdentifier('tenant', init.tenant)
+    checkDeviceId(init.deviceId)
+    checkTenant(init.tenant)
     const ttl = init.ttlSeconds ?? DEFAULT_TTL_SECONDS
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
       throw createError('ERR_INVALID_ARG', `token lifetime must be 1..${MAX_TTL_SECONDS} seconds`)
     }
+    // The core's rule, the one certificates are issued under (so `pos:cashier` is a role).
     const roles = init.roles ?? []
-    if (!Array.isArray(roles) || roles.length > MAX_ROLES) throw createError('ERR_INVALID_ARG', `at most ${MAX_ROLES} roles`)
-    for (const role of roles) checkIdentifier('role', role)
+    checkRoles(roles)
     const token = PREFIX + randomBytes(32).toString('base64url')
     const now = this.#now()
     const expiresAt = now + ttl * 1000

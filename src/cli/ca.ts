@@ -1,6 +1,5 @@
 /** `ztmesh ca …`, `ztmesh verify-peer`: the operator's side of the local CA. */
 
-import { X509Certificate } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -12,7 +11,7 @@ import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
-import { REVOCATION_REASONS, RevocationSet, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
+import { inspectCertificate, REVOCATION_REASONS, RevocationSet, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
 import { openDatabase } from '../storage/index.js'
 import { CA_MIGRATIONS } from '../ca/schema.js'
 
@@ -199,13 +198,16 @@ export async function enrollCommand(args: string[]): Promise<void> {
     ...(values.device !== undefined && { deviceId: values.device }),
     ...(values.tenant !== undefined && { tenant: values.tenant }),
   })
-  const cert = new X509Certificate(identity.certificatePem)
+  // The serial in the core's one spelling, the same as verify-peer and the registry print.
+  const cert = inspectCertificate(identity.certificatePem)
   out(
     JSON.stringify({
       store: identity.dir,
-      serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''),
-      subject: cert.subject.replace(/\n/g, ', '),
-      notAfter: cert.validTo,
+      serial: cert.serial,
+      deviceId: cert.deviceId,
+      tenant: cert.tenant,
+      roles: cert.roles,
+      notAfter: new Date(cert.notAfterMs).toISOString(),
       keystore: identity.keystore,
       attested: identity.attested,
     }),

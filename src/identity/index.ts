@@ -31,7 +31,6 @@
  * ```
  */
 
-import { X509Certificate } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
@@ -42,7 +41,7 @@ import type { LinkIdentity } from '../channels/noise-link.js'
 import type { TlsIdentity } from '../channels/tls.js'
 import { createError } from '../errors.js'
 import type { Passphrase } from '../keystore/index.js'
-import { verifyCertificateSignature } from '../pki/index.js'
+import { inspectCertificate, verifyCertificateSignature } from '../pki/index.js'
 import { enrollmentAttestation, type AttestationMode } from './attestation.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
 import { postJson } from './http.js'
@@ -170,9 +169,7 @@ export class DeviceIdentity {
 
   /** Where the certificate stands in its lifetime at `now`, with the CA's grace period. */
   renewalState(now = Date.now(), graceMs = 30 * 86_400_000): RenewalState {
-    const cert = new X509Certificate(this.certificatePem)
-    const from = new Date(cert.validFrom).getTime()
-    const to = new Date(cert.validTo).getTime()
+    const { notBeforeMs: from, notAfterMs: to } = inspectCertificate(this.certificatePem)
     if (now >= to) return now - to <= graceMs ? 'grace' : 'expired'
     return to - now < (to - from) / 3 ? 'due' : 'fresh'
   }
@@ -187,10 +184,9 @@ export class DeviceIdentity {
     if (state === 'fresh' && init.force !== true) return false
     if (state === 'expired') throw createError('ERR_CERT_EXPIRED', 'the certificate expired beyond the grace period: enroll again')
     if (this.#url === undefined) throw createError('ERR_INVALID_ARG', 'no CA URL to renew with')
-    const peer = new X509Certificate(this.certificatePem)
-    const subject = Object.fromEntries(peer.subject.split('\n').map((line) => line.split('=') as [string, string]))
+    const current = inspectCertificate(this.certificatePem)
     const next = await this.#key.successor()
-    const csr = next.buildCsr(subject.CN ?? 'device', subject.OU ?? 'tenant')
+    const csr = next.buildCsr(current.deviceId ?? 'device', current.tenant ?? 'tenant')
     const timestamp = init.now ?? Date.now()
     const signature = this.#key.sign(rotationMessage(timestamp, csr)).toString('base64')
     const response = await postJson(new URL('/v1/rotate', this.#url), { certificate: this.certificatePem, csr, timestamp, signature }, init)

@@ -35,6 +35,7 @@ export type RevokedEntry = binding.RevokedEntry
 export type SignedCrl = binding.SignedCrl
 export type CsrInfo = binding.CsrInfo
 export type PeerIdentity = binding.PeerIdentity
+export type UntrustedCertificateFacts = binding.UntrustedCertificateFacts
 
 /** RFC 5280 revocation reason codes. */
 export const REVOCATION_REASONS = {
@@ -169,6 +170,16 @@ export function verifyPeer(chainPem: string, trust: TrustStore, revocations: Rev
  */
 export function verifyCertificateSignature(chainPem: string, message: Uint8Array, signature: Uint8Array): boolean {
   return callNative(() => native.verifyCertificateSignature(chainPem, message, signature))
+}
+
+/**
+ * Reads the facts of the first certificate in `pem` (device id, tenant, roles, serial,
+ * validity, SPKI SHA-256) **without any trust decision**: no signature, chain, validity or
+ * revocation is checked. For a device's own certificate, a CA's records and tools; a peer is
+ * decided by {@link verifyPeer} only. Throws `ERR_CERT_MALFORMED` or `ERR_PEM`.
+ */
+export function inspectCertificate(pem: string): UntrustedCertificateFacts {
+  return callNative(() => native.inspectCertificate(pem))
 }
 
 /** Parses and signature-checks a CSR; only its key will ever be used. */

@@ -1,0 +1,163 @@
+//! Signed objects (`ztmesh_core::wire`), the identifier rulebook (`ztmesh_core::ids`) and
+//! certificate inspection: conversions only.
+//!
+//! Labels cross by their short name (`'test'`, later `'offer'`…), which the core maps through
+//! its registry; JavaScript never builds the signed bytes.
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use ztmesh_core::pki::{self, SoftwareSigner};
+use ztmesh_core::wire::{labels, Label, SignedObject, WireError};
+
+use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::pki::{hex, millis, peer_identity, peer_policy, PeerIdentity, PeerPolicyInit, RevocationSet, TrustStore};
+use crate::tpm::TpmKey;
+
+/// Signs `body` as a signed object under the label named `label`, with a software P-256 key
+/// (PKCS#8 DER) or a TPM key (exactly one), embedding the signer's chain (PEM, leaf first, at
+/// most 3). Throws `ERR_WIRE_LABEL` for a name that is not a signed-object label,
+/// `ERR_MESSAGE_SIZE` when a field is too large, `ERR_KEY_MISMATCH` when the key is not the
+/// leaf's.
+#[napi]
+pub fn sign_object(
+    label: String,
+    chain_pem: String,
+    body: &[u8],
+    private_key: Option<&[u8]>,
+    tpm_key: Option<&TpmKey>,
+) -> Result<Buffer> {
+    sync(|| {
+        let label = label_arg(&label)?;
+        let chain = pki::pem::parse_certificates(&chain_pem)?;
+        let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+        let signer = signer(private_key, tpm_key)?;
+        Ok(SignedObject::sign(label, &chain, body, signer.as_ref())?.encode().into())
+    })
+}
+
+/// A verified signed object: who signed it and what.
+#[napi(object)]
+pub struct VerifiedObject {
+    /// The signer, as `verifyPeer` decided it.
+    pub peer: PeerIdentity,
+    /// The body it signed.
+    pub body: Buffer,
+}
+
+/// Verifies a signed object for the purpose named `label`: the label, the embedded chain
+/// (`verifyPeer` with `trust`, `revocations` and `policy`), then the signature. Throws
+/// `ERR_WIRE_MALFORMED`, `ERR_WIRE_VERSION`, `ERR_WIRE_LABEL`, `ERR_SIGNATURE` or a PKI code
+/// (`ERR_CERT_REVOKED`, `ERR_TENANT_MISMATCH`, `ERR_CHAIN`…).
+#[napi]
+pub fn verify_object(
+    object: &[u8],
+    label: String,
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: PeerPolicyInit,
+) -> Result<VerifiedObject> {
+    sync(|| {
+        let label = label_arg(&label)?;
+        let (rules, now) = peer_policy(policy)?;
+        let verified = ztmesh_core::wire::signed::verify(object, label, &trust.inner, &revocations.inner, &rules, now)?;
+        Ok(VerifiedObject { peer: peer_identity(verified.peer), body: verified.body.into() })
+    })
+}
+
+/// The short names of the labels signed objects may be signed under.
+#[napi]
+pub fn signed_object_labels() -> Vec<String> {
+    labels::SIGNED_OBJECTS.iter().map(|(name, _)| (*name).to_owned()).collect()
+}
+
+/// Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`.
+#[napi]
+pub fn check_device_id(device_id: String) -> Result<()> {
+    sync(|| Ok(ztmesh_core::ids::check_device_id(&device_id)?))
+}
+
+/// Throws `ERR_IDENTITY` unless `tenant` follows the device id rule.
+#[napi]
+pub fn check_tenant(tenant: String) -> Result<()> {
+    sync(|| Ok(ztmesh_core::ids::check_tenant(&tenant)?))
+}
+
+/// Throws `ERR_IDENTITY` unless every role is 1-64 characters of `[A-Za-z0-9._:-]`, none is
+/// repeated, and there are at most 32.
+#[napi]
+pub fn check_roles(roles: Vec<String>) -> Result<()> {
+    sync(|| Ok(ztmesh_core::ids::check_roles(&roles)?))
+}
+
+/// The one spelling of a serial (lowercase hex, no leading zero byte) from what a user typed
+/// (optional `0x`, any case, leading zeros). Throws `ERR_SERIAL`.
+#[napi]
+pub fn normalize_serial(serial: String) -> Result<String> {
+    sync(|| Ok(ztmesh_core::ids::normalize_serial(&serial)?))
+}
+
+/// What a certificate says, untrusted: read without checking any signature, validity or
+/// revocation (use `verifyPeer` to decide a peer).
+#[napi(object)]
+pub struct UntrustedCertificateFacts {
+    /// The subject's CN (the device id), if it has exactly one.
+    pub device_id: Option<String>,
+    /// The subject's OU (the tenant), if it has exactly one.
+    pub tenant: Option<String>,
+    /// The roles among its SAN URIs.
+    pub roles: Vec<String>,
+    /// The serial in its one spelling, if it is a valid serial.
+    pub serial: Option<String>,
+    /// Start of validity, ms since the epoch.
+    pub not_before_ms: f64,
+    /// End of validity, ms since the epoch.
+    pub not_after_ms: f64,
+    /// SHA-256 of the SubjectPublicKeyInfo, hex.
+    pub spki_sha256: String,
+    /// Whether it is a CA certificate.
+    pub is_ca: bool,
+}
+
+/// Reads the facts of the first certificate in `pem`, with no trust decision. Throws
+/// `ERR_CERT_MALFORMED` or `ERR_PEM`.
+#[napi]
+pub fn inspect_certificate(pem: String) -> Result<UntrustedCertificateFacts> {
+    sync(|| {
+        let chain = pki::pem::parse_certificates(&pem)?;
+        let first = chain.first().ok_or_else(|| Failure::new("ERR_CERT_MALFORMED", "no certificate"))?;
+        let facts = pki::inspect_certificate(first)?;
+        Ok(UntrustedCertificateFacts {
+            device_id: facts.device_id,
+            tenant: facts.tenant,
+            roles: facts.roles,
+            serial: facts.serial,
+            not_before_ms: millis(facts.not_before),
+            not_after_ms: millis(facts.not_after),
+            spki_sha256: hex(&facts.spki_sha256),
+            is_ca: facts.is_ca,
+        })
+    })
+}
+
+/// SHA-256 (hex) of an attestation key's SubjectPublicKeyInfo, from its `PUBLIC KEY` PEM: two
+/// spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn ak_public_key_sha256(ak_public_pem: String) -> Result<String> {
+    sync(|| Ok(hex(&ztmesh_core::attest::AkPublicKey::from_pem(&ak_public_pem)?.spki_sha256())))
+}
+
+/// The signer behind a software key (PKCS#8 DER) or a TPM key: exactly one of the two.
+pub(crate) fn signer(
+    private_key: Option<&[u8]>,
+    tpm_key: Option<&TpmKey>,
+) -> std::result::Result<Box<dyn pki::CertSigner + Send + Sync>, Failure> {
+    match (private_key, tpm_key) {
+        (Some(key), None) => Ok(Box::new(SoftwareSigner::from_pkcs8(key)?)),
+        (None, Some(key)) => key.cert_signer(),
+        _ => Err(invalid_argument("give exactly one of privateKey and a TPM key")),
+    }
+}
+
+fn label_arg(name: &str) -> std::result::Result<Label, Failure> {
+    labels::signed_object(name).ok_or_else(|| Failure::from(WireError::Label))
+}

@@ -1,0 +1,60 @@
+/**
+ * Signed objects: a body signed by a device key for one purpose (a label), carrying the
+ * signer's certificate chain. Offers, gossip messages, bundles and policy documents are all
+ * this one type. The Rust core encodes, signs and verifies every byte; this module only passes
+ * them through.
+ *
+ * A label is named by its short name (`'test'`, later `'offer'`…); the core maps it to the
+ * registered `ztmesh-…-v1` string and refuses any other name with `ERR_WIRE_LABEL`. An object
+ * signed under one label never verifies under another.
+ *
+ * @example
+ * ```ts
+ * const object = signObject('test', Buffer.from('hello'), { chainPem, privateKey })
+ * const { peer, body } = verifyObject(object, 'test', trust, revocations, { expectedTenant: 'hotel-1' })
+ * ```
+ */
+
+import { callNative, native } from '../native.js'
+import type { PeerIdentity, PeerPolicy, RevocationSet, TrustStore } from '../pki/index.js'
+import type { TpmKey } from '../tpm/index.js'
+
+/** The key that signs, and the chain that names it. */
+export interface ObjectSigner {
+  /** The signer's certificate chain, PEM, leaf first (at most 3 certificates). */
+  chainPem: string
+  /** A software ECDSA P-256 key, PKCS#8 DER. Give this or `tpmKey`. */
+  privateKey?: Uint8Array
+  /** A key in the TPM. Give this or `privateKey`. */
+  tpmKey?: TpmKey
+}
+
+/** A signed object that verified: who signed it, and the body they signed. */
+export interface VerifiedObject {
+  peer: PeerIdentity
+  body: Buffer
+}
+
+/**
+ * Signs `body` under the label named `label`. Throws `ERR_WIRE_LABEL` for an unknown label
+ * name, `ERR_MESSAGE_SIZE` for a body over 1 MiB or a chain over 3 certificates,
+ * `ERR_KEY_MISMATCH` when the key is not the leaf certificate's.
+ */
+export function signObject(label: string, body: Uint8Array, signer: ObjectSigner): Buffer {
+  return callNative(() => native.signObject(label, signer.chainPem, body, signer.privateKey, signer.tpmKey?.native))
+}
+
+/**
+ * Verifies a signed object for the purpose `label`: the label, then the embedded chain through
+ * `verifyPeer` (trust, revocations, policy), then the signature. Throws `ERR_WIRE_MALFORMED`,
+ * `ERR_WIRE_VERSION`, `ERR_WIRE_LABEL`, `ERR_SIGNATURE`, or the PKI's codes
+ * (`ERR_CERT_REVOKED`, `ERR_CERT_EXPIRED`, `ERR_TENANT_MISMATCH`, `ERR_CHAIN`…).
+ */
+export function verifyObject(object: Uint8Array, label: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicy = {}): VerifiedObject {
+  return callNative(() => native.verifyObject(object, label, trust.native, revocations.native, policy))
+}
+
+/** The names of the labels signed objects may use. */
+export function signedObjectLabels(): string[] {
+  return native.signedObjectLabels()
+}
