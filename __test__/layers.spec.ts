@@ -1,0 +1,99 @@
+// The one rule of the layers, checked: the Rust core owns every byte that crosses a trust
+// boundary. No TypeScript file parses a certificate or a public key, or signs or verifies
+// with node:crypto; it calls the core (inspectCertificate, verifyPeer, signObject…) instead.
+// Like the error-code scan, this reads the sources, so a new violation fails CI at once.
+import test from 'ava'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
+
+const SRC = join(process.cwd(), 'src')
+
+/** What non-protocol code may take from node:crypto: randomness, plain hashing, constant-time comparison. */
+const ALLOWED_CRYPTO = new Set(['randomBytes', 'randomInt', 'randomUUID', 'createHash', 'timingSafeEqual'])
+
+/** Names that mean "parsing keys or certificates, or signing/verifying, in TypeScript", wherever they appear. */
+const FORBIDDEN_NAMES = ['X509Certificate', 'createPublicKey', 'createPrivateKey', 'createSign', 'createVerify', 'subtle', 'webcrypto']
+
+/**
+ * The explicit exceptions, each with why: the benchmarks measure the core against node:crypto
+ * doing the same work by hand, so the baseline must use node:crypto. Every entry must still be
+ * used (a stale exception fails too).
+ */
+const EXCEPTIONS: Record<string, string[]> = {
+  'src/bench/index.ts': ['createCipheriv', 'createPublicKey', 'verify'], // AEAD and Ed25519 baselines
+  'src/bench/pki.ts': ['createSign', 'generateKeyPairSync', 'X509Certificate'], // verify-peer baseline
+  'src/bench/channels.ts': ['createPrivateKey'], // libp2p-noise baseline keys
+}
+
+interface Violation {
+  file: string
+  what: string
+}
+
+/** The violations in one source text. Exported shape kept small so the self-test can feed it. */
+function scan(file: string, text: string): Violation[] {
+  const found: Violation[] = []
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1')
+  for (const match of code.matchAll(/import\s+([^'";]+?)\s+from\s+['"](node:)?crypto['"]/g)) {
+    const clause = match[1]!.trim()
+    const named = /^\{([^}]*)\}$/.exec(clause)
+    if (named === null) {
+      found.push({ file, what: `import ${clause} from node:crypto (only named imports can be checked)` })
+      continue
+    }
+    for (const part of named[1]!.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+      const name = part.replace(/^type\s+/, '').split(/\s+as\s+/)[0]!.trim()
+      if (!ALLOWED_CRYPTO.has(name)) found.push({ file, what: name })
+    }
+  }
+  for (const match of code.matchAll(/(require|import)\(\s*['"](node:)?crypto['"]\s*\)/g)) found.push({ file, what: match[0] })
+  for (const name of FORBIDDEN_NAMES) {
+    if (new RegExp(`\\b${name}\\b`).test(code)) found.push({ file, what: name })
+  }
+  return found
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) return sources(path)
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : []
+  })
+}
+
+test('the scan itself catches every form of the violations it looks for', (t) => {
+  const cases = [
+    "import { X509Certificate } from 'node:crypto'",
+    "import { createPublicKey, randomBytes } from 'crypto'",
+    "import { sign } from 'node:crypto'",
+    "import { verify as v } from 'node:crypto'",
+    "import * as crypto from 'node:crypto'",
+    "import crypto from 'node:crypto'",
+    "const { createSign } = require('crypto')",
+    "const c = await import('node:crypto')",
+    'const key = await globalThis.crypto.subtle.importKey(...args)',
+    'new X509Certificate(pem)',
+  ]
+  for (const text of cases) t.true(scan('x.ts', text).length > 0, text)
+  t.deepEqual(scan('x.ts', "import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'"), [])
+  t.deepEqual(scan('x.ts', '// X509Certificate used to be here\n/** createPublicKey too */'), [], 'comments do not count')
+})
+
+test('no TypeScript file parses certificates or keys, or signs and verifies, outside the listed exceptions', (t) => {
+  const files = sources(SRC)
+  t.true(files.length > 40, 'the scan sees the sources')
+  const violations: string[] = []
+  const used = new Map<string, Set<string>>()
+  for (const path of files) {
+    const file = relative(process.cwd(), path)
+    const allowed = new Set(EXCEPTIONS[file] ?? [])
+    for (const v of scan(file, readFileSync(path, 'utf8'))) {
+      if (allowed.has(v.what)) used.set(file, (used.get(file) ?? new Set()).add(v.what))
+      else violations.push(`${v.file}: ${v.what}`)
+    }
+  }
+  t.deepEqual(violations, [], 'call the core (inspectCertificate, verifyPeer, signObject, akPublicKeySha256…) instead')
+  for (const [file, names] of Object.entries(EXCEPTIONS)) {
+    t.deepEqual([...(used.get(file) ?? [])].sort(), [...names].sort(), `${file}: stale exception`)
+  }
+})
