@@ -686,6 +686,11 @@ export interface VerifiedObject {
   peer: PeerIdentity
   /** The body it signed. */
   body: Buffer
+  /**
+   * The object's identity for deduplication, hex: SHA-256 of the object without its chain
+   * (a relay re-encoding a certificate does not change it).
+   */
+  digest: string
 }
 
 /** What a verified quote says. */

@@ -38,6 +38,8 @@ test('a signed object round-trips through the core and names its signer', (t) =>
   const verified = verifyObject(object, 'test', trust, new RevocationSet(), { expectedTenant: 'hotel-1' })
   t.deepEqual(verified.body, body)
   t.like(verified.peer, { deviceId: 'tablet-7', tenant: 'hotel-1', roles: ['pos:cashier'], serial: tablet.cert.serial })
+  t.regex(verified.digest, /^[0-9a-f]{64}$/)
+  t.not(verifyObject(signObject('test', body, tablet), 'test', trust, new RevocationSet()).digest, verified.digest, 'each signature is its own object')
   t.deepEqual(signedObjectLabels(), ['test', 'test-other'])
 })
 

@@ -42,6 +42,9 @@ pub struct VerifiedObject {
     pub peer: PeerIdentity,
     /// The body it signed.
     pub body: Buffer,
+    /// The object's identity for deduplication, hex: SHA-256 of the object without its chain
+    /// (a relay re-encoding a certificate does not change it).
+    pub digest: String,
 }
 
 /// Verifies a signed object for the purpose named `label`: the label, the embedded chain
@@ -60,7 +63,11 @@ pub fn verify_object(
         let label = label_arg(&label)?;
         let (rules, now) = peer_policy(policy)?;
         let verified = ztmesh_core::wire::signed::verify(object, label, &trust.inner, &revocations.inner, &rules, now)?;
-        Ok(VerifiedObject { peer: peer_identity(verified.peer), body: verified.body.into() })
+        Ok(VerifiedObject {
+            peer: peer_identity(verified.peer),
+            body: verified.body.into(),
+            digest: hex(&verified.digest),
+        })
     })
 }
 

@@ -33,6 +33,8 @@ export interface ObjectSigner {
 export interface VerifiedObject {
   peer: PeerIdentity
   body: Buffer
+  /** The object's identity for deduplication, hex (SHA-256 of the object without its chain). */
+  digest: string
 }
 
 /**

@@ -137,8 +137,8 @@ pub struct IssuedCertificate {
     pub der: Vec<u8>,
     /// The certificate, PEM.
     pub pem: String,
-    /// The serial number, its one spelling ([`crate::ids::serial_hex`]): lowercase hex, no leading zero byte (as in
-    /// [`PeerIdentity::serial`](super::PeerIdentity::serial)).
+    /// The serial number in its one spelling ([`crate::ids::serial_hex`]): lowercase hex, no
+    /// leading zero byte (as in [`PeerIdentity::serial`](super::PeerIdentity::serial)).
     pub serial: String,
     /// SHA-256 of the SubjectPublicKeyInfo.
     pub spki_sha256: [u8; 32],

@@ -145,15 +145,17 @@ pub struct Verified {
     pub peer: PeerIdentity,
     /// The body.
     pub body: Vec<u8>,
+    /// The object's identity for deduplication ([`SignedObject::digest`]).
+    pub digest: [u8; 32],
 }
 
 impl SignedObject {
     /// Signs `body` under `label` with `signer`, whose certificate chain (DER, leaf first, at
     /// most 3) is embedded. Fails with [`WireError::Label`] unless `label` is one of the
     /// signed-object labels ([`labels::SIGNED_OBJECTS`]: a signed object can never stand in for
-    /// a rotation request or a Noise binding), [`WireError::TooLarge`] when a field exceeds the format,
-    /// [`WireError::KeyMismatch`] when `signer` is not the leaf's key, [`WireError::Signer`]
-    /// when the signer fails or yields a signature that does not verify.
+    /// a rotation request or a Noise binding), [`WireError::TooLarge`] when a field exceeds the
+    /// format, [`WireError::KeyMismatch`] when `signer` is not the leaf's key,
+    /// [`WireError::Signer`] when the signer fails or yields a signature that does not verify.
     pub fn sign(label: Label, chain: &[&[u8]], body: &[u8], signer: &dyn CertSigner) -> Result<Self, WireError> {
         if !labels::is_signed_object(label) {
             return Err(WireError::Label);
@@ -226,12 +228,26 @@ impl SignedObject {
 
     /// The encoding: the inverse of [`Self::decode`].
     pub fn encode(&self) -> Vec<u8> {
-        let certs: usize = self.chain.iter().map(|c| 2 + c.len()).sum();
+        self.encode_with_chain(true)
+    }
+
+    /// The object's identity for deduplication: SHA-256 of its encoding with the chain left out
+    /// (version, label, body and signature, each length-prefixed as on the wire). The chain is
+    /// not under the signature, so a relay could re-encode a certificate without breaking the
+    /// object; the digest does not change when it does. Signatures are low-s and strict DER, so
+    /// only the signer can make two valid objects with one body, and they differ here.
+    pub fn digest(&self) -> [u8; 32] {
+        crate::pki::sha256(&self.encode_with_chain(false))
+    }
+
+    fn encode_with_chain(&self, with_chain: bool) -> Vec<u8> {
+        let chain: &[Vec<u8>] = if with_chain { &self.chain } else { &[] };
+        let certs: usize = chain.iter().map(|c| 2 + c.len()).sum();
         let mut out = Vec::with_capacity(8 + self.label.len() + certs + self.body.len() + self.signature.len());
         out.push(VERSION);
         push_prefixed(&mut out, &[as_u8(self.label.len())], self.label.as_bytes());
-        out.push(as_u8(self.chain.len()));
-        for cert in &self.chain {
+        out.push(as_u8(chain.len()));
+        for cert in chain {
             push_prefixed(&mut out, &u16::try_from(cert.len()).unwrap_or(u16::MAX).to_be_bytes(), cert);
         }
         push_prefixed(&mut out, &u32::try_from(self.body.len()).unwrap_or(u32::MAX).to_be_bytes(), &self.body);
@@ -240,8 +256,9 @@ impl SignedObject {
     }
 
     /// Verifies the object for the purpose `expected`: the label first (it must be `expected`,
-    /// and `expected` a signed-object label, else [`WireError::Label`]), then the chain through [`verify_peer`] ([`WireError::Peer`]),
-    /// then the signature under the leaf's key ([`WireError::Signature`]).
+    /// and `expected` a signed-object label, else [`WireError::Label`]), then the chain through
+    /// [`verify_peer`] ([`WireError::Peer`]), then the signature under the leaf's key
+    /// ([`WireError::Signature`]).
     pub fn verify(
         self,
         expected: Label,
@@ -259,7 +276,8 @@ impl SignedObject {
         if !verify_certificate_signature(leaf, &expected.message(&self.body), &self.signature)? {
             return Err(WireError::Signature);
         }
-        Ok(Verified { peer, body: self.body })
+        let digest = self.digest();
+        Ok(Verified { peer, body: self.body, digest })
     }
 
     /// The label the object claims to be signed under (untrusted until verified).

@@ -94,6 +94,13 @@ fn a_signed_object_round_trips_and_names_its_signer() {
     assert_eq!(verified.peer.device_id, "tablet-1");
     assert_eq!(verified.peer.tenant, "t");
     assert_eq!(verified.peer.roles, ["pos:cashier"]);
+    assert_eq!(verified.digest, decoded.digest());
+    // Two signatures of one body are two objects; the chain does not enter the digest.
+    let again = SignedObject::decode(&f.sign(b"hello offer")).unwrap();
+    assert_ne!(again.digest(), decoded.digest());
+    let chain: Vec<&[u8]> = decoded.chain().iter().map(Vec::as_slice).collect();
+    let leaf_only = assemble(TEST_OBJECT.as_bytes(), &chain[..1], decoded.body(), decoded.signature());
+    assert_eq!(SignedObject::decode(&leaf_only).unwrap().digest(), decoded.digest());
     // An empty body and a chain of three (the root included) are fine too.
     let three = [f.leaf.as_slice(), f.pki.site.certificate_der(), f.pki.root.certificate_der()];
     let empty = SignedObject::sign(TEST_OBJECT, &three, b"", &f.signer).unwrap().encode();
