@@ -93,7 +93,7 @@ impl ParsedCert {
     /// Parses one certificate; `Err` unless `der` is exactly one well-formed certificate.
     pub(crate) fn from_der(der: &[u8]) -> Result<Self, ()> {
         let (rest, cert) = X509Certificate::from_der(der).map_err(|_| ())?;
-        if !rest.is_empty() {
+        if !rest.is_empty() || !strict_outer_framing(der) {
             return Err(());
         }
         let tbs = &cert.tbs_certificate;
@@ -248,6 +248,22 @@ impl ParsedCert {
     }
 }
 
+/// Whether the framing outside `tbsCertificate` is strict DER: `SEQUENCE { SEQUENCE tbs,
+/// SEQUENCE { OID, … } algorithm, BIT STRING signature }`, nothing after. x509-parser tolerates
+/// another tag for the algorithm's OID, and those bytes are under no signature, so a relay
+/// could re-encode a certificate that still verified.
+fn strict_outer_framing(der: &[u8]) -> bool {
+    let mut outer = der::Reader::new(der);
+    let Some(content) = outer.read(der::tag::SEQUENCE) else { return false };
+    let mut inner = der::Reader::new(content);
+    let framed = inner.read(der::tag::SEQUENCE).is_some()
+        && inner
+            .read(der::tag::SEQUENCE)
+            .is_some_and(|algorithm| der::Reader::new(algorithm).read(der::tag::OID).is_some())
+        && inner.read(der::tag::BIT_STRING).is_some();
+    framed && inner.is_empty() && outer.is_empty()
+}
+
 /// ecdsa-with-SHA256 with absent parameters.
 fn is_ecdsa_sha256(algorithm: &AlgorithmIdentifier<'_>) -> bool {
     algorithm.algorithm.as_bytes() == oid::ECDSA_WITH_SHA256 && algorithm.parameters.is_none()
@@ -280,5 +296,20 @@ mod tests {
         assert!(ParsedCert::from_der(&der).is_ok());
         der.push(0);
         assert!(ParsedCert::from_der(&der).is_err());
+    }
+
+    #[test]
+    fn the_unsigned_framing_must_be_strict_der() {
+        let pki = crate::pki::testutil::Pki::new();
+        let der = pki.root.certificate_der().to_vec();
+        // The OID inside the signatureAlgorithm right after tbsCertificate, retagged.
+        let tbs_len = ParsedCert::from_der(&der).unwrap().tbs.len();
+        let header = der.len() - der::Reader::new(&der).read(der::tag::SEQUENCE).unwrap().len();
+        let at = header + tbs_len + 2;
+        let mut retagged = der.clone();
+        assert_eq!(retagged[at], der::tag::OID);
+        retagged[at] ^= 0x01;
+        assert!(X509Certificate::from_der(&retagged).is_ok(), "x509-parser alone accepts it");
+        assert!(ParsedCert::from_der(&retagged).is_err());
     }
 }

@@ -131,29 +131,13 @@ fn a_signature_made_for_one_purpose_is_never_accepted_for_another() {
 }
 
 #[test]
-fn every_tampered_byte_is_refused_or_changes_nothing() {
+fn every_tampered_byte_is_refused() {
     let f = Fixture::new();
     let bytes = f.sign(b"the whole SDP");
-    let original = f.verify(&bytes).unwrap();
-    let chain_span = {
-        let start = 1 + 1 + TEST_OBJECT.as_bytes().len() + 1;
-        let certs: usize = f.chain().iter().map(|c| 2 + c.len()).sum();
-        start..start + certs
-    };
     for i in 0..bytes.len() {
         let mut tampered = bytes.clone();
         tampered[i] ^= 0x01;
-        match f.verify(&tampered) {
-            Err(_) => {}
-            // The chain is not under the object's signature: verify_peer decides it, and a
-            // certificate whose unsigned framing x509-parser tolerates in another form (such as
-            // the outer signatureAlgorithm's tag) must still name the same signer.
-            Ok(verified) if chain_span.contains(&i) => {
-                assert_eq!(verified.body, original.body, "byte {i}");
-                assert_eq!(verified.peer, original.peer, "byte {i}");
-            }
-            Ok(_) => panic!("byte {i} of {} was tampered and still verified", bytes.len()),
-        }
+        assert!(f.verify(&tampered).is_err(), "byte {i} of {} was tampered and still verified", bytes.len());
     }
     // The body's bytes in particular fail on the signature, not the format.
     let body_at = bytes.len() - 1 - SignedObject::decode(&bytes).unwrap().signature().len() - 1;
