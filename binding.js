@@ -773,12 +773,14 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
 export { MlKem768SecretKey }
 export { NoiseHandshake }
+export { NoiseLinkContext }
+export { NoiseLinkHandshake }
 export { NoiseRecordLayer }
 export { NoiseTransport }
 export { RevocationSet }

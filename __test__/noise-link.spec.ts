@@ -9,7 +9,6 @@ import {
   ChannelError,
   generateP256Key,
   RevocationSet,
-  SigningKey,
   TrustStore,
   wrapNoise,
   type LinkIdentity,
@@ -26,8 +25,7 @@ const trust = TrustStore.fromPem(root.certificatePem)
 function identity(deviceId: string, tenant = 'hotel-1'): LinkIdentity & { serial: string; spki: string } {
   const key = generateP256Key()
   const cert = siteCa.issue(buildCsr(key, deviceId, tenant), { deviceId, tenant })
-  const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
-  return { certificateChainPem: cert.pem + site.certificatePem, sign: (m) => signer.sign(m), serial: cert.serial, spki: cert.spkiSha256 }
+  return { certificateChainPem: cert.pem + site.certificatePem, privateKey: key, serial: cert.serial, spki: cert.spkiSha256 }
 }
 
 /** A TCP server on 127.0.0.1 whose accepted sockets go to `onSocket`. */
@@ -107,7 +105,7 @@ test('refusals: wrong tenant, revoked, and a stolen chain without its key', asyn
 
   // The attacker presents the victim's chain but signs with its own key.
   const attacker = identity('attacker')
-  const stolen: LinkIdentity = { certificateChainPem: good.certificateChainPem, sign: attacker.sign }
+  const stolen: LinkIdentity = { certificateChainPem: good.certificateChainPem, privateKey: attacker.privateKey! }
   const s = await pair(t, { identity: good }, { identity: stolen })
   t.is((s.server as PromiseRejectedResult).reason.code, 'ERR_NOISE_IDENTITY')
 })

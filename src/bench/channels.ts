@@ -6,7 +6,6 @@ import * as tls from 'node:tls'
 
 import { wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
-import { SigningKey } from '../crypto/sign.js'
 import { noisePreferredCipher } from '../noise/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../pki/index.js'
 import type { Case } from './index.js'
@@ -114,8 +113,7 @@ export function benchDevices() {
     const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
     const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
     const chain = cert.pem + site.certificatePem
-    const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
-    const link: LinkIdentity = { certificateChainPem: chain, sign: (m) => signer.sign(m) }
+    const link: LinkIdentity = { certificateChainPem: chain, privateKey: key }
     return { identity: { certificateChainPem: chain, privateKey: key }, link, certPem: chain, keyPem }
   }
   return { trustPem: root.certificatePem, server: make('server'), client: make('client') }

@@ -282,16 +282,52 @@ pub fn verify_peer(
     policy: &PeerPolicy,
     now: SystemTime,
 ) -> Result<PeerIdentity, VerifyError> {
+    verify_peer_leaf(chain, trust, revocations, policy, now).map(|(identity, _)| identity)
+}
+
+/// [`verify_peer`], then whether `signature` (DER ECDSA P-256/SHA-256) over `message` was made
+/// with the verified leaf's key: a proof that the peer holds the certificate's key (the Noise
+/// link's static-key binding), from the one parse of the chain. Returns the identity and that
+/// answer; the chain's errors are [`verify_peer`]'s.
+pub fn verify_peer_signature(
+    chain: &[&[u8]],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: SystemTime,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(PeerIdentity, bool), VerifyError> {
+    let (identity, leaf) = verify_peer_leaf(chain, trust, revocations, policy, now)?;
+    let signed = leaf.p256_point.as_deref().is_some_and(|point| super::signer::verify_p256(point, message, signature));
+    Ok((identity, signed))
+}
+
+/// [`verify_peer`], also handing back the parsed leaf.
+fn verify_peer_leaf(
+    chain: &[&[u8]],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: SystemTime,
+) -> Result<(PeerIdentity, ParsedCert), VerifyError> {
     let (leaf, presented) = trust.parse_chain(chain)?;
     let (now, skew) = (unix_seconds(now), duration_seconds(policy.clock_skew));
     let mut best: Option<Failure> = None;
+    let mut verified = None;
     for path in trust.paths(&leaf, &presented) {
         match check_path(&path, now, skew).and_then(|()| check_leaf(&path, revocations, policy)) {
-            Ok(identity) => return Ok(identity),
+            Ok(identity) => {
+                verified = Some(identity);
+                break;
+            }
             Err(failure) => keep_furthest(&mut best, failure),
         }
     }
-    Err(best.map_or(VerifyError::Chain, |(_, e)| e))
+    match verified {
+        Some(identity) => Ok((identity, leaf)),
+        None => Err(best.map_or(VerifyError::Chain, |(_, e)| e)),
+    }
 }
 
 /// A failed check: how far the path got (a stage below), and the error.

@@ -76,9 +76,22 @@ pub const KEYSTORE_ENTRY: Label = Label("ztmesh-keystore entry");
 /// The associated data of the keystore file's seal (see [`KEYSTORE_KEY_CHECK`] on spelling).
 pub const KEYSTORE_FILE: Label = Label("ztmesh-keystore file");
 
+/// The prologue of every Noise link handshake (as [`Label::prefix`]): both sides bind it into
+/// the handshake hash, so a link speaking another version of the link protocol fails at the
+/// first authenticated message ([`crate::link`]).
+pub const NOISE_LINK_PROLOGUE: Label = Label("ztmesh-noise-link-v2");
+
 /// Every label in this registry. A label missing here is a label no test checks.
-pub const ALL: &[Label] =
-    &[AK_BINDING, NOISE_STATIC_KEY, ROTATION, KEY_CHECK, KEYSTORE_KEY_CHECK, KEYSTORE_ENTRY, KEYSTORE_FILE];
+pub const ALL: &[Label] = &[
+    AK_BINDING,
+    NOISE_STATIC_KEY,
+    ROTATION,
+    KEY_CHECK,
+    KEYSTORE_KEY_CHECK,
+    KEYSTORE_ENTRY,
+    KEYSTORE_FILE,
+    NOISE_LINK_PROLOGUE,
+];
 
 #[cfg(test)]
 mod tests {
