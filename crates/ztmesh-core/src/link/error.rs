@@ -7,7 +7,7 @@ use crate::pki::VerifyError;
 
 /// Why a link handshake failed.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkError {
     /// The initiator proposed a protocol this responder does not accept (another mode or
     /// cipher, or not a link protocol at all).

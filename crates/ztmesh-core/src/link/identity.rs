@@ -79,7 +79,7 @@ pub(super) fn decode(payload: &[u8]) -> Result<Identity<'_>, LinkError> {
         return Err(LinkError::Identity);
     }
     let signature = reader.take(signature_len)?;
-    if reader.0.iter().any(|byte| *byte != 0) || payload.len() % PAD_TO != 0 {
+    if reader.0.iter().any(|byte| *byte != 0) || !payload.len().is_multiple_of(PAD_TO) {
         return Err(LinkError::Identity);
     }
     Ok(Identity { chain, signature })

@@ -344,14 +344,14 @@ impl LinkHandshake {
     /// [`LinkError::State`] and changes nothing.
     pub fn peer_closed(&mut self) -> LinkError {
         if let Some(error) = &self.error {
-            return error.clone();
+            return *error;
         }
         let error = match (&self.state, self.role) {
             (State::Done(_), _) => return LinkError::State,
             (State::Confirmation(_), _) | (State::Noise(_), Role::Initiator) => LinkError::Refused,
             _ => LinkError::Malformed,
         };
-        self.error = Some(error.clone());
+        self.error = Some(error);
         self.state = State::Over;
         error
     }
@@ -522,7 +522,7 @@ impl LinkHandshake {
 
     fn check(&self) -> Result<(), LinkError> {
         match &self.error {
-            Some(error) => Err(error.clone()),
+            Some(error) => Err(*error),
             None => Ok(()),
         }
     }
@@ -532,7 +532,7 @@ impl LinkHandshake {
         self.input = Vec::new();
         self.output.clear();
         self.peer = None;
-        self.error = Some(error.clone());
+        self.error = Some(error);
         Err(error)
     }
 }

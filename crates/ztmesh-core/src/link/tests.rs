@@ -409,7 +409,7 @@ fn another_tenant_another_ca_and_revoked_peers_are_refused_in_both_roles() {
         let mut r = start(responder, Role::Responder);
         pump(&mut i, &mut r);
         let (refusing, other) = if refuser == Role::Responder { (&mut r, &mut i) } else { (&mut i, &mut r) };
-        assert_eq!(refusing.error(), Some(&LinkError::Peer(expected.clone())), "case {n}");
+        assert_eq!(refusing.error(), Some(&LinkError::Peer(expected)), "case {n}");
         assert!(!refusing.wants_write(), "case {n}: a refusal sends nothing");
         if refuser == Role::Responder {
             assert!(!other.is_established());
