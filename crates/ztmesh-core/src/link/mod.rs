@@ -51,7 +51,7 @@
 //!
 //! The signature is the certificate key's, through a [`CertSigner`] (a software or a TPM key),
 //! over [`labels::NOISE_STATIC_KEY`]`.message(static public key)`: the sender's Noise static key,
-//! which Noise has just authenticated. The receiver decides the chain with [`verify_peer`]'s
+//! which Noise has just authenticated. The receiver decides the chain with [`crate::pki::verify_peer`]'s
 //! rules and checks that the leaf's key signed the very static key of this session, so a chain
 //! copied from another session, relayed by a man in the middle, or presented without its key
 //! fails ([`LinkError::Identity`]). The padding hides the exact chain length (and with it, for
