@@ -2,25 +2,22 @@
 //! both roles. Attackers speak the wire format by hand with [`noise::Handshake`].
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::*;
-use crate::pki::{
-    build_csr, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, RecordEntry, RevocationReason,
-    SoftwareSigner, VerifiedRecord,
-};
+use crate::pki::testutil::{device_csr, Pki};
+use crate::pki::{DeviceCertRequest, IssuedCertificate, SoftwareSigner};
 
+/// A root, a site CA, and the trust in the root.
 struct Fixture {
-    root: CertificateAuthority,
-    site: CertificateAuthority,
+    pki: Pki,
     trust: TrustStore,
 }
 
+/// A device of the fixture: its chain (leaf, site CA) and key.
 struct Device {
     chain: Vec<Vec<u8>>,
     pkcs8: zeroize::Zeroizing<Vec<u8>>,
-    serial: Vec<u8>,
-    spki_sha256: [u8; 32],
+    issued: IssuedCertificate,
 }
 
 impl Device {
@@ -37,25 +34,15 @@ impl Device {
 
 impl Fixture {
     fn new() -> Self {
-        let root = CertificateAuthority::create_root(&CaParams::root("link root", "ztmesh test")).unwrap();
-        let root = root.authority().unwrap();
-        let site = root.create_site_ca(&CaParams::site("link site", "ztmesh test")).unwrap().authority().unwrap();
-        let trust = TrustStore::from_der(&[root.certificate_der()]).unwrap();
-        Self { root, site, trust }
+        let pki = Pki::new();
+        Self { trust: pki.trust(), pki }
     }
 
     fn device(&self, device_id: &str, tenant: &str) -> Device {
-        let signer = SoftwareSigner::generate().unwrap();
-        let csr = build_csr(&signer, device_id, tenant).unwrap();
-        let request = CertificateRequest::from_der(&csr.der).unwrap();
-        let issued = self.site.issue(&request, &DeviceCertRequest::new(device_id, tenant)).unwrap();
-        let serial_hex = if issued.serial.len() % 2 == 1 { format!("0{}", issued.serial) } else { issued.serial };
-        Device {
-            chain: vec![issued.der, self.site.certificate_der().to_vec()],
-            pkcs8: signer.to_pkcs8(),
-            serial: hex::decode(serial_hex).unwrap(),
-            spki_sha256: issued.spki_sha256,
-        }
+        let (signer, csr) = device_csr(device_id, tenant);
+        let issued = self.pki.site.issue(&csr, &DeviceCertRequest::new(device_id, tenant)).unwrap();
+        let chain = vec![issued.der.clone(), self.pki.site.certificate_der().to_vec()];
+        Device { chain, pkcs8: signer.to_pkcs8(), issued }
     }
 
     fn config(&self, device: &Device) -> LinkConfig {
@@ -63,18 +50,7 @@ impl Fixture {
     }
 
     fn revoking(&self, device: &Device) -> RevocationSet {
-        let now = SystemTime::now();
-        let entry = RecordEntry {
-            serial: device.serial.clone(),
-            spki_sha256: device.spki_sha256,
-            reason: RevocationReason::KeyCompromise,
-            revoked_at: now,
-        };
-        let record = self.site.sign_revocation_record(1, now, &[entry]).unwrap();
-        let issuer = self.trust.issuer(&[self.site.certificate_der(), self.root.certificate_der()], now).unwrap();
-        let mut set = RevocationSet::new();
-        set.add_record(&VerifiedRecord::from_bytes(&record, &issuer).unwrap()).unwrap();
-        set
+        self.pki.revoking(&device.issued)
     }
 }
 

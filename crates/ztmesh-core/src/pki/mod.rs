@@ -104,7 +104,7 @@ mod identity;
 mod profile;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use ca::{CaMaterial, CaParams, CertificateAuthority, DeviceCertRequest, IssuedCertificate};
 pub use crl::{CrlEntry, CrlParams, EncodedCrl, RevokedSerial, VerifiedCrl};
