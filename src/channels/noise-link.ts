@@ -195,7 +195,8 @@ export function secureNoise(
         finish(nativeError(error))
       }
     }
-    const onError = (error: unknown) => finish(error)
+    // A reset means what an orderly close means at this point (an initiator was refused…).
+    const onError = (error: unknown) => (error instanceof ZtError ? finish(error) : onEnd())
     const onAbort = () => finish(createError('ERR_ABORTED', 'the handshake was aborted'))
     const timer = setTimeout(() => finish(createError('ERR_HANDSHAKE_TIMEOUT', 'the Noise handshake did not finish in time')), options.handshakeTimeoutMs ?? 10_000)
     if (options.signal?.aborted) return onAbort()
