@@ -7,8 +7,6 @@ import {
   buildCsr,
   CertificateAuthority,
   ChannelError,
-  encodeFrame,
-  FrameDecoder,
   generateP256Key,
   generateX25519KeyPair,
   NoiseHandshake,
@@ -170,17 +168,20 @@ test('a man in the middle relaying the initiator identity to an honest responder
   alice.catch(() => {})
   // Mallory runs Noise by hand with its own static keys on both sides, with the link's prologue.
   const prologue = Buffer.from('ztmesh-noise-link-v2\0')
+  // The link's handshake frames: u16 length ‖ body.
+  const encodeFrame = (body: Uint8Array) => Buffer.concat([Buffer.from([body.length >> 8, body.length & 0xff]), body])
   const frames = (side: Duplex) => {
-    const decoder = new FrameDecoder()
+    let pending = Buffer.alloc(0)
     const waiting: ((frame: Buffer) => void)[] = []
     const ready: Buffer[] = []
     side.on('data', (chunk: Buffer) => {
-      decoder.push(chunk)
-      for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
-        const copy = Buffer.from(frame)
+      pending = Buffer.concat([pending, chunk])
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        const frame = pending.subarray(2, 2 + pending.readUInt16BE(0))
+        pending = pending.subarray(2 + frame.length)
         const next = waiting.shift()
-        if (next !== undefined) next(copy)
-        else ready.push(copy)
+        if (next !== undefined) next(frame)
+        else ready.push(frame)
       }
     })
     return () => new Promise<Buffer>((resolve) => (ready.length > 0 ? resolve(ready.shift()!) : waiting.push(resolve)))
