@@ -224,6 +224,32 @@ fn only_message_3_and_the_confirmation_carry_identities_padded_to_256_bytes() {
 }
 
 #[test]
+fn no_certificate_byte_or_device_name_crosses_the_wire_in_the_clear_in_either_mode() {
+    let f = Fixture::new();
+    let (gw, tablet) = (f.device("gateway-one", "hotel-1"), f.device("tablet-seven", "hotel-1"));
+    for mode in [LinkMode::Hybrid, LinkMode::Classical] {
+        let mut i = start(LinkConfig { mode, ..f.config(&tablet) }, Role::Initiator);
+        let mut r = start(LinkConfig { mode, ..f.config(&gw) }, Role::Responder);
+        let mut wire = Vec::new();
+        for _ in 0..3 {
+            let to_responder = i.take_output();
+            r.feed(&to_responder).unwrap();
+            let to_initiator = r.take_output();
+            i.feed(&to_initiator).unwrap();
+            wire.extend(to_responder);
+            wire.extend(to_initiator);
+        }
+        assert!(i.is_established() && r.is_established());
+        let contains = |needle: &[u8]| wire.windows(needle.len()).any(|window| window == needle);
+        for secret in [&b"gateway-one"[..], b"tablet-seven", b"hotel-1", &gw.issued.der[..40], &tablet.issued.der[..40]]
+        {
+            assert!(!contains(secret), "{mode:?}: {:?} is on the wire", String::from_utf8_lossy(secret));
+        }
+        assert!(contains(i.protocol().unwrap().name().as_bytes()), "the proposal is the one clear field");
+    }
+}
+
+#[test]
 fn a_tampered_identity_is_refused_in_both_roles() {
     let f = Fixture::new();
     let (gw, tablet) = (f.device("gw-1", "t"), f.device("tablet-7", "t"));
