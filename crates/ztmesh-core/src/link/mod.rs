@@ -5,7 +5,8 @@
 //! delivers ([`LinkHandshake::feed`]), sends what it hands back ([`LinkHandshake::take_output`]),
 //! and once it is [established](LinkHandshake::is_established) takes the verified peer and a
 //! [`RecordLayer`] for the data ([`LinkHandshake::into_established`]). One call per socket
-//! chunk; the peer's certificate chain is parsed once, by [`crate::pki::verify_peer_signature`].
+//! chunk; the peer's certificate chain is parsed once, by [`crate::pki::verify_peer_key`], and
+//! a chain already decided under the same [`LinkConfig`] is not parsed again (`verdicts`).
 //!
 //! # Wire format
 //!
@@ -52,7 +53,9 @@
 //! The signature is the certificate key's, through a [`CertSigner`] (a software or a TPM key),
 //! over [`labels::NOISE_STATIC_KEY`]`.message(static public key)`: the sender's Noise static key,
 //! which Noise has just authenticated. The receiver decides the chain with [`crate::pki::verify_peer`]'s
-//! rules and checks that the leaf's key signed the very static key of this session, so a chain
+//! rules (or reuses its verdict on that exact chain under the same configuration, for at most
+//! five minutes) and checks that the leaf's key signed the very static key of this session, on
+//! every link, so a chain
 //! copied from another session, relayed by a man in the middle, or presented without its key
 //! fails ([`LinkError::Identity`]). The padding hides the exact chain length (and with it, for
 //! instance, the number of roles) from anyone watching record sizes.
@@ -96,12 +99,14 @@ use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 use crate::noise::{self, NoiseError, Protocol, RecordLayer, RekeyPolicy, Transport};
-use crate::pki::{verify_peer_signature, CertSigner, PeerIdentity, PeerPolicy, RevocationSet, TrustStore, VerifyError};
+use crate::pki::signer::verify_p256;
+use crate::pki::{CertSigner, PeerIdentity, PeerPolicy, RevocationSet, TrustStore, VerifyError};
 use crate::wire::labels;
 use crate::x25519;
 
 mod error;
 mod identity;
+mod verdicts;
 
 pub use error::LinkError;
 
@@ -167,6 +172,8 @@ pub struct LinkConfig {
     pub cipher: CipherSetting,
     /// When the record layers rekey.
     pub rekey: RekeyPolicy,
+    /// The peers decided so far under this configuration (module `verdicts`).
+    verdicts: verdicts::Verdicts,
 }
 
 impl LinkConfig {
@@ -182,6 +189,7 @@ impl LinkConfig {
             mode: LinkMode::Hybrid,
             cipher: CipherSetting::Auto,
             rekey: RekeyPolicy::default(),
+            verdicts: verdicts::Verdicts::default(),
         }
     }
 
@@ -505,16 +513,16 @@ impl LinkHandshake {
     /// The peer that sent `payload` over a session whose peer static key is `remote_static`.
     fn decide(&self, payload: &[u8], remote_static: &[u8; x25519::KEY_LEN]) -> Result<PeerIdentity, LinkError> {
         let identity = identity::decode(payload)?;
-        let (peer, signed) = verify_peer_signature(
+        let config = &self.config;
+        let (peer, leaf_key) = config.verdicts.decide(
             &identity.chain,
-            &self.config.trust,
-            &self.config.revocations,
-            &self.config.policy,
+            &config.trust,
+            &config.revocations,
+            &config.policy,
             SystemTime::now(),
-            &labels::NOISE_STATIC_KEY.message(remote_static),
-            identity.signature,
         )?;
-        if !signed {
+        // Every link, cached verdict or not: the leaf's key signed this session's static key.
+        if !verify_p256(&leaf_key, &labels::NOISE_STATIC_KEY.message(remote_static), identity.signature) {
             return Err(LinkError::Identity);
         }
         Ok(peer)

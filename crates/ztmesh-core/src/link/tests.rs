@@ -302,6 +302,30 @@ fn a_binding_signature_over_another_static_key_is_refused_in_both_roles() {
 }
 
 #[test]
+fn a_verdict_reused_for_a_known_chain_still_checks_each_links_binding() {
+    let f = Fixture::new();
+    let (gw, tablet) = (f.device("gw-1", "t"), f.device("tablet-7", "t"));
+    let responder = Arc::new(f.config(&gw));
+    for _ in 0..2 {
+        let mut i = start(f.config(&tablet), Role::Initiator);
+        let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
+        pump(&mut i, &mut r);
+        assert!(i.is_established() && r.is_established());
+    }
+    assert_eq!(responder.verdicts.len(), 1, "the second link reused the first one's verdict");
+    // The same chain again, now with a binding over another static key: refused all the same.
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
+    let (result, _) = raw_initiator_against(&mut r, |_| tablet.identity(&public(&[7; 32])));
+    assert_eq!(result.unwrap_err(), LinkError::Identity);
+    // A configuration with new revocations starts without verdicts and refuses the revoked peer.
+    let revoked = Arc::new(LinkConfig { revocations: f.revoking(&tablet), ..f.config(&gw) });
+    let mut r = LinkHandshake::new(revoked, Role::Responder, None).unwrap();
+    let mut i = start(f.config(&tablet), Role::Initiator);
+    pump(&mut i, &mut r);
+    assert_eq!(r.error(), Some(&LinkError::Peer(VerifyError::Revoked)));
+}
+
+#[test]
 fn a_replayed_message_3_or_confirmation_from_another_session_fails() {
     let f = Fixture::new();
     let (gw, tablet) = (f.device("gw-1", "t"), f.device("tablet-7", "t"));

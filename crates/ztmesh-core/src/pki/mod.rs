@@ -114,8 +114,8 @@ pub use identity::{device_uri, ROLE_URI_PREFIX};
 pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
 pub use signer::{ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
 pub use verify::{
-    verify_certificate_signature, verify_peer, verify_peer_signature, PeerIdentity, PeerPolicy, RequiredUsage,
-    TrustStore, TrustedIssuer,
+    verify_certificate_signature, verify_peer, verify_peer_key, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore,
+    TrustedIssuer,
 };
 
 /// The clock skew tolerated by default: 5 minutes. Certificates are issued backdated by as

@@ -285,22 +285,20 @@ pub fn verify_peer(
     verify_peer_leaf(chain, trust, revocations, policy, now).map(|(identity, _)| identity)
 }
 
-/// [`verify_peer`], then whether `signature` (DER ECDSA P-256/SHA-256) over `message` was made
-/// with the verified leaf's key: a proof that the peer holds the certificate's key (the Noise
-/// link's static-key binding), from the one parse of the chain. Returns the identity and that
-/// answer; the chain's errors are [`verify_peer`]'s.
-pub fn verify_peer_signature(
+/// [`verify_peer`], also returning the verified leaf's public key (an uncompressed P-256 point),
+/// from the one parse of the chain: for a caller that checks a proof of possession of the
+/// certificate's key (the Noise link's static-key binding) and may keep the key with its verdict.
+pub fn verify_peer_key(
     chain: &[&[u8]],
     trust: &TrustStore,
     revocations: &RevocationSet,
     policy: &PeerPolicy,
     now: SystemTime,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(PeerIdentity, bool), VerifyError> {
+) -> Result<(PeerIdentity, Vec<u8>), VerifyError> {
     let (identity, leaf) = verify_peer_leaf(chain, trust, revocations, policy, now)?;
-    let signed = leaf.p256_point.as_deref().is_some_and(|point| super::signer::verify_p256(point, message, signature));
-    Ok((identity, signed))
+    // A verified path has a P-256 leaf (structure check); the error is unreachable.
+    let point = leaf.p256_point.ok_or(VerifyError::Chain)?;
+    Ok((identity, point))
 }
 
 /// [`verify_peer`], also handing back the parsed leaf.
