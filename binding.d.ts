@@ -121,6 +121,50 @@ export declare class NoiseHandshake {
   intoTransport(): NoiseTransport
 }
 
+/** The settings of one side's links: credentials, trust, revocations and rules. */
+export declare class NoiseLinkContext {
+  /**
+   * A context; `tpmKey`, if given, is the certificate's key (in the TPM). The trust and the
+   * revocations are copied: a new revocation set needs a new context.
+   */
+  constructor(init: NoiseLinkInit, trust: TrustStore, revocations: RevocationSet, tpmKey?: TpmKey | undefined | null)
+  /**
+   * A new link as the initiator; its first flight comes out of the first `feed`. The static
+   * key is fresh unless `staticPrivateKey` (32 bytes) is given.
+   */
+  initiator(staticPrivateKey?: Uint8Array | undefined | null): NoiseLinkHandshake
+  /** A new link as the responder. */
+  responder(staticPrivateKey?: Uint8Array | undefined | null): NoiseLinkHandshake
+}
+
+/** One link's handshake: feed it the socket's bytes, send what it gives back. */
+export declare class NoiseLinkHandshake {
+  /**
+   * Processes bytes read from the socket (none for the initiator's first flight) and returns
+   * the bytes to send (possibly empty). Throws the typed reason, for good: `ERR_FRAME_TOO_LARGE`,
+   * `ERR_NOISE_PROTOCOL`, `ERR_NOISE_IDENTITY`, a PKI code, a Noise code…
+   */
+  feed(chunk: Uint8Array): Buffer
+  /**
+   * The socket ended during the handshake: throws what that means here (`ERR_NOISE_REFUSED`
+   * for an initiator the responder did not confirm, else `ERR_NOISE_MALFORMED`).
+   */
+  peerClosed(): void
+  /** Whether the handshake is done and the peer verified. */
+  get isEstablished(): boolean
+  /** The verified peer, once established. */
+  get peer(): PeerIdentity | null
+  /** The full Noise protocol name, once known. */
+  get protocol(): string | null
+  /**
+   * Moves the established link into its record layer; `takeRest` then gives the bytes that
+   * arrived after the handshake (the first records, to open before anything else).
+   */
+  intoRecordLayer(): NoiseRecordLayer
+  /** The bytes that arrived after the handshake (once, after `intoRecordLayer`). */
+  takeRest(): Buffer
+}
+
 /** The record layer of a Noise link: frames, encrypts and rekeys the link's data. */
 export declare class NoiseRecordLayer {
   /** The room `sealInto` needs for `dataLength` bytes. */
@@ -470,6 +514,31 @@ export interface KeystoreKdfOptions {
 
 /** Encapsulates to an ML-KEM-768 encapsulation key (checked per FIPS 203 §7.2). */
 export declare function mlkem768Encapsulate(publicKey: Uint8Array): Encapsulation
+
+/** What every link of one side shares. */
+export interface NoiseLinkInit {
+  /** This device's certificate followed by its CA chain, PEM. */
+  chainPem: string
+  /**
+   * The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
+   * absent when the key is a TPM key, passed beside `init`.
+   */
+  privateKey?: Buffer
+  /** The tenant every peer must belong to. */
+  expectedTenant?: string
+  /** The device id the peer must have. */
+  expectedDevice?: string
+  /** Accepted peer SPKI SHA-256 hashes, hex. */
+  pins?: Array<string>
+  /** `'XX_HYBRID'` (default: X25519 + ML-KEM-768) or `'XX'`. */
+  pattern?: string
+  /** `'auto'` (default), `'AESGCM'` or `'ChaChaPoly'`. */
+  cipher?: string
+  /** Rekey after this many records sent (default 65,536). */
+  rekeyAfterRecords?: number
+  /** Rekey after this many ms (default 10 minutes). */
+  rekeyAfterMs?: number
+}
 
 /** Options of a Noise handshake. */
 export interface NoiseOptions {

@@ -773,12 +773,14 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkRoles, checkTenant, createKeystore, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, noisePreferredCipher, normalizeSerial, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, signedObjectLabels, signObject, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
 export { MlKem768SecretKey }
 export { NoiseHandshake }
+export { NoiseLinkContext }
+export { NoiseLinkHandshake }
 export { NoiseRecordLayer }
 export { NoiseTransport }
 export { RevocationSet }
@@ -791,31 +793,22 @@ export { TpmKey }
 export { TrustStore }
 export { XWingSecretKey }
 export { akBindingMessage }
-export { akPublicKeySha256 }
 export { buildCsr }
-export { checkDeviceId }
-export { checkRoles }
-export { checkTenant }
 export { createKeystore }
 export { generateP256Key }
 export { generateX25519KeyPair }
-export { inspectCertificate }
 export { mlkem768Encapsulate }
 export { noisePreferredCipher }
-export { normalizeSerial }
 export { openKeystore }
 export { panicForTestingOnly }
 export { parseCsr }
 export { parsePcrValues }
-export { signedObjectLabels }
-export { signObject }
 export { tpmSupported }
 export { verify }
 export { verifyAkBinding }
 export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
-export { verifyObject }
 export { verifyPeer }
 export { verifyQuote }
 export { x25519PublicKey }

@@ -15,6 +15,9 @@ import {
   ZtError,
   type NoisePattern,
 } from '../src/index.js'
+import { NoiseLinkContext } from '../src/channels/noise-link.js'
+import { callNative } from '../src/native.js'
+import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../src/pki/index.js'
 
 const ITERATIONS = 10_000
 
@@ -140,6 +143,29 @@ test(`X-Wing decapsulate and encapsulate: ${ITERATIONS} random and mutated input
   for (let n = 0; n < ITERATIONS; n++) {
     if (n % 10 === 0) expectTyped(t, `encapsulate #${n}`, () => xwingEncapsulate(mutate(next, key.publicKey)))
     else expectTyped(t, `decapsulate #${n}`, () => key.decapsulate(mutate(next, ciphertext)))
+  }
+  t.pass()
+})
+
+test(`Noise link handshake: ${ITERATIONS / 5} random and mutated first flights and answers, both roles`, (t) => {
+  const next = prng(0x5eed_0006)
+  const root = CertificateAuthority.createRoot({ commonName: 'Fuzz Root', organisation: 'Fuzz' })
+  const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Fuzz Site', organisation: 'Fuzz' })
+  const key = generateP256Key()
+  const cert = CertificateAuthority.load(site.certificatePem, site.privateKey).issue(buildCsr(key, 'fuzz', 'fuzz'), { deviceId: 'fuzz', tenant: 'fuzz' })
+  const context = new NoiseLinkContext({ identity: { certificateChainPem: cert.pem + site.certificatePem, privateKey: key }, trust: TrustStore.fromPem(root.certificatePem), revocations: new RevocationSet() })
+  const flight = callNative(() => context.handshake('initiator').feed(Buffer.alloc(0)))
+  const answer = callNative(() => context.handshake('responder').feed(flight))
+  for (let n = 0; n < ITERATIONS / 5; n++) {
+    const [role, valid] = n % 2 === 0 ? (['responder', flight] as const) : (['initiator', answer] as const)
+    const handshake = context.handshake(role)
+    if (role === 'initiator') callNative(() => handshake.feed(Buffer.alloc(0)))
+    const input = mutate(next, valid)
+    // Cut anywhere: one native call per chunk, as a socket delivers it.
+    const cut = 1 + Math.floor(next() * input.length)
+    expectTyped(t, `${role} #${n}`, () => {
+      for (let at = 0; at < input.length; at += cut) callNative(() => handshake.feed(input.subarray(at, at + cut)))
+    })
   }
   t.pass()
 })

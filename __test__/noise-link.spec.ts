@@ -8,8 +8,9 @@ import {
   CertificateAuthority,
   ChannelError,
   generateP256Key,
+  generateX25519KeyPair,
+  NoiseHandshake,
   RevocationSet,
-  SigningKey,
   TrustStore,
   wrapNoise,
   type LinkIdentity,
@@ -26,8 +27,7 @@ const trust = TrustStore.fromPem(root.certificatePem)
 function identity(deviceId: string, tenant = 'hotel-1'): LinkIdentity & { serial: string; spki: string } {
   const key = generateP256Key()
   const cert = siteCa.issue(buildCsr(key, deviceId, tenant), { deviceId, tenant })
-  const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
-  return { certificateChainPem: cert.pem + site.certificatePem, sign: (m) => signer.sign(m), serial: cert.serial, spki: cert.spkiSha256 }
+  return { certificateChainPem: cert.pem + site.certificatePem, privateKey: key, serial: cert.serial, spki: cert.spkiSha256 }
 }
 
 /** A TCP server on 127.0.0.1 whose accepted sockets go to `onSocket`. */
@@ -107,9 +107,110 @@ test('refusals: wrong tenant, revoked, and a stolen chain without its key', asyn
 
   // The attacker presents the victim's chain but signs with its own key.
   const attacker = identity('attacker')
-  const stolen: LinkIdentity = { certificateChainPem: good.certificateChainPem, sign: attacker.sign }
+  const stolen: LinkIdentity = { certificateChainPem: good.certificateChainPem, privateKey: attacker.privateKey! }
   const s = await pair(t, { identity: good }, { identity: stolen })
   t.is((s.server as PromiseRejectedResult).reason.code, 'ERR_NOISE_IDENTITY')
+  t.is((s.client as PromiseRejectedResult).reason.code, 'ERR_NOISE_REFUSED')
+})
+
+test('the initiator refuses too: a responder of another tenant, a revoked one, one with a stolen chain', async (t) => {
+  const client = identity('tablet-7')
+  const otherTenant = await pair(t, { identity: identity('gw-1', 'hotel-2') }, { identity: client, policy: { expectedTenant: 'hotel-1' } })
+  t.is((otherTenant.client as PromiseRejectedResult).reason.code, 'ERR_TENANT_MISMATCH')
+
+  const server = identity('gw-1')
+  const revoked = new RevocationSet()
+  const now = Date.now()
+  revoked.addCrl(siteCa.issueCrl(1, [{ serial: server.serial, revokedAtMs: now, reason: 1 }], now, now + 60_000).pem, site.certificatePem, trust)
+  const r = await pair(t, { identity: server }, { identity: client, revocations: revoked })
+  t.is((r.client as PromiseRejectedResult).reason.code, 'ERR_CERT_REVOKED')
+
+  const stolen: LinkIdentity = { certificateChainPem: server.certificateChainPem, privateKey: identity('attacker').privateKey! }
+  const s = await pair(t, { identity: stolen }, { identity: client })
+  t.is((s.client as PromiseRejectedResult).reason.code, 'ERR_NOISE_IDENTITY')
+})
+
+test('on the wire, both roles: a flipped handshake byte, a replayed message 3 and a replayed confirmation all fail', async (t) => {
+  /** One link over a tapped pair; `initiator`/`responder` rewrite that side's n-th write. */
+  const run = async (rewrite: { initiator?: (chunk: Buffer, n: number) => Buffer; responder?: (chunk: Buffer, n: number) => Buffer } = {}) => {
+    const [left, right] = tappedPair()
+    let [sentLeft, sentRight] = [0, 0]
+    left.tamper = (chunk) => rewrite.initiator?.(chunk, sentLeft++) ?? chunk
+    right.tamper = (chunk) => rewrite.responder?.(chunk, sentRight++) ?? chunk
+    const [c, s] = await Promise.allSettled([
+      wrapNoise(left, { role: 'initiator', identity: identity('tablet-7'), trust, revocations: new RevocationSet(), handshakeTimeoutMs: 2000 }),
+      wrapNoise(right, { role: 'responder', identity: identity('gw-1'), trust, revocations: new RevocationSet(), handshakeTimeoutMs: 2000 }),
+    ])
+    for (const side of [c, s]) if (side.status === 'fulfilled') side.value.destroy()
+    const code = (side: PromiseSettledResult<SecureStream>) => (side.status === 'rejected' ? side.reason.code : 'ok')
+    return { client: code(c), server: code(s), sent: { initiator: left.sent, responder: right.sent } }
+  }
+  const honest = await run()
+  t.deepEqual([honest.client, honest.server], ['ok', 'ok'])
+  // The initiator writes its proposal with message 1, then message 3; the responder message 2, then its confirmation.
+  const [message3, confirmation] = [honest.sent.initiator[1]!, honest.sent.responder[1]!]
+  const flipLast = (chunk: Buffer) => Buffer.from(chunk.map((byte, i) => (i === chunk.length - 1 ? byte ^ 1 : byte)))
+  const flipped3 = await run({ initiator: (chunk, n) => (n === 1 ? flipLast(chunk) : chunk) })
+  t.deepEqual([flipped3.server, flipped3.client], ['ERR_NOISE_DECRYPT', 'ERR_NOISE_REFUSED'])
+  const flippedConfirmation = await run({ responder: (chunk, n) => (n === 1 ? flipLast(chunk) : chunk) })
+  t.is(flippedConfirmation.client, 'ERR_NOISE_DECRYPT')
+  const replayed3 = await run({ initiator: (chunk, n) => (n === 1 ? message3 : chunk) })
+  t.deepEqual([replayed3.server, replayed3.client], ['ERR_NOISE_DECRYPT', 'ERR_NOISE_REFUSED'])
+  const replayedConfirmation = await run({ responder: (chunk, n) => (n === 1 ? confirmation : chunk) })
+  t.is(replayedConfirmation.client, 'ERR_NOISE_DECRYPT')
+})
+
+test('a man in the middle relaying the initiator identity to an honest responder is refused: the binding names another static key', async (t) => {
+  const [aliceSide, mallorysLeft] = tappedPair()
+  const [mallorysRight, bobSide] = tappedPair()
+  const alice = wrapNoise(aliceSide, { role: 'initiator', identity: identity('tablet-7'), trust, revocations: new RevocationSet(), cipher: 'ChaChaPoly', handshakeTimeoutMs: 3000 })
+  const bob = wrapNoise(bobSide, { role: 'responder', identity: identity('gw-1'), trust, revocations: new RevocationSet(), handshakeTimeoutMs: 3000 })
+  alice.catch(() => {})
+  // Mallory runs Noise by hand with its own static keys on both sides, with the link's prologue.
+  const prologue = Buffer.from('ztmesh-noise-link-v2\0')
+  // The link's handshake frames: u16 length ‖ body.
+  const encodeFrame = (body: Uint8Array) => Buffer.concat([Buffer.from([body.length >> 8, body.length & 0xff]), body])
+  const frames = (side: Duplex) => {
+    let pending = Buffer.alloc(0)
+    const waiting: ((frame: Buffer) => void)[] = []
+    const ready: Buffer[] = []
+    side.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk])
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        const frame = pending.subarray(2, 2 + pending.readUInt16BE(0))
+        pending = pending.subarray(2 + frame.length)
+        const next = waiting.shift()
+        if (next !== undefined) next(frame)
+        else ready.push(frame)
+      }
+    })
+    return () => new Promise<Buffer>((resolve) => (ready.length > 0 ? resolve(ready.shift()!) : waiting.push(resolve)))
+  }
+  const [fromAlice, fromBob] = [frames(mallorysLeft), frames(mallorysRight)]
+  const toAlice = NoiseHandshake.responder({ pattern: 'XX_HYBRID', staticPrivateKey: generateX25519KeyPair().privateKey, prologue })
+  const toBob = NoiseHandshake.initiator({ pattern: 'XX_HYBRID', staticPrivateKey: generateX25519KeyPair().privateKey, prologue })
+  t.is((await fromAlice()).toString(), 'Noise_XXpsk3_25519_ChaChaPoly_SHA256+MLKEM768')
+  t.is(toAlice.readMessage(await fromAlice()).length, 0)
+  mallorysLeft.write(encodeFrame(toAlice.writeMessage()))
+  const aliceIdentity = toAlice.readMessage(await fromAlice())
+  t.true(aliceIdentity.length > 0 && aliceIdentity.length % 256 === 0, 'message 3 carries the padded identity')
+  mallorysRight.write(Buffer.concat([encodeFrame(Buffer.from('Noise_XXpsk3_25519_ChaChaPoly_SHA256+MLKEM768')), encodeFrame(toBob.writeMessage())]))
+  t.is(toBob.readMessage(await fromBob()).length, 0, 'message 2 carries no identity')
+  mallorysRight.write(encodeFrame(toBob.writeMessage(aliceIdentity)))
+  await t.throwsAsync(bob, { code: 'ERR_NOISE_IDENTITY' })
+})
+
+test('an initiator facing a responder that sends oversized frames, garbage, or stalls mid-frame fails with a typed error', async (t) => {
+  const answers: [Buffer, string][] = [
+    [Buffer.from([0xff, 0xff]), 'ERR_FRAME_TOO_LARGE'],
+    [Buffer.from([0x00, 0x40, ...Buffer.alloc(64, 7)]), 'ERR_NOISE_MALFORMED'],
+    [Buffer.from([0x04, 0x00, 1, 2, 3]), 'ERR_HANDSHAKE_TIMEOUT'],
+  ]
+  for (const [answer, code] of answers) {
+    const port = await listen(t, (socket) => socket.once('data', () => socket.write(answer)))
+    const error = await t.throwsAsync(wrapNoise(await connect(port), { role: 'initiator', identity: identity('tablet-7'), trust, revocations: new RevocationSet(), handshakeTimeoutMs: 300 }))
+    t.regex(error.code, code === 'ERR_NOISE_MALFORMED' ? /^ERR_NOISE_/ : new RegExp(`^${code}$`), answer.toString('hex'))
+  }
 })
 
 test('a live link closes when its peer is revoked', async (t) => {
@@ -206,7 +307,7 @@ test('after the handshake, a tampered or malformed record ends that link with a 
   }
 })
 
-/** Two in-memory duplexes wired to each other; the left one can alter or inject what it sends. */
+/** Two in-memory duplexes wired to each other; each can alter or inject what it sends. */
 function tappedPair() {
   const sides: (Duplex & { tamper?: (chunk: Buffer) => Buffer; raw(chunk: Buffer): void; sent: Buffer[] })[] = []
   for (let i = 0; i < 2; i++) {
@@ -218,6 +319,11 @@ function tappedPair() {
           side.sent.push(out)
           sides[1 - i]!.push(out)
           callback()
+        },
+        // Like a socket: when one end goes, the other sees the end of the stream.
+        destroy(error, callback) {
+          sides[1 - i]!.push(null)
+          callback(error)
         },
       }),
       { sent: [] as Buffer[], raw: (chunk: Buffer) => sides[1 - i]!.push(chunk) },

@@ -24,6 +24,8 @@ export type NativeCertificateAuthority = binding.CertificateAuthority
 export type NativeTrustStore = binding.TrustStore
 export type NativeRevocationSet = binding.RevocationSet
 export type NativeTlsSession = binding.TlsSession
+export type NativeNoiseLinkContext = binding.NoiseLinkContext
+export type NativeNoiseLinkHandshake = binding.NoiseLinkHandshake
 
 /** Converts anything the binding threw into a {@link ZtError}. */
 export function nativeError(error: unknown): ZtError {

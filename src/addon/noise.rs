@@ -222,6 +222,13 @@ pub struct NoiseRecordLayer {
     inner: noise::RecordLayer,
 }
 
+impl NoiseRecordLayer {
+    /// Wraps a core record layer (the Noise link's, once established).
+    pub(crate) fn from_core(inner: noise::RecordLayer) -> Self {
+        Self { inner }
+    }
+}
+
 #[napi]
 impl NoiseRecordLayer {
     /// The room `sealInto` needs for `dataLength` bytes.
@@ -258,7 +265,7 @@ impl NoiseRecordLayer {
 }
 
 /// A whole number ≥ 1 from JavaScript.
-fn positive_count(value: f64, name: &str) -> std::result::Result<u64, Failure> {
+pub(crate) fn positive_count(value: f64, name: &str) -> std::result::Result<u64, Failure> {
     if value.fract() != 0.0 || !(1.0..=9_007_199_254_740_991.0).contains(&value) {
         return Err(invalid_argument(&format!("{name} must be a whole number of at least 1")));
     }

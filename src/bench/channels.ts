@@ -4,13 +4,12 @@ import { createPrivateKey } from 'node:crypto'
 import { Duplex } from 'node:stream'
 import * as tls from 'node:tls'
 
-import { wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
+import { NoiseLinkContext, secureNoise, wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
-import { SigningKey } from '../crypto/sign.js'
 import { noisePreferredCipher } from '../noise/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../pki/index.js'
 import type { Case } from './index.js'
-import { libp2pNoiseConnection } from './libp2p-noise.js'
+import { libp2pNoiseConnection, libp2pNoiseNodes } from './libp2p-noise.js'
 
 const MIB = 1024 * 1024
 const CHUNK = 64 * 1024
@@ -50,6 +49,37 @@ function receive(stream: Duplex, bytes: number): Promise<void> {
 export const CHANNEL_CASES: Case[] = [
   noiseBulkCase('noise-link-bulk', 'auto', 5),
   noiseBulkCase('noise-link-bulk-chachapoly', 'ChaChaPoly', null),
+  {
+    op: 'noise-link-handshake',
+    baseline:
+      '@chainsafe/libp2p-noise 17 secureOutbound + secureInbound (XX, each side signs its Ed25519 identity over its static key and checks the other), both ends, in memory (ztmesh: hybrid XX + ML-KEM-768, certificate chains decided by verify_peer, ECDSA P-256 bindings, READY)',
+    target: 10,
+    setup: async () => {
+      const d = benchDevices()
+      const [trust, revocations] = [TrustStore.fromPem(d.trustPem), new RevocationSet()]
+      // One context per side, as an endpoint keeps one for all its links.
+      const client = new NoiseLinkContext({ identity: d.client.link, trust, revocations })
+      const server = new NoiseLinkContext({ identity: d.server.link, trust, revocations })
+      const libp2p = await libp2pNoiseNodes()
+      return {
+        ztmesh: async () => {
+          const [left, right] = duplexPair()
+          const [c, s] = await Promise.all([secureNoise(left, client, 'initiator'), secureNoise(right, server, 'responder')])
+          if (c.peer.deviceId !== 'server' || s.peer.deviceId !== 'client') throw new Error('bench: wrong peers')
+          c.destroy()
+          s.destroy()
+          return 1
+        },
+        baseline: async () => {
+          const { initiator, responder } = await libp2p.secure()
+          const close = (end: { connection: unknown }) => (end.connection as { abort(error: Error): void }).abort(new Error('done'))
+          close(initiator)
+          close(responder)
+          return 1
+        },
+      }
+    },
+  },
 ]
 
 /**
@@ -114,8 +144,7 @@ export function benchDevices() {
     const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
     const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
     const chain = cert.pem + site.certificatePem
-    const signer = SigningKey.fromPkcs8('ecdsa-p256-sha256', key)
-    const link: LinkIdentity = { certificateChainPem: chain, sign: (m) => signer.sign(m) }
+    const link: LinkIdentity = { certificateChainPem: chain, privateKey: key }
     return { identity: { certificateChainPem: chain, privateKey: key }, link, certPem: chain, keyPem }
   }
   return { trustPem: root.certificatePem, server: make('server'), client: make('client') }

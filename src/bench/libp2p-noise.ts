@@ -84,11 +84,28 @@ export interface Libp2pSecureEnd {
  * Two libp2p nodes' Noise encrypters, connected in memory and secured by a real handshake
  * (`secureOutbound` / `secureInbound`): the whole pipeline a libp2p application runs its data
  * through (message stream, u16 length-prefixed framing, encryption, decoding, decryption).
+ */
+export async function libp2pNoiseConnection(): Promise<{ initiator: Libp2pSecureEnd; responder: Libp2pSecureEnd }> {
+  const { secure } = await libp2pNoiseNodes()
+  const { initiator, responder } = await secure()
+  return { initiator: initiator.connection as unknown as Libp2pSecureEnd, responder: responder.connection as unknown as Libp2pSecureEnd }
+}
+
+/** A secured libp2p connection pair: each end's connection, as `secureOutbound`/`secureInbound` return it. */
+interface Libp2pSecured {
+  initiator: { connection: unknown }
+  responder: { connection: unknown }
+}
+
+/**
+ * Two libp2p nodes' Noise security transports (Ed25519 identities), and `secure()`: a new
+ * in-memory connection pair secured by both (`secureOutbound` / `secureInbound`): an XX handshake
+ * whose payloads carry each node's identity key and its signature over the Noise static key.
  *
  * libp2p-noise 17 calls `Promise.withResolvers` (ES2024), which Node 20 lacks; the standard
  * definition is installed when it is missing.
  */
-export async function libp2pNoiseConnection(): Promise<{ initiator: Libp2pSecureEnd; responder: Libp2pSecureEnd }> {
+export async function libp2pNoiseNodes(): Promise<{ secure(): Promise<Libp2pSecured> }> {
   installPromiseWithResolvers()
   const { noise } = await import('@chainsafe/libp2p-noise')
   const { generateKeyPair } = await import('@libp2p/crypto/keys')
@@ -96,14 +113,15 @@ export async function libp2pNoiseConnection(): Promise<{ initiator: Libp2pSecure
   const { multiaddrConnectionPair } = await import('@libp2p/utils')
   const node = async () =>
     noise()({ privateKey: await generateKeyPair('Ed25519'), logger: defaultLogger(), upgrader: { getStreamMuxers: () => new Map() } } as never)
-  const [outbound, inbound] = multiaddrConnectionPair()
   const [initiatorNode, responderNode] = [await node(), await node()]
   const options = { skipStreamMuxerNegotiation: true }
-  const [initiator, responder] = await Promise.all([
-    initiatorNode.secureOutbound(outbound, options),
-    responderNode.secureInbound(inbound, options),
-  ])
-  return { initiator: initiator.connection as unknown as Libp2pSecureEnd, responder: responder.connection as unknown as Libp2pSecureEnd }
+  return {
+    secure: async () => {
+      const [outbound, inbound] = multiaddrConnectionPair()
+      const [initiator, responder] = await Promise.all([initiatorNode.secureOutbound(outbound, options), responderNode.secureInbound(inbound, options)])
+      return { initiator, responder } as Libp2pSecured
+    },
+  }
 }
 
 function installPromiseWithResolvers(): void {

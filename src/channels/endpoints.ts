@@ -14,10 +14,9 @@
 
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 
-import { SigningKey } from '../crypto/sign.js'
 import { createError } from '../errors.js'
 import { RevocationSet, TrustStore, type PeerPolicy } from '../pki/index.js'
-import { wrapNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
+import { NoiseLinkContext, secureNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
 import { secureTls, TlsContext, type TlsIdentity } from './tls.js'
 
@@ -26,10 +25,10 @@ export interface SecureEndpointInit {
   /** `'tls'` (default) or `'noise'`. */
   protocol?: 'tls' | 'noise'
   /**
-   * This device: its chain, and its P-256 key as PKCS#8 (TLS copies it into its native signer)
-   * or as a TPM key (it never leaves the TPM). `sign` may replace a software key for Noise.
+   * This device: its chain, and its P-256 key as PKCS#8 (TLS and Noise copy it into their native
+   * signers) or as a TPM key (it never leaves the TPM).
    */
-  identity: TlsIdentity & { sign?: (message: Uint8Array) => Buffer }
+  identity: TlsIdentity
   /** The trust anchors, PEM. */
   trustPem: string
   /** Who peers must be. */
@@ -108,8 +107,9 @@ class Endpoint {
   readonly #init: SecureEndpointInit
   readonly #tls: TlsContext | undefined
   readonly #trust: TrustStore
-  readonly #sign: (message: Uint8Array) => Buffer
   #revocations: RevocationSet
+  /** The Noise links' shared settings, rebuilt when the revocations change. */
+  #noise: NoiseLinkContext | undefined
 
   constructor(role: 'server' | 'client', init: SecureEndpointInit) {
     this.#role = role
@@ -120,13 +120,8 @@ class Endpoint {
     if (protocol !== 'tls' && protocol !== 'noise') throw createError('ERR_INVALID_ARG', "protocol must be 'tls' or 'noise'")
     this.#tls = protocol === 'tls' ? new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) }) : undefined
     if (this.#tls !== undefined && init.revocations !== undefined) this.#tls.setRevocations(init.revocations)
-    const { sign, tpmKey, privateKey } = init.identity
-    if (sign !== undefined) this.#sign = sign
-    else if (tpmKey !== undefined) this.#sign = (message) => tpmKey.sign(message)
-    else if (privateKey !== undefined) {
-      const key = SigningKey.fromPkcs8('ecdsa-p256-sha256', privateKey)
-      this.#sign = (message) => key.sign(message)
-    } else throw createError('ERR_INVALID_ARG', 'the identity needs a privateKey or a tpmKey')
+    if (init.identity.tpmKey === undefined && init.identity.privateKey === undefined) throw createError('ERR_INVALID_ARG', 'the identity needs a privateKey or a tpmKey')
+    this.#noise = protocol === 'noise' ? this.#noiseContext() : undefined
   }
 
   secure(socket: Socket, signal?: AbortSignal, serverDevice?: string): Promise<SecureStream> {
@@ -134,21 +129,30 @@ class Endpoint {
     if (this.#tls !== undefined) {
       return secureTls(socket, this.#tls, { handshakeTimeoutMs: timeout, ...(signal !== undefined && { signal }), ...(serverDevice !== undefined && { serverDevice }) })
     }
-    const policy = { ...this.#init.policy, ...(serverDevice !== undefined && { expectedDevice: serverDevice }) }
-    return wrapNoise(socket, {
-      role: this.#role === 'server' ? 'responder' : 'initiator',
-      identity: { certificateChainPem: this.#init.identity.certificateChainPem, sign: this.#sign },
-      trust: this.#trust,
-      revocations: this.#revocations,
-      policy,
-      handshakeTimeoutMs: timeout,
-      ...(this.#init.noiseCipher !== undefined && { cipher: this.#init.noiseCipher }),
-      ...(signal !== undefined && { signal }),
-    })
+    let context: NoiseLinkContext
+    try {
+      context = serverDevice !== undefined ? this.#noiseContext(serverDevice) : this.#noise!
+    } catch (error) {
+      socket.destroy()
+      return Promise.reject(error)
+    }
+    return secureNoise(socket, context, this.#role === 'server' ? 'responder' : 'initiator', { handshakeTimeoutMs: timeout, ...(signal !== undefined && { signal }) })
   }
 
   setRevocations(revocations: RevocationSet): void {
     this.#revocations = revocations
     this.#tls?.setRevocations(revocations)
+    if (this.#noise !== undefined) this.#noise = this.#noiseContext()
+  }
+
+  /** The Noise settings under the current revocations, for links to `serverDevice` if given. */
+  #noiseContext(serverDevice?: string): NoiseLinkContext {
+    return new NoiseLinkContext({
+      identity: this.#init.identity,
+      trust: this.#trust,
+      revocations: this.#revocations,
+      policy: { ...this.#init.policy, ...(serverDevice !== undefined && { expectedDevice: serverDevice }) },
+      ...(this.#init.noiseCipher !== undefined && { cipher: this.#init.noiseCipher }),
+    })
   }
 }

@@ -3,16 +3,12 @@
  * handshake (post-quantum hybrid by default) bound to device certificates, then an encrypted,
  * framed, rekeyed stream.
  *
- * Identity binding: each side's handshake payload carries its certificate chain and a
- * signature by the certificate key over the Noise static public key (as libp2p binds its peer
- * ids). The receiver decides the chain with {@link verifyPeer} and checks that the signature
- * covers the very static key Noise authenticated, so the certificate holder owns this session.
- *
- * Handshake messages travel as `u16 length ‖ message` frames (at most 16 KiB each here). Then
- * the responder sends one confirmation message (`READY`: it has accepted the initiator), and
- * the data flows through the core's record layer ({@link NoiseRecordLayer}): `u16 length ‖
- * Noise message` records, where an empty message marks the sender's rekey. Rekeying happens
- * every `rekeyAfterMessages` records or `rekeyAfterMs`, whichever comes first.
+ * The whole protocol (the protocol proposal, the handshake frames, the identities and their
+ * binding to the Noise static keys, the confirmation, the records) lives in the Rust core
+ * (`ztmesh_core::link`, described in docs/noise-link.md); this file only moves bytes between a
+ * duplex and it: one native call per chunk received. The peer's chain is decided by the PKI's
+ * `verify_peer` rules, and its certificate key must have signed this session's static key.
+ * Certificate chains travel only under keys that include the ML-KEM secret (hybrid mode).
  *
  * The stream honours backpressure both ways: it stops reading the underlying duplex while its
  * reader is behind, and holds writes while the duplex is full.
@@ -20,20 +16,18 @@
 
 import { Duplex } from 'node:stream'
 
-import { generateX25519KeyPair, x25519PublicKey } from '../crypto/x25519.js'
 import { createError, ZtError } from '../errors.js'
-import { NOISE_PROTOCOLS, NoiseHandshake, noisePreferredCipher, type NoisePattern, type NoiseRecordLayer } from '../noise/index.js'
-import { verifyCertificateSignature, verifyPeer, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
+import { native, nativeError, type NativeNoiseLinkContext, type NativeNoiseLinkHandshake } from '../native.js'
+import { NoiseRecordLayer } from '../noise/index.js'
+import type { PeerIdentity, PeerPolicy, RevocationSet, TrustStore } from '../pki/index.js'
 import { whenDrained } from './flow.js'
-import { encodeFrame, FrameDecoder } from './framing.js'
+import type { TlsIdentity } from './tls.js'
 
-/** How this device proves who it is: its chain and a signer for its certificate key. */
-export interface LinkIdentity {
-  /** The device certificate followed by its CA chain, PEM. */
-  certificateChainPem: string
-  /** Signs with the certificate's key (ECDSA P-256, DER), e.g. a keystore entry or a TPM key. */
-  sign(message: Uint8Array): Buffer
-}
+/**
+ * How this device proves who it is on a link: its chain, and its certificate key as PKCS#8
+ * (copied into the native signer; zero-fill it after) or as a TPM key (it never leaves the TPM).
+ */
+export type LinkIdentity = TlsIdentity
 
 /** Options of {@link wrapNoise}. */
 export interface NoiseLinkInit {
@@ -43,16 +37,16 @@ export interface NoiseLinkInit {
   /** The current revocations; read at the handshake. */
   revocations: RevocationSet
   /** Who the peer must be (expected tenant, device, pins). */
-  policy?: PeerPolicy
+  policy?: Pick<PeerPolicy, 'expectedTenant' | 'expectedDevice' | 'pins'>
   /** `XX_HYBRID` (default: X25519 + ML-KEM-768) or `XX` (classical). */
   pattern?: 'XX_HYBRID' | 'XX'
   /**
    * The cipher. The initiator proposes it; a responder accepts it if it is its own setting or
    * its setting is `auto`. `auto` (default) proposes the faster one on this CPU
-   * ({@link noisePreferredCipher}: AES-256-GCM with AES instructions, else ChaCha20-Poly1305).
+   * (AES-256-GCM with AES instructions, else ChaCha20-Poly1305).
    */
   cipher?: 'auto' | NoiseCipher
-  /** This side's X25519 static key; a fresh one per link by default. */
+  /** This side's X25519 static key; a fresh one per link by default (links stay unlinkable). */
   staticPrivateKey?: Uint8Array
   /** The whole handshake must finish within this many ms. Default 10 s. */
   handshakeTimeoutMs?: number
@@ -79,135 +73,142 @@ export interface SecureStream extends Duplex {
 /** A Noise cipher of the link. */
 export type NoiseCipher = 'AESGCM' | 'ChaChaPoly'
 
-const NOISE_CIPHERS: readonly NoiseCipher[] = ['AESGCM', 'ChaChaPoly']
+/** The settings every link of one side shares; build one per identity, trust and revocation set. */
+export type NoiseLinkContextInit = Omit<NoiseLinkInit, 'role' | 'staticPrivateKey' | 'handshakeTimeoutMs' | 'signal'>
 
-/** The full name of the link protocol for a pattern and a cipher. */
-function linkProtocol(pattern: 'XX_HYBRID' | 'XX', cipher: NoiseCipher): string {
-  return NOISE_PROTOCOLS[`${pattern}${cipher === 'AESGCM' ? '_AESGCM' : ''}`]
+/**
+ * One side's Noise link settings, in native memory: its credentials (the key is copied into a
+ * native signer), trust, revocations and rules. New revocations need a new context.
+ */
+export class NoiseLinkContext {
+  readonly #native: NativeNoiseLinkContext
+
+  constructor(init: NoiseLinkContextInit) {
+    const privateKey = init.identity.privateKey !== undefined ? Buffer.from(init.identity.privateKey) : undefined
+    const nativeInit = {
+      chainPem: init.identity.certificateChainPem,
+      ...(privateKey !== undefined && { privateKey }),
+      ...(init.policy?.expectedTenant !== undefined && { expectedTenant: init.policy.expectedTenant }),
+      ...(init.policy?.expectedDevice !== undefined && { expectedDevice: init.policy.expectedDevice }),
+      ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
+      ...(init.pattern !== undefined && { pattern: init.pattern }),
+      ...(init.cipher !== undefined && { cipher: init.cipher }),
+      ...(init.rekeyAfterMessages !== undefined && { rekeyAfterRecords: init.rekeyAfterMessages }),
+      ...(init.rekeyAfterMs !== undefined && { rekeyAfterMs: init.rekeyAfterMs }),
+    }
+    try {
+      this.#native = new native.NoiseLinkContext(nativeInit, init.trust.native, init.revocations.native, init.identity.tpmKey?.native)
+    } catch (error) {
+      throw nativeError(error)
+    } finally {
+      privateKey?.fill(0)
+    }
+  }
+
+  /** @internal A new handshake. */
+  handshake(role: 'initiator' | 'responder', staticPrivateKey?: Uint8Array): NativeNoiseLinkHandshake {
+    const key = staticPrivateKey === undefined ? undefined : Buffer.from(staticPrivateKey)
+    try {
+      return role === 'initiator' ? this.#native.initiator(key) : this.#native.responder(key)
+    } catch (error) {
+      throw nativeError(error)
+    } finally {
+      key?.fill(0)
+    }
+  }
 }
-
-const IDENTITY_CONTEXT = Buffer.from('ztmesh-noise-static-key:', 'utf8')
-/** The responder's confirmation, its first transport message. */
-const READY = 2
-const HANDSHAKE_MAX_FRAME = 16 * 1024
-/** Unread bytes allowed during the handshake: its frames, and the first records behind them. */
-const HANDSHAKE_MAX_BUFFERED = 256 * 1024
 
 /**
  * Runs the handshake over `duplex` and resolves with the secured stream, or rejects with a typed
  * error (`ERR_HANDSHAKE_TIMEOUT`, `ERR_ABORTED`, a PKI code such as `ERR_CERT_REVOKED`,
- * `ERR_NOISE_IDENTITY`, a Noise code) after destroying `duplex`.
+ * `ERR_NOISE_IDENTITY`, `ERR_NOISE_REFUSED`, `ERR_FRAME_TOO_LARGE`, a Noise code) after
+ * destroying `duplex`.
+ *
+ * @example
+ * ```ts
+ * const link = await wrapNoise(socket, { role: 'initiator', identity: device.linkIdentity(), trust, revocations, policy: { expectedTenant: 'hotel-1' } })
+ * link.peer.deviceId // verified
+ * ```
  */
-export async function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<SecureStream> {
-  const pattern = init.pattern ?? 'XX_HYBRID'
-  const cipher = init.cipher ?? 'auto'
-  const staticKey = init.staticPrivateKey ?? generateX25519KeyPair().privateKey
-  const staticPublicKey = x25519PublicKey(staticKey)
-  // Handshake messages are small (the largest, with an ML-KEM ciphertext and a certificate
-  // chain, is a few KiB): a peer cannot make us buffer 64 KiB before it authenticates.
-  const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME)
-  const ownPayload = (publicKey: Buffer) =>
-    Buffer.from(JSON.stringify({ v: 1, chain: init.identity.certificateChainPem, sig: init.identity.sign(Buffer.concat([IDENTITY_CONTEXT, publicKey])).toString('base64') }))
-
-  let wake: (() => void) | undefined
-  let failure: unknown
-  const onData = (chunk: Buffer) => {
-    decoder.push(chunk)
-    // The handshake is a few frames: a peer that sends far more before it is authenticated is
-    // refused instead of buffered.
-    if (decoder.buffered > HANDSHAKE_MAX_BUFFERED) failure ??= createError('ERR_FRAME_TOO_LARGE', 'the peer sent too much during the handshake')
-    wake?.()
-  }
-  const onEnd = () => {
-    failure ??= createError('ERR_NOISE_MALFORMED', 'the peer closed the link during the handshake')
-    wake?.()
-  }
-  const onError = (error: unknown) => {
-    failure ??= error
-    wake?.()
-  }
-  duplex.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onError)
-  const timeout = setTimeout(() => onError(createError('ERR_HANDSHAKE_TIMEOUT', 'the Noise handshake did not finish in time')), init.handshakeTimeoutMs ?? 10_000)
-  const onAbort = () => onError(createError('ERR_ABORTED', 'the handshake was aborted'))
-  init.signal?.addEventListener('abort', onAbort, { once: true })
-  const nextFrame = async (): Promise<Buffer> => {
-    for (;;) {
-      if (failure !== undefined) throw failure
-      const frame = decoder.next()
-      if (frame !== undefined) return frame
-      await new Promise<void>((resolve) => (wake = resolve))
-      wake = undefined
-    }
-  }
-
+export function wrapNoise(duplex: Duplex, init: NoiseLinkInit): Promise<SecureStream> {
+  let context: NoiseLinkContext
   try {
-    if (init.signal?.aborted) throw createError('ERR_ABORTED', 'the handshake was aborted')
-    // The initiator names the protocol in a first frame; the responder runs it if it accepts it.
-    let protocol: string
-    if (init.role === 'initiator') {
-      protocol = linkProtocol(pattern, cipher === 'auto' ? noisePreferredCipher() : cipher)
-      duplex.write(encodeFrame(Buffer.from(protocol, 'utf8')))
-    } else {
-      protocol = (await nextFrame()).toString('utf8')
-      const accepted = (cipher === 'auto' ? NOISE_CIPHERS : [cipher]).map((c) => linkProtocol(pattern, c))
-      if (!accepted.includes(protocol)) throw createError('ERR_NOISE_PROTOCOL', `the peer proposed a Noise protocol this side does not accept (it accepts ${accepted.join(', ')})`)
-    }
-    const handshake = NoiseHandshake[init.role]({ pattern: protocol as NoisePattern, staticPrivateKey: staticKey, prologue: Buffer.from('ztmesh/1') })
-    let peerPayload: Buffer
-    if (init.role === 'initiator') {
-      duplex.write(encodeFrame(handshake.writeMessage()))
-      peerPayload = handshake.readMessage(await nextFrame())
-      duplex.write(encodeFrame(handshake.writeMessage(ownPayload(staticPublicKey))))
-    } else {
-      handshake.readMessage(await nextFrame())
-      duplex.write(encodeFrame(handshake.writeMessage(ownPayload(staticPublicKey))))
-      peerPayload = handshake.readMessage(await nextFrame())
-    }
-    const peer = decidePeer(peerPayload, handshake.remoteStaticPublicKey, init)
-    const transport = handshake.intoTransport()
-    // XX lets the initiator finish before the responder has judged it, so the responder confirms
-    // with a first transport frame; until it arrives the initiator does not consider itself in.
-    if (init.role === 'responder') {
-      duplex.write(encodeFrame(transport.encrypt(Buffer.from([READY]))))
-    } else {
-      let confirmation: Buffer
-      try {
-        confirmation = transport.decrypt(await nextFrame())
-      } catch (error) {
-        if (error instanceof ZtError && (error.code === 'ERR_HANDSHAKE_TIMEOUT' || error.code === 'ERR_ABORTED')) throw error
-        throw createError('ERR_NOISE_REFUSED', 'the peer refused this device', { cause: error })
-      }
-      if (confirmation.length !== 1 || confirmation[0] !== READY) throw createError('ERR_NOISE_MALFORMED', 'the peer did not confirm the handshake')
-    }
-    const records = transport.intoRecordLayer({ afterRecords: init.rekeyAfterMessages, afterMs: init.rekeyAfterMs })
-    return new NoiseLinkStream(duplex, records, decoder.takeRest(), peer, pattern === 'XX_HYBRID', protocol)
+    context = new NoiseLinkContext(init)
   } catch (error) {
     duplex.destroy()
-    throw error instanceof ZtError ? error : createError('ERR_NOISE_MALFORMED', 'the Noise handshake failed', { cause: error })
-  } finally {
-    if (init.staticPrivateKey === undefined) staticKey.fill(0)
-    clearTimeout(timeout)
-    init.signal?.removeEventListener('abort', onAbort)
-    duplex.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError)
+    return Promise.reject(error)
   }
+  return secureNoise(duplex, context, init.role, init)
 }
 
-function decidePeer(payload: Buffer, remoteStatic: Buffer | undefined, init: NoiseLinkInit): PeerIdentity {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(payload.toString('utf8'))
-  } catch {
-    throw createError('ERR_NOISE_IDENTITY', 'the peer sent no identity')
-  }
-  const { v, chain, sig } = (parsed ?? {}) as { v?: unknown; chain?: unknown; sig?: unknown }
-  if (v !== 1 || typeof chain !== 'string' || typeof sig !== 'string' || remoteStatic === undefined) {
-    throw createError('ERR_NOISE_IDENTITY', 'the peer identity payload is malformed')
-  }
-  const peer = verifyPeer(chain, init.trust, init.revocations, init.policy ?? {})
-  if (!verifyCertificateSignature(chain, Buffer.concat([IDENTITY_CONTEXT, remoteStatic]), Buffer.from(sig, 'base64'))) {
-    throw createError('ERR_NOISE_IDENTITY', 'the certificate key did not sign this Noise static key')
-  }
-  return peer
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * @internal Runs a link handshake of `context` over `duplex` (what {@link wrapNoise} does with a
+ * context of its own; endpoints share one context between their links).
+ */
+export function secureNoise(
+  duplex: Duplex,
+  context: NoiseLinkContext,
+  role: 'initiator' | 'responder',
+  options: Pick<NoiseLinkInit, 'staticPrivateKey' | 'handshakeTimeoutMs' | 'signal'> = {},
+): Promise<SecureStream> {
+  return new Promise<SecureStream>((resolve, reject) => {
+    let handshake: NativeNoiseLinkHandshake | undefined
+    let settled = false
+    const finish = (error?: unknown) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      options.signal?.removeEventListener('abort', onAbort)
+      duplex.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError)
+      if (error === undefined && handshake !== undefined) {
+        try {
+          const [protocol, peer] = [handshake.protocol ?? '', handshake.peer!]
+          const records = new NoiseRecordLayer(handshake.intoRecordLayer())
+          resolve(new NoiseLinkStream(duplex, records, handshake.takeRest(), peer, protocol))
+          return
+        } catch (failure) {
+          error = nativeError(failure)
+        }
+      }
+      duplex.destroy()
+      reject(error instanceof ZtError ? error : createError('ERR_NOISE_MALFORMED', 'the Noise handshake failed', { cause: error }))
+    }
+    // One native call per chunk: it consumes the frames, answers, and decides the peer.
+    const onData = (chunk: Buffer) => {
+      if (settled || handshake === undefined) return
+      let out: Buffer
+      try {
+        out = handshake.feed(chunk)
+      } catch (error) {
+        return finish(nativeError(error))
+      }
+      if (out.length > 0) duplex.write(out)
+      if (handshake.isEstablished) finish()
+    }
+    const onEnd = () => {
+      try {
+        handshake?.peerClosed()
+        finish(createError('ERR_CLOSED', 'the link closed during the handshake'))
+      } catch (error) {
+        finish(nativeError(error))
+      }
+    }
+    // A reset means what an orderly close means at this point (an initiator was refused…).
+    const onError = (error: unknown) => (error instanceof ZtError ? finish(error) : onEnd())
+    const onAbort = () => finish(createError('ERR_ABORTED', 'the handshake was aborted'))
+    const timer = setTimeout(() => finish(createError('ERR_HANDSHAKE_TIMEOUT', 'the Noise handshake did not finish in time')), options.handshakeTimeoutMs ?? 10_000)
+    if (options.signal?.aborted) return onAbort()
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      handshake = context.handshake(role, options.staticPrivateKey)
+    } catch (error) {
+      return finish(error)
+    }
+    duplex.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onError)
+    onData(EMPTY) // the initiator's first flight
+  })
 }
 
 class NoiseLinkStream extends Duplex implements SecureStream {
@@ -219,13 +220,13 @@ class NoiseLinkStream extends Duplex implements SecureStream {
   readonly #inner: Duplex
   readonly #records: NoiseRecordLayer
 
-  constructor(inner: Duplex, records: NoiseRecordLayer, early: Buffer, peer: PeerIdentity, postQuantum: boolean, protocol: string) {
+  constructor(inner: Duplex, records: NoiseRecordLayer, early: Buffer, peer: PeerIdentity, protocol: string) {
     super()
     this.#inner = inner
     this.#records = records
     this.peer = peer
-    this.postQuantum = postQuantum
-    this.kxGroup = postQuantum ? 'X25519MLKEM768' : 'X25519'
+    this.postQuantum = protocol.endsWith('+MLKEM768')
+    this.kxGroup = this.postQuantum ? 'X25519MLKEM768' : 'X25519'
     this.cipher = protocol.includes('_AESGCM_') ? 'AESGCM' : 'ChaChaPoly'
     if (early.length > 0) this.#receive(early)
     inner.on('data', (chunk: Buffer) => this.#receive(chunk))

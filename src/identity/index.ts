@@ -209,10 +209,12 @@ export class DeviceIdentity {
     this.#timer = undefined
   }
 
-  /** What a secure link presents: the chain, and a signer for the device key that never exports it. */
+  /**
+   * What a Noise link presents: the chain and the device key, as for {@link tlsIdentity} (the
+   * link copies a software key into its native signer and asks a TPM key for signatures).
+   */
   linkIdentity(): LinkIdentity {
-    const key = this.#key
-    return { certificateChainPem: this.certificatePem + this.caChainPem, sign: (message) => key.sign(message) }
+    return this.tlsIdentity()
   }
 
   /**

@@ -12,6 +12,7 @@
 //! | [`kem`] | ML-KEM-768 (FIPS 203) and the X-Wing hybrid KEM (X25519 + ML-KEM-768) |
 //! | [`noise`] | Noise handshakes and transports (snow), with a post-quantum hybrid mode |
 //! | [`keystore`] | passphrase-encrypted software keystore (Argon2id + AES-256-GCM) |
+//! | [`link`] | the Noise link: a certificate-bound Noise XX handshake (hybrid by default), sans-IO |
 //! | [`tls`] | mutual TLS 1.3 (rustls), sans-IO sessions, `verify_peer` verifiers, X25519MLKEM768 |
 //! | [`attest`] | verifying TPM 2.0 quotes (`TPMS_ATTEST`, tpm2-tools PCR files) and AK bindings |
 //! | [`ids`] | the one rulebook for device ids, tenants, roles and serial spellings |
@@ -25,6 +26,7 @@ pub mod attest;
 pub mod ids;
 pub mod kem;
 pub mod keystore;
+pub mod link;
 pub mod noise;
 pub mod pki;
 pub mod rand;

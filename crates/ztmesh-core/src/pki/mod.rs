@@ -117,7 +117,8 @@ pub use inspect::{inspect_certificate, UntrustedCertificateFacts};
 pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
 pub use signer::{ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
 pub use verify::{
-    verify_certificate_signature, verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore, TrustedIssuer,
+    verify_certificate_signature, verify_peer, verify_peer_key, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore,
+    TrustedIssuer,
 };
 
 /// The clock skew tolerated by default: 5 minutes. Certificates are issued backdated by as

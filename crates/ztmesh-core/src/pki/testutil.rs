@@ -1,8 +1,12 @@
 //! Shared fixtures for the PKI's unit tests.
 
-use super::ca::{CaMaterial, CaParams, CertificateAuthority};
+use std::time::SystemTime;
+
+use super::ca::{CaMaterial, CaParams, CertificateAuthority, IssuedCertificate};
 use super::csr::{build_csr, CertificateRequest};
+use super::revocation::{RecordEntry, RevocationReason, RevocationSet, VerifiedRecord};
 use super::signer::SoftwareSigner;
+use super::verify::TrustStore;
 
 /// A root and a site CA under it.
 pub(crate) struct Pki {
@@ -27,4 +31,28 @@ pub(crate) fn device_csr(device_id: &str, tenant: &str) -> (SoftwareSigner, Cert
     let signer = SoftwareSigner::generate().unwrap();
     let csr = build_csr(&signer, device_id, tenant).unwrap();
     (signer, CertificateRequest::from_der(&csr.der).unwrap())
+}
+
+impl Pki {
+    /// A trust store holding the root.
+    pub(crate) fn trust(&self) -> TrustStore {
+        TrustStore::from_der(&[self.root.certificate_der()]).unwrap()
+    }
+
+    /// The revocations of a record signed by the site CA that revokes `issued` (serial and key).
+    pub(crate) fn revoking(&self, issued: &IssuedCertificate) -> RevocationSet {
+        let now = SystemTime::now();
+        let serial = if issued.serial.len() % 2 == 1 { format!("0{}", issued.serial) } else { issued.serial.clone() };
+        let entry = RecordEntry {
+            serial: hex::decode(serial).unwrap(),
+            spki_sha256: issued.spki_sha256,
+            reason: RevocationReason::KeyCompromise,
+            revoked_at: now,
+        };
+        let record = self.site.sign_revocation_record(1, now, &[entry]).unwrap();
+        let issuer = self.trust().issuer(&[self.site.certificate_der(), self.root.certificate_der()], now).unwrap();
+        let mut set = RevocationSet::new();
+        set.add_record(&VerifiedRecord::from_bytes(&record, &issuer).unwrap()).unwrap();
+        set
+    }
 }

@@ -283,16 +283,50 @@ pub fn verify_peer(
     policy: &PeerPolicy,
     now: SystemTime,
 ) -> Result<PeerIdentity, VerifyError> {
+    verify_peer_leaf(chain, trust, revocations, policy, now).map(|(identity, _)| identity)
+}
+
+/// [`verify_peer`], also returning the verified leaf's public key (an uncompressed P-256 point),
+/// from the one parse of the chain: for a caller that checks a proof of possession of the
+/// certificate's key (the Noise link's static-key binding) and may keep the key with its verdict.
+pub fn verify_peer_key(
+    chain: &[&[u8]],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: SystemTime,
+) -> Result<(PeerIdentity, Vec<u8>), VerifyError> {
+    let (identity, leaf) = verify_peer_leaf(chain, trust, revocations, policy, now)?;
+    // A verified path has a P-256 leaf (structure check); the error is unreachable.
+    let point = leaf.p256_point.ok_or(VerifyError::Chain)?;
+    Ok((identity, point))
+}
+
+/// [`verify_peer`], also handing back the parsed leaf.
+fn verify_peer_leaf(
+    chain: &[&[u8]],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: SystemTime,
+) -> Result<(PeerIdentity, ParsedCert), VerifyError> {
     let (leaf, presented) = trust.parse_chain(chain)?;
     let (now, skew) = (unix_seconds(now), duration_seconds(policy.clock_skew));
     let mut best: Option<Failure> = None;
+    let mut verified = None;
     for path in trust.paths(&leaf, &presented) {
         match check_path(&path, now, skew).and_then(|()| check_leaf(&path, revocations, policy)) {
-            Ok(identity) => return Ok(identity),
+            Ok(identity) => {
+                verified = Some(identity);
+                break;
+            }
             Err(failure) => keep_furthest(&mut best, failure),
         }
     }
-    Err(best.map_or(VerifyError::Chain, |(_, e)| e))
+    match verified {
+        Some(identity) => Ok((identity, leaf)),
+        None => Err(best.map_or(VerifyError::Chain, |(_, e)| e)),
+    }
 }
 
 /// A failed check: how far the path got (a stage below), and the error.

@@ -85,6 +85,11 @@ pub const TEST_OBJECT: Label = Label("ztmesh-test-object-v1");
 /// signed for one purpose being refused for another.
 pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
 
+/// The prologue of every Noise link handshake (as [`Label::prefix`]): both sides bind it into
+/// the handshake hash, so a link speaking another version of the link protocol fails at the
+/// first authenticated message ([`crate::link`]).
+pub const NOISE_LINK_PROLOGUE: Label = Label("ztmesh-noise-link-v2");
+
 /// Every label in this registry. A label missing here is a label no test checks.
 pub const ALL: &[Label] = &[
     AK_BINDING,
@@ -96,6 +101,7 @@ pub const ALL: &[Label] = &[
     KEYSTORE_FILE,
     TEST_OBJECT,
     TEST_OBJECT_OTHER,
+    NOISE_LINK_PROLOGUE,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers

@@ -1,0 +1,62 @@
+//! Feeds arbitrary bytes to both roles of a Noise link handshake, cut into chunks at arbitrary
+//! places: as the first flight to a responder (optionally behind a valid protocol proposal, so
+//! the bytes reach Noise and the identity decoder), and as the answer to an initiator.
+//!
+//! The first input byte picks the role, whether to prepend the proposal, and how to cut the
+//! rest. Nothing may panic or establish a link; a failure must be typed and final, (nothing is
+//! left to send after one).
+
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use ztmesh_core::link::{LinkConfig, LinkHandshake, Role};
+use ztmesh_core::noise::Protocol;
+use ztmesh_core::pki::{
+    build_csr, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, SoftwareSigner, TrustStore,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let role = if selector & 1 == 0 { Role::Responder } else { Role::Initiator };
+    let mut link = LinkHandshake::new(Arc::clone(config()), role, Some(&[0x33; 32])).expect("link");
+    let mut bytes = Vec::new();
+    if role == Role::Responder && selector & 2 != 0 {
+        let name = Protocol::XxHybridSha256.name().as_bytes();
+        bytes.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(name);
+    }
+    bytes.extend_from_slice(rest);
+    let cut = usize::from(selector >> 2) + 1;
+    for chunk in bytes.chunks(cut) {
+        link.take_output();
+        match link.feed(chunk) {
+            Ok(()) => assert!(!link.is_established(), "garbage never establishes a link"),
+            Err(error) => {
+                assert_eq!(link.feed(&[]), Err(error), "the failure is final");
+                assert!(!link.wants_write());
+                return;
+            }
+        }
+    }
+});
+
+/// One device's link configuration, built once: a root, a site CA and a device certificate.
+fn config() -> &'static Arc<LinkConfig> {
+    static CONFIG: OnceLock<Arc<LinkConfig>> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let root = CertificateAuthority::create_root(&CaParams::root("fuzz root", "fuzz")).expect("root");
+        let root = root.authority().expect("root");
+        let site = root.create_site_ca(&CaParams::site("fuzz site", "fuzz")).expect("site").authority().expect("site");
+        let signer = SoftwareSigner::generate().expect("key");
+        let csr = build_csr(&signer, "fuzz-device", "fuzz").expect("csr");
+        let request = CertificateRequest::from_der(&csr.der).expect("csr");
+        let issued = site.issue(&request, &DeviceCertRequest::new("fuzz-device", "fuzz")).expect("cert");
+        let trust = TrustStore::from_der(&[root.certificate_der()]).expect("trust");
+        let chain = vec![issued.der, site.certificate_der().to_vec()];
+        Arc::new(LinkConfig::new(chain, Box::new(signer), trust))
+    })
+}
