@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, checkPcrSelection, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, rotationMessage, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -792,7 +792,23 @@ export { TrustStore }
 export { XWingSecretKey }
 export { akBindingMessage }
 export { buildCsr }
+export { checkPcrSelection }
 export { createKeystore }
+export { decodeEnrollRequest }
+export { decodeEnrollResponse }
+export { decodeNonceAnswer }
+export { decodeNonceRequest }
+export { decodeQuoteAnswer }
+export { decodeQuoteEvidence }
+export { decodeQuoteRequest }
+export { decodeRotationRequest }
+export { encodeEnrollRequest }
+export { encodeEnrollResponse }
+export { encodeNonceAnswer }
+export { encodeNonceRequest }
+export { encodeQuoteAnswer }
+export { encodeQuoteRequest }
+export { encodeRotationRequest }
 export { generateP256Key }
 export { generateX25519KeyPair }
 export { mlkem768Encapsulate }
@@ -801,6 +817,7 @@ export { openKeystore }
 export { panicForTestingOnly }
 export { parseCsr }
 export { parsePcrValues }
+export { rotationMessage }
 export { tpmSupported }
 export { verify }
 export { verifyAkBinding }

@@ -37,12 +37,12 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 
 import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attest/index.js'
-import { rotationMessage } from '../ca/index.js'
 import type { LinkIdentity } from '../channels/noise-link.js'
 import type { TlsIdentity } from '../channels/tls.js'
 import { createError } from '../errors.js'
 import type { Passphrase } from '../keystore/index.js'
 import { verifyCertificateSignature } from '../pki/index.js'
+import { decodeEnrollResponse, encodeEnrollRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage, type EnrollResponse } from '../protocol/enroll.js'
 import { enrollmentAttestation, type AttestationMode } from './attestation.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
 import { postJson } from './http.js'
@@ -126,8 +126,8 @@ export class DeviceIdentity {
       ...(init.signal !== undefined && { signal: init.signal }),
       ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
     })
-    const request = { token: init.token, csr, ...(attestation !== undefined && { node_id: init.deviceId, attestation }) }
-    const response = await postJson(new URL('/v1/enroll', init.url), request, init)
+    const request = encodeEnrollRequest({ token: init.token, csr, ...(attestation !== undefined && { nodeId: init.deviceId, attestation }) })
+    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.enroll, init.url), request, init))
     const identity = new DeviceIdentity(init.dir, key, init.url)
     identity.#store(response, key)
     identity.#attested = attestation !== undefined
@@ -192,8 +192,9 @@ export class DeviceIdentity {
     const next = await this.#key.successor()
     const csr = next.buildCsr(subject.CN ?? 'device', subject.OU ?? 'tenant')
     const timestamp = init.now ?? Date.now()
-    const signature = this.#key.sign(rotationMessage(timestamp, csr)).toString('base64')
-    const response = await postJson(new URL('/v1/rotate', this.#url), { certificate: this.certificatePem, csr, timestamp, signature }, init)
+    const signature = this.#key.sign(rotationMessage(timestamp, csr))
+    const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature })
+    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, init))
     this.#store(response, next)
     this.#key = next
     return true
@@ -257,9 +258,8 @@ export class DeviceIdentity {
   }
 
   /** Stores what the CA issued for `key`, with the key's files, in one commit. */
-  #store(response: Record<string, unknown>, key: DeviceKey): void {
-    const { certificate, ca_cert: caChain, config } = response
-    if (typeof certificate !== 'string' || typeof caChain !== 'string') throw createError('ERR_BAD_REQUEST', 'the CA answered without a certificate')
+  #store(response: EnrollResponse, key: DeviceKey): void {
+    const { certificate, caChain, config } = response
     this.#checkKey(certificate, key)
     const files = key.files()
     files.set(FILES.caChain, caChain)

@@ -31,6 +31,7 @@ pub struct QuoteRequest {
 }
 
 /// A node's answer to a [`QuoteRequest`].
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QuoteAnswer {
     /// The quote, with its AK binding.

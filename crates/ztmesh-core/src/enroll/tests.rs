@@ -205,7 +205,7 @@ fn malformed_quote_exchange_messages_are_malformed_attestations() {
     let cases = [
         format!(r#"{{"v":2,"type":"quote-request","nonce":"{nonce}","pcrs":[0]}}"#),
         format!(r#"{{"type":"quote-request","nonce":"{nonce}","pcrs":[0]}}"#),
-        format!(r#"{{"v":1,"type":"quote-request","nonce":"{nonce}","pcrs":[0],"code":"ERR_X"}}"#),
+        format!(r#"{{"v":1,"type":"quote-request","nonce":"{nonce}","pcrs":[0],"code":"ERR_TPM_KEY"}}"#),
         format!(r#"{{"v":1,"type":"quote-request","nonce":"{nonce}","pcrs":[0,0]}}"#),
         format!(r#"{{"v":1,"type":"quote-request","nonce":"{nonce}","pcrs":[-1]}}"#),
         format!(r#"{{"v":1,"type":"quote-request","nonce":"{nonce}","pcrs":[{}]}}"#, vec!["1"; 10_000].join(",")),
@@ -221,7 +221,7 @@ fn malformed_quote_exchange_messages_are_malformed_attestations() {
         r#"{"v":1,"type":"error","code":"ERR_"}"#,
         r#"{"v":1,"type":"error"}"#,
         r#"{"v":1,"type":"quote","ak_public_pem":"k","ak_binding":"AA==","attest":"AA==","signature":"AA=="}"#,
-        r#"{"v":1,"type":"quote","ak_public_pem":"k","ak_binding":"AA==","attest":"AA==","signature":"AA==","pcr_values":"AA==","code":"ERR_X"}"#,
+        r#"{"v":1,"type":"quote","ak_public_pem":"k","ak_binding":"AA==","attest":"AA==","signature":"AA==","pcr_values":"AA==","code":"ERR_TPM_KEY"}"#,
         r#"{"v":1,"type":"quote-request","nonce":"00112233445566778899aabbccddeeff","pcrs":[0]}"#,
     ];
     for (i, case) in answers.iter().enumerate() {
