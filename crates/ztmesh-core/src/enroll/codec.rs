@@ -119,7 +119,7 @@ pub(crate) fn to_base64(bytes: &[u8]) -> String {
 /// A hex nonce of [`NONCE_LENGTH`] bytes, either case.
 pub(crate) fn nonce(value: &str, side: Side, field: &str) -> Result<Vec<u8>, EnrollError> {
     let bad = || side.error(format!("{field} must be {} to {} bytes as hex", NONCE_LENGTH.start(), NONCE_LENGTH.end()));
-    if value.len() % 2 != 0 || !NONCE_LENGTH.contains(&(value.len() / 2)) {
+    if !value.len().is_multiple_of(2) || !NONCE_LENGTH.contains(&(value.len() / 2)) {
         return Err(bad());
     }
     value
