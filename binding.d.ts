@@ -638,16 +638,8 @@ export interface QuoteAnswer {
 export interface QuoteEvidence {
   /** The CA's nonce (16 to 64 bytes). */
   nonce: Buffer
-  /** The attestation key, SubjectPublicKeyInfo PEM. */
-  akPublicPem: string
-  /** The device key's signature over the AK binding message. */
-  akBinding: Buffer
-  /** The marshalled `TPMS_ATTEST`. */
-  attest: Buffer
-  /** The marshalled `TPMT_SIGNATURE`. */
-  signature: Buffer
-  /** The quoted PCR values, tpm2-tools format. */
-  pcrValues: Buffer
+  /** The quote and its AK binding. */
+  quote: BoundQuote
 }
 
 /** A verifier's quote request. */

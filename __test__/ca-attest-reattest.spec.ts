@@ -57,7 +57,7 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
   const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
   const { token } = ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['pos-terminal'] })
   const csr = key.buildCsr(deviceId, 'hotel-1')
-  const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), ...quote }
+  const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), quote }
   const enrolled = ca.enroll({ token, csr, attestation }, 'test')
   const node = {
     tpm,

@@ -63,8 +63,8 @@ test('the device side never imports the CA service, and protocol/ imports neithe
 test('the codecs round-trip and refuse malformed input with the code of the side that was wrong', (t) => {
   const nonce = Buffer.alloc(32, 0xab)
   const quote = { akPublicPem: 'pem', akBinding: Buffer.from([1]), attest: Buffer.from([2]), signature: Buffer.from([3]), pcrValues: Buffer.from([4]) }
-  const request = decodeEnrollRequest(encodeEnrollRequest({ token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { nonce, ...quote } }))
-  t.like(request, { token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { akPublicPem: 'pem' } })
+  const request = decodeEnrollRequest(encodeEnrollRequest({ token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { nonce, quote } }))
+  t.like(request, { token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { quote: { akPublicPem: 'pem' } } })
   t.deepEqual(Buffer.from(request.attestation!.nonce), nonce)
   const response = { certificate: 'c', caChain: 'ca', serial: '0a', notAfterMs: 1_800_000_000_000, config: { bootstrap_peers: [], gossip_fanout: 3, crl_url: 'http://x/v1/crl' } }
   t.deepEqual(decodeEnrollResponse(encodeEnrollResponse(response)), response)

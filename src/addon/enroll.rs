@@ -27,16 +27,8 @@ pub struct BoundQuote {
 pub struct QuoteEvidence {
     /// The CA's nonce (16 to 64 bytes).
     pub nonce: Buffer,
-    /// The attestation key, SubjectPublicKeyInfo PEM.
-    pub ak_public_pem: String,
-    /// The device key's signature over the AK binding message.
-    pub ak_binding: Buffer,
-    /// The marshalled `TPMS_ATTEST`.
-    pub attest: Buffer,
-    /// The marshalled `TPMT_SIGNATURE`.
-    pub signature: Buffer,
-    /// The quoted PCR values, tpm2-tools format.
-    pub pcr_values: Buffer,
+    /// The quote and its AK binding.
+    pub quote: BoundQuote,
 }
 
 /// `POST /v1/enroll`.
@@ -349,26 +341,9 @@ fn quote_to_js(quote: core::BoundQuote) -> BoundQuote {
 }
 
 fn evidence_from_js(evidence: QuoteEvidence) -> core::QuoteEvidence {
-    core::QuoteEvidence {
-        nonce: evidence.nonce.to_vec(),
-        quote: quote_from_js(BoundQuote {
-            ak_public_pem: evidence.ak_public_pem,
-            ak_binding: evidence.ak_binding,
-            attest: evidence.attest,
-            signature: evidence.signature,
-            pcr_values: evidence.pcr_values,
-        }),
-    }
+    core::QuoteEvidence { nonce: evidence.nonce.to_vec(), quote: quote_from_js(evidence.quote) }
 }
 
 fn evidence_to_js(evidence: core::QuoteEvidence) -> QuoteEvidence {
-    let quote = quote_to_js(evidence.quote);
-    QuoteEvidence {
-        nonce: evidence.nonce.into(),
-        ak_public_pem: quote.ak_public_pem,
-        ak_binding: quote.ak_binding,
-        attest: quote.attest,
-        signature: quote.signature,
-        pcr_values: quote.pcr_values,
-    }
+    QuoteEvidence { nonce: evidence.nonce.into(), quote: quote_to_js(evidence.quote) }
 }

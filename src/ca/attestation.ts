@@ -233,8 +233,8 @@ export class NonceStore {
  * AK and meets `policy`. Returns the verified quote.
  */
 export function verifyEnrollmentEvidence(evidence: QuoteEvidence, csrPem: string, policy: PcrPolicy): VerifiedQuote {
-  verifyAkBinding(csrPem, evidence.akPublicPem, evidence.akBinding)
-  return verifyQuote(evidence, evidence.nonce, policy)
+  verifyAkBinding(csrPem, evidence.quote.akPublicPem, evidence.quote.akBinding)
+  return verifyQuote(evidence.quote, evidence.nonce, policy)
 }
 
 /**

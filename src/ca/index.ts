@@ -317,7 +317,7 @@ export class CaService {
     Object.assign(presented, { nonce, nodeId: deviceId })
     const verified = verifyEnrollmentEvidence(evidence, csrPem, settings.pcrPolicy)
     detail.attestation = 'verified'
-    return { akPublicPem: evidence.akPublicPem, pcrs: sha256Pcrs(verified.pcrs) }
+    return { akPublicPem: evidence.quote.akPublicPem, pcrs: sha256Pcrs(verified.pcrs) }
   }
 
   /**

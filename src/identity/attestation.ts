@@ -38,5 +38,5 @@ export async function enrollmentAttestation(
   const answer = decodeNonceAnswer(body)
   // The CA may name the PCRs its policy needs; else the caller's choice.
   const quote = await key.quote(answer.nonce, answer.pcrs ?? init.pcrs)
-  return { nonce: answer.nonce, ...quote }
+  return { nonce: answer.nonce, quote }
 }

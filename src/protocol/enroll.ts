@@ -13,61 +13,27 @@
  * A rotation request is signed by the current certificate's key over {@link rotationMessage}.
  */
 import { callNative, native } from '../native.js'
-import { buffer, nativeEvidence, type QuoteEvidence } from './quote.js'
 
 /** The routes of the enrollment API. */
 export const ENROLLMENT_ROUTES = Object.freeze({ nonce: '/v1/attest/nonce', enroll: '/v1/enroll', rotate: '/v1/rotate', crl: '/v1/crl', revoke: '/v1/revoke' })
 
-/** `POST /v1/enroll`. */
-export interface EnrollRequest {
-  /** The one-time token (a secret). */
-  token: string
-  /** The CSR, PEM. */
-  csr: string
-  /** The device id the device believes the token is for (the token decides). */
-  nodeId?: string
-  /** The TPM quote over the CA's nonce. */
-  attestation?: QuoteEvidence
-}
+/** `POST /v1/enroll`: `{token (a secret), csr, nodeId? (the token decides), attestation?}`. */
+export type EnrollRequest = ReturnType<typeof native.decodeEnrollRequest>
 
-/** `POST /v1/rotate`: a new CSR, signed by the key of the certificate it replaces. */
-export interface RotationRequest {
-  /** The current certificate, PEM (its CA chain may follow). */
-  certificate: string
-  /** The CSR for the new certificate. */
-  csr: string
-  /** When the request was signed, ms since the epoch. */
-  timestampMs: number
-  /** The current key's signature over {@link rotationMessage}`(timestampMs, csr)`. */
-  signature: Uint8Array
-}
+/**
+ * `POST /v1/rotate`: a new CSR, signed by the key of the certificate it replaces (its chain may
+ * follow), over {@link rotationMessage}`(timestampMs, csr)`.
+ */
+export type RotationRequest = ReturnType<typeof native.decodeRotationRequest>
+
+/** The CA's answer to an enrollment or a rotation: `{certificate, caChain, serial, notAfterMs, config?}`. */
+export type EnrollResponse = ReturnType<typeof native.decodeEnrollResponse>
 
 /** What enrolled devices are told (seed 002's bootstrap config). */
-export interface DeviceConfig {
-  bootstrap_peers: string[]
-  gossip_fanout: number
-  crl_url: string
-}
+export type DeviceConfig = NonNullable<EnrollResponse['config']>
 
-/** The CA's answer to an enrollment or a rotation. */
-export interface EnrollResponse {
-  /** The certificate, PEM. */
-  certificate: string
-  /** The CA chain above it (site CA, then root), PEM. */
-  caChain: string
-  serial: string
-  notAfterMs: number
-  config?: DeviceConfig
-}
-
-/** The CA's answer to `POST /v1/attest/nonce`. */
-export interface NonceAnswer {
-  /** 16 to 64 bytes. */
-  nonce: Uint8Array
-  expiresAtMs: number
-  /** The PCRs the CA asks for, ascending. */
-  pcrs?: number[]
-}
+/** The CA's answer to `POST /v1/attest/nonce`: a 16- to 64-byte nonce, its expiry, the PCRs to quote. */
+export type NonceAnswer = ReturnType<typeof native.decodeNonceAnswer>
 
 /** The bytes a rotation request signs: the `ztmesh-rotate-v1` label, the time and the CSR's SHA-256. */
 export function rotationMessage(timestampMs: number, csrPem: string): Buffer {
@@ -76,14 +42,7 @@ export function rotationMessage(timestampMs: number, csrPem: string): Buffer {
 
 /** Encodes an enrollment request (device). */
 export function encodeEnrollRequest(request: EnrollRequest): Buffer {
-  return callNative(() =>
-    native.encodeEnrollRequest({
-      token: request.token,
-      csr: request.csr,
-      ...(request.nodeId !== undefined && { nodeId: request.nodeId }),
-      ...(request.attestation !== undefined && { attestation: nativeEvidence(request.attestation) }),
-    }),
-  )
+  return callNative(() => native.encodeEnrollRequest(request))
 }
 
 /** Decodes an enrollment request (CA); `ERR_BAD_REQUEST`. */
@@ -93,7 +52,7 @@ export function decodeEnrollRequest(body: Uint8Array): EnrollRequest {
 
 /** Encodes a rotation request (device). */
 export function encodeRotationRequest(request: RotationRequest): Buffer {
-  return callNative(() => native.encodeRotationRequest({ ...request, signature: buffer(request.signature) }))
+  return callNative(() => native.encodeRotationRequest(request))
 }
 
 /** Decodes a rotation request (CA); `ERR_BAD_REQUEST`. */
@@ -123,7 +82,7 @@ export function decodeNonceRequest(body: Uint8Array): string {
 
 /** Encodes the nonce answer (CA). */
 export function encodeNonceAnswer(answer: NonceAnswer): Buffer {
-  return callNative(() => native.encodeNonceAnswer({ ...answer, nonce: buffer(answer.nonce) }))
+  return callNative(() => native.encodeNonceAnswer(answer))
 }
 
 /** Decodes the nonce answer (device); `ERR_BAD_RESPONSE`. */

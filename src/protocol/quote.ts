@@ -17,31 +17,20 @@ import { callNative, native } from '../native.js'
 /** The longest quote-exchange line either side reads, `\n` excluded. */
 export const MAX_QUOTE_LINE = 64 * 1024
 
-/** A quote with the binding of its attestation key (AK) to the device's certificate key. */
-export interface BoundQuote {
-  /** The AK, SubjectPublicKeyInfo PEM. */
-  akPublicPem: string
-  /** The device certificate key's signature over `akBindingMessage(akPublicPem)`. */
-  akBinding: Uint8Array
-  /** `TPMS_ATTEST` (quote.msg). */
-  attest: Uint8Array
-  /** `TPMT_SIGNATURE` (quote.sig). */
-  signature: Uint8Array
-  /** The quoted PCR values, tpm2-tools format (pcrs.bin). */
-  pcrValues: Uint8Array
-}
+/**
+ * A quote with the binding of its attestation key (AK) to the device's certificate key:
+ * `akPublicPem` (SubjectPublicKeyInfo PEM), `akBinding` (the device key's signature over
+ * `akBindingMessage(akPublicPem)`), `attest` (`TPMS_ATTEST`, quote.msg), `signature`
+ * (`TPMT_SIGNATURE`, quote.sig) and `pcrValues` (tpm2-tools format, pcrs.bin).
+ */
+export type BoundQuote = NonNullable<ReturnType<typeof native.decodeQuoteAnswer>['quote']>
 
-/** The `attestation` of an enrollment: a quote over the CA's nonce. */
-export interface QuoteEvidence extends BoundQuote {
-  /** The nonce the CA issued (16 to 64 bytes). */
-  nonce: Uint8Array
-}
+/** The `attestation` of an enrollment: `{nonce, quote}`, a quote over the CA's nonce (16 to 64 bytes). */
+export type QuoteEvidence = ReturnType<typeof native.decodeQuoteEvidence>
 
-/** What a verifier asks for. */
+/** What a verifier asks for: a nonce of 16 to 64 bytes and SHA-256 PCR indices (see {@link checkPcrSelection}). */
 export interface QuoteRequest {
-  /** 16 to 64 bytes. */
   nonce: Uint8Array
-  /** SHA-256 PCR indices (see {@link checkPcrSelection}). */
   pcrs: number[]
 }
 
@@ -63,7 +52,7 @@ export function checkPcrSelection(pcrs: readonly number[]): number[] {
 
 /** Encodes a quote-request line, `\n` included (verifier). */
 export function encodeQuoteRequest(request: QuoteRequest): Buffer {
-  return callNative(() => native.encodeQuoteRequest({ nonce: buffer(request.nonce), pcrs: [...request.pcrs] }))
+  return callNative(() => native.encodeQuoteRequest({ nonce: Buffer.from(request.nonce), pcrs: [...request.pcrs] }))
 }
 
 /** Decodes a quote-request line (node); `ERR_ATTEST_MALFORMED`. */
@@ -73,7 +62,7 @@ export function decodeQuoteRequest(line: Uint8Array): QuoteRequest {
 
 /** Encodes a quote-answer line, `\n` included (node). */
 export function encodeQuoteAnswer(answer: QuoteAnswer): Buffer {
-  return callNative(() => native.encodeQuoteAnswer('quote' in answer ? { quote: nativeQuote(answer.quote) } : { errorCode: answer.errorCode }))
+  return callNative(() => native.encodeQuoteAnswer(answer))
 }
 
 /** Decodes a quote-answer line (verifier); `ERR_ATTEST_MALFORMED`. */
@@ -82,27 +71,7 @@ export function decodeQuoteAnswer(line: Uint8Array): QuoteAnswer {
   return answer.quote !== undefined ? { quote: answer.quote } : { errorCode: answer.errorCode ?? 'ERR_ATTEST_MALFORMED' }
 }
 
-/** Decodes enrollment evidence held as JSON (a library caller's; the API decodes it with the request). `ERR_BAD_REQUEST`. */
+/** Decodes enrollment evidence held as JSON (the API decodes it with its request); `ERR_BAD_REQUEST`. */
 export function decodeQuoteEvidence(json: Uint8Array): QuoteEvidence {
   return callNative(() => native.decodeQuoteEvidence(json))
-}
-
-/** The native form of evidence (Buffers). */
-export function nativeEvidence(evidence: QuoteEvidence): { nonce: Buffer } & ReturnType<typeof nativeQuote> {
-  return { nonce: buffer(evidence.nonce), ...nativeQuote(evidence) }
-}
-
-function nativeQuote(quote: BoundQuote) {
-  return {
-    akPublicPem: quote.akPublicPem,
-    akBinding: buffer(quote.akBinding),
-    attest: buffer(quote.attest),
-    signature: buffer(quote.signature),
-    pcrValues: buffer(quote.pcrValues),
-  }
-}
-
-/** A Buffer view of `bytes`, without a copy. */
-export function buffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
