@@ -5,7 +5,7 @@ import { join } from 'node:path'
 
 import { AuditLog, type AuditRecord } from '../src/audit/index.js'
 import { CaService, rotationMessage, type ReattestResult } from '../src/ca/index.js'
-import { Reattestor } from '../src/ca/reattest.js'
+import { Reattestor } from '../src/attestation/verifier/reattest.js'
 import {
   akBindingMessage,
   answerQuoteRequests,

@@ -52,6 +52,7 @@ test('the device side never imports the CA service, and protocol/ imports neithe
   const device = reachable('src/identity/index.ts')
   t.true(device.size > 5, 'the scan follows imports')
   t.deepEqual(inside(device, 'ca'), [])
+  t.deepEqual(inside(device, 'attestation/verifier'), [])
   for (const file of readdirSync('src/protocol')) {
     const reached = reachable(join('src/protocol', file))
     t.deepEqual([...inside(reached, 'ca'), ...inside(reached, 'identity')], [], file)

@@ -55,18 +55,18 @@ import {
   type DriftAction,
   type IssuedNonce,
   type ReattestVerdict,
-} from './attestation.js'
+} from '../attestation/verifier/index.js'
 import { checkIdentifier } from './identifiers.js'
 import { CA_MIGRATIONS } from './schema.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import type { PcrPolicy } from '../attest/index.js'
+import type { PcrPolicy } from '../attestation/index.js'
 import { rotationMessage, type EnrollRequest, type RotationRequest } from '../protocol/enroll.js'
 import type { QuoteEvidence } from '../protocol/quote.js'
 
 export { TokenStore } from './tokens.js'
 export { CA_MIGRATIONS } from './schema.js'
-export { AttestationRegistry, DEFAULT_ATTESTATION_SETTINGS, NonceStore } from './attestation.js'
-export type { AttestationMode, AttestationRecord, AttestationSettings, DriftAction, IssuedNonce, ReattestVerdict } from './attestation.js'
+export { AttestationRegistry, DEFAULT_ATTESTATION_SETTINGS, NonceStore } from '../attestation/verifier/index.js'
+export type { AttestationMode, AttestationRecord, AttestationSettings, DriftAction, IssuedNonce, ReattestVerdict } from '../attestation/verifier/index.js'
 
 /** Options of {@link CaService.init}. */
 export interface CaInitOptions {

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { checkPcrPolicy, verifyQuote, type PcrPolicy, type QuoteFiles } from '../attest/index.js'
+import { checkPcrPolicy, verifyQuote, type PcrPolicy, type QuoteFiles } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
 import { checkPcrSelection } from '../protocol/quote.js'
 import { writeAtomic } from '../identity/store.js'

@@ -36,20 +36,20 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 
-import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attest/index.js'
+import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
 import type { LinkIdentity } from '../channels/noise-link.js'
 import type { TlsIdentity } from '../channels/tls.js'
 import { createError } from '../errors.js'
 import type { Passphrase } from '../keystore/index.js'
 import { verifyCertificateSignature } from '../pki/index.js'
 import { decodeEnrollResponse, encodeEnrollRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage, type EnrollResponse } from '../protocol/enroll.js'
-import { enrollmentAttestation, type AttestationMode } from './attestation.js'
+import { enrollmentAttestation, type AttestationMode } from '../attestation/device/index.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
 import { postJson } from './http.js'
 import { createDeviceKey, KEY_FILES, openDeviceKey, TpmDeviceKey, type DeviceKey, type KeystoreChoice, type KeystoreKind } from './keys.js'
 import { commitFiles, finishCommit, writeAtomic } from './store.js'
 
-export type { AttestationMode, EnrollmentAttestation } from './attestation.js'
+export type { AttestationMode, EnrollmentAttestation } from '../attestation/device/index.js'
 export type { KeystoreChoice, KeystoreKind } from './keys.js'
 
 /** Options of {@link DeviceIdentity.enroll}. */

@@ -108,7 +108,7 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
 #[test]
 fn the_quote_exchange_speaks_both_ways_with_the_typescript_side() {
     let Some(node) = Node::find() else { return };
-    let exchange = node.dist.join("attest/exchange.js");
+    let exchange = node.dist.join("attestation/exchange.js");
 
     // The TypeScript responder (answerQuoteRequests) answers a Rust-encoded request; its answer
     // echoes what it decoded, so the Rust side sees both directions of the codec.

@@ -4,11 +4,11 @@
  *
  * The messages are in `protocol/` (404 on the nonce route: this CA does not attest).
  */
-import { createError } from '../errors.js'
-import { decodeNonceAnswer, encodeNonceRequest, ENROLLMENT_ROUTES } from '../protocol/enroll.js'
-import type { QuoteEvidence } from '../protocol/quote.js'
-import { postJsonIfServed, type RequestInit } from './http.js'
-import { TpmDeviceKey, type DeviceKey } from './keys.js'
+import { createError } from '../../errors.js'
+import { decodeNonceAnswer, encodeNonceRequest, ENROLLMENT_ROUTES } from '../../protocol/enroll.js'
+import type { QuoteEvidence } from '../../protocol/quote.js'
+import { postJsonIfServed, type RequestInit } from '../../identity/http.js'
+import { TpmDeviceKey, type DeviceKey } from '../../identity/keys.js'
 
 /**
  * Whether an enrollment carries a TPM quote: `auto` (default) when the key is in a TPM, the

@@ -17,11 +17,11 @@
 
 import { createPublicKey, randomBytes } from 'node:crypto'
 
-import { checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
-import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
-import type { QuoteEvidence } from '../protocol/quote.js'
-import type { Db } from '../storage/index.js'
-import { checkIdentifier } from './identifiers.js'
+import { checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../index.js'
+import { createError, isErrorCode, ZtError, type ErrorCode } from '../../errors.js'
+import type { QuoteEvidence } from '../../protocol/quote.js'
+import type { Db } from '../../storage/index.js'
+import { checkIdentifier } from '../../ca/identifiers.js'
 
 /** Whether enrollments carry TPM quotes: never looked at, verified when present, or required. */
 export type AttestationMode = 'off' | 'optional' | 'required'
