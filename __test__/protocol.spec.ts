@@ -95,10 +95,12 @@ test('a device refuses a malformed answer of the CA with ERR_BAD_RESPONSE and wr
     '{"certificate":"x","ca_cert":"x"}',
     '<html>hello</html>',
     '{"certificate":"x","ca_cert":"x","serial":"0a","not_after":1,"config":{"bootstrap_peers":[],"gossip_fanout":3,"crl_url":7}}',
+    `{"certificate":"${'A'.repeat(200_000)}"}`,
   ]
   let next = 0
   const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/json' }).end(answers[next++ % answers.length])
+    // No Content-Length: the device must bound what it reads by itself.
+    response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }).end(answers[next++ % answers.length])
   })
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
   t.teardown(() => new Promise<void>((done) => server.close(() => done())))

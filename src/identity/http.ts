@@ -39,8 +39,7 @@ async function send(url: URL, body: Uint8Array, init: RequestInit): Promise<Resp
 const MAX_ANSWER = 64 * 1024
 
 async function readAnswer(url: URL, response: Response): Promise<Buffer> {
-  const bytes = Buffer.from(await response.arrayBuffer())
-  if (bytes.length > MAX_ANSWER) throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with more than ${MAX_ANSWER} bytes`)
+  const bytes = await readBounded(url, response)
   if (response.ok) return bytes
   let answer: { code?: unknown; message?: unknown } = {}
   try {
@@ -51,4 +50,19 @@ async function readAnswer(url: URL, response: Response): Promise<Buffer> {
   }
   const code = isErrorCode(answer.code) ? answer.code : 'ERR_INTERNAL'
   throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
+}
+
+/** The answer's body, refused once it passes {@link MAX_ANSWER} bytes (a hostile CA cannot fill memory). */
+async function readBounded(url: URL, response: Response): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of response.body ?? []) {
+    size += chunk.byteLength
+    if (size > MAX_ANSWER) {
+      await response.body?.cancel().catch(() => {})
+      throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with more than ${MAX_ANSWER} bytes`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
 }
