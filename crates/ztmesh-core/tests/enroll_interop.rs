@@ -3,8 +3,11 @@
 //! certificate with `pki::verify_peer`, rotates it with a request signed under the ROTATION
 //! label, and speaks the quote exchange with the TypeScript responder and verifier.
 //!
-//! Needs `node` and a built `dist/` (`npx tsc -p tsconfig.json`, with the addon built). Without
-//! them the test is skipped with a message, except under `CI=true`, where it fails.
+//! Needs `node` and a built `dist/` (`npx tsc -p tsconfig.json`, with the addon built), and
+//! `swtpm` for the genuine quote. Without them the test is skipped with a message, except under
+//! `CI=true`, where it fails.
+
+mod tpm_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tpm_common::Swtpm;
+use ztmesh_core::attest::{verify_ak_binding_key, verify_quote, AkPublicKey, AttestError, PcrPolicy};
 use ztmesh_core::enroll::{
     rotation_message, BoundQuote, EnrollRequest, EnrollResponse, PcrSelection, QuoteAnswer, QuoteRequest,
     RotationRequest,
@@ -188,6 +193,65 @@ fn the_quote_exchange_speaks_both_ways_with_the_typescript_side() {
             assert_eq!(printed, serde_json::json!({ "code": "ERR_TPM_UNAVAILABLE" }));
         }
     }
+    assert!(child.0.wait().unwrap().success());
+}
+
+#[test]
+fn a_genuine_quote_from_the_typescript_responder_verifies_in_rust() {
+    let Some(node) = Node::find() else { return };
+    let Some(swtpm) = Swtpm::start() else {
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "swtpm is missing under CI=true");
+        return;
+    };
+    // A node as the TypeScript device runs it: device key and AK in the TPM, answering with
+    // answerQuoteRequests exactly as DeviceIdentity.answerQuotes does.
+    let responder = format!(
+        r#"import {{ createServer }} from 'node:net'
+           import {{ Tpm }} from {tpm:?}
+           import {{ akBindingMessage }} from {attestation:?}
+           import {{ answerQuoteRequests }} from {exchange:?}
+           const tpm = Tpm.open({tcti:?})
+           const key = tpm.loadKey(await tpm.createSigningKey())
+           const ak = await tpm.createAttestationKey()
+           const server = createServer((socket) => answerQuoteRequests(socket, async (request) => {{
+             const quote = await tpm.quote(ak, request.nonce, request.pcrs)
+             return {{ ...quote, akBinding: key.sign(akBindingMessage(quote.akPublicPem)) }}
+           }}))
+           server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({{ port: server.address().port, csr: key.buildCsr('node-1', 'hotel-1') }})))
+           process.stdin.on('end', () => process.exit(0)).resume()"#,
+        tpm = node.dist.join("tpm/index.js"),
+        attestation = node.dist.join("attestation/index.js"),
+        exchange = node.dist.join("attestation/exchange.js"),
+        tcti = swtpm.tcti(),
+    );
+    let mut child = node.script(&responder);
+    let ready: serde_json::Value = serde_json::from_str(&first_line(&mut child.0)).unwrap();
+    let device_key = CertificateRequest::from_pem(ready["csr"].as_str().unwrap()).unwrap().public_key().to_vec();
+    let mut link = TcpStream::connect(("127.0.0.1", ready["port"].as_u64().unwrap() as u16)).unwrap();
+    link.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut reader = BufReader::new(link.try_clone().unwrap());
+
+    let nonce: Vec<u8> = (100u8..132).collect();
+    link.write_all(&QuoteRequest { nonce: nonce.clone(), pcrs: PcrSelection::new(&[7, 0]).unwrap() }.encode().unwrap())
+        .unwrap();
+    let answer = QuoteAnswer::decode(read_line(&mut reader).as_bytes()).unwrap();
+    let QuoteAnswer::Quote(quote) = answer else { panic!("expected a quote, got {answer:?}") };
+    let ak = AkPublicKey::from_pem(&quote.ak_public_pem).unwrap();
+    let info =
+        verify_quote(&ak, &quote.attest, &quote.signature, &quote.pcr_values, &nonce, &PcrPolicy::default()).unwrap();
+    let quoted: Vec<u8> = info.pcrs.iter().map(|p| p.index).collect();
+    assert_eq!(quoted, [0, 7]);
+    verify_ak_binding_key(&device_key, &ak, &quote.ak_binding).unwrap();
+    // The same answer is refused for another nonce, and its binding for another key.
+    let other: Vec<u8> = (0u8..32).collect();
+    assert_eq!(
+        verify_quote(&ak, &quote.attest, &quote.signature, &quote.pcr_values, &other, &PcrPolicy::default())
+            .unwrap_err(),
+        AttestError::Nonce
+    );
+    let stranger = SoftwareSigner::generate().unwrap();
+    assert_eq!(verify_ak_binding_key(stranger.public_key(), &ak, &quote.ak_binding).unwrap_err(), AttestError::Binding);
+    drop(child.0.stdin.take());
     assert!(child.0.wait().unwrap().success());
 }
 
