@@ -6,7 +6,7 @@
  */
 import { createError } from '../../errors.js'
 import { decodeNonceAnswer, encodeNonceRequest, ENROLLMENT_ROUTES } from '../../protocol/enroll.js'
-import type { QuoteEvidence } from '../../protocol/quote.js'
+import { checkPcrSelection, type QuoteEvidence } from '../../protocol/quote.js'
 import { postJsonIfServed, type RequestInit } from '../../identity/http.js'
 import { TpmDeviceKey, type DeviceKey } from '../../identity/keys.js'
 
@@ -37,6 +37,6 @@ export async function enrollmentAttestation(
   if (body === undefined) return refuse(`the CA at ${new URL(init.url).origin} has no attestation endpoint (POST ${ENROLLMENT_ROUTES.nonce} answered 404)`, 'ERR_NOT_FOUND')
   const answer = decodeNonceAnswer(body)
   // The CA may name the PCRs its policy needs; else the caller's choice.
-  const quote = await key.quote(answer.nonce, answer.pcrs ?? init.pcrs)
+  const quote = await key.quote(answer.nonce, answer.pcrs ?? checkPcrSelection(init.pcrs))
   return { nonce: answer.nonce, quote }
 }
