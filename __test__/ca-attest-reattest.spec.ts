@@ -5,7 +5,7 @@ import { join } from 'node:path'
 
 import { AuditLog, type AuditRecord } from '../src/audit/index.js'
 import { CaService, rotationMessage, type ReattestResult } from '../src/ca/index.js'
-import { Reattestor } from '../src/ca/reattest.js'
+import { Reattestor } from '../src/attestation/verifier/reattest.js'
 import {
   akBindingMessage,
   answerQuoteRequests,
@@ -57,16 +57,7 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
   const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
   const { token } = ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['pos-terminal'] })
   const csr = key.buildCsr(deviceId, 'hotel-1')
-  const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
-  const attestation = {
-    type: 'tpm2-quote',
-    nonce: issued.nonce,
-    ak_public_pem: quote.akPublicPem,
-    ak_binding: base64(quote.akBinding),
-    attest: base64(quote.attest),
-    signature: base64(quote.signature),
-    pcr_values: base64(quote.pcrValues),
-  }
+  const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), quote }
   const enrolled = ca.enroll({ token, csr, attestation }, 'test')
   const node = {
     tpm,
@@ -169,7 +160,7 @@ tpmTestSerial("re-attestation under 'demote': an unreachable node is recorded, n
   // Its next rotation keeps its identity and drops its roles.
   const csr = node.key.buildCsr('node-1', 'hotel-1')
   const timestamp = Date.now()
-  const rotated = ca.rotate({ certificate: node.enrolled.certificate, csr, timestamp, signature: node.key.sign(rotationMessage(timestamp, csr)).toString('base64') }, 'node-1')
+  const rotated = ca.rotate({ certificate: node.enrolled.certificate, csr, timestampMs: timestamp, signature: node.key.sign(rotationMessage(timestamp, csr)) }, 'node-1')
   t.like(verifyPeer(rotated.certificate + rotated.caChain, trust, ca.revocations()), { deviceId: 'node-1', roles: [] })
   t.like(new AuditLog(ca.db).recent(10).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { roles_demoted: true } })
 
@@ -193,7 +184,7 @@ tpmTestSerial('re-attestation fails closed: another AK is refused, and silence, 
   node.produce = () => Promise.reject(createError('ERR_TPM_UNAVAILABLE'))
   t.like(await once(), { verdict: 'failed', reason: 'ERR_TPM_UNAVAILABLE', action: 'none' })
   node.produce = () => new Promise(() => {}) // never answers
-  t.like(await once(), { verdict: 'failed', reason: 'ERR_HANDSHAKE_TIMEOUT', action: 'none' })
+  t.like(await once(), { verdict: 'failed', reason: 'ERR_TIMEOUT', action: 'none' })
   const stranger = SigningKey.fromPkcs8('ecdsa-p256-sha256', generateP256Key())
   node.produce = async (request) => {
     const quote = await node.tpm.quote(await node.tpm.createAttestationKey(), request.nonce, request.pcrs)
@@ -209,7 +200,7 @@ tpmTestSerial('re-attestation fails closed: another AK is refused, and silence, 
   t.like(ca.certificate(node.enrolled.serial), { revokedAtMs: null })
   t.deepEqual(reattestRows(ca).map((row) => [row.outcome, row.reason]), [
     ['deny', 'ERR_TPM_UNAVAILABLE'],
-    ['deny', 'ERR_HANDSHAKE_TIMEOUT'],
+    ['deny', 'ERR_TIMEOUT'],
     ['deny', 'ERR_ATTEST_KEY_CHANGED'],
     ['deny', 'ERR_DEVICE_MISMATCH'],
   ])

@@ -180,11 +180,11 @@ test('the nonce endpoint and attested enrollments refuse malformed input with ty
   const { nonce } = ca.issueNonce('node-1', 'test')
   const valid = { type: 'tpm2-quote', nonce, ak_public_pem: '-----BEGIN PUBLIC KEY-----', ak_binding: 'AAAA', attest: 'AAAA', signature: 'AAAA', pcr_values: 'AAAA' }
   const enroll = (attestation: unknown) => post(`${url}/v1/enroll`, { token, csr, attestation })
-  for (const attestation of ['tpm2-quote', [valid], { ...valid, type: 'sgx' }, { ...valid, nonce: 7 }, { ...valid, attest: 'not base64!' }, { ...valid, signature: '' }, { ...valid, pcr_values: 'A'.repeat(20_000) }]) {
+  // A nonce that is not 16 to 64 bytes of hex is a malformed request (the core's codec), not an unknown nonce.
+  for (const attestation of ['tpm2-quote', [valid], { ...valid, type: 'sgx' }, { ...valid, nonce: 7 }, { ...valid, nonce: 'zz' }, { ...valid, attest: 'not base64!' }, { ...valid, signature: '' }, { ...valid, pcr_values: 'A'.repeat(20_000) }, { ...valid, extra: 1 }]) {
     t.like(await enroll(attestation), { status: 400, json: { code: 'ERR_BAD_REQUEST' } }, JSON.stringify(attestation).slice(0, 80))
   }
   t.like(await enroll({ ...valid, nonce: randomBytes(32).toString('hex') }), { status: 403, json: { code: 'ERR_ATTEST_NONCE' } })
-  t.like(await enroll({ ...valid, nonce: 'zz' }), { status: 403, json: { code: 'ERR_ATTEST_NONCE' } })
   t.like(await post(`${url}/v1/enroll`, { token, csr, attestation: valid, padding: 'x'.repeat(70_000) }), { status: 413 })
   t.like(await enroll(valid), { status: 400, json: { code: 'ERR_ATTEST_MALFORMED' } }, 'well-typed garbage is malformed')
   t.like(await enroll(valid), { status: 403, json: { code: 'ERR_ATTEST_NONCE' } }, 'and it burned its nonce')

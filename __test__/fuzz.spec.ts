@@ -3,6 +3,7 @@
 // anything else. The PRNG is seeded, so a failure names the input that caused it.
 import test from 'ava'
 
+import * as protocol from '../src/protocol/index.js'
 import {
   AeadKey,
   ERROR_CODES,
@@ -166,6 +167,26 @@ test(`Noise link handshake: ${ITERATIONS / 5} random and mutated first flights a
     expectTyped(t, `${role} #${n}`, () => {
       for (let at = 0; at < input.length; at += cut) callNative(() => handshake.feed(input.subarray(at, at + cut)))
     })
+  }
+  t.pass()
+})
+
+test(`enrollment and quote-exchange decoders: ${ITERATIONS} random and mutated inputs`, (t) => {
+  const next = prng(0x5eed_0e01)
+  const nonce = Buffer.alloc(32, 7)
+  const quote = { akPublicPem: 'pem', akBinding: Buffer.alloc(70, 1), attest: Buffer.alloc(100, 2), signature: Buffer.alloc(72, 3), pcrValues: Buffer.alloc(200, 4) }
+  const seeds = [
+    protocol.encodeEnrollRequest({ token: 'ztm1.t', csr: 'csr', nodeId: 'n', attestation: { nonce, quote } }),
+    protocol.encodeEnrollResponse({ certificate: 'c', caChain: 'a', serial: '0a', notAfterMs: 1, config: { bootstrap_peers: ['p'], gossip_fanout: 3, crl_url: 'u' } }),
+    protocol.encodeRotationRequest({ certificate: 'c', csr: 'r', timestampMs: 1, signature: Buffer.alloc(70, 9) }),
+    protocol.encodeNonceAnswer({ nonce, expiresAtMs: 1, pcrs: [0, 7] }),
+    protocol.encodeQuoteRequest({ nonce, pcrs: [0, 7] }),
+    protocol.encodeQuoteAnswer({ quote }),
+  ]
+  const decoders = [protocol.decodeEnrollRequest, protocol.decodeEnrollResponse, protocol.decodeRotationRequest, protocol.decodeNonceRequest, protocol.decodeNonceAnswer, protocol.decodeQuoteRequest, protocol.decodeQuoteAnswer, protocol.decodeQuoteEvidence]
+  for (let n = 0; n < ITERATIONS; n++) {
+    const input = mutate(next, seeds[n % seeds.length]!)
+    for (const decode of decoders) expectTyped(t, `${decode.name} #${n}`, () => decode(input))
   }
   t.pass()
 })

@@ -8,6 +8,7 @@
 
 mod aead;
 mod attest;
+mod enroll;
 mod error;
 mod kem;
 mod keystore;

@@ -51,6 +51,25 @@ export function statusFor(error: unknown): number {
  * non-object or a body that does not arrive in time.
  */
 export async function readJsonBody(request: IncomingMessage, limit = 64 * 1024, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  const body = await readJsonBytes(request, limit, timeoutMs)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw createError('ERR_BAD_REQUEST', 'the body is not valid JSON')
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw createError('ERR_BAD_REQUEST', 'the body must be a JSON object')
+  }
+  return parsed as Record<string, unknown>
+}
+
+/**
+ * Reads an `application/json` body of at most `limit` bytes within `timeoutMs`, undecoded (for
+ * the core's codecs). Throws `ERR_PAYLOAD_TOO_LARGE`, or `ERR_BAD_REQUEST` for a wrong content
+ * type or a body that does not arrive in time.
+ */
+export async function readJsonBytes(request: IncomingMessage, limit = 64 * 1024, timeoutMs = 10_000): Promise<Buffer> {
   const type = request.headers['content-type'] ?? ''
   if (!/^application\/json\b/i.test(type)) throw createError('ERR_BAD_REQUEST', 'the body must be application/json')
   const declared = Number(request.headers['content-length'] ?? 0)
@@ -70,16 +89,7 @@ export async function readJsonBody(request: IncomingMessage, limit = 64 * 1024, 
   } finally {
     clearTimeout(timer)
   }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw createError('ERR_BAD_REQUEST', 'the body is not valid JSON')
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw createError('ERR_BAD_REQUEST', 'the body must be a JSON object')
-  }
-  return parsed as Record<string, unknown>
+  return Buffer.concat(chunks)
 }
 
 /** Sends a JSON body. */
@@ -87,6 +97,12 @@ export function sendJson(response: ServerResponse, status: number, body: unknown
   const text = JSON.stringify(body)
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers })
   response.end(text)
+}
+
+/** Sends a JSON body the core has encoded. */
+export function sendEncoded(response: ServerResponse, status: number, body: Uint8Array): void {
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': body.byteLength, 'cache-control': 'no-store' })
+  response.end(body)
 }
 
 /** Sends `{code, message}` for an error; internal errors never leak their message. */

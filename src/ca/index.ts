@@ -48,7 +48,6 @@ import {
   attestationSettingRows,
   checkAttestationSettings,
   NonceStore,
-  parseEnrollmentEvidence,
   quoteSelection,
   readAttestationSettings,
   sha256Pcrs,
@@ -58,15 +57,17 @@ import {
   type DriftAction,
   type IssuedNonce,
   type ReattestVerdict,
-} from './attestation.js'
+} from '../attestation/verifier/index.js'
 import { CA_MIGRATIONS } from './schema.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import type { PcrPolicy } from '../attest/index.js'
+import type { PcrPolicy } from '../attestation/index.js'
+import { rotationMessage, type EnrollRequest, type RotationRequest } from '../protocol/enroll.js'
+import type { QuoteEvidence } from '../protocol/quote.js'
 
 export { TokenStore } from './tokens.js'
 export { CA_MIGRATIONS } from './schema.js'
-export { AttestationRegistry, DEFAULT_ATTESTATION_SETTINGS, NonceStore } from './attestation.js'
-export type { AttestationMode, AttestationRecord, AttestationSettings, DriftAction, IssuedNonce, ReattestVerdict } from './attestation.js'
+export { AttestationRegistry, DEFAULT_ATTESTATION_SETTINGS, NonceStore } from '../attestation/verifier/index.js'
+export type { AttestationMode, AttestationRecord, AttestationSettings, DriftAction, IssuedNonce, ReattestVerdict } from '../attestation/verifier/index.js'
 
 /** Options of {@link CaService.init}. */
 export interface CaInitOptions {
@@ -137,22 +138,8 @@ export interface ReattestResult {
 /** Audit details: flat scalars. */
 type Detail = Record<string, string | number | boolean | null>
 
-/** A rotation request: a new CSR, signed by the key of the certificate it replaces. */
-export interface RotationRequest {
-  /** The current certificate, PEM (the site CA may follow). */
-  certificate: unknown
-  /** The CSR for the new certificate (the same key or a new one). */
-  csr: unknown
-  /** When the request was signed, ms since the epoch. */
-  timestamp: unknown
-  /** base64 DER ECDSA signature by the current key over {@link rotationMessage}. */
-  signature: unknown
-}
-
-/** The bytes a rotation request signs: a domain label, the time and the CSR's hash. */
-export function rotationMessage(timestampMs: number, csrPem: string): Buffer {
-  return Buffer.from(`ztmesh-rotate-v1\n${timestampMs}\n${createHash('sha256').update(csrPem, 'utf8').digest('hex')}`, 'utf8')
-}
+export type { RotationRequest } from '../protocol/enroll.js'
+export { rotationMessage } from '../protocol/enroll.js'
 
 const DEVICE_VALIDITY_SECONDS = 90 * 86_400
 /** How far a rotation request's timestamp may be from the CA's clock. */
@@ -275,7 +262,7 @@ export class CaService {
    * transaction. Throws the token's, the CSR's or the attestation's error code; every attempt is
    * audited, and a refused attempt burns the nonce it presented.
    */
-  enroll(request: { token: unknown; csr: unknown; nodeId?: unknown; attestation?: unknown }, actor: string): Enrollment {
+  enroll(request: EnrollRequest, actor: string): Enrollment {
     const presented: { nonce?: string; nodeId?: string } = {}
     const burnNonce = () => {
       if (presented.nonce !== undefined && presented.nodeId !== undefined) this.nonces.burn(presented.nonce, presented.nodeId)
@@ -314,24 +301,24 @@ export class CaService {
    * CSR's key (`ERR_ATTEST_BINDING`), and the quote is over the nonce and meets the PCR policy.
    * Returns what to record for an attested enrollment.
    */
-  #enrollmentAttestation(raw: unknown, deviceId: string, csrPem: string, detail: Detail, presented: { nonce?: string; nodeId?: string }): { akPublicPem: string; pcrs: PcrPolicy } | undefined {
+  #enrollmentAttestation(evidence: QuoteEvidence | undefined, deviceId: string, csrPem: string, detail: Detail, presented: { nonce?: string; nodeId?: string }): { akPublicPem: string; pcrs: PcrPolicy } | undefined {
     const settings = this.attestationSettings()
     detail.attestation_mode = settings.mode
-    const absent = raw === undefined || raw === null
+    const absent = evidence === undefined || evidence === null
     if (absent && settings.mode === 'required') throw createError('ERR_ATTEST_REQUIRED')
     if (absent || settings.mode === 'off') {
       detail.attestation = absent ? 'none' : 'ignored'
       return undefined
     }
     detail.attestation = 'refused'
-    const evidence = parseEnrollmentEvidence(raw)
-    const state = this.nonces.consume(evidence.nonce, deviceId)
+    const nonce = Buffer.from(evidence.nonce).toString('hex')
+    const state = this.nonces.consume(nonce, deviceId)
     detail.nonce = state
     if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', state === 'unknown' ? 'the attestation nonce was not issued to this device' : `the attestation nonce is ${state}`)
-    Object.assign(presented, { nonce: evidence.nonce, nodeId: deviceId })
-    const verified = verifyEnrollmentEvidence(evidence, Buffer.from(evidence.nonce, 'hex'), csrPem, settings.pcrPolicy)
+    Object.assign(presented, { nonce, nodeId: deviceId })
+    const verified = verifyEnrollmentEvidence(evidence, csrPem, settings.pcrPolicy)
     detail.attestation = 'verified'
-    return { akPublicPem: evidence.akPublicPem, pcrs: sha256Pcrs(verified.pcrs) }
+    return { akPublicPem: evidence.quote.akPublicPem, pcrs: sha256Pcrs(verified.pcrs) }
   }
 
   /**
@@ -449,15 +436,12 @@ export class CaService {
    */
   rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
     return this.#audited(actor, 'rotate', {}, (detail) => {
-      const { certificate, csr, timestamp, signature } = request
-      if (typeof certificate !== 'string' || typeof csr !== 'string' || typeof signature !== 'string' || typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp)) {
-        throw createError('ERR_BAD_REQUEST', 'rotate needs certificate, csr, signature (strings) and timestamp (ms)')
-      }
+      const { certificate, csr, timestampMs: timestamp, signature } = request
       const now = this.#now()
       if (Math.abs(now - timestamp) > ROTATION_WINDOW_MS) throw createError('ERR_UNAUTHENTICATED', 'the rotation request is too old or from the future')
       const peer = this.#verifyCurrent(certificate, now, graceSeconds)
       Object.assign(detail, { device: peer.deviceId, tenant: peer.tenant, old_serial: peer.serial })
-      if (!verifyCertificateSignature(certificate, rotationMessage(timestamp, csr), Buffer.from(signature, 'base64'))) {
+      if (!verifyCertificateSignature(certificate, rotationMessage(timestamp, csr), signature)) {
         throw createError('ERR_UNAUTHENTICATED', 'the rotation request is not signed by the current certificate key')
       }
       const last = this.db.prepare('SELECT last_timestamp FROM rotations WHERE serial = ?').get(peer.serial) as { last_timestamp: number } | undefined

@@ -3,10 +3,11 @@
  *
  * - `POST /v1/attest/nonce {node_id}` → `{nonce, expires_at, pcrs}`: a single-use nonce for the
  *   TPM quote of that node's enrollment, and the PCRs to quote
- * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, config}`, where
- *   `attestation` is `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature,
- *   pcr_values}` (binary fields base64); the CA's attestation mode decides whether it is required
+ * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, serial,
+ *   not_after, config}`; the CA's attestation mode decides whether `attestation` is required
  * - `POST /v1/rotate {certificate, csr, timestamp, signature}` (signed by the current key) → the same
+ *
+ * The bodies of these three are encoded and decoded by the core (`protocol/enroll.ts`).
  * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
  * - `POST /v1/revoke {serial | device, reason}` with `Authorization: Bearer <admin token>` → 204
  *
@@ -20,16 +21,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import type { RevocationReason } from '../pki/index.js'
-import { readJsonBody, sendError, sendJson } from './http.js'
-import { crlEtag, type CaService } from './index.js'
+import { decodeEnrollRequest, decodeNonceRequest, decodeRotationRequest, encodeEnrollResponse, encodeNonceAnswer, ENROLLMENT_ROUTES, type DeviceConfig, type EnrollResponse } from '../protocol/enroll.js'
+import { readJsonBody, readJsonBytes, sendEncoded, sendError } from './http.js'
+import { crlEtag, type CaService, type Enrollment } from './index.js'
 import { RateLimiter, type RateLimiterInit } from './rate-limit.js'
 
-/** What enrolled devices are told (seed 002's bootstrap config). */
-export interface DeviceConfig {
-  bootstrap_peers: string[]
-  gossip_fanout: number
-  crl_url: string
-}
+export type { DeviceConfig } from '../protocol/enroll.js'
 
 /** Options of {@link createEnrollmentServer}. */
 export interface EnrollmentServerInit {
@@ -68,22 +65,20 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
   try {
     if (!limiter.take(source)) throw refuse(ca, source, route, 'ERR_RATE_LIMITED')
     switch (route) {
-      case 'POST /v1/attest/nonce': {
-        const body = await readBody(ca, source, route, request, 1024, timeout)
-        const issued = ca.issueNonce(body.node_id, source)
-        sendJson(response, 200, { nonce: issued.nonce, expires_at: issued.expiresAt, pcrs: issued.pcrs })
+      case `POST ${ENROLLMENT_ROUTES.nonce}`: {
+        const nodeId = await readMessage(ca, source, route, request, 1024, timeout, decodeNonceRequest)
+        const issued = ca.issueNonce(nodeId, source)
+        sendEncoded(response, 200, encodeNonceAnswer({ nonce: Buffer.from(issued.nonce, 'hex'), expiresAtMs: issued.expiresAt, pcrs: issued.pcrs }))
         return
       }
-      case 'POST /v1/enroll': {
-        const body = await readBody(ca, source, route, request, 64 * 1024, timeout)
-        const enrollment = ca.enroll({ token: body.token, csr: body.csr, nodeId: body.node_id, attestation: body.attestation }, source)
-        sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
+      case `POST ${ENROLLMENT_ROUTES.enroll}`: {
+        const body = await readMessage(ca, source, route, request, 64 * 1024, timeout, decodeEnrollRequest)
+        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.enroll(body, source), init, request)))
         return
       }
-      case 'POST /v1/rotate': {
-        const body = await readBody(ca, source, route, request, 64 * 1024, timeout)
-        const enrollment = ca.rotate({ certificate: body.certificate, csr: body.csr, timestamp: body.timestamp, signature: body.signature }, source)
-        sendJson(response, 200, { certificate: enrollment.certificate, ca_cert: enrollment.caChain, config: deviceConfig(init, request) })
+      case `POST ${ENROLLMENT_ROUTES.rotate}`: {
+        const body = await readMessage(ca, source, route, request, 64 * 1024, timeout, decodeRotationRequest)
+        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.rotate(body, source), init, request)))
         return
       }
       case 'GET /v1/crl': {
@@ -139,6 +134,24 @@ async function readBody(ca: CaService, source: string, route: string, request: I
     if (error instanceof ZtError) throw refuse(ca, source, route, error.code, error.message)
     throw error
   }
+}
+
+/**
+ * Reads a body and decodes it with the core's codec; a body refused (oversized, too slow,
+ * malformed) is audited.
+ */
+async function readMessage<T>(ca: CaService, source: string, route: string, request: IncomingMessage, limit: number, timeout: number, decode: (body: Uint8Array) => T): Promise<T> {
+  try {
+    return decode(await readJsonBytes(request, limit, timeout))
+  } catch (error) {
+    if (error instanceof ZtError) throw refuse(ca, source, route, error.code, error.message)
+    throw error
+  }
+}
+
+/** The answer to an enrollment or rotation. */
+function answer(enrollment: Enrollment, init: EnrollmentServerInit, request: IncomingMessage): EnrollResponse {
+  return { certificate: enrollment.certificate, caChain: enrollment.caChain, serial: enrollment.serial, notAfterMs: enrollment.notAfterMs, config: deviceConfig(init, request) }
 }
 
 function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): DeviceConfig {

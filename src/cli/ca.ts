@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { CaService } from '../ca/index.js'
-import { Reattestor, type NodeEndpoint } from '../ca/reattest.js'
+import { Reattestor, type NodeEndpoint } from '../attestation/verifier/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { parseListen } from './listen.js'

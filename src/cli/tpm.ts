@@ -14,8 +14,9 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { checkPcrPolicy, verifyQuote, type PcrPolicy, type QuoteFiles } from '../attest/index.js'
+import { checkPcrPolicy, verifyQuote, type PcrPolicy, type QuoteFiles } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
+import { checkPcrSelection } from '../protocol/quote.js'
 import { writeAtomic } from '../identity/store.js'
 import { Tpm } from '../tpm/index.js'
 
@@ -108,10 +109,12 @@ function hexOption(value: string | undefined, name: string): Buffer {
 function pcrSelection(text: string): number[] {
   const list = text.replace(/^sha256:/i, '')
   const pcrs = list.split(',').map((p) => (/^\d{1,2}$/.test(p.trim()) ? Number(p.trim()) : Number.NaN))
-  if (pcrs.length === 0 || pcrs.some((p) => !(p >= 0 && p <= 23)) || new Set(pcrs).size !== pcrs.length) {
+  try {
+    if (pcrs.some(Number.isNaN)) throw createError('ERR_INVALID_ARG', 'not a number')
+    return checkPcrSelection(pcrs)
+  } catch {
     throw createError('ERR_INVALID_ARG', '--pcrs must be distinct SHA-256 PCR indices 0..23, comma-separated (e.g. 0,1,2,3,7)')
   }
-  return pcrs
 }
 
 /** A policy file: `{"0": "<64 hex digits>", "7": "…"}`; `ERR_INVALID_ARG` when it is not one. */

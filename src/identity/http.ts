@@ -1,4 +1,8 @@
-/** The device's requests to the CA's enrollment API: JSON in, JSON out, each with a time limit. */
+/**
+ * The device's requests to the CA's enrollment API, each with a time limit: encoded bytes in,
+ * the answer's bytes out (the codecs are in `protocol/enroll.ts`). An error answer is the CA's
+ * `{code, message}`, thrown as that error.
+ */
 import { createError, isErrorCode } from '../errors.js'
 import { DEFAULT_TIMEOUT_MS } from './constants.js'
 
@@ -9,41 +13,56 @@ export interface RequestInit {
   timeoutMs?: number
 }
 
-/** POSTs JSON and returns the JSON answer; a `{code, message}` answer is thrown as that error. */
-export async function postJson(url: URL, body: unknown, init: RequestInit): Promise<Record<string, unknown>> {
+/** POSTs an encoded JSON body and returns the answer's bytes; a `{code, message}` answer is thrown as that error. */
+export async function postJson(url: URL, body: Uint8Array, init: RequestInit): Promise<Buffer> {
   return readAnswer(url, await send(url, body, init))
 }
 
 /** Like {@link postJson}, but resolves `undefined` when the CA answers 404: it has no such endpoint. */
-export async function postJsonIfServed(url: URL, body: unknown, init: RequestInit): Promise<Record<string, unknown> | undefined> {
+export async function postJsonIfServed(url: URL, body: Uint8Array, init: RequestInit): Promise<Buffer | undefined> {
   const response = await send(url, body, init)
   if (response.status !== 404) return readAnswer(url, response)
   await response.body?.cancel()
   return undefined
 }
 
-async function send(url: URL, body: unknown, init: RequestInit): Promise<Response> {
+async function send(url: URL, body: Uint8Array, init: RequestInit): Promise<Response> {
   const signals = [AbortSignal.timeout(init.timeoutMs ?? DEFAULT_TIMEOUT_MS), ...(init.signal === undefined ? [] : [init.signal])]
   try {
-    return await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.any(signals) })
+    return await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.any(signals) })
   } catch (error) {
     throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
   }
 }
 
-async function readAnswer(url: URL, response: Response): Promise<Record<string, unknown>> {
-  const text = await response.text()
-  let parsed: unknown
+/** An answer longer than this is refused before it is decoded. */
+const MAX_ANSWER = 64 * 1024
+
+async function readAnswer(url: URL, response: Response): Promise<Buffer> {
+  const bytes = await readBounded(url, response)
+  if (response.ok) return bytes
+  let answer: { code?: unknown; message?: unknown } = {}
   try {
-    parsed = JSON.parse(text)
+    const parsed = JSON.parse(bytes.toString('utf8')) as unknown
+    if (typeof parsed === 'object' && parsed !== null) answer = parsed
   } catch {
-    throw createError('ERR_BAD_REQUEST', `the CA answered ${url.pathname} with ${response.status} without JSON`)
+    throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with ${response.status} without JSON`)
   }
-  if (typeof parsed !== 'object' || parsed === null) throw createError('ERR_BAD_REQUEST', 'the CA answered with a non-object')
-  const answer = parsed as Record<string, unknown>
-  if (!response.ok) {
-    const code = isErrorCode(answer.code) ? answer.code : 'ERR_INTERNAL'
-    throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
+  const code = isErrorCode(answer.code) ? answer.code : 'ERR_INTERNAL'
+  throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
+}
+
+/** The answer's body, refused once it passes {@link MAX_ANSWER} bytes (a hostile CA cannot fill memory). */
+async function readBounded(url: URL, response: Response): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of response.body ?? []) {
+    size += chunk.byteLength
+    if (size > MAX_ANSWER) {
+      await response.body?.cancel().catch(() => {})
+      throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with more than ${MAX_ANSWER} bytes`)
+    }
+    chunks.push(chunk)
   }
-  return answer
+  return Buffer.concat(chunks)
 }

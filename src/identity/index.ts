@@ -35,20 +35,20 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 
-import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attest/index.js'
-import { rotationMessage } from '../ca/index.js'
+import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
 import type { LinkIdentity } from '../channels/noise-link.js'
 import type { TlsIdentity } from '../channels/tls.js'
 import { createError } from '../errors.js'
 import type { Passphrase } from '../keystore/index.js'
 import { inspectCertificate, verifyCertificateSignature } from '../pki/index.js'
-import { enrollmentAttestation, type AttestationMode } from './attestation.js'
+import { decodeEnrollResponse, encodeEnrollRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage, type EnrollResponse } from '../protocol/enroll.js'
+import { enrollmentAttestation, type AttestationMode } from '../attestation/device/index.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
 import { postJson } from './http.js'
 import { createDeviceKey, KEY_FILES, openDeviceKey, TpmDeviceKey, type DeviceKey, type KeystoreChoice, type KeystoreKind } from './keys.js'
 import { commitFiles, finishCommit, writeAtomic } from './store.js'
 
-export type { AttestationMode, EnrollmentAttestation } from './attestation.js'
+export type { AttestationMode, EnrollmentAttestation } from '../attestation/device/index.js'
 export type { KeystoreChoice, KeystoreKind } from './keys.js'
 
 /** Options of {@link DeviceIdentity.enroll}. */
@@ -125,8 +125,8 @@ export class DeviceIdentity {
       ...(init.signal !== undefined && { signal: init.signal }),
       ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
     })
-    const request = { token: init.token, csr, ...(attestation !== undefined && { node_id: init.deviceId, attestation }) }
-    const response = await postJson(new URL('/v1/enroll', init.url), request, init)
+    const request = encodeEnrollRequest({ token: init.token, csr, ...(attestation !== undefined && { nodeId: init.deviceId, attestation }) })
+    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.enroll, init.url), request, init))
     const identity = new DeviceIdentity(init.dir, key, init.url)
     identity.#store(response, key)
     identity.#attested = attestation !== undefined
@@ -188,8 +188,9 @@ export class DeviceIdentity {
     const next = await this.#key.successor()
     const csr = next.buildCsr(current.deviceId ?? 'device', current.tenant ?? 'tenant')
     const timestamp = init.now ?? Date.now()
-    const signature = this.#key.sign(rotationMessage(timestamp, csr)).toString('base64')
-    const response = await postJson(new URL('/v1/rotate', this.#url), { certificate: this.certificatePem, csr, timestamp, signature }, init)
+    const signature = this.#key.sign(rotationMessage(timestamp, csr))
+    const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature })
+    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, init))
     this.#store(response, next)
     this.#key = next
     return true
@@ -255,9 +256,8 @@ export class DeviceIdentity {
   }
 
   /** Stores what the CA issued for `key`, with the key's files, in one commit. */
-  #store(response: Record<string, unknown>, key: DeviceKey): void {
-    const { certificate, ca_cert: caChain, config } = response
-    if (typeof certificate !== 'string' || typeof caChain !== 'string') throw createError('ERR_BAD_REQUEST', 'the CA answered without a certificate')
+  #store(response: EnrollResponse, key: DeviceKey): void {
+    const { certificate, caChain, config } = response
     this.#checkKey(certificate, key)
     const files = key.files()
     files.set(FILES.caChain, caChain)

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { akBindingMessage, type BoundQuote } from '../attest/index.js'
+import { akBindingMessage, type BoundQuote } from '../attestation/index.js'
 import type { TlsIdentity } from '../channels/tls.js'
 import { createError, ZtError } from '../errors.js'
 import { Keystore, type Passphrase } from '../keystore/index.js'

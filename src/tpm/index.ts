@@ -12,7 +12,7 @@
  * libuv thread pool; `sign` is synchronous.
  */
 import { callNative, native, awaitNative } from '../native.js'
-import type { PcrValue } from '../attest/index.js'
+import type { PcrValue } from '../attestation/index.js'
 
 /** Whether this build has TPM support (libtss2 was found when the addon was built). */
 export function tpmSupported(): boolean {

@@ -15,6 +15,7 @@
 //! | [`link`] | the Noise link: a certificate-bound Noise XX handshake (hybrid by default), sans-IO |
 //! | [`tls`] | mutual TLS 1.3 (rustls), sans-IO sessions, `verify_peer` verifiers, X25519MLKEM768 |
 //! | [`attest`] | verifying TPM 2.0 quotes (`TPMS_ATTEST`, tpm2-tools PCR files) and AK bindings |
+//! | [`enroll`] | the enrollment, rotation and quote-exchange messages (strict JSON codecs) |
 //! | [`ids`] | the one rulebook for device ids, tenants, roles and serial spellings |
 //! | [`wire`] | the registry of domain-separation labels; signed objects |
 //! | `tpm` | TPM 2.0 keys, sealing and quotes through tpm2-tss (cargo feature `tpm`) |
@@ -23,6 +24,7 @@
 
 pub mod aead;
 pub mod attest;
+pub mod enroll;
 pub mod ids;
 pub mod kem;
 pub mod keystore;

@@ -59,7 +59,7 @@ pub const AK_BINDING: Label = Label("ztmesh-ak-binding-v1");
 pub const NOISE_STATIC_KEY: Label = Label("ztmesh-noise-static-key-v1");
 
 /// A device's current certificate key over a rotation request: "replace my certificate with one
-/// for this CSR".
+/// for this CSR" (the body is [`crate::enroll::rotation_message`]'s: time ‖ SHA-256 of the CSR).
 pub const ROTATION: Label = Label("ztmesh-rotate-v1");
 
 /// A device key over a local challenge, to check that a stored certificate is for that key.

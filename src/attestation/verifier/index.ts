@@ -17,10 +17,11 @@
 
 import { randomBytes } from 'node:crypto'
 
-import { akPublicKeySha256, checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../attest/index.js'
-import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
-import { checkDeviceId } from '../protocol/ids.js'
-import type { Db } from '../storage/index.js'
+import { akPublicKeySha256, checkPcrPolicy, verifyAkBinding, verifyQuote, type BoundQuote, type PcrPolicy, type PcrValue, type VerifiedQuote } from '../index.js'
+import { createError, isErrorCode, ZtError, type ErrorCode } from '../../errors.js'
+import { checkDeviceId } from '../../protocol/ids.js'
+import type { QuoteEvidence } from '../../protocol/quote.js'
+import type { Db } from '../../storage/index.js'
 
 /** Whether enrollments carry TPM quotes: never looked at, verified when present, or required. */
 export type AttestationMode = 'off' | 'optional' | 'required'
@@ -108,9 +109,6 @@ const MAX_NONCES_PER_NODE = 16
 const MAX_NONCES = 100_000
 /** Expired nonces are kept this long, so a late use is reported as expired rather than unknown. */
 const EXPIRED_NONCE_RETENTION_MS = 3_600_000
-/** Evidence fields are bounded well below the request body limit. */
-const MAX_EVIDENCE_FIELD = 16 * 1024
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 const SETTING_KEYS = { mode: 'attest_mode', pcrPolicy: 'attest_pcr_policy', onDrift: 'attest_on_drift', nonceTtlSeconds: 'attest_nonce_ttl' } as const
 
 /** Codes of evidence that was answered but does not verify: the `refused` verdict. */
@@ -229,47 +227,14 @@ export class NonceStore {
   }
 }
 
-/** The `attestation` member of an enrollment request, decoded. */
-export interface EnrollmentEvidence extends BoundQuote {
-  /** The nonce the CA issued, hex, as presented. */
-  nonce: string
-}
-
 /**
- * Decodes `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values}`
- * (binary fields base64); `ERR_BAD_REQUEST` for anything of the wrong shape.
+ * Checks enrollment evidence (decoded by the core, see `protocol/quote.ts`) whose nonce the
+ * caller has consumed: the AK is bound to the CSR's key, and the quote is over the nonce by that
+ * AK and meets `policy`. Returns the verified quote.
  */
-export function parseEnrollmentEvidence(raw: unknown): EnrollmentEvidence {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw createError('ERR_BAD_REQUEST', 'attestation must be an object')
-  const fields = raw as Record<string, unknown>
-  if (fields.type !== 'tpm2-quote') throw createError('ERR_BAD_REQUEST', "attestation.type must be 'tpm2-quote'")
-  const text = (name: string): string => {
-    const value = fields[name]
-    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_EVIDENCE_FIELD) throw createError('ERR_BAD_REQUEST', `attestation.${name} must be a non-empty string`)
-    return value
-  }
-  const bytes = (name: string): Buffer => {
-    const value = text(name)
-    if (!BASE64.test(value)) throw createError('ERR_BAD_REQUEST', `attestation.${name} must be base64`)
-    return Buffer.from(value, 'base64')
-  }
-  return {
-    nonce: text('nonce'),
-    akPublicPem: text('ak_public_pem'),
-    akBinding: bytes('ak_binding'),
-    attest: bytes('attest'),
-    signature: bytes('signature'),
-    pcrValues: bytes('pcr_values'),
-  }
-}
-
-/**
- * Checks enrollment evidence whose nonce the caller has consumed: the AK is bound to the CSR's
- * key, and the quote is over `nonce` by that AK and meets `policy`. Returns the verified quote.
- */
-export function verifyEnrollmentEvidence(evidence: EnrollmentEvidence, nonce: Uint8Array, csrPem: string, policy: PcrPolicy): VerifiedQuote {
-  verifyAkBinding(csrPem, evidence.akPublicPem, evidence.akBinding)
-  return verifyQuote(evidence, nonce, policy)
+export function verifyEnrollmentEvidence(evidence: QuoteEvidence, csrPem: string, policy: PcrPolicy): VerifiedQuote {
+  verifyAkBinding(csrPem, evidence.quote.akPublicPem, evidence.quote.akBinding)
+  return verifyQuote(evidence.quote, evidence.nonce, policy)
 }
 
 /**

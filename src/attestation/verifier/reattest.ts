@@ -27,12 +27,12 @@
 
 import { randomBytes } from 'node:crypto'
 
-import { requestQuote, type BoundQuote, type PcrPolicy } from '../attest/index.js'
-import { connectSecure, type SecureEndpointInit, type SecureStream } from '../channels/index.js'
-import { createError } from '../errors.js'
-import type { PeerIdentity } from '../pki/index.js'
-import { DEFAULT_QUOTE_PCRS, quoteSelection, reasonOf, reattestationPolicy, verdictOf, verifyReattestation, type AttestationRecord } from './attestation.js'
-import type { CaService, ReattestOutcome, ReattestResult } from './index.js'
+import { requestQuote, type BoundQuote, type PcrPolicy } from '../index.js'
+import { connectSecure, type SecureEndpointInit, type SecureStream } from '../../channels/index.js'
+import { createError } from '../../errors.js'
+import type { PeerIdentity } from '../../pki/index.js'
+import { DEFAULT_QUOTE_PCRS, quoteSelection, reasonOf, reattestationPolicy, verdictOf, verifyReattestation, type AttestationRecord } from './index.js'
+import type { CaService, ReattestOutcome, ReattestResult } from '../../ca/index.js'
 
 /** Where a node listens for the gateway's quote requests. */
 export interface NodeEndpoint {

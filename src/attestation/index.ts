@@ -1,6 +1,15 @@
 /**
- * Remote attestation, the verifier's side (no TPM needed): TPM 2.0 quotes checked against the
- * verifier's nonce and PCR policy, and the binding of an attestation key to a device certificate.
+ * Remote attestation, in one home with one part per side:
+ *
+ * ```text
+ * attestation/index.ts     quotes and AK bindings checked by the core (no TPM needed), for both sides
+ * attestation/exchange.ts  the quote exchange over a secure link (requestQuote / answerQuoteRequests)
+ * attestation/verifier/    the CA's side: settings, nonce store, registry, evidence checks, re-attestation
+ * attestation/device/      the device's side: the evidence of an enrollment
+ * ```
+ *
+ * The messages themselves are in `protocol/quote.ts` (encoded and decoded by the core); the TPM
+ * that produces quotes is `tpm/`. `device/` never imports `verifier/` or the CA service.
  *
  * A quote travels as the three files `tpm2_quote` writes: `attest` (`TPMS_ATTEST`, quote.msg),
  * `signature` (`TPMT_SIGNATURE`, quote.sig) and `pcrValues` (tpm2-tools format, pcrs.bin), with

@@ -1,0 +1,476 @@
+//! The messages of the enrollment API: nonce, enrollment, rotation, and the CA's answer.
+
+use std::fmt;
+
+use ring::digest::{digest, SHA256};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{self, Side};
+use super::error::EnrollError;
+use super::pcrs::PcrSelection;
+use super::{MAX_EVIDENCE_FIELD, MAX_REQUEST, MAX_RESPONSE};
+use crate::wire::labels::ROTATION;
+
+/// The longest enrollment token.
+const MAX_TOKEN: usize = 1024;
+/// The longest CSR or certificate, PEM.
+const MAX_PEM: usize = 16 * 1024;
+/// The longest CA chain, PEM (site CA and root, with room for a rollover).
+const MAX_CHAIN_PEM: usize = 32 * 1024;
+/// The longest node id (the identifier rules themselves are the CA's).
+const MAX_NODE_ID: usize = 128;
+/// The longest serial text.
+const MAX_SERIAL: usize = 64;
+/// The most bootstrap peers, and the longest of each and of the CRL URL.
+const MAX_PEERS: usize = 64;
+const MAX_PEER: usize = 256;
+const MAX_URL: usize = 2048;
+/// The largest gossip fan-out a CA may ask for.
+const MAX_FANOUT: u32 = 64;
+/// The evidence type of a TPM 2.0 quote.
+const TPM2_QUOTE: &str = "tpm2-quote";
+
+/// The bytes a rotation request's signature covers:
+/// `ROTATION.message(timestamp_ms as u64 big-endian ‖ SHA-256(csr_pem))`.
+///
+/// The CSR is hashed as the exact text sent, so the CA checks the signature over what it
+/// received without re-encoding anything.
+pub fn rotation_message(timestamp_ms: u64, csr_pem: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + 32);
+    body.extend_from_slice(&timestamp_ms.to_be_bytes());
+    body.extend_from_slice(digest(&SHA256, csr_pem.as_bytes()).as_ref());
+    ROTATION.message(&body)
+}
+
+/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonceRequest {
+    /// The device id the nonce is bound to.
+    pub node_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireNonceRequest {
+    node_id: String,
+}
+
+impl NonceRequest {
+    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
+        let wire: WireNonceRequest = codec::decode_json(bytes, 1024, Side::Request, "the nonce request")?;
+        Ok(Self { node_id: codec::text(wire.node_id, MAX_NODE_ID, Side::Request, "node_id")? })
+    }
+
+    /// Encodes the request body (the device's side).
+    pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
+        let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, Side::Request, "node_id").map_err(invalid)?;
+        Ok(codec::encode_json(&WireNonceRequest { node_id }))
+    }
+}
+
+/// The CA's answer to a [`NonceRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonceAnswer {
+    /// The single-use nonce to quote over (16 to 64 bytes; hex on the wire).
+    pub nonce: Vec<u8>,
+    /// When it expires, ms since the epoch.
+    pub expires_at_ms: u64,
+    /// The PCRs the CA asks the device to quote, when it names them.
+    pub pcrs: Option<PcrSelection>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireNonceAnswer {
+    nonce: String,
+    expires_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pcrs: Option<PcrSelection>,
+}
+
+impl NonceAnswer {
+    /// Decodes the CA's answer (the device's side): [`EnrollError::BadResponse`] when malformed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
+        let side = Side::Response;
+        let wire: WireNonceAnswer = codec::decode_json(bytes, 4096, side, "the nonce answer")?;
+        Ok(Self {
+            nonce: codec::nonce(&wire.nonce, side, "nonce")?,
+            expires_at_ms: codec::time_ms(wire.expires_at, side, "expires_at")?,
+            pcrs: wire.pcrs,
+        })
+    }
+
+    /// Encodes the answer (the CA's side).
+    pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
+        let wire = WireNonceAnswer {
+            nonce: codec::nonce_hex(&self.nonce)?,
+            expires_at: codec::time_ms(self.expires_at_ms, Side::Response, "expires_at").map_err(invalid)?,
+            pcrs: self.pcrs.clone(),
+        };
+        Ok(codec::encode_json(&wire))
+    }
+}
+
+/// A TPM 2.0 quote with the binding of its attestation key (AK) to the device's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundQuote {
+    /// The AK's public key, SubjectPublicKeyInfo PEM (parsed by the verifier, not here).
+    pub ak_public_pem: String,
+    /// The device key's signature over the AK binding message ([`crate::attest`]).
+    pub ak_binding: Vec<u8>,
+    /// The marshalled `TPMS_ATTEST` (`quote.msg`).
+    pub attest: Vec<u8>,
+    /// The marshalled `TPMT_SIGNATURE` (`quote.sig`).
+    pub signature: Vec<u8>,
+    /// The quoted PCR values, tpm2-tools format (`pcrs.bin`).
+    pub pcr_values: Vec<u8>,
+}
+
+/// The wire text of a [`BoundQuote`]'s fields, in the order of the struct.
+pub(crate) struct BoundQuoteText {
+    pub ak_public_pem: String,
+    pub ak_binding: String,
+    pub attest: String,
+    pub signature: String,
+    pub pcr_values: String,
+}
+
+impl BoundQuote {
+    pub(crate) fn from_text(text: BoundQuoteText, side: Side) -> Result<Self, EnrollError> {
+        Ok(Self {
+            ak_public_pem: codec::text(text.ak_public_pem, MAX_EVIDENCE_FIELD, side, "ak_public_pem")?,
+            ak_binding: codec::base64(&text.ak_binding, side, "ak_binding")?,
+            attest: codec::base64(&text.attest, side, "attest")?,
+            signature: codec::base64(&text.signature, side, "signature")?,
+            pcr_values: codec::base64(&text.pcr_values, side, "pcr_values")?,
+        })
+    }
+
+    pub(crate) fn to_text(&self) -> Result<BoundQuoteText, EnrollError> {
+        let text = BoundQuoteText {
+            ak_public_pem: self.ak_public_pem.clone(),
+            ak_binding: codec::to_base64(&self.ak_binding),
+            attest: codec::to_base64(&self.attest),
+            signature: codec::to_base64(&self.signature),
+            pcr_values: codec::to_base64(&self.pcr_values),
+        };
+        // What an encoder writes, its own decoder must accept.
+        let fields = [&text.ak_public_pem, &text.ak_binding, &text.attest, &text.signature, &text.pcr_values];
+        if fields.iter().any(|f| f.is_empty() || f.len() > MAX_EVIDENCE_FIELD) {
+            return Err(EnrollError::InvalidArgument(format!(
+                "each quote field is 1 to {MAX_EVIDENCE_FIELD} characters"
+            )));
+        }
+        Ok(text)
+    }
+}
+
+/// The `attestation` member of an enrollment request: a quote over the CA's nonce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteEvidence {
+    /// The nonce the CA issued (16 to 64 bytes; hex on the wire).
+    pub nonce: Vec<u8>,
+    /// The quote and its AK binding.
+    pub quote: BoundQuote,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEvidence {
+    #[serde(rename = "type")]
+    kind: String,
+    nonce: String,
+    ak_public_pem: String,
+    ak_binding: String,
+    attest: String,
+    signature: String,
+    pcr_values: String,
+}
+
+impl QuoteEvidence {
+    fn from_wire(wire: WireEvidence, side: Side) -> Result<Self, EnrollError> {
+        if wire.kind != TPM2_QUOTE {
+            return Err(side.error("attestation.type must be 'tpm2-quote'"));
+        }
+        let nonce = codec::nonce(&wire.nonce, side, "attestation.nonce")?;
+        let text = BoundQuoteText {
+            ak_public_pem: wire.ak_public_pem,
+            ak_binding: wire.ak_binding,
+            attest: wire.attest,
+            signature: wire.signature,
+            pcr_values: wire.pcr_values,
+        };
+        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)? })
+    }
+
+    fn to_wire(&self) -> Result<WireEvidence, EnrollError> {
+        let text = self.quote.to_text()?;
+        Ok(WireEvidence {
+            kind: TPM2_QUOTE.into(),
+            nonce: codec::nonce_hex(&self.nonce)?,
+            ak_public_pem: text.ak_public_pem,
+            ak_binding: text.ak_binding,
+            attest: text.attest,
+            signature: text.signature,
+            pcr_values: text.pcr_values,
+        })
+    }
+
+    /// Decodes the evidence alone (the CA's side; a library caller that holds it as JSON).
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
+        let wire = codec::decode_json(bytes, MAX_REQUEST, Side::Request, "the attestation")?;
+        Self::from_wire(wire, Side::Request)
+    }
+
+    /// Encodes the evidence alone.
+    pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
+        Ok(codec::encode_json(&self.to_wire()?))
+    }
+}
+
+/// `POST /v1/enroll`: a CSR with a one-time token, and a quote when the device attests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnrollRequest {
+    /// The one-time enrollment token (a secret: never logged, not shown by `Debug`).
+    pub token: String,
+    /// The CSR, PEM.
+    pub csr_pem: String,
+    /// The device id the device believes the token is for (the token decides).
+    pub node_id: Option<String>,
+    /// The TPM quote over the CA's nonce.
+    pub attestation: Option<QuoteEvidence>,
+}
+
+impl fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("token", &"<redacted>")
+            .field("csr_pem", &self.csr_pem)
+            .field("node_id", &self.node_id)
+            .field("attestation", &self.attestation)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEnrollRequest {
+    token: String,
+    csr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attestation: Option<WireEvidence>,
+}
+
+impl EnrollRequest {
+    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed.
+    /// `attestation: null` reads as no attestation.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
+        let side = Side::Request;
+        let wire: WireEnrollRequest = codec::decode_json(bytes, MAX_REQUEST, side, "the enrollment request")?;
+        Ok(Self {
+            token: codec::text(wire.token, MAX_TOKEN, side, "token")?,
+            csr_pem: codec::text(wire.csr, MAX_PEM, side, "csr")?,
+            node_id: wire.node_id.map(|id| codec::text(id, MAX_NODE_ID, side, "node_id")).transpose()?,
+            attestation: wire.attestation.map(|e| QuoteEvidence::from_wire(e, side)).transpose()?,
+        })
+    }
+
+    /// Encodes the request body (the device's side).
+    pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
+        let side = Side::Request;
+        let wire = WireEnrollRequest {
+            token: codec::text(self.token.clone(), MAX_TOKEN, side, "token").map_err(invalid)?,
+            csr: codec::text(self.csr_pem.clone(), MAX_PEM, side, "csr").map_err(invalid)?,
+            node_id: self
+                .node_id
+                .clone()
+                .map(|id| codec::text(id, MAX_NODE_ID, side, "node_id").map_err(invalid))
+                .transpose()?,
+            attestation: self.attestation.as_ref().map(QuoteEvidence::to_wire).transpose()?,
+        };
+        Ok(codec::encode_json(&wire))
+    }
+}
+
+/// `POST /v1/rotate`: a CSR for a new certificate, signed by the key of the current one over
+/// [`rotation_message`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationRequest {
+    /// The current certificate, PEM (its CA chain may follow).
+    pub certificate_pem: String,
+    /// The CSR for the new certificate, PEM.
+    pub csr_pem: String,
+    /// When the request was signed, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// The current key's signature over [`Self::signed_message`] (DER ECDSA; base64 on the wire).
+    pub signature: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRotationRequest {
+    certificate: String,
+    csr: String,
+    timestamp: u64,
+    signature: String,
+}
+
+impl RotationRequest {
+    /// The bytes [`Self::signature`] covers.
+    pub fn signed_message(&self) -> Vec<u8> {
+        rotation_message(self.timestamp_ms, &self.csr_pem)
+    }
+
+    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed.
+    /// The signature is not checked here: that needs the certificate, decided by the CA.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
+        let side = Side::Request;
+        let wire: WireRotationRequest = codec::decode_json(bytes, MAX_REQUEST, side, "the rotation request")?;
+        Ok(Self {
+            certificate_pem: codec::text(wire.certificate, MAX_CHAIN_PEM, side, "certificate")?,
+            csr_pem: codec::text(wire.csr, MAX_PEM, side, "csr")?,
+            timestamp_ms: codec::time_ms(wire.timestamp, side, "timestamp")?,
+            signature: codec::base64(&wire.signature, side, "signature")?,
+        })
+    }
+
+    /// Encodes the request body (the device's side).
+    pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
+        let side = Side::Request;
+        if self.signature.is_empty() {
+            return Err(EnrollError::InvalidArgument("the rotation request is not signed".into()));
+        }
+        let wire = WireRotationRequest {
+            certificate: codec::text(self.certificate_pem.clone(), MAX_CHAIN_PEM, side, "certificate")
+                .map_err(invalid)?,
+            csr: codec::text(self.csr_pem.clone(), MAX_PEM, side, "csr").map_err(invalid)?,
+            timestamp: codec::time_ms(self.timestamp_ms, side, "timestamp").map_err(invalid)?,
+            signature: codec::to_base64(&self.signature),
+        };
+        Ok(codec::encode_json(&wire))
+    }
+}
+
+/// What the CA tells an enrolled device about the mesh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Peers to contact first (at most 64, each at most 256 bytes).
+    pub bootstrap_peers: Vec<String>,
+    /// How many peers each gossip round reaches (at most 64).
+    pub gossip_fanout: u32,
+    /// Where the CRL is published.
+    pub crl_url: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireDeviceConfig {
+    bootstrap_peers: Vec<String>,
+    gossip_fanout: u32,
+    crl_url: String,
+}
+
+impl DeviceConfig {
+    fn checked(wire: WireDeviceConfig, side: Side) -> Result<Self, EnrollError> {
+        if wire.bootstrap_peers.len() > MAX_PEERS {
+            return Err(side.error(format!("config.bootstrap_peers holds at most {MAX_PEERS} peers")));
+        }
+        let bootstrap_peers = wire
+            .bootstrap_peers
+            .into_iter()
+            .map(|peer| codec::text(peer, MAX_PEER, side, "config.bootstrap_peers[]"))
+            .collect::<Result<_, _>>()?;
+        if wire.gossip_fanout > MAX_FANOUT {
+            return Err(side.error(format!("config.gossip_fanout is at most {MAX_FANOUT}")));
+        }
+        Ok(Self {
+            bootstrap_peers,
+            gossip_fanout: wire.gossip_fanout,
+            crl_url: codec::text(wire.crl_url, MAX_URL, side, "config.crl_url")?,
+        })
+    }
+
+    fn to_wire(&self) -> WireDeviceConfig {
+        WireDeviceConfig {
+            bootstrap_peers: self.bootstrap_peers.clone(),
+            gossip_fanout: self.gossip_fanout,
+            crl_url: self.crl_url.clone(),
+        }
+    }
+}
+
+/// The CA's answer to an enrollment or a rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollResponse {
+    /// The issued certificate, PEM.
+    pub certificate_pem: String,
+    /// The CA chain above it (site CA, then root), PEM.
+    pub ca_chain_pem: String,
+    /// The issued certificate's serial, as the CA's registry spells it.
+    pub serial: String,
+    /// When the certificate expires, ms since the epoch.
+    pub not_after_ms: u64,
+    /// What the device should know about the mesh.
+    pub config: Option<DeviceConfig>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEnrollResponse {
+    certificate: String,
+    ca_cert: String,
+    serial: String,
+    not_after: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<WireDeviceConfig>,
+}
+
+impl EnrollResponse {
+    /// Decodes the CA's answer (the device's side): [`EnrollError::BadResponse`] when malformed.
+    /// The certificate itself is checked by the caller with `pki::verify_peer`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
+        Self::from_wire(codec::decode_json(bytes, MAX_RESPONSE, Side::Response, "the CA's answer")?, Side::Response)
+    }
+
+    /// Encodes the answer (the CA's side).
+    pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
+        let wire = WireEnrollResponse {
+            certificate: self.certificate_pem.clone(),
+            ca_cert: self.ca_chain_pem.clone(),
+            serial: self.serial.clone(),
+            not_after: self.not_after_ms,
+            config: self.config.as_ref().map(DeviceConfig::to_wire),
+        };
+        // What the CA writes, a device must be able to read.
+        let bytes = codec::encode_json(&wire);
+        Self::from_wire(wire, Side::Response).map_err(invalid)?;
+        Ok(bytes)
+    }
+
+    fn from_wire(wire: WireEnrollResponse, side: Side) -> Result<Self, EnrollError> {
+        let serial = codec::text(wire.serial, MAX_SERIAL, side, "serial")?;
+        if !serial.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return Err(side.error("serial must be hex"));
+        }
+        Ok(Self {
+            certificate_pem: codec::text(wire.certificate, MAX_PEM, side, "certificate")?,
+            ca_chain_pem: codec::text(wire.ca_cert, MAX_CHAIN_PEM, side, "ca_cert")?,
+            serial,
+            not_after_ms: codec::time_ms(wire.not_after, side, "not_after")?,
+            config: wire.config.map(|c| DeviceConfig::checked(c, side)).transpose()?,
+        })
+    }
+}
+
+/// A decoder's verdict on an encoder's input: the caller's argument, not the peer's message.
+pub(crate) fn invalid(error: EnrollError) -> EnrollError {
+    match error {
+        EnrollError::BadRequest(d) | EnrollError::BadResponse(d) | EnrollError::BadQuoteMessage(d) => {
+            EnrollError::InvalidArgument(d)
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,349 @@
+//! The enrollment, rotation and quote-exchange codecs (`ztmesh_core::enroll`): objects in,
+//! JSON bytes out, and back.
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use ztmesh_core::enroll::{self as core, PcrSelection};
+
+use crate::error::{invalid_argument, sync, Failure, Result};
+
+/// A TPM quote with the binding of its attestation key to the device key.
+#[napi(object)]
+pub struct BoundQuote {
+    /// The attestation key, SubjectPublicKeyInfo PEM.
+    pub ak_public_pem: String,
+    /// The device key's signature over the AK binding message.
+    pub ak_binding: Buffer,
+    /// The marshalled `TPMS_ATTEST`.
+    pub attest: Buffer,
+    /// The marshalled `TPMT_SIGNATURE`.
+    pub signature: Buffer,
+    /// The quoted PCR values, tpm2-tools format.
+    pub pcr_values: Buffer,
+}
+
+/// The `attestation` of an enrollment request: a quote over the CA's nonce.
+#[napi(object)]
+pub struct QuoteEvidence {
+    /// The CA's nonce (16 to 64 bytes).
+    pub nonce: Buffer,
+    /// The quote and its AK binding.
+    pub quote: BoundQuote,
+}
+
+/// `POST /v1/enroll`.
+#[napi(object)]
+pub struct EnrollRequest {
+    /// The one-time token.
+    pub token: String,
+    /// The CSR, PEM.
+    pub csr: String,
+    /// The device id the token is believed to be for.
+    pub node_id: Option<String>,
+    /// The TPM quote, when the device attests.
+    pub attestation: Option<QuoteEvidence>,
+}
+
+/// `POST /v1/rotate`.
+#[napi(object)]
+pub struct RotationRequest {
+    /// The current certificate, PEM (its chain may follow).
+    pub certificate: String,
+    /// The CSR for the new certificate, PEM.
+    pub csr: String,
+    /// When the request was signed, ms since the epoch.
+    pub timestamp_ms: f64,
+    /// The current key's signature over `rotationMessage(timestampMs, csr)`.
+    pub signature: Buffer,
+}
+
+/// What the CA tells an enrolled device (snake_case, as stored in `config.json`).
+#[napi(object)]
+pub struct DeviceConfig {
+    /// Peers to contact first.
+    #[napi(js_name = "bootstrap_peers")]
+    pub bootstrap_peers: Vec<String>,
+    /// Peers reached per gossip round.
+    #[napi(js_name = "gossip_fanout")]
+    pub gossip_fanout: u32,
+    /// Where the CRL is published.
+    #[napi(js_name = "crl_url")]
+    pub crl_url: String,
+}
+
+/// The CA's answer to an enrollment or rotation.
+#[napi(object)]
+pub struct EnrollResponse {
+    /// The issued certificate, PEM.
+    pub certificate: String,
+    /// The CA chain above it, PEM.
+    pub ca_chain: String,
+    /// The issued certificate's serial.
+    pub serial: String,
+    /// When it expires, ms since the epoch.
+    pub not_after_ms: f64,
+    /// What the device should know about the mesh.
+    pub config: Option<DeviceConfig>,
+}
+
+/// The CA's answer to `POST /v1/attest/nonce`.
+#[napi(object)]
+pub struct NonceAnswer {
+    /// The nonce (16 to 64 bytes).
+    pub nonce: Buffer,
+    /// When it expires, ms since the epoch.
+    pub expires_at_ms: f64,
+    /// The PCRs to quote, ascending, when the CA names them.
+    pub pcrs: Option<Vec<u32>>,
+}
+
+/// A verifier's quote request.
+#[napi(object)]
+pub struct QuoteRequest {
+    /// The verifier's nonce (16 to 64 bytes).
+    pub nonce: Buffer,
+    /// The SHA-256 PCRs to quote (ascending when decoded).
+    pub pcrs: Vec<u32>,
+}
+
+/// A node's answer: `quote`, or the `errorCode` it could not quote with.
+#[napi(object)]
+pub struct QuoteAnswer {
+    /// The quote.
+    pub quote: Option<BoundQuote>,
+    /// An `ERR_…` code.
+    pub error_code: Option<String>,
+}
+
+/// Checks a PCR list (1 to 24 distinct indices 0..23) and returns it ascending; `ERR_INVALID_ARG`.
+#[napi]
+pub fn check_pcr_selection(pcrs: Vec<u32>) -> Result<Vec<u32>> {
+    sync(|| Ok(indices(&PcrSelection::new(&pcrs)?)))
+}
+
+/// The bytes a rotation request signs.
+#[napi]
+pub fn rotation_message(timestamp_ms: f64, csr_pem: String) -> Result<Buffer> {
+    sync(|| Ok(core::rotation_message(time(timestamp_ms)?, &csr_pem).into()))
+}
+
+/// Encodes an enrollment request body.
+#[napi]
+pub fn encode_enroll_request(request: EnrollRequest) -> Result<Buffer> {
+    sync(|| {
+        let request = core::EnrollRequest {
+            token: request.token,
+            csr_pem: request.csr,
+            node_id: request.node_id,
+            attestation: request.attestation.map(evidence_from_js),
+        };
+        Ok(request.encode()?.into())
+    })
+}
+
+/// Decodes an enrollment request body; `ERR_BAD_REQUEST`.
+#[napi]
+pub fn decode_enroll_request(body: &[u8]) -> Result<EnrollRequest> {
+    sync(|| {
+        let request = core::EnrollRequest::decode(body)?;
+        Ok(EnrollRequest {
+            token: request.token,
+            csr: request.csr_pem,
+            node_id: request.node_id,
+            attestation: request.attestation.map(evidence_to_js),
+        })
+    })
+}
+
+/// Decodes the `attestation` member alone (JSON); `ERR_BAD_REQUEST`.
+#[napi]
+pub fn decode_quote_evidence(body: &[u8]) -> Result<QuoteEvidence> {
+    sync(|| Ok(evidence_to_js(core::QuoteEvidence::decode(body)?)))
+}
+
+/// Encodes a rotation request body.
+#[napi]
+pub fn encode_rotation_request(request: RotationRequest) -> Result<Buffer> {
+    sync(|| {
+        let request = core::RotationRequest {
+            certificate_pem: request.certificate,
+            csr_pem: request.csr,
+            timestamp_ms: time(request.timestamp_ms)?,
+            signature: request.signature.to_vec(),
+        };
+        Ok(request.encode()?.into())
+    })
+}
+
+/// Decodes a rotation request body; `ERR_BAD_REQUEST`.
+#[napi]
+pub fn decode_rotation_request(body: &[u8]) -> Result<RotationRequest> {
+    sync(|| {
+        let request = core::RotationRequest::decode(body)?;
+        Ok(RotationRequest {
+            certificate: request.certificate_pem,
+            csr: request.csr_pem,
+            timestamp_ms: request.timestamp_ms as f64,
+            signature: request.signature.into(),
+        })
+    })
+}
+
+/// Encodes the CA's answer to an enrollment or rotation.
+#[napi]
+pub fn encode_enroll_response(response: EnrollResponse) -> Result<Buffer> {
+    sync(|| {
+        let response = core::EnrollResponse {
+            certificate_pem: response.certificate,
+            ca_chain_pem: response.ca_chain,
+            serial: response.serial,
+            not_after_ms: time(response.not_after_ms)?,
+            config: response.config.map(|c| core::DeviceConfig {
+                bootstrap_peers: c.bootstrap_peers,
+                gossip_fanout: c.gossip_fanout,
+                crl_url: c.crl_url,
+            }),
+        };
+        Ok(response.encode()?.into())
+    })
+}
+
+/// Decodes the CA's answer to an enrollment or rotation; `ERR_BAD_RESPONSE`.
+#[napi]
+pub fn decode_enroll_response(body: &[u8]) -> Result<EnrollResponse> {
+    sync(|| {
+        let response = core::EnrollResponse::decode(body)?;
+        Ok(EnrollResponse {
+            certificate: response.certificate_pem,
+            ca_chain: response.ca_chain_pem,
+            serial: response.serial,
+            not_after_ms: response.not_after_ms as f64,
+            config: response.config.map(|c| DeviceConfig {
+                bootstrap_peers: c.bootstrap_peers,
+                gossip_fanout: c.gossip_fanout,
+                crl_url: c.crl_url,
+            }),
+        })
+    })
+}
+
+/// Encodes a nonce request body `{node_id}`.
+#[napi]
+pub fn encode_nonce_request(node_id: String) -> Result<Buffer> {
+    sync(|| Ok(core::NonceRequest { node_id }.encode()?.into()))
+}
+
+/// Decodes a nonce request body and returns the node id; `ERR_BAD_REQUEST`.
+#[napi]
+pub fn decode_nonce_request(body: &[u8]) -> Result<String> {
+    sync(|| Ok(core::NonceRequest::decode(body)?.node_id))
+}
+
+/// Encodes the CA's nonce answer.
+#[napi]
+pub fn encode_nonce_answer(answer: NonceAnswer) -> Result<Buffer> {
+    sync(|| {
+        let answer = core::NonceAnswer {
+            nonce: answer.nonce.to_vec(),
+            expires_at_ms: time(answer.expires_at_ms)?,
+            pcrs: answer.pcrs.map(|p| PcrSelection::new(&p)).transpose()?,
+        };
+        Ok(answer.encode()?.into())
+    })
+}
+
+/// Decodes the CA's nonce answer; `ERR_BAD_RESPONSE`.
+#[napi]
+pub fn decode_nonce_answer(body: &[u8]) -> Result<NonceAnswer> {
+    sync(|| {
+        let answer = core::NonceAnswer::decode(body)?;
+        Ok(NonceAnswer {
+            nonce: answer.nonce.into(),
+            expires_at_ms: answer.expires_at_ms as f64,
+            pcrs: answer.pcrs.as_ref().map(indices),
+        })
+    })
+}
+
+/// Encodes a quote-request line (`\n` included).
+#[napi]
+pub fn encode_quote_request(request: QuoteRequest) -> Result<Buffer> {
+    sync(|| {
+        let request = core::QuoteRequest { nonce: request.nonce.to_vec(), pcrs: PcrSelection::new(&request.pcrs)? };
+        Ok(request.encode()?.into())
+    })
+}
+
+/// Decodes a quote-request line; `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn decode_quote_request(line: &[u8]) -> Result<QuoteRequest> {
+    sync(|| {
+        let request = core::QuoteRequest::decode(line)?;
+        Ok(QuoteRequest { pcrs: indices(&request.pcrs), nonce: request.nonce.into() })
+    })
+}
+
+/// Encodes a quote-answer line (`\n` included): exactly one of `quote` and `errorCode`.
+#[napi]
+pub fn encode_quote_answer(answer: QuoteAnswer) -> Result<Buffer> {
+    sync(|| {
+        let answer = match (answer.quote, answer.error_code) {
+            (Some(quote), None) => core::QuoteAnswer::Quote(quote_from_js(quote)),
+            (None, Some(code)) => core::QuoteAnswer::Error { code },
+            _ => return Err(invalid_argument("a quote answer has a quote or an error code")),
+        };
+        Ok(answer.encode()?.into())
+    })
+}
+
+/// Decodes a quote-answer line; `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn decode_quote_answer(line: &[u8]) -> Result<QuoteAnswer> {
+    sync(|| {
+        Ok(match core::QuoteAnswer::decode(line)? {
+            core::QuoteAnswer::Quote(quote) => QuoteAnswer { quote: Some(quote_to_js(quote)), error_code: None },
+            core::QuoteAnswer::Error { code } => QuoteAnswer { quote: None, error_code: Some(code) },
+            _ => return Err(Failure::new("ERR_ATTEST_MALFORMED", "an answer this build does not know")),
+        })
+    })
+}
+
+fn indices(selection: &PcrSelection) -> Vec<u32> {
+    selection.indices().iter().map(|&i| u32::from(i)).collect()
+}
+
+/// A JavaScript time in ms: a non-negative integer.
+fn time(ms: f64) -> std::result::Result<u64, Failure> {
+    if !(ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 && ms <= 9_007_199_254_740_991.0) {
+        return Err(invalid_argument("a time is a non-negative integer number of ms"));
+    }
+    Ok(ms as u64)
+}
+
+fn quote_from_js(quote: BoundQuote) -> core::BoundQuote {
+    core::BoundQuote {
+        ak_public_pem: quote.ak_public_pem,
+        ak_binding: quote.ak_binding.to_vec(),
+        attest: quote.attest.to_vec(),
+        signature: quote.signature.to_vec(),
+        pcr_values: quote.pcr_values.to_vec(),
+    }
+}
+
+fn quote_to_js(quote: core::BoundQuote) -> BoundQuote {
+    BoundQuote {
+        ak_public_pem: quote.ak_public_pem,
+        ak_binding: quote.ak_binding.into(),
+        attest: quote.attest.into(),
+        signature: quote.signature.into(),
+        pcr_values: quote.pcr_values.into(),
+    }
+}
+
+fn evidence_from_js(evidence: QuoteEvidence) -> core::QuoteEvidence {
+    core::QuoteEvidence { nonce: evidence.nonce.to_vec(), quote: quote_from_js(evidence.quote) }
+}
+
+fn evidence_to_js(evidence: core::QuoteEvidence) -> QuoteEvidence {
+    QuoteEvidence { nonce: evidence.nonce.into(), quote: quote_to_js(evidence.quote) }
+}
