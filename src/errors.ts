@@ -146,6 +146,10 @@ const CATALOG = {
     ERR_ATTEST_NOT_ENROLLED: 'the device has no attestation key on record: it enrolled without a verified TPM attestation',
     ERR_ATTEST_KEY_CHANGED: 'the node quoted with another attestation key than the one recorded at its enrollment',
   },
+  /** The policy decision point (PolicyError). */
+  policy: {
+    ERR_POLICY_DENIED: 'the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)',
+  },
   /** Configuration files and settings (ConfigError). */
   config: {
     ERR_CONFIG: 'a configuration value is missing, of the wrong type or out of range (the message names its key)',
@@ -234,6 +238,11 @@ export class AttestationError extends ZtError {
   static override name = 'AttestationError'
 }
 
+/** The policy decision point refused a request; the message gives the reason. */
+export class PolicyError extends ZtError {
+  static override name = 'PolicyError'
+}
+
 /** A configuration file or setting is invalid; the message names the key. */
 export class ConfigError extends ZtError {
   static override name = 'ConfigError'
@@ -260,6 +269,7 @@ const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
   tpm: TpmError,
   attest: AttestationError,
   config: ConfigError,
+  policy: PolicyError,
   storage: StorageError,
   internal: InternalError,
 }
