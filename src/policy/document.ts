@@ -154,7 +154,8 @@ export class CompiledRule {
   readonly #devices: ReadonlySet<string> | undefined
   readonly #peerTenants: ReadonlySet<string> | undefined
   readonly #windows: readonly Window[] | undefined
-  readonly #conditions: ReadonlyArray<readonly [string, Test]>
+  readonly #attributes: readonly string[]
+  readonly #tests: readonly Test[]
 
   constructor(rule: PolicyRule) {
     this.id = rule.id
@@ -168,7 +169,14 @@ export class CompiledRule {
       from: minuteOf(w.from),
       to: minuteOf(w.to),
     }))
-    this.#conditions = Object.entries(rule.resource ?? {}).map(([attribute, condition]) => [attribute, compileCondition(condition)])
+    const conditions = Object.entries(rule.resource ?? {})
+    this.#attributes = conditions.map(([attribute]) => attribute)
+    this.#tests = conditions.map(([, condition]) => compileCondition(condition))
+  }
+
+  /** Whether the rule reads the local time (so the decision computes it once, up front). */
+  get readsTime(): boolean {
+    return this.#windows !== undefined
   }
 
   /** Whether the rule may cover peers of `tenant` when the resource belongs to `home`. */
@@ -177,15 +185,16 @@ export class CompiledRule {
   }
 
   /** This rule's verdict: who first (tenant, device, roles), then when, then what. */
-  evaluate(peer: PeerFacts, home: string, resource: PolicyResource, time: () => LocalTime): Verdict {
+  evaluate(peer: PeerFacts, home: string, resource: PolicyResource, time: LocalTime | undefined): Verdict {
     if (!this.coversTenant(peer.tenant, home)) return NO_MATCH
     if (this.#devices !== undefined && !this.#devices.has(peer.deviceId)) return NO_MATCH
     if (this.#roles !== undefined && !hasAny(this.#roles, peer.roles)) return NO_MATCH
-    if (this.#windows !== undefined && !inWindow(this.#windows, time())) return NO_MATCH
-    for (const [attribute, test] of this.#conditions) {
+    if (this.#windows !== undefined && (time === undefined || !inWindow(this.#windows, time))) return NO_MATCH
+    for (let i = 0; i < this.#tests.length; i++) {
+      const attribute = this.#attributes[i]!
       const value = resource[attribute]
       if (value === undefined) return `${REASONS.indeterminate}:rule ${this.id} needs resource.${attribute}`
-      const verdict = test(value, peer)
+      const verdict = this.#tests[i]!(value, peer)
       if (typeof verdict === 'string') return `${REASONS.indeterminate}:rule ${this.id}: resource.${attribute} ${verdict}`
       if (!verdict) return NO_MATCH
     }
@@ -270,12 +279,13 @@ function compileCondition(condition: z.output<typeof Condition>): Test {
 }
 
 function hasAny(wanted: ReadonlySet<string>, held: readonly string[]): boolean {
-  for (const role of held) if (wanted.has(role)) return true
+  for (let i = 0; i < held.length; i++) if (wanted.has(held[i]!)) return true
   return false
 }
 
 function inWindow(windows: readonly Window[], time: LocalTime): boolean {
-  for (const w of windows) {
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i]!
     if ((w.days & (1 << time.weekday)) === 0) continue
     if (w.from < w.to ? time.minute >= w.from && time.minute < w.to : time.minute >= w.from || time.minute < w.to) return true
   }

@@ -73,12 +73,18 @@ const CROSS_TENANT: Decision = Object.freeze({ allow: false, reason: REASONS.cro
 const AUDIT_FAILED: Decision = Object.freeze({ allow: false, reason: REASONS.auditFailed })
 const EMPTY_RESOURCE: PolicyResource = Object.freeze({})
 
+/** The rules an action may match, and whether any of them reads the clock. */
+interface RulesOfAction {
+  rules: readonly CompiledRule[]
+  readsTime: boolean
+}
+
 /** One compiled edition of a policy: swapped whole on {@link PolicyDecisionPoint.update}. */
 class CompiledPolicy {
   readonly document: PolicyDocument
   readonly #rules: readonly CompiledRule[]
   readonly #patterns: readonly (readonly string[])[]
-  readonly #byAction = new Map<string, readonly CompiledRule[]>()
+  readonly #byAction = new Map<string, RulesOfAction>()
   readonly #peerTenants: ReadonlySet<string>
   readonly localTime: (nowMs: number) => LocalTime
 
@@ -91,13 +97,14 @@ class CompiledPolicy {
   }
 
   /** The rules whose action patterns cover `action`, in document order (cached per action). */
-  rulesFor(action: string): readonly CompiledRule[] {
-    let rules = this.#byAction.get(action)
-    if (rules === undefined) {
-      rules = this.#rules.filter((_, index) => this.#patterns[index]!.some((pattern) => actionMatches(pattern, action)))
-      if (this.#byAction.size < MAX_CACHED_ACTIONS) this.#byAction.set(action, rules)
+  rulesFor(action: string): RulesOfAction {
+    let entry = this.#byAction.get(action)
+    if (entry === undefined) {
+      const rules = this.#rules.filter((_, index) => this.#patterns[index]!.some((pattern) => actionMatches(pattern, action)))
+      entry = { rules, readsTime: rules.some((rule) => rule.readsTime) }
+      if (this.#byAction.size < MAX_CACHED_ACTIONS) this.#byAction.set(action, entry)
     }
-    return rules
+    return entry
   }
 
   /** Whether any rule names `tenant` as a peer tenant (cross-tenant access is possible at all). */
@@ -175,11 +182,12 @@ export class PolicyDecisionPoint {
     if (home === undefined) return indeterminate('the resource names no tenant and the policy has none')
     if (peer.tenant !== home && !policy.namesPeerTenant(peer.tenant)) return CROSS_TENANT
 
-    let time: LocalTime | undefined
-    const localTime = (): LocalTime => (time ??= policy.localTime(this.#now()))
+    const { rules, readsTime } = policy.rulesFor(action)
+    const time: LocalTime | undefined = readsTime ? policy.localTime(this.#now()) : undefined
     let allowed: Decision | undefined
-    for (const rule of policy.rulesFor(action)) {
-      const verdict = rule.evaluate(peer, home, resource, localTime)
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!
+      const verdict = rule.evaluate(peer, home, resource, time)
       if (verdict === NO_MATCH) continue
       if (verdict !== MATCH) return { allow: false, reason: verdict }
       if (!rule.allow) return rule.decision
@@ -209,7 +217,7 @@ function auditEvent(peer: PeerFacts, action: string, resource: PolicyResource, d
   }
   for (const key in resource) {
     const value = resource[key]
-    if (value !== undefined) detail[`resource.${key}`] = value
+    if (value !== undefined) detail[detailKey(key)] = value
   }
   return {
     actor: typeof peer?.deviceId === 'string' ? peer.deviceId : 'unknown',
@@ -218,4 +226,16 @@ function auditEvent(peer: PeerFacts, action: string, resource: PolicyResource, d
     reason: decision.reason,
     detail,
   }
+}
+
+const DETAIL_KEYS = new Map<string, string>()
+
+/** `resource.<key>`, built once per attribute name (a few distinct names, many decisions). */
+function detailKey(key: string): string {
+  let name = DETAIL_KEYS.get(key)
+  if (name === undefined) {
+    name = `resource.${key}`
+    if (DETAIL_KEYS.size < MAX_CACHED_ACTIONS) DETAIL_KEYS.set(key, name)
+  }
+  return name
 }
