@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { z } from 'zod'
 
 import { ConfigError } from '../src/errors.js'
-import { daemonConfigSchema, Lifecycle, listenAddress, loadConfig, parseFlags, createLogger, type Component } from '../src/daemon/index.js'
+import { createLogger, daemonConfigSchema, Lifecycle, listenAddress, loadConfig, loadYamlFile, MetricsServer, parseFlags, type Component } from '../src/daemon/index.js'
+import { parsePolicy } from '../src/policy/index.js'
 
 const TINY = join(import.meta.dirname, 'helpers', 'tiny-daemon.ts')
 
@@ -248,4 +249,39 @@ test('configuration loading: defaults, overrides by dotted key, and prototype ke
   t.throws(() => loadConfig(schema, { file }), { code: 'ERR_CONFIG', message: /alias/i })
   writeFileSync(file, '- a\n- b\n')
   t.throws(() => loadConfig(schema, { file }), { code: 'ERR_CONFIG', message: /mapping/ })
+})
+
+test('/healthz answers 503 naming the failing check, or while the daemon is not running', async (t) => {
+  let running = false
+  let timer: true | string = 'not armed'
+  const server = new MetricsServer({ listen: { host: '127.0.0.1', port: 0 }, isRunning: () => running })
+  server.addHealthCheck('timer', () => timer)
+  server.addHealthCheck('store', () => {
+    throw new Error('disk gone')
+  })
+  await server.start()
+  t.teardown(() => server.stop())
+  const health = async () => {
+    const response = await fetch(`http://${server.address!}/healthz`)
+    return [response.status, await response.json()]
+  }
+  t.deepEqual(await health(), [503, { status: 'not running', failing: { timer: 'not armed', store: 'disk gone' } }])
+  running = true
+  timer = true
+  t.deepEqual(await health(), [503, { status: 'unhealthy', failing: { store: 'disk gone' } }])
+  const address = server.address!
+  await server.stop()
+  await t.throwsAsync(fetch(`http://${address}/healthz`), undefined, 'stopped means closed')
+})
+
+test('a policy document in YAML loads through the same checks (key named on a mistake)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'policy.yaml')
+  writeFileSync(file, 'version: 1\ntenant: hotel-1\nrules:\n  - id: staff\n    effect: allow\n    actions: [signal.*]\n    roles: [staff]\n')
+  t.is(parsePolicy(loadYamlFile(file)).rules[0]?.id, 'staff')
+  writeFileSync(file, 'version: 1\nrules:\n  - id: staff\n    effect: alow\n    actions: [signal.*]\n')
+  t.throws(() => parsePolicy(loadYamlFile(file)), { code: 'ERR_CONFIG', message: /rules\[0\]\.effect/ })
+  writeFileSync(file, 'version: 1\nrules: [\n')
+  t.throws(() => loadYamlFile(file), { code: 'ERR_CONFIG', message: /policy\.yaml:\d+:\d+/ })
 })

@@ -221,6 +221,8 @@ test('a decision that cannot be evaluated is denied and says what was missing (f
     t.regex(decision.reason, /^indeterminate:the peer/)
   }
   t.regex(point.decide(alice, 'model.load', null as never).reason, /^indeterminate:the resource/)
+  const hostile = { get model(): string { throw new Error('boom') } }
+  t.deepEqual({ ...point.decide(alice, 'model.load', hostile as never) }, { allow: false, reason: 'indeterminate:the request could not be read' })
   // No tenant anywhere to compare the peer with.
   const { point: homeless, done: done2 } = pdp({ version: 1, rules: [{ id: 'all', effect: 'allow', actions: ['*'] }] })
   t.teardown(done2)

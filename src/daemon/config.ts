@@ -65,7 +65,7 @@ export interface LoadConfigInit {
 
 /** Reads, overrides and checks a configuration; throws `ERR_CONFIG` naming the key. */
 export function loadConfig<S extends z.ZodType>(schema: S, init: LoadConfigInit = {}): z.output<S> {
-  const raw = init.file === undefined ? {} : readYamlFile(init.file)
+  const raw = init.file === undefined ? {} : loadYamlFile(init.file)
   for (const [key, value] of Object.entries(init.overrides ?? {})) setPath(raw, key, value)
   return parseWithSchema(schema, raw, 'config')
 }
@@ -130,7 +130,12 @@ function flagValue(name: string, spec: FlagSpec, type: NonNullable<FlagSpec['typ
   }
 }
 
-function readYamlFile(file: string): Record<string, unknown> {
+/**
+ * Reads a YAML file that must hold a mapping (a configuration, a policy document) as plain data;
+ * throws `ERR_CONFIG` with the file, line and column of a syntax error, a duplicate key, too many
+ * aliases, or a file larger than 1 MiB.
+ */
+export function loadYamlFile(file: string): Record<string, unknown> {
   let text: string
   try {
     if (statSync(file).size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`)

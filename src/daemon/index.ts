@@ -43,6 +43,7 @@ export {
   daemonConfigSchema,
   listenAddress,
   loadConfig,
+  loadYamlFile,
   LOG_LEVELS,
   parseFlags,
   type BaseConfig,
@@ -120,7 +121,9 @@ export async function runDaemon<S extends z.ZodType<BaseConfig>>(definition: Dae
   try {
     components = await definition.components(config, context)
   } catch (error) {
-    return refuse(error)
+    if (error instanceof ZtError && error.code === 'ERR_CONFIG') return refuse(error)
+    logger.fatal({ err: error }, 'building the components failed')
+    return EXIT_FAILURE
   }
   const logLevel: Component<Config> = {
     name: 'log',

@@ -136,7 +136,13 @@ export class PolicyDecisionPoint {
    * request that cannot be evaluated, or whose decision cannot be audited, is denied.
    */
   decide(peer: PeerIdentity | PeerFacts, action: string, resource: PolicyResource = EMPTY_RESOURCE): Decision {
-    const decision = this.#evaluate(peer, action, resource)
+    let decision: Decision
+    try {
+      decision = this.#evaluate(peer, action, resource)
+    } catch {
+      // A hostile or broken input (a throwing getter, a proxy): refuse, never throw.
+      decision = indeterminate('the request could not be read')
+    }
     try {
       this.#audit.append(auditEvent(peer, action, resource, decision, this.#policy.document.revision))
     } catch {
@@ -215,9 +221,14 @@ function auditEvent(peer: PeerFacts, action: string, resource: PolicyResource, d
     rule: decision.rule ?? null,
     revision: revision ?? null,
   }
-  for (const key in resource) {
-    const value = resource[key]
-    if (value !== undefined) detail[detailKey(key)] = value
+  try {
+    for (const key in resource) {
+      const value = resource[key]
+      if (value === undefined) continue
+      detail[detailKey(key)] = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : String(typeof value)
+    }
+  } catch {
+    detail.resource = 'unreadable'
   }
   return {
     actor: typeof peer?.deviceId === 'string' ? peer.deviceId : 'unknown',
