@@ -211,7 +211,7 @@ test('a decision that cannot be evaluated is denied and says what was missing (f
   t.is(missing.reason, 'indeterminate:rule no-big needs resource.sizeMb')
   t.is(audit.recent(1)[0]?.reason, missing.reason)
   t.true(point.decide(alice, 'model.load', { model: 'ocr-v1', sizeMb: 3 }).allow)
-  const wrongType = point.decide(alice, 'mqtt.publish', { topic: 42 })
+  const wrongType = point.decide(alice, 'mqtt.publish', { topic: 42 } as never)
   t.false(wrongType.allow)
   t.is(wrongType.reason, 'indeterminate:rule topics: resource.topic is not a string')
   // Garbage instead of a verified identity.
