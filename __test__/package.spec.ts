@@ -20,7 +20,14 @@ function readmeNames(): string[] {
   return [...names]
 }
 
-const PROMISED = ['DeviceIdentity', 'CaService', 'AuditLog', 'ERROR_CODES', 'tpmSupported', 'verifyPeer', 'createPolicyDecisionPoint', 'PolicyDecisionPoint', 'parsePolicy', 'runDaemon', 'daemonConfigSchema', 'Lifecycle', 'MetricsServer']
+const PROMISED = ['DeviceIdentity', 'CaService', 'AuditLog', 'ERROR_CODES', 'tpmSupported', 'verifyPeer', 'createPolicyDecisionPoint', 'PolicyDecisionPoint', 'parsePolicy']
+/** The daemon composition root, a subpath of its own (it loads pino, prom-client and yaml). */
+const DAEMON = ['runDaemon', 'daemonConfigSchema', 'listenAddress', 'loadConfig', 'loadYamlFile', 'parseFlags', 'Lifecycle', 'MetricsServer', 'createLogger', 'EXIT_CONFIG']
+
+const keysOf = async (project: string, specifier: string): Promise<Set<string>> => {
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', `const m = await import('${specifier}'); console.log(JSON.stringify(Object.keys(m)))`], { cwd: project })
+  return new Set(JSON.parse(stdout) as string[])
+}
 
 /**
  * Installs the package the way npm would lay it out for a user: a project directory whose
@@ -49,9 +56,10 @@ test('the package imports by name, and exports every name the README imports or 
   const project = await installed()
   const names = readmeNames()
   t.true(names.includes('DeviceIdentity') || names.includes('AeadKey'), 'the README scan found imports')
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const m = await import('ztmesh'); console.log(JSON.stringify(Object.keys(m)))"], { cwd: project })
-  const exported = new Set(JSON.parse(stdout) as string[])
+  const exported = await keysOf(project, 'ztmesh')
   for (const name of [...names, ...PROMISED]) t.true(exported.has(name), `ztmesh exports ${name}`)
+  const daemon = await keysOf(project, 'ztmesh/daemon')
+  for (const name of DAEMON) t.true(daemon.has(name), `ztmesh/daemon exports ${name}`)
   // Only the root entry point is public: internals are not reachable by path.
   await t.throwsAsync(run(process.execPath, ['--input-type=module', '-e', "await import('ztmesh/dist/native.js')"], { cwd: project }), { message: /ERR_PACKAGE_PATH_NOT_EXPORTED/ })
 })
@@ -63,6 +71,9 @@ test("the README's imports type-check against the published declarations", async
     join(project, 'user.ts'),
     `import { ${imports.join(', ')} } from 'ztmesh'\nexport const used: unknown[] = [${imports.join(', ')}]\n` +
       `import { createPolicyDecisionPoint as create, type Decision } from 'ztmesh'\n` +
+      `import { daemonConfigSchema, type Component } from 'ztmesh/daemon'\n` +
+      `export const schema = daemonConfigSchema({})\n` +
+      `export const component: Component = { name: 'c', start() {}, stop() {} }\n` +
       `const pdp = create({ policy: { version: 1, tenant: 't', rules: [] }, audit: { append() {} } })\n` +
       `export const decision: Decision = pdp.decide({ deviceId: 'd', tenant: 't', roles: [] }, 'link.connect')\n`,
   )

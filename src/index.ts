@@ -1,6 +1,9 @@
 /**
  * ztmesh: a zero-trust, local-first security runtime for fleets of edge devices.
  *
+ * The daemon composition root is the subpath `ztmesh/daemon`: it loads a logger, a metrics
+ * registry and a YAML parser that a program using the library alone should not pay for.
+ *
  * @packageDocumentation
  */
 export * from './crypto/index.js'
@@ -16,4 +19,3 @@ export { openDatabase, type Db, type Migration, type OpenDatabaseInit } from './
 export { DeviceIdentity, type EnrollInit, type OpenInit, type RenewalState } from './identity/index.js'
 export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateRecord, type Enrollment } from './ca/index.js'
 export * from './policy/index.js'
-export * from './daemon/index.js'

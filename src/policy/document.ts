@@ -3,98 +3,113 @@
  * evaluates without parsing, sorting or allocating per decision.
  */
 
-import { z } from 'zod'
+import { createRequire } from 'node:module'
+
+import type * as Zod from 'zod'
 
 import { parseWithSchema } from '../schema.js'
 import { DEFAULT_TIME_ZONE, MAX_RULES, POLICY_VERSION, REASONS, WEEKDAYS } from './constants.js'
 
 // ---- The document (data: JSON or YAML shaped) -------------------------------------------------
+//
+// The schemas are built on first use: zod takes longer to load than the rest of the package, and
+// most programs that import ztmesh never read a policy document.
 
-const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'expected a name of letters, digits and . _ : @ - (at most 128)')
-const Action = z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/, 'expected an action such as "signal.offer"')
-const ActionPattern = z.union([z.literal('*'), Action, z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.\*$/)], {
-  error: 'expected an action ("signal.offer"), a prefix ("signal.*") or "*"',
-})
-const Clock = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$/, 'expected a time of day "HH:MM"')
-const Scalar = z.union([z.string(), z.number(), z.boolean()])
-const list = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(1000)
+const require = createRequire(import.meta.url)
 
-const TimeWindow = z
-  .strictObject({
-    /** Local weekdays on which the window is open (default every day). */
-    days: list(z.enum(WEEKDAYS)).optional(),
-    /** Opening time, local, inclusive. */
-    from: Clock,
-    /** Closing time, local, exclusive; before `from` for a window across midnight. */
-    to: Clock,
+function buildSchemas(z: typeof Zod.z) {
+  const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'expected a name of letters, digits and . _ : @ - (at most 128)')
+  const Action = z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/, 'expected an action such as "signal.offer"')
+  const ActionPattern = z.union([z.literal('*'), Action, z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.\*$/)], {
+    error: 'expected an action ("signal.offer"), a prefix ("signal.*") or "*"',
   })
-  .refine((w) => w.from !== w.to, { message: 'from and to are equal (an empty window)', path: ['to'] })
+  const Clock = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$/, 'expected a time of day "HH:MM"')
+  const Scalar = z.union([z.string(), z.number(), z.boolean()])
+  const list = <T extends Zod.z.ZodType>(item: T) => z.array(item).min(1).max(1000)
 
-const Condition = z
-  .strictObject({
-    equals: Scalar.optional(),
-    in: list(Scalar).optional(),
-    prefix: z.string().min(1).optional(),
-    /** The attribute must equal this attribute of the peer's certificate. */
-    equalsPeer: z.enum(['deviceId', 'tenant']).optional(),
-    min: z.number().optional(),
-    max: z.number().optional(),
-  })
-  .refine((c) => Object.keys(c).length > 0, { message: 'a condition needs at least one test' })
-
-const Rule = z.strictObject({
-  /** Names the rule in decisions and audit rows. */
-  id: Name,
-  effect: z.enum(['allow', 'deny']),
-  actions: list(ActionPattern),
-  /** Any one of these certified roles (default: any peer). */
-  roles: list(Name).optional(),
-  /** Only these device ids (default: any device). */
-  devices: list(Name).optional(),
-  /**
-   * The tenants whose peers the rule covers, named one by one (no wildcard). Default: only the
-   * resource's own tenant, so a peer of another tenant is never covered by accident.
-   */
-  peerTenants: list(Name).optional(),
-  /** Open only in one of these local time windows. */
-  hours: list(TimeWindow).optional(),
-  /** Conditions on the resource's attributes, all of which must hold. */
-  resource: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an attribute name'), Condition).optional(),
-})
-
-const Document = z
-  .strictObject({
-    version: z.literal(POLICY_VERSION),
-    /** A number the issuer raises with each edition; recorded in audit rows. */
-    revision: z.number().int().min(0).optional(),
-    /** The tenant of resources that do not name one. */
-    tenant: Name.optional(),
-    /** IANA time zone of the `hours` windows (default UTC). */
-    timeZone: z
-      .string()
-      .refine(isTimeZone, { message: 'expected an IANA time zone such as "Europe/Paris" or "UTC"' })
-      .optional(),
-    rules: z.array(Rule).max(MAX_RULES),
-  })
-  .superRefine((doc, ctx) => {
-    const seen = new Set<string>()
-    doc.rules.forEach((rule, index) => {
-      if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', message: `duplicate rule id "${rule.id}"`, path: ['rules', index, 'id'] })
-      seen.add(rule.id)
+  const TimeWindow = z
+    .strictObject({
+      /** Local weekdays on which the window is open (default every day). */
+      days: list(z.enum(WEEKDAYS)).optional(),
+      /** Opening time, local, inclusive. */
+      from: Clock,
+      /** Closing time, local, exclusive; before `from` for a window across midnight. */
+      to: Clock,
     })
+    .refine((w) => w.from !== w.to, { message: 'from and to are equal (an empty window)', path: ['to'] })
+
+  const Condition = z
+    .strictObject({
+      equals: Scalar.optional(),
+      in: list(Scalar).optional(),
+      prefix: z.string().min(1).optional(),
+      /** The attribute must equal this attribute of the peer's certificate. */
+      equalsPeer: z.enum(['deviceId', 'tenant']).optional(),
+      min: z.number().optional(),
+      max: z.number().optional(),
+    })
+    .refine((c) => Object.keys(c).length > 0, { message: 'a condition needs at least one test' })
+
+  const Rule = z.strictObject({
+    /** Names the rule in decisions and audit rows. */
+    id: Name,
+    effect: z.enum(['allow', 'deny']),
+    actions: list(ActionPattern),
+    /** Any one of these certified roles (default: any peer). */
+    roles: list(Name).optional(),
+    /** Only these device ids (default: any device). */
+    devices: list(Name).optional(),
+    /**
+     * The tenants whose peers the rule covers, named one by one (no wildcard). Default: only the
+     * resource's own tenant, so a peer of another tenant is never covered by accident.
+     */
+    peerTenants: list(Name).optional(),
+    /** Open only in one of these local time windows. */
+    hours: list(TimeWindow).optional(),
+    /** Conditions on the resource's attributes, all of which must hold. */
+    resource: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an attribute name'), Condition).optional(),
   })
+
+  const Document = z
+    .strictObject({
+      version: z.literal(POLICY_VERSION),
+      /** A number the issuer raises with each edition; recorded in audit rows. */
+      revision: z.number().int().min(0).optional(),
+      /** The tenant of resources that do not name one. */
+      tenant: Name.optional(),
+      /** IANA time zone of the `hours` windows (default UTC). */
+      timeZone: z
+        .string()
+        .refine(isTimeZone, { message: 'expected an IANA time zone such as "Europe/Paris" or "UTC"' })
+        .optional(),
+      rules: z.array(Rule).max(MAX_RULES),
+    })
+    .superRefine((doc, ctx) => {
+      const seen = new Set<string>()
+      doc.rules.forEach((rule, index) => {
+        if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', message: `duplicate rule id "${rule.id}"`, path: ['rules', index, 'id'] })
+        seen.add(rule.id)
+      })
+    })
+  return { Document, Rule, Condition }
+}
+
+type Schemas = ReturnType<typeof buildSchemas>
+let schemas: Schemas | undefined
+const loadSchemas = (): Schemas => (schemas ??= buildSchemas((require('zod') as typeof Zod).z))
 
 /** A checked policy document. */
-export type PolicyDocument = z.output<typeof Document>
+export type PolicyDocument = Zod.z.output<Schemas['Document']>
 /** One rule of a {@link PolicyDocument}. */
-export type PolicyRule = z.output<typeof Rule>
+export type PolicyRule = Zod.z.output<Schemas['Rule']>
+type Condition = Zod.z.output<Schemas['Condition']>
 
 /**
  * Checks a policy document (parsed JSON or YAML) and returns it typed; throws `ERR_CONFIG`
  * naming the offending key (`policy: rules[1].effect: …`), unknown keys included.
  */
 export function parsePolicy(document: unknown): PolicyDocument {
-  return parseWithSchema(Document, document, 'policy')
+  return parseWithSchema(loadSchemas().Document, document, 'policy')
 }
 
 // ---- Compiled form ------------------------------------------------------------------------------
@@ -242,7 +257,7 @@ export function localTimeFn(timeZone: string): (nowMs: number) => LocalTime {
   }
 }
 
-function compileCondition(condition: z.output<typeof Condition>): Test {
+function compileCondition(condition: Condition): Test {
   const tests: Test[] = []
   if (condition.equals !== undefined) {
     const expected = condition.equals
