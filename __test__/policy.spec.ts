@@ -167,6 +167,28 @@ test('time windows are read in the configured time zone, on the configured days,
   t.true(point.decide(alice, 'signal.offer').allow)
 })
 
+test('a clock that gives no valid time fails closed, even where only a time-bound deny rule would apply', (t) => {
+  let now = Number.NaN
+  const { point, done } = pdp(
+    {
+      version: 1,
+      tenant: 'hotel-1',
+      rules: [
+        { id: 'all', effect: 'allow', actions: ['*'] },
+        { id: 'night-lock', effect: 'deny', actions: ['door.open'], hours: [{ from: '22:00', to: '06:00' }] },
+      ],
+    },
+    () => now,
+  )
+  t.teardown(done)
+  t.deepEqual({ ...point.decide(alice, 'door.open') }, { allow: false, reason: 'indeterminate:the clock gave no valid time' })
+  t.true(point.decide(alice, 'link.connect').allow, 'decisions that do not read the clock go on')
+  now = Date.UTC(2026, 11, 7, 23, 0)
+  t.is(point.decide(alice, 'door.open').reason, 'rule:night-lock')
+  now = Date.UTC(2026, 11, 7, 12, 0)
+  t.true(point.decide(alice, 'door.open').allow)
+})
+
 test('time windows default to UTC', (t) => {
   let now = Date.UTC(2026, 11, 7, 9, 59)
   const { point, done } = pdp({ version: 1, tenant: 'hotel-1', rules: [{ id: 'w', effect: 'allow', actions: ['*'], hours: [{ from: '10:00', to: '11:00' }] }] }, () => now)

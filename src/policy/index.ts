@@ -189,7 +189,13 @@ export class PolicyDecisionPoint {
     if (peer.tenant !== home && !policy.namesPeerTenant(peer.tenant)) return CROSS_TENANT
 
     const { rules, readsTime } = policy.rulesFor(action)
-    const time: LocalTime | undefined = readsTime ? policy.localTime(this.#now()) : undefined
+    let time: LocalTime | undefined
+    if (readsTime) {
+      const now = this.#now()
+      // A broken clock must not let a time-bound deny rule miss.
+      if (!Number.isFinite(now)) return indeterminate('the clock gave no valid time')
+      time = policy.localTime(now)
+    }
     let allowed: Decision | undefined
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!
