@@ -1,7 +1,8 @@
 import test from 'ava'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
 
 import { AUDIT_MIGRATION, AuditLog } from '../src/audit/index.js'
 import { ConfigError, PolicyError } from '../src/errors.js'
@@ -308,4 +309,21 @@ test('update swaps the whole policy, keeps the old one when the new one is refus
   t.is(point.policy.revision, 2)
   const updates = audit.recent(10).filter((row) => row.action === 'policy.update')
   t.deepEqual(updates.map((row) => row.outcome), ['deny', 'allow'])
+})
+
+test('the example document of docs/policy.md is valid and decides as the page says', (t) => {
+  const page = readFileSync(join(import.meta.dirname, '..', 'docs', 'policy.md'), 'utf8')
+  const example = /```yaml\n(version: 1[\s\S]*?)```/.exec(page)?.[1]
+  const document = parsePolicy(parseYaml(example ?? ''))
+  t.is(document.rules.length, 5)
+  let now = Date.UTC(2026, 11, 7, 12, 0) // Monday 13:00 in Paris
+  const { point, done } = pdp(document, () => now)
+  t.teardown(done)
+  t.is(point.decide(alice, 'signal.offer').reason, 'rule:staff-signal')
+  now = Date.UTC(2026, 11, 12, 22, 30) // Saturday 23:30 in Paris
+  t.true(point.decide(alice, 'link.connect').allow)
+  t.true(point.decide(alice, 'mqtt.publish', { topic: 'devices/tablet-1/t', device: 'tablet-1' }).allow)
+  t.true(point.decide(stranger, 'gossip.subscribe').allow)
+  t.is(point.decide(peer('tablet-13', 'hotel-1', ['staff']), 'link.connect').reason, 'rule:lost-tablet')
+  t.is(point.decide(cashier, 'model.load', {}).reason, 'indeterminate:rule no-big-models needs resource.sizeMb')
 })
