@@ -6,7 +6,8 @@ import { parse as parseYaml } from 'yaml'
 
 import { AUDIT_MIGRATION, AuditLog } from '../src/audit/index.js'
 import { ConfigError, PolicyError } from '../src/errors.js'
-import { createPolicyDecisionPoint, parsePolicy, type PolicyDecisionPointInit } from '../src/policy/index.js'
+import { runBench } from '../src/bench/index.js'
+import { createPolicyDecisionPoint, parsePolicy, sameTenantPolicy, type PolicyDecisionPointInit } from '../src/policy/index.js'
 import type { PeerIdentity } from '../src/pki/index.js'
 import { openDatabase } from '../src/storage/index.js'
 
@@ -326,4 +327,19 @@ test('the example document of docs/policy.md is valid and decides as the page sa
   t.true(point.decide(stranger, 'gossip.subscribe').allow)
   t.is(point.decide(peer('tablet-13', 'hotel-1', ['staff']), 'link.connect').reason, 'rule:lost-tablet')
   t.is(point.decide(cashier, 'model.load', {}).reason, 'indeterminate:rule no-big-models needs resource.sizeMb')
+})
+
+test('with no policy of its own, a service allows its own tenant and no other (zero trust by default)', (t) => {
+  const { point, done } = pdp(sameTenantPolicy('hotel-1'))
+  t.teardown(done)
+  t.true(point.decide(alice, 'link.connect').allow)
+  t.true(point.decide(cashier, 'attest.quote').allow)
+  t.deepEqual({ ...point.decide(stranger, 'link.connect') }, { allow: false, reason: 'cross-tenant' })
+  t.throws(() => sameTenantPolicy('bad tenant!'), { code: 'ERR_CONFIG' })
+})
+
+test('the policy-decide bench row runs, its two sides agreeing on every request', async (t) => {
+  const rows = await runBench({ filter: 'policy-decide', quick: true })
+  t.is(rows.length, 1)
+  t.true(rows[0]!.ztmesh_ns > 0 && rows[0]!.baseline_ns > 0)
 })

@@ -210,6 +210,15 @@ export class PolicyDecisionPoint {
   }
 }
 
+/**
+ * The policy of a server or client that was given none (zero trust by default): every action
+ * for peers of its own tenant, nothing for anyone else. Cross-tenant access needs a document
+ * that names the other tenant.
+ */
+export function sameTenantPolicy(tenant: string): PolicyDocument {
+  return parsePolicy({ version: 1, tenant, rules: [{ id: 'same-tenant', effect: 'allow', actions: ['*'] }] })
+}
+
 /** Creates the policy decision point of a daemon or service. */
 export function createPolicyDecisionPoint(init: PolicyDecisionPointInit): PolicyDecisionPoint {
   return new PolicyDecisionPoint(init)
