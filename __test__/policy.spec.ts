@@ -83,6 +83,10 @@ test('a peer of another tenant is refused even by a rule that covers everyone of
   t.deepEqual({ ...point.decide(stranger, 'gossip.publish', { tenant: 'hotel-1' }) }, { allow: false, reason: 'cross-tenant' })
   t.is(audit.recent(1)[0]?.reason, 'cross-tenant')
   t.is(audit.recent(1)[0]?.detail?.tenant, 'hotel-2')
+  // Nor can the peer make the resource its own tenant's by naming it so.
+  const claimed = point.decide(stranger, 'gossip.publish', { tenant: 'hotel-2' })
+  t.false(claimed.allow)
+  t.is(claimed.reason, "indeterminate:the resource is of tenant hotel-2, not of this policy's")
 })
 
 test('a cross-tenant rule admits exactly the tenants it names, for exactly its actions', (t) => {

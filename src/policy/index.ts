@@ -184,7 +184,13 @@ export class PolicyDecisionPoint {
     if (typeof action !== 'string') return indeterminate('the action is not a string')
     if (typeof resource !== 'object' || resource === null) return indeterminate('the resource is not a record')
     const policy = this.#policy
-    const home = resource.tenant ?? policy.document.tenant
+    const governed = policy.document.tenant
+    // A document with a tenant governs that tenant's resources only: a resource naming another
+    // tenant (perhaps named by the requester itself) is not this document's to allow.
+    if (governed !== undefined && resource.tenant !== undefined && resource.tenant !== governed) {
+      return indeterminate(`the resource is of tenant ${String(resource.tenant)}, not of this policy's`)
+    }
+    const home = resource.tenant ?? governed
     if (home === undefined) return indeterminate('the resource names no tenant and the policy has none')
     if (peer.tenant !== home && !policy.namesPeerTenant(peer.tenant)) return CROSS_TENANT
 
