@@ -153,6 +153,10 @@ const CATALOG = {
     ERR_WIRE_VERSION: 'a signed object has a format version this build cannot read',
     ERR_WIRE_LABEL: 'a signed object was signed for another purpose (label) than the one expected, or under a label signed objects may not use',
   },
+  /** The policy decision point (PolicyError). */
+  policy: {
+    ERR_POLICY_DENIED: 'the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)',
+  },
   /** Configuration files and settings (ConfigError). */
   config: {
     ERR_CONFIG: 'a configuration value is missing, of the wrong type or out of range (the message names its key)',
@@ -241,6 +245,11 @@ export class AttestationError extends ZtError {
   static override name = 'AttestationError'
 }
 
+/** The policy decision point refused a request; the message gives the reason. */
+export class PolicyError extends ZtError {
+  static override name = 'PolicyError'
+}
+
 /** A configuration file or setting is invalid; the message names the key. */
 export class ConfigError extends ZtError {
   static override name = 'ConfigError'
@@ -273,6 +282,7 @@ const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
   attest: AttestationError,
   wire: WireError,
   config: ConfigError,
+  policy: PolicyError,
   storage: StorageError,
   internal: InternalError,
 }

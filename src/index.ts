@@ -1,6 +1,9 @@
 /**
  * ztmesh: a zero-trust, local-first security runtime for fleets of edge devices.
  *
+ * The daemon composition root is the subpath `ztmesh/daemon`: it loads a logger, a metrics
+ * registry and a YAML parser that a program using the library alone should not pay for.
+ *
  * @packageDocumentation
  */
 export * from './crypto/index.js'
@@ -12,3 +15,8 @@ export * from './channels/index.js'
 export * from './attestation/index.js'
 export * from './tpm/index.js'
 export * from './protocol/index.js'
+export { AUDIT_MIGRATION, AuditLog, type AuditEvent, type AuditOutcome, type AuditRecord } from './audit/index.js'
+export { openDatabase, type Db, type Migration, type OpenDatabaseInit } from './storage/index.js'
+export { DeviceIdentity, type EnrollInit, type OpenInit, type RenewalState } from './identity/index.js'
+export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateRecord, type Enrollment } from './ca/index.js'
+export * from './policy/index.js'

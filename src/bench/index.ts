@@ -15,6 +15,7 @@ import { measurePair, type MeasureOptions, type Operation } from './harness.js'
 import { loadLibp2pNoise } from './libp2p-noise.js'
 import { CHANNEL_CASES } from './channels.js'
 import { PKI_CASES } from './pki.js'
+import { POLICY_CASES } from './policy.js'
 import { TPM_CASES } from './tpm.js'
 
 /** One row of the report. */
@@ -152,6 +153,7 @@ const CASES: Case[] = [
   ...PKI_CASES,
   ...CHANNEL_CASES,
   ...TPM_CASES,
+  ...POLICY_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */
