@@ -392,6 +392,20 @@ export declare function akBindingMessage(akPublicPem: string): Buffer
  */
 export declare function akPublicKeySha256(akPublicPem: string): string
 
+/** A TPM quote with the binding of its attestation key to the device key. */
+export interface BoundQuote {
+  /** The attestation key, SubjectPublicKeyInfo PEM. */
+  akPublicPem: string
+  /** The device key's signature over the AK binding message. */
+  akBinding: Buffer
+  /** The marshalled `TPMS_ATTEST`. */
+  attest: Buffer
+  /** The marshalled `TPMT_SIGNATURE`. */
+  signature: Buffer
+  /** The quoted PCR values, tpm2-tools format. */
+  pcrValues: Buffer
+}
+
 /** Builds a CSR (PEM) for a device from its P-256 PKCS#8 private key. */
 export declare function buildCsr(privateKey: Uint8Array, deviceId: string, tenant: string): string
 
@@ -418,6 +432,9 @@ export interface CaMaterial {
 /** Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`. */
 export declare function checkDeviceId(deviceId: string): void
 
+/** Checks a PCR list (1 to 24 distinct indices 0..23) and returns it ascending; `ERR_INVALID_ARG`. */
+export declare function checkPcrSelection(pcrs: Array<number>): Array<number>
+
 /**
  * Throws `ERR_IDENTITY` unless every role is 1-64 characters of `[A-Za-z0-9._:-]`, none is
  * repeated, and there are at most 32.
@@ -440,6 +457,30 @@ export interface CsrInfo {
   requestedOrgUnit?: string
 }
 
+/** Decodes an enrollment request body; `ERR_BAD_REQUEST`. */
+export declare function decodeEnrollRequest(body: Uint8Array): EnrollRequest
+
+/** Decodes the CA's answer to an enrollment or rotation; `ERR_BAD_RESPONSE`. */
+export declare function decodeEnrollResponse(body: Uint8Array): EnrollResponse
+
+/** Decodes the CA's nonce answer; `ERR_BAD_RESPONSE`. */
+export declare function decodeNonceAnswer(body: Uint8Array): NonceAnswer
+
+/** Decodes a nonce request body and returns the node id; `ERR_BAD_REQUEST`. */
+export declare function decodeNonceRequest(body: Uint8Array): string
+
+/** Decodes a quote-answer line; `ERR_ATTEST_MALFORMED`. */
+export declare function decodeQuoteAnswer(line: Uint8Array): QuoteAnswer
+
+/** Decodes the `attestation` member alone (JSON); `ERR_BAD_REQUEST`. */
+export declare function decodeQuoteEvidence(body: Uint8Array): QuoteEvidence
+
+/** Decodes a quote-request line; `ERR_ATTEST_MALFORMED`. */
+export declare function decodeQuoteRequest(line: Uint8Array): QuoteRequest
+
+/** Decodes a rotation request body; `ERR_BAD_REQUEST`. */
+export declare function decodeRotationRequest(body: Uint8Array): RotationRequest
+
 /** What a device certificate says beyond its key: decided by CA policy, never by the CSR. */
 export interface DeviceCertInit {
   /** The device id (CN). */
@@ -456,12 +497,71 @@ export interface DeviceCertInit {
   nowMs?: number
 }
 
+/** What the CA tells an enrolled device (snake_case, as stored in `config.json`). */
+export interface DeviceConfig {
+  /** Peers to contact first. */
+  bootstrap_peers: Array<string>
+  /** Peers reached per gossip round. */
+  gossip_fanout: number
+  /** Where the CRL is published. */
+  crl_url: string
+}
+
 /** A KEM ciphertext with the shared secret it carries. */
 export interface Encapsulation {
   /** The ciphertext to send to the key's owner. */
   ciphertext: Buffer
   /** The 32-byte shared secret. Keep it secret. */
   sharedSecret: Buffer
+}
+
+/** Encodes an enrollment request body. */
+export declare function encodeEnrollRequest(request: EnrollRequest): Buffer
+
+/** Encodes the CA's answer to an enrollment or rotation. */
+export declare function encodeEnrollResponse(response: EnrollResponse): Buffer
+
+/** Encodes the CA's nonce answer. */
+export declare function encodeNonceAnswer(answer: NonceAnswer): Buffer
+
+/** Encodes a nonce request body `{node_id}`. */
+export declare function encodeNonceRequest(nodeId: string): Buffer
+
+/** Encodes a quote-answer line (`
+` included): exactly one of `quote` and `errorCode`. */
+export declare function encodeQuoteAnswer(answer: QuoteAnswer): Buffer
+
+/** Encodes a quote-request line (`
+` included). */
+export declare function encodeQuoteRequest(request: QuoteRequest): Buffer
+
+/** Encodes a rotation request body. */
+export declare function encodeRotationRequest(request: RotationRequest): Buffer
+
+/** `POST /v1/enroll`. */
+export interface EnrollRequest {
+  /** The one-time token. */
+  token: string
+  /** The CSR, PEM. */
+  csr: string
+  /** The device id the token is believed to be for. */
+  nodeId?: string
+  /** The TPM quote, when the device attests. */
+  attestation?: QuoteEvidence
+}
+
+/** The CA's answer to an enrollment or rotation. */
+export interface EnrollResponse {
+  /** The issued certificate, PEM. */
+  certificate: string
+  /** The CA chain above it, PEM. */
+  caChain: string
+  /** The issued certificate's serial. */
+  serial: string
+  /** When it expires, ms since the epoch. */
+  notAfterMs: number
+  /** What the device should know about the mesh. */
+  config?: DeviceConfig
 }
 
 /** Generates a fresh ECDSA P-256 key and returns it as PKCS#8 DER. */
@@ -555,6 +655,16 @@ export interface NoiseOptions {
 /** The Noise cipher that is faster on this CPU: `AESGCM` with AES instructions, else `ChaChaPoly`. */
 export declare function noisePreferredCipher(): string
 
+/** The CA's answer to `POST /v1/attest/nonce`. */
+export interface NonceAnswer {
+  /** The nonce (16 to 64 bytes). */
+  nonce: Buffer
+  /** When it expires, ms since the epoch. */
+  expiresAtMs: number
+  /** The PCRs to quote, ascending, when the CA names them. */
+  pcrs?: Array<number>
+}
+
 /**
  * The one spelling of a serial (lowercase hex, no leading zero byte) from what a user typed
  * (optional `0x`, any case, leading zeros). Throws `ERR_SERIAL`.
@@ -615,6 +725,30 @@ export interface PeerPolicyInit {
   nowMs?: number
 }
 
+/** A node's answer: `quote`, or the `errorCode` it could not quote with. */
+export interface QuoteAnswer {
+  /** The quote. */
+  quote?: BoundQuote
+  /** An `ERR_…` code. */
+  errorCode?: string
+}
+
+/** The `attestation` of an enrollment request: a quote over the CA's nonce. */
+export interface QuoteEvidence {
+  /** The CA's nonce (16 to 64 bytes). */
+  nonce: Buffer
+  /** The quote and its AK binding. */
+  quote: BoundQuote
+}
+
+/** A verifier's quote request. */
+export interface QuoteRequest {
+  /** The verifier's nonce (16 to 64 bytes). */
+  nonce: Buffer
+  /** The SHA-256 PCRs to quote (ascending when decoded). */
+  pcrs: Array<number>
+}
+
 /** A quote to verify, in the files `tpm2_quote` writes. */
 export interface QuoteToVerify {
   /** The attestation key's public key: SubjectPublicKeyInfo PEM. */
@@ -641,6 +775,21 @@ export interface RevokedEntry {
   revokedAtMs: number
   /** RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation, ...). */
   reason: number
+}
+
+/** The bytes a rotation request signs. */
+export declare function rotationMessage(timestampMs: number, csrPem: string): Buffer
+
+/** `POST /v1/rotate`. */
+export interface RotationRequest {
+  /** The current certificate, PEM (its chain may follow). */
+  certificate: string
+  /** The CSR for the new certificate, PEM. */
+  csr: string
+  /** When the request was signed, ms since the epoch. */
+  timestampMs: number
+  /** The current key's signature over `rotationMessage(timestampMs, csr)`. */
+  signature: Buffer
 }
 
 /** A signed CRL. */

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, noisePreferredCipher, normalizeSerial, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -793,22 +793,48 @@ export { TpmKey }
 export { TrustStore }
 export { XWingSecretKey }
 export { akBindingMessage }
+export { akPublicKeySha256 }
 export { buildCsr }
+export { checkDeviceId }
+export { checkPcrSelection }
+export { checkRoles }
+export { checkTenant }
 export { createKeystore }
+export { decodeEnrollRequest }
+export { decodeEnrollResponse }
+export { decodeNonceAnswer }
+export { decodeNonceRequest }
+export { decodeQuoteAnswer }
+export { decodeQuoteEvidence }
+export { decodeQuoteRequest }
+export { decodeRotationRequest }
+export { encodeEnrollRequest }
+export { encodeEnrollResponse }
+export { encodeNonceAnswer }
+export { encodeNonceRequest }
+export { encodeQuoteAnswer }
+export { encodeQuoteRequest }
+export { encodeRotationRequest }
 export { generateP256Key }
 export { generateX25519KeyPair }
+export { inspectCertificate }
 export { mlkem768Encapsulate }
 export { noisePreferredCipher }
+export { normalizeSerial }
 export { openKeystore }
 export { panicForTestingOnly }
 export { parseCsr }
 export { parsePcrValues }
+export { rotationMessage }
+export { signedObjectLabels }
+export { signObject }
 export { tpmSupported }
 export { verify }
 export { verifyAkBinding }
 export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
+export { verifyObject }
 export { verifyPeer }
 export { verifyQuote }
 export { x25519PublicKey }
