@@ -17,7 +17,7 @@ test('every error carries a stable code from the catalog and a named class', (t)
     t.true(isErrorCode(code))
     const error = createError(code as keyof typeof ERROR_CODES)
     t.true(error instanceof ZtError)
-    t.is(error.code, code)
+    t.is<string, string>(error.code, code)
     t.is(error.name, (error.constructor as typeof ZtError).name)
   }
   t.true(createError('ERR_DECRYPT') instanceof CryptoError)
