@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, errorCatalog, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -793,12 +793,12 @@ export { XWingSecretKey }
 export { akBindingMessage }
 export { buildCsr }
 export { createKeystore }
+export { errorCatalog }
 export { generateP256Key }
 export { generateX25519KeyPair }
 export { mlkem768Encapsulate }
 export { noisePreferredCipher }
 export { openKeystore }
-export { panicForTestingOnly }
 export { parseCsr }
 export { parsePcrValues }
 export { tpmSupported }

@@ -193,7 +193,7 @@ tpmTestSerial('re-attestation fails closed: another AK is refused, and silence, 
   node.produce = () => Promise.reject(createError('ERR_TPM_UNAVAILABLE'))
   t.like(await once(), { verdict: 'failed', reason: 'ERR_TPM_UNAVAILABLE', action: 'none' })
   node.produce = () => new Promise(() => {}) // never answers
-  t.like(await once(), { verdict: 'failed', reason: 'ERR_HANDSHAKE_TIMEOUT', action: 'none' })
+  t.like(await once(), { verdict: 'failed', reason: 'ERR_TIMEOUT', action: 'none' })
   const stranger = SigningKey.fromPkcs8('ecdsa-p256-sha256', generateP256Key())
   node.produce = async (request) => {
     const quote = await node.tpm.quote(await node.tpm.createAttestationKey(), request.nonce, request.pcrs)
@@ -209,7 +209,7 @@ tpmTestSerial('re-attestation fails closed: another AK is refused, and silence, 
   t.like(ca.certificate(node.enrolled.serial), { revokedAtMs: null })
   t.deepEqual(reattestRows(ca).map((row) => [row.outcome, row.reason]), [
     ['deny', 'ERR_TPM_UNAVAILABLE'],
-    ['deny', 'ERR_HANDSHAKE_TIMEOUT'],
+    ['deny', 'ERR_TIMEOUT'],
     ['deny', 'ERR_ATTEST_KEY_CHANGED'],
     ['deny', 'ERR_DEVICE_MISMATCH'],
   ])

@@ -35,7 +35,7 @@ export interface QuoteRequest {
 }
 
 /**
- * Asks the node at the other end of `link` for a quote; rejects with `ERR_HANDSHAKE_TIMEOUT`
+ * Asks the node at the other end of `link` for a quote; rejects with `ERR_TIMEOUT`
  * after `timeoutMs`, `ERR_ATTEST_MALFORMED` for an answer that is not one, or the code the node
  * reported.
  */
@@ -135,9 +135,9 @@ function readLine(link: Duplex, timeoutMs: number): Promise<string> {
       if (newline >= 0) done(undefined, buffered.slice(0, newline))
       else if (buffered.length > MAX_LINE) done(createError('ERR_ATTEST_MALFORMED', 'the quote answer is too long'))
     }
-    const onEnd = () => done(createError('ERR_TLS_CLOSED', 'the link closed before the node answered'))
+    const onEnd = () => done(createError('ERR_CLOSED', 'the link closed before the node answered'))
     const onError = (error: unknown) => done(error)
-    const timer = setTimeout(() => done(createError('ERR_HANDSHAKE_TIMEOUT', 'the node did not answer the quote request in time')), timeoutMs)
+    const timer = setTimeout(() => done(createError('ERR_TIMEOUT', 'the node did not answer the quote request in time')), timeoutMs)
     link.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onError)
   })
 }

@@ -65,7 +65,7 @@ export async function enrollmentAttestation(
 function pcrList(value: unknown): number[] | undefined {
   if (value === undefined) return undefined
   if (Array.isArray(value) && value.length > 0 && value.length <= 24 && value.every((p) => Number.isInteger(p) && p >= 0 && p <= 23)) return value as number[]
-  throw createError('ERR_BAD_REQUEST', 'the CA answered POST /v1/attest/nonce with pcrs that are not a list of PCR indices 0..23')
+  throw createError('ERR_BAD_RESPONSE', 'the CA answered POST /v1/attest/nonce with pcrs that are not a list of PCR indices 0..23')
 }
 
 /** The bytes of the CA's nonce: hex, else base64 (or base64url); 16 to 64 bytes. */
@@ -74,5 +74,5 @@ function nonceBytes(value: unknown): Buffer {
     const bytes = /^(?:[0-9a-fA-F]{2})+$/.test(value) ? Buffer.from(value, 'hex') : /^[A-Za-z0-9+/_-]+={0,2}$/.test(value) ? Buffer.from(value, 'base64') : undefined
     if (bytes !== undefined && bytes.length >= 16 && bytes.length <= 64) return bytes
   }
-  throw createError('ERR_BAD_REQUEST', 'the CA answered POST /v1/attest/nonce without a nonce of 16 to 64 bytes (hex or base64)')
+  throw createError('ERR_BAD_RESPONSE', 'the CA answered POST /v1/attest/nonce without a nonce of 16 to 64 bytes (hex or base64)')
 }

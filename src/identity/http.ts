@@ -37,12 +37,12 @@ async function readAnswer(url: URL, response: Response): Promise<Record<string, 
   try {
     parsed = JSON.parse(text)
   } catch {
-    throw createError('ERR_BAD_REQUEST', `the CA answered ${url.pathname} with ${response.status} without JSON`)
+    throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with ${response.status} without JSON`)
   }
-  if (typeof parsed !== 'object' || parsed === null) throw createError('ERR_BAD_REQUEST', 'the CA answered with a non-object')
+  if (typeof parsed !== 'object' || parsed === null) throw createError('ERR_BAD_RESPONSE', 'the CA answered with a non-object')
   const answer = parsed as Record<string, unknown>
   if (!response.ok) {
-    const code = isErrorCode(answer.code) ? answer.code : 'ERR_INTERNAL'
+    const code = isErrorCode(answer.code) ? answer.code : 'ERR_BAD_RESPONSE'
     throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
   }
   return answer

@@ -259,7 +259,7 @@ export class DeviceIdentity {
   /** Stores what the CA issued for `key`, with the key's files, in one commit. */
   #store(response: Record<string, unknown>, key: DeviceKey): void {
     const { certificate, ca_cert: caChain, config } = response
-    if (typeof certificate !== 'string' || typeof caChain !== 'string') throw createError('ERR_BAD_REQUEST', 'the CA answered without a certificate')
+    if (typeof certificate !== 'string' || typeof caChain !== 'string') throw createError('ERR_BAD_RESPONSE', 'the CA answered without a certificate')
     this.#checkKey(certificate, key)
     const files = key.files()
     files.set(FILES.caChain, caChain)
