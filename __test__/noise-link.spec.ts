@@ -326,7 +326,7 @@ function tappedPair() {
           callback(error)
         },
       }),
-      { sent: [] as Buffer[], raw: (chunk: Buffer) => sides[1 - i]!.push(chunk) },
+      { sent: [] as Buffer[], raw: (chunk: Buffer) => sides[1 - i]!.push(chunk) } as { tamper?: (chunk: Buffer) => Buffer; raw(chunk: Buffer): void; sent: Buffer[] },
     )
     sides.push(side)
   }

@@ -118,7 +118,7 @@ tpmTestSerial('a ztmesh quote verifies with tpm2_checkquote, and a tpm2_quote qu
 })
 
 tpmTestSerial('bad TCTI strings and a TPM that is not there are typed errors', async (t) => {
-  t.regex(t.throws(() => Tpm.open('nonsense-tcti:x'))!.code, /^ERR_TPM_(TCTI|UNAVAILABLE)$/)
+  t.regex(t.throws<Error & { code: string }>(() => Tpm.open('nonsense-tcti:x'))!.code, /^ERR_TPM_(TCTI|UNAVAILABLE)$/)
   t.throws(() => Tpm.open('swtpm:host=127.0.0.1,port=1'), { code: 'ERR_TPM_UNAVAILABLE' })
   t.false(tpmAvailable('swtpm:host=127.0.0.1,port=1'))
 })

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The test command of README.md and CI: the Rust tests, then the ava suite, then one plain
-// closing line `N passed, N failed` (CI reads that line, not the runners' own summaries).
+// The test command of README.md and CI: compiles the TypeScript (the CLI tests run dist/, which
+// must never be stale), runs the Rust tests, then the ava suite, then prints one plain closing
+// line `N passed, N failed` (CI reads that line, not the runners' own summaries).
 import { spawn } from 'node:child_process'
 import { tpmBuildSupport } from './tpm-support.mjs'
 
@@ -22,8 +23,19 @@ function run(command, args, options = {}) {
 let passed = 0
 let failed = 0
 
-// With TPM support, the core's TPM tests run against swtpm (they skip when swtpm is missing).
-const features = tpmBuildSupport().ok ? ['--features', 'ztmesh-core/tpm'] : []
+const tsc = await run('npx', ['tsc', '-p', 'tsconfig.json'])
+if (tsc.code !== 0) failed += 1
+
+// With TPM support, the core's TPM tests run against swtpm (without swtpm they fail under CI and
+// say why they did not run elsewhere). Under CI, a build without TPM support is itself a failure:
+// the TPM tests would not even compile.
+const inCi = !['', '0', 'false'].includes((process.env.CI ?? '').trim())
+const tpm = tpmBuildSupport()
+if (!tpm.ok && inCi) {
+  console.error(`FAILED: CI=true and the TPM tests cannot be built: ${tpm.reason}`)
+  failed += 1
+}
+const features = tpm.ok ? ['--features', 'ztmesh-core/tpm'] : []
 const cargo = await run('cargo', ['test', '--workspace', ...features, '--color', 'never'])
 for (const match of cargo.output.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
   passed += Number(match[1])
@@ -39,4 +51,4 @@ failed += tapFail ? Number(tapFail[1]) : 0
 if (ava.code !== 0 && !(tapFail && Number(tapFail[1]) > 0)) failed += 1 // crashed or timed out
 
 console.log(`${passed} passed, ${failed} failed`)
-process.exit(failed > 0 || cargo.code !== 0 || ava.code !== 0 ? 1 : 0)
+process.exit(failed > 0 || tsc.code !== 0 || cargo.code !== 0 || ava.code !== 0 ? 1 : 0)

@@ -15,7 +15,10 @@
 
 /**
  * Every error code, with when it happens, grouped by the error class it is thrown as: the class
- * of a code is declared here, next to the code, not derived from its spelling.
+ * of a code is declared here, next to the code, not derived from its spelling. A copy of the
+ * core's catalog (`CATALOG` in crates/ztmesh-core/src/error.rs, the source of truth, exported as
+ * `errorCatalog()`), kept here so that `ErrorCode` is a type; __test__/errors.spec.ts fails on any
+ * difference. A new code goes into both.
  */
 const CATALOG = {
   /** Bad arguments: wrong types, lengths, algorithms or buffers (InvalidArgumentError). */

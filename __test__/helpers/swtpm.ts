@@ -2,11 +2,11 @@
  * A real software TPM (swtpm) for a test: on two consecutive free loopback ports, with a fresh
  * state directory, stopped (and its state removed) in the test's teardown even when it fails,
  * and with the test process even when that is killed (see src/tpm/swtpm.ts).
- * `tpmTest` is ava's `test` where the addon has TPM support and swtpm is installed, and
- * `test.skip` elsewhere (CI installs both, so there the tests always run).
+ * `tpmTest` is ava's `test` where the addon has TPM support and swtpm is installed; elsewhere
+ * the tests are skipped visibly, or fail under CI (see `requirePeer`).
  */
 import test, { type ExecutionContext } from 'ava'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,17 +14,23 @@ import { promisify } from 'node:util'
 
 import { tpmSupported } from '../../src/index.js'
 import { startSoftwareTpm } from '../../src/tpm/swtpm.js'
+import { requirePeer, runs } from './peers.js'
 
 // tpm2-tss logs every refused command to stderr; the tests provoke refusals on purpose.
 process.env.TSS2_LOG ??= 'all+NONE'
 
-const hasSwtpm = spawnSync('swtpm', ['--version'], { stdio: 'ignore' }).status === 0
+/** What a TPM test needs and is missing here, if anything. */
+const tpmMissing = !tpmSupported()
+  ? 'the addon was built without TPM support (libtss2-dev, libclang-dev and pkg-config were missing)'
+  : !runs('swtpm', ['--version'])
+    ? '`swtpm` is not installed (Debian: swtpm swtpm-tools)'
+    : undefined
 
-/** `test` when a TPM can be tested here, `test.skip` otherwise. */
-export const tpmTest = tpmSupported() && hasSwtpm ? test : test.skip
+/** `test` when a TPM can be tested here (see {@link requirePeer} otherwise). */
+export const tpmTest = requirePeer(tpmMissing, test)
 
 /** {@link tpmTest}, one test at a time within the file. */
-export const tpmTestSerial = tpmSupported() && hasSwtpm ? test.serial : test.skip
+export const tpmTestSerial = requirePeer(tpmMissing, test.serial)
 
 /** A running swtpm. */
 export interface Swtpm {

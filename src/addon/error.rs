@@ -63,6 +63,30 @@ pub fn install_panic_hook() {
     }));
 }
 
+/// One entry of the core's error catalog.
+#[napi_derive::napi(object)]
+pub struct ErrorCatalogEntry {
+    /// The stable `ERR_…` code.
+    pub code: String,
+    /// Its area (`argument`, `pki`…), which names its class in `src/errors.ts`.
+    pub area: String,
+    /// When it happens.
+    pub meaning: String,
+}
+
+/// Every error code of ztmesh, from the core's catalog (`src/errors.ts` is checked against it).
+#[napi_derive::napi]
+pub fn error_catalog() -> Vec<ErrorCatalogEntry> {
+    ztmesh_core::ERROR_CATALOG
+        .iter()
+        .map(|info| ErrorCatalogEntry {
+            code: info.code.into(),
+            area: info.area.name().into(),
+            meaning: info.meaning.into(),
+        })
+        .collect()
+}
+
 /// The error for an argument the binding itself rejects.
 pub fn invalid_argument(message: &str) -> Failure {
     Failure::new("ERR_INVALID_ARG", message)
@@ -71,4 +95,47 @@ pub fn invalid_argument(message: &str) -> Failure {
 /// A byte count as the `u32` JavaScript receives.
 pub fn byte_length(len: usize) -> std::result::Result<u32, Failure> {
     u32::try_from(len).map_err(|_| invalid_argument("message too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Refused;
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("refused")
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    impl ErrorCode for Refused {
+        fn code(&self) -> &'static str {
+            "ERR_SIGNATURE"
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_synchronous_export_becomes_err_internal_without_its_message() {
+        let error = sync(|| -> std::result::Result<(), Failure> { panic!("secret input 1234") }).unwrap_err();
+        assert_eq!(error.status, "ERR_INTERNAL");
+        assert_eq!(error.reason, "internal error");
+        // The thread that panicked keeps working.
+        assert_eq!(sync(|| Ok(7)).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_panic_in_an_async_task_becomes_an_err_internal_failure() {
+        let failure = guard(|| -> std::result::Result<(), Failure> { panic!("in a task") }).err().unwrap();
+        assert_eq!((failure.code, failure.message.as_str()), ("ERR_INTERNAL", "internal error"));
+    }
+
+    #[test]
+    fn a_core_error_crosses_with_its_code_and_message() {
+        let error = sync(|| -> std::result::Result<(), Failure> { Err(Refused.into()) }).unwrap_err();
+        assert_eq!((error.status.as_str(), error.reason.as_str()), ("ERR_SIGNATURE", "refused"));
+    }
 }

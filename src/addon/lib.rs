@@ -25,9 +25,3 @@ mod x25519;
 fn init() {
     error::install_panic_hook();
 }
-
-/// A test hook: panics inside the binding, to prove a panic becomes `ERR_INTERNAL`.
-#[napi_derive::napi(js_name = "panicForTestingOnly")]
-pub fn panic_for_testing_only() -> error::Result<()> {
-    error::sync(|| -> std::result::Result<(), error::Failure> { panic!("deliberate panic for testing") })
-}

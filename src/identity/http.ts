@@ -48,7 +48,7 @@ async function readAnswer(url: URL, response: Response): Promise<Buffer> {
   } catch {
     throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with ${response.status} without JSON`)
   }
-  const code = isErrorCode(answer.code) ? answer.code : 'ERR_INTERNAL'
+  const code = isErrorCode(answer.code) ? answer.code : 'ERR_BAD_RESPONSE'
   throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
 }
 

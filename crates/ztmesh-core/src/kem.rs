@@ -114,7 +114,8 @@ pub fn xwing_encapsulate(public_key: &[u8]) -> Result<(Vec<u8>, SharedSecret), K
 }
 
 /// X-Wing encapsulation with caller-chosen randomness, for known-answer tests only: reusing
-/// or guessing the seed destroys all security.
+/// or guessing the seed destroys all security. Only with the feature `testing`.
+#[cfg(any(test, feature = "testing"))]
 pub fn xwing_encapsulate_deterministic_for_testing_only(
     public_key: &[u8],
     seed: &[u8; XWING_ENCAPSULATION_SEED_LEN],

@@ -41,4 +41,4 @@ pub mod x25519;
 
 mod error;
 
-pub use error::ErrorCode;
+pub use error::{lookup as error_info, ErrorArea, ErrorCode, ErrorInfo, CATALOG as ERROR_CATALOG};

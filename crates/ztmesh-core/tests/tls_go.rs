@@ -6,9 +6,10 @@
 //! (`urn:ztmesh:role:` SAN URIs), its own and its peer's.
 //!
 //! The Go side is `tests/go/tlspeer` (standard library only), built into a temporary directory
-//! with the local toolchain and no network. Without `go` on the PATH the tests print why they did
-//! not run.
+//! with the local toolchain and no network. Without `go` on the PATH the tests fail under CI and
+//! print why they did not run elsewhere (see `peers`).
 
+mod peers;
 mod tls_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -34,9 +35,8 @@ fn go_peer() -> Result<&'static Path, &'static str> {
 }
 
 fn build_go_peer() -> Result<PathBuf, &'static str> {
-    match Command::new("go").arg("version").output() {
-        Ok(output) if output.status.success() => {}
-        _ => return Err("`go` is not installed"),
+    if !peers::runs("go", &["version"]) {
+        return Err("`go` is not installed");
     }
     // Kept for the life of the test process; the OS cleans the temporary directory.
     let dir = tempfile::tempdir().expect("temporary directory").keep();
@@ -53,19 +53,19 @@ fn build_go_peer() -> Result<PathBuf, &'static str> {
         .env("GOWORK", "off")
         .output()
         .expect("running go build");
-    assert!(output.status.success(), "go build failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "go build failed (the peer needs Go 1.24 or later, for X25519MLKEM768): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(binary)
 }
 
-/// Runs `test` with the Go peer, or prints why it cannot.
-fn with_go(test_name: &str, test: impl FnOnce(&Path)) {
+/// Runs `test` with the Go peer; without one, fails under CI and says why elsewhere.
+fn with_go(test: impl FnOnce(&Path)) {
     match go_peer() {
         Ok(peer) => test(peer),
-        // Straight to stderr: the test harness does not capture this, so the skip always shows.
-        Err(reason) => {
-            let message = format!("SKIPPED {test_name}: {reason}; the Go interoperability test did not run\n");
-            let _ = std::io::stderr().write_all(message.as_bytes());
-        }
+        Err(reason) => peers::missing(reason),
     }
 }
 
@@ -182,7 +182,7 @@ fn finish(child: Child) -> (Output, String) {
 
 #[test]
 fn ztmesh_server_and_go_client_agree_on_x25519mlkem768_and_resume() {
-    with_go("ztmesh_server_and_go_client_agree_on_x25519mlkem768_and_resume", |peer| {
+    with_go(|peer| {
         let setup = Setup::new();
         let server_ctx = setup.server(PqPolicy::Prefer);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -215,7 +215,7 @@ fn ztmesh_server_and_go_client_agree_on_x25519mlkem768_and_resume() {
 
 #[test]
 fn go_server_and_ztmesh_client_agree_on_x25519mlkem768() {
-    with_go("go_server_and_ztmesh_client_agree_on_x25519mlkem768", |peer| {
+    with_go(|peer| {
         let setup = Setup::new();
         let mut child = setup.go(peer, "server", &["-addr", "127.0.0.1:0"]);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -247,7 +247,7 @@ fn go_server_and_ztmesh_client_agree_on_x25519mlkem768() {
 
 #[test]
 fn a_classical_go_client_is_refused_by_require_and_falls_back_with_prefer() {
-    with_go("a_classical_go_client_is_refused_by_require_and_falls_back_with_prefer", |peer| {
+    with_go(|peer| {
         let setup = Setup::new();
         for (pq, expected) in [(PqPolicy::Require, Err("ERR_TLS_NO_PQ")), (PqPolicy::Prefer, Ok(GROUP_X25519))] {
             let server_ctx = setup.server(pq);
@@ -282,7 +282,7 @@ fn a_classical_go_client_is_refused_by_require_and_falls_back_with_prefer() {
 
 #[test]
 fn go_loads_and_verifies_device_certificates_with_roles() {
-    with_go("go_loads_and_verifies_device_certificates_with_roles", |peer| {
+    with_go(|peer| {
         let setup = Setup::with_roles(&["frontdesk", "pos:cashier"], &["gateway"]);
 
         // The Go server loads its own roles-bearing certificate and accepts the ztmesh client's,

@@ -2,6 +2,7 @@
 //! binary, because it changes the process environment.
 #![cfg(feature = "tpm")]
 
+mod peers;
 mod tpm_common;
 
 use std::path::Path;

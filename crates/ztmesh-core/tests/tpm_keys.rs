@@ -3,6 +3,7 @@
 //! refused by another TPM, and nothing left loaded in the TPM afterwards.
 #![cfg(feature = "tpm")]
 
+mod peers;
 mod tls_common;
 mod tpm_common;
 

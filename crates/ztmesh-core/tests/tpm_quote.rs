@@ -2,6 +2,7 @@
 //! tpm2-tools verified by `verify_quote`, refusals with the right codes, and AK bindings.
 #![cfg(feature = "tpm")]
 
+mod peers;
 mod tpm_common;
 
 use std::fs;

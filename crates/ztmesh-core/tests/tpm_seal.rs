@@ -2,6 +2,7 @@
 //! through the blob's bytes and a reopened TPM, and not after one of the PCRs is extended.
 #![cfg(feature = "tpm")]
 
+mod peers;
 mod tpm_common;
 
 use tpm_common::{RecordingProxy, Swtpm};

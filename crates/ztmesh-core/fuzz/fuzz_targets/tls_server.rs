@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use ztmesh_core::pki::{
     build_csr, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, SoftwareSigner, TrustStore,
 };
-use ztmesh_core::tls::{ClientSettings, ServerSettings, TlsClientContext, TlsServerContext, TlsSession};
+use ztmesh_core::tls::{ClientSettings, ServerSettings, TlsClientContext, TlsServerContext};
 use ztmesh_core::ErrorCode;
 
 /// A server context, and an honest ClientHello from a client of the same PKI.

@@ -38,7 +38,6 @@ const MIN_FILE_LEN: usize = HEADER_LEN + 4 + NONCE_LEN + TAG_LEN + CHECKSUM_LEN;
 /// The smallest possible entry: one-byte name, no public key, one-byte private key.
 const MIN_ENTRY_LEN: usize = 1 + 1 + 1 + 8 + 2 + NONCE_LEN + 4 + 1 + TAG_LEN;
 
-
 /// The fixed-size header of a keystore file.
 #[derive(Clone)]
 pub(super) struct Header {

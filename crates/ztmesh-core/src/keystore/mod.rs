@@ -104,7 +104,9 @@ impl Default for KdfParams {
 
 impl KdfParams {
     /// The cheapest parameters Argon2 accepts (8 KiB, 1 iteration, 1 lane), for tests only: a
-    /// keystore created with them is barely protected against passphrase guessing.
+    /// keystore created with them is barely protected against passphrase guessing. Only with the
+    /// feature `testing`.
+    #[cfg(any(test, feature = "testing"))]
     pub const fn for_testing_only() -> Self {
         Self { memory_kib: 8, iterations: 1, parallelism: 1 }
     }
@@ -444,6 +446,7 @@ impl crate::ErrorCode for KeystoreError {
 ///
 /// For fuzzing: this is the code that reads untrusted bytes before any authentication.
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_for_fuzzing(bytes: &[u8]) -> Result<usize, KeystoreError> {
     format::parse(bytes).map(|raw| raw.entries.len())
 }
@@ -452,6 +455,7 @@ pub fn parse_for_fuzzing(bytes: &[u8]) -> Result<usize, KeystoreError> {
 /// entries, or `None` without deriving a key if the file asks for more than 64 KiB, 2
 /// iterations or 2 lanes of Argon2 (too slow for a fuzzer).
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub fn open_for_fuzzing(bytes: &[u8], passphrase: &[u8]) -> Result<Option<usize>, KeystoreError> {
     let raw = format::parse(bytes)?;
     let params = raw.header.params;
@@ -466,6 +470,7 @@ pub fn open_for_fuzzing(bytes: &[u8], passphrase: &[u8]) -> Result<Option<usize>
 /// Replaces the last 32 bytes of `bytes` with the SHA-256 of the rest, so that a fuzzer's
 /// mutations get past the checksum.
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub fn fix_checksum_for_fuzzing(bytes: &[u8]) -> Vec<u8> {
     match bytes.len().checked_sub(32) {
         Some(content_len) => format::with_checksum(bytes[..content_len].to_vec()),

@@ -194,6 +194,7 @@ pub struct Handshake {
     message_index: usize,
     /// The ML-KEM side, in the hybrid mode.
     hybrid: Option<Hybrid>,
+    #[cfg(any(test, feature = "testing"))]
     ephemeral_override: EphemeralOverride,
 }
 
@@ -296,7 +297,9 @@ impl Handshake {
     ///
     /// Allowed only before the first message is written or read ([`NoiseError::State`]);
     /// `key` must be 32 bytes ([`NoiseError::KeyLength`]).
+    /// Only with the feature `testing`.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn set_fixed_ephemeral_key_for_testing_only(&mut self, key: &[u8]) -> Result<(), NoiseError> {
         let key: [u8; x25519::KEY_LEN] = key.try_into().map_err(|_| NoiseError::KeyLength)?;
         if self.state.is_none() || self.message_index != 0 {
@@ -346,6 +349,7 @@ impl Handshake {
             initiator,
             message_index: 0,
             hybrid: protocol.is_hybrid().then(Hybrid::default),
+            #[cfg(any(test, feature = "testing"))]
             ephemeral_override,
         })
     }

@@ -117,6 +117,7 @@ pub(crate) struct EphemeralOverride {
 
 impl EphemeralOverride {
     /// Queues `key` as the next ephemeral private key. Returns `false` if the lock is poisoned.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn set(&self, key: [u8; x25519::KEY_LEN]) -> bool {
         match self.slot.lock() {
             Ok(mut slot) => {

@@ -35,11 +35,12 @@ pub struct Swtpm {
 }
 
 impl Swtpm {
-    /// Starts a swtpm on two free loopback ports, or returns `None` (after saying so) when the
-    /// `swtpm` binary is not installed. Panics if it cannot be started for another reason.
+    /// Starts a swtpm on two free loopback ports, or returns `None` when the `swtpm` binary is
+    /// not installed (a failure under CI, see `peers`). Panics if it cannot be started for
+    /// another reason.
     pub fn start() -> Option<Self> {
-        if Command::new("swtpm").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
-            eprintln!("swtpm is not installed: skipping this TPM test");
+        if !crate::peers::runs("swtpm", &["--version"]) {
+            crate::peers::missing("`swtpm` is not installed (Debian: swtpm swtpm-tools)");
             return None;
         }
         let _ports = PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
