@@ -564,6 +564,19 @@ export interface EnrollResponse {
   config?: DeviceConfig
 }
 
+/** Every error code of ztmesh, from the core's catalog (`src/errors.ts` is checked against it). */
+export declare function errorCatalog(): Array<ErrorCatalogEntry>
+
+/** One entry of the core's error catalog. */
+export interface ErrorCatalogEntry {
+  /** The stable `ERR_…` code. */
+  code: string
+  /** Its area (`argument`, `pki`…), which names its class in `src/errors.ts`. */
+  area: string
+  /** When it happens. */
+  meaning: string
+}
+
 /** Generates a fresh ECDSA P-256 key and returns it as PKCS#8 DER. */
 export declare function generateP256Key(): Buffer
 
@@ -673,9 +686,6 @@ export declare function normalizeSerial(serial: string): string
 
 /** Opens an existing keystore file; Argon2id runs off the JS thread. */
 export declare function openKeystore(path: string, passphrase: Uint8Array): Promise<Keystore>
-
-/** A test hook: panics inside the binding, to prove a panic becomes `ERR_INTERNAL`. */
-export declare function panicForTestingOnly(): void
 
 /** Parses a CSR (PEM) and checks its signature; throws `ERR_CSR…` codes otherwise. */
 export declare function parseCsr(csrPem: string): CsrInfo

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, noisePreferredCipher, normalizeSerial, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -815,6 +815,7 @@ export { encodeNonceRequest }
 export { encodeQuoteAnswer }
 export { encodeQuoteRequest }
 export { encodeRotationRequest }
+export { errorCatalog }
 export { generateP256Key }
 export { generateX25519KeyPair }
 export { inspectCertificate }
@@ -822,7 +823,6 @@ export { mlkem768Encapsulate }
 export { noisePreferredCipher }
 export { normalizeSerial }
 export { openKeystore }
-export { panicForTestingOnly }
 export { parseCsr }
 export { parsePcrValues }
 export { rotationMessage }

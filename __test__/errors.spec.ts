@@ -58,6 +58,8 @@ test('src/errors.ts lists exactly the core catalog: every code, its class and it
     pki: 'PkiError',
     tpm: 'TpmError',
     attest: 'AttestationError',
+    wire: 'WireError',
+    policy: 'PolicyError',
     config: 'ConfigError',
     storage: 'StorageError',
     internal: 'InternalError',

@@ -34,6 +34,10 @@ pub enum ErrorArea {
     Attest,
     /// Configuration files and settings (ConfigError).
     Config,
+    /// Signed objects: offers, gossip, bundles, manifests, policy documents (WireError).
+    Wire,
+    /// The policy decision point (PolicyError).
+    Policy,
     /// Persistent state (StorageError).
     Storage,
     /// Bugs and environment failures (InternalError).
@@ -54,6 +58,8 @@ impl ErrorArea {
             Self::Tpm => "tpm",
             Self::Attest => "attest",
             Self::Config => "config",
+            Self::Wire => "wire",
+            Self::Policy => "policy",
             Self::Storage => "storage",
             Self::Internal => "internal",
         }
@@ -415,6 +421,7 @@ pub const CATALOG: &[ErrorInfo] = &[
         area: ErrorArea::Pki,
         meaning: "a revocation entry is invalid (serial, time or count)",
     },
+    ErrorInfo { code: "ERR_SERIAL", area: ErrorArea::Pki, meaning: "a certificate serial is not 1 to 40 hex digits (optionally 0x), or is zero" },
     ErrorInfo {
         code: "ERR_TPM_UNSUPPORTED",
         area: ErrorArea::Tpm,
@@ -501,6 +508,10 @@ pub const CATALOG: &[ErrorInfo] = &[
         area: ErrorArea::Config,
         meaning: "a configuration value is missing, of the wrong type or out of range (the message names its key)",
     },
+    ErrorInfo { code: "ERR_WIRE_MALFORMED", area: ErrorArea::Wire, meaning: "a signed object is truncated, has a field out of range, a non-canonical signature, or bytes after its end" },
+    ErrorInfo { code: "ERR_WIRE_VERSION", area: ErrorArea::Wire, meaning: "a signed object has a format version this build cannot read" },
+    ErrorInfo { code: "ERR_WIRE_LABEL", area: ErrorArea::Wire, meaning: "a signed object was signed for another purpose (label) than the one expected, or under a label signed objects may not use" },
+    ErrorInfo { code: "ERR_POLICY_DENIED", area: ErrorArea::Policy, meaning: "the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)" },
     ErrorInfo {
         code: "ERR_STORAGE",
         area: ErrorArea::Storage,
