@@ -84,3 +84,12 @@ test("the README's imports type-check against the published declarations", async
   const result = await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project }).catch((error: { stdout: string }) => error)
   t.is('stdout' in result ? result.stdout : '', '', 'no type errors')
 })
+
+test('the published package holds no benchmark or test harness code', async (t) => {
+  // What `npm pack` would publish, read from package.json `files` (scripts off: no build).
+  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT })
+  const paths = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((file) => file.path)
+  t.true(paths.includes('dist/index.js'), 'the library is in it')
+  t.true(paths.includes('binding.js'), 'the binding is in it')
+  t.deepEqual(paths.filter((path) => /^(dist\/(bench|harness)\/|__test__\/|src\/)/.test(path)), [])
+})

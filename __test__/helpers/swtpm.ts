@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { tpmSupported } from '../../src/index.js'
-import { startSoftwareTpm } from '../../src/tpm/swtpm.js'
+import { startSoftwareTpm } from '../../src/harness/swtpm.js'
 import { requirePeer, runs } from './peers.js'
 
 // tpm2-tss logs every refused command to stderr; the tests provoke refusals on purpose.

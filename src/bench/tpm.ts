@@ -13,7 +13,7 @@ import { promisify } from 'node:util'
 
 import { SigningKey } from '../crypto/sign.js'
 import { Tpm, tpmSupported } from '../tpm/index.js'
-import { startSoftwareTpm } from '../tpm/swtpm.js'
+import { startSoftwareTpm } from '../harness/swtpm.js'
 import type { Case } from './index.js'
 
 const run = promisify(execFile)

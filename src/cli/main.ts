@@ -22,12 +22,10 @@
  */
 import { parseArgs } from 'node:util'
 
-import { formatIdleMemory, measureIdleMemory } from '../bench/idle-memory.js'
-import { formatTable, runBench } from '../bench/index.js'
 import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
 import { attestResponder, connect, echoServer } from './channels.js'
 import { tpm } from './tpm.js'
-import { ZtError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 
 const USAGE = `usage: ztmesh <command> [options]
 (the TPM: --tcti, else TPM2TOOLS_TCTI, TCTI, /dev/tpmrm0)
@@ -82,6 +80,11 @@ async function bench(args: string[]): Promise<void> {
     strict: true,
   })
   const quick = values.quick ?? false
+  // The benchmarks and their comparison libraries (dev dependencies) are not in the published
+  // package: `ztmesh bench` runs from a clone of the repository.
+  const [{ formatTable, runBench }, { formatIdleMemory, measureIdleMemory }] = await Promise.all([import('../bench/index.js'), import('../bench/idle-memory.js')]).catch((cause: unknown) => {
+    throw createError('ERR_NOT_FOUND', 'the benchmarks are not part of the installed package: run `npx ztmesh bench` in a clone of the ztmesh repository', { cause })
+  })
   const rows = await runBench({ quick, ...(values.filter !== undefined && { filter: values.filter }) })
   // The idle-connection memory runs with the full bench, or alone with `--filter idle-memory`.
   const memory = values.filter === undefined || 'idle-memory'.includes(values.filter) ? await measureIdleMemory(quick ? 100 : 1000) : []

@@ -150,4 +150,3 @@ function bytes(result: { bytes?: Buffer | null }): Buffer {
   if (result.bytes === undefined || result.bytes === null) throw new Error('ztmesh: a TPM job returned no bytes')
   return result.bytes
 }
-export { startSoftwareTpm, type SoftwareTpm } from './swtpm.js'
