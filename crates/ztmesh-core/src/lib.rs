@@ -14,6 +14,7 @@
 //! | [`keystore`] | passphrase-encrypted software keystore (Argon2id + AES-256-GCM) |
 //! | [`tls`] | mutual TLS 1.3 (rustls), sans-IO sessions, `verify_peer` verifiers, X25519MLKEM768 |
 //! | [`attest`] | verifying TPM 2.0 quotes (`TPMS_ATTEST`, tpm2-tools PCR files) and AK bindings |
+//! | [`mux`] | the message layer: typed, multiplexed, flow-controlled streams over one secure link |
 //! | [`wire`] | the registry of domain-separation labels; signed objects |
 //! | `tpm` | TPM 2.0 keys, sealing and quotes through tpm2-tss (cargo feature `tpm`) |
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod aead;
 pub mod attest;
 pub mod kem;
 pub mod keystore;
+pub mod mux;
 pub mod noise;
 pub mod pki;
 pub mod rand;
