@@ -97,6 +97,34 @@ export declare class MlKem768SecretKey {
   decapsulate(ciphertext: Uint8Array): Buffer
 }
 
+/** One side of a multiplexed session over one secure link. */
+export declare class MuxSession {
+  /** A session; `role` is `initiator` (odd ids) or `responder` (even ids). */
+  constructor(role: string, maxStreams?: number | undefined | null, window?: number | undefined | null)
+  /** Takes received bytes; never throws for what the peer sent (see `MuxFeed`). */
+  feed(chunk: Uint8Array): MuxFeed
+  /** Opens a stream for `protocol`. */
+  open(protocol: string): MuxOpened
+  /** Accepts a stream the peer opened; empty when the peer has reset it already. */
+  accept(stream: number): Buffer
+  /** Refuses a stream the peer opened with a reset code. */
+  refuse(stream: number, code: number): Buffer
+  /** Sends what the stream's credit allows of `data`. */
+  send(stream: number, data: Uint8Array): MuxSent
+  /** Reports data the application took; returns a credit frame when one is due. */
+  consumed(stream: number, bytes: number): Buffer | null
+  /** Half-closes this side's direction of the stream. */
+  close(stream: number): Buffer
+  /** Resets the stream with a code. */
+  reset(stream: number, code: number): Buffer
+  /** Ends the session with a go-away code. */
+  goAway(code: number): Buffer
+  /** Bytes this side may send on the stream now. */
+  sendCredit(stream: number): number
+  /** Streams open now, both sides'. */
+  get streamCount(): number
+}
+
 /** A Noise handshake in progress. */
 export declare class NoiseHandshake {
   /** Starts a handshake as the initiator. */
@@ -446,6 +474,55 @@ export interface KeystoreKdfOptions {
 
 /** Encapsulates to an ML-KEM-768 encapsulation key (checked per FIPS 203 §7.2). */
 export declare function mlkem768Encapsulate(publicKey: Uint8Array): Encapsulation
+
+/** What the peer did: `kind` is `opened`, `accepted`, `data`, `credit`, `closed` or `reset`. */
+export interface MuxEvent {
+  kind: string
+  stream: number
+  /** The protocol id (`opened`). */
+  protocol?: string
+  /** The bytes (`data`). */
+  data?: Buffer
+  /** The reset code (`reset`). */
+  code?: number
+}
+
+/**
+ * The result of feeding a chunk: the events, the frames to send, and the error that ended the
+ * session (its code and message) if one did; the events before it stay valid.
+ */
+export interface MuxFeed {
+  events: Array<MuxEvent>
+  out?: Buffer
+  errorCode?: string
+  errorMessage?: string
+  /** The peer's go-away code, when a go-away ended the session. */
+  goAwayCode?: number
+}
+
+/** The protocol constants of the message layer. */
+export declare function muxLimits(): MuxLimits
+
+/** The protocol constants of the message layer. */
+export interface MuxLimits {
+  headerLength: number
+  maxFrameBody: number
+  maxProtocolLength: number
+  initialWindow: number
+  maxWindow: number
+}
+
+/** A stream opened by this side, and the frames that open it. */
+export interface MuxOpened {
+  stream: number
+  out: Buffer
+}
+
+/** What `send` took of the data (the rest waits for credit), and the frames that carry it. */
+export interface MuxSent {
+  taken: number
+  out: Buffer
+}
 
 /** Options of a Noise handshake. */
 export interface NoiseOptions {

@@ -773,11 +773,12 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, buildCsr, createKeystore, generateP256Key, generateX25519KeyPair, mlkem768Encapsulate, muxLimits, noisePreferredCipher, openKeystore, panicForTestingOnly, parseCsr, parsePcrValues, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
 export { MlKem768SecretKey }
+export { MuxSession }
 export { NoiseHandshake }
 export { NoiseRecordLayer }
 export { NoiseTransport }
@@ -796,6 +797,7 @@ export { createKeystore }
 export { generateP256Key }
 export { generateX25519KeyPair }
 export { mlkem768Encapsulate }
+export { muxLimits }
 export { noisePreferredCipher }
 export { openKeystore }
 export { panicForTestingOnly }

@@ -11,6 +11,7 @@ mod attest;
 mod error;
 mod kem;
 mod keystore;
+mod mux;
 mod noise;
 mod pki;
 mod sign;

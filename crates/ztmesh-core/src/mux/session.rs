@@ -187,25 +187,29 @@ impl Session {
         Ok(id)
     }
 
-    /// Accepts a stream the peer opened.
-    pub fn accept(&mut self, stream: u32, out: &mut Vec<u8>) -> Result<(), MuxError> {
+    /// Accepts a stream the peer opened; returns false (and sends nothing) when the peer has
+    /// reset it already, as it may in the same chunk that opened it.
+    pub fn accept(&mut self, stream: u32, out: &mut Vec<u8>) -> Result<bool, MuxError> {
         self.check()?;
         match self.streams.get_mut(&stream) {
             Some(s) if !s.ours && !s.accepted => s.accepted = true,
-            _ => return Err(MuxError::Closed),
+            Some(_) => return Err(MuxError::State),
+            None => return Ok(false),
         }
         self.refused_in_a_row = 0;
         encode_frame(FrameType::Accept, stream, 0, &[], out);
         self.grant_extra_window(stream, out);
-        Ok(())
+        Ok(true)
     }
 
-    /// Refuses a stream the peer opened, with a [`super::reset_code`].
+    /// Refuses a stream the peer opened, with a [`super::reset_code`] (nothing when the peer
+    /// has reset it already).
     pub fn refuse(&mut self, stream: u32, code: u32, out: &mut Vec<u8>) -> Result<(), MuxError> {
         self.check()?;
         match self.streams.get(&stream) {
             Some(s) if !s.ours && !s.accepted => self.reset(stream, code, out),
-            _ => Err(MuxError::Closed),
+            Some(_) => Err(MuxError::State),
+            None => Ok(()),
         }
     }
 

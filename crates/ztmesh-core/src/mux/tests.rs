@@ -211,6 +211,22 @@ fn frames_for_a_stream_already_reset_are_ignored() {
 }
 
 #[test]
+fn an_open_reset_in_the_same_chunk_is_not_accepted() {
+    let (mut a, mut b) = pair();
+    let mut wire = Vec::new();
+    let id = a.open("/p", &mut wire).unwrap();
+    a.reset(id, reset_code::CANCEL, &mut wire).unwrap();
+    let (result, events, _) = feed(&mut b, &wire);
+    result.unwrap();
+    assert_eq!(events.len(), 2);
+    let mut out = Vec::new();
+    assert_eq!(b.accept(id, &mut out), Ok(false));
+    assert_eq!(b.refuse(id, reset_code::REFUSED, &mut out), Ok(()));
+    assert!(out.is_empty());
+    assert_eq!(b.stream_count(), 0);
+}
+
+#[test]
 fn an_unanswered_open_can_be_refused_with_a_code() {
     let (mut a, mut b) = pair();
     let mut wire = Vec::new();
