@@ -101,16 +101,28 @@ export declare class MlKem768SecretKey {
 export declare class MuxSession {
   /** A session; `role` is `initiator` (odd ids) or `responder` (even ids). */
   constructor(role: string, maxStreams?: number | undefined | null, window?: number | undefined | null)
-  /** Takes received bytes; never throws for what the peer sent (see `MuxFeed`). */
-  feed(chunk: Uint8Array): MuxFeed
+  /** The size `data` needs for a `feed` of `chunk_length` bytes. */
+  dataLengthBound(chunkLength: number): number
+  /**
+   * Takes received bytes, copying stream data to the front of `data`; never throws for what
+   * the peer sent (see `MuxFeed`).
+   */
+  feed(chunk: Uint8Array, data: Buffer): MuxFeed
   /** Opens a stream for `protocol`. */
   open(protocol: string): MuxOpened
   /** Accepts a stream the peer opened; empty when the peer has reset it already. */
   accept(stream: number): Buffer
   /** Refuses a stream the peer opened with a reset code. */
   refuse(stream: number, code: number): Buffer
-  /** Sends what the stream's credit allows of `data`. */
-  send(stream: number, data: Uint8Array): MuxSent
+  /** The room `send` needs to frame all of `data_length` bytes. */
+  static sendLengthBound(dataLength: number): number
+  /**
+   * Frames what the stream's credit allows of `data` at the front of `out`; returns the
+   * length written (`lastTaken` says how much of `data` went).
+   */
+  send(stream: number, data: Uint8Array, out: Buffer): number
+  /** How many bytes of its data the last `send` took (the rest waits for credit). */
+  get lastTaken(): number
   /** Reports data the application took; returns a credit frame when one is due. */
   consumed(stream: number, bytes: number): Buffer | null
   /** Half-closes this side's direction of the stream. */
@@ -481,18 +493,22 @@ export interface MuxEvent {
   stream: number
   /** The protocol id (`opened`). */
   protocol?: string
-  /** The bytes (`data`). */
-  data?: Buffer
+  /** Where the bytes start in the feed's `data` buffer (`data`). */
+  start?: number
+  /** Where they end (`data`). */
+  end?: number
   /** The reset code (`reset`). */
   code?: number
 }
 
 /**
- * The result of feeding a chunk: the events, the frames to send, and the error that ended the
- * session (its code and message) if one did; the events before it stay valid.
+ * The result of feeding a chunk: the events, the bytes of `data` used, the frames to send, and
+ * the error that ended the session (its code and message) if one did; the events before it
+ * stay valid.
  */
 export interface MuxFeed {
   events: Array<MuxEvent>
+  used: number
   out?: Buffer
   errorCode?: string
   errorMessage?: string
@@ -515,12 +531,6 @@ export interface MuxLimits {
 /** A stream opened by this side, and the frames that open it. */
 export interface MuxOpened {
   stream: number
-  out: Buffer
-}
-
-/** What `send` took of the data (the rest waits for credit), and the frames that carry it. */
-export interface MuxSent {
-  taken: number
   out: Buffer
 }
 

@@ -268,8 +268,9 @@ for (const protocol of ['tls', 'noise'] as const) {
         const { stream, out } = session.open('/test/stall/1')
         link.write(out)
         const [answer] = (await once(link, 'data')) as [Buffer]
-        session.feed(answer)
-        const { out: window } = session.send(stream, Buffer.alloc(MUX_LIMITS.initialWindow))
+        session.feed(answer, Buffer.alloc(session.dataLengthBound(answer.length)))
+        const room = Buffer.alloc(2 * MUX_LIMITS.initialWindow)
+        const window = room.subarray(0, session.send(stream, Buffer.alloc(MUX_LIMITS.initialWindow), room))
         link.write(window)
         // Replays one frame: honest framing, but past the credit the reader never returned.
         link.write(window.subarray(0, MUX_LIMITS.headerLength + MUX_LIMITS.maxFrameBody))

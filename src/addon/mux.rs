@@ -1,12 +1,12 @@
 //! The message layer's session (sans-IO): frames in, events out; local calls return the frames
 //! to send.
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 use ztmesh_core::mux::{self, Event, MuxConfig, Role, Session};
 use ztmesh_core::ErrorCode;
 
-use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::error::{byte_length, invalid_argument, sync, Failure, Result};
 
 /// What the peer did: `kind` is `opened`, `accepted`, `data`, `credit`, `closed` or `reset`.
 #[napi(object, object_from_js = false)]
@@ -15,17 +15,21 @@ pub struct MuxEvent {
     pub stream: u32,
     /// The protocol id (`opened`).
     pub protocol: Option<String>,
-    /// The bytes (`data`).
-    pub data: Option<Buffer>,
+    /// Where the bytes start in the feed's `data` buffer (`data`).
+    pub start: Option<u32>,
+    /// Where they end (`data`).
+    pub end: Option<u32>,
     /// The reset code (`reset`).
     pub code: Option<u32>,
 }
 
-/// The result of feeding a chunk: the events, the frames to send, and the error that ended the
-/// session (its code and message) if one did; the events before it stay valid.
+/// The result of feeding a chunk: the events, the bytes of `data` used, the frames to send, and
+/// the error that ended the session (its code and message) if one did; the events before it
+/// stay valid.
 #[napi(object, object_from_js = false)]
 pub struct MuxFeed {
     pub events: Vec<MuxEvent>,
+    pub used: u32,
     pub out: Option<Buffer>,
     pub error_code: Option<&'static str>,
     pub error_message: Option<String>,
@@ -37,13 +41,6 @@ pub struct MuxFeed {
 #[napi(object)]
 pub struct MuxOpened {
     pub stream: u32,
-    pub out: Buffer,
-}
-
-/// What `send` took of the data (the rest waits for credit), and the frames that carry it.
-#[napi(object)]
-pub struct MuxSent {
-    pub taken: u32,
     pub out: Buffer,
 }
 
@@ -73,6 +70,7 @@ pub fn mux_limits() -> MuxLimits {
 #[napi]
 pub struct MuxSession {
     inner: Session,
+    last_taken: u32,
 }
 
 #[napi]
@@ -92,18 +90,29 @@ impl MuxSession {
                 window: window.unwrap_or(defaults.window),
                 role,
             };
-            Ok(Self { inner: Session::new(config)? })
+            Ok(Self { inner: Session::new(config)?, last_taken: 0 })
         })
     }
 
-    /// Takes received bytes; never throws for what the peer sent (see `MuxFeed`).
+    /// The size `data` needs for a `feed` of `chunk_length` bytes.
     #[napi]
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<MuxFeed> {
+    pub fn data_length_bound(&self, chunk_length: u32) -> f64 {
+        self.inner.data_len_bound(chunk_length as usize) as f64
+    }
+
+    /// Takes received bytes, copying stream data to the front of `data`; never throws for what
+    /// the peer sent (see `MuxFeed`).
+    #[napi]
+    pub fn feed(&mut self, chunk: &[u8], mut data: BufferSlice) -> Result<MuxFeed> {
         sync(|| {
             let (mut events, mut out) = (Vec::new(), Vec::new());
-            let result = self.inner.feed(chunk, &mut events, &mut out);
+            let result = self.inner.feed(chunk, &mut events, &mut data, &mut out);
+            if result == Err(mux::MuxError::BufferTooSmall) {
+                return Err(mux::MuxError::BufferTooSmall.into());
+            }
             Ok(MuxFeed {
-                events: events.into_iter().map(convert).collect(),
+                used: byte_length(*result.as_ref().unwrap_or(&0))?,
+                events: events.into_iter().map(convert).collect::<std::result::Result<_, _>>()?,
                 out: (!out.is_empty()).then(|| out.into()),
                 error_code: result.as_ref().err().map(ErrorCode::code),
                 go_away_code: match result {
@@ -137,17 +146,27 @@ impl MuxSession {
         frames(|out| self.inner.refuse(stream, code, out))
     }
 
-    /// Sends what the stream's credit allows of `data`.
+    /// The room `send` needs to frame all of `data_length` bytes.
     #[napi]
-    pub fn send(&mut self, stream: u32, data: &[u8]) -> Result<MuxSent> {
+    pub fn send_length_bound(data_length: u32) -> f64 {
+        Session::send_len_bound(data_length as usize) as f64
+    }
+
+    /// Frames what the stream's credit allows of `data` at the front of `out`; returns the
+    /// length written (`lastTaken` says how much of `data` went).
+    #[napi]
+    pub fn send(&mut self, stream: u32, data: &[u8], mut out: BufferSlice) -> Result<u32> {
         sync(|| {
-            let mut out = Vec::new();
-            let taken = self.inner.send(stream, data, &mut out)?;
-            Ok(MuxSent {
-                taken: u32::try_from(taken).map_err(|_| invalid_argument("write too large"))?,
-                out: out.into(),
-            })
+            let (taken, written) = self.inner.send(stream, data, &mut out)?;
+            self.last_taken = byte_length(taken)?;
+            byte_length(written)
         })
+    }
+
+    /// How many bytes of its data the last `send` took (the rest waits for credit).
+    #[napi(getter)]
+    pub fn last_taken(&self) -> u32 {
+        self.last_taken
     }
 
     /// Reports data the application took; returns a credit frame when one is due.
@@ -197,14 +216,16 @@ fn frames(call: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), mux::MuxErr
     })
 }
 
-fn convert(event: Event) -> MuxEvent {
-    let base = |kind, stream| MuxEvent { kind, stream, protocol: None, data: None, code: None };
-    match event {
+fn convert(event: Event) -> std::result::Result<MuxEvent, Failure> {
+    let base = |kind, stream| MuxEvent { kind, stream, protocol: None, start: None, end: None, code: None };
+    Ok(match event {
         Event::Opened { stream, protocol } => MuxEvent { protocol: Some(protocol), ..base("opened", stream) },
         Event::Accepted { stream } => base("accepted", stream),
-        Event::Data { stream, data } => MuxEvent { data: Some(data.into()), ..base("data", stream) },
+        Event::Data { stream, start, end } => {
+            MuxEvent { start: Some(byte_length(start)?), end: Some(byte_length(end)?), ..base("data", stream) }
+        }
         Event::Credit { stream } => base("credit", stream),
         Event::Closed { stream } => base("closed", stream),
         Event::Reset { stream, code } => MuxEvent { code: Some(code), ..base("reset", stream) },
-    }
+    })
 }

@@ -4,6 +4,7 @@ import { createPrivateKey } from 'node:crypto'
 import { Duplex } from 'node:stream'
 import * as tls from 'node:tls'
 
+import { Mux, type MuxStream } from '../channels/mux.js'
 import { wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
 import { SigningKey } from '../crypto/sign.js'
@@ -245,5 +246,37 @@ CHANNEL_CASES.push({
       return 1
     }
     return { ztmesh: () => send(ourClient, ourServer), baseline: () => send(theirClient, theirServer) }
+  },
+})
+
+CHANNEL_CASES.push({
+  op: 'mux-throughput',
+  baseline: 'the raw Noise link the mux runs over, same cipher, in memory (per MiB; ratio 1 = the mux costs nothing)',
+  target: 0.8,
+  setup: async () => {
+    const d = benchDevices()
+    const trust = TrustStore.fromPem(d.trustPem)
+    const revocations = new RevocationSet()
+    const link = async () => {
+      const [left, right] = duplexPair()
+      return Promise.all([
+        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations }),
+        wrapNoise(right, { role: 'responder', identity: d.server.link, trust, revocations }),
+      ])
+    }
+    const [rawClient, rawServer] = await link()
+    const [muxClient, muxServer] = await link()
+    const server = new Mux(muxServer, { role: 'responder' })
+    const accepted = new Promise<MuxStream>((resolve) => server.handle('/bench/bulk/1', resolve))
+    const sender = await new Mux(muxClient, { role: 'initiator' }).open('/bench/bulk/1')
+    const receiver = await accepted
+    const payload = Buffer.alloc(CHUNK, 1)
+    const send = async (from: Duplex, to: Duplex) => {
+      const done = receive(to, MIB)
+      for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
+      await done
+      return 1
+    }
+    return { ztmesh: () => send(sender, receiver), baseline: () => send(rawClient, rawServer) }
   },
 })

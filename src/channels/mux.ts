@@ -27,6 +27,7 @@ import { Duplex } from 'node:stream'
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import { native, nativeError } from '../native.js'
 import type { PeerIdentity } from '../pki/index.js'
+import { reserve, take } from '../slab.js'
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
@@ -34,6 +35,14 @@ type NativeMuxSession = InstanceType<typeof native.MuxSession>
 
 /** The protocol constants, from the core. */
 export const MUX_LIMITS = native.muxLimits()
+
+/** The most stream data one native `send` frames: a few frames, so its region stays small. */
+const SEND_SLICE = 4 * MUX_LIMITS.maxFrameBody
+
+/** The room the core's `send` needs for `length` bytes (its `send_len_bound`, without a crossing). */
+function sendBound(length: number): number {
+  return length + MUX_LIMITS.headerLength * Math.max(1, Math.ceil(length / MUX_LIMITS.maxFrameBody))
+}
 
 /** The codes a stream reset carries (the core's `reset_code`). */
 export const MUX_RESET_CODES = Object.freeze({ cancel: 0, unsupportedProtocol: 1, refused: 2, internal: 3 })
@@ -199,8 +208,11 @@ export class Mux {
   #receive(chunk: Buffer): void {
     if (this.#ended) return
     let result
+    let region: Buffer
     try {
-      result = this.#session.feed(chunk)
+      // Room for every body the chunk completes: the chunk, plus at most one frame held back.
+      result = this.#session.feed(chunk, reserve(chunk.length + MUX_LIMITS.headerLength + MUX_LIMITS.maxFrameBody))
+      region = take(result.used)
     } catch (error) {
       this.#fail(nativeError(error))
       return
@@ -213,7 +225,7 @@ export class Mux {
       return
     }
     try {
-      for (const event of result.events) this.#dispatch(event)
+      for (const event of result.events) this.#dispatch(event, region)
     } catch (error) {
       this.#fail(nativeError(error))
       return
@@ -223,7 +235,7 @@ export class Mux {
     }
   }
 
-  #dispatch(event: { kind: string; stream: number; protocol?: string | null; data?: Buffer | null; code?: number | null }): void {
+  #dispatch(event: { kind: string; stream: number; protocol?: string | null; start?: number | null; end?: number | null; code?: number | null }, region: Buffer): void {
     const id = event.stream
     switch (event.kind) {
       case 'opened': {
@@ -264,7 +276,7 @@ export class Mux {
         return
       }
       case 'data':
-        this.#streams.get(id)?.deliver(event.data!)
+        this.#streams.get(id)?.deliver(region.subarray(event.start!, event.end!))
         return
       case 'credit':
         this.#streams.get(id)?.credited()
@@ -414,18 +426,26 @@ export class MuxStream extends Duplex {
 
   /** Sends `chunk` from `offset` as far as credit allows, then waits for credit for the rest. */
   #send(chunk: Buffer, offset: number, callback: (error?: Error | null) => void): void {
-    let sent: { taken: number; out: Buffer }
-    try {
-      sent = callMux(() => this.#mux.session.send(this.id, offset === 0 ? chunk : chunk.subarray(offset)))
-    } catch (error) {
-      callback(error as Error)
-      return
+    const session = this.#mux.session
+    let flowing = true
+    while (offset < chunk.length) {
+      const piece = chunk.subarray(offset, offset + SEND_SLICE)
+      let taken: number
+      try {
+        const written = session.send(this.id, piece, reserve(sendBound(piece.length)))
+        taken = session.lastTaken
+        flowing = this.#mux.write(take(written)) && flowing
+      } catch (error) {
+        callback(nativeError(error))
+        return
+      }
+      offset += taken
+      if (taken < piece.length) {
+        this.#waitingForCredit = () => this.#send(chunk, offset, callback)
+        return
+      }
     }
-    const flowing = this.#mux.write(sent.out)
-    const next = offset + sent.taken
-    if (next < chunk.length) {
-      this.#waitingForCredit = () => this.#send(chunk, next, callback)
-    } else if (flowing) callback()
+    if (flowing) callback()
     else whenDrained(this.#mux.link, callback)
   }
 

@@ -21,16 +21,18 @@ fuzz_target!(|data: &[u8]| {
     session.open("/fuzz/1", &mut out).expect("open");
     for chunk in rest.chunks(cut) {
         let (mut events, mut out) = (Vec::new(), Vec::new());
-        let result = session.feed(chunk, &mut events, &mut out);
+        let mut data = vec![0u8; session.data_len_bound(chunk.len())];
+        let result = session.feed(chunk, &mut events, &mut data, &mut out);
         assert!(session.buffered() <= HEADER_LEN + MAX_FRAME_BODY as usize);
         for event in &events {
             match event {
                 Event::Opened { stream, .. } if result.is_ok() => {
                     let _ = session.accept(*stream, &mut out);
                 }
-                Event::Data { stream, data } if result.is_ok() => {
-                    let _ = session.consumed(*stream, data.len() as u32, &mut out);
-                    let _ = session.send(*stream, data, &mut out);
+                Event::Data { stream, start, end } if result.is_ok() => {
+                    let _ = session.consumed(*stream, (end - start) as u32, &mut out);
+                    let mut frames = vec![0u8; Session::send_len_bound(end - start)];
+                    let _ = session.send(*stream, &data[*start..*end], &mut frames);
                 }
                 _ => {}
             }

@@ -43,11 +43,13 @@
 //! # Why the whole codec is here, not in TypeScript
 //!
 //! The project's rule is that the core owns every protocol byte. Decoding costs one native
-//! crossing per received chunk (all complete frames of the chunk come back at once); encoding
-//! costs one crossing per write, which copies the payload once into the frame buffer. A
-//! TypeScript writer of the header would save that crossing, but it would be a second copy of
-//! the layout; a write is already one crossing into the record layer of the link, so the mux
-//! adds one crossing per write and per chunk, not per frame.
+//! crossing per received chunk (all complete frames of the chunk come back at once, their data
+//! copied once into a caller's buffer); encoding costs one crossing per write, which copies the
+//! payload once into a caller's buffer behind its headers. Both buffers are regions of the
+//! binding's shared slabs, so no call allocates (fresh 64 KiB allocations cost page faults, and
+//! cost more than the copy). A TypeScript writer of the header would save the copy, but it would
+//! be a second copy of the layout; a write is already one crossing into the record layer of the
+//! link, so the mux adds one crossing per write and per chunk, not per frame.
 
 mod session;
 #[cfg(test)]
@@ -145,12 +147,18 @@ pub struct Frame<'a> {
 /// Appends one frame to `out`. The caller keeps to the rules (body only on `Open` and `Data`).
 pub fn encode_frame(kind: FrameType, stream: u32, value: u32, body: &[u8], out: &mut Vec<u8>) {
     out.reserve(HEADER_LEN + body.len());
-    out.push(VERSION);
-    out.push(kind as u8);
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(&value.to_be_bytes());
+    out.extend_from_slice(&header(kind, stream, value));
     out.extend_from_slice(body);
+}
+
+/// The header of a frame: the one place its layout is written.
+fn header(kind: FrameType, stream: u32, value: u32) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = VERSION;
+    header[1] = kind as u8;
+    header[4..8].copy_from_slice(&stream.to_be_bytes());
+    header[8..12].copy_from_slice(&value.to_be_bytes());
+    header
 }
 
 /// Whether `id` is a valid protocol id: 1 to [`MAX_PROTOCOL_LEN`] bytes of `[A-Za-z0-9/._-]`.
@@ -203,8 +211,11 @@ impl FrameDecoder {
             if self.pending.len() < HEADER_LEN || self.pending.len() < frame_len(&self.pending)? {
                 return Ok(());
             }
-            let pending = std::mem::take(&mut self.pending);
-            on_frame(parse(&pending)?)?;
+            // Parsed in place and cleared, not taken: the buffer keeps its capacity, since a
+            // fresh 64 KiB allocation per frame costs page faults.
+            let result = parse(&self.pending).map(&mut on_frame);
+            self.pending.clear();
+            result??;
         }
         // Then whole frames straight from the chunk, keeping only a partial tail.
         while !chunk.is_empty() {
@@ -301,6 +312,8 @@ pub enum MuxError {
     Closed,
     /// A session setting out of range.
     Config,
+    /// An output buffer smaller than the call's bound.
+    BufferTooSmall,
 }
 
 impl MuxError {
@@ -327,6 +340,7 @@ impl fmt::Display for MuxError {
             Self::GoAway(code) => write!(f, "the peer ended the mux session (go-away code {code})"),
             Self::Closed => f.write_str("the mux stream or session is closed"),
             Self::Config => f.write_str("a mux setting is out of range"),
+            Self::BufferTooSmall => f.write_str("the output buffer is smaller than the bound"),
         }
     }
 }
@@ -346,6 +360,7 @@ impl crate::ErrorCode for MuxError {
             Self::GoAway(_) => "ERR_MUX_GOAWAY",
             Self::Closed => "ERR_CLOSED",
             Self::Config => "ERR_CONFIG",
+            Self::BufferTooSmall => "ERR_BUFFER_TOO_SMALL",
         }
     }
 }

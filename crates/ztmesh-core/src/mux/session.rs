@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::{
-    encode_frame, reset_code, Frame, FrameDecoder, FrameType, MuxError, INITIAL_WINDOW, MAX_FRAME_BODY, MAX_WINDOW,
+    encode_frame, header, reset_code, Frame, FrameDecoder, FrameType, MuxError, HEADER_LEN, INITIAL_WINDOW,
+    MAX_FRAME_BODY, MAX_WINDOW,
 };
 
 /// Which side of the session this is; it decides the parity of the ids it opens.
@@ -52,12 +53,15 @@ pub enum Event {
         /// The stream.
         stream: u32,
     },
-    /// Data on a stream; report it with [`Session::consumed`] once the application took it.
+    /// Data on a stream, at `start..end` of the `data` buffer given to [`Session::feed`]; report
+    /// it with [`Session::consumed`] once the application took it.
     Data {
         /// The stream.
         stream: u32,
-        /// The bytes.
-        data: Vec<u8>,
+        /// Where the bytes start in `data`.
+        start: usize,
+        /// Where they end.
+        end: usize,
     },
     /// The peer granted credit: writes held on the stream may continue.
     Credit {
@@ -148,16 +152,34 @@ impl Session {
         self.failed
     }
 
-    /// Takes received bytes, at any chunking: appends what the peer did to `events`, and to
-    /// `out` the frames this side answers with on its own (refusals past the limit).
+    /// The most stream data one [`Session::feed`] of `chunk_len` bytes can deliver: the size
+    /// its `data` buffer needs.
+    pub fn data_len_bound(&self, chunk_len: usize) -> usize {
+        chunk_len + self.decoder.buffered()
+    }
+
+    /// Takes received bytes, at any chunking: appends what the peer did to `events`, copies the
+    /// stream data into `data` (each [`Event::Data`] says where; `data` must hold
+    /// [`Session::data_len_bound`] bytes), appends to `out` the frames this side answers with on
+    /// its own (refusals past the limit), and returns how many bytes of `data` it used.
     ///
     /// A violation ends the session: the error is returned (now and by every later call), the
     /// events before it stay valid, and `out` ends with a `GoAway` telling the peer why. A
     /// go-away from the peer ends it with [`MuxError::GoAway`] and no answer.
-    pub fn feed(&mut self, chunk: &[u8], events: &mut Vec<Event>, out: &mut Vec<u8>) -> Result<(), MuxError> {
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        events: &mut Vec<Event>,
+        data: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, MuxError> {
         self.check()?;
+        if data.len() < self.data_len_bound(chunk.len()) {
+            return Err(MuxError::BufferTooSmall);
+        }
         let mut decoder = std::mem::take(&mut self.decoder);
-        let result = decoder.decode(chunk, |frame| self.on_frame(frame, events, out));
+        let mut used = 0;
+        let result = decoder.decode(chunk, |frame| self.on_frame(frame, events, data, &mut used, out));
         self.decoder = decoder;
         if let Err(error) = result {
             if !matches!(error, MuxError::GoAway(_)) {
@@ -165,8 +187,9 @@ impl Session {
             }
             self.failed = Some(error);
             self.streams.clear();
+            return Err(error);
         }
-        result
+        Ok(used)
     }
 
     /// Opens a stream for `protocol`; returns its id. Data may flow once the peer accepts.
@@ -213,21 +236,33 @@ impl Session {
         }
     }
 
-    /// Sends as much of `data` as the stream's credit allows, in frames of at most
-    /// [`MAX_FRAME_BODY`] bytes; returns how many bytes were taken (0 when out of credit: wait
-    /// for [`Event::Credit`]).
-    pub fn send(&mut self, stream: u32, data: &[u8], out: &mut Vec<u8>) -> Result<usize, MuxError> {
+    /// The room [`Session::send`] needs in `out` to frame all of `data_len` bytes.
+    pub fn send_len_bound(data_len: usize) -> usize {
+        data_len + HEADER_LEN * data_len.div_ceil(MAX_FRAME_BODY as usize).max(1)
+    }
+
+    /// Frames as much of `data` as the stream's credit and the room in `out` allow, in frames of
+    /// at most [`MAX_FRAME_BODY`] bytes; returns how many bytes of `data` it took (0 when out of
+    /// credit: wait for [`Event::Credit`]) and how many of `out` it wrote.
+    pub fn send(&mut self, stream: u32, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), MuxError> {
         self.check()?;
         let s = match self.streams.get_mut(&stream) {
             Some(s) if s.accepted && s.local_open => s,
             _ => return Err(MuxError::Closed),
         };
-        let taken = data.len().min(s.send_credit as usize);
-        s.send_credit -= taken as u32;
-        for body in data[..taken].chunks(MAX_FRAME_BODY as usize) {
-            encode_frame(FrameType::Data, stream, body.len() as u32, body, out);
+        let allowed = data.len().min(s.send_credit as usize);
+        let (mut taken, mut written) = (0, 0);
+        for body in data[..allowed].chunks(MAX_FRAME_BODY as usize) {
+            let end = written + HEADER_LEN + body.len();
+            if end > out.len() {
+                break;
+            }
+            out[written..written + HEADER_LEN].copy_from_slice(&header(FrameType::Data, stream, body.len() as u32));
+            out[written + HEADER_LEN..end].copy_from_slice(body);
+            (taken, written) = (taken + body.len(), end);
         }
-        Ok(taken)
+        s.send_credit -= taken as u32;
+        Ok((taken, written))
     }
 
     /// Reports that the application took `bytes` of the stream's data; returns credit to the
@@ -318,7 +353,14 @@ impl Session {
         }
     }
 
-    fn on_frame(&mut self, frame: Frame<'_>, events: &mut Vec<Event>, out: &mut Vec<u8>) -> Result<(), MuxError> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        events: &mut Vec<Event>,
+        data: &mut [u8],
+        used: &mut usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MuxError> {
         let id = frame.stream;
         match frame.kind {
             FrameType::GoAway => return Err(MuxError::GoAway(frame.value)),
@@ -345,7 +387,11 @@ impl Session {
                     return Err(MuxError::Window);
                 }
                 s.recv_allowance -= frame.value;
-                events.push(Event::Data { stream: id, data: frame.body.to_vec() });
+                // `feed` checked that `data` holds every body of the chunk.
+                let (start, end) = (*used, *used + frame.body.len());
+                data.get_mut(start..end).ok_or(MuxError::BufferTooSmall)?.copy_from_slice(frame.body);
+                *used = end;
+                events.push(Event::Data { stream: id, start, end });
             }
             FrameType::Credit => {
                 let credit =

@@ -5,10 +5,36 @@ fn pair() -> (Session, Session) {
     (Session::new(MuxConfig::new(Role::Initiator)).unwrap(), Session::new(MuxConfig::new(Role::Responder)).unwrap())
 }
 
-fn feed(session: &mut Session, bytes: &[u8]) -> (Result<(), MuxError>, Vec<Event>, Vec<u8>) {
+/// What a test compares: events, with each one's data copied out of the feed's buffer.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Event(Event),
+    Data(u32, Vec<u8>),
+}
+
+fn feed(session: &mut Session, bytes: &[u8]) -> (Result<(), MuxError>, Vec<Seen>, Vec<u8>) {
     let (mut events, mut out) = (Vec::new(), Vec::new());
-    let result = session.feed(bytes, &mut events, &mut out);
-    (result, events, out)
+    let mut data = vec![0u8; session.data_len_bound(bytes.len())];
+    let result = session.feed(bytes, &mut events, &mut data, &mut out).map(drop);
+    (result, seen(events, &data), out)
+}
+
+fn seen(events: Vec<Event>, data: &[u8]) -> Vec<Seen> {
+    events
+        .into_iter()
+        .map(|event| match event {
+            Event::Data { stream, start, end } => Seen::Data(stream, data[start..end].to_vec()),
+            other => Seen::Event(other),
+        })
+        .collect()
+}
+
+/// Frames all of `data` the credit allows into a fresh buffer.
+fn send(session: &mut Session, stream: u32, data: &[u8], wire: &mut Vec<u8>) -> Result<usize, MuxError> {
+    let mut out = vec![0u8; Session::send_len_bound(data.len())];
+    let (taken, written) = session.send(stream, data, &mut out)?;
+    wire.extend_from_slice(&out[..written]);
+    Ok(taken)
 }
 
 fn frame(kind: FrameType, stream: u32, value: u32, body: &[u8]) -> Vec<u8> {
@@ -23,12 +49,12 @@ fn open_accepted(a: &mut Session, b: &mut Session) -> u32 {
     let id = a.open("/echo/1", &mut wire).unwrap();
     let (result, events, _) = feed(b, &wire);
     result.unwrap();
-    assert_eq!(events[0], Event::Opened { stream: id, protocol: "/echo/1".into() });
+    assert_eq!(events[0], Seen::Event(Event::Opened { stream: id, protocol: "/echo/1".into() }));
     let mut answer = Vec::new();
     b.accept(id, &mut answer).unwrap();
     let (result, events, _) = feed(a, &answer);
     result.unwrap();
-    assert_eq!(events[0], Event::Accepted { stream: id });
+    assert_eq!(events[0], Seen::Event(Event::Accepted { stream: id }));
     id
 }
 
@@ -51,20 +77,20 @@ fn a_stream_opens_carries_data_both_ways_and_closes_in_both_directions() {
     let id = open_accepted(&mut a, &mut b);
     assert_eq!(id, 1);
     let mut wire = Vec::new();
-    assert_eq!(a.send(id, b"ping", &mut wire), Ok(4));
+    assert_eq!(send(&mut a, id, b"ping", &mut wire), Ok(4));
     a.close(id, &mut wire).unwrap();
     let (result, events, _) = feed(&mut b, &wire);
     result.unwrap();
-    assert_eq!(events, vec![Event::Data { stream: id, data: b"ping".to_vec() }, Event::Closed { stream: id }]);
+    assert_eq!(events, vec![Seen::Data(id, b"ping".to_vec()), Seen::Event(Event::Closed { stream: id })]);
     let mut back = Vec::new();
-    assert_eq!(b.send(id, b"pong", &mut back), Ok(4), "a half-closed stream still carries the other direction");
+    assert_eq!(send(&mut b, id, b"pong", &mut back), Ok(4), "a half-closed stream still carries the other direction");
     b.close(id, &mut back).unwrap();
     assert_eq!(b.stream_count(), 0, "closed both ways: forgotten");
     let (result, events, _) = feed(&mut a, &back);
     result.unwrap();
-    assert_eq!(events, vec![Event::Data { stream: id, data: b"pong".to_vec() }, Event::Closed { stream: id }]);
+    assert_eq!(events, vec![Seen::Data(id, b"pong".to_vec()), Seen::Event(Event::Closed { stream: id })]);
     assert_eq!(a.stream_count(), 0);
-    assert_eq!(a.send(id, b"late", &mut Vec::new()), Err(MuxError::Closed));
+    assert_eq!(send(&mut a, id, b"late", &mut Vec::new()), Err(MuxError::Closed));
 }
 
 #[test]
@@ -81,32 +107,32 @@ fn any_chunking_of_the_same_bytes_gives_the_same_events() {
     let id = open_accepted(&mut a, &mut b);
     let mut wire = Vec::new();
     let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-    assert_eq!(a.send(id, &payload, &mut wire), Ok(payload.len()));
+    assert_eq!(send(&mut a, id, &payload, &mut wire), Ok(payload.len()));
     let second = a.open("/line/1", &mut wire).unwrap();
     a.close(id, &mut wire).unwrap();
     for cut in [1, 5, 11, 12, 13, 4096, 65_548, wire.len()] {
         let (_, mut b) = pair();
-        let mut events = Vec::new();
-        let mut out = Vec::new();
         // The stream must exist on this fresh `b`: replay the open and accept first.
         let mut open = Vec::new();
         encode_frame(FrameType::Open, id, 7, b"/echo/1", &mut open);
-        b.feed(&open, &mut events, &mut out).unwrap();
-        b.accept(id, &mut out).unwrap();
-        events.clear();
+        feed(&mut b, &open).0.unwrap();
+        b.accept(id, &mut Vec::new()).unwrap();
+        let mut events = Vec::new();
         for chunk in wire.chunks(cut) {
-            b.feed(chunk, &mut events, &mut out).unwrap();
+            let (result, seen, _) = feed(&mut b, chunk);
+            result.unwrap();
+            events.extend(seen);
         }
         let mut data = Vec::new();
         for event in &events {
-            if let Event::Data { data: d, .. } = event {
+            if let Seen::Data(_, d) = event {
                 assert!(d.len() <= MAX_FRAME_BODY as usize);
                 data.extend_from_slice(d);
             }
         }
         assert_eq!(data, payload, "cut {cut}");
-        assert_eq!(events.last(), Some(&Event::Closed { stream: id }), "cut {cut}");
-        assert!(events.contains(&Event::Opened { stream: second, protocol: "/line/1".into() }));
+        assert_eq!(events.last(), Some(&Seen::Event(Event::Closed { stream: id })), "cut {cut}");
+        assert!(events.contains(&Seen::Event(Event::Opened { stream: second, protocol: "/line/1".into() })));
         assert_eq!(b.buffered(), 0);
     }
 }
@@ -117,8 +143,8 @@ fn a_sender_stops_at_its_credit_and_resumes_when_the_reader_consumes() {
     let id = open_accepted(&mut a, &mut b);
     let big = vec![7u8; INITIAL_WINDOW as usize + 1000];
     let mut wire = Vec::new();
-    assert_eq!(a.send(id, &big, &mut wire), Ok(INITIAL_WINDOW as usize));
-    assert_eq!(a.send(id, &big, &mut wire), Ok(0), "no credit left");
+    assert_eq!(send(&mut a, id, &big, &mut wire), Ok(INITIAL_WINDOW as usize));
+    assert_eq!(send(&mut a, id, &big, &mut wire), Ok(0), "no credit left");
     feed(&mut b, &wire).0.unwrap();
     let mut credit = Vec::new();
     b.consumed(id, INITIAL_WINDOW / 2 - 1, &mut credit).unwrap();
@@ -127,7 +153,7 @@ fn a_sender_stops_at_its_credit_and_resumes_when_the_reader_consumes() {
     assert_eq!(credit, frame(FrameType::Credit, id, INITIAL_WINDOW / 2, &[]));
     let (result, events, _) = feed(&mut a, &credit);
     result.unwrap();
-    assert_eq!(events, vec![Event::Credit { stream: id }]);
+    assert_eq!(events, vec![Seen::Event(Event::Credit { stream: id })]);
     assert_eq!(a.send_credit(id), INITIAL_WINDOW / 2);
 }
 
@@ -146,7 +172,7 @@ fn a_larger_window_is_granted_right_after_the_open() {
     let mut b = Session::new(MuxConfig { window: 1 << 20, ..MuxConfig::new(Role::Responder) }).unwrap();
     let id = open_accepted(&mut a, &mut b);
     let mut wire = Vec::new();
-    assert_eq!(a.send(id, &vec![0; 1 << 20], &mut wire), Ok(1 << 20));
+    assert_eq!(send(&mut a, id, &vec![0; 1 << 20], &mut wire), Ok(1 << 20));
     assert_eq!(feed(&mut b, &wire).0, Ok(()));
 }
 
@@ -155,7 +181,7 @@ fn a_peer_that_sends_beyond_its_credit_ends_the_session() {
     let (mut a, mut b) = pair();
     let id = open_accepted(&mut a, &mut b);
     let mut wire = Vec::new();
-    a.send(id, &vec![1; INITIAL_WINDOW as usize], &mut wire).unwrap();
+    send(&mut a, id, &vec![1; INITIAL_WINDOW as usize], &mut wire).unwrap();
     // A hostile sender ignores its credit and sends one more byte.
     encode_frame(FrameType::Data, id, 1, b"x", &mut wire);
     let (result, events, out) = feed(&mut b, &wire);
@@ -200,14 +226,14 @@ fn frames_for_a_stream_already_reset_are_ignored() {
     let (mut a, mut b) = pair();
     let id = open_accepted(&mut a, &mut b);
     let mut in_flight = Vec::new();
-    a.send(id, b"late", &mut in_flight).unwrap();
+    send(&mut a, id, b"late", &mut in_flight).unwrap();
     a.close(id, &mut in_flight).unwrap();
     let mut reset = Vec::new();
     b.reset(id, reset_code::CANCEL, &mut reset).unwrap();
     let (result, events, _) = feed(&mut b, &in_flight);
     assert_eq!((result, events), (Ok(()), vec![]));
     let (result, events, _) = feed(&mut a, &reset);
-    assert_eq!((result, events), (Ok(()), vec![Event::Reset { stream: id, code: reset_code::CANCEL }]));
+    assert_eq!((result, events), (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code: reset_code::CANCEL })]));
 }
 
 #[test]
@@ -235,7 +261,10 @@ fn an_unanswered_open_can_be_refused_with_a_code() {
     let mut answer = Vec::new();
     b.refuse(id, reset_code::UNSUPPORTED_PROTOCOL, &mut answer).unwrap();
     let (result, events, _) = feed(&mut a, &answer);
-    assert_eq!((result, events), (Ok(()), vec![Event::Reset { stream: id, code: reset_code::UNSUPPORTED_PROTOCOL }]));
+    assert_eq!(
+        (result, events),
+        (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code: reset_code::UNSUPPORTED_PROTOCOL })])
+    );
     assert_eq!(a.stream_count(), 0);
 }
 
@@ -316,7 +345,7 @@ fn frames_out_of_turn_are_refused() {
         let (mut a, mut b) = pair();
         let mut wire = Vec::new();
         let id = b.open("/p", &mut wire).unwrap();
-        a.feed(&wire, &mut Vec::new(), &mut Vec::new()).unwrap();
+        feed(&mut a, &wire).0.unwrap();
         let mut answer = Vec::new();
         a.accept(id, &mut answer).unwrap();
         feed(&mut b, &answer).0.unwrap();
@@ -328,6 +357,19 @@ fn frames_out_of_turn_are_refused() {
     let (mut a, mut b) = pair();
     let id = open_accepted(&mut a, &mut b);
     assert_eq!(feed(&mut a, &frame(FrameType::Accept, id, 0, &[])).0, Err(MuxError::State));
+}
+
+#[test]
+fn a_data_buffer_below_the_bound_is_refused_and_send_stops_at_the_room_it_has() {
+    let (mut a, mut b) = pair();
+    let id = open_accepted(&mut a, &mut b);
+    let mut small = [0u8; 3];
+    assert_eq!(b.feed(&[0; 4], &mut Vec::new(), &mut small, &mut Vec::new()), Err(MuxError::BufferTooSmall));
+    let mut room = vec![0u8; HEADER_LEN + 10];
+    assert_eq!(a.send(id, &[1; 100_000], &mut room), Ok((0, 0)), "a frame that does not fit is not cut");
+    assert_eq!(a.send_credit(id), INITIAL_WINDOW);
+    let mut room = vec![0u8; Session::send_len_bound(70_000)];
+    assert_eq!(a.send(id, &[1; 70_000], &mut room), Ok((70_000, 70_000 + 2 * HEADER_LEN)));
 }
 
 #[test]
@@ -361,9 +403,8 @@ fn seeded_garbage_never_panics_and_fails_with_a_typed_error() {
             bytes[2] = 0;
             bytes[3] = 0;
         }
-        let (mut events, mut out) = (Vec::new(), Vec::new());
         for chunk in bytes.chunks(1 + (next() % 20) as usize) {
-            if b.feed(chunk, &mut events, &mut out).is_err() {
+            if feed(&mut b, chunk).0.is_err() {
                 break;
             }
         }
