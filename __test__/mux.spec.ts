@@ -50,48 +50,53 @@ interface Pair {
   serverLink: SecureStream
 }
 
-/** Two endpoints over one real secure link on 127.0.0.1, each side with its own mux. */
-async function pair(t: { teardown(fn: () => unknown): void }, protocol: 'tls' | 'noise', serverInit: Partial<MuxInit> = {}, clientInit: Partial<MuxInit> = {}): Promise<Pair> {
-  let accepted: ((link: SecureStream) => void) | undefined
-  const serverLinkReady = new Promise<SecureStream>((resolve) => (accepted = resolve))
-  const server = createSecureServer({ protocol, identity: gateway, trustPem }, (link) => {
+type Teardown = { teardown(fn: () => unknown): void }
+
+/**
+ * A real secure link on 127.0.0.1: `onServerLink` gets the server's end as soon as it is
+ * secured (a mux must listen from the first byte), the client's end is returned.
+ */
+async function secureLink<T>(t: Teardown, protocol: 'tls' | 'noise', onServerLink: (link: SecureStream) => T): Promise<{ clientLink: SecureStream; server: Promise<T> }> {
+  let accepted: ((value: T) => void) | undefined
+  const server = new Promise<T>((resolve) => (accepted = resolve))
+  const listener = createSecureServer({ protocol, identity: gateway, trustPem }, (link) => {
     link.on('error', () => {})
-    accepted!(link)
+    accepted!(onServerLink(link))
   })
-  const { port } = await server.listen(0)
-  t.teardown(() => server.close())
+  const { port } = await listener.listen(0)
+  t.teardown(() => listener.close())
   const clientLink = await connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet, trustPem })
   clientLink.on('error', () => {})
   t.teardown(() => clientLink.destroy())
-  const serverLink = await serverLinkReady
-  const serverMux = new Mux(serverLink, { role: 'responder', ...serverInit })
-  serverMux.handle(ECHO, echo)
-  serverMux.handle(LINES, lines)
-  return { client: new Mux(clientLink, { role: 'initiator', ...clientInit }), server: serverMux, clientLink, serverLink }
+  return { clientLink, server }
+}
+
+/** Two endpoints over one real secure link, each side with its own mux. */
+async function pair(t: Teardown, protocol: 'tls' | 'noise', serverInit: Partial<MuxInit> = {}, clientInit: Partial<MuxInit> = {}): Promise<Pair> {
+  const { clientLink, server } = await secureLink(t, protocol, (link) => {
+    const mux = new Mux(link, { role: 'responder', ...serverInit })
+    mux.handle(ECHO, echo)
+    mux.handle(LINES, lines)
+    return { mux, link }
+  })
+  const { mux, link } = await server
+  return { client: new Mux(clientLink, { role: 'initiator', ...clientInit }), server: mux, clientLink, serverLink: link }
 }
 
 /** A hostile peer: a raw secure link to a mux server, framed by a native session it misuses. */
-async function hostile(t: { teardown(fn: () => unknown): void }, protocol: 'tls' | 'noise', serverInit: Partial<MuxInit> = {}) {
-  let accepted: ((mux: Mux) => void) | undefined
-  const serverMux = new Promise<Mux>((resolve) => (accepted = resolve))
-  const server = createSecureServer({ protocol, identity: gateway, trustPem }, (link) => {
-    link.on('error', () => {})
-    const mux = new Mux(link, { role: 'responder', ...serverInit })
+async function hostile(t: Teardown, protocol: 'tls' | 'noise', serverInit: Partial<MuxInit> = {}) {
+  const { clientLink: link, server } = await secureLink(t, protocol, (serverLink) => {
+    const mux = new Mux(serverLink, { role: 'responder', ...serverInit })
     mux.handle(ECHO, echo)
     mux.handle('/test/stall/1', (stream) => {
       stream.on('error', () => {})
       stream.pause()
     })
-    accepted!(mux)
+    return mux
   })
-  const { port } = await server.listen(0)
-  t.teardown(() => server.close())
-  const link = await connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet, trustPem })
-  link.on('error', () => {})
-  t.teardown(() => link.destroy())
   const session = new native.MuxSession('initiator', 65_536)
   const linkClosed = once(link, 'close')
-  return { link, session, mux: await serverMux, linkClosed }
+  return { link, session, mux: await server, linkClosed }
 }
 
 /** Reads a stream to its end, leaving its writable side alone (async iteration would destroy it). */
@@ -222,14 +227,7 @@ for (const protocol of ['tls', 'noise'] as const) {
 
   test(`over ${protocol}, opens honour abort signals and time out`, async (t) => {
     // This peer reads and never answers: a raw link, not a mux.
-    const server = createSecureServer({ protocol, identity: gateway, trustPem }, (link) => {
-      link.on('error', () => {})
-      link.resume()
-    })
-    const { port } = await server.listen(0)
-    t.teardown(() => server.close())
-    const link = await connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet, trustPem })
-    link.on('error', () => {})
+    const { clientLink: link } = await secureLink(t, protocol, (serverLink) => serverLink.resume())
     const mux = new Mux(link, { role: 'initiator', openTimeoutMs: 150 })
     const aborted = new AbortController()
     aborted.abort()
@@ -288,7 +286,7 @@ for (const protocol of ['tls', 'noise'] as const) {
       const h = await hostile(t, protocol, { maxStreams: 8 })
       await attack(h)
       const error = await h.mux.closed
-      t.is(error?.code, code, name)
+      t.is<string | undefined, string>(error?.code, code, name)
       t.true(error instanceof MuxError, name)
       await h.linkClosed // the server closed the link
       t.is(h.mux.streamCount, 0, name)

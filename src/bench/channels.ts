@@ -33,6 +33,15 @@ function duplexPair(): [Duplex, Duplex] {
   return [sides[0]!, sides[1]!]
 }
 
+/** Writes one MiB into `from` in 64 KiB chunks and resolves once `to` has delivered it. */
+async function sendMib(from: Duplex, to: Duplex): Promise<number> {
+  const payload = Buffer.alloc(CHUNK, 1)
+  const done = receive(to, MIB)
+  for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
+  await done
+  return 1
+}
+
 /** Resolves once `stream` has delivered `bytes` more bytes. */
 function receive(stream: Duplex, bytes: number): Promise<void> {
   return new Promise((resolve) => {
@@ -238,14 +247,7 @@ CHANNEL_CASES.push({
     const [left, right] = duplexPair()
     const [ourClient, ourServer] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
     const { client: theirClient, server: theirServer } = await nodeTlsPair(d)
-    const payload = Buffer.alloc(CHUNK, 1)
-    const send = async (from: Duplex, to: Duplex) => {
-      const done = receive(to, MIB)
-      for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
-      await done
-      return 1
-    }
-    return { ztmesh: () => send(ourClient, ourServer), baseline: () => send(theirClient, theirServer) }
+    return { ztmesh: () => sendMib(ourClient, ourServer), baseline: () => sendMib(theirClient, theirServer) }
   },
 })
 
@@ -270,13 +272,6 @@ CHANNEL_CASES.push({
     const accepted = new Promise<MuxStream>((resolve) => server.handle('/bench/bulk/1', resolve))
     const sender = await new Mux(muxClient, { role: 'initiator' }).open('/bench/bulk/1')
     const receiver = await accepted
-    const payload = Buffer.alloc(CHUNK, 1)
-    const send = async (from: Duplex, to: Duplex) => {
-      const done = receive(to, MIB)
-      for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
-      await done
-      return 1
-    }
-    return { ztmesh: () => send(sender, receiver), baseline: () => send(rawClient, rawServer) }
+    return { ztmesh: () => sendMib(sender, receiver), baseline: () => sendMib(rawClient, rawServer) }
   },
 })
