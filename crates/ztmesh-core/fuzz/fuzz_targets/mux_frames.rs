@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
             if !matches!(error, MuxError::GoAway(_)) {
                 assert!(out.len() >= HEADER_LEN && out[out.len() - HEADER_LEN + 1] == 6, "a go-away ends the output");
             }
-            assert_eq!(session.feed(&[], &mut Vec::new(), &mut Vec::new()), Err(error), "the session stays failed");
+            assert_eq!(session.feed(&[], &mut Vec::new(), &mut data, &mut Vec::new()), Err(error), "the session stays failed");
             assert_eq!(session.stream_count(), 0);
             return;
         }
