@@ -58,8 +58,9 @@ export interface MuxInit {
   /** How long {@link Mux.open} waits for the peer's answer, ms. Default 10 s. */
   openTimeoutMs?: number
   /**
-   * Bytes this side may have queued on the link beyond what flow control explains (control
-   * frames the peer made us send while not reading) before it ends the session. Default 1 MiB.
+   * Bytes of answers (accepts, refusals, resets, credit) the peer may make this side queue on
+   * the link while the link is backed up, before the session ends with `ERR_MUX_STALLED`: a
+   * peer that floods opens and never reads cannot grow our memory. Default 1 MiB.
    */
   maxQueuedControlBytes?: number
 }
@@ -92,7 +93,9 @@ export class Mux {
   readonly #streams = new Map<number, MuxStream>()
   readonly #pending = new Map<number, PendingOpen>()
   readonly #openTimeoutMs: number
-  readonly #outLimit: number
+  readonly #controlLimit: number
+  /** Control bytes written since the link last drained, while it was backed up. */
+  #controlBacklog = 0
   readonly window: number
   #ended = false
   #resolveClosed!: (error: ZtError | undefined) => void
@@ -104,9 +107,10 @@ export class Mux {
     const maxStreams = init.maxStreams ?? 64
     this.#openTimeoutMs = init.openTimeoutMs ?? 10_000
     this.#session = callMux(() => new native.MuxSession(init.role, maxStreams, this.window))
-    // Stream data in flight is bounded by credit; anything past that plus the allowance is
-    // control frames a peer that does not read made us queue.
-    this.#outLimit = maxStreams * this.window + (init.maxQueuedControlBytes ?? 1 << 20)
+    // Stream data queued on the link is bounded by the peer's credit; answers are not, so
+    // they are counted while the link is backed up.
+    this.#controlLimit = init.maxQueuedControlBytes ?? 1 << 20
+    link.on('drain', () => (this.#controlBacklog = 0))
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve))
     link.on('data', (chunk: Buffer) => this.#receive(chunk))
     link.once('end', () => this.#end(createError('ERR_CLOSED', 'the link ended')))
@@ -200,6 +204,12 @@ export class Mux {
     this.#streams.delete(id)
   }
 
+  /** @internal Writes answers the peer's frames called for, counting them while the link is backed up. */
+  writeControl(frames: Buffer | null | undefined): void {
+    if (frames !== null && frames !== undefined && this.#link.writableNeedDrain) this.#controlBacklog += frames.length
+    this.#write(frames)
+  }
+
   #write(frames: Buffer | null | undefined): boolean {
     if (frames === null || frames === undefined || frames.length === 0 || this.#link.destroyed || this.#link.writableEnded) return true
     return this.#link.write(frames)
@@ -217,7 +227,7 @@ export class Mux {
       this.#fail(nativeError(error))
       return
     }
-    this.#write(result.out)
+    this.writeControl(result.out)
     if (result.errorCode !== undefined && result.errorCode !== null) {
       // The session is over: the events before the violation no longer matter.
       if (result.goAwayCode === 0) this.#end(createError('ERR_CLOSED', 'the peer closed the mux session'), true, true)
@@ -230,8 +240,8 @@ export class Mux {
       this.#fail(nativeError(error))
       return
     }
-    if (this.#link.writableLength > this.#outLimit) {
-      this.#fail(createError('ERR_MUX_STALLED', `the peer does not read: ${this.#link.writableLength} bytes are queued for it`))
+    if (this.#controlBacklog > this.#controlLimit) {
+      this.#fail(createError('ERR_MUX_STALLED', `the peer does not read: ${this.#controlBacklog} bytes of answers are queued for it`))
     }
   }
 
@@ -241,13 +251,13 @@ export class Mux {
       case 'opened': {
         const handler = this.#handlers.get(event.protocol ?? '')
         if (handler === undefined) {
-          this.#write(callMux(() => this.#session.refuse(id, MUX_RESET_CODES.unsupportedProtocol)))
+          this.writeControl(callMux(() => this.#session.refuse(id, MUX_RESET_CODES.unsupportedProtocol)))
           return
         }
         const accepted = callMux(() => this.#session.accept(id))
         // Empty: the peer reset the stream in the same chunk that opened it.
         if (accepted.length === 0) return
-        this.#write(accepted)
+        this.writeControl(accepted)
         const stream = new MuxStream(this, id, event.protocol ?? '')
         this.#streams.set(id, stream)
         try {
@@ -454,7 +464,7 @@ export class MuxStream extends Duplex {
     const unreported = this.#delivered - this.readableLength - this.#reported
     if (this.#gone || unreported < this.#mux.window / 2) return
     this.#reported += unreported
-    this.#call(() => this.#mux.write(this.#mux.session.consumed(this.id, unreported)))
+    this.#call(() => this.#mux.writeControl(this.#mux.session.consumed(this.id, unreported)))
   }
 
   #call(action: () => void): void {
