@@ -104,8 +104,8 @@ export declare class MuxSession {
   /** The size `data` needs for a `feed` of `chunk_length` bytes. */
   dataLengthBound(chunkLength: number): number
   /**
-   * Takes received bytes, copying stream data to the front of `data`; never throws for what
-   * the peer sent (see `MuxFeed`).
+   * Takes received bytes; the data of frames split across chunks is copied to the front of
+   * `data`, the rest is a range of `chunk`. Never throws for what the peer sent (see `MuxFeed`).
    */
   feed(chunk: Uint8Array, data: Buffer): MuxFeed
   /** Opens a stream for `protocol`. */
@@ -497,6 +497,8 @@ export interface MuxEvent {
   start?: number
   /** Where they end (`data`). */
   end?: number
+  /** Whether the bytes are in the chunk fed (else in the `data` buffer) (`data`). */
+  inChunk?: boolean
   /** The reset code (`reset`). */
   code?: number
 }

@@ -19,6 +19,8 @@ pub struct MuxEvent {
     pub start: Option<u32>,
     /// Where they end (`data`).
     pub end: Option<u32>,
+    /// Whether the bytes are in the chunk fed (else in the `data` buffer) (`data`).
+    pub in_chunk: Option<bool>,
     /// The reset code (`reset`).
     pub code: Option<u32>,
 }
@@ -100,8 +102,8 @@ impl MuxSession {
         self.inner.data_len_bound(chunk_length as usize) as f64
     }
 
-    /// Takes received bytes, copying stream data to the front of `data`; never throws for what
-    /// the peer sent (see `MuxFeed`).
+    /// Takes received bytes; the data of frames split across chunks is copied to the front of
+    /// `data`, the rest is a range of `chunk`. Never throws for what the peer sent (see `MuxFeed`).
     #[napi]
     pub fn feed(&mut self, chunk: &[u8], mut data: BufferSlice) -> Result<MuxFeed> {
         sync(|| {
@@ -217,13 +219,17 @@ fn frames(call: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), mux::MuxErr
 }
 
 fn convert(event: Event) -> std::result::Result<MuxEvent, Failure> {
-    let base = |kind, stream| MuxEvent { kind, stream, protocol: None, start: None, end: None, code: None };
+    let base =
+        |kind, stream| MuxEvent { kind, stream, protocol: None, start: None, end: None, in_chunk: None, code: None };
     Ok(match event {
         Event::Opened { stream, protocol } => MuxEvent { protocol: Some(protocol), ..base("opened", stream) },
         Event::Accepted { stream } => base("accepted", stream),
-        Event::Data { stream, start, end } => {
-            MuxEvent { start: Some(byte_length(start)?), end: Some(byte_length(end)?), ..base("data", stream) }
-        }
+        Event::Data { stream, start, end, in_chunk } => MuxEvent {
+            start: Some(byte_length(start)?),
+            end: Some(byte_length(end)?),
+            in_chunk: Some(in_chunk),
+            ..base("data", stream)
+        },
         Event::Credit { stream } => base("credit", stream),
         Event::Closed { stream } => base("closed", stream),
         Event::Reset { stream, code } => MuxEvent { code: Some(code), ..base("reset", stream) },

@@ -235,7 +235,7 @@ export class Mux {
       return
     }
     try {
-      for (const event of result.events) this.#dispatch(event, region)
+      for (const event of result.events) this.#dispatch(event, chunk, region)
     } catch (error) {
       this.#fail(nativeError(error))
       return
@@ -245,7 +245,7 @@ export class Mux {
     }
   }
 
-  #dispatch(event: { kind: string; stream: number; protocol?: string | null; start?: number | null; end?: number | null; code?: number | null }, region: Buffer): void {
+  #dispatch(event: { kind: string; stream: number; protocol?: string | null; start?: number | null; end?: number | null; inChunk?: boolean | null; code?: number | null }, chunk: Buffer, region: Buffer): void {
     const id = event.stream
     switch (event.kind) {
       case 'opened': {
@@ -286,7 +286,8 @@ export class Mux {
         return
       }
       case 'data':
-        this.#streams.get(id)?.deliver(region.subarray(event.start!, event.end!))
+        // A view, not a copy: link chunks are ours to keep (slab regions, never reused).
+        this.#streams.get(id)?.deliver((event.inChunk === true ? chunk : region).subarray(event.start!, event.end!))
         return
       case 'credit':
         this.#streams.get(id)?.credited()

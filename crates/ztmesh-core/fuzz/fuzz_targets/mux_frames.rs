@@ -29,10 +29,11 @@ fuzz_target!(|data: &[u8]| {
                 Event::Opened { stream, .. } if result.is_ok() => {
                     let _ = session.accept(*stream, &mut out);
                 }
-                Event::Data { stream, start, end } if result.is_ok() => {
-                    let _ = session.consumed(*stream, (end - start) as u32, &mut out);
-                    let mut frames = vec![0u8; Session::send_len_bound(end - start)];
-                    let _ = session.send(*stream, &data[*start..*end], &mut frames);
+                Event::Data { stream, start, end, in_chunk } if result.is_ok() => {
+                    let bytes = if *in_chunk { &chunk[*start..*end] } else { &data[*start..*end] };
+                    let _ = session.consumed(*stream, bytes.len() as u32, &mut out);
+                    let mut frames = vec![0u8; Session::send_len_bound(bytes.len())];
+                    let _ = session.send(*stream, bytes, &mut frames);
                 }
                 _ => {}
             }

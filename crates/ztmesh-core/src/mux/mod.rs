@@ -19,7 +19,8 @@
 //! | 8..12 | value | the body length (`Open`, `Data`), a credit (`Credit`), a code (`Reset`, `GoAway`), or 0 |
 //!
 //! `Open` carries the protocol id as its body (1 to [`MAX_PROTOCOL_LEN`] bytes of
-//! `[A-Za-z0-9/._-]`); `Data` carries 1 to [`MAX_FRAME_BODY`] bytes. No other type has a body.
+//! `[A-Za-z0-9/._-]`); `Data` carries 1 to [`MAX_FRAME_BODY`] (65,507) bytes. No other type
+//! has a body.
 //!
 //! # Streams
 //!
@@ -43,8 +44,9 @@
 //! # Why the whole codec is here, not in TypeScript
 //!
 //! The project's rule is that the core owns every protocol byte. Decoding costs one native
-//! crossing per received chunk (all complete frames of the chunk come back at once, their data
-//! copied once into a caller's buffer); encoding costs one crossing per write, which copies the
+//! crossing per received chunk (all complete frames of the chunk come back at once; the data of
+//! a frame that lies within the chunk is returned as a range of it, without a copy, and only a
+//! frame split across chunks is copied, once, into a caller's buffer); encoding costs one crossing per write, which copies the
 //! payload once into a caller's buffer behind its headers. Both buffers are regions of the
 //! binding's shared slabs, so no call allocates (fresh 64 KiB allocations cost page faults, and
 //! cost more than the copy). A TypeScript writer of the header would save the copy, but it would
@@ -63,8 +65,10 @@ pub use session::{Event, MuxConfig, Role, Session};
 pub const VERSION: u8 = 1;
 /// The length of a frame header.
 pub const HEADER_LEN: usize = 12;
-/// The largest body of a `Data` frame.
-pub const MAX_FRAME_BODY: u32 = 64 * 1024;
+/// The largest body of a `Data` frame: with its header, it fills one Noise record (65,535
+/// bytes less the 16-byte tag), so on a Noise link frames and records line up and most frames
+/// are delivered without a copy.
+pub const MAX_FRAME_BODY: u32 = 65_535 - 16 - HEADER_LEN as u32;
 /// The longest protocol id.
 pub const MAX_PROTOCOL_LEN: usize = 64;
 /// The credit each direction of a new stream starts with.
@@ -142,6 +146,9 @@ pub struct Frame<'a> {
     pub value: u32,
     /// The body (`Open`, `Data`), empty otherwise.
     pub body: &'a [u8],
+    /// Where the body starts in the chunk given to [`FrameDecoder::decode`], when the whole
+    /// frame came in that chunk (its data can then be delivered without a copy).
+    pub chunk_offset: Option<usize>,
 }
 
 /// Appends one frame to `out`. The caller keeps to the rules (body only on `Open` and `Data`).
@@ -196,6 +203,7 @@ impl FrameDecoder {
         mut chunk: &[u8],
         mut on_frame: impl FnMut(Frame<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
+        let original_len = chunk.len();
         // First finish a frame split across chunks, copying only its missing bytes.
         if !self.pending.is_empty() {
             let need = if self.pending.len() < HEADER_LEN { HEADER_LEN } else { frame_len(&self.pending)? };
@@ -218,6 +226,7 @@ impl FrameDecoder {
             result??;
         }
         // Then whole frames straight from the chunk, keeping only a partial tail.
+        let mut position = original_len - chunk.len();
         while !chunk.is_empty() {
             if chunk.len() < HEADER_LEN {
                 self.pending.extend_from_slice(chunk);
@@ -228,8 +237,10 @@ impl FrameDecoder {
                 self.pending.extend_from_slice(chunk);
                 return Ok(());
             }
-            on_frame(parse(&chunk[..total])?)?;
+            let frame = parse(&chunk[..total])?;
+            on_frame(Frame { chunk_offset: Some(position + HEADER_LEN), ..frame })?;
             chunk = &chunk[total..];
+            position += total;
         }
         Ok(())
     }
@@ -248,7 +259,7 @@ fn parse(bytes: &[u8]) -> Result<Frame<'_>, MuxError> {
     if header.kind == FrameType::Open && !is_valid_protocol_id(body) {
         return Err(MuxError::ProtocolId);
     }
-    Ok(Frame { kind: header.kind, stream: header.stream, value: header.value, body })
+    Ok(Frame { kind: header.kind, stream: header.stream, value: header.value, body, chunk_offset: None })
 }
 
 /// The fields of a header that passed every check that needs no session state.
@@ -331,7 +342,7 @@ impl fmt::Display for MuxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Malformed => f.write_str("malformed mux frame"),
-            Self::FrameTooLarge => write!(f, "mux frame larger than {MAX_FRAME_BODY} bytes"),
+            Self::FrameTooLarge => write!(f, "mux frame body larger than {MAX_FRAME_BODY} bytes"),
             Self::ProtocolId => f.write_str("invalid protocol id (1 to 64 characters of [A-Za-z0-9/._-])"),
             Self::StreamId => f.write_str("invalid mux stream id"),
             Self::State => f.write_str("mux frame not allowed in the state of its stream"),

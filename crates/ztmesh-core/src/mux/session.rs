@@ -53,15 +53,18 @@ pub enum Event {
         /// The stream.
         stream: u32,
     },
-    /// Data on a stream, at `start..end` of the `data` buffer given to [`Session::feed`]; report
-    /// it with [`Session::consumed`] once the application took it.
+    /// Data on a stream, at `start..end` of the chunk given to [`Session::feed`] (`in_chunk`)
+    /// or of its `data` buffer (a frame split across chunks); report it with
+    /// [`Session::consumed`] once the application took it.
     Data {
         /// The stream.
         stream: u32,
-        /// Where the bytes start in `data`.
+        /// Where the bytes start.
         start: usize,
         /// Where they end.
         end: usize,
+        /// Whether they are in the chunk (else in `data`).
+        in_chunk: bool,
     },
     /// The peer granted credit: writes held on the stream may continue.
     Credit {
@@ -159,8 +162,8 @@ impl Session {
     }
 
     /// Takes received bytes, at any chunking: appends what the peer did to `events`, copies the
-    /// stream data into `data` (each [`Event::Data`] says where; `data` must hold
-    /// [`Session::data_len_bound`] bytes), appends to `out` the frames this side answers with on
+    /// data of frames split across chunks into `data` (each [`Event::Data`] says where its bytes
+    /// are; `data` must hold [`Session::data_len_bound`] bytes), appends to `out` the frames this side answers with on
     /// its own (refusals past the limit), and returns how many bytes of `data` it used.
     ///
     /// A violation ends the session: the error is returned (now and by every later call), the
@@ -387,11 +390,15 @@ impl Session {
                     return Err(MuxError::Window);
                 }
                 s.recv_allowance -= frame.value;
-                // `feed` checked that `data` holds every body of the chunk.
-                let (start, end) = (*used, *used + frame.body.len());
-                data.get_mut(start..end).ok_or(MuxError::BufferTooSmall)?.copy_from_slice(frame.body);
-                *used = end;
-                events.push(Event::Data { stream: id, start, end });
+                if let Some(start) = frame.chunk_offset {
+                    events.push(Event::Data { stream: id, start, end: start + frame.body.len(), in_chunk: true });
+                } else {
+                    // `feed` checked that `data` holds every body of the chunk.
+                    let (start, end) = (*used, *used + frame.body.len());
+                    data.get_mut(start..end).ok_or(MuxError::BufferTooSmall)?.copy_from_slice(frame.body);
+                    *used = end;
+                    events.push(Event::Data { stream: id, start, end, in_chunk: false });
+                }
             }
             FrameType::Credit => {
                 let credit =

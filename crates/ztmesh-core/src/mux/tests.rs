@@ -16,14 +16,15 @@ fn feed(session: &mut Session, bytes: &[u8]) -> (Result<(), MuxError>, Vec<Seen>
     let (mut events, mut out) = (Vec::new(), Vec::new());
     let mut data = vec![0u8; session.data_len_bound(bytes.len())];
     let result = session.feed(bytes, &mut events, &mut data, &mut out).map(drop);
-    (result, seen(events, &data), out)
+    (result, seen(events, bytes, &data), out)
 }
 
-fn seen(events: Vec<Event>, data: &[u8]) -> Vec<Seen> {
+fn seen(events: Vec<Event>, chunk: &[u8], data: &[u8]) -> Vec<Seen> {
     events
         .into_iter()
         .map(|event| match event {
-            Event::Data { stream, start, end } => Seen::Data(stream, data[start..end].to_vec()),
+            Event::Data { stream, start, end, in_chunk: true } => Seen::Data(stream, chunk[start..end].to_vec()),
+            Event::Data { stream, start, end, in_chunk: false } => Seen::Data(stream, data[start..end].to_vec()),
             other => Seen::Event(other),
         })
         .collect()
