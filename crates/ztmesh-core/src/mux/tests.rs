@@ -139,6 +139,25 @@ fn any_chunking_of_the_same_bytes_gives_the_same_events() {
 }
 
 #[test]
+fn a_frame_within_one_chunk_is_delivered_as_a_range_of_it_and_only_a_split_frame_is_copied() {
+    let (mut a, mut b) = pair();
+    let id = open_accepted(&mut a, &mut b);
+    let mut wire = Vec::new();
+    send(&mut a, id, b"whole", &mut wire).unwrap();
+    send(&mut a, id, b"split", &mut wire).unwrap();
+    let cut = wire.len() - 2;
+    let (mut events, mut out) = (Vec::new(), Vec::new());
+    let mut data = vec![0u8; b.data_len_bound(cut)];
+    assert_eq!(b.feed(&wire[..cut], &mut events, &mut data, &mut out), Ok(0), "nothing copied");
+    assert_eq!(events, vec![Event::Data { stream: id, start: HEADER_LEN, end: HEADER_LEN + 5, in_chunk: true }]);
+    events.clear();
+    let mut data = vec![0u8; b.data_len_bound(2)];
+    assert_eq!(b.feed(&wire[cut..], &mut events, &mut data, &mut out), Ok(5));
+    assert_eq!(events, vec![Event::Data { stream: id, start: 0, end: 5, in_chunk: false }]);
+    assert_eq!(&data[..5], b"split");
+}
+
+#[test]
 fn a_sender_stops_at_its_credit_and_resumes_when_the_reader_consumes() {
     let (mut a, mut b) = pair();
     let id = open_accepted(&mut a, &mut b);
