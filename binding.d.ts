@@ -97,6 +97,46 @@ export declare class MlKem768SecretKey {
   decapsulate(ciphertext: Uint8Array): Buffer
 }
 
+/** One side of a multiplexed session over one secure link. */
+export declare class MuxSession {
+  /** A session; `role` is `initiator` (odd ids) or `responder` (even ids). */
+  constructor(role: string, maxStreams?: number | undefined | null, window?: number | undefined | null)
+  /** The size `data` needs for a `feed` of `chunk_length` bytes. */
+  dataLengthBound(chunkLength: number): number
+  /**
+   * Takes received bytes; the data of frames split across chunks is copied to the front of
+   * `data`, the rest is a range of `chunk`. Never throws for what the peer sent (see `MuxFeed`).
+   */
+  feed(chunk: Uint8Array, data: Buffer): MuxFeed
+  /** Opens a stream for `protocol`. */
+  open(protocol: string): MuxOpened
+  /** Accepts a stream the peer opened; empty when the peer has reset it already. */
+  accept(stream: number): Buffer
+  /** Refuses a stream the peer opened with a reset code. */
+  refuse(stream: number, code: number): Buffer
+  /** The room `send` needs to frame all of `data_length` bytes. */
+  static sendLengthBound(dataLength: number): number
+  /**
+   * Frames what the stream's credit allows of `data` at the front of `out`; returns the
+   * length written (`lastTaken` says how much of `data` went).
+   */
+  send(stream: number, data: Uint8Array, out: Buffer): number
+  /** How many bytes of its data the last `send` took (the rest waits for credit). */
+  get lastTaken(): number
+  /** Reports data the application took; returns a credit frame when one is due. */
+  consumed(stream: number, bytes: number): Buffer | null
+  /** Half-closes this side's direction of the stream. */
+  close(stream: number): Buffer
+  /** Resets the stream with a code. */
+  reset(stream: number, code: number): Buffer
+  /** Ends the session with a go-away code. */
+  goAway(code: number): Buffer
+  /** Bytes this side may send on the stream now. */
+  sendCredit(stream: number): number
+  /** Streams open now, both sides'. */
+  get streamCount(): number
+}
+
 /** A Noise handshake in progress. */
 export declare class NoiseHandshake {
   /** Starts a handshake as the initiator. */
@@ -627,6 +667,55 @@ export interface KeystoreKdfOptions {
 
 /** Encapsulates to an ML-KEM-768 encapsulation key (checked per FIPS 203 §7.2). */
 export declare function mlkem768Encapsulate(publicKey: Uint8Array): Encapsulation
+
+/** What the peer did: `kind` is `opened`, `accepted`, `data`, `credit`, `closed` or `reset`. */
+export interface MuxEvent {
+  kind: string
+  stream: number
+  /** The protocol id (`opened`). */
+  protocol?: string
+  /** Where the bytes start in the feed's `data` buffer (`data`). */
+  start?: number
+  /** Where they end (`data`). */
+  end?: number
+  /** Whether the bytes are in the chunk fed (else in the `data` buffer) (`data`). */
+  inChunk?: boolean
+  /** The reset code (`reset`). */
+  code?: number
+}
+
+/**
+ * The result of feeding a chunk: the events, the bytes of `data` used, the frames to send, and
+ * the error that ended the session (its code and message) if one did; the events before it
+ * stay valid.
+ */
+export interface MuxFeed {
+  events: Array<MuxEvent>
+  used: number
+  out?: Buffer
+  errorCode?: string
+  errorMessage?: string
+  /** The peer's go-away code, when a go-away ended the session. */
+  goAwayCode?: number
+}
+
+/** The protocol constants of the message layer. */
+export declare function muxLimits(): MuxLimits
+
+/** The protocol constants of the message layer. */
+export interface MuxLimits {
+  headerLength: number
+  maxFrameBody: number
+  maxProtocolLength: number
+  initialWindow: number
+  maxWindow: number
+}
+
+/** A stream opened by this side, and the frames that open it. */
+export interface MuxOpened {
+  stream: number
+  out: Buffer
+}
 
 /** What every link of one side shares. */
 export interface NoiseLinkInit {

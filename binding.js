@@ -773,11 +773,12 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxLimits, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
 export { MlKem768SecretKey }
+export { MuxSession }
 export { NoiseHandshake }
 export { NoiseLinkContext }
 export { NoiseLinkHandshake }
@@ -820,6 +821,7 @@ export { generateP256Key }
 export { generateX25519KeyPair }
 export { inspectCertificate }
 export { mlkem768Encapsulate }
+export { muxLimits }
 export { noisePreferredCipher }
 export { normalizeSerial }
 export { openKeystore }

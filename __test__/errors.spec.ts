@@ -60,6 +60,7 @@ test('src/errors.ts lists exactly the core catalog: every code, its class and it
     attest: 'AttestationError',
     wire: 'WireError',
     policy: 'PolicyError',
+    mux: 'MuxError',
     config: 'ConfigError',
     storage: 'StorageError',
     internal: 'InternalError',

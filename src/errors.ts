@@ -71,6 +71,20 @@ const CATALOG = {
     ERR_CLOSED: 'the link or stream closed, or data was written after it ended',
     ERR_BAD_RESPONSE: 'a server or peer answered with something that is not a valid response',
   },
+  /** The message layer: multiplexed streams over one secure link (MuxError). */
+  mux: {
+    ERR_MUX_MALFORMED: 'a mux frame has another version, an unknown type, flags set, or a value its type forbids',
+    ERR_MUX_FRAME_TOO_LARGE: 'a mux data frame is longer than 64 KiB',
+    ERR_MUX_PROTOCOL_ID: 'a protocol id is empty, longer than 64 characters, or has characters outside [A-Za-z0-9/._-]',
+    ERR_MUX_STREAM_ID: 'a mux stream id has the wrong parity, was reused, or was never opened',
+    ERR_MUX_STATE: 'a mux frame came out of turn for its stream (data before accept or after close, a second accept)',
+    ERR_MUX_WINDOW: 'the peer sent beyond its credit on a stream, or granted more than the largest window',
+    ERR_MUX_TOO_MANY_STREAMS: 'too many streams: the limit is reached, or the peer kept opening streams past it',
+    ERR_MUX_GOAWAY: 'the peer ended the mux session with an error (go-away)',
+    ERR_MUX_UNSUPPORTED_PROTOCOL: 'the peer has no handler for the protocol id of a stream this side opened',
+    ERR_MUX_RESET: 'the peer reset the stream',
+    ERR_MUX_STALLED: 'the peer stopped reading while this side had frames to send, past the limit: the session ends',
+  },
   /** The software keystore (KeystoreError). */
   keystore: {
     ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
@@ -238,6 +252,11 @@ export class ChannelError extends ZtError {
   static override name = 'ChannelError'
 }
 
+/** A mux session or stream failed: a protocol violation, a reset, a refused open. */
+export class MuxError extends ZtError {
+  static override name = 'MuxError'
+}
+
 /** The TPM refused or failed, or is not there. */
 export class TpmError extends ZtError {
   static override name = 'TpmError'
@@ -278,6 +297,7 @@ const CLASS_OF_AREA: Record<Area, typeof ZtError> = {
   crypto: CryptoError,
   noise: NoiseError,
   channel: ChannelError,
+  mux: MuxError,
   keystore: KeystoreError,
   ca: CaError,
   pki: PkiError,

@@ -13,6 +13,7 @@ mod error;
 mod kem;
 mod keystore;
 mod link;
+mod mux;
 mod noise;
 mod pki;
 mod sign;

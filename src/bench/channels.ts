@@ -4,6 +4,7 @@ import { createPrivateKey } from 'node:crypto'
 import { Duplex } from 'node:stream'
 import * as tls from 'node:tls'
 
+import { Mux, type MuxStream } from '../channels/mux.js'
 import { NoiseLinkContext, secureNoise, wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
 import { noisePreferredCipher } from '../noise/index.js'
@@ -29,6 +30,15 @@ function duplexPair(): [Duplex, Duplex] {
     )
   }
   return [sides[0]!, sides[1]!]
+}
+
+/** Writes one MiB into `from` in 64 KiB chunks and resolves once `to` has delivered it. */
+async function sendMib(from: Duplex, to: Duplex): Promise<number> {
+  const payload = Buffer.alloc(CHUNK, 1)
+  const done = receive(to, MIB)
+  for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
+  await done
+  return 1
 }
 
 /** Resolves once `stream` has delivered `bytes` more bytes. */
@@ -266,13 +276,31 @@ CHANNEL_CASES.push({
     const [left, right] = duplexPair()
     const [ourClient, ourServer] = await Promise.all([secureTls(left, clientTls), secureTls(right, serverTls)])
     const { client: theirClient, server: theirServer } = await nodeTlsPair(d)
-    const payload = Buffer.alloc(CHUNK, 1)
-    const send = async (from: Duplex, to: Duplex) => {
-      const done = receive(to, MIB)
-      for (let sent = 0; sent < MIB; sent += CHUNK) from.write(payload)
-      await done
-      return 1
+    return { ztmesh: () => sendMib(ourClient, ourServer), baseline: () => sendMib(theirClient, theirServer) }
+  },
+})
+
+CHANNEL_CASES.push({
+  op: 'mux-throughput',
+  baseline: 'the raw Noise link the mux runs over, same cipher, in memory (per MiB; ratio 1 = the mux costs nothing)',
+  target: 0.8,
+  setup: async () => {
+    const d = benchDevices()
+    const trust = TrustStore.fromPem(d.trustPem)
+    const revocations = new RevocationSet()
+    const link = async () => {
+      const [left, right] = duplexPair()
+      return Promise.all([
+        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations }),
+        wrapNoise(right, { role: 'responder', identity: d.server.link, trust, revocations }),
+      ])
     }
-    return { ztmesh: () => send(ourClient, ourServer), baseline: () => send(theirClient, theirServer) }
+    const [rawClient, rawServer] = await link()
+    const [muxClient, muxServer] = await link()
+    const server = new Mux(muxServer, { role: 'responder' })
+    const accepted = new Promise<MuxStream>((resolve) => server.handle('/bench/bulk/1', resolve))
+    const sender = await new Mux(muxClient, { role: 'initiator' }).open('/bench/bulk/1')
+    const receiver = await accepted
+    return { ztmesh: () => sendMib(sender, receiver), baseline: () => sendMib(rawClient, rawServer) }
   },
 })

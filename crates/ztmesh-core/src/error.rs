@@ -38,6 +38,8 @@ pub enum ErrorArea {
     Wire,
     /// The policy decision point (PolicyError).
     Policy,
+    /// The message layer: multiplexed streams over one secure link (MuxError).
+    Mux,
     /// Persistent state (StorageError).
     Storage,
     /// Bugs and environment failures (InternalError).
@@ -60,6 +62,7 @@ impl ErrorArea {
             Self::Config => "config",
             Self::Wire => "wire",
             Self::Policy => "policy",
+            Self::Mux => "mux",
             Self::Storage => "storage",
             Self::Internal => "internal",
         }
@@ -512,6 +515,17 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_WIRE_VERSION", area: ErrorArea::Wire, meaning: "a signed object has a format version this build cannot read" },
     ErrorInfo { code: "ERR_WIRE_LABEL", area: ErrorArea::Wire, meaning: "a signed object was signed for another purpose (label) than the one expected, or under a label signed objects may not use" },
     ErrorInfo { code: "ERR_POLICY_DENIED", area: ErrorArea::Policy, meaning: "the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)" },
+    ErrorInfo { code: "ERR_MUX_MALFORMED", area: ErrorArea::Mux, meaning: "a mux frame has another version, an unknown type, flags set, or a value its type forbids" },
+    ErrorInfo { code: "ERR_MUX_FRAME_TOO_LARGE", area: ErrorArea::Mux, meaning: "a mux data frame is longer than 64 KiB" },
+    ErrorInfo { code: "ERR_MUX_PROTOCOL_ID", area: ErrorArea::Mux, meaning: "a protocol id is empty, longer than 64 characters, or has characters outside [A-Za-z0-9/._-]" },
+    ErrorInfo { code: "ERR_MUX_STREAM_ID", area: ErrorArea::Mux, meaning: "a mux stream id has the wrong parity, was reused, or was never opened" },
+    ErrorInfo { code: "ERR_MUX_STATE", area: ErrorArea::Mux, meaning: "a mux frame came out of turn for its stream (data before accept or after close, a second accept)" },
+    ErrorInfo { code: "ERR_MUX_WINDOW", area: ErrorArea::Mux, meaning: "the peer sent beyond its credit on a stream, or granted more than the largest window" },
+    ErrorInfo { code: "ERR_MUX_TOO_MANY_STREAMS", area: ErrorArea::Mux, meaning: "too many streams: the limit is reached, or the peer kept opening streams past it" },
+    ErrorInfo { code: "ERR_MUX_GOAWAY", area: ErrorArea::Mux, meaning: "the peer ended the mux session with an error (go-away)" },
+    ErrorInfo { code: "ERR_MUX_UNSUPPORTED_PROTOCOL", area: ErrorArea::Mux, meaning: "the peer has no handler for the protocol id of a stream this side opened" },
+    ErrorInfo { code: "ERR_MUX_RESET", area: ErrorArea::Mux, meaning: "the peer reset the stream" },
+    ErrorInfo { code: "ERR_MUX_STALLED", area: ErrorArea::Mux, meaning: "the peer stopped reading while this side had frames to send, past the limit: the session ends" },
     ErrorInfo {
         code: "ERR_STORAGE",
         area: ErrorArea::Storage,

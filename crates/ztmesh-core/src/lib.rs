@@ -17,6 +17,7 @@
 //! | [`attest`] | verifying TPM 2.0 quotes (`TPMS_ATTEST`, tpm2-tools PCR files) and AK bindings |
 //! | [`enroll`] | the enrollment, rotation and quote-exchange messages (strict JSON codecs) |
 //! | [`ids`] | the one rulebook for device ids, tenants, roles and serial spellings |
+//! | [`mux`] | the message layer: typed, multiplexed, flow-controlled streams over one secure link |
 //! | [`wire`] | the registry of domain-separation labels; signed objects |
 //! | `tpm` | TPM 2.0 keys, sealing and quotes through tpm2-tss (cargo feature `tpm`) |
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod kem;
 pub mod keystore;
 pub mod link;
+pub mod mux;
 pub mod noise;
 pub mod pki;
 pub mod rand;

@@ -1,0 +1,496 @@
+/**
+ * The message layer: many typed streams over one secure link, each opened with a protocol id,
+ * as js-libp2p does with yamux and multistream-select. Quotes, gossip, bundles and signaling
+ * share one authenticated link to a peer.
+ *
+ * Every frame is encoded and decoded by the core's sans-IO session (`ztmesh_core::mux`); this
+ * file moves bytes between it, the link and Node streams. One native call per received chunk
+ * returns all of its events; one per write returns its frames.
+ *
+ * Flow control is per stream: each direction may have at most `window` bytes in flight, and a
+ * stream returns credit only as its reader consumes, so a stalled reader stops its own stream
+ * and nothing else, and a session buffers at most `maxStreams × window` bytes. A peer that
+ * breaks a rule (sends beyond its credit, floods opens, sends garbage) is cut off: the session
+ * ends with a typed {@link MuxError}, every stream is destroyed with it, and the link is closed.
+ *
+ * @example
+ * ```ts
+ * const mux = new Mux(link, { role: 'responder' })
+ * mux.handle('/ztmesh/echo/1', (stream, peer) => stream.pipe(stream))
+ * // on the other side
+ * const stream = await new Mux(link, { role: 'initiator' }).open('/ztmesh/echo/1', { signal })
+ * ```
+ */
+
+import { Duplex } from 'node:stream'
+
+import { createError, ZtError, type ErrorCode } from '../errors.js'
+import { native, nativeError } from '../native.js'
+import type { PeerIdentity } from '../pki/index.js'
+import { reserve, take } from '../slab.js'
+import { whenDrained } from './flow.js'
+import type { SecureStream } from './noise-link.js'
+
+type NativeMuxSession = InstanceType<typeof native.MuxSession>
+
+/** The protocol constants, from the core. */
+export const MUX_LIMITS = native.muxLimits()
+
+/** The most stream data one native `send` frames: a few frames, so its region stays small. */
+const SEND_SLICE = 4 * MUX_LIMITS.maxFrameBody
+
+/** The room the core's `send` needs for `length` bytes (its `send_len_bound`, without a crossing). */
+function sendBound(length: number): number {
+  return length + MUX_LIMITS.headerLength * Math.max(1, Math.ceil(length / MUX_LIMITS.maxFrameBody))
+}
+
+/** The codes a stream reset carries (the core's `reset_code`). */
+export const MUX_RESET_CODES = Object.freeze({ cancel: 0, unsupportedProtocol: 1, refused: 2, internal: 3 })
+
+/** Options of {@link Mux}. */
+export interface MuxInit {
+  /** `initiator` (the side that connected: odd stream ids) or `responder` (even ids). */
+  role: 'initiator' | 'responder'
+  /** The most streams open at once, both sides' together. Default 64. */
+  maxStreams?: number
+  /** Bytes each stream may have received and not read (256 KiB to 16 MiB). Default 256 KiB. */
+  window?: number
+  /** How long {@link Mux.open} waits for the peer's answer, ms. Default 10 s. */
+  openTimeoutMs?: number
+  /**
+   * Bytes of answers (accepts, refusals, resets, credit) the peer may make this side queue on
+   * the link while the link is backed up, before the session ends with `ERR_MUX_STALLED`: a
+   * peer that floods opens and never reads cannot grow our memory. Default 1 MiB.
+   */
+  maxQueuedControlBytes?: number
+}
+
+/** Options of {@link Mux.open}. */
+export interface MuxOpenInit {
+  signal?: AbortSignal
+  /** Overrides the session's `openTimeoutMs`. */
+  timeoutMs?: number
+}
+
+/** A handler of the streams the peer opens for one protocol. */
+export type MuxHandler = (stream: MuxStream, peer: PeerIdentity) => void | Promise<void>
+
+interface PendingOpen {
+  protocol: string
+  resolve(stream: MuxStream): void
+  reject(error: ZtError): void
+}
+
+/** One side of a multiplexed session over a secure link. */
+export class Mux {
+  /** The link's verified peer: every stream's peer. */
+  readonly peer: PeerIdentity
+  /** Resolves when the session ends: with the error that ended it, or undefined for a normal close. */
+  readonly closed: Promise<ZtError | undefined>
+  readonly #link: SecureStream
+  readonly #session: NativeMuxSession
+  readonly #handlers = new Map<string, MuxHandler>()
+  readonly #streams = new Map<number, MuxStream>()
+  readonly #pending = new Map<number, PendingOpen>()
+  readonly #openTimeoutMs: number
+  readonly #controlLimit: number
+  /** Control bytes written since the link last drained, while it was backed up. */
+  #controlBacklog = 0
+  readonly window: number
+  #ended = false
+  #resolveClosed!: (error: ZtError | undefined) => void
+
+  constructor(link: SecureStream, init: MuxInit) {
+    this.#link = link
+    this.peer = link.peer
+    this.window = init.window ?? MUX_LIMITS.initialWindow
+    const maxStreams = init.maxStreams ?? 64
+    this.#openTimeoutMs = init.openTimeoutMs ?? 10_000
+    this.#session = callMux(() => new native.MuxSession(init.role, maxStreams, this.window))
+    // Stream data queued on the link is bounded by the peer's credit; answers are not, so
+    // they are counted while the link is backed up.
+    this.#controlLimit = init.maxQueuedControlBytes ?? 1 << 20
+    link.on('drain', () => (this.#controlBacklog = 0))
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve))
+    link.on('data', (chunk: Buffer) => this.#receive(chunk))
+    link.once('end', () => this.#end(createError('ERR_CLOSED', 'the link ended')))
+    link.once('close', () => this.#end(createError('ERR_CLOSED', 'the link closed')))
+    link.once('error', (error) => this.#end(createError('ERR_CLOSED', 'the link failed', { cause: error })))
+  }
+
+  /** Streams open now, both sides'. */
+  get streamCount(): number {
+    return this.#streams.size + this.#pending.size
+  }
+
+  /** Runs `handler` for every stream the peer opens for `protocol`; others are refused. */
+  handle(protocol: string, handler: MuxHandler): void {
+    this.#handlers.set(protocol, handler)
+  }
+
+  /** Stops accepting streams for `protocol` (open ones go on). */
+  unhandle(protocol: string): void {
+    this.#handlers.delete(protocol)
+  }
+
+  /**
+   * Opens a stream for `protocol` and resolves once the peer accepts it. Rejects with
+   * `ERR_MUX_UNSUPPORTED_PROTOCOL` (no handler there), `ERR_MUX_TOO_MANY_STREAMS` (a limit on
+   * either side), `ERR_TIMEOUT`, `ERR_ABORTED`, or the error that ended the session.
+   */
+  open(protocol: string, init: MuxOpenInit = {}): Promise<MuxStream> {
+    if (this.#ended) return Promise.reject(createError('ERR_CLOSED', 'the mux session has ended'))
+    if (init.signal?.aborted) return Promise.reject(createError('ERR_ABORTED', 'the open was aborted'))
+    let opened: { stream: number; out: Buffer }
+    try {
+      opened = callMux(() => this.#session.open(protocol))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const id = opened.stream
+    this.#write(opened.out)
+    return new Promise((resolve, reject) => {
+      const cancel = (error: ZtError) => {
+        if (!this.#pending.delete(id)) return
+        this.#write(callMux(() => this.#session.reset(id, MUX_RESET_CODES.cancel)))
+        settle()
+        reject(error)
+      }
+      const onAbort = () => cancel(createError('ERR_ABORTED', 'the open was aborted'))
+      const timer = setTimeout(() => cancel(createError('ERR_TIMEOUT', `the peer did not answer the open of ${protocol} in time`)), init.timeoutMs ?? this.#openTimeoutMs)
+      const settle = () => {
+        clearTimeout(timer)
+        init.signal?.removeEventListener('abort', onAbort)
+      }
+      init.signal?.addEventListener('abort', onAbort, { once: true })
+      this.#pending.set(id, {
+        protocol,
+        resolve: (stream) => {
+          settle()
+          resolve(stream)
+        },
+        reject: (error) => {
+          settle()
+          reject(error)
+        },
+      })
+    })
+  }
+
+  /** Ends the session: tells the peer, destroys every stream with `ERR_CLOSED`, ends the link. */
+  close(): void {
+    if (this.#ended) return
+    this.#write(this.#session.goAway(0))
+    this.#end(createError('ERR_CLOSED', 'the mux session was closed'), true, true)
+  }
+
+  /** @internal Writes frames for a stream; false when the link asks to wait for 'drain'. */
+  write(frames: Buffer | null): boolean {
+    return this.#write(frames)
+  }
+
+  /** @internal The link, to wait for its 'drain'. */
+  get link(): SecureStream {
+    return this.#link
+  }
+
+  /** @internal The native session, for the streams. */
+  get session(): NativeMuxSession {
+    return this.#session
+  }
+
+  /** @internal A stream is gone from the session. */
+  forget(id: number): void {
+    this.#streams.delete(id)
+  }
+
+  /** @internal Writes answers the peer's frames called for, counting them while the link is backed up. */
+  writeControl(frames: Buffer | null | undefined): void {
+    if (frames !== null && frames !== undefined && this.#link.writableNeedDrain) this.#controlBacklog += frames.length
+    this.#write(frames)
+  }
+
+  #write(frames: Buffer | null | undefined): boolean {
+    if (frames === null || frames === undefined || frames.length === 0 || this.#link.destroyed || this.#link.writableEnded) return true
+    return this.#link.write(frames)
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#ended) return
+    let result
+    let region: Buffer
+    try {
+      // Room for every body the chunk completes: the chunk, plus at most one frame held back.
+      result = this.#session.feed(chunk, reserve(chunk.length + MUX_LIMITS.headerLength + MUX_LIMITS.maxFrameBody))
+      region = take(result.used)
+    } catch (error) {
+      this.#fail(nativeError(error))
+      return
+    }
+    this.writeControl(result.out)
+    if (result.errorCode !== undefined && result.errorCode !== null) {
+      // The session is over: the events before the violation no longer matter.
+      if (result.goAwayCode === 0) this.#end(createError('ERR_CLOSED', 'the peer closed the mux session'), true, true)
+      else this.#end(createError(result.errorCode as ErrorCode, result.errorMessage ?? undefined), true)
+      return
+    }
+    try {
+      for (const event of result.events) this.#dispatch(event, chunk, region)
+    } catch (error) {
+      this.#fail(nativeError(error))
+      return
+    }
+    if (this.#controlBacklog > this.#controlLimit) {
+      this.#fail(createError('ERR_MUX_STALLED', `the peer does not read: ${this.#controlBacklog} bytes of answers are queued for it`))
+    }
+  }
+
+  #dispatch(event: { kind: string; stream: number; protocol?: string | null; start?: number | null; end?: number | null; inChunk?: boolean | null; code?: number | null }, chunk: Buffer, region: Buffer): void {
+    const id = event.stream
+    switch (event.kind) {
+      case 'opened': {
+        const handler = this.#handlers.get(event.protocol ?? '')
+        if (handler === undefined) {
+          this.writeControl(callMux(() => this.#session.refuse(id, MUX_RESET_CODES.unsupportedProtocol)))
+          return
+        }
+        const accepted = callMux(() => this.#session.accept(id))
+        // Empty: the peer reset the stream in the same chunk that opened it.
+        if (accepted.length === 0) return
+        this.writeControl(accepted)
+        const stream = new MuxStream(this, id, event.protocol ?? '')
+        this.#streams.set(id, stream)
+        try {
+          const done = handler(stream, this.peer)
+          if (done instanceof Promise) done.catch((error: unknown) => stream.destroy(asError(error)))
+        } catch (error) {
+          stream.destroy(asError(error))
+        }
+        return
+      }
+      case 'accepted': {
+        const pending = this.#pending.get(id)
+        if (pending === undefined) return
+        this.#pending.delete(id)
+        const stream = new MuxStream(this, id, pending.protocol)
+        this.#streams.set(id, stream)
+        pending.resolve(stream)
+        return
+      }
+      case 'reset': {
+        const pending = this.#pending.get(id)
+        if (pending !== undefined) {
+          this.#pending.delete(id)
+          pending.reject(refusal(event.code ?? 0))
+        } else this.#streams.get(id)?.remoteReset(event.code ?? 0)
+        return
+      }
+      case 'data':
+        // A view, not a copy: link chunks are ours to keep (slab regions, never reused).
+        this.#streams.get(id)?.deliver((event.inChunk === true ? chunk : region).subarray(event.start!, event.end!))
+        return
+      case 'credit':
+        this.#streams.get(id)?.credited()
+        return
+      case 'closed':
+        this.#streams.get(id)?.remoteClosed()
+        return
+    }
+  }
+
+  /** A failure found on this side: tell the peer (go-away, protocol error) and close the link. */
+  #fail(error: ZtError): void {
+    this.#write(this.#session.goAway(1))
+    this.#end(error, true)
+  }
+
+  /** Ends the session: every stream and pending open fails with `error`. */
+  #end(error: ZtError, closeLink = false, normal = false): void {
+    if (this.#ended) return
+    this.#ended = true
+    for (const pending of this.#pending.values()) pending.reject(error)
+    this.#pending.clear()
+    for (const stream of this.#streams.values()) stream.sessionEnded(error)
+    this.#streams.clear()
+    if (closeLink) {
+      this.#link.end()
+      // A peer that does not read must not hold the link open.
+      setTimeout(() => this.#link.destroy(), 1000).unref()
+    }
+    this.#resolveClosed(normal ? undefined : error)
+  }
+}
+
+/**
+ * One stream of a {@link Mux}: a Duplex whose writes wait for the peer's credit and whose reads
+ * return credit. `end()` half-closes this direction; `destroy(error)` resets the stream (the
+ * peer sees `ERR_MUX_RESET`).
+ */
+export class MuxStream extends Duplex {
+  /** The stream id (odd: opened by the initiator). */
+  readonly id: number
+  /** The protocol id it was opened with. */
+  readonly protocol: string
+  /** The link's verified peer. */
+  readonly peer: PeerIdentity
+  /** Why the peer or the link ended the stream, if it did. */
+  failure: ZtError | undefined
+  readonly #mux: Mux
+  /** Bytes delivered, and read but not reported to the core yet. */
+  #delivered = 0
+  #reported = 0
+  #waitingForCredit: (() => void) | undefined
+  #gone = false
+
+  /** @internal */
+  constructor(mux: Mux, id: number, protocol: string) {
+    // Our own buffer holds what credit allows; the high-water mark only decides when `_read`
+    // runs, which is when credit goes back.
+    super({ readableHighWaterMark: mux.window, writableHighWaterMark: MUX_LIMITS.maxFrameBody })
+    this.#mux = mux
+    this.id = id
+    this.protocol = protocol
+    this.peer = mux.peer
+  }
+
+  override _read(): void {
+    this.#report()
+  }
+
+  /** Every way of reading (flowing, `read()`, pipes, iteration) comes through here: after it, the
+   * bytes it took are consumed and may go back as credit. (`_read` alone would not do: Node
+   * calls it once and not again until the next push, which a sender out of credit never makes.) */
+  override read(size?: number): any {
+    const chunk: unknown = super.read(size)
+    this.#report()
+    return chunk
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#send(chunk, 0, callback)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (!this.#gone) this.#call(() => this.#mux.write(this.#mux.session.close(this.id)))
+    callback()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#waitingForCredit = undefined
+    if (!this.#gone) {
+      this.#gone = true
+      this.#call(() => this.#mux.write(this.#mux.session.reset(this.id, error === null ? MUX_RESET_CODES.cancel : MUX_RESET_CODES.internal)))
+      this.#mux.forget(this.id)
+    }
+    callback(error)
+  }
+
+  /** @internal Data from the peer. */
+  deliver(data: Buffer): void {
+    this.#delivered += data.length
+    // Always accepted: the peer's credit already bounds what can be buffered here.
+    this.push(data)
+    this.#report()
+  }
+
+  /** @internal The peer granted credit. */
+  credited(): void {
+    const resume = this.#waitingForCredit
+    this.#waitingForCredit = undefined
+    resume?.()
+  }
+
+  /** @internal The peer half-closed. */
+  remoteClosed(): void {
+    this.push(null)
+    if (this.writableFinished) this.#forgetIfDone()
+    else this.once('finish', () => this.#forgetIfDone())
+  }
+
+  /** @internal The peer reset the stream. */
+  remoteReset(code: number): void {
+    this.#gone = true
+    this.#mux.forget(this.id)
+    this.#fail(createError('ERR_MUX_RESET', `the peer reset the stream (code ${code})`))
+  }
+
+  /** @internal The session ended. */
+  sessionEnded(error: ZtError): void {
+    this.#gone = true
+    this.#fail(error)
+  }
+
+  /**
+   * Destroys the stream with what the peer or the link did to it. It reaches 'error' listeners
+   * (and `failure`); a stream nobody listens to is destroyed quietly, so that a peer cannot
+   * crash the process through a handler that forgot its listener.
+   */
+  #fail(error: ZtError): void {
+    this.failure ??= error
+    this.destroy(this.listenerCount('error') > 0 ? error : undefined)
+  }
+
+  #forgetIfDone(): void {
+    this.#gone = true
+    this.#mux.forget(this.id)
+  }
+
+  /** Sends `chunk` from `offset` as far as credit allows, then waits for credit for the rest. */
+  #send(chunk: Buffer, offset: number, callback: (error?: Error | null) => void): void {
+    const session = this.#mux.session
+    let flowing = true
+    while (offset < chunk.length) {
+      const piece = chunk.subarray(offset, offset + SEND_SLICE)
+      let taken: number
+      try {
+        const written = session.send(this.id, piece, reserve(sendBound(piece.length)))
+        taken = session.lastTaken
+        flowing = this.#mux.write(take(written)) && flowing
+      } catch (error) {
+        callback(nativeError(error))
+        return
+      }
+      offset += taken
+      if (taken < piece.length) {
+        this.#waitingForCredit = () => this.#send(chunk, offset, callback)
+        return
+      }
+    }
+    if (flowing) callback()
+    else whenDrained(this.#mux.link, callback)
+  }
+
+  /** Returns credit for what the reader took, in half windows (as the core does). */
+  #report(): void {
+    const unreported = this.#delivered - this.readableLength - this.#reported
+    if (this.#gone || unreported < this.#mux.window / 2) return
+    this.#reported += unreported
+    this.#call(() => this.#mux.writeControl(this.#mux.session.consumed(this.id, unreported)))
+  }
+
+  #call(action: () => void): void {
+    try {
+      action()
+    } catch {
+      // The session ended: the stream learns it through `sessionEnded`.
+    }
+  }
+}
+
+function callMux<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (error) {
+    throw nativeError(error)
+  }
+}
+
+function refusal(code: number): ZtError {
+  if (code === MUX_RESET_CODES.unsupportedProtocol) return createError('ERR_MUX_UNSUPPORTED_PROTOCOL', 'the peer has no handler for this protocol')
+  if (code === MUX_RESET_CODES.refused) return createError('ERR_MUX_TOO_MANY_STREAMS', 'the peer has as many streams open as it allows')
+  return createError('ERR_MUX_RESET', `the peer refused the stream (code ${code})`)
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
+}
