@@ -11,9 +11,7 @@ import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
-import { inspectCertificate, REVOCATION_REASONS, RevocationSet, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
-import { openDatabase } from '../storage/index.js'
-import { CA_MIGRATIONS } from '../ca/schema.js'
+import { inspectCertificate, REVOCATION_REASONS, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 
@@ -230,21 +228,11 @@ export async function ca(args: string[]): Promise<void> {
 export async function verifyPeerCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { dir: { type: 'string' }, cert: { type: 'string' }, tenant: { type: 'string' }, device: { type: 'string' } }, strict: true })
   const dir = required(values, 'dir')
-  const trustPem = readFileSync(join(dir, 'trust.pem'), 'utf8')
-  const trust = TrustStore.fromPem(trustPem)
+  const trust = TrustStore.fromPem(readFileSync(join(dir, 'trust.pem'), 'utf8'))
   let chain = readFileSync(required(values, 'cert'), 'utf8')
   const sitePem = existsSync(join(dir, 'site.pem')) ? readFileSync(join(dir, 'site.pem'), 'utf8') : undefined
   if (sitePem !== undefined && (chain.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length === 1) chain += sitePem
-  const revocations = new RevocationSet()
-  if (existsSync(join(dir, 'registry.db')) && sitePem !== undefined) {
-    const db = openDatabase(join(dir, 'registry.db'), { migrations: CA_MIGRATIONS })
-    try {
-      const row = db.prepare("SELECT value FROM settings WHERE key = 'crl_pem'").get() as { value: string } | undefined
-      if (row !== undefined) revocations.addCrl(row.value, sitePem, trust)
-    } finally {
-      db.close()
-    }
-  }
+  const revocations = CaService.publishedRevocations(dir, trust)
   try {
     const peer = verifyPeer(chain, trust, revocations, {
       ...(values.tenant !== undefined && { expectedTenant: values.tenant }),
