@@ -95,9 +95,17 @@ export class CaDirectory {
     return Registry.open(this.#path('registry.db'))
   }
 
-  /** The trust bundle (the roots), PEM. */
+  /** The trust bundle (the roots), PEM; `ERR_NOT_FOUND` when the directory has none. */
   trustBundle(): string {
-    return readFileSync(this.#path('trust.pem'), 'utf8')
+    const file = this.#path('trust.pem')
+    if (!existsSync(file)) throw createError('ERR_NOT_FOUND', `no trust bundle at ${file}`)
+    return readFileSync(file, 'utf8')
+  }
+
+  /** `chainPem` with the site CA appended when it is a lone device certificate (as devices may present it). */
+  completeChain(chainPem: string): string {
+    if ((chainPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length !== 1 || !existsSync(this.#path('site.pem'))) return chainPem
+    return chainPem + this.sitePem()
   }
 
   /** The site CA certificate, PEM. */

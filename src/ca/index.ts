@@ -34,6 +34,7 @@ import {
   verifyPeer,
   type CertificateAuthority,
   type PeerIdentity,
+  type PeerPolicy,
   type RevocationReason,
 } from '../pki/index.js'
 import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
@@ -153,21 +154,24 @@ export class CaService implements ReattestationSink {
   }
 
   /**
-   * The CA's last published revocations, read from `dir` without its key (for checks that
-   * cannot unlock the CA, such as `ztmesh verify-peer`); empty before the first CRL.
+   * Verifies a certificate (or chain) against the CA in `dir` without its key: its trust
+   * bundle, and the revocations of its last published CRL (none before the first). What
+   * `ztmesh verify-peer` does; throws the typed error of the refusal.
    */
-  static publishedRevocations(dir: string, trust: TrustStore): RevocationSet {
+  static verifyOffline(dir: string, chainPem: string, policy: PeerPolicy = {}): PeerIdentity {
     const directory = new CaDirectory(dir)
+    const trust = TrustStore.fromPem(directory.trustBundle())
     const revocations = new RevocationSet()
-    if (!directory.exists()) return revocations
-    const registry = directory.registry()
-    try {
-      const pem = publishedCrlPem(registry)
-      if (pem !== undefined) revocations.addCrl(pem, directory.sitePem(), trust)
-    } finally {
-      registry.close()
+    if (directory.exists()) {
+      const registry = directory.registry()
+      try {
+        const pem = publishedCrlPem(registry)
+        if (pem !== undefined) revocations.addCrl(pem, directory.sitePem(), trust)
+      } finally {
+        registry.close()
+      }
     }
-    return revocations
+    return verifyPeer(directory.completeChain(chainPem), trust, revocations, policy)
   }
 
   close(): void {
@@ -367,7 +371,7 @@ export class CaService implements ReattestationSink {
   #verifyCurrent(chainPem: string, now: number, graceSeconds: number): PeerIdentity {
     const trust = TrustStore.fromPem(this.trustBundle())
     const revocations = this.revocations()
-    const chain = (chainPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length === 1 ? chainPem + this.#site.certificatePem : chainPem
+    const chain = this.#directory.completeChain(chainPem)
     try {
       return verifyPeer(chain, trust, revocations, { nowMs: now })
     } catch (error) {
