@@ -10,7 +10,7 @@ import { join, relative } from 'node:path'
 import type { AuditEvent } from '../src/audit/index.js'
 import { Reattestor, type ReattestationSink, type ReattestOutcome, type ReattestResult } from '../src/attestation/verifier/reattest.js'
 import { DEFAULT_ATTESTATION_SETTINGS, type AttestationRecord, type AttestationSettings } from '../src/attestation/verifier/index.js'
-import { CaService } from '../src/ca/index.js'
+import { CaService, selectProvisioner, tokenProvisioner, tokenTpmProvisioner } from '../src/ca/index.js'
 import { buildCsr, generateP256Key, RevocationSet } from '../src/index.js'
 
 const SRC = join(process.cwd(), 'src')
@@ -153,4 +153,31 @@ test('the reattestor runs against any ReattestationSink: real links, verdicts an
   for (let i = 0; i < 50 && sink.events.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
   await failing.stop()
   t.like(sink.events[0], { action: 'reattest.run', outcome: 'error', reason: 'ERR_INTERNAL' })
+})
+
+test('enrollment picks its provisioner from the attestation mode and the request, and audits which', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-ca-provisioners-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  await CaService.init({ dir, name: 'Provisioners' })
+  const ca = await CaService.open({ dir })
+  t.teardown(() => ca.close())
+  t.is(selectProvisioner(ca.attestationSettings(), { token: 't', csr: '' }), tokenProvisioner)
+  const enroll = (device: string, attestation?: unknown) => {
+    const { token } = ca.createToken({ deviceId: device, tenant: 'hotel-1' })
+    return ca.enroll({ token, csr: buildCsr(generateP256Key(), device, 'hotel-1'), ...(attestation !== undefined && { attestation: attestation as never }) }, 'test')
+  }
+  const lastEnroll = () => ca.auditRecords(10).find((row) => row.action === 'enroll')
+  enroll('plain-1')
+  t.like(lastEnroll(), { outcome: 'allow', detail: { provisioner: 'token', attestation: 'none', attestation_mode: 'optional' } })
+
+  ca.setAttestationSettings({ mode: 'off' })
+  enroll('ignored-1', { nonce: Buffer.alloc(32), quote: {} })
+  t.like(lastEnroll(), { outcome: 'allow', detail: { provisioner: 'token', attestation: 'ignored' } })
+
+  ca.setAttestationSettings({ mode: 'required' })
+  t.is(selectProvisioner(ca.attestationSettings(), { token: 't', csr: '' }), tokenTpmProvisioner)
+  t.throws(() => enroll('bare-1'), { code: 'ERR_ATTEST_REQUIRED' })
+  t.like(lastEnroll(), { outcome: 'deny', reason: 'ERR_ATTEST_REQUIRED', detail: { provisioner: 'token-tpm', device: 'bare-1' } })
+  t.throws(() => enroll('forged-1', { nonce: Buffer.alloc(32), quote: {} }), { code: 'ERR_ATTEST_NONCE' }, 'a nonce the CA never issued')
+  t.deepEqual(ca.listCertificates().map((c) => c.deviceId), ['plain-1', 'ignored-1'])
 })
