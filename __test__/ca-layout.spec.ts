@@ -1,7 +1,7 @@
 // The CA's seams, checked. SQL lives only in the store modules (each statement once, beside its
 // rule), never in the service, the HTTP layer or the CLI; and the reattestor works against the
 // small ReattestationSink interface, so a second implementation can stand in for CaService.
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -82,6 +82,15 @@ test('the certificate INSERT is written once, in the registry', (t) => {
   t.deepEqual(hits.map((file) => relative(process.cwd(), file)), ['src/ca/registry.ts'])
 })
 
+async function freshCa(t: ExecutionContext): Promise<CaService> {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-ca-layout-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  await CaService.init({ dir, name: 'Layout' })
+  const ca = await CaService.open({ dir })
+  t.teardown(() => ca.close())
+  return ca
+}
+
 /** A second ReattestationSink: the records and decisions of a fleet kept in memory. */
 class MemorySink implements ReattestationSink {
   readonly outcomes: ReattestOutcome[] = []
@@ -113,11 +122,7 @@ class MemorySink implements ReattestationSink {
 }
 
 test('the reattestor runs against any ReattestationSink: real links, verdicts and run failures go to it', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-ca-layout-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir, name: 'Layout' })
-  const ca = await CaService.open({ dir })
-  t.teardown(() => ca.close())
+  const ca = await freshCa(t)
   const key = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
   const gateway = ca.enroll({ token, csr: buildCsr(key, 'gw-1', 'hotel-1') }, 'test')
@@ -156,11 +161,7 @@ test('the reattestor runs against any ReattestationSink: real links, verdicts an
 })
 
 test('enrollment picks its provisioner from the attestation mode and the request, and audits which', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-ca-provisioners-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir, name: 'Provisioners' })
-  const ca = await CaService.open({ dir })
-  t.teardown(() => ca.close())
+  const ca = await freshCa(t)
   t.is(selectProvisioner(ca.attestationSettings(), { token: 't', csr: '' }), tokenProvisioner)
   const enroll = (device: string, attestation?: unknown) => {
     const { token } = ca.createToken({ deviceId: device, tenant: 'hotel-1' })

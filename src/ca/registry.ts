@@ -30,16 +30,7 @@ export interface CertificateRecord {
 }
 
 /** A certificate to record: what issuance produced, for whom, and when. */
-export interface NewCertificate {
-  serial: string
-  deviceId: string
-  tenant: string
-  spkiSha256: string
-  notBeforeMs: number
-  notAfterMs: number
-  issuedAtMs: number
-  pem: string
-}
+export type NewCertificate = Omit<CertificateRecord, 'revokedAtMs' | 'revocationReason'> & { issuedAtMs: number }
 
 /** Which live certificates an operation is about: one serial, or a device (in one tenant). */
 export type CertificateTarget = { serial: string } | { device: string; tenant?: string }
