@@ -23,7 +23,7 @@ const STORES = new Set([
   'src/ca/registry.ts', // certificates, rotations, settings
   'src/ca/schema.ts', // the registry's migrations
   'src/ca/tokens.ts', // enrollment tokens
-  'src/attestation/verifier/index.ts', // attestation nonces and records
+  'src/attestation/verifier/store.ts', // attestation nonces and records
   'src/audit/index.ts', // the audit chain
   'src/storage/index.ts', // migrations and pragmas
 ])
