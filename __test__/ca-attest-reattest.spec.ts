@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { AuditLog, type AuditRecord } from '../src/audit/index.js'
+import type { AuditRecord } from '../src/audit/index.js'
 import { CaService, rotationMessage, type ReattestResult } from '../src/ca/index.js'
 import { Reattestor } from '../src/attestation/verifier/reattest.js'
 import {
@@ -82,7 +82,7 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
 }
 
 function reattestRows(ca: CaService): AuditRecord[] {
-  return new AuditLog(ca.db).recent(500).filter((row) => row.action === 'reattest').reverse()
+  return ca.auditRecords(500).filter((row) => row.action === 'reattest').reverse()
 }
 
 function assertRevoked(t: ExecutionContext, ca: CaService, certificateChain: string) {
@@ -123,9 +123,9 @@ tpmTestSerial("re-attestation: fresh quotes are recorded; PCR drift revokes the 
     ['deny', after[0]!.reason, 'none'],
   ])
   t.like(rows[1], { actor: 'reattest', detail: { device: 'node-1', tenant: 'hotel-1', verdict: 'drift', serial: node.enrolled.serial, revoked: 1 } })
-  const revocation = new AuditLog(ca.db).recent(100).find((row) => row.action === 'revoke')
+  const revocation = ca.auditRecords(100).find((row) => row.action === 'revoke')
   t.like(revocation, { actor: 'reattest', outcome: 'allow', detail: { device: 'node-1', reason: 'privilegeWithdrawn', count: 1 } })
-  t.true(new AuditLog(ca.db).verify() > 0)
+  t.true(ca.verifyAudit() > 0)
 })
 
 tpmTestSerial("re-attestation under 'demote': an unreachable node is recorded, not revoked; drift demotes its roles", async (t) => {
@@ -162,7 +162,7 @@ tpmTestSerial("re-attestation under 'demote': an unreachable node is recorded, n
   const timestamp = Date.now()
   const rotated = ca.rotate({ certificate: node.enrolled.certificate, csr, timestampMs: timestamp, signature: node.key.sign(rotationMessage(timestamp, csr)) }, 'node-1')
   t.like(verifyPeer(rotated.certificate + rotated.caChain, trust, ca.revocations()), { deviceId: 'node-1', roles: [] })
-  t.like(new AuditLog(ca.db).recent(10).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { roles_demoted: true } })
+  t.like(ca.auditRecords(10).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { roles_demoted: true } })
 
   t.deepEqual(reattestRows(ca).map((row) => [row.reason, row.detail?.action]), [
     ['ok', 'none'],
@@ -256,7 +256,7 @@ test('a node enrolled without attestation cannot be re-attested; periodic runs s
   const failing = new Reattestor({ ca, identity, nodes: () => { throw new Error('inventory down') } })
   ca.setAttestationSettings({ mode: 'optional' })
   failing.start({ intervalMs: 100 })
-  for (let i = 0; i < 50 && !new AuditLog(ca.db).recent(5).some((row) => row.action === 'reattest.run'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  for (let i = 0; i < 50 && !ca.auditRecords(5).some((row) => row.action === 'reattest.run'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
   await failing.stop()
-  t.like(new AuditLog(ca.db).recent(20).find((row) => row.action === 'reattest.run'), { outcome: 'error', reason: 'ERR_INTERNAL' })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'reattest.run'), { outcome: 'error', reason: 'ERR_INTERNAL' })
 })

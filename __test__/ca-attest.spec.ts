@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
-import { AuditLog, type AuditRecord } from '../src/audit/index.js'
+import type { AuditRecord } from '../src/audit/index.js'
 import { CaService } from '../src/ca/index.js'
 import { CA_MIGRATIONS } from '../src/ca/schema.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
@@ -66,7 +66,7 @@ async function tpmNode(t: ExecutionContext, deviceId: string) {
 }
 
 function auditRows(ca: CaService, action: string): AuditRecord[] {
-  return new AuditLog(ca.db).recent(500).filter((row) => row.action === action).reverse()
+  return ca.auditRecords(500).filter((row) => row.action === action).reverse()
 }
 
 tpmTestSerial('an enrollment that requires attestation succeeds with a genuine quote and refuses a stale nonce or a wrong PCR', async (t) => {
@@ -134,7 +134,7 @@ tpmTestSerial('an enrollment that requires attestation succeeds with a genuine q
   t.deepEqual(enrolls.map((row) => row.detail?.nonce ?? null), [null, 'consumed', 'used', 'unknown', 'consumed', 'consumed', 'consumed', 'expired', 'consumed', 'consumed', 'used'])
   t.like(enrolls[9], { outcome: 'allow', detail: { attestation: 'verified', attestation_mode: 'required', serial: peer.serial } })
   t.true(auditRows(ca, 'attest.nonce').every((row) => row.outcome === 'allow'))
-  t.true(new AuditLog(ca.db).verify() > 20)
+  t.true(ca.verifyAudit() > 20)
 })
 
 test('optional mode enrolls without attestation and records the device as not attested; off ignores attestations', async (t) => {
@@ -172,7 +172,7 @@ test('the nonce endpoint and attested enrollments refuse malformed input with ty
   t.like(await post(nonceUrl, { node_id: '../etc/passwd' }), { status: 400, json: { code: 'ERR_IDENTITY' } })
   t.like(await post(nonceUrl, { node_id: 'node-1', padding: 'x'.repeat(4096) }), { status: 413, json: { code: 'ERR_PAYLOAD_TOO_LARGE' } })
   t.like(await fetch(nonceUrl), { status: 405 })
-  const denied = new AuditLog(ca.db).recent(20).filter((row) => row.outcome === 'deny').map((row) => row.reason)
+  const denied = ca.auditRecords(20).filter((row) => row.outcome === 'deny').map((row) => row.reason)
   t.true(denied.includes('ERR_PAYLOAD_TOO_LARGE') && denied.includes('ERR_METHOD_NOT_ALLOWED') && denied.filter((r) => r === 'ERR_BAD_REQUEST').length >= 5, 'refused bodies are audited')
 
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
@@ -188,15 +188,17 @@ test('the nonce endpoint and attested enrollments refuse malformed input with ty
   t.like(await post(`${url}/v1/enroll`, { token, csr, attestation: valid, padding: 'x'.repeat(70_000) }), { status: 413 })
   t.like(await enroll(valid), { status: 400, json: { code: 'ERR_ATTEST_MALFORMED' } }, 'well-typed garbage is malformed')
   t.like(await enroll(valid), { status: 403, json: { code: 'ERR_ATTEST_NONCE' } }, 'and it burned its nonce')
-  t.is((ca.db.prepare('SELECT count(*) AS n FROM certificates').get() as { n: number }).n, 0)
+  t.is(ca.listCertificates().length, 0)
 })
 
 test('nonces are single use, bounded per node, rate limited, and their lifetime is a setting', async (t) => {
   let now = 1_700_000_000_000
-  const { ca } = await freshCa(t, () => now)
+  const { dir, ca } = await freshCa(t, () => now)
   const first = ca.issueNonce('node-1', 'test')
   for (let i = 0; i < 20; i++) ca.issueNonce('node-1', 'test')
-  t.is((ca.db.prepare("SELECT count(*) AS n FROM attest_nonces WHERE node_id = 'node-1'").get() as { n: number }).n, 16)
+  const db = openDatabase(join(dir, 'ca', 'registry.db'), { migrations: CA_MIGRATIONS })
+  t.teardown(() => db.close())
+  t.is((db.prepare("SELECT count(*) AS n FROM attest_nonces WHERE node_id = 'node-1'").get() as { n: number }).n, 16)
   t.is(ca.nonces.consume(first.nonce, 'node-1'), 'unknown', 'the oldest gave way')
   ca.setAttestationSettings({ nonceTtlSeconds: 30 })
   const short = ca.issueNonce('node-2', 'test')

@@ -10,7 +10,8 @@ import { CaService, rotationMessage } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, inspectCertificate, normalizeSerial, RevocationSet, SigningKey, TrustStore, verifyPeer } from '../src/index.js'
-import { AuditLog } from '../src/audit/index.js'
+import { CA_MIGRATIONS } from '../src/ca/schema.js'
+import { openDatabase } from '../src/storage/index.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -61,9 +62,8 @@ test('enrollment over HTTP: certificate, chain and config; the token binds the i
   t.like(await post(`${url}/v1/enroll`, '{"token":'), { status: 400, json: { code: 'ERR_BAD_REQUEST' } })
   t.like(await post(`${url}/v1/nothing`, {}), { status: 404, json: { code: 'ERR_NOT_FOUND' } })
   t.is((await fetch(`${url}/v1/enroll`)).status, 405)
-  const audit = new AuditLog(ca.db)
-  t.true(audit.verify() >= 6)
-  t.true(audit.recent(50).some((r) => r.action === 'enroll' && r.outcome === 'deny' && r.reason === 'ERR_TOKEN_USED'))
+  t.true(ca.verifyAudit() >= 6)
+  t.true(ca.auditRecords(50).some((r) => r.action === 'enroll' && r.outcome === 'deny' && r.reason === 'ERR_TOKEN_USED'))
 })
 
 test('100 parallel enrollments racing for one token produce exactly one certificate', async (t) => {
@@ -74,7 +74,7 @@ test('100 parallel enrollments racing for one token produce exactly one certific
   const results = await Promise.all(Array.from({ length: 100 }, () => post(`${url}/v1/enroll`, { token, csr })))
   t.is(results.filter((r) => r.status === 200).length, 1)
   t.is(results.filter((r) => r.status === 409).length, 99)
-  t.is((ca.db.prepare('SELECT count(*) AS n FROM certificates').get() as { n: number }).n, 1)
+  t.is(ca.listCertificates().length, 1)
 })
 
 test('the rate limit answers 429 with a JSON error, and it is audited', async (t) => {
@@ -83,7 +83,7 @@ test('the rate limit answers 429 with a JSON error, and it is audited', async (t
   const statuses = []
   for (let i = 0; i < 5; i++) statuses.push((await post(`${url}/v1/enroll`, {})).status)
   t.deepEqual(statuses, [400, 400, 400, 429, 429])
-  t.true(new AuditLog(ca.db).recent(5).some((r) => r.reason === 'ERR_RATE_LIMITED'))
+  t.true(ca.auditRecords(5).some((r) => r.reason === 'ERR_RATE_LIMITED'))
 })
 
 test('revocation needs the admin credential, answers 204 and reaches the CRL with ETag caching', async (t) => {
@@ -198,11 +198,14 @@ test('kill -9 in the middle of enrollments never leaves a half-issued certificat
   await new Promise((resolve) => child.once('exit', resolve))
   const reopened = await CaService.open({ dir: join(dir, 'ca') })
   t.teardown(() => reopened.close())
-  const used = reopened.db.prepare('SELECT serial FROM tokens WHERE used_at IS NOT NULL').all() as Array<{ serial: string }>
-  const issued = reopened.db.prepare('SELECT serial FROM certificates').all() as Array<{ serial: string }>
+  // The registry's tables, read the way an auditor of the file would: a second connection.
+  const db = openDatabase(join(dir, 'ca', 'registry.db'), { migrations: CA_MIGRATIONS })
+  t.teardown(() => db.close())
+  const used = db.prepare('SELECT serial FROM tokens WHERE used_at IS NOT NULL').all() as Array<{ serial: string }>
+  const issued = db.prepare('SELECT serial FROM certificates').all() as Array<{ serial: string }>
   t.deepEqual(used.map((r) => r.serial).sort(), issued.map((r) => r.serial).sort(), 'every used token has exactly its certificate')
-  t.is((reopened.db.prepare('SELECT count(*) AS n FROM tokens WHERE used_at IS NULL AND serial IS NOT NULL').get() as { n: number }).n, 0)
-  t.true(new AuditLog(reopened.db).verify() > 40)
+  t.is((db.prepare('SELECT count(*) AS n FROM tokens WHERE used_at IS NULL AND serial IS NOT NULL').get() as { n: number }).n, 0)
+  t.true(reopened.verifyAudit() > 40)
   t.log(`${issued.length} of 40 enrollments committed before the kill`)
 })
 

@@ -86,7 +86,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         const etag = crlEtag(crl.der)
         const headers = { etag, 'cache-control': 'public, max-age=60, must-revalidate' }
         const notModified = request.headers['if-none-match'] === etag
-        ca.db.transaction(() => ca.audit.append({ actor: source, action: route, outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })).immediate()
+        ca.recordAudit({ actor: source, action: route, outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })
         if (notModified) {
           response.writeHead(304, headers).end()
           return
@@ -122,7 +122,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
 
 /** Audits a request refused before it reached the CA service, and returns its error. */
 function refuse(ca: CaService, source: string, route: string, code: ErrorCode, message?: string): Error {
-  ca.db.transaction(() => ca.audit.append({ actor: source, action: route, outcome: 'deny', reason: code })).immediate()
+  ca.recordAudit({ actor: source, action: route, outcome: 'deny', reason: code })
   return createError(code, message)
 }
 

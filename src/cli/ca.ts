@@ -1,19 +1,17 @@
 /** `ztmesh ca …`, `ztmesh verify-peer`: the operator's side of the local CA. */
 
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { CaService } from '../ca/index.js'
+import { CaDirectory, CaService } from '../ca/index.js'
 import { Reattestor, type NodeEndpoint } from '../attestation/verifier/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
-import { inspectCertificate, REVOCATION_REASONS, RevocationSet, TrustStore, verifyPeer, type RevocationReason } from '../pki/index.js'
-import { openDatabase } from '../storage/index.js'
-import { CA_MIGRATIONS } from '../ca/schema.js'
+import { inspectCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js'
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 
@@ -50,9 +48,7 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   },
   async trust(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
-    const file = join(required(values, 'dir'), 'trust.pem')
-    if (!existsSync(file)) throw createError('ERR_NOT_FOUND', `no trust bundle at ${file}`)
-    out(readFileSync(file, 'utf8'))
+    out(new CaDirectory(required(values, 'dir')).trustBundle())
   },
   async token(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, ttl: { type: 'string' }, roles: { type: 'string' } }, strict: true })
@@ -229,24 +225,9 @@ export async function ca(args: string[]): Promise<void> {
  */
 export async function verifyPeerCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { dir: { type: 'string' }, cert: { type: 'string' }, tenant: { type: 'string' }, device: { type: 'string' } }, strict: true })
-  const dir = required(values, 'dir')
-  const trustPem = readFileSync(join(dir, 'trust.pem'), 'utf8')
-  const trust = TrustStore.fromPem(trustPem)
-  let chain = readFileSync(required(values, 'cert'), 'utf8')
-  const sitePem = existsSync(join(dir, 'site.pem')) ? readFileSync(join(dir, 'site.pem'), 'utf8') : undefined
-  if (sitePem !== undefined && (chain.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length === 1) chain += sitePem
-  const revocations = new RevocationSet()
-  if (existsSync(join(dir, 'registry.db')) && sitePem !== undefined) {
-    const db = openDatabase(join(dir, 'registry.db'), { migrations: CA_MIGRATIONS })
-    try {
-      const row = db.prepare("SELECT value FROM settings WHERE key = 'crl_pem'").get() as { value: string } | undefined
-      if (row !== undefined) revocations.addCrl(row.value, sitePem, trust)
-    } finally {
-      db.close()
-    }
-  }
+  const chain = readFileSync(required(values, 'cert'), 'utf8')
   try {
-    const peer = verifyPeer(chain, trust, revocations, {
+    const peer = CaService.verifyOffline(required(values, 'dir'), chain, {
       ...(values.tenant !== undefined && { expectedTenant: values.tenant }),
       ...(values.device !== undefined && { expectedDevice: values.device }),
     })

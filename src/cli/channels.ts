@@ -5,16 +5,14 @@
  */
 
 import { readFileSync } from 'node:fs'
-import { createConnection, createServer, type Socket } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 
-import { LiveLinks, watchCrlFile } from '../channels/revocations.js'
-import { wrapNoise, type SecureStream } from '../channels/noise-link.js'
-import { secureTls, TlsContext } from '../channels/tls.js'
+import { connectSecure, createSecureServer, type SecureEndpointInit } from '../channels/endpoints.js'
+import type { SecureStream } from '../channels/noise-link.js'
+import { watchCrlFile } from '../channels/revocations.js'
 import { createError, ZtError } from '../errors.js'
 import { DeviceIdentity } from '../identity/index.js'
-import { RevocationSet, TrustStore } from '../pki/index.js'
+import { TrustStore } from '../pki/index.js'
 import { parseListen } from './listen.js'
 
 const OPTIONS = {
@@ -28,6 +26,7 @@ const OPTIONS = {
   device: { type: 'string' },
 } as const
 
+/** Parses the shared options and opens the device: what both ends of a secure link need. */
 async function setup(args: string[]) {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true })
   const protocol = values.protocol ?? 'tls'
@@ -35,19 +34,15 @@ async function setup(args: string[]) {
   if (values.store === undefined || values.trust === undefined) throw createError('ERR_INVALID_ARG', '--store and --trust are required')
   // A software keystore needs ZTMESH_PASSPHRASE (it says so when it is missing); a TPM key does not.
   const identity = await DeviceIdentity.open(values.store, process.env.ZTMESH_PASSPHRASE || undefined)
-  const trust = TrustStore.fromPem(readFileSync(values.trust, 'utf8'))
-  const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
   const trustPem = readFileSync(values.trust, 'utf8')
-  /** A TLS context of this device (its key is copied into the native signer, then wiped here). */
-  const tlsContext = (role: 'server' | 'client') => {
-    const credentials = identity.tlsIdentity()
-    try {
-      return new TlsContext(role, { identity: credentials, trustPem, policy })
-    } finally {
-      credentials.privateKey?.fill(0)
-    }
-  }
-  return { values, identity, trust, policy, protocol, tlsContext }
+  const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
+  const endpoint: SecureEndpointInit = { protocol, identity: identity.tlsIdentity(), trustPem, policy }
+  return { values, identity, trustPem, endpoint }
+}
+
+/** The JSON line describing a secured link. */
+function linkEvent(event: string, link: SecureStream): string {
+  return `${JSON.stringify({ event, protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`
 }
 
 /** `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]` */
@@ -64,68 +59,51 @@ export async function attestResponder(args: string[]): Promise<void> {
 }
 
 /**
- * A secure server of this device: one JSON line per accepted (or refused) link, `--crl` applied
- * live, and `onLink` for each link, until SIGINT or SIGTERM.
+ * A secure server of this device ({@link createSecureServer}): one JSON line per accepted (or
+ * refused) link, `--crl` applied live, and `onLink` for each link, until SIGINT or SIGTERM.
  */
 async function serveLinks(args: string[], onLink: (link: SecureStream, identity: DeviceIdentity) => void): Promise<void> {
-  const { values, identity, trust, policy, protocol, tlsContext } = await setup(args)
+  const { values, identity, trustPem, endpoint } = await setup(args)
   const { host, port } = parseListen(values.listen ?? '127.0.0.1:7443')
-  const context = protocol === 'tls' ? tlsContext('server') : undefined
-  const links = new LiveLinks()
-  let revocations = new RevocationSet()
+  const server = createSecureServer(
+    endpoint,
+    (link) => {
+      process.stdout.write(linkEvent('accepted', link))
+      link.on('error', () => {})
+      onLink(link, identity)
+    },
+    (error: unknown) => process.stderr.write(`${JSON.stringify({ event: 'refused', code: (error as ZtError).code ?? 'ERR_INTERNAL', message: (error as Error).message })}\n`),
+  )
   const stopWatching =
     values.crl === undefined
       ? () => {}
       : watchCrlFile(values.crl, {
-          trust,
+          trust: TrustStore.fromPem(trustPem),
           issuerChainPem: identity.caChainPem,
-          onUpdate: (fresh) => {
-            revocations = fresh
-            context?.setRevocations(fresh)
-            links.apply(fresh)
-          },
+          onUpdate: (fresh) => server.setRevocations(fresh),
           onError: (error) => process.stderr.write(`${JSON.stringify({ event: 'crl-refused', code: (error as ZtError).code ?? 'ERR_INTERNAL' })}\n`),
         })
-  const server = createServer((socket: Socket) => {
-    socket.on('error', () => {})
-    const secured = context !== undefined ? secureTls(socket, context) : wrapNoise(socket, { role: 'responder', identity: identity.linkIdentity(), trust, revocations, policy })
-    secured.then(
-      (link: SecureStream) => {
-        links.add(link)
-        process.stdout.write(`${JSON.stringify({ event: 'accepted', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`)
-        link.on('error', () => {})
-        onLink(link, identity)
-      },
-      (error: unknown) => process.stderr.write(`${JSON.stringify({ event: 'refused', code: (error as ZtError).code ?? 'ERR_INTERNAL', message: (error as Error).message })}\n`),
-    )
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, resolve)
-  })
-  const address = server.address() as AddressInfo
+  // TLS copied the key into its native signer; a Noise server re-reads it when revocations change.
+  if (endpoint.protocol === 'tls') endpoint.identity.privateKey?.fill(0)
+  const address = await server.listen(port, host)
   process.stdout.write(`${JSON.stringify({ event: 'listening', address: address.address, port: address.port })}\n`)
   await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve())
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
   })
   stopWatching()
+  await server.close()
 }
 
 /** `ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]`: stdin to the peer, the peer to stdout. */
 export async function connect(args: string[]): Promise<void> {
-  const { values, identity, trust, policy, protocol, tlsContext } = await setup(args)
+  const { values, endpoint } = await setup(args)
   const { host, port } = parseListen(values.to ?? '')
-  const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = createConnection({ host, port, timeout: 10_000 }, () => resolve(s))
-    s.once('error', (error) => reject(createError('ERR_UNREACHABLE', `cannot connect to ${values.to}`, { cause: error })))
-  })
-  const link =
-    protocol === 'tls'
-      ? await secureTls(socket, tlsContext('client'))
-      : await wrapNoise(socket, { role: 'initiator', identity: identity.linkIdentity(), trust, revocations: new RevocationSet(), policy })
-  process.stderr.write(`${JSON.stringify({ event: 'connected', protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`)
+  const connecting = connectSecure({ ...endpoint, host, port })
+  // The endpoint copied the key into its native signer when the call began.
+  endpoint.identity.privateKey?.fill(0)
+  const link = await connecting
+  process.stderr.write(linkEvent('connected', link))
   process.stdin.pipe(link)
   link.pipe(process.stdout)
   await new Promise<void>((resolve, reject) => {

@@ -7,7 +7,7 @@
  * the PCRs to quote ({@link requestQuote}), and verifies the answer: quoted by the AK recorded
  * at the node's enrollment, that AK bound to the certificate the node presented, over the
  * nonce, and meeting the node's baseline overridden by the CA's PCR policy. The verdict goes to
- * {@link CaService.applyReattestation}: `ok` is recorded; `drift` (PCRs changed) and `refused`
+ * {@link ReattestationSink.applyReattestation} (`CaService` implements it): `ok` is recorded; `drift` (PCRs changed) and `refused`
  * (evidence that does not verify) apply the CA's drift action, revoke or demote; `failed`
  * (unreachable, timeout, malformed, no AK on record) is recorded and audited without further
  * action. Every verdict is one audit row.
@@ -30,9 +30,68 @@ import { randomBytes } from 'node:crypto'
 import { requestQuote, type BoundQuote, type PcrPolicy } from '../index.js'
 import { connectSecure, type SecureEndpointInit, type SecureStream } from '../../channels/index.js'
 import { createError } from '../../errors.js'
-import type { PeerIdentity } from '../../pki/index.js'
-import { DEFAULT_QUOTE_PCRS, quoteSelection, reasonOf, reattestationPolicy, verdictOf, verifyReattestation, type AttestationRecord } from './index.js'
-import type { CaService, ReattestOutcome, ReattestResult } from '../../ca/index.js'
+import type { AuditEvent } from '../../audit/index.js'
+import type { PeerIdentity, RevocationSet } from '../../pki/index.js'
+import {
+  DEFAULT_QUOTE_PCRS,
+  quoteSelection,
+  reasonOf,
+  reattestationPolicy,
+  verdictOf,
+  verifyReattestation,
+  type AttestationRecord,
+  type AttestationSettings,
+  type DriftAction,
+  type ReattestVerdict,
+} from './index.js'
+
+/** What a re-attestation found out about one node, for {@link ReattestationSink.applyReattestation}. */
+export interface ReattestOutcome {
+  deviceId: string
+  /** The tenant, when known (from the node's certificate, or the endpoint's configuration). */
+  tenant?: string
+  /** The serial of the certificate the node presented, when it got that far. */
+  serial?: string
+  verdict: ReattestVerdict
+  /** `'ok'` or the code that decided the verdict. */
+  reason: string
+  /** The roles of the certificate the node presented (kept when it is demoted). */
+  roles?: readonly string[]
+}
+
+/** What the CA decided on a re-attestation. */
+export interface ReattestResult {
+  deviceId: string
+  tenant: string | null
+  verdict: ReattestVerdict
+  reason: string
+  /** What the verdict did: nothing, a revocation, or a demotion. */
+  action: 'none' | DriftAction
+  /** The serials revoked because of it. */
+  revoked: string[]
+}
+
+/**
+ * What the {@link Reattestor} reads and where its verdicts go: the CA service implements it
+ * (`CaService`), and so can anything else that keeps attestation records and decides on drift
+ * (a remote CA over its API, a test double).
+ */
+export interface ReattestationSink {
+  /** The attestation settings (mode and PCR policy). */
+  attestationSettings(): AttestationSettings
+  /** What is recorded about a device's attestations. */
+  attestationStatus(deviceId: string, tenant?: string): AttestationRecord | undefined
+  /** The issued certificate with this serial (its PEM binds the AK), if known. */
+  certificate(serial: string): { pem: string } | undefined
+  /** The trust anchors the nodes' certificates chain to, PEM. */
+  trustBundle(): string
+  /** The current revocations, for the links the reattestor opens. */
+  revocations(): RevocationSet
+  /** Records a verdict and acts on it (audited). */
+  applyReattestation(outcome: ReattestOutcome, actor?: string): ReattestResult
+  /** Records an event that is not a verdict (a run that failed as a whole). */
+  recordAudit(event: AuditEvent): void
+}
 
 /** Where a node listens for the gateway's quote requests. */
 export interface NodeEndpoint {
@@ -45,7 +104,8 @@ export interface NodeEndpoint {
 
 /** Options of {@link Reattestor}. */
 export interface ReattestorInit {
-  ca: CaService
+  /** The CA (or any {@link ReattestationSink}) that holds the records and decides. */
+  ca: ReattestationSink
   /** The nodes to check, or a function that lists them at the start of each run. */
   nodes: readonly NodeEndpoint[] | (() => readonly NodeEndpoint[])
   /** The gateway's own identity (a device certificate of the site CA); needed unless `connect` is given. */
@@ -201,7 +261,7 @@ export class Reattestor {
 
   #auditRunFailure(error: unknown): void {
     const { ca } = this.#init
-    ca.db.transaction(() => ca.audit.append({ actor: this.#init.actor ?? 'reattest', action: 'reattest.run', outcome: 'error', reason: reasonOf(error) })).immediate()
+    ca.recordAudit({ actor: this.#init.actor ?? 'reattest', action: 'reattest.run', outcome: 'error', reason: reasonOf(error) })
   }
 }
 
@@ -214,7 +274,7 @@ interface Answer {
 }
 
 /** Verifies an answer against the registry: `ok`, or the verdict its failure means. */
-function judge(answer: Answer, peer: PeerIdentity, ca: CaService): ReattestOutcome {
+function judge(answer: Answer, peer: PeerIdentity, ca: ReattestationSink): ReattestOutcome {
   const identity = { ...identityOf(peer), deviceId: peer.deviceId }
   try {
     const certificate = ca.certificate(peer.serial)

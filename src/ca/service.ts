@@ -1,0 +1,451 @@
+/**
+ * The {@link CaService}: the one entry point of the site CA. It opens the directory and the
+ * registry, picks the provisioner of each enrollment, and runs every decision in one
+ * transaction with its audit row; the modules it composes are listed in `index.ts`.
+ */
+
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+import { AuditLog, type AuditEvent, type AuditRecord } from '../audit/index.js'
+import { createError, ZtError } from '../errors.js'
+import {
+  inspectCertificate,
+  REVOCATION_REASONS,
+  RevocationSet,
+  TrustStore,
+  verifyCertificateSignature,
+  verifyPeer,
+  type CertificateAuthority,
+  type PeerIdentity,
+  type PeerPolicy,
+  type RevocationReason,
+} from '../pki/index.js'
+import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
+import {
+  AttestationRegistry,
+  attestationSettingRows,
+  checkAttestationSettings,
+  NonceStore,
+  quoteSelection,
+  readAttestationSettings,
+  type AttestationRecord,
+  type AttestationSettings,
+  type DriftAction,
+  type IssuedNonce,
+} from '../attestation/verifier/index.js'
+import type { ReattestationSink, ReattestOutcome, ReattestResult } from '../attestation/verifier/reattest.js'
+import { CaDirectory } from './directory.js'
+import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } from './crl.js'
+import { selectProvisioner, type Detail } from './provisioners/index.js'
+import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
+import { TokenStore, type CreateTokenInit } from './tokens.js'
+import { rotationMessage, type EnrollRequest, type RotationRequest } from '../protocol/enroll.js'
+
+
+/** Options of {@link CaService.init}. */
+export interface CaInitOptions {
+  dir: string
+  /** The site's name: the CAs are "<name> Root CA" and "<name> Site CA". */
+  name: string
+  /** The organisation (O) of every certificate. Default: the name. */
+  organisation?: string
+}
+
+/** Options of {@link CaService.open}. */
+export interface CaOpenOptions {
+  dir: string
+  /** The clock, for tests. */
+  now?: () => number
+}
+
+/** What an enrollment returns to the device. */
+export interface Enrollment {
+  /** The device certificate, PEM. */
+  certificate: string
+  /** The CA chain above it: site CA then root, PEM. */
+  caChain: string
+  serial: string
+  notAfterMs: number
+}
+
+
+const DEVICE_VALIDITY_SECONDS = 90 * 86_400
+/** How far a rotation request's timestamp may be from the CA's clock. */
+const ROTATION_WINDOW_MS = 5 * 60_000
+/** How long after expiry a certificate may still rotate itself (offline-survivable identity). */
+const DEFAULT_GRACE_SECONDS = 30 * 86_400
+/** The RFC 5280 reason recorded when drift revokes a device: its key is not known to be lost, its standing is. */
+const DRIFT_REVOCATION_REASON: RevocationReason = 'privilegeWithdrawn'
+
+/** The site CA: enrollment, rotation, revocation, CRLs and attestation decisions, each audited. */
+export class CaService implements ReattestationSink {
+  readonly dir: string
+  readonly tokens: TokenStore
+  readonly nonces: NonceStore
+  readonly attestations: AttestationRegistry
+  readonly #directory: CaDirectory
+  readonly #registry: Registry
+  readonly #audit: AuditLog
+  readonly #site: CertificateAuthority
+  readonly #now: () => number
+
+  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number) {
+    this.dir = directory.dir
+    this.#directory = directory
+    this.#registry = registry
+    this.#site = site
+    this.#now = now
+    this.#audit = new AuditLog(registry.db, now)
+    this.tokens = new TokenStore(registry.db, now)
+    this.nonces = new NonceStore(registry.db, now)
+    this.attestations = new AttestationRegistry(registry.db)
+  }
+
+  /** Creates a root CA, a site CA and an empty registry in `dir` (which must not hold a CA yet). */
+  static async init(options: CaInitOptions): Promise<void> {
+    const { dir, name } = options
+    if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
+    const organisation = options.organisation ?? name
+    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation })
+    try {
+      registry.transaction(() => {
+        registry.putSettings([['name', name], ['organisation', organisation], ...INITIAL_CRL_SETTINGS, ['admin_token_sha256', sha256Hex(adminToken)]])
+        new AuditLog(registry.db).append({ actor: 'cli', action: 'ca.init', outcome: 'allow', reason: 'ok', detail: { name } })
+      })
+    } finally {
+      registry.close()
+    }
+  }
+
+  /** Opens the CA in `dir`: the registry and the site CA key (the root key stays locked). */
+  static async open(options: CaOpenOptions): Promise<CaService> {
+    const directory = new CaDirectory(options.dir)
+    if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)
+    const site = await directory.siteCa()
+    return new CaService(directory, directory.registry(), site, options.now ?? Date.now)
+  }
+
+  /**
+   * Verifies a certificate (or chain) against the CA in `dir` without its key: its trust
+   * bundle, and the revocations of its last published CRL (none before the first). What
+   * `ztmesh verify-peer` does; throws the typed error of the refusal.
+   */
+  static verifyOffline(dir: string, chainPem: string, policy: PeerPolicy = {}): PeerIdentity {
+    const directory = new CaDirectory(dir)
+    const trust = TrustStore.fromPem(directory.trustBundle())
+    const revocations = new RevocationSet()
+    if (directory.exists()) {
+      const registry = directory.registry()
+      try {
+        const pem = publishedCrlPem(registry)
+        if (pem !== undefined) revocations.addCrl(pem, directory.sitePem(), trust)
+      } finally {
+        registry.close()
+      }
+    }
+    return verifyPeer(directory.completeChain(chainPem), trust, revocations, policy)
+  }
+
+  close(): void {
+    this.#registry.close()
+  }
+
+  /** The trust bundle (the roots), PEM. */
+  trustBundle(): string {
+    return this.#directory.trustBundle()
+  }
+
+  /** The chain devices present above their own certificate: site CA, then root. */
+  caChain(): string {
+    return this.#site.certificatePem + this.#directory.rootPem()
+  }
+
+  /** Creates a one-time enrollment token (audited; the token itself never is). */
+  createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
+    const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
+    return this.#audited(actor, 'token.create', detail, () => this.tokens.create(init))
+  }
+
+  /**
+   * Enrolls a device: the provisioner the CA's attestation mode and the request select (see
+   * `provisioners/`) decides the identity and checks any attestation; then a certificate is
+   * issued for the CSR's key, the token redeemed, the certificate and what the attestation
+   * proved recorded. All in one transaction. Throws the token's, the CSR's or the attestation's
+   * error code; every attempt is audited, and a refused attempt burns the nonce it presented.
+   */
+  enroll(request: EnrollRequest, actor: string): Enrollment {
+    const presented: { nonce?: string; deviceId?: string } = {}
+    const burnNonce = () => {
+      if (presented.nonce !== undefined && presented.deviceId !== undefined) this.nonces.burn(presented.nonce, presented.deviceId)
+    }
+    return this.#audited(actor, 'enroll', {}, (detail) => {
+      if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
+      if (request.nodeId !== undefined && typeof request.nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
+      const settings = this.attestationSettings()
+      detail.attestation_mode = settings.mode
+      const provisioner = selectProvisioner(settings, request)
+      detail.provisioner = provisioner.name
+      const authorization = provisioner.authorize(request, {
+        tokens: this.tokens,
+        nonces: this.nonces,
+        settings,
+        detail,
+        presented: (nonce, deviceId) => Object.assign(presented, { nonce, deviceId }),
+      })
+      const { deviceId, tenant } = authorization
+      const issued = this.#issue(request.csr, { deviceId, tenant, roles: authorization.roles })
+      authorization.redeem(issued.serial)
+      this.attestations.recordEnrollment({ tenant, deviceId, serial: issued.serial, atMs: this.#now(), ...authorization.attestation })
+      detail.serial = issued.serial
+      return issued
+    }, burnNonce)
+  }
+
+  /**
+   * Issues a single-use attestation nonce bound to `nodeId`, for the quote of its enrollment;
+   * also says which PCRs to quote. Audited (the nonce itself is not secret, but is not logged).
+   */
+  issueNonce(nodeId: unknown, actor: string): IssuedNonce {
+    return this.#audited(actor, 'attest.nonce', {}, (detail) => {
+      if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
+      detail.device = nodeId.slice(0, 64)
+      const settings = this.attestationSettings()
+      const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds)
+      detail.expires_at = expiresAt
+      return { nonce, expiresAt, pcrs: quoteSelection(settings.pcrPolicy) }
+    })
+  }
+
+  /** The CA's attestation settings. */
+  attestationSettings(): AttestationSettings {
+    return readAttestationSettings(this.#registry.settings())
+  }
+
+  /**
+   * Changes the attestation settings (only the fields given) and returns the result; audited.
+   * Throws `ERR_INVALID_ARG` for a value out of range, changing nothing.
+   *
+   * @example
+   * ```ts
+   * ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 0: '3d45…', 7: 'b5a1…' }, onDrift: 'demote' })
+   * ```
+   */
+  setAttestationSettings(changes: Partial<Record<keyof AttestationSettings, unknown>>, actor = 'cli'): AttestationSettings {
+    return this.#audited(actor, 'attest.settings', {}, (detail) => {
+      const rows = attestationSettingRows(checkAttestationSettings(changes))
+      this.#registry.putSettings(rows)
+      for (const [key, value] of rows) detail[key] = value
+      return this.attestationSettings()
+    })
+  }
+
+  /** What the registry knows about a device's attestations; without a tenant, the id must be unique. */
+  attestationStatus(deviceId: string, tenant?: string): AttestationRecord | undefined {
+    return this.attestations.find(deviceId, tenant)
+  }
+
+  /**
+   * Records the verdict of one re-attestation and acts on it, in one transaction with its audit
+   * row (action `reattest`). `drift` and `refused` apply the drift action: `revoke` revokes
+   * every live certificate of the device (reason `privilegeWithdrawn`) and publishes a new CRL;
+   * `demote` marks the device demoted (see {@link rotate}). `failed` is recorded, nothing more:
+   * an unreachable node is not a reason to revoke, but its status shows the failure.
+   */
+  applyReattestation(outcome: ReattestOutcome, actor = 'reattest'): ReattestResult {
+    const { deviceId, verdict, reason } = outcome
+    const result: ReattestResult = { deviceId, tenant: outcome.tenant ?? null, verdict, reason, action: 'none', revoked: [] }
+    const detail: Detail = { device: deviceId, tenant: result.tenant, serial: outcome.serial ?? null, verdict }
+    const onDrift = this.attestationSettings().onDrift
+    this.#registry.transaction(() => {
+      const record = this.attestations.find(deviceId, outcome.tenant)
+      detail.known = record !== undefined
+      if (record !== undefined) {
+        result.tenant = record.tenant
+        detail.tenant = record.tenant
+        this.attestations.recordCheck(record, verdict, reason, this.#now())
+        if (verdict === 'drift' || verdict === 'refused') this.#applyDriftAction(record, onDrift, outcome.roles ?? [], actor, result)
+      }
+      Object.assign(detail, { action: result.action, revoked: result.revoked.length })
+      this.#audit.append({ actor, action: 'reattest', outcome: verdict === 'ok' ? 'allow' : 'deny', reason, detail })
+    })
+    if (result.revoked.length > 0) this.crl()
+    return result
+  }
+
+  /**
+   * Revokes or demotes a device whose re-attestation drifted or was refused.
+   *
+   * A certificate cannot lose a role while it lives: the only way to take a role away at once is
+   * to revoke it, which is what `revoke` is for. `demote` is the milder choice for fleets that
+   * must keep a drifted device reachable (to repair it): the device is marked demoted in the
+   * registry (queryable through {@link attestationStatus}, so local services can refuse it
+   * privileges now), and its next rotation issues a certificate without roles. The demotion
+   * holds until the device is enrolled again with a new token, an operator's decision; a later
+   * good re-attestation does not lift it.
+   */
+  #applyDriftAction(record: AttestationRecord, onDrift: DriftAction, roles: readonly string[], actor: string, result: ReattestResult): void {
+    if (onDrift === 'demote') {
+      this.attestations.demote(record, roles, this.#now())
+      result.action = 'demote'
+      return
+    }
+    const target = { device: record.deviceId, tenant: record.tenant }
+    result.action = 'revoke'
+    if (this.#registry.liveSerials(target).length > 0) result.revoked = this.revoke(target, DRIFT_REVOCATION_REASON, actor)
+  }
+
+  /** The site CA's current revocations (its CRL), for links the CA side opens itself. */
+  revocations(): RevocationSet {
+    const revocations = new RevocationSet()
+    revocations.addCrl(this.crl().der, this.#site.certificatePem, TrustStore.fromPem(this.trustBundle()), this.#now())
+    return revocations
+  }
+
+  /**
+   * Renews a certificate. The request is signed by the current certificate's key, so no token
+   * is needed. The current certificate must verify against this CA and must not be revoked; up
+   * to `graceSeconds` after its expiry it is still accepted, so a device that was offline past
+   * its expiry can still renew.
+   *
+   * The new certificate starts now and the old one stays valid until its own end, so the two
+   * overlap. Each timestamp may be used once per certificate (no replay). A device demoted for
+   * PCR drift gets a certificate without roles.
+   */
+  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
+    return this.#audited(actor, 'rotate', {}, (detail) => {
+      const { certificate, csr, timestampMs: timestamp, signature } = request
+      const now = this.#now()
+      if (Math.abs(now - timestamp) > ROTATION_WINDOW_MS) throw createError('ERR_UNAUTHENTICATED', 'the rotation request is too old or from the future')
+      const peer = this.#verifyCurrent(certificate, now, graceSeconds)
+      Object.assign(detail, { device: peer.deviceId, tenant: peer.tenant, old_serial: peer.serial })
+      if (!verifyCertificateSignature(certificate, rotationMessage(timestamp, csr), signature)) {
+        throw createError('ERR_UNAUTHENTICATED', 'the rotation request is not signed by the current certificate key')
+      }
+      if (!this.#registry.recordRotation(peer.serial, timestamp)) throw createError('ERR_UNAUTHENTICATED', 'the rotation request was replayed')
+      // A device demoted for PCR drift keeps its identity but loses its roles (see #applyDriftAction).
+      const demoted = this.attestations.isDemoted(peer.deviceId, peer.tenant)
+      if (demoted) detail.roles_demoted = true
+      const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles })
+      detail.serial = issued.serial
+      return issued
+    })
+  }
+
+  /** Issues a device certificate and records it; call inside the decision's transaction. */
+  #issue(csr: string, subject: { deviceId: string; tenant: string; roles: readonly string[] }): Enrollment {
+    const now = this.#now()
+    const issued = this.#site.issue(csr, { ...subject, roles: [...subject.roles], validitySeconds: DEVICE_VALIDITY_SECONDS, nowMs: now })
+    this.#registry.insertCertificate({ ...issued, deviceId: subject.deviceId, tenant: subject.tenant, issuedAtMs: now })
+    return { certificate: issued.pem, caChain: this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
+  }
+
+  /** Verifies a certificate of this CA against its current revocations, with an expiry grace. */
+  #verifyCurrent(chainPem: string, now: number, graceSeconds: number): PeerIdentity {
+    const trust = TrustStore.fromPem(this.trustBundle())
+    const revocations = this.revocations()
+    const chain = this.#directory.completeChain(chainPem)
+    try {
+      return verifyPeer(chain, trust, revocations, { nowMs: now })
+    } catch (error) {
+      if (!(error instanceof ZtError) || error.code !== 'ERR_CERT_EXPIRED') throw error
+      const notAfter = inspectCertificate(chainPem).notAfterMs
+      if (now - notAfter > graceSeconds * 1000) throw error
+      // Within the grace period: the certificate must have been good just before it expired.
+      return verifyPeer(chain, trust, revocations, { nowMs: notAfter - 1000, clockSkewSeconds: 0 })
+    }
+  }
+
+  /**
+   * Revokes one certificate (by serial) or every live certificate of a device. Returns the
+   * serials revoked; `ERR_NOT_FOUND` if nothing matched.
+   */
+  revoke(target: { serial?: string; device?: string; tenant?: string }, reason: RevocationReason = 'unspecified', actor = 'cli'): string[] {
+    if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `unknown revocation reason ${reason}`)
+    return this.#audited(actor, 'revoke', { reason }, (detail) => {
+      let which: CertificateTarget
+      if (target.serial !== undefined) {
+        which = { serial: normalizeSerial(target.serial) }
+        detail.serial = which.serial
+      } else if (target.device !== undefined) {
+        checkDeviceId(target.device)
+        detail.device = target.device
+        which = { device: target.device, ...(target.tenant !== undefined && { tenant: target.tenant }) }
+      } else {
+        throw createError('ERR_INVALID_ARG', 'give a serial or a device to revoke')
+      }
+      const serials = this.#registry.liveSerials(which)
+      if (serials.length === 0) throw createError('ERR_NOT_FOUND', 'no live certificate matches')
+      this.#registry.markRevoked(serials, this.#now(), reason)
+      detail.count = serials.length
+      return serials
+    })
+  }
+
+  /**
+   * The current CRL of the site CA, PEM and DER. A new one (with the next CRL number) is signed
+   * when revocations changed since the last one, or when the last is past half its lifetime.
+   */
+  crl(): PublishedCrl {
+    return this.#registry.transaction(() => currentCrl(this.#registry, this.#site, this.#now()))
+  }
+
+  /** The registry's view of one certificate. */
+  certificate(serial: string): CertificateRecord | undefined {
+    return this.#registry.certificate(serial)
+  }
+
+  /** Every certificate the CA issued, optionally of one device (and tenant), oldest first. */
+  listCertificates(filter: { device?: string; tenant?: string } = {}): CertificateRecord[] {
+    return this.#registry.certificates(filter)
+  }
+
+  /** The most recent audit records, newest first. */
+  auditRecords(limit = 100): AuditRecord[] {
+    return this.#audit.recent(limit)
+  }
+
+  /** Walks the audit chain: the number of records, or `ERR_AUDIT_TAMPERED` at the first bad one. */
+  verifyAudit(): number {
+    return this.#audit.verify()
+  }
+
+  /**
+   * Records a decision made outside the service (a request refused before it reached it, a
+   * CRL served from cache) in its own transaction.
+   */
+  recordAudit(event: AuditEvent): void {
+    this.#registry.transaction(() => this.#audit.append(event))
+  }
+
+  /**
+   * Runs `work` in one immediate transaction with its audit row; a refusal is audited after the
+   * rollback, together with `onDeny` (what a refusal must still leave behind).
+   */
+  #audited<T>(actor: string, action: string, detail: Detail, work: (detail: Detail) => T, onDeny?: () => void): T {
+    try {
+      return this.#registry.transaction(() => {
+        const result = work(detail)
+        this.#audit.append({ actor, action, outcome: 'allow', reason: 'ok', detail })
+        return result
+      })
+    } catch (error) {
+      const reason = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
+      this.#registry.transaction(() => {
+        onDeny?.()
+        this.#audit.append({ actor, action, outcome: reason === 'ERR_INTERNAL' ? 'error' : 'deny', reason, detail })
+      })
+      throw error
+    }
+  }
+
+  /** Whether `presented` is the admin credential (compared in constant time, as hashes). */
+  isAdmin(presented: string): boolean {
+    const expected = this.#registry.settings().admin_token_sha256
+    if (expected === undefined) return false
+    return timingSafeEqual(Buffer.from(sha256Hex(presented), 'hex'), Buffer.from(expected, 'hex'))
+  }
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex')
+}
