@@ -8,7 +8,8 @@ import { CaService, rotationMessage, type ReattestResult } from '../src/ca/index
 import { Reattestor } from '../src/attestation/verifier/reattest.js'
 import {
   akBindingMessage,
-  answerQuoteRequests,
+  Mux,
+  serveQuotes,
   buildCsr,
   connectSecure,
   createError,
@@ -70,7 +71,7 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
     async listen() {
       const server = createSecureServer({ identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, tpmKey: key }, trustPem: ca.trustBundle() }, (link) => {
         link.on('error', () => {})
-        answerQuoteRequests(link, (request) => node.produce(request))
+        serveQuotes(new Mux(link, { role: 'responder' }), (request) => node.produce(request))
       })
       node.port = (await server.listen(0)).port
       node.server = server
@@ -216,7 +217,7 @@ test('a node enrolled without attestation cannot be re-attested; periodic runs s
   let asked = 0
   const server = createSecureServer({ protocol: 'noise', identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, privateKey: nodeKey }, trustPem: ca.trustBundle() }, (link) => {
     link.on('error', () => {})
-    answerQuoteRequests(link, () => {
+    serveQuotes(new Mux(link, { role: 'responder' }), () => {
       asked++
       return Promise.reject(createError('ERR_TPM_UNSUPPORTED'))
     })

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { CaService } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
-import { requestQuote, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type LinkIdentity, type SecureStream, type TlsIdentity } from '../src/index.js'
+import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type LinkIdentity, type SecureStream, type TlsIdentity } from '../src/index.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 /** A CA with its enrollment API on loopback, and a gateway (software key) enrolled with it. */
@@ -85,9 +85,19 @@ tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and N
   const link = await tlsLink(t, gateway.tlsIdentity(), device.tlsIdentity(), trustPem)
   t.like(link.server.peer, { deviceId: 'tablet-7', tenant: 'hotel-1' })
   t.like(link.client.peer, { deviceId: 'gw-1' })
-  device.answerQuotes(link.client)
+  // On the link's message layer: the quote protocol has a stream of its own, and the same link
+  // carries another protocol at the same time.
+  const deviceMux = new Mux(link.client, { role: 'initiator' })
+  deviceMux.handle('/test/echo/1', (stream) => void stream.pipe(stream))
+  device.answerQuotes(deviceMux)
+  const gatewayMux = new Mux(link.server, { role: 'responder' })
+  const echo = await gatewayMux.open('/test/echo/1')
+  const echoed = new Promise<string>((resolve) => echo.once('data', (chunk: Buffer) => resolve(chunk.toString())))
+  echo.write('beside the quote')
   const nonce = randomBytes(32)
-  const quote = await requestQuote(link.server, { nonce, pcrs: [0, 7] })
+  const quote = await askQuote(gatewayMux, { nonce, pcrs: [0, 7] })
+  t.is(await echoed, 'beside the quote')
+  echo.end()
   t.deepEqual(verifyQuote(quote, nonce).pcrs.map((p) => p.index), [0, 7])
   t.notThrows(() => verifyAkBinding(device.certificatePem, quote.akPublicPem, quote.akBinding))
 
@@ -107,8 +117,8 @@ tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and N
   const noise = await noiseLink(t, gateway.linkIdentity(), reopened.linkIdentity(), trustPem)
   t.like(noise.server.peer, { deviceId: 'tablet-7', serial: again.server.peer.serial }, 'the Noise identity is signed in the TPM too')
   // The attestation key survives the rotation; its binding is signed by the new key.
-  reopened.answerQuotes(again.client)
-  const after = await requestQuote(again.server, { nonce, pcrs: [7] })
+  reopened.answerQuotes(new Mux(again.client, { role: 'initiator' }))
+  const after = await askQuote(new Mux(again.server, { role: 'responder' }), { nonce, pcrs: [7] })
   t.is(after.akPublicPem, quote.akPublicPem)
   t.notThrows(() => verifyAkBinding(reopened.certificatePem, after.akPublicPem, after.akBinding))
   t.deepEqual(await swtpm.transientHandles(), [], 'no transient handle is left behind')

@@ -3,6 +3,11 @@
  * PCRs it wants; the node answers with a quote over that nonce, its attestation key, and the
  * binding of that key to its certificate key.
  *
+ * The exchange runs on its own stream of the link's message layer ({@link Mux}), protocol id
+ * {@link QUOTE_PROTOCOL}, so a link to a node carries quotes beside its other protocols:
+ * {@link serveQuotes} on the node, {@link askQuote} on the verifier. A stream carries one
+ * request and its answer; a broken line resets that stream, not the link.
+ *
  * One JSON object per line, in both directions, at most {@link MAX_LINE} bytes a line; the
  * messages are encoded and decoded by the core (see `protocol/quote.ts`). This module moves
  * the lines.
@@ -12,6 +17,7 @@
  */
 import type { Duplex } from 'node:stream'
 
+import type { Mux } from '../channels/mux.js'
 import { createError, isErrorCode, ZtError } from '../errors.js'
 import { decodeQuoteAnswer, decodeQuoteRequest, encodeQuoteAnswer, encodeQuoteRequest, MAX_QUOTE_LINE, type BoundQuote, type QuoteAnswer, type QuoteRequest } from '../protocol/quote.js'
 
@@ -19,6 +25,37 @@ export type { BoundQuote, QuoteRequest } from '../protocol/quote.js'
 
 /** The longest line either side accepts. */
 export const MAX_LINE = MAX_QUOTE_LINE
+
+/** The message-layer protocol id of the quote exchange. */
+export const QUOTE_PROTOCOL = '/ztmesh/quote/1'
+
+/**
+ * Answers quote requests on every {@link QUOTE_PROTOCOL} stream the verifier opens on `mux`, with
+ * `produce` (see {@link answerQuoteRequests}).
+ */
+export function serveQuotes(mux: Mux, produce: (request: QuoteRequest) => Promise<BoundQuote>): void {
+  mux.handle(QUOTE_PROTOCOL, (stream) => {
+    stream.on('error', () => {}) // a reset stream concerns only its own request
+    answerQuoteRequests(stream, produce)
+  })
+}
+
+/**
+ * Asks the node at the other end of `mux` for a quote on a stream of its own; rejects as
+ * {@link requestQuote} does, and with `ERR_MUX_UNSUPPORTED_PROTOCOL` when the node serves no
+ * quotes. The whole exchange, the stream's opening included, is bounded by `timeoutMs`.
+ */
+export async function askQuote(mux: Mux, request: QuoteRequest, init: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<BoundQuote> {
+  const timeoutMs = init.timeoutMs ?? 10_000
+  const started = Date.now()
+  const stream = await mux.open(QUOTE_PROTOCOL, { timeoutMs, ...(init.signal !== undefined && { signal: init.signal }) })
+  stream.on('error', () => {}) // failures surface through requestQuote
+  try {
+    return await requestQuote(stream, request, Math.max(1, timeoutMs - (Date.now() - started)))
+  } finally {
+    stream.end()
+  }
+}
 
 /**
  * Asks the node at the other end of `link` for a quote; rejects with `ERR_TIMEOUT` after

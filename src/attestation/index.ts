@@ -95,4 +95,4 @@ export function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string
   callNative(() => native.verifyAkBinding(certificateOrCsrPem, akPublicPem, signature))
 }
 
-export { answerQuoteRequests, requestQuote, type BoundQuote, type QuoteRequest } from './exchange.js'
+export { answerQuoteRequests, askQuote, QUOTE_PROTOCOL, requestQuote, serveQuotes, type BoundQuote, type QuoteRequest } from './exchange.js'

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 import { connectSecure, createSecureServer, type SecureEndpointInit } from '../channels/endpoints.js'
+import { Mux } from '../channels/mux.js'
 import type { SecureStream } from '../channels/noise-link.js'
 import { watchCrlFile } from '../channels/revocations.js'
 import { createError, ZtError } from '../errors.js'
@@ -55,7 +56,7 @@ export async function echoServer(args: string[]): Promise<void> {
  * [--device GATEWAY] [--crl FILE]`: answers the gateway's quote requests with this device's TPM.
  */
 export async function attestResponder(args: string[]): Promise<void> {
-  await serveLinks(args, (link, identity) => identity.answerQuotes(link))
+  await serveLinks(args, (link, identity) => identity.answerQuotes(new Mux(link, { role: 'responder' })))
 }
 
 /**

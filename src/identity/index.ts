@@ -33,9 +33,9 @@
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Duplex } from 'node:stream'
 
-import { answerQuoteRequests, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
+import { serveQuotes, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
+import type { Mux } from '../channels/mux.js'
 import type { LinkIdentity } from '../channels/noise-link.js'
 import type { TlsIdentity } from '../channels/tls.js'
 import { createError } from '../errors.js'
@@ -237,16 +237,17 @@ export class DeviceIdentity {
   }
 
   /**
-   * Answers a verifier's quote requests on `link` (a secure link to the gateway) until it ends.
+   * Answers a verifier's quote requests on the message layer of a secure link to the gateway
+   * (the quote protocol's streams), until the link ends.
    *
    * @example
    * ```ts
    * const link = await secureTls(socket, new TlsContext('client', { identity: id.tlsIdentity(), trustPem }))
-   * id.answerQuotes(link)
+   * id.answerQuotes(new Mux(link, { role: 'initiator' }))
    * ```
    */
-  answerQuotes(link: Duplex): void {
-    answerQuoteRequests(link, (request) => this.quote(request))
+  answerQuotes(mux: Mux): void {
+    serveQuotes(mux, (request) => this.quote(request))
   }
 
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */

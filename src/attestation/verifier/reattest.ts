@@ -4,7 +4,7 @@
  *
  * For each node the {@link Reattestor} connects (as the gateway, with its own device
  * certificate), checks that the peer is the node it expects, sends a fresh 32-byte nonce and
- * the PCRs to quote ({@link requestQuote}), and verifies the answer: quoted by the AK recorded
+ * the PCRs to quote ({@link askQuote}, on a stream of the link's message layer), and verifies the answer: quoted by the AK recorded
  * at the node's enrollment, that AK bound to the certificate the node presented, over the
  * nonce, and meeting the node's baseline overridden by the CA's PCR policy. The verdict goes to
  * {@link ReattestationSink.applyReattestation} (`CaService` implements it): `ok` is recorded; `drift` (PCRs changed) and `refused`
@@ -27,8 +27,8 @@
 
 import { randomBytes } from 'node:crypto'
 
-import { requestQuote, type BoundQuote, type PcrPolicy } from '../index.js'
-import { connectSecure, type SecureEndpointInit, type SecureStream } from '../../channels/index.js'
+import { askQuote, type BoundQuote, type PcrPolicy } from '../index.js'
+import { connectSecure, Mux, type SecureEndpointInit, type SecureStream } from '../../channels/index.js'
 import { createError } from '../../errors.js'
 import type { AuditEvent } from '../../audit/index.js'
 import type { PeerIdentity, RevocationSet } from '../../pki/index.js'
@@ -217,10 +217,10 @@ export class Reattestor {
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       link = await this.#connect(node, signal)
-      link.on('error', () => {}) // failures surface through requestQuote
+      link.on('error', () => {}) // failures surface through askQuote
       checkPeer(link.peer, node)
       peer = link.peer
-      answer = await this.#askQuote(link, peer)
+      answer = await this.#askQuote(new Mux(link, { role: 'initiator' }), peer, signal)
     } catch (error) {
       // Nothing verifiable came back: whatever the code, this is a failure, never drift.
       return { deviceId: node.deviceId, ...(node.tenant !== undefined && { tenant: node.tenant }), ...identityOf(peer), verdict: 'failed', reason: reasonOf(error) }
@@ -232,13 +232,13 @@ export class Reattestor {
   }
 
   /** Sends a fresh nonce and the PCRs of the node's policy; resolves with the answer. */
-  async #askQuote(link: SecureStream, peer: PeerIdentity): Promise<Answer> {
+  async #askQuote(mux: Mux, peer: PeerIdentity, signal: AbortSignal): Promise<Answer> {
     const { ca } = this.#init
     const record = ca.attestationStatus(peer.deviceId, peer.tenant)
     if (record === undefined || !record.attested) throw createError('ERR_ATTEST_NOT_ENROLLED')
     const policy = reattestationPolicy(record, ca.attestationSettings().pcrPolicy)
     const nonce = randomBytes(32)
-    const quote = await requestQuote(link, { nonce, pcrs: pcrsToQuote(policy) }, this.#timeoutMs)
+    const quote = await askQuote(mux, { nonce, pcrs: pcrsToQuote(policy) }, { timeoutMs: this.#timeoutMs, signal })
     return { record, quote, nonce, policy }
   }
 
