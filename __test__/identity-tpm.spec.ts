@@ -51,8 +51,6 @@ async function loopbackLink(t: ExecutionContext, secureServer: (socket: Socket) 
 function tlsLink(t: ExecutionContext, server: TlsIdentity, client: TlsIdentity, trustPem: string) {
   const serverContext = new TlsContext('server', { identity: server, trustPem })
   const clientContext = new TlsContext('client', { identity: client, trustPem })
-  server.privateKey?.fill(0)
-  client.privateKey?.fill(0)
   return loopbackLink(t, (socket) => secureTls(socket, serverContext), (socket) => secureTls(socket, clientContext))
 }
 

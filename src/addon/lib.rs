@@ -16,6 +16,7 @@ mod link;
 mod noise;
 mod pki;
 mod sign;
+mod signer;
 mod tls;
 mod tpm;
 mod wire;

@@ -38,15 +38,8 @@ async function setup(args: string[]) {
   const trust = TrustStore.fromPem(readFileSync(values.trust, 'utf8'))
   const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
   const trustPem = readFileSync(values.trust, 'utf8')
-  /** A TLS context of this device (its key is copied into the native signer, then wiped here). */
-  const tlsContext = (role: 'server' | 'client') => {
-    const credentials = identity.tlsIdentity()
-    try {
-      return new TlsContext(role, { identity: credentials, trustPem, policy })
-    } finally {
-      credentials.privateKey?.fill(0)
-    }
-  }
+  /** A TLS context of this device (its key stays in the native signer). */
+  const tlsContext = (role: 'server' | 'client') => new TlsContext(role, { identity: identity.credential(), trustPem, policy })
   return { values, identity, trust, policy, protocol, tlsContext }
 }
 

@@ -262,6 +262,17 @@ impl Keystore {
         signing_key.sign(message).map_err(from_sign_error)
     }
 
+    /// The ecdsa-p256 entry `name` as a certificate signer, decrypted here so its private key
+    /// never leaves the core. Other kinds are [`KeystoreError::WrongKind`].
+    pub fn cert_signer(&self, name: &str) -> Result<crate::pki::SoftwareSigner, KeystoreError> {
+        let entry = self.find(name)?;
+        if entry.info.kind != KeyKind::EcdsaP256 {
+            return Err(KeystoreError::WrongKind(entry.info.kind));
+        }
+        let private_key = self.unseal(entry)?;
+        crate::pki::SoftwareSigner::from_pkcs8(&private_key).map_err(|_| KeystoreError::Internal)
+    }
+
     /// The private key of the entry `name`, in the form [`Keystore::import`] takes.
     pub fn export_private_key(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
         let entry = self.find(name)?;

@@ -73,6 +73,23 @@ impl std::fmt::Debug for SoftwareSigner {
     }
 }
 
+/// Checks that `signer` holds the key of the certificate `leaf_der` (its SubjectPublicKeyInfo
+/// point), so that a context built from the two fails when it is created, not at the first
+/// handshake. Fails with [`PkiError::KeyMismatch`] for another key and
+/// [`PkiError::CertificateMalformed`] for a certificate that does not parse.
+pub fn check_signer_matches(leaf_der: &[u8], signer: &dyn CertSigner) -> Result<(), PkiError> {
+    use x509_parser::prelude::FromDer;
+    let (rest, cert) =
+        x509_parser::certificate::X509Certificate::from_der(leaf_der).map_err(|_| PkiError::CertificateMalformed)?;
+    if !rest.is_empty() {
+        return Err(PkiError::CertificateMalformed);
+    }
+    if cert.public_key().subject_public_key.data.as_ref() != signer.public_key() {
+        return Err(PkiError::KeyMismatch);
+    }
+    Ok(())
+}
+
 /// Converts a raw ECDSA P-256 signature `r ‖ s` (64 bytes, as a TPM returns it) into a DER
 /// `ECDSA-Sig-Value`. Fails with [`PkiError::Signer`] on another length or a zero `r` or `s`.
 pub fn ecdsa_p256_signature_to_der(raw: &[u8]) -> Result<Vec<u8>, PkiError> {
