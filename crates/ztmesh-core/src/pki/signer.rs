@@ -191,4 +191,22 @@ mod tests {
         assert_eq!(ecdsa_p256_signature_to_der(&raw[..63]), Err(PkiError::Signer));
         assert_eq!(ecdsa_p256_signature_to_der(&[0u8; 64]), Err(PkiError::Signer));
     }
+
+    #[test]
+    fn a_signer_matches_only_its_own_certificate() {
+        use super::super::ca::DeviceCertRequest;
+        use super::super::testutil::{device_csr, Pki};
+        let pki = Pki::new();
+        let (signer, csr) = device_csr("d", "t");
+        let issued = pki.site.issue(&csr, &DeviceCertRequest::new("d", "t")).unwrap();
+        assert_eq!(check_signer_matches(&issued.der, &signer), Ok(()));
+        let stranger = SoftwareSigner::generate().unwrap();
+        assert_eq!(check_signer_matches(&issued.der, &stranger), Err(PkiError::KeyMismatch));
+        assert_eq!(check_signer_matches(pki.site.certificate_der(), &signer), Err(PkiError::KeyMismatch));
+        let mut extended = issued.der.clone();
+        extended.push(0);
+        assert_eq!(check_signer_matches(&extended, &signer), Err(PkiError::CertificateMalformed));
+        assert_eq!(check_signer_matches(b"garbage", &signer), Err(PkiError::CertificateMalformed));
+        assert_eq!(check_signer_matches(&[], &signer), Err(PkiError::CertificateMalformed));
+    }
 }
