@@ -843,6 +843,12 @@ export declare function signedObjectLabels(): Array<string>
 export declare function signObject(label: string, chainPem: string, body: Uint8Array, signer: Signer): Buffer
 
 /**
+ * Fsyncs the directory `path`, so that renames and removals in it are durable. Throws
+ * `ERR_FILE_IO`.
+ */
+export declare function syncDirectory(path: string): void
+
+/**
  * What a TLS context needs beside its signer: this device's chain, the trust anchors and the
  * policy.
  */
@@ -1012,6 +1018,13 @@ export declare function verifyPeer(chainPem: string, trust: TrustStore, revocati
  * `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
  */
 export declare function verifyQuote(quote: QuoteToVerify): VerifiedQuote
+
+/**
+ * Writes `contents` to `path` atomically, mode 0600: a fsynced temporary file renamed over it,
+ * then the directory fsynced. With `createNew`, an existing file is refused with
+ * `ERR_FILE_EXISTS`; other failures are `ERR_FILE_IO`. On failure the target is untouched.
+ */
+export declare function writeFileAtomic(path: string, contents: Uint8Array, createNew?: boolean | undefined | null): void
 
 /** A raw X25519 key pair. */
 export interface X25519KeyPair {

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod aead;
+mod atomic_file;
 mod attest;
 mod enroll;
 mod error;

@@ -42,6 +42,7 @@ import {
   type RevokedEntry,
 } from '../pki/index.js'
 import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
+import { writeFileAtomic } from '../storage/files.js'
 import { openDatabase, type Db } from '../storage/index.js'
 import {
   AttestationRegistry,
@@ -198,7 +199,7 @@ export class CaService {
     writeFileSync(join(dir, 'trust.pem'), root.certificatePem, { mode: 0o644 })
     // The admin credential of POST /v1/revoke: shown once in D/admin-token (0600), stored hashed.
     const adminToken = `ztma.${randomBytes(32).toString('base64url')}`
-    writeFileSync(join(dir, 'admin-token'), adminToken, { mode: 0o600 })
+    writeFileAtomic(join(dir, 'admin-token'), adminToken)
     const db = openDatabase(join(dir, 'registry.db'), { migrations: CA_MIGRATIONS })
     chmodSync(join(dir, 'registry.db'), 0o600)
     try {
@@ -597,8 +598,7 @@ function caPassphrase(dir: string, create: boolean): Buffer {
   if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'utf8')
   const file = join(dir, 'passphrase')
   if (create && !existsSync(file)) {
-    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 })
-    chmodSync(file, 0o600)
+    writeFileAtomic(file, randomBytes(32).toString('base64url'), { createNew: true })
   }
   if (!existsSync(file)) throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_CA_PASSPHRASE: this CA has no passphrase file')
   return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8')
