@@ -3,12 +3,9 @@
 // the certificate's key, typed once closed; and a software device that never exports its key.
 import test, { type ExecutionContext } from 'ava'
 import { mkdtempSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { CaService } from '../src/ca/index.js'
-import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import {
   CertificateAuthority,
@@ -28,6 +25,7 @@ import {
   type DeviceCredential,
   type SecureStream,
 } from '../src/index.js'
+import { caOnLoopback } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Signer Root', organisation: 'Acme' })
@@ -140,15 +138,7 @@ tpmTestSerial('a TPM signer works in TLS, Noise links and signed objects, beside
 })
 
 test('a software-key device enrolls, links and rotates while its keystore refuses to export the device key', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-signer-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir: join(dir, 'ca'), name: 'Signer Hotel' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 } })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const { dir, ca, url } = await caOnLoopback(t, 'Signer Hotel')
 
   // Any export from the device's keystore fails the test; the CA's own keystore may still export.
   const deviceDir = join(dir, 'dev')
