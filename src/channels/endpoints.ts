@@ -15,7 +15,7 @@
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 
 import { createError } from '../errors.js'
-import { RevocationSet, TrustStore, withCredentialSigner, type CredentialInit, type PeerPolicy } from '../pki/index.js'
+import { credentialSigner, RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../pki/index.js'
 import { NoiseLinkContext, secureNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
 import { secureTls, TlsContext } from './tls.js'
@@ -24,8 +24,8 @@ import { secureTls, TlsContext } from './tls.js'
 export interface SecureEndpointInit {
   /** `'tls'` (default) or `'noise'`. */
   protocol?: 'tls' | 'noise'
-  /** This device: its chain and its signer (a {@link DeviceCredential}, or an older shape). */
-  identity: CredentialInit
+  /** This device: its chain and its signer. */
+  identity: DeviceCredential
   /** The trust anchors, PEM. */
   trustPem: string
   /** Who peers must be. */
@@ -117,7 +117,7 @@ class Endpoint {
     if (protocol !== 'tls' && protocol !== 'noise') throw createError('ERR_INVALID_ARG', "protocol must be 'tls' or 'noise'")
     this.#tls = protocol === 'tls' ? new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) }) : undefined
     if (this.#tls !== undefined && init.revocations !== undefined) this.#tls.setRevocations(init.revocations)
-    withCredentialSigner(init.identity, () => undefined) // refuses an identity with no key, whatever the protocol
+    credentialSigner(init.identity) // refuses an identity with no signer, whatever the protocol
     this.#noise = protocol === 'noise' ? this.#noiseContext() : undefined
   }
 

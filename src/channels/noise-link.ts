@@ -19,11 +19,11 @@ import { Duplex } from 'node:stream'
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeNoiseLinkContext, type NativeNoiseLinkHandshake } from '../native.js'
 import { NoiseRecordLayer } from '../noise/index.js'
-import { withCredentialSigner, type CredentialInit, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
 import { whenDrained } from './flow.js'
 
-/** How this device proves who it is on a link: a {@link DeviceCredential} (or an older shape). */
-export type LinkIdentity = CredentialInit
+/** How this device proves who it is on a link: the one credential shape, {@link DeviceCredential}. */
+export type LinkIdentity = DeviceCredential
 
 /** Options of {@link wrapNoise}. */
 export interface NoiseLinkInit {
@@ -90,13 +90,12 @@ export class NoiseLinkContext {
       ...(init.rekeyAfterMessages !== undefined && { rekeyAfterRecords: init.rekeyAfterMessages }),
       ...(init.rekeyAfterMs !== undefined && { rekeyAfterMs: init.rekeyAfterMs }),
     }
-    this.#native = withCredentialSigner(init.identity, (signer) => {
-      try {
-        return new native.NoiseLinkContext(nativeInit, init.trust.native, init.revocations.native, signer.native)
-      } catch (error) {
-        throw nativeError(error)
-      }
-    })
+    const signer = credentialSigner(init.identity).native
+    try {
+      this.#native = new native.NoiseLinkContext(nativeInit, init.trust.native, init.revocations.native, signer)
+    } catch (error) {
+      throw nativeError(error)
+    }
   }
 
   /** @internal A new handshake. */

@@ -13,12 +13,12 @@ import type { Socket } from 'node:net'
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeTlsSession } from '../native.js'
 import { reserve, take } from '../slab.js'
-import { withCredentialSigner, type CredentialInit, type PeerIdentity, type PeerPolicy, type RevocationSet } from '../pki/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet } from '../pki/index.js'
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
-/** This device's TLS credentials: a {@link DeviceCredential} (or an older shape, see {@link CredentialInit}). */
-export type TlsIdentity = CredentialInit
+/** This device's TLS credentials: the one credential shape, {@link DeviceCredential}. */
+export type TlsIdentity = DeviceCredential
 
 /** Options of {@link TlsContext}. */
 export interface TlsContextInit {
@@ -48,15 +48,13 @@ export class TlsContext {
       ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
       ...(init.resumption !== undefined && { resumption: init.resumption }),
     }
-    const context = withCredentialSigner(init.identity, (signer) => {
-      try {
-        return role === 'server' ? new native.TlsServerContext(nativeInit, signer.native) : new native.TlsClientContext(nativeInit, signer.native)
-      } catch (error) {
-        throw nativeError(error)
-      }
-    })
-    if (context instanceof native.TlsServerContext) this.#server = context
-    else this.#client = context
+    const signer = credentialSigner(init.identity).native
+    try {
+      if (role === 'server') this.#server = new native.TlsServerContext(nativeInit, signer)
+      else this.#client = new native.TlsClientContext(nativeInit, signer)
+    } catch (error) {
+      throw nativeError(error)
+    }
   }
 
   /** Applies new revocations to every later handshake and voids resumption. */

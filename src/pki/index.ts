@@ -197,4 +197,4 @@ export function generateP256Key(): Buffer {
   return callNative(() => native.generateP256Key())
 }
 
-export { credentialSigner, Signer, withCredentialSigner, type CredentialInit, type DeviceCredential } from './signer.js'
+export { credentialSigner, Signer, type DeviceCredential } from './signer.js'

@@ -75,34 +75,9 @@ export interface DeviceCredential {
   signer: Signer
 }
 
-/**
- * A credential, or the older shapes still accepted for CA tooling and tests: a PKCS#8 key
- * (copied into a native signer; zero-fill it after) or a TPM key.
- */
-export type CredentialInit =
-  | DeviceCredential
-  | { certificateChainPem: string; privateKey: Uint8Array; signer?: undefined; tpmKey?: undefined }
-  | { certificateChainPem: string; tpmKey: TpmKey; signer?: undefined; privateKey?: undefined }
-
-/** The signer of `credential` (`ERR_INVALID_ARG` when it has none); one made here is new. */
-export function credentialSigner(credential: CredentialInit): Signer {
-  const given = credential as { signer?: unknown; privateKey?: Uint8Array; tpmKey?: TpmKey }
-  if (given.signer instanceof Signer) return given.signer
-  if (given.signer !== undefined) throw createError('ERR_INVALID_ARG', 'signer must be a Signer')
-  if (given.privateKey !== undefined) return Signer.fromPkcs8(given.privateKey)
-  if (given.tpmKey !== undefined) return Signer.fromTpmKey(given.tpmKey)
-  throw createError('ERR_INVALID_ARG', 'the identity needs a signer')
-}
-
-/**
- * Runs `use` with the signer of `credential`; a signer made here from an older shape is closed
- * after (the native contexts built from it keep their own share of the key).
- */
-export function withCredentialSigner<T>(credential: CredentialInit, use: (signer: Signer) => T): T {
-  const signer = credentialSigner(credential)
-  try {
-    return use(signer)
-  } finally {
-    if (signer !== (credential as { signer?: Signer }).signer) signer.close()
-  }
+/** The signer of `credential`: `ERR_INVALID_ARG` unless it is a {@link Signer} (a PKCS#8 key or a TPM key becomes one through `Signer.fromPkcs8`/`Signer.fromTpmKey`). */
+export function credentialSigner(credential: DeviceCredential): Signer {
+  const signer: unknown = (credential as { signer?: unknown } | undefined)?.signer
+  if (!(signer instanceof Signer)) throw createError('ERR_INVALID_ARG', 'the identity needs a signer (a Signer: Signer.fromKeystore, fromTpmKey or fromPkcs8)')
+  return signer
 }

@@ -16,10 +16,10 @@
  */
 
 import { callNative, native } from '../native.js'
-import { withCredentialSigner, type CredentialInit, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
 
 /** The key that signs, and the chain that names it (leaf first, at most 3 certificates). */
-export type ObjectSigner = CredentialInit
+export type ObjectSigner = DeviceCredential
 
 /** A signed object that verified: who signed it, and the body they signed. */
 export interface VerifiedObject {
@@ -35,7 +35,8 @@ export interface VerifiedObject {
  * `ERR_KEY_MISMATCH` when the key is not the leaf certificate's.
  */
 export function signObject(label: string, body: Uint8Array, signer: ObjectSigner): Buffer {
-  return withCredentialSigner(signer, (key) => callNative(() => native.signObject(label, signer.certificateChainPem, body, key.native)))
+  const key = credentialSigner(signer).native
+  return callNative(() => native.signObject(label, signer.certificateChainPem, body, key))
 }
 
 /**
