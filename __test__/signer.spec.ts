@@ -2,7 +2,7 @@
 // taken by TLS, Noise links and signed objects alike; refused at context creation when it is not
 // the certificate's key, typed once closed; and a software device that never exports its key.
 import test, { type ExecutionContext } from 'ava'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -173,4 +173,14 @@ test('a software-key device enrolls, links and rotates while its keystore refuse
   const reopened = await DeviceIdentity.open(deviceDir, 'pw', url)
   t.like(await roundTrip(t, 'noise', reopened.credential(), peer, ca.trustBundle()), { deviceId: 'gw-1' })
   t.is(exports, 0)
+})
+
+test('no device-side source exports a private key from the keystore (only the CA may, for its own keys)', (t) => {
+  const sources = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : []))
+  const callers = sources(join(process.cwd(), 'src'))
+    .filter((file) => /\bexportPrivateKey\(/.test(readFileSync(file, 'utf8')))
+    .map((file) => file.slice(process.cwd().length + 1))
+  t.true(callers.includes('src/keystore/index.ts'), 'the scan sees the explicit backup API')
+  t.deepEqual(callers.filter((file) => file !== 'src/keystore/index.ts' && !file.startsWith('src/ca/')), [])
 })
