@@ -164,10 +164,10 @@ export declare class NoiseHandshake {
 /** The settings of one side's links: credentials, trust, revocations and rules. */
 export declare class NoiseLinkContext {
   /**
-   * A context; `tpmKey`, if given, is the certificate's key (in the TPM). The trust and the
-   * revocations are copied: a new revocation set needs a new context.
+   * A context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). The trust and
+   * the revocations are copied: a new revocation set needs a new context.
    */
-  constructor(init: NoiseLinkInit, trust: TrustStore, revocations: RevocationSet, tpmKey?: TpmKey | undefined | null)
+  constructor(init: NoiseLinkInit, trust: TrustStore, revocations: RevocationSet, signer: Signer)
   /**
    * A new link as the initiator; its first flight comes out of the first `feed`. The static
    * key is fresh unless `staticPrivateKey` (32 bytes) is given.
@@ -272,6 +272,32 @@ export declare class RevocationSet {
   isRevoked(serial: string, spkiSha256: string): boolean
 }
 
+/** An ECDSA P-256 signing key, in software or in a TPM. */
+export declare class Signer {
+  /** The key of the keystore entry `name` (ecdsa-p256), decrypted inside the core. */
+  static fromKeystore(keystore: Keystore, name: string): Signer
+  /** A key in the TPM. */
+  static fromTpmKey(key: TpmKey): Signer
+  /**
+   * A software key from a PKCS#8 document (DER), for CA tooling and tests: zero-fill the
+   * buffer after the call.
+   */
+  static fromPkcs8(privateKey: Uint8Array): Signer
+  /** The public key: a 65-byte uncompressed P-256 point. Throws `ERR_CLOSED` once closed. */
+  get publicKey(): Buffer
+  /** ECDSA P-256/SHA-256 signature of `message`, DER. Throws `ERR_CLOSED` once closed. */
+  sign(message: Uint8Array): Buffer
+  /** A CSR (PEM) for `deviceId` in `tenant`, signed by this key. */
+  buildCsr(deviceId: string, tenant: string): string
+  /**
+   * Drops this handle's key; later uses throw `ERR_CLOSED`. Contexts already built keep
+   * working until they are dropped.
+   */
+  close(): void
+  /** Whether `close` was called. */
+  get isClosed(): boolean
+}
+
 /** A private signing key (`ed25519` or `ecdsa-p256-sha256`). */
 export declare class SigningKey {
   /** Generates a new key pair. */
@@ -290,8 +316,8 @@ export declare class SigningKey {
 
 /** A client context: opens sessions to servers. */
 export declare class TlsClientContext {
-  /** A client context; `tpmKey`, if given, is the certificate's key (in the TPM). */
-  constructor(init: TlsContextInit, tpmKey?: TpmKey | undefined | null)
+  /** A client context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). */
+  constructor(init: TlsContextInit, signer: Signer)
   /** A new client session (to the server the context expects, or to `deviceId`). */
   connect(deviceId?: string | undefined | null): TlsSession
   /** Applies new revocations to every handshake from now on (and forgets resumption tickets). */
@@ -300,8 +326,8 @@ export declare class TlsClientContext {
 
 /** A server context: accepts sessions; its trust and revocations can be swapped live. */
 export declare class TlsServerContext {
-  /** A server context; `tpmKey`, if given, is the certificate's key (in the TPM). */
-  constructor(init: TlsContextInit, tpmKey?: TpmKey | undefined | null)
+  /** A server context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). */
+  constructor(init: TlsContextInit, signer: Signer)
   /** A new server-side session for one accepted connection. */
   accept(): TlsSession
   /** Applies new revocations to every handshake from now on (and voids resumption tickets). */
@@ -721,11 +747,6 @@ export interface MuxOpened {
 export interface NoiseLinkInit {
   /** This device's certificate followed by its CA chain, PEM. */
   chainPem: string
-  /**
-   * The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
-   * absent when the key is a TPM key, passed beside `init`.
-   */
-  privateKey?: Buffer
   /** The tenant every peer must belong to. */
   expectedTenant?: string
   /** The device id the peer must have. */
@@ -903,23 +924,26 @@ export interface SignedCrl {
 export declare function signedObjectLabels(): Array<string>
 
 /**
- * Signs `body` as a signed object under the label named `label`, with a software P-256 key
- * (PKCS#8 DER) or a TPM key (exactly one), embedding the signer's chain (PEM, leaf first, at
- * most 3). Throws `ERR_WIRE_LABEL` for a name that is not a signed-object label,
+ * Signs `body` as a signed object under the label named `label` with `signer`, embedding the
+ * signer's chain (PEM, leaf first, at most 3). Throws `ERR_WIRE_LABEL` for a name that is not a signed-object label,
  * `ERR_MESSAGE_SIZE` when a field is too large, `ERR_KEY_MISMATCH` when the key is not the
  * leaf's.
  */
-export declare function signObject(label: string, chainPem: string, body: Uint8Array, privateKey?: Uint8Array | undefined | null, tpmKey?: TpmKey | undefined | null): Buffer
+export declare function signObject(label: string, chainPem: string, body: Uint8Array, signer: Signer): Buffer
 
-/** What a TLS context needs: this device's chain and key, the trust anchors and the policy. */
+/**
+ * Fsyncs the directory `path`, so that renames and removals in it are durable. Throws
+ * `ERR_FILE_IO`.
+ */
+export declare function syncDirectory(path: string): void
+
+/**
+ * What a TLS context needs beside its signer: this device's chain, the trust anchors and the
+ * policy.
+ */
 export interface TlsContextInit {
   /** This device's certificate followed by its CA chain, PEM. */
   chainPem: string
-  /**
-   * The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
-   * absent when the key is a TPM key, passed beside `init`.
-   */
-  privateKey?: Buffer
   /** The trust anchors, PEM. */
   trustPem: string
   /** `'prefer'` (default: X25519MLKEM768, X25519 fallback), `'require'` or `'off'`. */
@@ -1083,6 +1107,13 @@ export declare function verifyPeer(chainPem: string, trust: TrustStore, revocati
  * `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
  */
 export declare function verifyQuote(quote: QuoteToVerify): VerifiedQuote
+
+/**
+ * Writes `contents` to `path` atomically, mode 0600: a fsynced temporary file renamed over it,
+ * then the directory fsynced. With `createNew`, an existing file is refused with
+ * `ERR_FILE_EXISTS`; other failures are `ERR_FILE_IO`. On failure the target is untouched.
+ */
+export declare function writeFileAtomic(path: string, contents: Uint8Array, createNew?: boolean | undefined | null): void
 
 /** A raw X25519 key pair. */
 export interface X25519KeyPair {

@@ -22,6 +22,7 @@ import {
   type BoundQuote,
   type QuoteRequest,
   type SecureServer,
+  Signer,
 } from '../src/index.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
@@ -39,7 +40,7 @@ function gatewayIdentity(ca: CaService) {
   const privateKey = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
   const enrolled = ca.enroll({ token, csr: buildCsr(privateKey, 'gw-1', 'hotel-1') }, 'test')
-  return { certificateChainPem: enrolled.certificate + enrolled.caChain, privateKey }
+  return { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(privateKey) }
 }
 
 /**
@@ -69,7 +70,7 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
     server: undefined as SecureServer | undefined,
     port: 0,
     async listen() {
-      const server = createSecureServer({ identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, tpmKey: key }, trustPem: ca.trustBundle() }, (link) => {
+      const server = createSecureServer({ identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromTpmKey(key) }, trustPem: ca.trustBundle() }, (link) => {
         link.on('error', () => {})
         serveQuotes(new Mux(link, { role: 'responder' }), (request) => node.produce(request))
       })
@@ -215,7 +216,7 @@ test('a node enrolled without attestation cannot be re-attested; periodic runs s
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
   const enrolled = ca.enroll({ token, csr: buildCsr(nodeKey, 'node-1', 'hotel-1') }, 'test')
   let asked = 0
-  const server = createSecureServer({ protocol: 'noise', identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, privateKey: nodeKey }, trustPem: ca.trustBundle() }, (link) => {
+  const server = createSecureServer({ protocol: 'noise', identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(nodeKey) }, trustPem: ca.trustBundle() }, (link) => {
     link.on('error', () => {})
     serveQuotes(new Mux(link, { role: 'responder' }), () => {
       asked++

@@ -11,7 +11,7 @@ import type { AuditEvent } from '../src/audit/index.js'
 import { Reattestor, type ReattestationSink, type ReattestOutcome, type ReattestResult } from '../src/attestation/verifier/reattest.js'
 import { DEFAULT_ATTESTATION_SETTINGS, type AttestationRecord, type AttestationSettings } from '../src/attestation/verifier/index.js'
 import { CaService, selectProvisioner, tokenProvisioner, tokenTpmProvisioner } from '../src/ca/index.js'
-import { buildCsr, generateP256Key, RevocationSet } from '../src/index.js'
+import { buildCsr, generateP256Key, RevocationSet, Signer } from '../src/index.js'
 
 const SRC = join(process.cwd(), 'src')
 
@@ -126,7 +126,7 @@ test('the reattestor runs against any ReattestationSink: real links, verdicts an
   const key = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
   const gateway = ca.enroll({ token, csr: buildCsr(key, 'gw-1', 'hotel-1') }, 'test')
-  const identity = { certificateChainPem: gateway.certificate + gateway.caChain, privateKey: key }
+  const identity = { certificateChainPem: gateway.certificate + gateway.caChain, signer: Signer.fromPkcs8(key) }
 
   // A port that refuses connections, and one that accepts and never answers.
   const closed = createServer()

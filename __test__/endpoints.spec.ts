@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, RevocationSet, TrustStore, type SecureStream } from '../src/index.js'
+import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, RevocationSet, TrustStore, type SecureStream, Signer } from '../src/index.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Endpoint Root', organisation: 'Acme' })
 const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Endpoint Site', organisation: 'Acme' })
@@ -10,7 +10,7 @@ const trustPem = root.certificatePem
 function device(deviceId: string, tenant = 'hotel-1') {
   const privateKey = generateP256Key()
   const cert = siteCa.issue(buildCsr(privateKey, deviceId, tenant), { deviceId, tenant })
-  return { identity: { certificateChainPem: cert.pem + site.certificatePem, privateKey }, cert }
+  return { identity: { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(privateKey) }, cert }
 }
 
 for (const protocol of ['tls', 'noise'] as const) {

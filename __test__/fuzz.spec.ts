@@ -15,6 +15,7 @@ import {
   xwingEncapsulate,
   ZtError,
   type NoisePattern,
+  Signer,
 } from '../src/index.js'
 import { NoiseLinkContext } from '../src/channels/noise-link.js'
 import { callNative } from '../src/native.js'
@@ -154,7 +155,7 @@ test(`Noise link handshake: ${ITERATIONS / 5} random and mutated first flights a
   const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Fuzz Site', organisation: 'Fuzz' })
   const key = generateP256Key()
   const cert = CertificateAuthority.load(site.certificatePem, site.privateKey).issue(buildCsr(key, 'fuzz', 'fuzz'), { deviceId: 'fuzz', tenant: 'fuzz' })
-  const context = new NoiseLinkContext({ identity: { certificateChainPem: cert.pem + site.certificatePem, privateKey: key }, trust: TrustStore.fromPem(root.certificatePem), revocations: new RevocationSet() })
+  const context = new NoiseLinkContext({ identity: { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(key) }, trust: TrustStore.fromPem(root.certificatePem), revocations: new RevocationSet() })
   const flight = callNative(() => context.handshake('initiator').feed(Buffer.alloc(0)))
   const answer = callNative(() => context.handshake('responder').feed(flight))
   for (let n = 0; n < ITERATIONS / 5; n++) {

@@ -1,28 +1,18 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { CaService } from '../src/ca/index.js'
-import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type LinkIdentity, type SecureStream, type TlsIdentity } from '../src/index.js'
+import { caOnLoopback } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 /** A CA with its enrollment API on loopback, and a gateway (software key) enrolled with it. */
 async function site(t: ExecutionContext) {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-idtpm-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir: join(dir, 'ca'), name: 'TPM Hotel' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 } })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const { dir, ca, url } = await caOnLoopback(t, 'TPM Hotel')
   const token = (device: string) => ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token
   const gateway = await DeviceIdentity.enroll({ url, token: token('gw-1'), dir: join(dir, 'gw-1'), passphrase: 'pw', deviceId: 'gw-1', tenant: 'hotel-1' })
   return { dir, ca, url, token, gateway, trustPem: ca.trustBundle() }
@@ -51,8 +41,6 @@ async function loopbackLink(t: ExecutionContext, secureServer: (socket: Socket) 
 function tlsLink(t: ExecutionContext, server: TlsIdentity, client: TlsIdentity, trustPem: string) {
   const serverContext = new TlsContext('server', { identity: server, trustPem })
   const clientContext = new TlsContext('client', { identity: client, trustPem })
-  server.privateKey?.fill(0)
-  client.privateKey?.fill(0)
   return loopbackLink(t, (socket) => secureTls(socket, serverContext), (socket) => secureTls(socket, clientContext))
 }
 

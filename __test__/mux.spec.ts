@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline'
 
 import test from 'ava'
 
-import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, Mux, RevocationSet, TrustStore, wrapNoise, MUX_LIMITS, MuxError, type MuxInit, type MuxStream, type SecureStream, type ZtError } from '../src/index.js'
+import { buildCsr, CertificateAuthority, Signer, type DeviceCredential, connectSecure, createSecureServer, generateP256Key, Mux, RevocationSet, TrustStore, wrapNoise, MUX_LIMITS, MuxError, type MuxInit, type MuxStream, type SecureStream, type ZtError } from '../src/index.js'
 import { native } from '../src/native.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Mux Root', organisation: 'Acme' })
@@ -16,7 +16,7 @@ const trustPem = root.certificatePem
 function device(deviceId: string) {
   const privateKey = generateP256Key()
   const cert = siteCa.issue(buildCsr(privateKey, deviceId, 'hotel-1'), { deviceId, tenant: 'hotel-1' })
-  return { certificateChainPem: cert.pem + site.certificatePem, privateKey }
+  return { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(privateKey) }
 }
 
 const gateway = device('gw-1')
@@ -324,7 +324,7 @@ function duplexPair(): [Duplex, Duplex] {
   return [ends[0]!, ends[1]!]
 }
 
-function noiseInit(role: 'initiator' | 'responder', identity: { certificateChainPem: string; privateKey: Uint8Array }) {
+function noiseInit(role: 'initiator' | 'responder', identity: DeviceCredential) {
   return { role, identity, trust: TrustStore.fromPem(trustPem), revocations: new RevocationSet() }
 }
 

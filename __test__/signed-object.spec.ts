@@ -14,6 +14,7 @@ import {
   verifyObject,
   WireError,
   ZtError,
+  Signer,
 } from '../src/index.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
@@ -24,7 +25,7 @@ function hierarchy(organisation = 'Acme') {
   const device = (deviceId = 'tablet-7', tenant = 'hotel-1', roles: string[] = []) => {
     const privateKey = generateP256Key()
     const cert = siteCa.issue(buildCsr(privateKey, deviceId, tenant), { deviceId, tenant, roles })
-    return { privateKey, cert, chainPem: cert.pem + site.certificatePem }
+    return { signer: Signer.fromPkcs8(privateKey), cert, certificateChainPem: cert.pem + site.certificatePem }
   }
   return { root, site, siteCa, trust: TrustStore.fromPem(root.certificatePem), device }
 }
@@ -102,8 +103,8 @@ test('revoked, expired, foreign and other-tenant signers are refused with the PK
 test('a key that is not the leaf certificate key cannot sign, and oversized bodies are refused', (t) => {
   const { device } = hierarchy()
   const tablet = device()
-  t.throws(() => signObject('test', body, { chainPem: tablet.chainPem, privateKey: generateP256Key() }), { code: 'ERR_KEY_MISMATCH' })
-  t.throws(() => signObject('test', body, { chainPem: tablet.chainPem }), { code: 'ERR_INVALID_ARG' })
+  t.throws(() => signObject('test', body, { certificateChainPem: tablet.certificateChainPem, signer: Signer.fromPkcs8(generateP256Key()) }), { code: 'ERR_KEY_MISMATCH' })
+  t.throws(() => signObject('test', body, { certificateChainPem: tablet.certificateChainPem } as never), { code: 'ERR_INVALID_ARG' })
   t.throws(() => signObject('test', Buffer.alloc((1 << 20) + 1), tablet), { code: 'ERR_MESSAGE_SIZE' })
   t.notThrows(() => signObject('test', Buffer.alloc(1 << 20), tablet))
 })
@@ -114,7 +115,7 @@ tpmTestSerial('a TPM key signs objects that verify like software-signed ones', a
   const key = tpm.loadKey(await tpm.createSigningKey())
   const { trust, siteCa, site } = hierarchy()
   const cert = siteCa.issue(key.buildCsr('kiosk-1', 'hotel-1'), { deviceId: 'kiosk-1', tenant: 'hotel-1' })
-  const object = signObject('test-other', body, { chainPem: cert.pem + site.certificatePem, tpmKey: key })
+  const object = signObject('test-other', body, { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromTpmKey(key) })
   t.like(verifyObject(object, 'test-other', trust, new RevocationSet()).peer, { deviceId: 'kiosk-1' })
   t.throws(() => verifyObject(object, 'test', trust, new RevocationSet()), { code: 'ERR_WIRE_LABEL' })
 })

@@ -19,6 +19,7 @@ import {
   TrustStore,
   type SecureStream,
   type TlsIdentity,
+  Signer,
 } from '../src/index.js'
 
 // The CAs date from two months ago, so a certificate that expired last week can be issued.
@@ -32,7 +33,7 @@ function device(deviceId: string, tenant = 'hotel-1'): TlsIdentity & { serial: s
   const key = generateP256Key()
   const cert = siteCa.issue(buildCsr(key, deviceId, tenant), { deviceId, tenant })
   const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
-  return { certificateChainPem: cert.pem + site.certificatePem, privateKey: key, serial: cert.serial, spki: cert.spkiSha256, certPem: cert.pem, keyPem }
+  return { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(key), serial: cert.serial, spki: cert.spkiSha256, certPem: cert.pem, keyPem }
 }
 
 async function tlsServer(t: import('ava').ExecutionContext, context: TlsContext) {
@@ -161,7 +162,7 @@ test('expired and self-signed client certificates are refused with their PKI cod
   const { port, accepted } = await tlsServer(t, new TlsContext('server', { identity: gw, trustPem }))
   const key = generateP256Key()
   const expired = siteCa.issue(buildCsr(key, 'old', 'hotel-1'), { deviceId: 'old', tenant: 'hotel-1', nowMs: Date.now() - 10 * 86_400_000, validitySeconds: 86_400 })
-  const old = { certificateChainPem: expired.pem + site.certificatePem, privateKey: key }
+  const old = { certificateChainPem: expired.pem + site.certificatePem, signer: Signer.fromPkcs8(key) }
   t.like(await refused(secureTls(await dial(port), new TlsContext('client', { identity: old, trustPem }))), { code: 'ERR_TLS_ALERT' })
   await t.throwsAsync(accepted(0), { code: 'ERR_CERT_EXPIRED' })
 
@@ -170,7 +171,7 @@ test('expired and self-signed client certificates are refused with their PKI cod
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=rogue/OU=hotel-1', '-addext', 'subjectAltName=URI:ztmesh://hotel-1/rogue', '-addext', 'extendedKeyUsage=clientAuth,serverAuth', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
   const rogue = {
     certificateChainPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    privateKey: createPrivateKey(readFileSync(join(dir, 'key.pem'))).export({ format: 'der', type: 'pkcs8' }),
+    signer: Signer.fromPkcs8(createPrivateKey(readFileSync(join(dir, 'key.pem'))).export({ format: 'der', type: 'pkcs8' })),
   }
   t.like(await refused(secureTls(await dial(port), new TlsContext('client', { identity: rogue, trustPem }))), { code: 'ERR_TLS_ALERT' })
   await t.throwsAsync(accepted(1), { code: 'ERR_CHAIN' })

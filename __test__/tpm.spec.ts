@@ -15,6 +15,7 @@ import {
   verifyQuote,
   buildCsr,
   type SecureStream,
+  Signer,
 } from '../src/index.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
@@ -44,7 +45,7 @@ tpmTestSerial('a TPM key signs, builds a CSR the CA accepts, and serves as the c
 
   const gwKey = generateP256Key()
   const gwCert = siteCa.issue(buildCsr(gwKey, 'gw-1', 'hotel-1'), { deviceId: 'gw-1', tenant: 'hotel-1' })
-  const serverContext = new TlsContext('server', { identity: { certificateChainPem: gwCert.pem + site.certificatePem, privateKey: gwKey }, trustPem: root.certificatePem })
+  const serverContext = new TlsContext('server', { identity: { certificateChainPem: gwCert.pem + site.certificatePem, signer: Signer.fromPkcs8(gwKey) }, trustPem: root.certificatePem })
   const accepted: Promise<SecureStream>[] = []
   const server = createServer((socket) => {
     socket.on('error', () => {})
@@ -53,7 +54,7 @@ tpmTestSerial('a TPM key signs, builds a CSR the CA accepts, and serves as the c
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   const socket = createConnection({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' })
-  const clientContext = new TlsContext('client', { identity: { certificateChainPem: cert.pem + site.certificatePem, tpmKey: key }, trustPem: root.certificatePem })
+  const clientContext = new TlsContext('client', { identity: { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromTpmKey(key) }, trustPem: root.certificatePem })
   const client = await secureTls(socket, clientContext)
   for (let i = 0; i < 100 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
   const serverSide = await accepted[0]!

@@ -20,6 +20,7 @@ export type NativeNoiseHandshake = binding.NoiseHandshake
 export type NativeNoiseTransport = binding.NoiseTransport
 export type NativeNoiseRecordLayer = binding.NoiseRecordLayer
 export type NativeKeystore = binding.Keystore
+export type NativeSigner = binding.Signer
 export type NativeCertificateAuthority = binding.CertificateAuthority
 export type NativeTrustStore = binding.TrustStore
 export type NativeRevocationSet = binding.RevocationSet

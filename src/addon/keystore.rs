@@ -108,6 +108,11 @@ impl Keystore {
 }
 
 impl Keystore {
+    /// The ecdsa-p256 entry `name` as a signer, built in the core (see `Signer.fromKeystore`).
+    pub(crate) fn software_signer(&self, name: &str) -> std::result::Result<ztmesh_core::pki::SoftwareSigner, Failure> {
+        Ok(self.lock()?.cert_signer(name)?)
+    }
+
     fn lock(&self) -> std::result::Result<MutexGuard<'_, keystore::Keystore>, Failure> {
         lock(&self.inner)
     }

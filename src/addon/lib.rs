@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod aead;
+mod atomic_file;
 mod attest;
 mod enroll;
 mod error;
@@ -17,6 +18,7 @@ mod mux;
 mod noise;
 mod pki;
 mod sign;
+mod signer;
 mod tls;
 mod tpm;
 mod wire;

@@ -7,21 +7,18 @@ use std::time::Duration;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use ztmesh_core::link::{self, CipherSetting, LinkConfig, LinkMode, Role};
-use ztmesh_core::pki::{self, PeerPolicy, SoftwareSigner};
+use ztmesh_core::pki::{self, PeerPolicy};
 
 use crate::error::{invalid_argument, sync, Failure, Result};
 use crate::noise::{positive_count, NoiseRecordLayer};
 use crate::pki::{peer_identity, pins_arg, PeerIdentity, RevocationSet, TrustStore};
-use crate::tpm::TpmKey;
+use crate::signer::Signer;
 
 /// What every link of one side shares.
 #[napi(object)]
 pub struct NoiseLinkInit {
     /// This device's certificate followed by its CA chain, PEM.
     pub chain_pem: String,
-    /// The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
-    /// absent when the key is a TPM key, passed beside `init`.
-    pub private_key: Option<Buffer>,
     /// The tenant every peer must belong to.
     pub expected_tenant: Option<String>,
     /// The device id the peer must have.
@@ -46,22 +43,13 @@ pub struct NoiseLinkContext {
 
 #[napi]
 impl NoiseLinkContext {
-    /// A context; `tpmKey`, if given, is the certificate's key (in the TPM). The trust and the
-    /// revocations are copied: a new revocation set needs a new context.
+    /// A context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). The trust and
+    /// the revocations are copied: a new revocation set needs a new context.
     #[napi(constructor)]
-    pub fn new(
-        init: NoiseLinkInit,
-        trust: &TrustStore,
-        revocations: &RevocationSet,
-        tpm_key: Option<&TpmKey>,
-    ) -> Result<Self> {
+    pub fn new(init: NoiseLinkInit, trust: &TrustStore, revocations: &RevocationSet, signer: &Signer) -> Result<Self> {
         sync(|| {
             let chain = pki::pem::parse_certificates(&init.chain_pem)?;
-            let signer: Box<dyn pki::CertSigner + Send + Sync> = match (&init.private_key, tpm_key) {
-                (Some(key), None) => Box::new(SoftwareSigner::from_pkcs8(key)?),
-                (None, Some(key)) => key.cert_signer()?,
-                _ => return Err(invalid_argument("give exactly one of privateKey and a TPM key")),
-            };
+            let signer = signer.for_chain(&chain)?;
             let mut config = LinkConfig::new(chain, signer, trust.inner.clone());
             config.revocations = revocations.inner.clone();
             config.policy = PeerPolicy {

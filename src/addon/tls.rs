@@ -2,23 +2,21 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::bindgen_prelude::BufferSlice;
 use napi_derive::napi;
 use ztmesh_core::pki::{self, PeerPolicy};
 use ztmesh_core::tls::{self, ClientSettings, PqPolicy, ServerSettings};
 
 use crate::error::{byte_length, invalid_argument, sync, Failure, Result};
 use crate::pki::{peer_identity, PeerIdentity, RevocationSet};
-use crate::tpm::TpmKey;
+use crate::signer::Signer;
 
-/// What a TLS context needs: this device's chain and key, the trust anchors and the policy.
+/// What a TLS context needs beside its signer: this device's chain, the trust anchors and the
+/// policy.
 #[napi(object)]
 pub struct TlsContextInit {
     /// This device's certificate followed by its CA chain, PEM.
     pub chain_pem: String,
-    /// The certificate's ECDSA P-256 private key, PKCS#8 DER (zero-fill it after the call);
-    /// absent when the key is a TPM key, passed beside `init`.
-    pub private_key: Option<Buffer>,
     /// The trust anchors, PEM.
     pub trust_pem: String,
     /// `'prefer'` (default: X25519MLKEM768, X25519 fallback), `'require'` or `'off'`.
@@ -41,11 +39,11 @@ pub struct TlsServerContext {
 
 #[napi]
 impl TlsServerContext {
-    /// A server context; `tpmKey`, if given, is the certificate's key (in the TPM).
+    /// A server context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`).
     #[napi(constructor)]
-    pub fn new(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> Result<Self> {
+    pub fn new(init: TlsContextInit, signer: &Signer) -> Result<Self> {
         sync(|| {
-            let parts = Parts::from_init(init, tpm_key)?;
+            let parts = Parts::from_init(init, signer)?;
             let mut settings = ServerSettings::new(parts.chain, parts.signer, parts.trust);
             (settings.policy, settings.pq) = (parts.policy, parts.pq);
             if let Some(resumption) = parts.resumption {
@@ -76,11 +74,11 @@ pub struct TlsClientContext {
 
 #[napi]
 impl TlsClientContext {
-    /// A client context; `tpmKey`, if given, is the certificate's key (in the TPM).
+    /// A client context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`).
     #[napi(constructor)]
-    pub fn new(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> Result<Self> {
+    pub fn new(init: TlsContextInit, signer: &Signer) -> Result<Self> {
         sync(|| {
-            let parts = Parts::from_init(init, tpm_key)?;
+            let parts = Parts::from_init(init, signer)?;
             let mut settings = ClientSettings::new(parts.chain, parts.signer, parts.trust);
             (settings.policy, settings.pq) = (parts.policy, parts.pq);
             if let Some(resumption) = parts.resumption {
@@ -209,9 +207,9 @@ struct Parts {
 }
 
 impl Parts {
-    fn from_init(init: TlsContextInit, tpm_key: Option<&TpmKey>) -> std::result::Result<Self, Failure> {
+    fn from_init(init: TlsContextInit, signer: &Signer) -> std::result::Result<Self, Failure> {
         let chain = pki::pem::parse_certificates(&init.chain_pem)?;
-        let signer = crate::wire::signer(init.private_key.as_deref(), tpm_key)?;
+        let signer = signer.for_chain(&chain)?;
         let trust = pki::TrustStore::from_pem(&init.trust_pem)?;
         let pq = match init.pq.as_deref() {
             None | Some("prefer") => PqPolicy::Prefer,

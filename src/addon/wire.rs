@@ -6,31 +6,24 @@
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
-use ztmesh_core::pki::{self, SoftwareSigner};
+use ztmesh_core::pki;
 use ztmesh_core::wire::{labels, Label, SignedObject, WireError};
 
-use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::error::{sync, Failure, Result};
 use crate::pki::{hex, millis, peer_identity, peer_policy, PeerIdentity, PeerPolicyInit, RevocationSet, TrustStore};
-use crate::tpm::TpmKey;
+use crate::signer::Signer;
 
-/// Signs `body` as a signed object under the label named `label`, with a software P-256 key
-/// (PKCS#8 DER) or a TPM key (exactly one), embedding the signer's chain (PEM, leaf first, at
-/// most 3). Throws `ERR_WIRE_LABEL` for a name that is not a signed-object label,
+/// Signs `body` as a signed object under the label named `label` with `signer`, embedding the
+/// signer's chain (PEM, leaf first, at most 3). Throws `ERR_WIRE_LABEL` for a name that is not a signed-object label,
 /// `ERR_MESSAGE_SIZE` when a field is too large, `ERR_KEY_MISMATCH` when the key is not the
 /// leaf's.
 #[napi]
-pub fn sign_object(
-    label: String,
-    chain_pem: String,
-    body: &[u8],
-    private_key: Option<&[u8]>,
-    tpm_key: Option<&TpmKey>,
-) -> Result<Buffer> {
+pub fn sign_object(label: String, chain_pem: String, body: &[u8], signer: &Signer) -> Result<Buffer> {
     sync(|| {
         let label = label_arg(&label)?;
         let chain = pki::pem::parse_certificates(&chain_pem)?;
+        let signer = signer.for_chain(&chain)?;
         let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-        let signer = signer(private_key, tpm_key)?;
         Ok(SignedObject::sign(label, &chain, body, signer.as_ref())?.encode().into())
     })
 }
@@ -151,18 +144,6 @@ pub fn inspect_certificate(pem: String) -> Result<UntrustedCertificateFacts> {
 #[napi]
 pub fn ak_public_key_sha256(ak_public_pem: String) -> Result<String> {
     sync(|| Ok(hex(&ztmesh_core::attest::AkPublicKey::from_pem(&ak_public_pem)?.spki_sha256())))
-}
-
-/// The signer behind a software key (PKCS#8 DER) or a TPM key: exactly one of the two.
-pub(crate) fn signer(
-    private_key: Option<&[u8]>,
-    tpm_key: Option<&TpmKey>,
-) -> std::result::Result<Box<dyn pki::CertSigner + Send + Sync>, Failure> {
-    match (private_key, tpm_key) {
-        (Some(key), None) => Ok(Box::new(SoftwareSigner::from_pkcs8(key)?)),
-        (None, Some(key)) => key.cert_signer(),
-        _ => Err(invalid_argument("give exactly one of privateKey and a TPM key")),
-    }
 }
 
 fn label_arg(name: &str) -> std::result::Result<Label, Failure> {

@@ -5,10 +5,10 @@ import { Duplex } from 'node:stream'
 import * as tls from 'node:tls'
 
 import { Mux, type MuxStream } from '../channels/mux.js'
-import { NoiseLinkContext, secureNoise, wrapNoise, type LinkIdentity } from '../channels/noise-link.js'
+import { NoiseLinkContext, secureNoise, wrapNoise } from '../channels/noise-link.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
 import { noisePreferredCipher } from '../noise/index.js'
-import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../pki/index.js'
+import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, Signer, TrustStore, type DeviceCredential } from '../pki/index.js'
 import type { Case } from './index.js'
 import { libp2pNoiseConnection, libp2pNoiseNodes } from './libp2p-noise.js'
 
@@ -154,8 +154,8 @@ export function benchDevices() {
     const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
     const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
     const chain = cert.pem + site.certificatePem
-    const link: LinkIdentity = { certificateChainPem: chain, privateKey: key }
-    return { identity: { certificateChainPem: chain, privateKey: key }, link, certPem: chain, keyPem }
+    const credential: DeviceCredential = { certificateChainPem: chain, signer: Signer.fromPkcs8(key) }
+    return { identity: credential, link: credential, certPem: chain, keyPem }
   }
   return { trustPem: root.certificatePem, server: make('server'), client: make('client') }
 }

@@ -21,6 +21,7 @@ import { join } from 'node:path'
 import { createError } from '../errors.js'
 import { Keystore } from '../keystore/index.js'
 import { CertificateAuthority } from '../pki/index.js'
+import { writeFileAtomic } from '../storage/files.js'
 import { Registry } from './registry.js'
 
 /** What {@link CaDirectory.create} made: the registry still has to record the admin credential. */
@@ -70,7 +71,7 @@ export class CaDirectory {
     writeFileSync(this.#path('trust.pem'), root.certificatePem, { mode: 0o644 })
     // The admin credential of POST /v1/revoke: shown once in D/admin-token (0600), stored hashed.
     const adminToken = `ztma.${randomBytes(32).toString('base64url')}`
-    writeFileSync(this.#path('admin-token'), adminToken, { mode: 0o600 })
+    writeFileAtomic(this.#path('admin-token'), adminToken)
     const registry = Registry.open(this.#path('registry.db'))
     chmodSync(this.#path('registry.db'), 0o600)
     return { registry, adminToken }
@@ -128,8 +129,7 @@ export class CaDirectory {
     if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'utf8')
     const file = this.#path('passphrase')
     if (create && !existsSync(file)) {
-      writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 })
-      chmodSync(file, 0o600)
+      writeFileAtomic(file, randomBytes(32).toString('base64url'), { createNew: true })
     }
     if (!existsSync(file)) throw createError('ERR_KEYSTORE_PASSPHRASE', 'set ZTMESH_CA_PASSPHRASE: this CA has no passphrase file')
     return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8')

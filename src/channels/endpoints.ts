@@ -15,20 +15,17 @@
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 
 import { createError } from '../errors.js'
-import { RevocationSet, TrustStore, type PeerPolicy } from '../pki/index.js'
+import { credentialSigner, RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../pki/index.js'
 import { NoiseLinkContext, secureNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
-import { secureTls, TlsContext, type TlsIdentity } from './tls.js'
+import { secureTls, TlsContext } from './tls.js'
 
 /** What both ends of a secure link need. */
 export interface SecureEndpointInit {
   /** `'tls'` (default) or `'noise'`. */
   protocol?: 'tls' | 'noise'
-  /**
-   * This device: its chain, and its P-256 key as PKCS#8 (TLS and Noise copy it into their native
-   * signers) or as a TPM key (it never leaves the TPM).
-   */
-  identity: TlsIdentity
+  /** This device: its chain and its signer. */
+  identity: DeviceCredential
   /** The trust anchors, PEM. */
   trustPem: string
   /** Who peers must be. */
@@ -120,7 +117,7 @@ class Endpoint {
     if (protocol !== 'tls' && protocol !== 'noise') throw createError('ERR_INVALID_ARG', "protocol must be 'tls' or 'noise'")
     this.#tls = protocol === 'tls' ? new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) }) : undefined
     if (this.#tls !== undefined && init.revocations !== undefined) this.#tls.setRevocations(init.revocations)
-    if (init.identity.tpmKey === undefined && init.identity.privateKey === undefined) throw createError('ERR_INVALID_ARG', 'the identity needs a privateKey or a tpmKey')
+    credentialSigner(init.identity) // refuses an identity with no signer, whatever the protocol
     this.#noise = protocol === 'noise' ? this.#noiseContext() : undefined
   }
 

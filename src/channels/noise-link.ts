@@ -19,15 +19,11 @@ import { Duplex } from 'node:stream'
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeNoiseLinkContext, type NativeNoiseLinkHandshake } from '../native.js'
 import { NoiseRecordLayer } from '../noise/index.js'
-import type { PeerIdentity, PeerPolicy, RevocationSet, TrustStore } from '../pki/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
 import { whenDrained } from './flow.js'
-import type { TlsIdentity } from './tls.js'
 
-/**
- * How this device proves who it is on a link: its chain, and its certificate key as PKCS#8
- * (copied into the native signer; zero-fill it after) or as a TPM key (it never leaves the TPM).
- */
-export type LinkIdentity = TlsIdentity
+/** How this device proves who it is on a link: the one credential shape, {@link DeviceCredential}. */
+export type LinkIdentity = DeviceCredential
 
 /** Options of {@link wrapNoise}. */
 export interface NoiseLinkInit {
@@ -84,10 +80,8 @@ export class NoiseLinkContext {
   readonly #native: NativeNoiseLinkContext
 
   constructor(init: NoiseLinkContextInit) {
-    const privateKey = init.identity.privateKey !== undefined ? Buffer.from(init.identity.privateKey) : undefined
     const nativeInit = {
       chainPem: init.identity.certificateChainPem,
-      ...(privateKey !== undefined && { privateKey }),
       ...(init.policy?.expectedTenant !== undefined && { expectedTenant: init.policy.expectedTenant }),
       ...(init.policy?.expectedDevice !== undefined && { expectedDevice: init.policy.expectedDevice }),
       ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
@@ -96,12 +90,11 @@ export class NoiseLinkContext {
       ...(init.rekeyAfterMessages !== undefined && { rekeyAfterRecords: init.rekeyAfterMessages }),
       ...(init.rekeyAfterMs !== undefined && { rekeyAfterMs: init.rekeyAfterMs }),
     }
+    const signer = credentialSigner(init.identity).native
     try {
-      this.#native = new native.NoiseLinkContext(nativeInit, init.trust.native, init.revocations.native, init.identity.tpmKey?.native)
+      this.#native = new native.NoiseLinkContext(nativeInit, init.trust.native, init.revocations.native, signer)
     } catch (error) {
       throw nativeError(error)
-    } finally {
-      privateKey?.fill(0)
     }
   }
 

@@ -13,20 +13,12 @@ import type { Socket } from 'node:net'
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeTlsSession } from '../native.js'
 import { reserve, take } from '../slab.js'
-import type { PeerIdentity, PeerPolicy, RevocationSet } from '../pki/index.js'
-import type { TpmKey } from '../tpm/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet } from '../pki/index.js'
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
-/** This device's TLS credentials: its chain, and its key in software or in the TPM. */
-export interface TlsIdentity {
-  /** The device certificate followed by its CA chain, PEM. */
-  certificateChainPem: string
-  /** The certificate's P-256 key, PKCS#8 DER; it is copied into the native signer and may be zeroed after. */
-  privateKey?: Uint8Array
-  /** Or the certificate's key in the TPM: it never leaves it, TLS asks it for signatures. */
-  tpmKey?: TpmKey
-}
+/** This device's TLS credentials: the one credential shape, {@link DeviceCredential}. */
+export type TlsIdentity = DeviceCredential
 
 /** Options of {@link TlsContext}. */
 export interface TlsContextInit {
@@ -49,7 +41,6 @@ export class TlsContext {
     this.role = role
     const nativeInit = {
       chainPem: init.identity.certificateChainPem,
-      ...(init.identity.privateKey !== undefined && { privateKey: Buffer.from(init.identity.privateKey) }),
       trustPem: init.trustPem,
       ...(init.pq !== undefined && { pq: init.pq }),
       ...(init.policy?.expectedTenant !== undefined && { expectedTenant: init.policy.expectedTenant }),
@@ -57,14 +48,12 @@ export class TlsContext {
       ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
       ...(init.resumption !== undefined && { resumption: init.resumption }),
     }
+    const signer = credentialSigner(init.identity).native
     try {
-      const tpmKey = init.identity.tpmKey?.native
-      if (role === 'server') this.#server = new native.TlsServerContext(nativeInit, tpmKey)
-      else this.#client = new native.TlsClientContext(nativeInit, tpmKey)
+      if (role === 'server') this.#server = new native.TlsServerContext(nativeInit, signer)
+      else this.#client = new native.TlsClientContext(nativeInit, signer)
     } catch (error) {
       throw nativeError(error)
-    } finally {
-      nativeInit.privateKey?.fill(0)
     }
   }
 

@@ -37,7 +37,7 @@ async function setup(args: string[]) {
   const identity = await DeviceIdentity.open(values.store, process.env.ZTMESH_PASSPHRASE || undefined)
   const trustPem = readFileSync(values.trust, 'utf8')
   const policy = { ...(values.tenant !== undefined && { expectedTenant: values.tenant }), ...(values.device !== undefined && { expectedDevice: values.device }) }
-  const endpoint: SecureEndpointInit = { protocol, identity: identity.tlsIdentity(), trustPem, policy }
+  const endpoint: SecureEndpointInit = { protocol, identity: identity.credential(), trustPem, policy }
   return { values, identity, trustPem, endpoint }
 }
 
@@ -84,8 +84,6 @@ async function serveLinks(args: string[], onLink: (link: SecureStream, identity:
           onUpdate: (fresh) => server.setRevocations(fresh),
           onError: (error) => process.stderr.write(`${JSON.stringify({ event: 'crl-refused', code: (error as ZtError).code ?? 'ERR_INTERNAL' })}\n`),
         })
-  // TLS copied the key into its native signer; a Noise server re-reads it when revocations change.
-  if (endpoint.protocol === 'tls') endpoint.identity.privateKey?.fill(0)
   const address = await server.listen(port, host)
   process.stdout.write(`${JSON.stringify({ event: 'listening', address: address.address, port: address.port })}\n`)
   await new Promise<void>((resolve) => {
@@ -101,8 +99,6 @@ export async function connect(args: string[]): Promise<void> {
   const { values, endpoint } = await setup(args)
   const { host, port } = parseListen(values.to ?? '')
   const connecting = connectSecure({ ...endpoint, host, port })
-  // The endpoint copied the key into its native signer when the call began.
-  endpoint.identity.privateKey?.fill(0)
   const link = await connecting
   process.stderr.write(linkEvent('connected', link))
   process.stdin.pipe(link)

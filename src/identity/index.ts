@@ -36,11 +36,9 @@ import { join } from 'node:path'
 
 import { serveQuotes, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
 import type { Mux } from '../channels/mux.js'
-import type { LinkIdentity } from '../channels/noise-link.js'
-import type { TlsIdentity } from '../channels/tls.js'
 import { createError } from '../errors.js'
 import type { Passphrase } from '../keystore/index.js'
-import { inspectCertificate, verifyCertificateSignature } from '../pki/index.js'
+import { inspectCertificate, verifyCertificateSignature, type DeviceCredential } from '../pki/index.js'
 import { decodeEnrollResponse, encodeEnrollRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage, type EnrollResponse } from '../protocol/enroll.js'
 import { enrollmentAttestation, type AttestationMode } from '../attestation/device/index.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
@@ -211,20 +209,21 @@ export class DeviceIdentity {
   }
 
   /**
-   * What a Noise link presents: the chain and the device key, as for {@link tlsIdentity} (the
-   * link copies a software key into its native signer and asks a TPM key for signatures).
+   * What this device presents to TLS, Noise links and endpoints alike: its chain and the native
+   * signer of its key (in the TPM or the software keystore; the key itself never leaves them).
    */
-  linkIdentity(): LinkIdentity {
-    return this.tlsIdentity()
+  credential(): DeviceCredential {
+    return { certificateChainPem: this.certificatePem + this.caChainPem, signer: this.#key.signer }
   }
 
-  /**
-   * The TLS credentials: the chain, and the device key: `tpmKey` when it is in the TPM (TLS asks
-   * it for signatures), else `privateKey` as PKCS#8, which the native TLS context copies into
-   * its signer. Zero-fill `privateKey` once the context exists.
-   */
-  tlsIdentity(): TlsIdentity {
-    return { certificateChainPem: this.certificatePem + this.caChainPem, ...this.#key.tlsKey() }
+  /** The {@link credential}, by its older name for Noise links. */
+  linkIdentity(): DeviceCredential {
+    return this.credential()
+  }
+
+  /** The {@link credential}, by its older name for TLS. */
+  tlsIdentity(): DeviceCredential {
+    return this.credential()
   }
 
   /**

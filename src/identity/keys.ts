@@ -6,10 +6,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { akBindingMessage, type BoundQuote } from '../attestation/index.js'
-import type { TlsIdentity } from '../channels/tls.js'
 import { createError, ZtError } from '../errors.js'
 import { Keystore, type Passphrase } from '../keystore/index.js'
-import { buildCsr } from '../pki/index.js'
+import { Signer } from '../pki/index.js'
 import { Tpm, tpmSupported, type TpmKey } from '../tpm/index.js'
 import { FILES, KEY_NAME } from './constants.js'
 
@@ -22,12 +21,12 @@ export type KeystoreChoice = KeystoreKind | 'auto'
 /** The device's certificate key. */
 export interface DeviceKey {
   readonly kind: KeystoreKind
+  /** The native signer: every signature by the device key (TLS, links, CSRs, objects) goes through it. */
+  readonly signer: Signer
   /** ECDSA P-256 signature (DER) by the device key. */
   sign(message: Uint8Array): Buffer
   /** A CSR (PEM) signed by the device key. */
   buildCsr(deviceId: string, tenant: string): string
-  /** The key half of a {@link TlsIdentity}. */
-  tlsKey(): Pick<TlsIdentity, 'privateKey' | 'tpmKey'>
   /** The key a rotation certifies: a fresh key in the TPM; the same key in the software keystore. */
   successor(): Promise<DeviceKey>
   /** The files of the identity directory that hold this key, `key.json` first. */
@@ -64,10 +63,11 @@ export async function openDeviceKey(dir: string, init: { tcti?: string; passphra
 /** The device key in the software keystore. */
 export class SoftwareKey implements DeviceKey {
   readonly kind = 'software'
-  readonly #keystore: Keystore
+  /** Built inside the core from the keystore entry: the private key never reaches JavaScript. */
+  readonly signer: Signer
 
   private constructor(keystore: Keystore) {
-    this.#keystore = keystore
+    this.signer = keystore.signer(KEY_NAME)
   }
 
   /** Opens the directory's keystore, or creates it; generates the device key if it has none. */
@@ -84,21 +84,11 @@ export class SoftwareKey implements DeviceKey {
   }
 
   sign(message: Uint8Array): Buffer {
-    return this.#keystore.sign(KEY_NAME, message)
+    return this.signer.sign(message)
   }
 
   buildCsr(deviceId: string, tenant: string): string {
-    const key = this.#keystore.exportPrivateKey(KEY_NAME)
-    try {
-      return buildCsr(key, deviceId, tenant)
-    } finally {
-      key.fill(0)
-    }
-  }
-
-  /** The PKCS#8 key, which the native TLS context copies: zero-fill it once the context exists. */
-  tlsKey(): Pick<TlsIdentity, 'privateKey'> {
-    return { privateKey: this.#keystore.exportPrivateKey(KEY_NAME) }
+    return this.signer.buildCsr(deviceId, tenant)
   }
 
   async successor(): Promise<SoftwareKey> {
@@ -119,6 +109,7 @@ export class TpmDeviceKey implements DeviceKey {
   readonly #blob: Buffer
   readonly #key: TpmKey
   readonly #akBlob: Buffer | undefined
+  readonly signer: Signer
 
   private constructor(tpm: Tpm, tcti: string | undefined, blob: Buffer, akBlob: Buffer | undefined) {
     this.#tpm = tpm
@@ -126,6 +117,7 @@ export class TpmDeviceKey implements DeviceKey {
     this.#blob = blob
     this.#key = tpm.loadKey(blob)
     this.#akBlob = akBlob
+    this.signer = Signer.fromTpmKey(this.#key)
   }
 
   /** Creates a signing key and an attestation key in the TPM `tcti` names. */
@@ -160,15 +152,11 @@ export class TpmDeviceKey implements DeviceKey {
   }
 
   sign(message: Uint8Array): Buffer {
-    return this.#key.sign(message)
+    return this.signer.sign(message)
   }
 
   buildCsr(deviceId: string, tenant: string): string {
-    return this.#key.buildCsr(deviceId, tenant)
-  }
-
-  tlsKey(): Pick<TlsIdentity, 'tpmKey'> {
-    return { tpmKey: this.#key }
+    return this.signer.buildCsr(deviceId, tenant)
   }
 
   async successor(): Promise<TpmDeviceKey> {

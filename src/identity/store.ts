@@ -9,11 +9,15 @@
  * DIR/.commit.tmp/   being written: discarded when found (it never committed)
  * DIR/.commit/       committed: its files are moved into DIR, in order, then it is removed
  * ```
+ *
+ * Each file is written with the core's one atomic write (`storage/files.ts`); this module adds
+ * only the multi-file commit on top.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { createError } from '../errors.js'
+import { syncDirectory, writeFileAtomic } from '../storage/files.js'
 
 const STAGING = '.commit.tmp'
 const COMMITTED = '.commit'
@@ -28,11 +32,10 @@ export function commitFiles(dir: string, files: ReadonlyMap<string, string | Uin
   finishCommit(dir)
   const staging = join(dir, STAGING)
   mkdirSync(staging, { mode: 0o700 })
-  for (const [name, contents] of files) writeFileSync(join(staging, name), contents, { mode: 0o600, flush: true })
-  writeFileSync(join(staging, MANIFEST), JSON.stringify({ files: [...files.keys()], remove }), { mode: 0o600, flush: true })
-  fsyncDirectory(staging)
+  for (const [name, contents] of files) writeFileAtomic(join(staging, name), contents, { createNew: true })
+  writeFileAtomic(join(staging, MANIFEST), JSON.stringify({ files: [...files.keys()], remove }), { createNew: true })
   renameSync(staging, join(dir, COMMITTED)) // the commit point
-  fsyncDirectory(dir)
+  syncDirectory(dir)
   apply(dir)
 }
 
@@ -42,11 +45,9 @@ export function finishCommit(dir: string): void {
   if (existsSync(join(dir, COMMITTED))) apply(dir)
 }
 
-/** Writes one file atomically (temp file, flush, rename), 0600. */
+/** Writes one file atomically, 0600: the core's one atomic write. */
 export function writeAtomic(path: string, contents: string | Uint8Array): void {
-  const temp = `${path}.${process.pid}.tmp`
-  writeFileSync(temp, contents, { mode: 0o600, flush: true })
-  renameSync(temp, path)
+  writeFileAtomic(path, contents)
 }
 
 /** Moves a commit's files into place; safe to run again after a crash in the middle. */
@@ -63,15 +64,6 @@ function apply(dir: string): void {
     if (existsSync(join(committed, name))) renameSync(join(committed, name), join(dir, name))
   }
   for (const name of manifest.remove) rmSync(join(dir, name), { force: true })
-  fsyncDirectory(dir)
+  syncDirectory(dir)
   rmSync(committed, { recursive: true, force: true })
-}
-
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
 }

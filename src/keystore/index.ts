@@ -14,6 +14,7 @@
  * ```
  */
 import { awaitNative, callNative, native, type NativeKeystore } from '../native.js'
+import { Signer } from '../pki/signer.js'
 
 /** What a keystore entry holds. */
 export type KeyKind = 'ed25519' | 'ecdsa-p256' | 'x25519' | 'secret'
@@ -86,7 +87,12 @@ export class Keystore {
     return callNative(() => this.#store.sign(name, message))
   }
 
-  /** Exports an entry's private key. Zero the buffer when done. */
+  /** The ecdsa-p256 entry `name` as a {@link Signer}: the private key stays in the core. */
+  signer(name: string): Signer {
+    return new Signer(callNative(() => native.Signer.fromKeystore(this.#store, name)))
+  }
+
+  /** Exports an entry's private key (for backups; signing goes through {@link Keystore.signer}). Zero the buffer when done. */
   exportPrivateKey(name: string): Buffer {
     return callNative(() => this.#store.exportPrivateKey(name))
   }

@@ -196,3 +196,5 @@ export function buildCsr(privateKey: Uint8Array, deviceId: string, tenant: strin
 export function generateP256Key(): Buffer {
   return callNative(() => native.generateP256Key())
 }
+
+export { credentialSigner, Signer, type DeviceCredential } from './signer.js'

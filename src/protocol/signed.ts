@@ -10,24 +10,16 @@
  *
  * @example
  * ```ts
- * const object = signObject('test', Buffer.from('hello'), { chainPem, privateKey })
+ * const object = signObject('test', Buffer.from('hello'), { certificateChainPem, signer })
  * const { peer, body } = verifyObject(object, 'test', trust, revocations, { expectedTenant: 'hotel-1' })
  * ```
  */
 
 import { callNative, native } from '../native.js'
-import type { PeerIdentity, PeerPolicy, RevocationSet, TrustStore } from '../pki/index.js'
-import type { TpmKey } from '../tpm/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
 
-/** The key that signs, and the chain that names it. */
-export interface ObjectSigner {
-  /** The signer's certificate chain, PEM, leaf first (at most 3 certificates). */
-  chainPem: string
-  /** A software ECDSA P-256 key, PKCS#8 DER. Give this or `tpmKey`. */
-  privateKey?: Uint8Array
-  /** A key in the TPM. Give this or `privateKey`. */
-  tpmKey?: TpmKey
-}
+/** The key that signs, and the chain that names it (leaf first, at most 3 certificates). */
+export type ObjectSigner = DeviceCredential
 
 /** A signed object that verified: who signed it, and the body they signed. */
 export interface VerifiedObject {
@@ -43,7 +35,8 @@ export interface VerifiedObject {
  * `ERR_KEY_MISMATCH` when the key is not the leaf certificate's.
  */
 export function signObject(label: string, body: Uint8Array, signer: ObjectSigner): Buffer {
-  return callNative(() => native.signObject(label, signer.chainPem, body, signer.privateKey, signer.tpmKey?.native))
+  const key = credentialSigner(signer).native
+  return callNative(() => native.signObject(label, signer.certificateChainPem, body, key))
 }
 
 /**

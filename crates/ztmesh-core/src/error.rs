@@ -537,6 +537,16 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the audit log hash chain is broken: a row was changed, removed or reordered",
     },
     ErrorInfo {
+        code: "ERR_FILE_IO",
+        area: ErrorArea::Storage,
+        meaning: "a file could not be written atomically (the target is left as it was)",
+    },
+    ErrorInfo {
+        code: "ERR_FILE_EXISTS",
+        area: ErrorArea::Storage,
+        meaning: "a file that must be created new already exists (it is left as it was)",
+    },
+    ErrorInfo {
         code: "ERR_TLS_INTERNAL",
         area: ErrorArea::Internal,
         meaning: "a bug in the TLS layer: an internal invariant failed",

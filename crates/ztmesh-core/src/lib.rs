@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod aead;
+pub mod atomic_file;
 pub mod attest;
 pub mod enroll;
 pub mod ids;

@@ -18,7 +18,7 @@
  *
  * @example
  * ```ts
- * const reattestor = new Reattestor({ ca, identity: { certificateChainPem, privateKey }, nodes: [{ deviceId: 'tablet-7', host: '10.0.0.7', port: 7443 }] })
+ * const reattestor = new Reattestor({ ca, identity: gateway.credential(), nodes: [{ deviceId: 'tablet-7', host: '10.0.0.7', port: 7443 }] })
  * reattestor.start({ intervalMs: 15 * 60_000 })
  * // …
  * await reattestor.stop()

@@ -7,7 +7,8 @@
 //!
 //! Every change is persisted first and applied in memory only once the file is safely on
 //! disk: a new file image goes to a temporary file in the same directory (mode 0600), which is
-//! fsynced, renamed over the keystore, and the directory fsynced. A failed write loses nothing
+//! fsynced, renamed over the keystore, and the directory fsynced ([`crate::atomic_file`], the one
+//! atomic write of ztmesh). A failed write loses nothing
 //! and a failed open never touches the file.
 //!
 //! # File format (version 1)
@@ -60,12 +61,9 @@
 //! (else corrupt). Accidental damage is caught by the checksum and is never mistaken for a
 //! wrong passphrase.
 
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-#[cfg(unix)]
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -74,6 +72,7 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::error::Unspecified;
 use zeroize::Zeroizing;
 
+use crate::atomic_file::{self, AtomicFileError, WriteMode};
 use crate::sign::{self, SignError, SigningKey};
 use crate::x25519::{self, X25519Error};
 
@@ -260,6 +259,17 @@ impl Keystore {
         let private_key = self.unseal(entry)?;
         let signing_key = SigningKey::from_pkcs8(algorithm, &private_key).map_err(|_| KeystoreError::Internal)?;
         signing_key.sign(message).map_err(from_sign_error)
+    }
+
+    /// The ecdsa-p256 entry `name` as a certificate signer, decrypted here so its private key
+    /// never leaves the core. Other kinds are [`KeystoreError::WrongKind`].
+    pub fn cert_signer(&self, name: &str) -> Result<crate::pki::SoftwareSigner, KeystoreError> {
+        let entry = self.find(name)?;
+        if entry.info.kind != KeyKind::EcdsaP256 {
+            return Err(KeystoreError::WrongKind(entry.info.kind));
+        }
+        let private_key = self.unseal(entry)?;
+        crate::pki::SoftwareSigner::from_pkcs8(&private_key).map_err(|_| KeystoreError::Internal)
     }
 
     /// The private key of the entry `name`, in the form [`Keystore::import`] takes.
@@ -685,86 +695,13 @@ fn io_error(path: &Path, error: &io::Error) -> KeystoreError {
     KeystoreError::Io { path: path.to_path_buf(), kind: error.kind() }
 }
 
-/// Whether an atomic write may replace an existing file.
-#[derive(Clone, Copy)]
-enum WriteMode {
-    /// Fail with [`KeystoreError::Exists`] if the target exists.
-    CreateNew,
-    /// Replace the target.
-    Replace,
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory (mode 0600) is
-/// written and fsynced, then renamed (or, for a new file, hard-linked) into place, and the
-/// directory fsynced. On failure the temporary file is removed and `path` is untouched.
+/// Writes the keystore file through the one atomic write, keeping the keystore's error codes.
 fn write_atomically(path: &Path, bytes: &[u8], mode: WriteMode) -> Result<(), KeystoreError> {
-    let file_name = path.file_name().ok_or_else(|| io_error(path, &io::ErrorKind::InvalidInput.into()))?;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let suffix = crate::rand::array::<8>().map_err(|_| KeystoreError::Random)?;
-    let mut temp_name = OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{:016x}.tmp", u64::from_be_bytes(suffix)));
-    let temp = dir.join(temp_name);
-
-    let installed =
-        write_new_file(&temp, bytes).map_err(|e| io_error(&temp, &e)).and_then(|()| install(&temp, path, mode));
-    if installed.is_err() {
-        // Best effort: the temporary file may not even exist.
-        let _ = fs::remove_file(&temp);
-    }
-    installed?;
-    sync_dir(dir).map_err(|e| io_error(dir, &e))
-}
-
-/// Creates `path` (it must not exist) with mode 0600, writes `bytes` and fsyncs.
-fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path)?;
-    // The umask can only clear bits; set the mode explicitly anyway.
-    #[cfg(unix)]
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Moves the fsynced temporary file into place.
-fn install(temp: &Path, path: &Path, mode: WriteMode) -> Result<(), KeystoreError> {
-    match mode {
-        WriteMode::Replace => fs::rename(temp, path).map_err(|e| io_error(path, &e)),
-        // A hard link never replaces an existing file, so a racing creator is not clobbered.
-        WriteMode::CreateNew => match fs::hard_link(temp, path) {
-            Ok(()) => {
-                // The keystore is in place; a leftover temporary file is only clutter.
-                let _ = fs::remove_file(temp);
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(KeystoreError::Exists(path.to_path_buf())),
-            // Filesystems without hard links: check, then rename.
-            Err(_) => match fs::symlink_metadata(path) {
-                Ok(_) => Err(KeystoreError::Exists(path.to_path_buf())),
-                Err(_) => fs::rename(temp, path).map_err(|e| io_error(path, &e)),
-            },
-        },
-    }
-}
-
-/// Fsyncs a directory so that a rename in it is durable (a no-op where unsupported).
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
+    atomic_file::write_atomically(path, bytes, mode).map_err(|error| match error {
+        AtomicFileError::Exists(path) => KeystoreError::Exists(path),
+        AtomicFileError::Io { path, kind } => KeystoreError::Io { path, kind },
+        AtomicFileError::Random => KeystoreError::Random,
+    })
 }
 
 #[cfg(test)]

@@ -124,6 +124,21 @@ fn stored_keys_sign_verifiably() {
 }
 
 #[test]
+fn an_ecdsa_entry_becomes_a_cert_signer_and_other_kinds_are_refused() {
+    use crate::pki::CertSigner;
+    let dir = TempDir::new().unwrap();
+    let (_, mut store) = new_store(&dir);
+    store.generate("ec", KeyKind::EcdsaP256).unwrap();
+    store.generate("ed", KeyKind::Ed25519).unwrap();
+    let signer = store.cert_signer("ec").unwrap();
+    assert_eq!(signer.public_key(), store.public_key("ec").unwrap().as_slice());
+    let signature = signer.sign(b"message").unwrap();
+    sign::verify(sign::Algorithm::EcdsaP256Sha256, signer.public_key(), b"message", &signature).unwrap();
+    assert_eq!(store.cert_signer("ed").unwrap_err().code(), "ERR_KEYSTORE_KIND");
+    assert_eq!(store.cert_signer("missing").unwrap_err().code(), "ERR_KEYSTORE_NOT_FOUND");
+}
+
+#[test]
 fn wrong_passphrase_is_passphrase_error_and_leaves_the_file() {
     let dir = TempDir::new().unwrap();
     let (path, bytes) = populated(&dir);

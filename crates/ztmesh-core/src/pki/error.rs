@@ -98,7 +98,8 @@ pub enum PkiError {
     /// The certificate is not a CA certificate allowed for this operation (CA:true,
     /// keyCertSign, cRLSign, path length, single-valued names).
     NotCa,
-    /// The private key or signer does not belong to the CA certificate.
+    /// The private key or signer does not belong to the certificate (a CA's, or a device's
+    /// at context creation).
     KeyMismatch,
     /// A private key is not a valid ECDSA P-256 PKCS#8 document.
     PrivateKey,
@@ -126,7 +127,7 @@ impl fmt::Display for PkiError {
             Self::InvalidValidity => f.write_str("invalid validity period"),
             Self::CaNotValid => f.write_str("CA certificate not valid at issuance time"),
             Self::NotCa => f.write_str("certificate is not a CA allowed for this operation"),
-            Self::KeyMismatch => f.write_str("key does not match the CA certificate"),
+            Self::KeyMismatch => f.write_str("key does not match the certificate"),
             Self::PrivateKey => f.write_str("invalid private key"),
             Self::CertificateMalformed => f.write_str("malformed certificate"),
             Self::Pem(e) => write!(f, "{e}"),

@@ -73,6 +73,23 @@ impl std::fmt::Debug for SoftwareSigner {
     }
 }
 
+/// Checks that `signer` holds the key of the certificate `leaf_der` (its SubjectPublicKeyInfo
+/// point), so that a context built from the two fails when it is created, not at the first
+/// handshake. Fails with [`PkiError::KeyMismatch`] for another key and
+/// [`PkiError::CertificateMalformed`] for a certificate that does not parse.
+pub fn check_signer_matches(leaf_der: &[u8], signer: &dyn CertSigner) -> Result<(), PkiError> {
+    use x509_parser::prelude::FromDer;
+    let (rest, cert) =
+        x509_parser::certificate::X509Certificate::from_der(leaf_der).map_err(|_| PkiError::CertificateMalformed)?;
+    if !rest.is_empty() {
+        return Err(PkiError::CertificateMalformed);
+    }
+    if cert.public_key().subject_public_key.data.as_ref() != signer.public_key() {
+        return Err(PkiError::KeyMismatch);
+    }
+    Ok(())
+}
+
 /// Converts a raw ECDSA P-256 signature `r ‖ s` (64 bytes, as a TPM returns it) into a DER
 /// `ECDSA-Sig-Value`. Fails with [`PkiError::Signer`] on another length or a zero `r` or `s`.
 pub fn ecdsa_p256_signature_to_der(raw: &[u8]) -> Result<Vec<u8>, PkiError> {
@@ -173,5 +190,23 @@ mod tests {
         assert_eq!(ecdsa_p256_signature_to_der(&raw).unwrap(), der_sig);
         assert_eq!(ecdsa_p256_signature_to_der(&raw[..63]), Err(PkiError::Signer));
         assert_eq!(ecdsa_p256_signature_to_der(&[0u8; 64]), Err(PkiError::Signer));
+    }
+
+    #[test]
+    fn a_signer_matches_only_its_own_certificate() {
+        use super::super::ca::DeviceCertRequest;
+        use super::super::testutil::{device_csr, Pki};
+        let pki = Pki::new();
+        let (signer, csr) = device_csr("d", "t");
+        let issued = pki.site.issue(&csr, &DeviceCertRequest::new("d", "t")).unwrap();
+        assert_eq!(check_signer_matches(&issued.der, &signer), Ok(()));
+        let stranger = SoftwareSigner::generate().unwrap();
+        assert_eq!(check_signer_matches(&issued.der, &stranger), Err(PkiError::KeyMismatch));
+        assert_eq!(check_signer_matches(pki.site.certificate_der(), &signer), Err(PkiError::KeyMismatch));
+        let mut extended = issued.der.clone();
+        extended.push(0);
+        assert_eq!(check_signer_matches(&extended, &signer), Err(PkiError::CertificateMalformed));
+        assert_eq!(check_signer_matches(b"garbage", &signer), Err(PkiError::CertificateMalformed));
+        assert_eq!(check_signer_matches(&[], &signer), Err(PkiError::CertificateMalformed));
     }
 }

@@ -12,13 +12,13 @@ import { readFileSync } from 'node:fs'
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
 
-import { RevocationSet, TrustStore, wrapNoise, type SecureStream } from '../../../../src/index.js'
+import { RevocationSet, Signer, TrustStore, wrapNoise, type SecureStream } from '../../../../src/index.js'
 
 const dir = process.env.LINK_DIR!
 const role = process.env.LINK_ROLE === 'initiator' ? 'initiator' : 'responder'
 const init = {
   role,
-  identity: { certificateChainPem: readFileSync(join(dir, 'chain.pem'), 'utf8'), privateKey: readFileSync(join(dir, 'key.der')) },
+  identity: { certificateChainPem: readFileSync(join(dir, 'chain.pem'), 'utf8'), signer: Signer.fromPkcs8(readFileSync(join(dir, 'key.der'))) },
   trust: TrustStore.fromPem(readFileSync(join(dir, 'trust.pem'), 'utf8')),
   revocations: new RevocationSet(),
   ...(process.env.LINK_EXPECT_TENANT !== undefined && { policy: { expectedTenant: process.env.LINK_EXPECT_TENANT } }),
