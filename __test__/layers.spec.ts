@@ -1,6 +1,9 @@
 // The one rule of the layers, checked: the Rust core owns every byte that crosses a trust
 // boundary. No TypeScript file parses a certificate or a public key, or signs or verifies
 // with node:crypto; it calls the core (inspectCertificate, verifyPeer, signObject…) instead.
+// No TypeScript file builds a signed message (a domain label such as `ztmesh-rotate-v1` lives
+// in the core's registry only) or encodes a binary frame (length prefixes, headers): the
+// core's codecs do.
 // Like the error-code scan, this reads the sources, so a new violation fails CI at once.
 import test from 'ava'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -14,13 +17,22 @@ const ALLOWED_CRYPTO = new Set(['randomBytes', 'randomInt', 'randomUUID', 'creat
 /** Names that mean "parsing keys or certificates, or signing/verifying, in TypeScript", wherever they appear. */
 const FORBIDDEN_NAMES = ['X509Certificate', 'createPublicKey', 'createPrivateKey', 'createSign', 'createVerify', 'subtle', 'webcrypto']
 
+/** Building signed messages or binary frames by hand: a domain label, or a fixed-width integer written into bytes. */
+const FORBIDDEN_PATTERNS: [string, RegExp][] = [
+  ['domain label', /['"`]ztmesh-[a-z-]+-v\d/],
+  ['binary encoding', /\.write(U?[Ii]nt(8|16|32)(BE|LE)?|Big(U?)[Ii]nt64(BE|LE)?)\(|\bnew DataView\b|\.set(Ui|I)nt(8|16|32)\(/],
+]
+
 /**
  * The explicit exceptions, each with why: the benchmarks measure the core against node:crypto
  * doing the same work by hand, so the baseline must use node:crypto. Every entry must still be
  * used (a stale exception fails too).
  */
 const EXCEPTIONS: Record<string, string[]> = {
-  'src/bench/index.ts': ['createCipheriv', 'createPublicKey', 'verify'], // AEAD and Ed25519 baselines
+  'src/bench/index.ts': ['createCipheriv', 'createPublicKey', 'verify', 'binary encoding'], // AEAD and Ed25519 baselines; AEAD nonces counted by hand
+  // The audit log's hash chain is local storage, not a protocol: a length prefix keeps its
+  // hashed fields unambiguous. Its signed checkpoints (issue 10) will be the core's.
+  'src/audit/index.ts': ['binary encoding'],
   'src/bench/pki.ts': ['createSign', 'generateKeyPairSync', 'X509Certificate'], // verify-peer baseline
   'src/bench/channels.ts': ['createPrivateKey'], // libp2p-noise baseline keys
 }
@@ -50,6 +62,9 @@ function scan(file: string, text: string): Violation[] {
   for (const name of FORBIDDEN_NAMES) {
     if (new RegExp(`\\b${name}\\b`).test(code)) found.push({ file, what: name })
   }
+  for (const [what, pattern] of FORBIDDEN_PATTERNS) {
+    if (pattern.test(code)) found.push({ file, what })
+  }
   return found
 }
 
@@ -73,13 +88,20 @@ test('the scan itself catches every form of the violations it looks for', (t) =>
     "const c = await import('node:crypto')",
     'const key = await globalThis.crypto.subtle.importKey(...args)',
     'new X509Certificate(pem)',
+    "const message = Buffer.from(`ztmesh-key-check-v1\\n${dir}`)",
+    "sign(Buffer.from('ztmesh-rotate-v1'))",
+    'frame.writeUInt16BE(body.length, 0)',
+    'header.writeUint32LE(id)',
+    'new DataView(buffer).setUint16(0, length)',
+    'out.writeBigUInt64BE(timestamp)',
   ]
   for (const text of cases) t.true(scan('x.ts', text).length > 0, text)
   t.deepEqual(scan('x.ts', "import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'"), [])
-  t.deepEqual(scan('x.ts', '// X509Certificate used to be here\n/** createPublicKey too */'), [], 'comments do not count')
+  t.deepEqual(scan('x.ts', '// X509Certificate used to be here\n/** createPublicKey too, and the `ztmesh-rotate-v1` label */'), [], 'comments do not count')
+  t.deepEqual(scan('x.ts', "const id = 'ztmesh-test'; buffer.readUInt16BE(0)"), [], 'reading bytes and other names are not building messages')
 })
 
-test('no TypeScript file parses certificates or keys, or signs and verifies, outside the listed exceptions', (t) => {
+test('no TypeScript file parses certificates or keys, signs, verifies, builds a signed message or encodes a frame, outside the listed exceptions', (t) => {
   const files = sources(SRC)
   t.true(files.length > 40, 'the scan sees the sources')
   const violations: string[] = []

@@ -59,6 +59,17 @@ impl Signer {
     }
 
     /// A CSR (PEM) for `deviceId` in `tenant`, signed by this key.
+    /// Proves that this signer holds and can use the key of the certificate (PEM, the first
+    /// block): a signature over a fresh challenge must verify under it. `ERR_KEY_MISMATCH` if not.
+    #[napi]
+    pub fn prove_for(&self, certificate_pem: String) -> Result<()> {
+        sync(|| {
+            let der = pki::pem::parse_certificates(&certificate_pem)?;
+            let leaf = der.first().ok_or(PkiError::CertificateMalformed)?;
+            Ok(pki::prove_possession(leaf, self.key()?.as_ref())?)
+        })
+    }
+
     #[napi]
     pub fn build_csr(&self, device_id: String, tenant: String) -> Result<String> {
         sync(|| Ok(pki::build_csr(self.key()?.as_ref(), &device_id, &tenant)?.pem))

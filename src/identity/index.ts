@@ -36,9 +36,9 @@ import { join } from 'node:path'
 
 import { serveQuotes, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
 import type { Mux } from '../channels/mux.js'
-import { createError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../keystore/index.js'
-import { inspectCertificate, verifyCertificateSignature, type DeviceCredential } from '../pki/index.js'
+import { inspectCertificate, type DeviceCredential } from '../pki/index.js'
 import { decodeEnrollResponse, encodeEnrollRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage, type EnrollResponse } from '../protocol/enroll.js'
 import { enrollmentAttestation, type AttestationMode } from '../attestation/device/index.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
@@ -270,9 +270,13 @@ export class DeviceIdentity {
 
   /** Proves that `key` is the key `certificatePem` certifies, by a signature; `ERR_KEY_MISMATCH` if not. */
   #checkKey(certificatePem: string, key: DeviceKey): void {
-    const challenge = Buffer.from(`ztmesh-key-check-v1\n${this.dir}\n${Date.now()}`)
-    if (!verifyCertificateSignature(certificatePem, challenge, key.sign(challenge))) {
-      throw createError('ERR_KEY_MISMATCH', `the certificate in ${this.dir} is not for the device key: enroll again with a new token`)
+    try {
+      key.signer.proveFor(certificatePem)
+    } catch (error) {
+      if (error instanceof ZtError && error.code === 'ERR_KEY_MISMATCH') {
+        throw createError('ERR_KEY_MISMATCH', `the certificate in ${this.dir} is not for the device key: enroll again with a new token`, { cause: error })
+      }
+      throw error
     }
   }
 }

@@ -52,6 +52,15 @@ export class Signer {
     return callNative(() => this.native.sign(message))
   }
 
+  /**
+   * Proves that this signer holds and can use the key of `certificatePem` (its first
+   * certificate): a signature over a fresh challenge must verify under the certificate's key.
+   * Throws `ERR_KEY_MISMATCH` if not, or the signer's own failure (a TPM that no longer loads it).
+   */
+  proveFor(certificatePem: string): void {
+    callNative(() => this.native.proveFor(certificatePem))
+  }
+
   /** A CSR (PEM) for `deviceId` in `tenant`, signed by this key. */
   buildCsr(deviceId: string, tenant: string): string {
     return callNative(() => this.native.buildCsr(deviceId, tenant))

@@ -115,7 +115,7 @@ pub use error::{PemError, PkiError, RevocationError, VerifyError};
 pub use identity::{device_uri, ROLE_URI_PREFIX};
 pub use inspect::{inspect_certificate, UntrustedCertificateFacts};
 pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
-pub use signer::{check_signer_matches, ecdsa_p256_signature_to_der, CertSigner, SoftwareSigner};
+pub use signer::{check_signer_matches, ecdsa_p256_signature_to_der, prove_possession, CertSigner, SoftwareSigner};
 pub use verify::{
     verify_certificate_signature, verify_peer, verify_peer_key, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore,
     TrustedIssuer,

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::der::{self, oid, tag};
 use super::error::PkiError;
 use crate::sign::{Algorithm, SigningKey};
+use crate::wire::labels;
 
 /// A P-256 signing key, in software or in hardware.
 pub trait CertSigner {
@@ -85,6 +86,23 @@ pub fn check_signer_matches(leaf_der: &[u8], signer: &dyn CertSigner) -> Result<
         return Err(PkiError::CertificateMalformed);
     }
     if cert.public_key().subject_public_key.data.as_ref() != signer.public_key() {
+        return Err(PkiError::KeyMismatch);
+    }
+    Ok(())
+}
+
+/// Proves that `signer` holds, and can use, the key of the certificate `leaf_der`: it must be
+/// the certificate's key ([`check_signer_matches`]), and a signature over a fresh challenge under
+/// [`labels::KEY_CHECK`] must verify under it. A TPM that no longer loads the key, or a signer
+/// that answers with anything but a valid signature, fails here rather than at the first
+/// handshake. Fails with [`PkiError::KeyMismatch`], [`PkiError::Signer`],
+/// [`PkiError::CertificateMalformed`] or [`PkiError::Random`].
+pub fn prove_possession(leaf_der: &[u8], signer: &dyn CertSigner) -> Result<(), PkiError> {
+    check_signer_matches(leaf_der, signer)?;
+    let challenge = crate::rand::array::<32>().map_err(|_| PkiError::Random)?;
+    let message = labels::KEY_CHECK.message(&challenge);
+    let signature = signer.sign(&message)?;
+    if !verify_p256(signer.public_key(), &message, &signature) {
         return Err(PkiError::KeyMismatch);
     }
     Ok(())
@@ -202,6 +220,9 @@ mod tests {
         assert_eq!(check_signer_matches(&issued.der, &signer), Ok(()));
         let stranger = SoftwareSigner::generate().unwrap();
         assert_eq!(check_signer_matches(&issued.der, &stranger), Err(PkiError::KeyMismatch));
+        assert_eq!(prove_possession(&issued.der, &signer), Ok(()));
+        assert_eq!(prove_possession(&issued.der, &stranger), Err(PkiError::KeyMismatch));
+        assert_eq!(prove_possession(b"junk", &signer), Err(PkiError::CertificateMalformed));
         assert_eq!(check_signer_matches(pki.site.certificate_der(), &signer), Err(PkiError::KeyMismatch));
         let mut extended = issued.der.clone();
         extended.push(0);
