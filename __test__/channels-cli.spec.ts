@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline'
 import { CaService } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
-import { Keystore } from '../src/keystore/index.js'
+import { Keystore } from '../src/primitives/keystore/index.js'
 
 const CLI = join(process.cwd(), 'dist/cli/main.js')
 

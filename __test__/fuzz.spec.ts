@@ -19,7 +19,7 @@ import {
 } from '../src/index.js'
 import { NoiseLinkContext } from '../src/channels/noise-link.js'
 import { callNative } from '../src/native.js'
-import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../src/pki/index.js'
+import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../src/primitives/pki/index.js'
 
 const ITERATIONS = 10_000
 

@@ -8,7 +8,7 @@ import { AUDIT_MIGRATION, AuditLog } from '../src/audit/index.js'
 import { ConfigError, PolicyError } from '../src/errors.js'
 import { runBench } from '../src/bench/index.js'
 import { createPolicyDecisionPoint, parsePolicy, sameTenantPolicy, type PolicyDecisionPointInit } from '../src/policy/index.js'
-import type { PeerIdentity } from '../src/pki/index.js'
+import type { PeerIdentity } from '../src/primitives/pki/index.js'
 import { openDatabase } from '../src/storage/index.js'
 
 function peer(deviceId: string, tenant: string, roles: string[] = []): PeerIdentity {

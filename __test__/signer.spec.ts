@@ -181,6 +181,6 @@ test('no device-side source exports a private key from the keystore (only the CA
   const callers = sources(join(process.cwd(), 'src'))
     .filter((file) => /\bexportPrivateKey\(/.test(readFileSync(file, 'utf8')))
     .map((file) => file.slice(process.cwd().length + 1))
-  t.true(callers.includes('src/keystore/index.ts'), 'the scan sees the explicit backup API')
-  t.deepEqual(callers.filter((file) => file !== 'src/keystore/index.ts' && !file.startsWith('src/ca/')), [])
+  t.true(callers.includes('src/primitives/keystore/index.ts'), 'the scan sees the explicit backup API')
+  t.deepEqual(callers.filter((file) => file !== 'src/primitives/keystore/index.ts' && !file.startsWith('src/ca/')), [])
 })

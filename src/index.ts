@@ -6,14 +6,14 @@
  *
  * @packageDocumentation
  */
-export * from './crypto/index.js'
+export * from './primitives/crypto/index.js'
 export * from './errors.js'
-export * from './keystore/index.js'
-export * from './noise/index.js'
-export * from './pki/index.js'
+export * from './primitives/keystore/index.js'
+export * from './primitives/noise/index.js'
+export * from './primitives/pki/index.js'
 export * from './channels/index.js'
 export * from './attestation/index.js'
-export * from './tpm/index.js'
+export * from './primitives/tpm/index.js'
 export * from './protocol/index.js'
 export { AUDIT_MIGRATION, AuditLog, type AuditEvent, type AuditOutcome, type AuditRecord } from './audit/index.js'
 export { openDatabase, type Db, type Migration, type OpenDatabaseInit } from './storage/index.js'

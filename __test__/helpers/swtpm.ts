@@ -1,7 +1,7 @@
 /**
  * A real software TPM (swtpm) for a test: on two consecutive free loopback ports, with a fresh
  * state directory, stopped (and its state removed) in the test's teardown even when it fails,
- * and with the test process even when that is killed (see src/tpm/swtpm.ts).
+ * and with the test process even when that is killed (see src/harness/swtpm.ts).
  * `tpmTest` is ava's `test` where the addon has TPM support and swtpm is installed; elsewhere
  * the tests are skipped visibly, or fail under CI (see `requirePeer`).
  */

@@ -6,11 +6,11 @@
  */
 import { createCipheriv, createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto'
 
-import { AeadKey } from '../crypto/aead.js'
-import { MlKem768SecretKey, mlkem768Encapsulate, XWingSecretKey, xwingEncapsulate } from '../crypto/kem.js'
-import { SigningKey, verifyBatch, type VerifyItem } from '../crypto/sign.js'
-import { generateX25519KeyPair } from '../crypto/x25519.js'
-import { NoiseHandshake } from '../noise/index.js'
+import { AeadKey } from '../primitives/crypto/aead.js'
+import { MlKem768SecretKey, mlkem768Encapsulate, XWingSecretKey, xwingEncapsulate } from '../primitives/crypto/kem.js'
+import { SigningKey, verifyBatch, type VerifyItem } from '../primitives/crypto/sign.js'
+import { generateX25519KeyPair } from '../primitives/crypto/x25519.js'
+import { NoiseHandshake } from '../primitives/noise/index.js'
 import { measurePair, type MeasureOptions, type Operation } from './harness.js'
 import { loadLibp2pNoise } from './libp2p-noise.js'
 import { CHANNEL_CASES } from './channels.js'

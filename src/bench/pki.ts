@@ -2,7 +2,7 @@
 
 import { createHash, createSign, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
 
-import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore, verifyPeer, type RevokedEntry } from '../pki/index.js'
+import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore, verifyPeer, type RevokedEntry } from '../primitives/pki/index.js'
 import type { Case } from './index.js'
 
 /** A root, a site CA, one device certificate and 1,000 revoked serials and keys. */

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
-import { SigningKey } from '../crypto/sign.js'
-import { Tpm, tpmSupported } from '../tpm/index.js'
+import { SigningKey } from '../primitives/crypto/sign.js'
+import { Tpm, tpmSupported } from '../primitives/tpm/index.js'
 import { startSoftwareTpm } from '../harness/swtpm.js'
 import type { Case } from './index.js'
 

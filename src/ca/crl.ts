@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto'
 
-import { REVOCATION_REASONS, type CertificateAuthority, type RevocationReason, type RevokedEntry } from '../pki/index.js'
+import { REVOCATION_REASONS, type CertificateAuthority, type RevocationReason, type RevokedEntry } from '../primitives/pki/index.js'
 import type { Registry } from './registry.js'
 
 /** A signed CRL. */

@@ -19,8 +19,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path'
 
 import { createError } from '../errors.js'
-import { Keystore } from '../keystore/index.js'
-import { CertificateAuthority } from '../pki/index.js'
+import { Keystore } from '../primitives/keystore/index.js'
+import { CertificateAuthority } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
 import { Registry } from './registry.js'
 

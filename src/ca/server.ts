@@ -20,7 +20,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
-import type { RevocationReason } from '../pki/index.js'
+import type { RevocationReason } from '../primitives/pki/index.js'
 import { decodeEnrollRequest, decodeNonceRequest, decodeRotationRequest, encodeEnrollResponse, encodeNonceAnswer, ENROLLMENT_ROUTES, type DeviceConfig, type EnrollResponse } from '../protocol/enroll.js'
 import { readJsonBody, readJsonBytes, sendEncoded, sendError } from './http.js'
 import { crlEtag, type CaService, type Enrollment } from './index.js'

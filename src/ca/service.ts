@@ -19,7 +19,7 @@ import {
   type PeerIdentity,
   type PeerPolicy,
   type RevocationReason,
-} from '../pki/index.js'
+} from '../primitives/pki/index.js'
 import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
 import {
   AttestationRegistry,

@@ -15,7 +15,7 @@
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 
 import { createError } from '../errors.js'
-import { credentialSigner, RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../pki/index.js'
+import { credentialSigner, RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../primitives/pki/index.js'
 import { NoiseLinkContext, secureNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
 import { secureTls, TlsContext } from './tls.js'

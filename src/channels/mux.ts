@@ -26,7 +26,7 @@ import { Duplex } from 'node:stream'
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import { native, nativeError } from '../native.js'
-import type { PeerIdentity } from '../pki/index.js'
+import type { PeerIdentity } from '../primitives/pki/index.js'
 import { reserve, take } from '../slab.js'
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'

@@ -18,8 +18,8 @@ import { Duplex } from 'node:stream'
 
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeNoiseLinkContext, type NativeNoiseLinkHandshake } from '../native.js'
-import { NoiseRecordLayer } from '../noise/index.js'
-import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
+import { NoiseRecordLayer } from '../primitives/noise/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../primitives/pki/index.js'
 import { whenDrained } from './flow.js'
 
 /** How this device proves who it is on a link: the one credential shape, {@link DeviceCredential}. */

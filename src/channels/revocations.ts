@@ -6,7 +6,7 @@
 
 import { readFileSync, unwatchFile, watchFile } from 'node:fs'
 
-import { RevocationSet, type TrustStore } from '../pki/index.js'
+import { RevocationSet, type TrustStore } from '../primitives/pki/index.js'
 import type { SecureStream } from './noise-link.js'
 
 /** The open secure links of a process. */

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net'
 import { createError, ZtError } from '../errors.js'
 import { native, nativeError, type NativeTlsSession } from '../native.js'
 import { reserve, take } from '../slab.js'
-import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet } from '../pki/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet } from '../primitives/pki/index.js'
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 

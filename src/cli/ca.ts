@@ -11,7 +11,7 @@ import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
 import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
-import { inspectCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js'
+import { inspectCertificate, REVOCATION_REASONS, type RevocationReason } from '../primitives/pki/index.js'
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 

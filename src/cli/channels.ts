@@ -13,7 +13,7 @@ import type { SecureStream } from '../channels/noise-link.js'
 import { watchCrlFile } from '../channels/revocations.js'
 import { createError, ZtError } from '../errors.js'
 import { DeviceIdentity } from '../identity/index.js'
-import { TrustStore } from '../pki/index.js'
+import { TrustStore } from '../primitives/pki/index.js'
 import { parseListen } from './listen.js'
 
 const OPTIONS = {

@@ -18,7 +18,7 @@ import { checkPcrPolicy, verifyQuote, type PcrPolicy, type QuoteFiles } from '..
 import { createError, ZtError } from '../errors.js'
 import { checkPcrSelection } from '../protocol/quote.js'
 import { writeAtomic } from '../identity/store.js'
-import { Tpm } from '../tpm/index.js'
+import { Tpm } from '../primitives/tpm/index.js'
 
 /** The file names of a quote directory. */
 const QUOTE_FILES = { attest: 'quote.msg', signature: 'quote.sig', pcrValues: 'pcrs.bin', akPublicPem: 'ak.pub.pem' } as const

@@ -7,9 +7,9 @@ import { join } from 'node:path'
 
 import { akBindingMessage, type BoundQuote } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
-import { Keystore, type Passphrase } from '../keystore/index.js'
-import { Signer } from '../pki/index.js'
-import { Tpm, tpmSupported, type TpmKey } from '../tpm/index.js'
+import { Keystore, type Passphrase } from '../primitives/keystore/index.js'
+import { Signer } from '../primitives/pki/index.js'
+import { Tpm, tpmSupported, type TpmKey } from '../primitives/tpm/index.js'
 import { FILES, KEY_NAME } from './constants.js'
 
 /** Where a device key lives. */

@@ -34,7 +34,7 @@
 
 import type { AuditEvent } from '../audit/index.js'
 import { createError } from '../errors.js'
-import type { PeerIdentity } from '../pki/index.js'
+import type { PeerIdentity } from '../primitives/pki/index.js'
 import { DEFAULT_TIME_ZONE, MAX_CACHED_ACTIONS, REASONS } from './constants.js'
 import {
   actionMatches,

@@ -16,7 +16,7 @@
  */
 
 import { callNative, native } from '../native.js'
-import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../pki/index.js'
+import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../primitives/pki/index.js'
 
 /** The key that signs, and the chain that names it (leaf first, at most 3 certificates). */
 export type ObjectSigner = DeviceCredential

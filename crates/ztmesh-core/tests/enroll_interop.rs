@@ -218,7 +218,7 @@ fn a_genuine_quote_from_the_typescript_responder_verifies_in_rust() {
            }}))
            server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({{ port: server.address().port, csr: key.buildCsr('node-1', 'hotel-1') }})))
            process.stdin.on('end', () => process.exit(0)).resume()"#,
-        tpm = node.dist.join("tpm/index.js"),
+        tpm = node.dist.join("primitives/tpm/index.js"),
         attestation = node.dist.join("attestation/index.js"),
         exchange = node.dist.join("attestation/exchange.js"),
         tcti = swtpm.tcti(),

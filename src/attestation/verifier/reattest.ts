@@ -31,7 +31,7 @@ import { askQuote, type BoundQuote, type PcrPolicy } from '../index.js'
 import { connectSecure, Mux, type SecureEndpointInit, type SecureStream } from '../../channels/index.js'
 import { createError } from '../../errors.js'
 import type { AuditEvent } from '../../audit/index.js'
-import type { PeerIdentity, RevocationSet } from '../../pki/index.js'
+import type { PeerIdentity, RevocationSet } from '../../primitives/pki/index.js'
 import {
   DEFAULT_QUOTE_PCRS,
   quoteSelection,

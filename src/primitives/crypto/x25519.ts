@@ -1,4 +1,4 @@
-import { callNative, native } from '../native.js'
+import { callNative, native } from '../../native.js'
 
 /** A raw X25519 key pair. */
 export interface X25519KeyPair {

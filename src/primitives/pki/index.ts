@@ -18,14 +18,14 @@
  * ```
  */
 
-import type * as binding from '../../binding.js'
+import type * as binding from '../../../binding.js'
 import {
   callNative,
   native,
   type NativeCertificateAuthority,
   type NativeRevocationSet,
   type NativeTrustStore,
-} from '../native.js'
+} from '../../native.js'
 
 export type CaInit = binding.CaInit
 export type CaMaterial = binding.CaMaterial

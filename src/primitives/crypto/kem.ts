@@ -1,4 +1,4 @@
-import { callNative, native, type NativeMlKem768SecretKey, type NativeXWingSecretKey } from '../native.js'
+import { callNative, native, type NativeMlKem768SecretKey, type NativeXWingSecretKey } from '../../native.js'
 
 /** X-Wing public key length (ML-KEM-768 key ‖ X25519 key). */
 export const XWING_PUBLIC_KEY_LENGTH = 1216

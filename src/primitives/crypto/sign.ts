@@ -1,4 +1,4 @@
-import { awaitNative, callNative, native, type NativeSigningKey } from '../native.js'
+import { awaitNative, callNative, native, type NativeSigningKey } from '../../native.js'
 
 /** Signature algorithms: Ed25519 and ECDSA P-256 with SHA-256 (DER signatures). */
 export type SignatureAlgorithm = 'ed25519' | 'ecdsa-p256-sha256'

@@ -18,8 +18,8 @@
  * rx.decrypt(tx.encrypt(Buffer.from('hi')))
  * ```
  */
-import { reserve, take } from '../slab.js'
-import { callNative, native, nativeError, type NativeNoiseHandshake, type NativeNoiseRecordLayer, type NativeNoiseTransport } from '../native.js'
+import { reserve, take } from '../../slab.js'
+import { callNative, native, nativeError, type NativeNoiseHandshake, type NativeNoiseRecordLayer, type NativeNoiseTransport } from '../../native.js'
 
 /** The full protocol names. */
 export const NOISE_PROTOCOLS = {

@@ -1,4 +1,4 @@
-import { callNative, native, nativeError, type NativeAeadKey } from '../native.js'
+import { callNative, native, nativeError, type NativeAeadKey } from '../../native.js'
 
 /** AEAD algorithms: ChaCha20-Poly1305 (RFC 8439) and AES-256-GCM. */
 export type AeadAlgorithm = 'chacha20-poly1305' | 'aes-256-gcm'

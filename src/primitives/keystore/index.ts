@@ -13,7 +13,7 @@
  * const signature = ks.sign('device', csrBytes)
  * ```
  */
-import { awaitNative, callNative, native, type NativeKeystore } from '../native.js'
+import { awaitNative, callNative, native, type NativeKeystore } from '../../native.js'
 import { Signer } from '../pki/signer.js'
 
 /** What a keystore entry holds. */

@@ -12,8 +12,8 @@
  * const context = new TlsContext('client', { identity: credential, trustPem })
  * ```
  */
-import { createError } from '../errors.js'
-import { callNative, native, type NativeSigner } from '../native.js'
+import { createError } from '../../errors.js'
+import { callNative, native, type NativeSigner } from '../../native.js'
 import type { Keystore } from '../keystore/index.js'
 import type { TpmKey } from '../tpm/index.js'
 
