@@ -6,7 +6,7 @@
 //! and once it is [established](LinkHandshake::is_established) takes the verified peer and a
 //! [`RecordLayer`] for the data ([`LinkHandshake::into_established`]). One call per socket
 //! chunk; the peer's certificate chain is parsed once, by [`crate::pki::verify_peer_key`], and
-//! a chain already decided under the same [`LinkConfig`] is not parsed again (`verdicts`).
+//! a chain already decided under the same [`LinkConfig`] is not parsed again (`pki::verdicts`).
 //!
 //! # Wire format
 //!
@@ -100,13 +100,13 @@ use zeroize::Zeroizing;
 
 use crate::noise::{self, NoiseError, Protocol, RecordLayer, RekeyPolicy, Transport};
 use crate::pki::signer::verify_p256;
+use crate::pki::verdicts::Verdicts;
 use crate::pki::{CertSigner, PeerIdentity, PeerPolicy, RevocationSet, TrustStore, VerifyError};
 use crate::wire::labels;
 use crate::x25519;
 
 mod error;
 mod identity;
-mod verdicts;
 
 pub use error::LinkError;
 
@@ -172,8 +172,8 @@ pub struct LinkConfig {
     pub cipher: CipherSetting,
     /// When the record layers rekey.
     pub rekey: RekeyPolicy,
-    /// The peers decided so far under this configuration (module `verdicts`).
-    verdicts: verdicts::Verdicts,
+    /// The peers decided so far under this configuration (`pki::verdicts`).
+    verdicts: Verdicts,
 }
 
 impl LinkConfig {
@@ -189,7 +189,7 @@ impl LinkConfig {
             mode: LinkMode::Hybrid,
             cipher: CipherSetting::Auto,
             rekey: RekeyPolicy::default(),
-            verdicts: verdicts::Verdicts::default(),
+            verdicts: Verdicts::default(),
         }
     }
 

@@ -87,6 +87,7 @@
 //! | [`inspect`] | [`inspect_certificate`]: a certificate's facts, with no trust decision |
 //! | [`signer`] | the [`CertSigner`] trait (software keys now, TPM keys later) |
 //! | [`pem`] | strict PEM decoding and encoding |
+//! | `verdicts` | the cache of [`verify_peer`]'s verdicts that TLS and Noise links reuse |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -104,6 +105,7 @@ pub(crate) mod der;
 mod error;
 mod identity;
 mod profile;
+pub(crate) mod verdicts;
 
 #[cfg(test)]
 pub(crate) mod testutil;

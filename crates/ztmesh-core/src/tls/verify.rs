@@ -1,18 +1,17 @@
-//! The rustls certificate verifiers, both deciding through [`verify_peer`], and the swappable trust
-//! snapshot they read.
+//! The rustls certificate verifiers, both deciding through
+//! [`verify_peer`](crate::pki::verify_peer), and the swappable trust snapshot they read.
 //!
 //! A context owns one [`PeerVerifier`]: the current [`TrustSnapshot`] (trust anchors and
 //! revocations) behind an `RwLock<Arc<…>>`, and the context's [`PeerPolicy`]. A handshake clones
 //! the `Arc` and verifies without holding the lock; an update builds a new snapshot and swaps it
 //! in, so the next handshake sees it at once.
 //!
-//! Each snapshot also keeps the verdicts of [`verify_peer`] it reached (keyed by SHA-256 of the
-//! expected device and the exact chain bytes; successes only) and reuses one for up to 5 minutes,
-//! while the leaf is within its `notAfter` plus the policy's clock skew. Policy is fixed per context
-//! and the snapshot's trust and revocations never change, so a reused verdict is the verdict
-//! `verify_peer` would reach again (ztmesh CAs cap a device certificate's validity at their own,
-//! so the leaf's `notAfter` is the first expiry on the path; the 5 minutes bound the rest). An
-//! update starts a snapshot with no verdicts: nothing decided before a revocation survives it.
+//! Each snapshot also keeps the verdicts of [`verify_peer`](crate::pki::verify_peer) it reached,
+//! in the PKI's one verdict cache (`pki::verdicts`: keyed by the policy, expected device included,
+//! and the exact chain; successes only; up to 5 minutes and never past the leaf's `notAfter` plus
+//! the policy's clock skew). Policy is fixed per context and the snapshot's trust and revocations
+//! never change, so a reused verdict is the verdict `verify_peer` would reach again. An update
+//! starts a snapshot with no verdicts: nothing decided before a revocation survives it.
 //! This is what lets a session re-establish its peer after every handshake, full or resumed,
 //! without paying for the chain twice (127 µs in release builds on the reference machine).
 //!
@@ -21,9 +20,8 @@
 //! the `ServerName`: `<hex of the device id>.dev.ztmesh.invalid`, or `any.ztmesh.invalid`. The name
 //! is also the key of the client's ticket store, and is never sent (SNI is off).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -35,12 +33,10 @@ use x509_parser::prelude::FromDer;
 
 use super::error::certificate_error;
 use super::TlsError;
-use crate::pki::{verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, RevocationSet, TrustStore, VerifyError};
+pub(crate) use crate::pki::verdicts::is_revoked;
+use crate::pki::verdicts::Verdicts;
+use crate::pki::{PeerIdentity, PeerPolicy, RequiredUsage, RevocationSet, TrustStore, VerifyError};
 
-/// How long a verdict is reused under one snapshot.
-const VERDICT_TTL: Duration = Duration::from_secs(5 * 60);
-/// The most verdicts kept per snapshot.
-const VERDICTS_MAX: usize = 1024;
 /// The suffix of the server names that carry an expected device.
 const DEVICE_NAME_SUFFIX: &str = ".dev.ztmesh.invalid";
 /// The server name of a connection that accepts any device of the tenant.
@@ -58,35 +54,12 @@ pub(crate) struct PeerVerifier {
 struct TrustSnapshot {
     trust: TrustStore,
     revocations: RevocationSet,
-    verdicts: Mutex<HashMap<[u8; 32], (PeerIdentity, Instant)>>,
+    verdicts: Verdicts,
 }
 
 impl TrustSnapshot {
     fn new(trust: TrustStore, revocations: RevocationSet) -> Self {
-        Self { trust, revocations, verdicts: Mutex::new(HashMap::new()) }
-    }
-
-    /// A verdict reached under this snapshot that still holds at `now`.
-    fn verdict(&self, key: &[u8; 32], now: SystemTime, skew: Duration) -> Option<PeerIdentity> {
-        let mut verdicts = self.verdicts.lock().unwrap_or_else(PoisonError::into_inner);
-        let (identity, at) = verdicts.get(key)?;
-        let expired = identity.not_after.checked_add(skew).is_some_and(|end| now > end);
-        if expired || at.elapsed() > VERDICT_TTL {
-            verdicts.remove(key);
-            return None;
-        }
-        Some(identity.clone())
-    }
-
-    fn record(&self, key: [u8; 32], identity: PeerIdentity) {
-        let mut verdicts = self.verdicts.lock().unwrap_or_else(PoisonError::into_inner);
-        if verdicts.len() >= VERDICTS_MAX {
-            verdicts.retain(|_, (_, at)| at.elapsed() <= VERDICT_TTL);
-            if verdicts.len() >= VERDICTS_MAX {
-                verdicts.clear();
-            }
-        }
-        verdicts.insert(key, (identity, Instant::now()));
+        Self { trust, revocations, verdicts: Verdicts::default() }
     }
 }
 
@@ -114,7 +87,7 @@ impl PeerVerifier {
     }
 
     /// The identity of the peer presenting `chain` (leaf first) under the current snapshot at
-    /// `now`: a verdict this snapshot already reached, or [`verify_peer`]'s.
+    /// `now`: a verdict this snapshot already reached, or [`verify_peer`](crate::pki::verify_peer)'s.
     ///
     /// The verifiers call it during a handshake; a session calls it again once the handshake is
     /// complete (a resumed handshake never reached the verifiers), and gets the verifier's verdict
@@ -126,29 +99,11 @@ impl PeerVerifier {
         now: SystemTime,
     ) -> Result<PeerIdentity, VerifyError> {
         let snapshot = self.snapshot();
-        let key = chain_key(chain, expected_device);
-        if let Some(identity) = snapshot.verdict(&key, now, self.policy.clock_skew) {
-            return Ok(identity);
-        }
-        let identity = self.verify_under(&snapshot, chain, expected_device, now)?;
-        snapshot.record(key, identity.clone());
+        let expected = expected_device
+            .map(|device| PeerPolicy { expected_device: Some(device.to_owned()), ..self.policy.clone() });
+        let policy = expected.as_ref().unwrap_or(&self.policy);
+        let (identity, _) = snapshot.verdicts.decide(chain, &snapshot.trust, &snapshot.revocations, policy, now)?;
         Ok(identity)
-    }
-
-    fn verify_under(
-        &self,
-        snapshot: &TrustSnapshot,
-        chain: &[&[u8]],
-        expected_device: Option<&str>,
-        now: SystemTime,
-    ) -> Result<PeerIdentity, VerifyError> {
-        match expected_device {
-            None => verify_peer(chain, &snapshot.trust, &snapshot.revocations, &self.policy, now),
-            Some(device) => {
-                let policy = PeerPolicy { expected_device: Some(device.to_owned()), ..self.policy.clone() };
-                verify_peer(chain, &snapshot.trust, &snapshot.revocations, &policy, now)
-            }
-        }
     }
 }
 
@@ -299,26 +254,6 @@ fn chain_of<'a>(end_entity: &'a CertificateDer<'_>, intermediates: &'a [Certific
     std::iter::once(end_entity.as_ref()).chain(intermediates.iter().map(|c| c.as_ref())).collect()
 }
 
-/// The key of a verdict: SHA-256 over the expected device and the length-prefixed certificates.
-fn chain_key(chain: &[&[u8]], expected_device: Option<&str>) -> [u8; 32] {
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    match expected_device {
-        None => hash.update(&[0]),
-        Some(device) => {
-            hash.update(&[1]);
-            hash.update(&(device.len() as u64).to_be_bytes());
-            hash.update(device.as_bytes());
-        }
-    }
-    for cert in chain {
-        hash.update(&(cert.len() as u64).to_be_bytes());
-        hash.update(cert);
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(hash.finish().as_ref());
-    key
-}
-
 /// rustls' clock as a `SystemTime`.
 fn system_time(now: UnixTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(now.as_secs())
@@ -357,11 +292,4 @@ fn p256_point(der: &[u8]) -> Option<Vec<u8>> {
 
 fn tls12_refused() -> Error {
     Error::General("TLS 1.2 is not supported".into())
-}
-
-/// Whether `identity` is revoked in `revocations` (by serial, in its one spelling, or by key).
-pub(crate) fn is_revoked(identity: &PeerIdentity, revocations: &RevocationSet) -> bool {
-    // A serial that is not hex cannot come out of verify_peer; the key alone still counts then.
-    let serial = crate::ids::parse_serial(&identity.serial).unwrap_or_default();
-    revocations.is_revoked(&serial, &identity.spki_sha256)
 }
