@@ -13,6 +13,7 @@
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use zeroize::Zeroizing;
 
+use super::cert::ParsedCert;
 use super::der::{self, oid, tag};
 use super::error::PkiError;
 use crate::sign::{Algorithm, SigningKey};
@@ -78,14 +79,12 @@ impl std::fmt::Debug for SoftwareSigner {
 /// point), so that a context built from the two fails when it is created, not at the first
 /// handshake. Fails with [`PkiError::KeyMismatch`] for another key and
 /// [`PkiError::CertificateMalformed`] for a certificate that does not parse.
+///
+/// The certificate is read by the PKI's one parser ([`ParsedCert::from_der`], as strict as
+/// `verify_peer`), so a leaf this accepts is one a peer can parse.
 pub fn check_signer_matches(leaf_der: &[u8], signer: &dyn CertSigner) -> Result<(), PkiError> {
-    use x509_parser::prelude::FromDer;
-    let (rest, cert) =
-        x509_parser::certificate::X509Certificate::from_der(leaf_der).map_err(|_| PkiError::CertificateMalformed)?;
-    if !rest.is_empty() {
-        return Err(PkiError::CertificateMalformed);
-    }
-    if cert.public_key().subject_public_key.data.as_ref() != signer.public_key() {
+    let leaf = ParsedCert::from_der(leaf_der).map_err(|()| PkiError::CertificateMalformed)?;
+    if leaf.p256_point.as_deref() != Some(signer.public_key()) {
         return Err(PkiError::KeyMismatch);
     }
     Ok(())
@@ -229,5 +228,21 @@ mod tests {
         assert_eq!(check_signer_matches(&extended, &signer), Err(PkiError::CertificateMalformed));
         assert_eq!(check_signer_matches(b"garbage", &signer), Err(PkiError::CertificateMalformed));
         assert_eq!(check_signer_matches(&[], &signer), Err(PkiError::CertificateMalformed));
+    }
+
+    #[test]
+    fn a_leaf_the_verifier_would_refuse_never_matches_a_signer() {
+        use super::super::ca::DeviceCertRequest;
+        use super::super::testutil::{device_csr, Pki};
+        use x509_parser::prelude::FromDer;
+        let pki = Pki::new();
+        let (signer, csr) = device_csr("d", "t");
+        let issued = pki.site.issue(&csr, &DeviceCertRequest::new("d", "t")).unwrap();
+        // The outer SEQUENCE's length in a non-minimal long form (0x83 00 hi lo for 0x82 hi lo):
+        // x509-parser reads it, the PKI's parser (and so `verify_peer`) does not.
+        assert_eq!(issued.der[1], 0x82);
+        let loose = [&[0x30, 0x83, 0x00][..], &issued.der[2..]].concat();
+        assert!(x509_parser::certificate::X509Certificate::from_der(&loose).is_ok());
+        assert_eq!(check_signer_matches(&loose, &signer), Err(PkiError::CertificateMalformed));
     }
 }
