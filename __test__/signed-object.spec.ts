@@ -100,6 +100,40 @@ test('revoked, expired, foreign and other-tenant signers are refused with the PK
   t.throws(() => verifyObject(signObject('test', body, foreign), 'test', trust, new RevocationSet()), { code: 'ERR_CHAIN' })
 })
 
+/** The object's chain replaced by `leafPem` (PEM) and the rest of the original chain, the rest kept. */
+function withLeaf(object: Buffer, leafPem: string): Buffer {
+  let i = 1 + 1 + object[1]!
+  const count = object[i++]!
+  const certsAt = i
+  const certs: Buffer[] = []
+  for (let k = 0; k < count; k++) {
+    const len = object.readUInt16BE(i)
+    certs.push(object.subarray(i, i + 2 + len))
+    i += 2 + len
+  }
+  const der = Buffer.from(leafPem.replace(/-----[^-]+-----|\s/g, ''), 'base64')
+  const len = Buffer.alloc(2)
+  len.writeUInt16BE(der.length)
+  return Buffer.concat([object.subarray(0, certsAt), len, der, ...certs.slice(1), object.subarray(i)])
+}
+
+test('a relay cannot swap in another certificate of the same key, with more roles or fewer', (t) => {
+  const { trust, siteCa, site } = hierarchy()
+  // A software key keeps its key across renewal; the earlier certificate still has the role.
+  const key = generateP256Key()
+  const signer = Signer.fromPkcs8(key)
+  const manager = siteCa.issue(buildCsr(key, 'tablet-7', 'hotel-1'), { deviceId: 'tablet-7', tenant: 'hotel-1', roles: ['pos:manager'] })
+  const demoted = siteCa.issue(buildCsr(key, 'tablet-7', 'hotel-1'), { deviceId: 'tablet-7', tenant: 'hotel-1', roles: [] })
+  const none = new RevocationSet()
+  const object = signObject('test', body, { certificateChainPem: demoted.pem + site.certificatePem, signer })
+  const genuine = verifyObject(object, 'test', trust, none)
+  t.deepEqual(genuine.peer.roles, [])
+  t.deepEqual(verifyObject(withLeaf(object, demoted.pem), 'test', trust, none), genuine, 'the splice itself is faithful')
+  t.throws(() => verifyObject(withLeaf(object, manager.pem), 'test', trust, none), { code: 'ERR_SIGNATURE' })
+  const promoted = signObject('test', body, { certificateChainPem: manager.pem + site.certificatePem, signer })
+  t.throws(() => verifyObject(withLeaf(promoted, demoted.pem), 'test', trust, none), { code: 'ERR_SIGNATURE' })
+})
+
 test('a key that is not the leaf certificate key cannot sign, and oversized bodies are refused', (t) => {
   const { device } = hierarchy()
   const tablet = device()

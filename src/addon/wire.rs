@@ -35,8 +35,9 @@ pub struct VerifiedObject {
     pub peer: PeerIdentity,
     /// The body it signed.
     pub body: Buffer,
-    /// The object's identity for deduplication, hex: SHA-256 of the object without its chain
-    /// (a relay re-encoding a certificate does not change it).
+    /// The object's identity for deduplication, hex: SHA-256 of what the signature covers
+    /// (label, the leaf certificate's hash, body) and the signature; the site CA and root are
+    /// left out (a relay re-encoding them does not change it).
     pub digest: String,
 }
 

@@ -25,7 +25,7 @@ export type ObjectSigner = DeviceCredential
 export interface VerifiedObject {
   peer: PeerIdentity
   body: Buffer
-  /** The object's identity for deduplication, hex (SHA-256 of the object without its chain). */
+  /** The object's identity for deduplication, hex (SHA-256 of the signed statement, leaf certificate included, and the signature). */
   digest: string
 }
 

@@ -3,9 +3,19 @@
 //! documents are all this one type.
 //!
 //! Signing works with any [`CertSigner`] (a software key or a TPM key). Verifying is
-//! [`verify_peer`] on the embedded chain, then the ECDSA P-256/SHA-256 signature over
-//! [`Label::message`]`(body)` = `label ‖ 0x00 ‖ body` under the leaf's key. The verifier names
-//! the label it expects: an object signed for one purpose is never accepted for another.
+//! [`verify_peer`] on the embedded chain, then the ECDSA P-256/SHA-256 signature under the
+//! leaf's key over
+//!
+//! ```text
+//! Label::message(SHA-256(leaf DER) ‖ body) = label ‖ 0x00 ‖ SHA-256(leaf DER) ‖ body
+//! ```
+//!
+//! The verifier names the label it expects: an object signed for one purpose is never accepted
+//! for another. The leaf's hash is under the signature because one key can have several valid
+//! certificates (a software key keeps its key when its certificate is renewed; a demoted
+//! device's old certificate still carries its roles): the signature names the certificate it
+//! was made under, so a relay cannot swap in another certificate of the same key and change who
+//! the object says signed it. The hash has a fixed length, so the message stays prefix-free.
 //!
 //! # Encoding (version 1)
 //!
@@ -24,8 +34,8 @@
 //! signatures are malleable (`(r, s)` and `(r, n − s)` both verify); signing normalises `s` to
 //! the lower half and decoding refuses the upper half, so nobody but the signer can produce a
 //! second valid encoding of the same signed statement (what deduplication by hash needs). The
-//! chain is not under the signature: [`verify_peer`] decides it, and the signature binds the
-//! body to the leaf's key.
+//! leaf is under the signature (by its hash); the rest of the chain (the site CA, the root) is
+//! not: [`verify_peer`] decides it, and it names no one but the issuers.
 //!
 //! A binary format rather than CBOR or JSON: the structure is five fields, the core is the only
 //! encoder, and a hand-written decoder of this size is easier to make strict (and to fuzz) than
@@ -38,9 +48,11 @@ use super::{labels, Label};
 use crate::pki::der::{self, tag};
 use crate::pki::signer::verify_p256;
 use crate::pki::{
-    verify_certificate_signature, verify_peer, CertSigner, PeerIdentity, PeerPolicy, PkiError, RevocationSet,
+    check_signer_matches, sha256, verify_peer_key, CertSigner, PeerIdentity, PeerPolicy, PkiError, RevocationSet,
     TrustStore, VerifyError,
 };
+#[cfg(doc)]
+use crate::pki::verify_peer;
 use crate::ErrorCode;
 
 /// The format version this library writes and reads.
@@ -133,7 +145,10 @@ impl From<VerifyError> for WireError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedObject {
     label: String,
+    /// Leaf first; never empty.
     chain: Vec<Vec<u8>>,
+    /// SHA-256 of the leaf (the first certificate of `chain`): what the signature covers.
+    leaf_sha256: [u8; 32],
     body: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -160,28 +175,30 @@ impl SignedObject {
         if !labels::is_signed_object(label) {
             return Err(WireError::Label);
         }
-        if chain.is_empty()
-            || chain.len() > MAX_CHAIN_LEN
+        let [leaf, ..] = chain else { return Err(WireError::TooLarge) };
+        if chain.len() > MAX_CHAIN_LEN
             || chain.iter().any(|c| c.is_empty() || c.len() > MAX_CERT_LEN)
             || body.len() > MAX_BODY_LEN
             || label.as_bytes().len() > MAX_LABEL_LEN
         {
             return Err(WireError::TooLarge);
         }
-        let leaf = chain.first().ok_or(WireError::TooLarge)?;
-        let message = label.message(body);
+        check_signer_matches(leaf, signer).map_err(|e| match e {
+            PkiError::KeyMismatch => WireError::KeyMismatch,
+            PkiError::CertificateMalformed => WireError::Peer(VerifyError::Malformed),
+            other => WireError::Signer(other),
+        })?;
+        let leaf_sha256 = sha256(leaf);
+        let message = signed_message(label, &leaf_sha256, body);
         let signature =
             low_s(&signer.sign(&message).map_err(WireError::Signer)?).ok_or(WireError::Signer(PkiError::Signer))?;
-        if !verify_certificate_signature(leaf, &message, &signature)? {
-            return Err(if verify_p256(signer.public_key(), &message, &signature) {
-                WireError::KeyMismatch
-            } else {
-                WireError::Signer(PkiError::Signer)
-            });
+        if !verify_p256(signer.public_key(), &message, &signature) {
+            return Err(WireError::Signer(PkiError::Signer));
         }
         Ok(Self {
             label: label.as_str().to_owned(),
             chain: chain.iter().map(|c| c.to_vec()).collect(),
+            leaf_sha256,
             body: body.to_vec(),
             signature,
         })
@@ -203,13 +220,12 @@ impl SignedObject {
         if !(1..=MAX_CHAIN_LEN).contains(&count) {
             return Err(WireError::Malformed);
         }
+        let leaf = input.certificate()?;
+        let leaf_sha256 = sha256(leaf);
         let mut chain = Vec::with_capacity(count);
-        for _ in 0..count {
-            let len = usize::from(input.u16()?);
-            if !(1..=MAX_CERT_LEN).contains(&len) {
-                return Err(WireError::Malformed);
-            }
-            chain.push(input.take(len)?.to_vec());
+        chain.push(leaf.to_vec());
+        for _ in 1..count {
+            chain.push(input.certificate()?.to_vec());
         }
         let body_len = usize::try_from(input.u32()?).map_err(|_| WireError::Malformed)?;
         if body_len > MAX_BODY_LEN {
@@ -223,7 +239,7 @@ impl SignedObject {
         }
         // Printable ASCII checked above, so this cannot fail.
         let label = String::from_utf8(label.to_vec()).map_err(|_| WireError::Malformed)?;
-        Ok(Self { label, chain, body, signature })
+        Ok(Self { label, chain, leaf_sha256, body, signature })
     }
 
     /// The encoding: the inverse of [`Self::decode`].
@@ -231,24 +247,31 @@ impl SignedObject {
         self.encode_with_chain(true)
     }
 
-    /// The object's identity for deduplication: SHA-256 of its encoding with the chain left out
-    /// (version, label, body and signature, each length-prefixed as on the wire). The chain is
-    /// not under the signature, so a relay could re-encode a certificate without breaking the
-    /// object; the digest does not change when it does. Signatures are low-s and strict DER, so
-    /// only the signer can make two valid objects with one body, and they differ here.
+    /// The object's identity for deduplication: SHA-256 of what the signature covers and the
+    /// signature, `version ‖ label ‖ 0 ‖ SHA-256(leaf) ‖ body ‖ signature` with the label, body
+    /// and signature length-prefixed as on the wire (a certificate count of zero stands in for
+    /// the chain, then the leaf's hash). The site CA and root are left out: they are not under
+    /// the signature, and a relay that re-encodes or drops them does not make a new object. The
+    /// leaf is in, by its hash, as it is under the signature: two objects naming two
+    /// certificates are two statements. Signatures are low-s and strict DER, so only the signer
+    /// can make two valid objects with one body, and they differ here.
     pub fn digest(&self) -> [u8; 32] {
-        crate::pki::sha256(&self.encode_with_chain(false))
+        sha256(&self.encode_with_chain(false))
     }
 
+    /// The encoding; without the chain, the bytes [`Self::digest`] hashes.
     fn encode_with_chain(&self, with_chain: bool) -> Vec<u8> {
         let chain: &[Vec<u8>] = if with_chain { &self.chain } else { &[] };
         let certs: usize = chain.iter().map(|c| 2 + c.len()).sum();
-        let mut out = Vec::with_capacity(8 + self.label.len() + certs + self.body.len() + self.signature.len());
+        let mut out = Vec::with_capacity(40 + self.label.len() + certs + self.body.len() + self.signature.len());
         out.push(VERSION);
         push_prefixed(&mut out, &[as_u8(self.label.len())], self.label.as_bytes());
         out.push(as_u8(chain.len()));
         for cert in chain {
             push_prefixed(&mut out, &u16::try_from(cert.len()).unwrap_or(u16::MAX).to_be_bytes(), cert);
+        }
+        if !with_chain {
+            out.extend_from_slice(&self.leaf_sha256);
         }
         push_prefixed(&mut out, &u32::try_from(self.body.len()).unwrap_or(u32::MAX).to_be_bytes(), &self.body);
         push_prefixed(&mut out, &[as_u8(self.signature.len())], &self.signature);
@@ -257,8 +280,8 @@ impl SignedObject {
 
     /// Verifies the object for the purpose `expected`: the label first (it must be `expected`,
     /// and `expected` a signed-object label, else [`WireError::Label`]), then the chain through
-    /// [`verify_peer`] ([`WireError::Peer`]), then the signature under the leaf's key
-    /// ([`WireError::Signature`]).
+    /// [`verify_peer`] ([`WireError::Peer`]), then the signature under the leaf's key over the
+    /// label, the leaf's hash and the body ([`WireError::Signature`]).
     pub fn verify(
         self,
         expected: Label,
@@ -271,9 +294,8 @@ impl SignedObject {
             return Err(WireError::Label);
         }
         let chain: Vec<&[u8]> = self.chain.iter().map(Vec::as_slice).collect();
-        let peer = verify_peer(&chain, trust, revocations, policy, now)?;
-        let leaf = chain.first().ok_or(WireError::Malformed)?;
-        if !verify_certificate_signature(leaf, &expected.message(&self.body), &self.signature)? {
+        let (peer, leaf_key) = verify_peer_key(&chain, trust, revocations, policy, now)?;
+        if !verify_p256(&leaf_key, &signed_message(expected, &self.leaf_sha256, &self.body), &self.signature) {
             return Err(WireError::Signature);
         }
         let digest = self.digest();
@@ -312,6 +334,15 @@ pub fn verify(
     now: SystemTime,
 ) -> Result<Verified, WireError> {
     SignedObject::decode(bytes)?.verify(expected, trust, revocations, policy, now)
+}
+
+/// The bytes a signature covers: [`Label::message`] of the leaf's SHA-256 followed by the body.
+fn signed_message(label: Label, leaf_sha256: &[u8; 32], body: &[u8]) -> Vec<u8> {
+    let mut message = label.prefix();
+    message.reserve(leaf_sha256.len() + body.len());
+    message.extend_from_slice(leaf_sha256);
+    message.extend_from_slice(body);
+    message
 }
 
 /// The order of the P-256 group, and half of it (rounded down).
@@ -411,6 +442,15 @@ impl<'a> Input<'a> {
 
     fn u32(&mut self) -> Result<u32, WireError> {
         Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    /// One certificate of the chain: a `u16` length in `1..=MAX_CERT_LEN`, then its bytes.
+    fn certificate(&mut self) -> Result<&'a [u8], WireError> {
+        let len = usize::from(self.u16()?);
+        if !(1..=MAX_CERT_LEN).contains(&len) {
+            return Err(WireError::Malformed);
+        }
+        self.take(len)
     }
 }
 

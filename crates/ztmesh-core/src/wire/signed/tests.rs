@@ -2,7 +2,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::pki::testutil::{device_csr, Pki};
-use crate::pki::{DeviceCertRequest, RecordEntry, RevocationReason, SoftwareSigner, VerifiedRecord};
+use crate::pki::{build_csr, CertificateRequest, DeviceCertRequest, RecordEntry, RevocationReason, SoftwareSigner, VerifiedRecord};
 use crate::wire::labels::{self, TEST_OBJECT, TEST_OBJECT_OTHER};
 
 /// A CA pair, one device of tenant `t` with roles, its key, and its chain (leaf, site CA).
@@ -170,9 +170,31 @@ fn a_signer_whose_key_is_not_the_leafs_is_refused_both_ways() {
     assert_eq!(SignedObject::sign(TEST_OBJECT, &f.chain(), b"x", &stranger).unwrap_err(), WireError::KeyMismatch);
     assert_eq!(WireError::KeyMismatch.code(), "ERR_KEY_MISMATCH");
     // Built by hand with the stranger's signature: the verifier refuses it.
-    let signature = low_s(&stranger.sign(&TEST_OBJECT.message(b"x")).unwrap()).unwrap();
+    let message = signed_message(TEST_OBJECT, &crate::pki::sha256(&f.leaf), b"x");
+    let signature = low_s(&stranger.sign(&message).unwrap()).unwrap();
     let forged = assemble(TEST_OBJECT.as_bytes(), &f.chain(), b"x", &signature);
     assert_eq!(f.verify(&forged).unwrap_err(), WireError::Signature);
+}
+
+#[test]
+fn another_certificate_of_the_same_key_cannot_be_swapped_in() {
+    // A software key keeps its key across renewal; the earlier certificate still carries a role the
+    // renewed one dropped. A relay puts the earlier leaf in the renewed object's chain.
+    let f = Fixture::new();
+    let csr = CertificateRequest::from_der(&build_csr(&f.signer, "tablet-1", "t").unwrap().der).unwrap();
+    let renewed = f.pki.site.issue(&csr, &DeviceCertRequest::new("tablet-1", "t")).unwrap().der;
+    let chain = [renewed.as_slice(), f.pki.site.certificate_der()];
+    let object = SignedObject::sign(TEST_OBJECT, &chain, b"order 66", &f.signer).unwrap();
+    let genuine = f.verify(&object.encode()).unwrap();
+    assert!(genuine.peer.roles.is_empty());
+    let swapped = assemble(TEST_OBJECT.as_bytes(), &f.chain(), object.body(), object.signature());
+    assert_eq!(f.verify(&swapped).unwrap_err(), WireError::Signature);
+    // Both are well-formed and name different certificates, so they are different objects.
+    assert_ne!(SignedObject::decode(&swapped).unwrap().digest(), genuine.digest);
+    // The other way round too: signed under the role-bearing leaf, presented with the renewed one.
+    let original = SignedObject::decode(&f.sign(b"order 66")).unwrap();
+    let demoted = assemble(TEST_OBJECT.as_bytes(), &chain, original.body(), original.signature());
+    assert_eq!(f.verify(&demoted).unwrap_err(), WireError::Signature);
 }
 
 #[test]
@@ -259,7 +281,8 @@ fn signatures_have_one_encoding_low_s_and_strict_der() {
     let chain: Vec<&[u8]> = object.chain().iter().map(Vec::as_slice).collect();
     // The mirror signature (r, n − s) verifies under ECDSA but is not the object's encoding.
     let high = encode_signature(&r, &subtract(&P256_ORDER, &s));
-    assert!(verify_p256(f.signer.public_key(), &TEST_OBJECT.message(b"body"), &high));
+    let message = signed_message(TEST_OBJECT, &crate::pki::sha256(&f.leaf), b"body");
+    assert!(verify_p256(f.signer.public_key(), &message, &high));
     assert_eq!(
         SignedObject::decode(&assemble(TEST_OBJECT.as_bytes(), &chain, b"body", &high)),
         Err(WireError::Malformed)
