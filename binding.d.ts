@@ -268,7 +268,10 @@ export declare class RevocationSet {
    * it was newer than what the set had.
    */
   addRecord(record: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
-  /** Whether a serial (hex) or a key (SPKI SHA-256, hex) is revoked. */
+  /**
+   * Whether a serial (as users type it; `ERR_SERIAL` otherwise) or a key (SPKI SHA-256, hex)
+   * is revoked.
+   */
   isRevoked(serial: string, spkiSha256: string): boolean
 }
 
@@ -892,7 +895,10 @@ export interface QuoteToVerify {
 
 /** One revoked certificate, for a CRL or a revocation record. */
 export interface RevokedEntry {
-  /** The serial, hex. */
+  /**
+   * The serial, as users type it (optional `0x`, any case, leading zeros; `ERR_SERIAL`
+   * otherwise, as `ztmesh_core::ids::parse_serial` decides).
+   */
   serial: string
   /** SHA-256 of its SubjectPublicKeyInfo, hex (revocation records only; ignored by CRLs). */
   spkiSha256?: string

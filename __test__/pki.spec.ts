@@ -75,6 +75,26 @@ test('every refusal has its typed reason', (t) => {
   t.is(verifyPeer(fromNew.cert.pem + next.site.certificatePem, bundle, none).deviceId, 'tablet-7')
 })
 
+test('serial arguments follow the one serial rule: any spelling of a serial works, a non-serial is ERR_SERIAL', (t) => {
+  const { site, siteCa, trust } = hierarchy()
+  const a = device(siteCa, 'a')
+  const now = Date.now()
+  const spki = 'ab'.repeat(32)
+  const upper = `0X${a.cert.serial.toUpperCase()}`
+  const record = siteCa.signRevocationRecord(1, now, [{ serial: upper, spkiSha256: spki, revokedAtMs: now, reason: 1 }])
+  const revocations = new RevocationSet()
+  t.true(revocations.addRecord(record, site.certificatePem, trust))
+  for (const spelling of [a.cert.serial, upper, `0x000${a.cert.serial}`]) t.true(revocations.isRevoked(spelling, 'cd'.repeat(32)), spelling)
+  t.throws(() => verifyPeer(a.cert.pem + site.certificatePem, trust, revocations), { code: 'ERR_CERT_REVOKED' })
+  // Zero, 41 significant digits, and non-hex are not serials: refused, never a quiet false.
+  for (const bad of ['0', '0x00', 'ab'.repeat(40), `1${'0'.repeat(40)}`, 'xyz', '']) {
+    t.throws(() => revocations.isRevoked(bad, spki), { code: 'ERR_SERIAL' }, bad)
+    t.throws(() => siteCa.signRevocationRecord(2, now, [{ serial: bad, spkiSha256: spki, revokedAtMs: now, reason: 1 }]), { code: 'ERR_SERIAL' }, bad)
+    t.throws(() => siteCa.issueCrl(2, [{ serial: bad, revokedAtMs: now, reason: 1 }], now, now + 86_400_000), { code: 'ERR_SERIAL' }, bad)
+  }
+  t.true(revocations.isRevoked('0x1', spki), 'the key is still found by its SPKI hash')
+})
+
 test('revocation by CRL serial and by key, with the CRL verified against its issuer', (t) => {
   const { site, siteCa, trust } = hierarchy()
   const a = device(siteCa, 'a')

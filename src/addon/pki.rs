@@ -72,7 +72,8 @@ pub struct IssuedCertificate {
 /// One revoked certificate, for a CRL or a revocation record.
 #[napi(object)]
 pub struct RevokedEntry {
-    /// The serial, hex.
+    /// The serial, as users type it (optional `0x`, any case, leading zeros; `ERR_SERIAL`
+    /// otherwise, as `ztmesh_core::ids::parse_serial` decides).
     pub serial: String,
     /// SHA-256 of its SubjectPublicKeyInfo, hex (revocation records only; ignored by CRLs).
     pub spki_sha256: Option<String>,
@@ -183,7 +184,7 @@ impl CertificateAuthority {
                 .iter()
                 .map(|e| {
                     Ok(CrlEntry {
-                        serial: hex_arg("serial", &e.serial)?,
+                        serial: ztmesh_core::ids::parse_serial(&e.serial)?,
                         revoked_at: time_arg("revokedAtMs", e.revoked_at_ms)?,
                         reason: reason_arg(e.reason)?,
                     })
@@ -211,7 +212,7 @@ impl CertificateAuthority {
                         .as_deref()
                         .ok_or_else(|| invalid_argument("spkiSha256 is required in a revocation record"))?;
                     Ok(RecordEntry {
-                        serial: hex_arg("serial", &e.serial)?,
+                        serial: ztmesh_core::ids::parse_serial(&e.serial)?,
                         spki_sha256: hex_arg("spkiSha256", spki)?
                             .try_into()
                             .map_err(|_| invalid_argument("spkiSha256 must be 32 bytes"))?,
@@ -354,14 +355,15 @@ impl RevocationSet {
         })
     }
 
-    /// Whether a serial (hex) or a key (SPKI SHA-256, hex) is revoked.
+    /// Whether a serial (as users type it; `ERR_SERIAL` otherwise) or a key (SPKI SHA-256, hex)
+    /// is revoked.
     #[napi]
     pub fn is_revoked(&self, serial: String, spki_sha256: String) -> Result<bool> {
         sync(|| {
             let spki: [u8; 32] = hex_arg("spkiSha256", &spki_sha256)?
                 .try_into()
                 .map_err(|_| invalid_argument("spkiSha256 must be 32 bytes"))?;
-            Ok(self.inner.is_revoked(&hex_arg("serial", &serial)?, &spki))
+            Ok(self.inner.is_revoked(&ztmesh_core::ids::parse_serial(&serial)?, &spki))
         })
     }
 }
@@ -518,6 +520,7 @@ fn reason_arg(code: u32) -> std::result::Result<RevocationReason, Failure> {
         .ok_or_else(|| invalid_argument("unknown revocation reason code"))
 }
 
+/// Bytes from hex, for SPKI hashes and pins (serials go through `ztmesh_core::ids::parse_serial`).
 fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
     let text = text.strip_prefix("0x").unwrap_or(text);
     let digits: Vec<u8> = text

@@ -148,6 +148,10 @@ export class RevocationSet {
     return callNative(() => this.native.addRecord(record, issuerChainPem, trust.native, nowMs))
   }
 
+  /**
+   * Whether a serial (as users type it: optional `0x`, any case, leading zeros) or a key (SPKI
+   * SHA-256, hex) is revoked. Throws `ERR_SERIAL` for a string that is not a serial.
+   */
   isRevoked(serial: string, spkiSha256: string): boolean {
     return callNative(() => this.native.isRevoked(serial, spkiSha256))
   }
