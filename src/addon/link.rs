@@ -50,7 +50,7 @@ impl NoiseLinkContext {
         sync(|| {
             let chain = pki::pem::parse_certificates(&init.chain_pem)?;
             let signer = signer.for_chain(&chain)?;
-            let mut config = LinkConfig::new(chain, signer, trust.inner.clone());
+            let mut config = LinkConfig::new(chain, signer, trust.inner.clone())?;
             config.revocations = revocations.inner.clone();
             config.policy = PeerPolicy {
                 expected_tenant: init.expected_tenant,

@@ -94,7 +94,7 @@ impl Drop for Peer {
 
 fn config(pki: &Pki, device: &Device, policy: PeerPolicy) -> Arc<LinkConfig> {
     let signer = Box::new(SoftwareSigner::from_pkcs8(&device.pkcs8).unwrap());
-    let mut config = LinkConfig::new(device.chain.clone(), signer, pki.trust.clone());
+    let mut config = LinkConfig::new(device.chain.clone(), signer, pki.trust.clone()).unwrap();
     config.policy = policy;
     Arc::new(config)
 }

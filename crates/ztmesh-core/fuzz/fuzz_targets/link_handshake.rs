@@ -57,6 +57,6 @@ fn config() -> &'static Arc<LinkConfig> {
         let issued = site.issue(&request, &DeviceCertRequest::new("fuzz-device", "fuzz")).expect("cert");
         let trust = TrustStore::from_der(&[root.certificate_der()]).expect("trust");
         let chain = vec![issued.der, site.certificate_der().to_vec()];
-        Arc::new(LinkConfig::new(chain, Box::new(signer), trust))
+        Arc::new(LinkConfig::new(chain, Box::new(signer), trust).expect("config"))
     })
 }

@@ -179,8 +179,21 @@ pub struct LinkConfig {
 impl LinkConfig {
     /// A configuration with the defaults: any peer the trust accepts, no revocations, hybrid,
     /// `Auto` cipher, the default rekey policy.
-    pub fn new(chain: Vec<Vec<u8>>, signer: Box<dyn CertSigner + Send + Sync>, trust: TrustStore) -> Self {
-        Self {
+    ///
+    /// `signer` must hold the key of the chain's leaf ([`crate::pki::check_signer_matches`]):
+    /// peers refuse a link whose static key is bound by another key, so a configuration that
+    /// could only fail at every handshake fails here. Fails with
+    /// [`PkiError::KeyMismatch`](crate::pki::PkiError::KeyMismatch) for another key, and
+    /// [`PkiError::CertificateMalformed`](crate::pki::PkiError::CertificateMalformed) for an empty
+    /// chain or a leaf that does not parse.
+    pub fn new(
+        chain: Vec<Vec<u8>>,
+        signer: Box<dyn CertSigner + Send + Sync>,
+        trust: TrustStore,
+    ) -> Result<Self, crate::pki::PkiError> {
+        let leaf = chain.first().ok_or(crate::pki::PkiError::CertificateMalformed)?;
+        crate::pki::check_signer_matches(leaf, &*signer)?;
+        Ok(Self {
             chain,
             signer,
             trust,
@@ -190,7 +203,7 @@ impl LinkConfig {
             cipher: CipherSetting::Auto,
             rekey: RekeyPolicy::default(),
             verdicts: Verdicts::default(),
-        }
+        })
     }
 
     /// The protocols a responder with this configuration accepts.

@@ -46,7 +46,7 @@ impl Fixture {
     }
 
     fn config(&self, device: &Device) -> LinkConfig {
-        LinkConfig::new(device.chain.clone(), Box::new(device.signer()), self.trust.clone())
+        LinkConfig::new(device.chain.clone(), Box::new(device.signer()), self.trust.clone()).unwrap()
     }
 
     fn revoking(&self, device: &Device) -> RevocationSet {
@@ -293,7 +293,16 @@ fn a_binding_signature_over_another_static_key_is_refused_in_both_roles() {
     assert_eq!(result.unwrap_err(), LinkError::Identity);
     // A chain presented with another device's key (a stolen chain) is the same thing.
     let attacker = f.device("attacker", "t");
-    let stolen = LinkConfig::new(gw.chain.clone(), Box::new(attacker.signer()), f.trust.clone());
+    // `LinkConfig::new` refuses the pair; the fields are public, so a caller can still build it.
+    assert_eq!(
+        LinkConfig::new(gw.chain.clone(), Box::new(attacker.signer()), f.trust.clone()).unwrap_err(),
+        crate::pki::PkiError::KeyMismatch
+    );
+    assert_eq!(
+        LinkConfig::new(Vec::new(), Box::new(gw.signer()), f.trust.clone()).unwrap_err(),
+        crate::pki::PkiError::CertificateMalformed
+    );
+    let stolen = LinkConfig { signer: Box::new(attacker.signer()), ..f.config(&gw) };
     let mut i = start(stolen, Role::Initiator);
     let mut r = start(f.config(&gw), Role::Responder);
     pump(&mut i, &mut r);
