@@ -291,11 +291,14 @@ export declare class Signer {
   /** ECDSA P-256/SHA-256 signature of `message`, DER. Throws `ERR_CLOSED` once closed. */
   sign(message: Uint8Array): Buffer
   /**
-   * A CSR (PEM) for `deviceId` in `tenant`, signed by this key.
    * Proves that this signer holds and can use the key of the certificate (PEM, the first
    * block): a signature over a fresh challenge must verify under it. `ERR_KEY_MISMATCH` if not.
    */
   proveFor(certificatePem: string): void
+  /**
+   * A CSR (PEM) for `deviceId` in `tenant`, signed by this key. Throws `ERR_IDENTITY` for
+   * an invalid device id or tenant, `ERR_CLOSED` once closed.
+   */
   buildCsr(deviceId: string, tenant: string): string
   /**
    * Drops this handle's key; later uses throw `ERR_CLOSED`. Contexts already built keep

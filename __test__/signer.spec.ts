@@ -184,3 +184,17 @@ test('no device-side source exports a private key from the keystore (only the CA
   t.true(callers.includes('src/primitives/keystore/index.ts'), 'the scan sees the explicit backup API')
   t.deepEqual(callers.filter((file) => file !== 'src/primitives/keystore/index.ts' && !file.startsWith('src/ca/')), [])
 })
+
+test('every Signer method in the generated binding types carries its own documentation', (t) => {
+  const types = readFileSync(new URL('../binding.d.ts', import.meta.url), 'utf8')
+  const body = /export declare class Signer \{([\s\S]*?)\n\}/.exec(types)?.[1] ?? ''
+  const documented = new Map<string, string>()
+  for (const [, doc, member] of body.matchAll(/\/\*\*([\s\S]*?)\*\/\n\s*([^\n]+)/g)) documented.set(member!.trim(), doc!)
+  t.true(documented.size >= 8, 'the Signer class was found')
+  for (const line of body.split('\n').map((l) => l.trim()).filter((l) => /^(static |get )?[a-zA-Z]+\(/.test(l))) {
+    t.true(documented.has(line), `${line} has a doc comment`)
+  }
+  const doc = (name: string) => [...documented].find(([member]) => member.startsWith(`${name}(`))?.[1] ?? ''
+  t.regex(doc('buildCsr'), /CSR/)
+  t.notRegex(doc('proveFor'), /CSR/, 'proveFor documents proving possession only')
+})

@@ -58,7 +58,6 @@ impl Signer {
         sync(|| Ok(self.key()?.sign(message)?.into()))
     }
 
-    /// A CSR (PEM) for `deviceId` in `tenant`, signed by this key.
     /// Proves that this signer holds and can use the key of the certificate (PEM, the first
     /// block): a signature over a fresh challenge must verify under it. `ERR_KEY_MISMATCH` if not.
     #[napi]
@@ -70,6 +69,8 @@ impl Signer {
         })
     }
 
+    /// A CSR (PEM) for `deviceId` in `tenant`, signed by this key. Throws `ERR_IDENTITY` for
+    /// an invalid device id or tenant, `ERR_CLOSED` once closed.
     #[napi]
     pub fn build_csr(&self, device_id: String, tenant: String) -> Result<String> {
         sync(|| Ok(pki::build_csr(self.key()?.as_ref(), &device_id, &tenant)?.pem))
