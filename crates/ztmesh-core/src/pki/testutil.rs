@@ -42,9 +42,8 @@ impl Pki {
     /// The revocations of a record signed by the site CA that revokes `issued` (serial and key).
     pub(crate) fn revoking(&self, issued: &IssuedCertificate) -> RevocationSet {
         let now = SystemTime::now();
-        let serial = if issued.serial.len() % 2 == 1 { format!("0{}", issued.serial) } else { issued.serial.clone() };
         let entry = RecordEntry {
-            serial: hex::decode(serial).unwrap(),
+            serial: crate::ids::parse_serial(&issued.serial).unwrap(),
             spki_sha256: issued.spki_sha256,
             reason: RevocationReason::KeyCompromise,
             revoked_at: now,
