@@ -36,6 +36,8 @@ pub mod noise;
 pub mod pki;
 pub mod rand;
 pub mod sign;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tls;
 #[cfg(feature = "tpm")]
 pub mod tpm;

@@ -7,6 +7,7 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use ring::digest;
 use ztmesh_core::sign::{self, Algorithm, BatchItem, SigningKey};
+use ztmesh_core::testing::Rng;
 
 /// An owned (public key, message, signature) triple.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,22 +373,6 @@ fn torsion_crafted_signatures_get_the_same_verdict_single_and_batch() {
     }
 }
 
-/// xorshift64*, for reproducible mutations.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn random_mutations_get_the_same_verdict_single_and_batch() {
     let t8 = order_8_point();
@@ -408,7 +393,7 @@ fn random_mutations_get_the_same_verdict_single_and_batch() {
     add_l_to_s(&mut malleated.signature);
     originals.push(malleated);
 
-    let mut prng = Prng(0x005e_ed0f_2a7e_11e5);
+    let mut prng = Rng::new(0x005e_ed0f_2a7e_11e5);
     let mut mutated = Vec::with_capacity(2125);
     for i in 0..2000 {
         // Every 16th an unmutated original too, so batches mix valid and invalid items.

@@ -18,6 +18,7 @@ use ztmesh_core::tls::{
     PqPolicy, TlsClientContext, TlsError, TlsServerContext, TlsSession, ALPN_ZTMESH_1, GROUP_X25519,
     GROUP_X25519MLKEM768, X25519MLKEM768,
 };
+use ztmesh_core::testing::Rng;
 use ztmesh_core::ErrorCode;
 
 const CERTIFICATE_EXPIRED: u8 = 45;
@@ -443,22 +444,6 @@ fn a_failing_signer_fails_the_handshake_typed() {
     assert!(client.peer().is_none() && server.peer().is_none());
 }
 
-/// A deterministic byte generator for mutations (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn bad_input_is_a_typed_error_never_a_panic() {
     let pair = Pair::new(PqPolicy::Prefer, PqPolicy::Prefer);
@@ -485,7 +470,7 @@ fn bad_input_is_a_typed_error_never_a_panic() {
     assert!(!server.take_outgoing().is_empty());
 
     // Mutated ClientHellos and server flights: errors are typed, nothing panics.
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let server_flight = {
         let mut server = pair.server.accept().unwrap();
         server.read_tls(&hello).unwrap();
@@ -496,7 +481,7 @@ fn bad_input_is_a_typed_error_never_a_panic() {
         let mut input = original.clone();
         for _ in 0..1 + rng.below(4) {
             let at = rng.below(input.len());
-            input[at] = rng.next() as u8;
+            input[at] = rng.byte();
         }
         if rng.below(4) == 0 {
             input.truncate(rng.below(input.len()));

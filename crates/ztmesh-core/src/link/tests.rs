@@ -555,13 +555,10 @@ fn seeded_garbage_never_panics_in_either_role() {
     let f = Fixture::new();
     let (gw, tablet) = (f.device("gw-1", "t"), f.device("tablet-7", "t"));
     let (gw_config, tablet_config) = (Arc::new(f.config(&gw)), Arc::new(f.config(&tablet)));
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = crate::testing::Rng::new(0x2545_f491_4f6c_dd1d);
     for round in 0..600 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let len = (seed % 400) as usize;
-        let mut bytes: Vec<u8> = (0..len).map(|i| (seed >> (i % 56)) as u8).collect();
+        let len = rng.below(400);
+        let mut bytes = rng.bytes(len);
         let (config, role) =
             if round % 2 == 0 { (&gw_config, Role::Responder) } else { (&tablet_config, Role::Initiator) };
         let mut link = LinkHandshake::new(Arc::clone(config), role, None).unwrap();
@@ -571,7 +568,7 @@ fn seeded_garbage_never_panics_in_either_role() {
             with_proposal.append(&mut bytes);
             bytes = with_proposal;
         }
-        for piece in bytes.chunks((seed % 7 + 1) as usize) {
+        for piece in bytes.chunks(rng.below(7) + 1) {
             if link.feed(piece).is_err() {
                 break;
             }

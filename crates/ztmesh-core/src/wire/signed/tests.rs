@@ -2,6 +2,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::pki::testutil::{device_csr, Pki};
+use crate::testing::Rng;
 use crate::pki::{build_csr, CertificateRequest, DeviceCertRequest, RecordEntry, RevocationReason, SoftwareSigner, VerifiedRecord};
 use crate::wire::labels::{self, TEST_OBJECT, TEST_OBJECT_OTHER};
 
@@ -62,22 +63,6 @@ fn assemble(label: &[u8], chain: &[&[u8]], body: &[u8], signature: &[u8]) -> Vec
     out.push(u8::try_from(signature.len()).unwrap());
     out.extend_from_slice(signature);
     out
-}
-
-/// A deterministic generator for the garbage tests (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-    }
 }
 
 #[test]
@@ -315,17 +300,17 @@ fn seeded_garbage_and_mutations_never_panic_or_verify() {
     let f = Fixture::new();
     let bytes = f.sign(b"seeded");
     let original = f.verify(&bytes).unwrap();
-    let mut rng = Rng(0x005e_ed0b_1ec7_u64);
+    let mut rng = Rng::new(0x005e_ed0b_1ec7_u64);
     for _ in 0..2_000 {
         let len = rng.below(300);
-        let garbage: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let garbage = rng.bytes(len);
         assert!(SignedObject::decode(&garbage).is_err() || f.verify(&garbage).is_err());
     }
     for _ in 0..300 {
         let mut mutated = bytes.clone();
         for _ in 0..=rng.below(4) {
             let at = rng.below(mutated.len());
-            mutated[at] = rng.next() as u8;
+            mutated[at] = rng.byte();
         }
         // Either refused, or (a tolerated re-encoding inside the unsigned chain) the same meaning.
         if let Ok(verified) = f.verify(&mutated) {
