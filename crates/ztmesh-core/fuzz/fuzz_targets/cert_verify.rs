@@ -12,9 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use ztmesh_core::pki::{
-    build_csr, pem, verify_peer, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, PeerPolicy,
-    RecordEntry, RequiredUsage, RevocationReason, RevocationSet, SoftwareSigner, TrustStore, VerifiedRecord,
+    pem, verify_peer, DeviceCertRequest, PeerPolicy, RecordEntry, RequiredUsage, RevocationReason, RevocationSet,
+    TrustStore, VerifiedRecord,
 };
+use ztmesh_core_fuzz::Pki;
 
 struct Fixture {
     trust: TrustStore,
@@ -26,15 +27,11 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root =
-            CertificateAuthority::create_root(&CaParams::root("fuzz root", "fuzz")).unwrap().authority().unwrap();
-        let site = root.create_site_ca(&CaParams::site("fuzz site", "fuzz")).unwrap().authority().unwrap();
-        let trust = TrustStore::from_der(&[root.certificate_der()]).unwrap();
-        let signer = SoftwareSigner::generate().unwrap();
-        let csr = CertificateRequest::from_der(&build_csr(&signer, "d", "t").unwrap().der).unwrap();
+        let pki = Pki::new();
         let mut request = DeviceCertRequest::new("d", "t");
         request.roles = vec!["r".into()];
-        let leaf = site.issue(&csr, &request).unwrap();
+        let (_, leaf) = pki.device(&request);
+        let Pki { root, site, trust } = pki;
         // Revoke some other serial and key, so the revocation lookups run.
         let record = site
             .sign_revocation_record(

@@ -11,9 +11,10 @@ use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
 use ztmesh_core::pki::{
-    build_csr, verify_peer, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, PeerPolicy,
-    RevocationSet, SoftwareSigner, TrustStore,
+    build_csr, verify_peer, CertificateAuthority, CertificateRequest, DeviceCertRequest, PeerPolicy, RevocationSet,
+    SoftwareSigner, TrustStore,
 };
+use ztmesh_core_fuzz::{apply_edits, Pki};
 
 struct Fixture {
     site: CertificateAuthority,
@@ -24,10 +25,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root =
-            CertificateAuthority::create_root(&CaParams::root("fuzz root", "fuzz")).unwrap().authority().unwrap();
-        let site = root.create_site_ca(&CaParams::site("fuzz site", "fuzz")).unwrap().authority().unwrap();
-        let trust = TrustStore::from_der(&[root.certificate_der()]).unwrap();
+        let Pki { site, trust, .. } = Pki::new();
         let csr = build_csr(&SoftwareSigner::generate().unwrap(), "fuzz-device", "fuzz-tenant").unwrap().der;
         Fixture { site, trust, csr }
     })
@@ -42,14 +40,7 @@ fuzz_target!(|data: &[u8]| {
         }
         rest.to_vec()
     } else {
-        let mut csr = fixture.csr.clone();
-        for edit in rest.chunks_exact(3) {
-            let offset = usize::from(u16::from_be_bytes([edit[0], edit[1]]));
-            if let Some(byte) = csr.get_mut(offset) {
-                *byte ^= edit[2];
-            }
-        }
-        csr
+        apply_edits(&fixture.csr, rest, false)
     };
     let Ok(request) = CertificateRequest::from_der(&csr) else { return };
     let issued = fixture.site.issue(&request, &DeviceCertRequest::new("d", "t")).expect("an accepted CSR is issued");

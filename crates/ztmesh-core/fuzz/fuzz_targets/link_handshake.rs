@@ -13,9 +13,8 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use ztmesh_core::link::{LinkConfig, LinkHandshake, Role};
 use ztmesh_core::noise::Protocol;
-use ztmesh_core::pki::{
-    build_csr, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, SoftwareSigner, TrustStore,
-};
+use ztmesh_core::pki::DeviceCertRequest;
+use ztmesh_core_fuzz::Pki;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
@@ -48,15 +47,8 @@ fuzz_target!(|data: &[u8]| {
 fn config() -> &'static Arc<LinkConfig> {
     static CONFIG: OnceLock<Arc<LinkConfig>> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let root = CertificateAuthority::create_root(&CaParams::root("fuzz root", "fuzz")).expect("root");
-        let root = root.authority().expect("root");
-        let site = root.create_site_ca(&CaParams::site("fuzz site", "fuzz")).expect("site").authority().expect("site");
-        let signer = SoftwareSigner::generate().expect("key");
-        let csr = build_csr(&signer, "fuzz-device", "fuzz").expect("csr");
-        let request = CertificateRequest::from_der(&csr.der).expect("csr");
-        let issued = site.issue(&request, &DeviceCertRequest::new("fuzz-device", "fuzz")).expect("cert");
-        let trust = TrustStore::from_der(&[root.certificate_der()]).expect("trust");
-        let chain = vec![issued.der, site.certificate_der().to_vec()];
-        Arc::new(LinkConfig::new(chain, Box::new(signer), trust).expect("config"))
+        let pki = Pki::new();
+        let (signer, issued) = pki.device(&DeviceCertRequest::new("fuzz-device", "fuzz"));
+        Arc::new(LinkConfig::new(pki.chain(&issued), Box::new(signer), pki.trust).expect("config"))
     })
 }

@@ -11,10 +11,8 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
-use ztmesh_core::pki::{
-    CaParams, CertificateAuthority, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, TrustStore,
-    TrustedIssuer, VerifiedCrl,
-};
+use ztmesh_core::pki::{RecordEntry, RevocationReason, RevocationRecord, RevocationSet, TrustedIssuer, VerifiedCrl};
+use ztmesh_core_fuzz::{apply_edits, Pki};
 
 struct Fixture {
     issuer: TrustedIssuer,
@@ -24,9 +22,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root =
-            CertificateAuthority::create_root(&CaParams::root("fuzz root", "fuzz")).unwrap().authority().unwrap();
-        let trust = TrustStore::from_der(&[root.certificate_der()]).unwrap();
+        let Pki { root, trust, .. } = Pki::new();
         let entries: Vec<RecordEntry> = (1..=3u8)
             .map(|i| RecordEntry {
                 serial: vec![i; usize::from(i)],
@@ -48,18 +44,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = VerifiedCrl::from_der(rest, &fixture.issuer);
         rest.to_vec()
     } else {
-        let mut bytes = fixture.record.clone();
-        let mut edits = rest.chunks_exact(3);
-        for edit in &mut edits {
-            let offset = usize::from(u16::from_be_bytes([edit[0], edit[1]]));
-            if let Some(byte) = bytes.get_mut(offset) {
-                *byte ^= edit[2];
-            }
-        }
-        if let [cut, ..] = edits.remainder() {
-            bytes.truncate(bytes.len().saturating_sub(usize::from(*cut)));
-        }
-        bytes
+        apply_edits(&fixture.record, rest, true)
     };
     let Ok(record) = RevocationRecord::decode(&bytes) else { return };
     let number = record.record_number();

@@ -10,11 +10,10 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ztmesh_core::pki::{
-    build_csr, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, SoftwareSigner, TrustStore,
-};
+use ztmesh_core::pki::DeviceCertRequest;
 use ztmesh_core::tls::{ClientSettings, ServerSettings, TlsClientContext, TlsServerContext};
 use ztmesh_core::ErrorCode;
+use ztmesh_core_fuzz::Pki;
 
 /// A server context, and an honest ClientHello from a client of the same PKI.
 struct Fixture {
@@ -25,20 +24,15 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = CertificateAuthority::create_root(&CaParams::root("fuzz root", "ztmesh fuzz")).unwrap();
-        let root = root.authority().unwrap();
-        let site = root.create_site_ca(&CaParams::site("fuzz site", "ztmesh fuzz")).unwrap().authority().unwrap();
-        let trust = TrustStore::from_der(&[root.certificate_der()]).unwrap();
+        let pki = Pki::new();
         let device = |id: &str| {
-            let signer = SoftwareSigner::generate().unwrap();
-            let csr = CertificateRequest::from_der(&build_csr(&signer, id, "t").unwrap().der).unwrap();
-            let issued = site.issue(&csr, &DeviceCertRequest::new(id, "t")).unwrap();
-            (vec![issued.der, site.certificate_der().to_vec()], Box::new(signer))
+            let (signer, issued) = pki.device(&DeviceCertRequest::new(id, "t"));
+            (pki.chain(&issued), Box::new(signer))
         };
         let (chain, signer) = device("server");
-        let server = TlsServerContext::new(ServerSettings::new(chain, signer, trust.clone())).unwrap();
+        let server = TlsServerContext::new(ServerSettings::new(chain, signer, pki.trust.clone())).unwrap();
         let (chain, signer) = device("client");
-        let client = TlsClientContext::new(ClientSettings::new(chain, signer, trust)).unwrap();
+        let client = TlsClientContext::new(ClientSettings::new(chain, signer, pki.trust.clone())).unwrap();
         let client_hello = client.connect().unwrap().take_outgoing();
         Fixture { server, client_hello }
     })
