@@ -14,11 +14,11 @@ use ztmesh_core::pki::{
     CaParams, CertSigner, CertificateAuthority, DeviceCertRequest, PeerPolicy, PkiError, RevocationSet, SoftwareSigner,
     VerifyError,
 };
+use ztmesh_core::testing::Rng;
 use ztmesh_core::tls::{
     PqPolicy, TlsClientContext, TlsError, TlsServerContext, TlsSession, ALPN_ZTMESH_1, GROUP_X25519,
     GROUP_X25519MLKEM768, X25519MLKEM768,
 };
-use ztmesh_core::testing::Rng;
 use ztmesh_core::ErrorCode;
 
 const CERTIFICATE_EXPIRED: u8 = 45;

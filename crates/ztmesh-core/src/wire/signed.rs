@@ -47,12 +47,12 @@ use std::time::SystemTime;
 use super::{labels, Label};
 use crate::pki::der::{self, tag};
 use crate::pki::signer::verify_p256;
+#[cfg(doc)]
+use crate::pki::verify_peer;
 use crate::pki::{
     check_signer_matches, sha256, verify_peer_key, CertSigner, PeerIdentity, PeerPolicy, PkiError, RevocationSet,
     TrustStore, VerifyError,
 };
-#[cfg(doc)]
-use crate::pki::verify_peer;
 use crate::ErrorCode;
 
 /// The format version this library writes and reads.

@@ -2,8 +2,10 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::pki::testutil::{device_csr, Pki};
+use crate::pki::{
+    build_csr, CertificateRequest, DeviceCertRequest, RecordEntry, RevocationReason, SoftwareSigner, VerifiedRecord,
+};
 use crate::testing::Rng;
-use crate::pki::{build_csr, CertificateRequest, DeviceCertRequest, RecordEntry, RevocationReason, SoftwareSigner, VerifiedRecord};
 use crate::wire::labels::{self, TEST_OBJECT, TEST_OBJECT_OTHER};
 
 /// A CA pair, one device of tenant `t` with roles, its key, and its chain (leaf, site CA).
