@@ -30,7 +30,7 @@ export interface NoiseLinkInit {
   role: 'initiator' | 'responder'
   identity: LinkIdentity
   trust: TrustStore
-  /** The current revocations; read at the handshake. */
+  /** The revocations in force at start (a context replaces them with `setRevocations`). */
   revocations: RevocationSet
   /** Who the peer must be (expected tenant, device, pins). */
   policy?: Pick<PeerPolicy, 'expectedTenant' | 'expectedDevice' | 'pins'>
@@ -69,12 +69,13 @@ export interface SecureStream extends Duplex {
 /** A Noise cipher of the link. */
 export type NoiseCipher = 'AESGCM' | 'ChaChaPoly'
 
-/** The settings every link of one side shares; build one per identity, trust and revocation set. */
+/** The settings every link of one side shares; build one per identity, trust and policy. */
 export type NoiseLinkContextInit = Omit<NoiseLinkInit, 'role' | 'staticPrivateKey' | 'handshakeTimeoutMs' | 'signal'>
 
 /**
  * One side's Noise link settings, in native memory: its credentials (the key is copied into a
- * native signer), trust, revocations and rules. New revocations need a new context.
+ * native signer), trust, revocations and rules. {@link NoiseLinkContext.setRevocations} replaces
+ * the revocations for every link of the context, handshakes under way included.
  */
 export class NoiseLinkContext {
   readonly #native: NativeNoiseLinkContext
@@ -96,6 +97,15 @@ export class NoiseLinkContext {
     } catch (error) {
       throw nativeError(error)
     }
+  }
+
+  /**
+   * Replaces the revocations: every peer decided from now on is decided under them, on the
+   * handshakes already under way too (a peer revoked while its handshake is held back is refused).
+   * Live links are not closed here: `LiveLinks.apply` does that.
+   */
+  setRevocations(revocations: RevocationSet): void {
+    this.#native.setRevocations(revocations.native)
   }
 
   /** @internal A new handshake. */

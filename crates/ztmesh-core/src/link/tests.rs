@@ -153,6 +153,12 @@ fn hybrid_chacha(config: LinkConfig) -> LinkConfig {
     LinkConfig { cipher: CipherSetting::ChaChaPoly, ..config }
 }
 
+/// `config` with `revocations` in force.
+fn revoking(config: LinkConfig, revocations: RevocationSet) -> LinkConfig {
+    config.set_revocations(revocations);
+    config
+}
+
 #[test]
 fn an_honest_link_verifies_both_peers_and_carries_data_both_ways_in_every_mode() {
     let f = Fixture::new();
@@ -312,17 +318,45 @@ fn a_verdict_reused_for_a_known_chain_still_checks_each_links_binding() {
         pump(&mut i, &mut r);
         assert!(i.is_established() && r.is_established());
     }
-    assert_eq!(responder.verdicts.len(), 1, "the second link reused the first one's verdict");
+    assert_eq!(responder.trust.verdicts_len(), 1, "the second link reused the first one's verdict");
     // The same chain again, now with a binding over another static key: refused all the same.
     let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
     let (result, _) = raw_initiator_against(&mut r, |_| tablet.identity(&public(&[7; 32])));
     assert_eq!(result.unwrap_err(), LinkError::Identity);
-    // A configuration with new revocations starts without verdicts and refuses the revoked peer.
-    let revoked = Arc::new(LinkConfig { revocations: f.revoking(&tablet), ..f.config(&gw) });
-    let mut r = LinkHandshake::new(revoked, Role::Responder, None).unwrap();
+    // New revocations start the shared configuration without verdicts: the revoked peer is refused.
+    responder.set_revocations(f.revoking(&tablet));
+    assert_eq!(responder.trust.verdicts_len(), 0);
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
     let mut i = start(f.config(&tablet), Role::Initiator);
     pump(&mut i, &mut r);
     assert_eq!(r.error(), Some(&LinkError::Peer(VerifyError::Revoked)));
+}
+
+#[test]
+fn a_handshake_under_way_when_its_peer_is_revoked_is_refused_in_both_roles() {
+    let f = Fixture::new();
+    let (gw, tablet) = (f.device("gw-1", "t"), f.device("tablet-7", "t"));
+    let (initiator, responder) = (Arc::new(f.config(&tablet)), Arc::new(f.config(&gw)));
+    // The responder: revoked between message 2 and message 3 (the attacker held its flight back).
+    let mut i = LinkHandshake::new(Arc::clone(&initiator), Role::Initiator, None).unwrap();
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
+    r.feed(&i.take_output()).unwrap();
+    i.feed(&r.take_output()).unwrap();
+    responder.set_revocations(f.revoking(&tablet));
+    assert_eq!(r.feed(&i.take_output()).unwrap_err(), LinkError::Peer(VerifyError::Revoked));
+    assert!(!r.wants_write(), "no confirmation for a revoked initiator");
+    assert_eq!(i.peer_closed(), LinkError::Refused);
+    // The initiator: revoked between message 3 and the confirmation.
+    responder.set_revocations(RevocationSet::new());
+    let mut i = LinkHandshake::new(Arc::clone(&initiator), Role::Initiator, None).unwrap();
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
+    r.feed(&i.take_output()).unwrap();
+    i.feed(&r.take_output()).unwrap();
+    r.feed(&i.take_output()).unwrap();
+    assert!(r.is_established());
+    initiator.set_revocations(f.revoking(&gw));
+    assert_eq!(i.feed(&r.take_output()).unwrap_err(), LinkError::Peer(VerifyError::Revoked));
+    assert!(!i.is_established() && i.peer().is_none());
 }
 
 #[test]
@@ -405,30 +439,19 @@ fn another_tenant_another_ca_and_revoked_peers_are_refused_in_both_roles() {
             Role::Initiator,
             VerifyError::TenantMismatch,
         ),
-        (
-            LinkConfig { trust: stranger_ca.trust.clone(), ..stranger_ca.config(&stranger) },
-            f.config(&gw),
-            Role::Responder,
-            VerifyError::Chain,
-        ),
+        (stranger_ca.config(&stranger), f.config(&gw), Role::Responder, VerifyError::Chain),
         (
             f.config(&gw),
-            LinkConfig { trust: f.trust.clone(), ..stranger_ca.config(&stranger) },
+            {
+                let config = stranger_ca.config(&stranger);
+                config.set_trust(f.trust.clone());
+                config
+            },
             Role::Initiator,
             VerifyError::Chain,
         ),
-        (
-            f.config(&tablet),
-            LinkConfig { revocations: f.revoking(&tablet), ..f.config(&gw) },
-            Role::Responder,
-            VerifyError::Revoked,
-        ),
-        (
-            LinkConfig { revocations: f.revoking(&gw), ..f.config(&tablet) },
-            f.config(&gw),
-            Role::Initiator,
-            VerifyError::Revoked,
-        ),
+        (f.config(&tablet), revoking(f.config(&gw), f.revoking(&tablet)), Role::Responder, VerifyError::Revoked),
+        (revoking(f.config(&tablet), f.revoking(&gw)), f.config(&gw), Role::Initiator, VerifyError::Revoked),
     ];
     for (n, (initiator, responder, refuser, expected)) in cases.into_iter().enumerate() {
         let mut i = start(initiator, Role::Initiator);
