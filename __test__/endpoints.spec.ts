@@ -111,6 +111,12 @@ for (const protocol of ['tls', 'noise'] as const) {
     server.setRevocations(revoking(tablet))
     await closed
     t.is(server.links.size, 0)
+    // New handshakes of the revoked device are refused: the server says why, the client is told no.
+    refusals.length = 0
+    t.is(await refusal(connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet.identity, trustPem, serverDevice: 'gw-1' })), clientRefusal[protocol])
+    for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.like(refusals, [{ code: 'ERR_CERT_REVOKED' }])
+    t.is(server.links.size, 0)
   })
 }
 
