@@ -2,7 +2,7 @@ import { createConnection, createServer } from 'node:net'
 
 import test from 'ava'
 
-import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, RevocationSet, TrustStore, type SecureStream, Signer } from '../src/index.js'
+import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, LiveLinks, RevocationSet, TrustStore, type SecureStream, Signer } from '../src/index.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Endpoint Root', organisation: 'Acme' })
 const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Endpoint Site', organisation: 'Acme' })
@@ -143,6 +143,29 @@ for (const protocol of ['tls', 'noise'] as const) {
     for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
     t.like(refusals, [{ code: 'ERR_CERT_REVOKED' }])
     t.is(server.links.size, 0, 'the revoked client never became a live link')
+  })
+}
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, a client's links registered in LiveLinks are closed when their server is revoked`, async (t) => {
+    const gw = device('gw-1')
+    const server = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => link.on('error', () => {}))
+    const { port } = await server.listen(0)
+    t.teardown(() => server.close())
+    const tablet = device('tablet-7')
+    const links = new LiveLinks()
+    const link = await connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet.identity, trustPem, links })
+    t.is(links.size, 1)
+    t.is(links.apply(revoking(device('someone-else'))), 0, 'revocations naming another device close nothing')
+    t.false(link.destroyed)
+    const closed = new Promise<unknown>((resolve) => link.once('error', resolve))
+    t.is(links.apply(revoking(gw)), 1)
+    t.like(await closed, { code: 'ERR_CERT_REVOKED' })
+    t.is(links.size, 0)
+    // A later link to the revoked server, decided under the client's older revocations, is closed
+    // as it is registered: the client never gets it.
+    await t.throwsAsync(connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet.identity, trustPem, links }), { code: 'ERR_CERT_REVOKED' })
+    t.is(links.size, 0)
   })
 }
 

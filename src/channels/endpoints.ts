@@ -1,7 +1,8 @@
 /**
  * The two calls most services need: {@link createSecureServer} and {@link connectSecure}, over
  * TCP, with TLS (default) or a Noise link, every peer decided by the PKI, and revocations that
- * reach live connections.
+ * reach live connections: a server's through `setRevocations`, a client's through the
+ * {@link LiveLinks} it registers them in (`links`) and applies revocations to.
  *
  * @example
  * ```ts
@@ -9,6 +10,9 @@
  * await server.listen(7443, '127.0.0.1')
  * const link = await connectSecure({ host: '127.0.0.1', port: 7443, identity, trustPem, signal })
  * server.setRevocations(revocations) // refuses new handshakes and closes live links of revoked peers
+ * const links = new LiveLinks()
+ * const client = await connectSecure({ host: '127.0.0.1', port: 7443, identity, trustPem, links })
+ * links.apply(revocations) // closes the client's links to revoked peers
  * ```
  */
 
@@ -58,8 +62,8 @@ export function createSecureServer(init: SecureEndpointInit, onConnection: (link
     socket.on('error', () => {})
     endpoint.secure(socket).then(
       (link) => {
-        links.add(link)
-        onConnection(link)
+        if (links.add(link)) onConnection(link)
+        else onRefused?.(createError('ERR_CERT_REVOKED', 'the peer certificate was revoked'))
       },
       (error: unknown) => onRefused?.(error),
     )
@@ -84,8 +88,26 @@ export function createSecureServer(init: SecureEndpointInit, onConnection: (link
   }
 }
 
-/** Connects over TCP and secures the connection; rejects with a typed error. */
-export async function connectSecure(init: SecureEndpointInit & { host: string; port: number; signal?: AbortSignal; serverDevice?: string }): Promise<SecureStream> {
+/** Options of {@link connectSecure}. */
+export interface ConnectSecureInit extends SecureEndpointInit {
+  host: string
+  port: number
+  signal?: AbortSignal
+  /** The device id the server must have. */
+  serverDevice?: string
+  /**
+   * Where the link is registered, so that `links.apply(revocations)` closes it once its peer is
+   * revoked. A client that gives none must close its links to revoked peers itself
+   * (`link.closeIfRevoked`).
+   */
+  links?: LiveLinks
+}
+
+/**
+ * Connects over TCP and secures the connection; rejects with a typed error (`ERR_CERT_REVOKED`
+ * when `links` has had revocations applied that name the server).
+ */
+export async function connectSecure(init: ConnectSecureInit): Promise<SecureStream> {
   const endpoint = new Endpoint('client', init, init.serverDevice)
   const socket = await new Promise<Socket>((resolve, reject) => {
     if (init.signal?.aborted) return reject(createError('ERR_ABORTED', 'the connection was aborted'))
@@ -95,7 +117,9 @@ export async function connectSecure(init: SecureEndpointInit & { host: string; p
     init.signal?.addEventListener('abort', () => s.destroy(createError('ERR_ABORTED', 'the connection was aborted')), { once: true })
   })
   socket.setTimeout(0)
-  return endpoint.secure(socket, init.signal)
+  const link = await endpoint.secure(socket, init.signal)
+  if (init.links !== undefined && !init.links.add(link)) throw createError('ERR_CERT_REVOKED', 'the peer certificate was revoked')
+  return link
 }
 
 /**
