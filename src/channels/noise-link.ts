@@ -22,13 +22,11 @@ import { NoiseRecordLayer } from '../primitives/noise/index.js'
 import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../primitives/pki/index.js'
 import { whenDrained } from './flow.js'
 
-/** How this device proves who it is on a link: the one credential shape, {@link DeviceCredential}. */
-export type LinkIdentity = DeviceCredential
-
 /** Options of {@link wrapNoise}. */
 export interface NoiseLinkInit {
   role: 'initiator' | 'responder'
-  identity: LinkIdentity
+  /** This device: its chain and its signer. */
+  identity: DeviceCredential
   trust: TrustStore
   /** The revocations in force at start (a context replaces them with `setRevocations`). */
   revocations: RevocationSet
@@ -129,7 +127,7 @@ export class NoiseLinkContext {
  *
  * @example
  * ```ts
- * const link = await wrapNoise(socket, { role: 'initiator', identity: device.linkIdentity(), trust, revocations, policy: { expectedTenant: 'hotel-1' } })
+ * const link = await wrapNoise(socket, { role: 'initiator', identity: device.credential(), trust, revocations, policy: { expectedTenant: 'hotel-1' } })
  * link.peer.deviceId // verified
  * ```
  */
