@@ -110,6 +110,11 @@ mod error;
 mod identity;
 
 pub use error::LinkError;
+#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
+pub use identity::{
+    decode_for_fuzzing as decode_identity_for_fuzzing, encode_for_fuzzing as encode_identity_for_fuzzing,
+};
 
 /// The largest handshake frame body: message 3 or the confirmation with a three-certificate
 /// chain and its padding fit several times over.
