@@ -62,7 +62,7 @@ export const CHANNEL_CASES: Case[] = [
   {
     op: 'noise-link-handshake',
     baseline:
-      '@chainsafe/libp2p-noise 17 secureOutbound + secureInbound (XX, each side signs its Ed25519 identity over its static key and checks the other), both ends, in memory (ztmesh: hybrid XX + ML-KEM-768, certificate chains decided by verify_peer, ECDSA P-256 bindings, READY)',
+      '@chainsafe/libp2p-noise 17 secureOutbound + secureInbound (XX, each side signs its Ed25519 identity over its static key and checks the other), both ends, in memory (ztmesh: hybrid XX + ML-KEM-768, certificate chains decided by verify_peer with verdicts cached as in a long-running server, ECDSA P-256 bindings checked every time, READY)',
     target: 10,
     setup: async () => {
       const d = benchDevices()

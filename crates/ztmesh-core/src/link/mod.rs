@@ -29,12 +29,17 @@
 //!    [`Protocol::XxAesGcmSha256`] (classical). The initiator proposes its [`CipherSetting`]
 //!    (`Auto`: the faster on this CPU, [`crate::noise::preferred_cipher`]); the responder
 //!    accepts it if it is its own setting, or either cipher of its own mode under `Auto`. The
-//!    name is bound into the handshake hash by Noise itself, so rewriting it fails message 2.
-//! 2. The prologue is [`labels::NOISE_LINK_PROLOGUE`]'s prefix, `ztmesh-noise-link-v2 ‖ 0x00`.
+//!    name is bound into the handshake hash by Noise itself, so a rewritten name fails the first
+//!    message authenticated under it: message 1 at the responder in the hybrid mode (the psk3
+//!    pattern already encrypts its empty payload), message 2 at the initiator in the classical
+//!    mode.
+//! 2. The responder decides the initiator's identity (see [Identity](#identity)) under the trust
+//!    and revocations in force at that moment. Refusing it, it closes the stream without the
+//!    confirmation; the initiator then reports [`LinkError::Refused`].
 //! 3. The responder's first transport message is the confirmation: `READY (0x02) ‖ identity`.
-//!    The initiator does not consider itself in before it has read and verified it. A
-//!    responder that refuses the initiator closes the stream without it; the initiator then
-//!    reports [`LinkError::Refused`].
+//!    The initiator does not consider itself in before it has read and verified it.
+//!
+//! The prologue is [`labels::NOISE_LINK_PROLOGUE`]'s prefix, `ztmesh-noise-link-v2 ‖ 0x00`.
 //!
 //! The handshake messages carry no payload other than message 3's. A frame is at most
 //! [`MAX_FRAME_LEN`] bytes (the proposal [`MAX_PROPOSAL_LEN`]), refused on its header before it
