@@ -165,7 +165,7 @@ export declare class NoiseHandshake {
 export declare class NoiseLinkContext {
   /**
    * A context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). The trust and
-   * the revocations are copied: a new revocation set needs a new context.
+   * the revocations are copied; replace the revocations with `setRevocations`.
    */
   constructor(init: NoiseLinkInit, trust: TrustStore, revocations: RevocationSet, signer: Signer)
   /**
@@ -175,6 +175,11 @@ export declare class NoiseLinkContext {
   initiator(staticPrivateKey?: Uint8Array | undefined | null): NoiseLinkHandshake
   /** A new link as the responder. */
   responder(staticPrivateKey?: Uint8Array | undefined | null): NoiseLinkHandshake
+  /**
+   * Replaces the revocations (copied): every peer decided from now on is decided under them,
+   * on handshakes already under way too.
+   */
+  setRevocations(revocations: RevocationSet): void
 }
 
 /** One link's handshake: feed it the socket's bytes, send what it gives back. */

@@ -1,6 +1,8 @@
+import { createConnection, createServer } from 'node:net'
+
 import test from 'ava'
 
-import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, RevocationSet, TrustStore, type SecureStream, Signer } from '../src/index.js'
+import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, LiveLinks, RevocationSet, TrustStore, type SecureStream, Signer } from '../src/index.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Endpoint Root', organisation: 'Acme' })
 const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Endpoint Site', organisation: 'Acme' })
@@ -11,6 +13,72 @@ function device(deviceId: string, tenant = 'hotel-1') {
   const privateKey = generateP256Key()
   const cert = siteCa.issue(buildCsr(privateKey, deviceId, tenant), { deviceId, tenant })
   return { identity: { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(privateKey) }, cert }
+}
+
+/** Revocations, signed by the site CA, naming `device`'s certificate. */
+function revoking(revoked: { cert: { serial: string; spkiSha256: string } }): RevocationSet {
+  const revocations = new RevocationSet()
+  const now = Date.now()
+  revocations.addRecord(siteCa.signRevocationRecord(1, now, [{ serial: revoked.cert.serial, spkiSha256: revoked.cert.spkiSha256, revokedAtMs: now, reason: 1 }]), site.certificatePem, TrustStore.fromPem(trustPem))
+  return revocations
+}
+
+/** What a client sees when the server refuses it during the handshake. */
+const clientRefusal = { tls: 'ERR_TLS_ALERT', noise: 'ERR_NOISE_REFUSED' } as const
+
+/**
+ * The code of the refusal a client met: the rejection of `connecting`, or, in TLS 1.3 (where a
+ * client is done once it has sent its certificate, before the server judged it), the error that
+ * ends the link it was given. A link that carries on is no refusal.
+ */
+async function refusal(connecting: Promise<SecureStream>): Promise<string | undefined> {
+  let link: SecureStream
+  try {
+    link = await connecting
+  } catch (error) {
+    return (error as { code?: string }).code
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 3000)
+    link.once('error', (error: { code?: string }) => {
+      clearTimeout(timer)
+      resolve(error.code)
+    })
+  })
+}
+
+/**
+ * A TCP proxy in front of `port` that forwards the client's first flight and holds every later
+ * byte from the client until `release()`: a handshake kept under way as long as an attacker likes.
+ */
+async function holdingProxy(port: number) {
+  let held = true
+  const backlog: Buffer[] = []
+  let upstream: ReturnType<typeof createConnection> | undefined
+  const proxy = createServer((client) => {
+    const server = createConnection({ port, host: '127.0.0.1' })
+    upstream = server
+    server.on('data', (data) => client.write(data))
+    server.on('error', () => {})
+    client.on('error', () => {})
+    server.on('close', () => client.destroy())
+    client.on('close', () => server.destroy())
+    let flights = 0
+    client.on('data', (data) => {
+      if (flights++ === 0 || !held) server.write(data)
+      else backlog.push(data)
+    })
+  })
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (proxy.address() as { port: number }).port,
+    heldBytes: () => backlog.reduce((n, b) => n + b.length, 0),
+    release: () => {
+      held = false
+      for (const data of backlog.splice(0)) upstream?.write(data)
+    },
+    close: () => proxy.close(),
+  }
 }
 
 for (const protocol of ['tls', 'noise'] as const) {
@@ -40,12 +108,64 @@ for (const protocol of ['tls', 'noise'] as const) {
 
     link.on('error', () => {})
     const closed = new Promise<void>((resolve) => link.once('close', () => resolve()))
-    const revocations = new RevocationSet()
-    const now = Date.now()
-    revocations.addRecord(siteCa.signRevocationRecord(1, now, [{ serial: tablet.cert.serial, spkiSha256: tablet.cert.spkiSha256, revokedAtMs: now, reason: 1 }]), site.certificatePem, TrustStore.fromPem(trustPem))
-    server.setRevocations(revocations)
+    server.setRevocations(revoking(tablet))
     await closed
     t.is(server.links.size, 0)
+    // New handshakes of the revoked device are refused: the server says why, the client is told no.
+    refusals.length = 0
+    t.is(await refusal(connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet.identity, trustPem, serverDevice: 'gw-1' })), clientRefusal[protocol])
+    for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.like(refusals, [{ code: 'ERR_CERT_REVOKED' }])
+    t.is(server.links.size, 0)
+  })
+}
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, a handshake held back across setRevocations is judged under the new revocations`, async (t) => {
+    const gw = device('gw-1')
+    const tablet = device('tablet-7')
+    const refusals: unknown[] = []
+    const server = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => link.on('error', () => {}), (error) => refusals.push(error))
+    const { port } = await server.listen(0)
+    const proxy = await holdingProxy(port)
+    t.teardown(async () => {
+      proxy.close()
+      await server.close()
+    })
+    const connecting = connectSecure({ protocol, host: '127.0.0.1', port: proxy.port, identity: tablet.identity, trustPem, handshakeTimeoutMs: 5000 })
+    connecting.catch(() => {}) // judged below, once released
+    // The client's second flight (its certificate chain) is held at the proxy.
+    for (let i = 0; i < 400 && proxy.heldBytes() === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.true(proxy.heldBytes() > 0, 'the client sent its second flight')
+    server.setRevocations(revoking(tablet))
+    proxy.release()
+    t.is(await refusal(connecting), clientRefusal[protocol])
+    for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.like(refusals, [{ code: 'ERR_CERT_REVOKED' }])
+    t.is(server.links.size, 0, 'the revoked client never became a live link')
+  })
+}
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, a client's links registered in LiveLinks are closed when their server is revoked`, async (t) => {
+    const gw = device('gw-1')
+    const server = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => link.on('error', () => {}))
+    const { port } = await server.listen(0)
+    t.teardown(() => server.close())
+    const tablet = device('tablet-7')
+    const links = new LiveLinks()
+    const link = await connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet.identity, trustPem, links })
+    t.is(links.size, 1)
+    t.is(links.apply(revoking(device('someone-else'))), 0, 'revocations naming another device close nothing')
+    t.false(link.destroyed)
+    const closed = new Promise<unknown>((resolve) => link.once('error', resolve))
+    t.is(links.apply(revoking(gw)), 1)
+    t.like(await closed, { code: 'ERR_CERT_REVOKED' })
+    t.is(links.size, 0)
+    // A later link to the revoked server, decided under the client's older revocations, is closed
+    // as it is registered: the client never gets it.
+    await t.throwsAsync(connectSecure({ protocol, host: '127.0.0.1', port, identity: tablet.identity, trustPem, links }), { code: 'ERR_CERT_REVOKED' })
+    t.is(links.size, 0)
   })
 }
 

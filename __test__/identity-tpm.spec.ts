@@ -6,7 +6,7 @@ import { createConnection, createServer, type AddressInfo, type Socket } from 'n
 import { join } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
-import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type LinkIdentity, type SecureStream, type TlsIdentity } from '../src/index.js'
+import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type DeviceCredential, type SecureStream } from '../src/index.js'
 import { caOnLoopback } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
@@ -38,14 +38,14 @@ async function loopbackLink(t: ExecutionContext, secureServer: (socket: Socket) 
 }
 
 /** A mutual TLS link: `client` connects to `server`. */
-function tlsLink(t: ExecutionContext, server: TlsIdentity, client: TlsIdentity, trustPem: string) {
+function tlsLink(t: ExecutionContext, server: DeviceCredential, client: DeviceCredential, trustPem: string) {
   const serverContext = new TlsContext('server', { identity: server, trustPem })
   const clientContext = new TlsContext('client', { identity: client, trustPem })
   return loopbackLink(t, (socket) => secureTls(socket, serverContext), (socket) => secureTls(socket, clientContext))
 }
 
 /** A Noise link between two link identities. */
-function noiseLink(t: ExecutionContext, server: LinkIdentity, client: LinkIdentity, trustPem: string) {
+function noiseLink(t: ExecutionContext, server: DeviceCredential, client: DeviceCredential, trustPem: string) {
   const trust = TrustStore.fromPem(trustPem)
   return loopbackLink(
     t,
@@ -70,7 +70,7 @@ tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and N
   t.deepEqual(leftovers(store), [])
 
   // Mutual TLS with the key in the TPM; the gateway then asks the device for a fresh quote.
-  const link = await tlsLink(t, gateway.tlsIdentity(), device.tlsIdentity(), trustPem)
+  const link = await tlsLink(t, gateway.credential(), device.credential(), trustPem)
   t.like(link.server.peer, { deviceId: 'tablet-7', tenant: 'hotel-1' })
   t.like(link.client.peer, { deviceId: 'gw-1' })
   // On the link's message layer: the quote protocol has a stream of its own, and the same link
@@ -99,10 +99,10 @@ tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and N
   const trust = TrustStore.fromPem(trustPem)
   t.like(verifyPeer(device.certificatePem + device.caChainPem, trust, new RevocationSet()), { deviceId: 'tablet-7' })
   const reopened = await DeviceIdentity.open(store, undefined, url)
-  const again = await tlsLink(t, gateway.tlsIdentity(), reopened.tlsIdentity(), trustPem)
+  const again = await tlsLink(t, gateway.credential(), reopened.credential(), trustPem)
   t.like(again.server.peer, { deviceId: 'tablet-7' })
   t.not(again.server.peer.serial, link.server.peer.serial)
-  const noise = await noiseLink(t, gateway.linkIdentity(), reopened.linkIdentity(), trustPem)
+  const noise = await noiseLink(t, gateway.credential(), reopened.credential(), trustPem)
   t.like(noise.server.peer, { deviceId: 'tablet-7', serial: again.server.peer.serial }, 'the Noise identity is signed in the TPM too')
   // The attestation key survives the rotation; its binding is signed by the new key.
   reopened.answerQuotes(new Mux(again.client, { role: 'initiator' }))
@@ -144,7 +144,7 @@ tpmTestSerial('a cleared TPM: opening fails with ERR_TPM_KEY, enrolling again in
   const { dir, url, token, gateway, trustPem } = await site(t)
   const store = join(dir, 'kiosk-1')
   const enrolled = await DeviceIdentity.enroll({ url, token: token('kiosk-1'), dir: store, keystore: 'tpm', tcti: first.tcti, deviceId: 'kiosk-1', tenant: 'hotel-1' })
-  const firstSerial = (await tlsLink(t, gateway.tlsIdentity(), enrolled.tlsIdentity(), trustPem)).server.peer.serial
+  const firstSerial = (await tlsLink(t, gateway.credential(), enrolled.credential(), trustPem)).server.peer.serial
 
   // A fresh swtpm state is what a cleared (or replaced) TPM looks like to the device.
   const cleared = await startSwtpm(t)
@@ -154,7 +154,7 @@ tpmTestSerial('a cleared TPM: opening fails with ERR_TPM_KEY, enrolling again in
   t.is(reenrolled.keystore, 'tpm')
   t.deepEqual(leftovers(store), [])
   const reopened = await DeviceIdentity.open(store) // the recorded TCTI is the new TPM's
-  const link = await tlsLink(t, gateway.tlsIdentity(), reopened.tlsIdentity(), trustPem)
+  const link = await tlsLink(t, gateway.credential(), reopened.credential(), trustPem)
   t.like(link.server.peer, { deviceId: 'kiosk-1' })
   t.not(link.server.peer.serial, firstSerial)
   // The old TPM (still running) cannot use the new blob either: one key, one TPM.
@@ -172,7 +172,7 @@ tpmTestSerial('a cleared TPM: opening fails with ERR_TPM_KEY, enrolling again in
   t.false(existsSync(join(store, 'tpm-key.blob')), 'the TPM blobs go with the TPM identity')
   t.false(existsSync(join(store, 'tpm-ak.blob')))
   const back = await DeviceIdentity.open(store, 'pw')
-  t.like((await tlsLink(t, gateway.tlsIdentity(), back.tlsIdentity(), trustPem)).server.peer, { deviceId: 'kiosk-1' })
+  t.like((await tlsLink(t, gateway.credential(), back.credential(), trustPem)).server.peer, { deviceId: 'kiosk-1' })
   await t.throwsAsync(back.quote({ nonce: randomBytes(32), pcrs: [7] }), { code: 'ERR_TPM_UNAVAILABLE' })
   t.deepEqual(await cleared.transientHandles(), [])
 })

@@ -16,7 +16,6 @@ import {
   wrapNoise,
   ZtError,
   type DeviceCredential,
-  type LinkIdentity,
   type NoiseLinkInit,
   type SecureStream,
 } from '../src/index.js'
@@ -56,7 +55,7 @@ function connect(port: number): Promise<Socket> {
   })
 }
 
-async function pair(t: import('ava').ExecutionContext, server: Partial<NoiseLinkInit> & { identity: LinkIdentity }, client: Partial<NoiseLinkInit> & { identity: LinkIdentity }) {
+async function pair(t: import('ava').ExecutionContext, server: Partial<NoiseLinkInit> & { identity: DeviceCredential }, client: Partial<NoiseLinkInit> & { identity: DeviceCredential }) {
   let serverSide: Promise<SecureStream> | undefined
   const port = await listen(t, (socket) => {
     serverSide = wrapNoise(socket, { role: 'responder', trust, revocations: new RevocationSet(), ...server })

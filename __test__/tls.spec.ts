@@ -18,7 +18,7 @@ import {
   TlsContext,
   TrustStore,
   type SecureStream,
-  type TlsIdentity,
+  type DeviceCredential,
   Signer,
 } from '../src/index.js'
 
@@ -29,7 +29,7 @@ const site = CertificateAuthority.load(root.certificatePem, root.privateKey).cre
 const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
 const trustPem = root.certificatePem
 
-function device(deviceId: string, tenant = 'hotel-1'): TlsIdentity & { serial: string; spki: string; certPem: string; keyPem: string } {
+function device(deviceId: string, tenant = 'hotel-1'): DeviceCredential & { serial: string; spki: string; certPem: string; keyPem: string } {
   const key = generateP256Key()
   const cert = siteCa.issue(buildCsr(key, deviceId, tenant), { deviceId, tenant })
   const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string

@@ -44,14 +44,14 @@ pub struct NoiseLinkContext {
 #[napi]
 impl NoiseLinkContext {
     /// A context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). The trust and
-    /// the revocations are copied: a new revocation set needs a new context.
+    /// the revocations are copied; replace the revocations with `setRevocations`.
     #[napi(constructor)]
     pub fn new(init: NoiseLinkInit, trust: &TrustStore, revocations: &RevocationSet, signer: &Signer) -> Result<Self> {
         sync(|| {
             let chain = pki::pem::parse_certificates(&init.chain_pem)?;
             let signer = signer.for_chain(&chain)?;
             let mut config = LinkConfig::new(chain, signer, trust.inner.clone())?;
-            config.revocations = revocations.inner.clone();
+            config.set_revocations(revocations.inner.clone());
             config.policy = PeerPolicy {
                 expected_tenant: init.expected_tenant,
                 expected_device: init.expected_device,
@@ -92,6 +92,13 @@ impl NoiseLinkContext {
     #[napi]
     pub fn responder(&self, static_private_key: Option<&[u8]>) -> Result<NoiseLinkHandshake> {
         self.start(Role::Responder, static_private_key)
+    }
+
+    /// Replaces the revocations (copied): every peer decided from now on is decided under them,
+    /// on handshakes already under way too.
+    #[napi]
+    pub fn set_revocations(&self, revocations: &RevocationSet) {
+        self.inner.set_revocations(revocations.inner.clone());
     }
 }
 

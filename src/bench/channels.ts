@@ -62,14 +62,14 @@ export const CHANNEL_CASES: Case[] = [
   {
     op: 'noise-link-handshake',
     baseline:
-      '@chainsafe/libp2p-noise 17 secureOutbound + secureInbound (XX, each side signs its Ed25519 identity over its static key and checks the other), both ends, in memory (ztmesh: hybrid XX + ML-KEM-768, certificate chains decided by verify_peer, ECDSA P-256 bindings, READY)',
+      '@chainsafe/libp2p-noise 17 secureOutbound + secureInbound (XX, each side signs its Ed25519 identity over its static key and checks the other), both ends, in memory (ztmesh: hybrid XX + ML-KEM-768, certificate chains decided by verify_peer with verdicts cached as in a long-running server, ECDSA P-256 bindings checked every time, READY)',
     target: 10,
     setup: async () => {
       const d = benchDevices()
       const [trust, revocations] = [TrustStore.fromPem(d.trustPem), new RevocationSet()]
       // One context per side, as an endpoint keeps one for all its links.
-      const client = new NoiseLinkContext({ identity: d.client.link, trust, revocations })
-      const server = new NoiseLinkContext({ identity: d.server.link, trust, revocations })
+      const client = new NoiseLinkContext({ identity: d.client.identity, trust, revocations })
+      const server = new NoiseLinkContext({ identity: d.server.identity, trust, revocations })
       const libp2p = await libp2pNoiseNodes()
       return {
         ztmesh: async () => {
@@ -109,8 +109,8 @@ function noiseBulkCase(op: string, cipher: 'auto' | 'ChaChaPoly', target: number
       const [left, right] = duplexPair()
       const revocations = new RevocationSet()
       const [client, server] = await Promise.all([
-        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations, cipher }),
-        wrapNoise(right, { role: 'responder', identity: d.server.link, trust, revocations }),
+        wrapNoise(left, { role: 'initiator', identity: d.client.identity, trust, revocations, cipher }),
+        wrapNoise(right, { role: 'responder', identity: d.server.identity, trust, revocations }),
       ])
       const payload = Buffer.alloc(CHUNK, 1)
       const libp2p = await libp2pNoiseConnection()
@@ -144,7 +144,7 @@ function noiseBulkCase(op: string, cipher: 'auto' | 'ChaChaPoly', target: number
   }
 }
 
-/** A root, a site CA and two devices, each as a TLS identity, a Noise link identity and PEM for node:tls. */
+/** A root, a site CA and two devices, each as a credential (TLS, Noise links, endpoints) and PEM for node:tls. */
 export function benchDevices() {
   const root = CertificateAuthority.createRoot({ commonName: 'Bench Root', organisation: 'Bench' })
   const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Bench Site', organisation: 'Bench' })
@@ -154,8 +154,8 @@ export function benchDevices() {
     const cert = siteCa.issue(buildCsr(key, deviceId, 'bench'), { deviceId, tenant: 'bench' })
     const keyPem = createPrivateKey({ key, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string
     const chain = cert.pem + site.certificatePem
-    const credential: DeviceCredential = { certificateChainPem: chain, signer: Signer.fromPkcs8(key) }
-    return { identity: credential, link: credential, certPem: chain, keyPem }
+    const identity: DeviceCredential = { certificateChainPem: chain, signer: Signer.fromPkcs8(key) }
+    return { identity, certPem: chain, keyPem }
   }
   return { trustPem: root.certificatePem, server: make('server'), client: make('client') }
 }
@@ -291,8 +291,8 @@ CHANNEL_CASES.push({
     const link = async () => {
       const [left, right] = duplexPair()
       return Promise.all([
-        wrapNoise(left, { role: 'initiator', identity: d.client.link, trust, revocations }),
-        wrapNoise(right, { role: 'responder', identity: d.server.link, trust, revocations }),
+        wrapNoise(left, { role: 'initiator', identity: d.client.identity, trust, revocations }),
+        wrapNoise(right, { role: 'responder', identity: d.server.identity, trust, revocations }),
       ])
     }
     const [rawClient, rawServer] = await link()

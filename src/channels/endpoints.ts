@@ -1,7 +1,8 @@
 /**
  * The two calls most services need: {@link createSecureServer} and {@link connectSecure}, over
  * TCP, with TLS (default) or a Noise link, every peer decided by the PKI, and revocations that
- * reach live connections.
+ * reach live connections: a server's through `setRevocations`, a client's through the
+ * {@link LiveLinks} it registers them in (`links`) and applies revocations to.
  *
  * @example
  * ```ts
@@ -9,13 +10,16 @@
  * await server.listen(7443, '127.0.0.1')
  * const link = await connectSecure({ host: '127.0.0.1', port: 7443, identity, trustPem, signal })
  * server.setRevocations(revocations) // refuses new handshakes and closes live links of revoked peers
+ * const links = new LiveLinks()
+ * const client = await connectSecure({ host: '127.0.0.1', port: 7443, identity, trustPem, links })
+ * links.apply(revocations) // closes the client's links to revoked peers
  * ```
  */
 
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 
 import { createError } from '../errors.js'
-import { credentialSigner, RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../primitives/pki/index.js'
+import { RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../primitives/pki/index.js'
 import { NoiseLinkContext, secureNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
 import { secureTls, TlsContext } from './tls.js'
@@ -58,8 +62,8 @@ export function createSecureServer(init: SecureEndpointInit, onConnection: (link
     socket.on('error', () => {})
     endpoint.secure(socket).then(
       (link) => {
-        links.add(link)
-        onConnection(link)
+        if (links.add(link)) onConnection(link)
+        else onRefused?.(createError('ERR_CERT_REVOKED', 'the peer certificate was revoked'))
       },
       (error: unknown) => onRefused?.(error),
     )
@@ -84,9 +88,27 @@ export function createSecureServer(init: SecureEndpointInit, onConnection: (link
   }
 }
 
-/** Connects over TCP and secures the connection; rejects with a typed error. */
-export async function connectSecure(init: SecureEndpointInit & { host: string; port: number; signal?: AbortSignal; serverDevice?: string }): Promise<SecureStream> {
-  const endpoint = new Endpoint('client', init)
+/** Options of {@link connectSecure}. */
+export interface ConnectSecureInit extends SecureEndpointInit {
+  host: string
+  port: number
+  signal?: AbortSignal
+  /** The device id the server must have. */
+  serverDevice?: string
+  /**
+   * Where the link is registered, so that `links.apply(revocations)` closes it once its peer is
+   * revoked. A client that gives none must close its links to revoked peers itself
+   * (`link.closeIfRevoked`).
+   */
+  links?: LiveLinks
+}
+
+/**
+ * Connects over TCP and secures the connection; rejects with a typed error (`ERR_CERT_REVOKED`
+ * when `links` has had revocations applied that name the server).
+ */
+export async function connectSecure(init: ConnectSecureInit): Promise<SecureStream> {
+  const endpoint = new Endpoint('client', init, init.serverDevice)
   const socket = await new Promise<Socket>((resolve, reject) => {
     if (init.signal?.aborted) return reject(createError('ERR_ABORTED', 'the connection was aborted'))
     const s = createConnection({ host: init.host, port: init.port, timeout: init.handshakeTimeoutMs ?? 10_000 }, () => resolve(s))
@@ -95,61 +117,54 @@ export async function connectSecure(init: SecureEndpointInit & { host: string; p
     init.signal?.addEventListener('abort', () => s.destroy(createError('ERR_ABORTED', 'the connection was aborted')), { once: true })
   })
   socket.setTimeout(0)
-  return endpoint.secure(socket, init.signal, init.serverDevice)
+  const link = await endpoint.secure(socket, init.signal)
+  if (init.links !== undefined && !init.links.add(link)) throw createError('ERR_CERT_REVOKED', 'the peer certificate was revoked')
+  return link
 }
 
-/** One side's settings, ready to secure sockets. */
+/**
+ * One side's settings, ready to secure sockets: one native context (TLS or Noise), built once,
+ * whose trust snapshot `setRevocations` swaps, so a handshake under way when the revocations
+ * change is judged under the new ones.
+ */
 class Endpoint {
   readonly #role: 'server' | 'client'
-  readonly #init: SecureEndpointInit
+  readonly #timeoutMs: number
+  readonly #serverDevice: string | undefined
   readonly #tls: TlsContext | undefined
-  readonly #trust: TrustStore
-  #revocations: RevocationSet
-  /** The Noise links' shared settings, rebuilt when the revocations change. */
-  #noise: NoiseLinkContext | undefined
+  readonly #noise: NoiseLinkContext | undefined
 
-  constructor(role: 'server' | 'client', init: SecureEndpointInit) {
+  /** Both contexts refuse an identity without a signer. `serverDevice`: the device a client expects. */
+  constructor(role: 'server' | 'client', init: SecureEndpointInit, serverDevice?: string) {
     this.#role = role
-    this.#init = init
-    this.#trust = TrustStore.fromPem(init.trustPem)
-    this.#revocations = init.revocations ?? new RevocationSet()
+    this.#timeoutMs = init.handshakeTimeoutMs ?? 10_000
+    this.#serverDevice = serverDevice
     const protocol = init.protocol ?? 'tls'
-    if (protocol !== 'tls' && protocol !== 'noise') throw createError('ERR_INVALID_ARG', "protocol must be 'tls' or 'noise'")
-    this.#tls = protocol === 'tls' ? new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) }) : undefined
-    if (this.#tls !== undefined && init.revocations !== undefined) this.#tls.setRevocations(init.revocations)
-    credentialSigner(init.identity) // refuses an identity with no signer, whatever the protocol
-    this.#noise = protocol === 'noise' ? this.#noiseContext() : undefined
+    if (protocol === 'tls') {
+      this.#tls = new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) })
+      if (init.revocations !== undefined) this.#tls.setRevocations(init.revocations)
+    } else if (protocol === 'noise') {
+      this.#noise = new NoiseLinkContext({
+        identity: init.identity,
+        trust: TrustStore.fromPem(init.trustPem),
+        revocations: init.revocations ?? new RevocationSet(),
+        policy: { ...init.policy, ...(serverDevice !== undefined && { expectedDevice: serverDevice }) },
+        ...(init.noiseCipher !== undefined && { cipher: init.noiseCipher }),
+      })
+    } else {
+      throw createError('ERR_INVALID_ARG', "protocol must be 'tls' or 'noise'")
+    }
   }
 
-  secure(socket: Socket, signal?: AbortSignal, serverDevice?: string): Promise<SecureStream> {
-    const timeout = this.#init.handshakeTimeoutMs ?? 10_000
-    if (this.#tls !== undefined) {
-      return secureTls(socket, this.#tls, { handshakeTimeoutMs: timeout, ...(signal !== undefined && { signal }), ...(serverDevice !== undefined && { serverDevice }) })
-    }
-    let context: NoiseLinkContext
-    try {
-      context = serverDevice !== undefined ? this.#noiseContext(serverDevice) : this.#noise!
-    } catch (error) {
-      socket.destroy()
-      return Promise.reject(error)
-    }
-    return secureNoise(socket, context, this.#role === 'server' ? 'responder' : 'initiator', { handshakeTimeoutMs: timeout, ...(signal !== undefined && { signal }) })
+  secure(socket: Socket, signal?: AbortSignal): Promise<SecureStream> {
+    const options = { handshakeTimeoutMs: this.#timeoutMs, ...(signal !== undefined && { signal }) }
+    if (this.#tls !== undefined) return secureTls(socket, this.#tls, { ...options, ...(this.#serverDevice !== undefined && { serverDevice: this.#serverDevice }) })
+    return secureNoise(socket, this.#noise!, this.#role === 'server' ? 'responder' : 'initiator', options)
   }
 
+  /** Swaps the revocations of the one context: later decisions, handshakes under way included, see them. */
   setRevocations(revocations: RevocationSet): void {
-    this.#revocations = revocations
     this.#tls?.setRevocations(revocations)
-    if (this.#noise !== undefined) this.#noise = this.#noiseContext()
-  }
-
-  /** The Noise settings under the current revocations, for links to `serverDevice` if given. */
-  #noiseContext(serverDevice?: string): NoiseLinkContext {
-    return new NoiseLinkContext({
-      identity: this.#init.identity,
-      trust: this.#trust,
-      revocations: this.#revocations,
-      policy: { ...this.#init.policy, ...(serverDevice !== undefined && { expectedDevice: serverDevice }) },
-      ...(this.#init.noiseCipher !== undefined && { cipher: this.#init.noiseCipher }),
-    })
+    this.#noise?.setRevocations(revocations)
   }
 }

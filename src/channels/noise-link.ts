@@ -22,15 +22,13 @@ import { NoiseRecordLayer } from '../primitives/noise/index.js'
 import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPolicy, type RevocationSet, type TrustStore } from '../primitives/pki/index.js'
 import { whenDrained } from './flow.js'
 
-/** How this device proves who it is on a link: the one credential shape, {@link DeviceCredential}. */
-export type LinkIdentity = DeviceCredential
-
 /** Options of {@link wrapNoise}. */
 export interface NoiseLinkInit {
   role: 'initiator' | 'responder'
-  identity: LinkIdentity
+  /** This device: its chain and its signer. */
+  identity: DeviceCredential
   trust: TrustStore
-  /** The current revocations; read at the handshake. */
+  /** The revocations in force at start (a context replaces them with `setRevocations`). */
   revocations: RevocationSet
   /** Who the peer must be (expected tenant, device, pins). */
   policy?: Pick<PeerPolicy, 'expectedTenant' | 'expectedDevice' | 'pins'>
@@ -69,12 +67,13 @@ export interface SecureStream extends Duplex {
 /** A Noise cipher of the link. */
 export type NoiseCipher = 'AESGCM' | 'ChaChaPoly'
 
-/** The settings every link of one side shares; build one per identity, trust and revocation set. */
+/** The settings every link of one side shares; build one per identity, trust and policy. */
 export type NoiseLinkContextInit = Omit<NoiseLinkInit, 'role' | 'staticPrivateKey' | 'handshakeTimeoutMs' | 'signal'>
 
 /**
  * One side's Noise link settings, in native memory: its credentials (the key is copied into a
- * native signer), trust, revocations and rules. New revocations need a new context.
+ * native signer), trust, revocations and rules. {@link NoiseLinkContext.setRevocations} replaces
+ * the revocations for every link of the context, handshakes under way included.
  */
 export class NoiseLinkContext {
   readonly #native: NativeNoiseLinkContext
@@ -98,6 +97,15 @@ export class NoiseLinkContext {
     }
   }
 
+  /**
+   * Replaces the revocations: every peer decided from now on is decided under them, on the
+   * handshakes already under way too (a peer revoked while its handshake is held back is refused).
+   * Live links are not closed here: `LiveLinks.apply` does that.
+   */
+  setRevocations(revocations: RevocationSet): void {
+    this.#native.setRevocations(revocations.native)
+  }
+
   /** @internal A new handshake. */
   handshake(role: 'initiator' | 'responder', staticPrivateKey?: Uint8Array): NativeNoiseLinkHandshake {
     const key = staticPrivateKey === undefined ? undefined : Buffer.from(staticPrivateKey)
@@ -119,7 +127,7 @@ export class NoiseLinkContext {
  *
  * @example
  * ```ts
- * const link = await wrapNoise(socket, { role: 'initiator', identity: device.linkIdentity(), trust, revocations, policy: { expectedTenant: 'hotel-1' } })
+ * const link = await wrapNoise(socket, { role: 'initiator', identity: device.credential(), trust, revocations, policy: { expectedTenant: 'hotel-1' } })
  * link.peer.deviceId // verified
  * ```
  */

@@ -12,11 +12,25 @@ import type { SecureStream } from './noise-link.js'
 /** The open secure links of a process. */
 export class LiveLinks {
   readonly #links = new Set<SecureStream>()
+  /** The revocations applied last: a link added later is checked against them. */
+  #revocations: RevocationSet | undefined
 
-  /** Tracks `stream` until it closes. */
-  add(stream: SecureStream): void {
+  /**
+   * Tracks `stream` until it closes, and returns true; a stream whose peer the revocations applied
+   * last name (its handshake was decided under older ones) is closed with `ERR_CERT_REVOKED`
+   * instead, and false returned.
+   */
+  add(stream: SecureStream): boolean {
+    if (this.#revocations !== undefined) {
+      // A refused stream reaches nobody who could hear its error: the caller reports the refusal.
+      const unheard = () => {}
+      stream.on('error', unheard)
+      if (stream.closeIfRevoked(this.#revocations)) return false
+      stream.off('error', unheard)
+    }
     this.#links.add(stream)
     stream.once('close', () => this.#links.delete(stream))
+    return true
   }
 
   get size(): number {
@@ -30,6 +44,7 @@ export class LiveLinks {
 
   /** Closes (with `ERR_CERT_REVOKED`) every link whose peer `revocations` names; returns how many. */
   apply(revocations: RevocationSet): number {
+    this.#revocations = revocations
     let closed = 0
     for (const link of this.#links) if (link.closeIfRevoked(revocations)) closed++
     return closed

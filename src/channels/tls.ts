@@ -17,12 +17,10 @@ import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPo
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
-/** This device's TLS credentials: the one credential shape, {@link DeviceCredential}. */
-export type TlsIdentity = DeviceCredential
-
 /** Options of {@link TlsContext}. */
 export interface TlsContextInit {
-  identity: TlsIdentity
+  /** This device: its chain and its signer. */
+  identity: DeviceCredential
   /** The trust anchors, PEM. */
   trustPem: string
   /** Who peers must be (tenant, device, pins). */

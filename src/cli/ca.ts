@@ -138,7 +138,7 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     const gateway = await DeviceIdentity.open(required(values, 'store'), process.env.ZTMESH_PASSPHRASE || undefined)
     const ca = await CaService.open({ dir: required(values, 'dir') })
     try {
-      const reattestor = new Reattestor({ ca, nodes: nodes as NodeEndpoint[], protocol, identity: gateway.tlsIdentity() })
+      const reattestor = new Reattestor({ ca, nodes: nodes as NodeEndpoint[], protocol, identity: gateway.credential() })
       out(JSON.stringify(await reattestor.runOnce()))
       if (interval === undefined) return
       reattestor.start({ intervalMs: interval * 1000 })

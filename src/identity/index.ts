@@ -216,16 +216,6 @@ export class DeviceIdentity {
     return { certificateChainPem: this.certificatePem + this.caChainPem, signer: this.#key.signer }
   }
 
-  /** The {@link credential}, by its older name for Noise links. */
-  linkIdentity(): DeviceCredential {
-    return this.credential()
-  }
-
-  /** The {@link credential}, by its older name for TLS. */
-  tlsIdentity(): DeviceCredential {
-    return this.credential()
-  }
-
   /**
    * A fresh quote of the SHA-256 PCRs `request.pcrs` over `request.nonce` by the attestation key,
    * with that key's binding signed by the device key. `ERR_TPM_UNAVAILABLE` without a TPM key.
@@ -241,7 +231,7 @@ export class DeviceIdentity {
    *
    * @example
    * ```ts
-   * const link = await secureTls(socket, new TlsContext('client', { identity: id.tlsIdentity(), trustPem }))
+   * const link = await secureTls(socket, new TlsContext('client', { identity: id.credential(), trustPem }))
    * id.answerQuotes(new Mux(link, { role: 'initiator' }))
    * ```
    */

@@ -1,6 +1,8 @@
 //! Feeds arbitrary bytes to both roles of a Noise link handshake, cut into chunks at arbitrary
 //! places: as the first flight to a responder (optionally behind a valid protocol proposal, so
-//! the bytes reach Noise and the identity decoder), and as the answer to an initiator.
+//! the bytes reach the Noise message decoder), and as the answer to an initiator. The identity
+//! decoder runs only on payloads that decrypt under the session's keys, which garbage never
+//! does: `link_identity` fuzzes it directly.
 //!
 //! The first input byte picks the role, whether to prepend the proposal, and how to cut the
 //! rest. Nothing may panic or establish a link; a failure must be typed and final, (nothing is

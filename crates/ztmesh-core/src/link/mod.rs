@@ -6,7 +6,8 @@
 //! and once it is [established](LinkHandshake::is_established) takes the verified peer and a
 //! [`RecordLayer`] for the data ([`LinkHandshake::into_established`]). One call per socket
 //! chunk; the peer's certificate chain is parsed once, by [`crate::pki::verify_peer_key`], and
-//! a chain already decided under the same [`LinkConfig`] is not parsed again (`pki::verdicts`).
+//! a chain already decided under the same [`LinkConfig`] and trust snapshot is not parsed again
+//! (`pki::verdicts`).
 //!
 //! # Wire format
 //!
@@ -28,12 +29,17 @@
 //!    [`Protocol::XxAesGcmSha256`] (classical). The initiator proposes its [`CipherSetting`]
 //!    (`Auto`: the faster on this CPU, [`crate::noise::preferred_cipher`]); the responder
 //!    accepts it if it is its own setting, or either cipher of its own mode under `Auto`. The
-//!    name is bound into the handshake hash by Noise itself, so rewriting it fails message 2.
-//! 2. The prologue is [`labels::NOISE_LINK_PROLOGUE`]'s prefix, `ztmesh-noise-link-v2 ‖ 0x00`.
+//!    name is bound into the handshake hash by Noise itself, so a rewritten name fails the first
+//!    message authenticated under it: message 1 at the responder in the hybrid mode (the psk3
+//!    pattern already encrypts its empty payload), message 2 at the initiator in the classical
+//!    mode.
+//! 2. The responder decides the initiator's identity (see [Identity](#identity)) under the trust
+//!    and revocations in force at that moment. Refusing it, it closes the stream without the
+//!    confirmation; the initiator then reports [`LinkError::Refused`].
 //! 3. The responder's first transport message is the confirmation: `READY (0x02) ‖ identity`.
-//!    The initiator does not consider itself in before it has read and verified it. A
-//!    responder that refuses the initiator closes the stream without it; the initiator then
-//!    reports [`LinkError::Refused`].
+//!    The initiator does not consider itself in before it has read and verified it.
+//!
+//! The prologue is [`labels::NOISE_LINK_PROLOGUE`]'s prefix, `ztmesh-noise-link-v2 ‖ 0x00`.
 //!
 //! The handshake messages carry no payload other than message 3's. A frame is at most
 //! [`MAX_FRAME_LEN`] bytes (the proposal [`MAX_PROPOSAL_LEN`]), refused on its header before it
@@ -53,8 +59,8 @@
 //! The signature is the certificate key's, through a [`CertSigner`] (a software or a TPM key),
 //! over [`labels::NOISE_STATIC_KEY`]`.message(static public key)`: the sender's Noise static key,
 //! which Noise has just authenticated. The receiver decides the chain with [`crate::pki::verify_peer`]'s
-//! rules (or reuses its verdict on that exact chain under the same configuration, for at most
-//! five minutes) and checks that the leaf's key signed the very static key of this session, on
+//! rules under the trust and revocations in force at that moment (or reuses its verdict on that
+//! exact chain under the same configuration and snapshot, for at most five minutes) and checks that the leaf's key signed the very static key of this session, on
 //! every link, so a chain
 //! copied from another session, relayed by a man in the middle, or presented without its key
 //! fails ([`LinkError::Identity`]). The padding hides the exact chain length (and with it, for
@@ -100,7 +106,7 @@ use zeroize::Zeroizing;
 
 use crate::noise::{self, NoiseError, Protocol, RecordLayer, RekeyPolicy, Transport};
 use crate::pki::signer::verify_p256;
-use crate::pki::verdicts::Verdicts;
+use crate::pki::snapshot::SharedTrust;
 use crate::pki::{CertSigner, PeerIdentity, PeerPolicy, RevocationSet, TrustStore, VerifyError};
 use crate::wire::labels;
 use crate::x25519;
@@ -109,6 +115,11 @@ mod error;
 mod identity;
 
 pub use error::LinkError;
+#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
+pub use identity::{
+    decode_for_fuzzing as decode_identity_for_fuzzing, encode_for_fuzzing as encode_identity_for_fuzzing,
+};
 
 /// The largest handshake frame body: message 3 or the confirmation with a three-certificate
 /// chain and its padding fit several times over.
@@ -155,15 +166,16 @@ pub enum CipherSetting {
 }
 
 /// What every link of one side shares: its credentials, its trust and its rules.
+///
+/// The trust anchors and the revocations are not fields: they live in one swappable snapshot
+/// (`pki::snapshot`, as in a TLS context), replaced by [`Self::set_revocations`] and
+/// [`Self::set_trust`] while the configuration is shared, and read by each handshake at the
+/// moment it decides its peer. A handshake that started before a revocation is judged under it.
 pub struct LinkConfig {
     /// This side's certificate chain, DER, leaf first (at most three certificates).
     pub chain: Vec<Vec<u8>>,
     /// The certificate's key: signs the binding of each link's static key.
     pub signer: Box<dyn CertSigner + Send + Sync>,
-    /// The roots peers must chain to.
-    pub trust: TrustStore,
-    /// The revocations in force.
-    pub revocations: RevocationSet,
     /// Who peers must be.
     pub policy: PeerPolicy,
     /// Hybrid (default) or classical.
@@ -172,8 +184,9 @@ pub struct LinkConfig {
     pub cipher: CipherSetting,
     /// When the record layers rekey.
     pub rekey: RekeyPolicy,
-    /// The peers decided so far under this configuration (`pki::verdicts`).
-    verdicts: Verdicts,
+    /// The roots peers must chain to, the revocations in force and the verdicts reached under
+    /// them (`pki::snapshot`).
+    trust: SharedTrust,
 }
 
 impl LinkConfig {
@@ -196,14 +209,25 @@ impl LinkConfig {
         Ok(Self {
             chain,
             signer,
-            trust,
-            revocations: RevocationSet::new(),
             policy: PeerPolicy::default(),
             mode: LinkMode::Hybrid,
             cipher: CipherSetting::Auto,
             rekey: RekeyPolicy::default(),
-            verdicts: Verdicts::default(),
+            trust: SharedTrust::new(trust, RevocationSet::new()),
         })
+    }
+
+    /// Replaces the revocations, also while links share this configuration: every peer decided
+    /// from now on, on links already under way included, is decided under them. The trust
+    /// anchors stay; verdicts reached before are dropped.
+    pub fn set_revocations(&self, revocations: RevocationSet) {
+        self.trust.set_revocations(revocations);
+    }
+
+    /// Replaces the trust anchors (a CA rollover), with the same effect as
+    /// [`Self::set_revocations`]; the revocations stay.
+    pub fn set_trust(&self, trust: TrustStore) {
+        self.trust.set_trust(trust);
     }
 
     /// The protocols a responder with this configuration accepts.
@@ -526,14 +550,8 @@ impl LinkHandshake {
     /// The peer that sent `payload` over a session whose peer static key is `remote_static`.
     fn decide(&self, payload: &[u8], remote_static: &[u8; x25519::KEY_LEN]) -> Result<PeerIdentity, LinkError> {
         let identity = identity::decode(payload)?;
-        let config = &self.config;
-        let (peer, leaf_key) = config.verdicts.decide(
-            &identity.chain,
-            &config.trust,
-            &config.revocations,
-            &config.policy,
-            SystemTime::now(),
-        )?;
+        // The trust in force now, not when the link started: a revocation applied meanwhile counts.
+        let (peer, leaf_key) = self.config.trust.decide(&identity.chain, &self.config.policy, SystemTime::now())?;
         // Every link, cached verdict or not: the leaf's key signed this session's static key.
         if !verify_p256(&leaf_key, &labels::NOISE_STATIC_KEY.message(remote_static), identity.signature) {
             return Err(LinkError::Identity);

@@ -153,6 +153,12 @@ fn hybrid_chacha(config: LinkConfig) -> LinkConfig {
     LinkConfig { cipher: CipherSetting::ChaChaPoly, ..config }
 }
 
+/// `config` with `revocations` in force.
+fn revoking(config: LinkConfig, revocations: RevocationSet) -> LinkConfig {
+    config.set_revocations(revocations);
+    config
+}
+
 #[test]
 fn an_honest_link_verifies_both_peers_and_carries_data_both_ways_in_every_mode() {
     let f = Fixture::new();
@@ -321,17 +327,45 @@ fn a_verdict_reused_for_a_known_chain_still_checks_each_links_binding() {
         pump(&mut i, &mut r);
         assert!(i.is_established() && r.is_established());
     }
-    assert_eq!(responder.verdicts.len(), 1, "the second link reused the first one's verdict");
+    assert_eq!(responder.trust.verdicts_len(), 1, "the second link reused the first one's verdict");
     // The same chain again, now with a binding over another static key: refused all the same.
     let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
     let (result, _) = raw_initiator_against(&mut r, |_| tablet.identity(&public(&[7; 32])));
     assert_eq!(result.unwrap_err(), LinkError::Identity);
-    // A configuration with new revocations starts without verdicts and refuses the revoked peer.
-    let revoked = Arc::new(LinkConfig { revocations: f.revoking(&tablet), ..f.config(&gw) });
-    let mut r = LinkHandshake::new(revoked, Role::Responder, None).unwrap();
+    // New revocations start the shared configuration without verdicts: the revoked peer is refused.
+    responder.set_revocations(f.revoking(&tablet));
+    assert_eq!(responder.trust.verdicts_len(), 0);
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
     let mut i = start(f.config(&tablet), Role::Initiator);
     pump(&mut i, &mut r);
     assert_eq!(r.error(), Some(&LinkError::Peer(VerifyError::Revoked)));
+}
+
+#[test]
+fn a_handshake_under_way_when_its_peer_is_revoked_is_refused_in_both_roles() {
+    let f = Fixture::new();
+    let (gw, tablet) = (f.device("gw-1", "t"), f.device("tablet-7", "t"));
+    let (initiator, responder) = (Arc::new(f.config(&tablet)), Arc::new(f.config(&gw)));
+    // The responder: revoked between message 2 and message 3 (the attacker held its flight back).
+    let mut i = LinkHandshake::new(Arc::clone(&initiator), Role::Initiator, None).unwrap();
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
+    r.feed(&i.take_output()).unwrap();
+    i.feed(&r.take_output()).unwrap();
+    responder.set_revocations(f.revoking(&tablet));
+    assert_eq!(r.feed(&i.take_output()).unwrap_err(), LinkError::Peer(VerifyError::Revoked));
+    assert!(!r.wants_write(), "no confirmation for a revoked initiator");
+    assert_eq!(i.peer_closed(), LinkError::Refused);
+    // The initiator: revoked between message 3 and the confirmation.
+    responder.set_revocations(RevocationSet::new());
+    let mut i = LinkHandshake::new(Arc::clone(&initiator), Role::Initiator, None).unwrap();
+    let mut r = LinkHandshake::new(Arc::clone(&responder), Role::Responder, None).unwrap();
+    r.feed(&i.take_output()).unwrap();
+    i.feed(&r.take_output()).unwrap();
+    r.feed(&i.take_output()).unwrap();
+    assert!(r.is_established());
+    initiator.set_revocations(f.revoking(&gw));
+    assert_eq!(i.feed(&r.take_output()).unwrap_err(), LinkError::Peer(VerifyError::Revoked));
+    assert!(!i.is_established() && i.peer().is_none());
 }
 
 #[test]
@@ -414,30 +448,19 @@ fn another_tenant_another_ca_and_revoked_peers_are_refused_in_both_roles() {
             Role::Initiator,
             VerifyError::TenantMismatch,
         ),
-        (
-            LinkConfig { trust: stranger_ca.trust.clone(), ..stranger_ca.config(&stranger) },
-            f.config(&gw),
-            Role::Responder,
-            VerifyError::Chain,
-        ),
+        (stranger_ca.config(&stranger), f.config(&gw), Role::Responder, VerifyError::Chain),
         (
             f.config(&gw),
-            LinkConfig { trust: f.trust.clone(), ..stranger_ca.config(&stranger) },
+            {
+                let config = stranger_ca.config(&stranger);
+                config.set_trust(f.trust.clone());
+                config
+            },
             Role::Initiator,
             VerifyError::Chain,
         ),
-        (
-            f.config(&tablet),
-            LinkConfig { revocations: f.revoking(&tablet), ..f.config(&gw) },
-            Role::Responder,
-            VerifyError::Revoked,
-        ),
-        (
-            LinkConfig { revocations: f.revoking(&gw), ..f.config(&tablet) },
-            f.config(&gw),
-            Role::Initiator,
-            VerifyError::Revoked,
-        ),
+        (f.config(&tablet), revoking(f.config(&gw), f.revoking(&tablet)), Role::Responder, VerifyError::Revoked),
+        (revoking(f.config(&tablet), f.revoking(&gw)), f.config(&gw), Role::Initiator, VerifyError::Revoked),
     ];
     for (n, (initiator, responder, refuser, expected)) in cases.into_iter().enumerate() {
         let mut i = start(initiator, Role::Initiator);
@@ -473,18 +496,27 @@ fn proposals_outside_the_responders_setting_and_rewritten_proposals_fail() {
         assert_eq!(i.peer_closed(), LinkError::Refused);
     }
     // A man in the middle rewrites a proposal into another one an `Auto` responder accepts: the
-    // name is in the handshake hash, so message 1 (hybrid: encrypted under a key from public
-    // values) or message 2 (classical) no longer authenticates.
-    for (mode, rewritten) in
-        [(LinkMode::Hybrid, Protocol::XxHybridAesGcmSha256), (LinkMode::Classical, Protocol::XxAesGcmSha256)]
-    {
+    // name is in the handshake hash, so the first message authenticated under it fails. Hybrid:
+    // message 1, which the psk3 pattern already encrypts (under a key from public values), at the
+    // responder. Classical: message 2 (its encrypted static key), at the initiator.
+    let cases = [
+        (LinkMode::Hybrid, Protocol::XxHybridAesGcmSha256, Role::Responder),
+        (LinkMode::Classical, Protocol::XxAesGcmSha256, Role::Initiator),
+    ];
+    for (mode, rewritten, failing) in cases {
         let mut i = start(LinkConfig { mode, ..hybrid_chacha(f.config(&tablet)) }, Role::Initiator);
         let mut r = start(LinkConfig { mode, ..f.config(&gw) }, Role::Responder);
         let mut flight = frames(&i.take_output());
         flight[0] = rewritten.name().as_bytes().to_vec();
-        let result = r.feed(&flight.iter().flat_map(|body| frame(body)).collect::<Vec<_>>());
-        let result = result.and_then(|()| i.feed(&r.take_output()));
-        assert_eq!(result.unwrap_err(), LinkError::Noise(NoiseError::Decrypt), "{mode:?}");
+        let responder = r.feed(&flight.iter().flat_map(|body| frame(body)).collect::<Vec<_>>());
+        let decrypt = Err(LinkError::Noise(NoiseError::Decrypt));
+        if failing == Role::Responder {
+            assert_eq!(responder, decrypt, "{mode:?}: the responder refuses message 1");
+            assert!(!r.wants_write(), "{mode:?}: no message 2");
+        } else {
+            assert_eq!(responder, Ok(()), "{mode:?}: message 1 carries nothing authenticated");
+            assert_eq!(i.feed(&r.take_output()), decrypt, "{mode:?}: the initiator refuses message 2");
+        }
     }
 }
 

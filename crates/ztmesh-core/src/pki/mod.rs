@@ -88,6 +88,7 @@
 //! | [`signer`] | the [`CertSigner`] trait (software keys now, TPM keys later) |
 //! | [`pem`] | strict PEM decoding and encoding |
 //! | `verdicts` | the cache of [`verify_peer`]'s verdicts that TLS and Noise links reuse |
+//! | `snapshot` | the swappable trust (anchors, revocations, verdicts) of TLS contexts and Noise links |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -105,6 +106,7 @@ pub(crate) mod der;
 mod error;
 mod identity;
 mod profile;
+pub(crate) mod snapshot;
 pub(crate) mod verdicts;
 
 #[cfg(test)]

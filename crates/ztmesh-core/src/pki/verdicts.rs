@@ -2,9 +2,9 @@
 //! charged its chain's signatures again: the one cache behind the TLS contexts and the Noise
 //! links.
 //!
-//! A [`Verdicts`] belongs to one state of trust anchors and revocations, and its owner starts a
-//! new one whenever either changes (a TLS context swaps in a new snapshot; a link configuration
-//! is fixed once shared): nothing decided before a revocation or a trust change survives it. As
+//! A [`Verdicts`] belongs to one state of trust anchors and revocations, and its owner (the
+//! trust snapshot of a TLS context or a link configuration, `pki::snapshot`) starts a new one
+//! whenever either changes: nothing decided before a revocation or a trust change survives it. As
 //! a second line, a kept verdict whose leaf serial or key is revoked in the revocations it is
 //! asked under is dropped and decided again.
 //!

@@ -67,7 +67,7 @@
 //! | `context` | [`TlsServerContext`], [`TlsClientContext`] and their settings |
 //! | `session` | [`TlsSession`] |
 //! | `kx` | the X25519MLKEM768 hybrid group, and the groups of each [`PqPolicy`] |
-//! | `verify` | the rustls verifiers over `verify_peer`, the trust snapshot |
+//! | `verify` | the rustls verifiers over `verify_peer`, under the swappable trust of `pki::snapshot` |
 //! | `sign` | rustls signing through a [`CertSigner`](crate::pki::CertSigner) |
 //! | `error` | [`TlsError`] |
 

@@ -7,8 +7,9 @@ use std::time::SystemTime;
 use rustls::{Connection, HandshakeKind};
 
 use super::kx::group_name;
-use super::verify::{is_revoked, PeerVerifier};
+use super::verify::PeerVerifier;
 use super::{PqPolicy, TlsError, GROUP_X25519MLKEM768};
+use crate::pki::verdicts::is_revoked;
 use crate::pki::{PeerIdentity, RevocationSet};
 
 /// The most plaintext a TLS record carries (RFC 8446 §5.1).

@@ -5,8 +5,9 @@ use std::time::SystemTime;
 
 use rustls::{Error, NamedGroup, PeerMisbehaved};
 
-use super::verify::{expected_device, is_revoked, server_name};
+use super::verify::{expected_device, server_name};
 use super::*;
+use crate::pki::verdicts::is_revoked;
 use crate::pki::{
     build_csr, CaParams, CertificateAuthority, CertificateRequest, DeviceCertRequest, PeerIdentity, PeerPolicy,
     RecordEntry, RevocationReason, RevocationSet, SoftwareSigner, TrustStore, VerifiedRecord, VerifyError,

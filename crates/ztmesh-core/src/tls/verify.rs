@@ -1,26 +1,21 @@
 //! The rustls certificate verifiers, both deciding through
-//! [`verify_peer`](crate::pki::verify_peer), and the swappable trust snapshot they read.
+//! [`verify_peer`](crate::pki::verify_peer) under the context's swappable trust.
 //!
-//! A context owns one [`PeerVerifier`]: the current [`TrustSnapshot`] (trust anchors and
-//! revocations) behind an `RwLock<Arc<…>>`, and the context's [`PeerPolicy`]. A handshake clones
-//! the `Arc` and verifies without holding the lock; an update builds a new snapshot and swaps it
-//! in, so the next handshake sees it at once.
-//!
-//! Each snapshot also keeps the verdicts of [`verify_peer`](crate::pki::verify_peer) it reached,
-//! in the PKI's one verdict cache (`pki::verdicts`: keyed by the policy, expected device included,
-//! and the exact chain; successes only; up to 5 minutes and never past the leaf's `notAfter` plus
-//! the policy's clock skew). Policy is fixed per context and the snapshot's trust and revocations
-//! never change, so a reused verdict is the verdict `verify_peer` would reach again. An update
-//! starts a snapshot with no verdicts: nothing decided before a revocation survives it.
-//! This is what lets a session re-establish its peer after every handshake, full or resumed,
-//! without paying for the chain twice (127 µs in release builds on the reference machine).
+//! A context owns one [`PeerVerifier`]: its trust (`pki::snapshot`: anchors, revocations and the
+//! verdicts reached under them, swapped whole by an update and read by every decision at the
+//! moment it is made) and the context's [`PeerPolicy`]. Policy is fixed per context and a
+//! snapshot's trust and revocations never change, so a reused verdict is the verdict
+//! `verify_peer` would reach again; an update starts a snapshot with no verdicts, so nothing
+//! decided before a revocation survives it. This is what lets a session re-establish its peer
+//! after every handshake, full or resumed, without paying for the chain twice (127 µs in release
+//! builds on the reference machine).
 //!
 //! The client side's rustls verifier is shared by every connection of a context (rustls resumes a
 //! session only with the verifier that stored it), so the device a connection expects travels in
 //! the `ServerName`: `<hex of the device id>.dev.ztmesh.invalid`, or `any.ztmesh.invalid`. The name
 //! is also the key of the client's ticket store, and is never sent (SNI is off).
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
@@ -33,8 +28,7 @@ use x509_parser::prelude::FromDer;
 
 use super::error::certificate_error;
 use super::TlsError;
-pub(crate) use crate::pki::verdicts::is_revoked;
-use crate::pki::verdicts::Verdicts;
+use crate::pki::snapshot::SharedTrust;
 use crate::pki::{PeerIdentity, PeerPolicy, RequiredUsage, RevocationSet, TrustStore, VerifyError};
 
 /// The suffix of the server names that carry an expected device.
@@ -46,44 +40,25 @@ const LABEL_HEX: usize = 60;
 
 /// Trust anchors, revocations and policy: everything a context decides peers with.
 pub(crate) struct PeerVerifier {
-    current: RwLock<Arc<TrustSnapshot>>,
+    trust: SharedTrust,
     policy: PeerPolicy,
-}
-
-/// One state of trust: swapped whole, never changed in place (apart from its verdicts).
-struct TrustSnapshot {
-    trust: TrustStore,
-    revocations: RevocationSet,
-    verdicts: Verdicts,
-}
-
-impl TrustSnapshot {
-    fn new(trust: TrustStore, revocations: RevocationSet) -> Self {
-        Self { trust, revocations, verdicts: Verdicts::default() }
-    }
 }
 
 impl PeerVerifier {
     /// A verifier requiring `usage` from peers; the rest of `policy` is kept as given.
     pub(crate) fn new(trust: TrustStore, revocations: RevocationSet, policy: PeerPolicy, usage: RequiredUsage) -> Self {
         let policy = PeerPolicy { required_usage: usage, ..policy };
-        Self { current: RwLock::new(Arc::new(TrustSnapshot::new(trust, revocations))), policy }
+        Self { trust: SharedTrust::new(trust, revocations), policy }
     }
 
     /// Replaces the revocations; the trust anchors stay.
     pub(crate) fn set_revocations(&self, revocations: RevocationSet) {
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        *current = Arc::new(TrustSnapshot::new(current.trust.clone(), revocations));
+        self.trust.set_revocations(revocations);
     }
 
     /// Replaces the trust anchors; the revocations stay.
     pub(crate) fn set_trust(&self, trust: TrustStore) {
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        *current = Arc::new(TrustSnapshot::new(trust, current.revocations.clone()));
-    }
-
-    fn snapshot(&self) -> Arc<TrustSnapshot> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        self.trust.set_trust(trust);
     }
 
     /// The identity of the peer presenting `chain` (leaf first) under the current snapshot at
@@ -98,11 +73,10 @@ impl PeerVerifier {
         expected_device: Option<&str>,
         now: SystemTime,
     ) -> Result<PeerIdentity, VerifyError> {
-        let snapshot = self.snapshot();
         let expected = expected_device
             .map(|device| PeerPolicy { expected_device: Some(device.to_owned()), ..self.policy.clone() });
         let policy = expected.as_ref().unwrap_or(&self.policy);
-        let (identity, _) = snapshot.verdicts.decide(chain, &snapshot.trust, &snapshot.revocations, policy, now)?;
+        let (identity, _) = self.trust.decide(chain, policy, now)?;
         Ok(identity)
     }
 }
