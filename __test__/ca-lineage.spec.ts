@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
-import { CaService, rotationMessage } from '../src/ca/index.js'
+import { CA_MIGRATIONS, CaService, Registry, rotationMessage } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { buildCsr, encodeRotationRequest, generateP256Key, inspectCertificate, RevocationSet, SigningKey, TrustStore, verifyPeer, type RotationRequest } from '../src/index.js'
+import { openDatabase } from '../src/storage/index.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -220,4 +221,23 @@ test('revoking a device revokes all of its certificates, rotated ones included, 
   t.is(verdict(ca, other.certificate), 'valid', 'the same device id in another tenant is another device')
   const both = await run('node', [CLI, 'ca', 'revoke', '--dir', caDir, '--serial', first.serial, '--device', 'pos-1']).catch((e: { code: number; stderr: string }) => e)
   t.like(JSON.parse((both as { stderr: string }).stderr), { code: 'ERR_INVALID_ARG' })
+})
+
+test('a registry of before lineage migrates: its certificates have no predecessor, and the replay marks are gone', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-migrate-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'registry.db')
+  const old = openDatabase(file, { migrations: CA_MIGRATIONS.slice(0, 2) })
+  const insert = old.prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem) VALUES (?, ?, ?, ?, 0, 1, 0, ?)')
+  insert.run('0a', 'old-1', 'hotel-1', 'ab'.repeat(32), 'pem')
+  insert.run('0b', 'old-1', 'hotel-1', 'cd'.repeat(32), 'pem')
+  old.prepare('INSERT INTO rotations (serial, last_timestamp) VALUES (?, ?)').run('0a', 1)
+  old.close()
+  const registry = Registry.open(file)
+  t.teardown(() => registry.close())
+  t.is(registry.db.pragma('user_version', { simple: true }), CA_MIGRATIONS.length)
+  t.like(registry.certificate('0a'), { predecessor: null, overlapEndsAtMs: null, revokedAtMs: null })
+  t.is(registry.successor('0a'), undefined)
+  t.deepEqual(registry.liveSerials({ spkiSha256: 'cd'.repeat(32) }), ['0b'])
+  t.deepEqual(registry.db.prepare("SELECT name FROM sqlite_master WHERE name = 'rotations'").all(), [])
 })
