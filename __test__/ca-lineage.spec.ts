@@ -153,7 +153,11 @@ test('a rotated certificate stays valid through the overlap, then is revoked as 
   t.like(ca.auditRecords(5).find((r) => r.action === 'supersede'), { outcome: 'allow', detail: { revoked: first.serial, count: 1 } })
   // Superseded, it cannot rotate again either: the lineage goes on from its successor only.
   t.throws(() => rotate(ca, first.certificate, first.key, now), { code: 'ERR_CERT_REVOKED' })
-  t.like(ca.certificate(rotate(ca, second.certificate, second.key, now).serial), { predecessor: second.serial })
+  const third = rotate(ca, second.certificate, second.key, now)
+  t.like(ca.certificate(third.serial), { predecessor: second.serial })
+  // The theft comes to light after the overlap: revoking the superseded original still reaches its successors.
+  t.deepEqual(ca.revoke({ serial: first.serial }, 'keyCompromise'), [second.serial, third.serial])
+  t.like(ca.certificate(first.serial), { revocationReason: 'superseded' })
 })
 
 test('the overlap never outlives the rotated certificate: one rotated in its grace period is superseded at once', async (t) => {
