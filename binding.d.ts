@@ -805,6 +805,12 @@ export interface NonceAnswer {
 }
 
 /**
+ * The one spelling of a key digest (SPKI SHA-256: 64 lowercase hex digits) from what a user
+ * typed (any case, optionally `:` between bytes). Throws `ERR_INVALID_ARG`.
+ */
+export declare function normalizeKeyDigest(digest: string): string
+
+/**
  * The one spelling of a serial (lowercase hex, no leading zero byte) from what a user typed
  * (optional `0x`, any case, leading zeros). Throws `ERR_SERIAL`.
  */

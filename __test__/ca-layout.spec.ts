@@ -20,7 +20,7 @@ const SRC = join(process.cwd(), 'src')
  * rule, and all run inside the transaction the CaService opens.
  */
 const STORES = new Set([
-  'src/ca/registry.ts', // certificates, rotations, settings
+  'src/ca/registry.ts', // certificates, their lineage, settings
   'src/ca/schema.ts', // the registry's migrations
   'src/ca/tokens.ts', // enrollment tokens
   'src/attestation/verifier/store.ts', // attestation nonces and records

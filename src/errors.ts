@@ -110,6 +110,7 @@ const CATALOG = {
     ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
     ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
     ERR_TOKEN_USED: 'an enrollment token was already used',
+    ERR_ALREADY_ROTATED: 'the certificate was already rotated: each certificate has at most one successor',
   },
   /** Certificates, chains, CSRs, CRLs and revocation records (PkiError). */
   pki: {

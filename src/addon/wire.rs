@@ -97,6 +97,13 @@ pub fn normalize_serial(serial: String) -> Result<String> {
     sync(|| Ok(ztmesh_core::ids::normalize_serial(&serial)?))
 }
 
+/// The one spelling of a key digest (SPKI SHA-256: 64 lowercase hex digits) from what a user
+/// typed (any case, optionally `:` between bytes). Throws `ERR_INVALID_ARG`.
+#[napi]
+pub fn normalize_key_digest(digest: String) -> Result<String> {
+    sync(|| Ok(ztmesh_core::ids::normalize_key_digest(&digest)?))
+}
+
 /// What a certificate says, untrusted: read without checking any signature, validity or
 /// revocation (use `verifyPeer` to decide a peer).
 #[napi(object)]

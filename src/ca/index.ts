@@ -4,7 +4,7 @@
  * reach them.
  *
  * - `directory.ts`: the CA's files, keys and passphrase;
- * - `registry.ts`: every SQL statement about certificates, rotations and settings;
+ * - `registry.ts`: every SQL statement about certificates, their lineage and settings;
  * - `crl.ts`: CRL publication;
  * - `tokens.ts`: enrollment tokens; `attestation/verifier/`: nonces and attestation records;
  * - `provisioners/`: the enrollment methods (one file each);

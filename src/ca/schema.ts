@@ -70,4 +70,15 @@ export const CA_MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (tenant, device_id)
   );
   `,
+  // Certificate lineage: a rotated certificate names its predecessor, and a certificate has at
+  // most one successor (the unique index is the rule's backstop). The predecessor is revoked as
+  // superseded at overlap_ends_at. The lineage also makes the rotations table's replay marks
+  // redundant: a replayed rotation names a certificate that already has its successor.
+  `
+  ALTER TABLE certificates ADD COLUMN predecessor TEXT REFERENCES certificates (serial);
+  ALTER TABLE certificates ADD COLUMN overlap_ends_at INTEGER;
+  CREATE UNIQUE INDEX certificates_by_predecessor ON certificates (predecessor) WHERE predecessor IS NOT NULL;
+  CREATE INDEX certificates_by_overlap_end ON certificates (overlap_ends_at) WHERE overlap_ends_at IS NOT NULL AND revoked_at IS NULL;
+  DROP TABLE rotations;
+  `,
 ]

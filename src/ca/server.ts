@@ -9,7 +9,8 @@
  *
  * The bodies of these three are encoded and decoded by the core (`protocol/enroll.ts`).
  * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
- * - `POST /v1/revoke {serial | device, reason}` with `Authorization: Bearer <admin token>` → 204
+ * - `POST /v1/revoke {serial | spki_sha256 | device, tenant?, reason}` with `Authorization: Bearer
+ *   <admin token>` → 204; a serial or a key revokes its whole live lineage (see `CaService.revoke`)
  *
  * Errors are `{code, message}` with 400/401/403/404/405/409/413/429; a refused attestation is a
  * 403 with its `ERR_ATTEST_…` code (400 `ERR_ATTEST_MALFORMED` for bytes that do not parse). Each
@@ -104,8 +105,14 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         const body = await readBody(ca, source, route, request, 4 * 1024, timeout)
         const reason = (body.reason ?? 'unspecified') as RevocationReason
         const target =
-          typeof body.serial === 'string' ? { serial: body.serial } : typeof body.device === 'string' ? { device: body.device, ...(typeof body.tenant === 'string' && { tenant: body.tenant }) } : undefined
-        if (target === undefined) throw createError('ERR_BAD_REQUEST', 'give serial or device')
+          typeof body.serial === 'string'
+            ? { serial: body.serial }
+            : typeof body.spki_sha256 === 'string'
+              ? { spkiSha256: body.spki_sha256 }
+              : typeof body.device === 'string'
+                ? { device: body.device, ...(typeof body.tenant === 'string' && { tenant: body.tenant }) }
+                : undefined
+        if (target === undefined) throw createError('ERR_BAD_REQUEST', 'give serial, spki_sha256 or device')
         ca.revoke(target, reason, 'admin')
         ca.crl()
         response.writeHead(204).end()

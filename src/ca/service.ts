@@ -20,7 +20,7 @@ import {
   type PeerPolicy,
   type RevocationReason,
 } from '../primitives/pki/index.js'
-import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
+import { checkDeviceId, normalizeKeyDigest, normalizeSerial } from '../protocol/ids.js'
 import {
   AttestationRegistry,
   attestationSettingRows,
@@ -56,6 +56,11 @@ export interface CaOpenOptions {
   dir: string
   /** The clock, for tests. */
   now?: () => number
+  /**
+   * How long a rotated certificate stays valid beside its successor before it is revoked as
+   * superseded (never past its own expiry). Default one day.
+   */
+  rotationOverlapSeconds?: number
 }
 
 /** What an enrollment returns to the device. */
@@ -76,6 +81,8 @@ const ROTATION_WINDOW_MS = 5 * 60_000
 const DEFAULT_GRACE_SECONDS = 30 * 86_400
 /** The RFC 5280 reason recorded when drift revokes a device: its key is not known to be lost, its standing is. */
 const DRIFT_REVOCATION_REASON: RevocationReason = 'privilegeWithdrawn'
+/** How long a rotated certificate stays valid beside its successor: time for the device's links to move over. */
+const DEFAULT_ROTATION_OVERLAP_SECONDS = 86_400
 
 /** The site CA: enrollment, rotation, revocation, CRLs and attestation decisions, each audited. */
 export class CaService implements ReattestationSink {
@@ -88,13 +95,15 @@ export class CaService implements ReattestationSink {
   readonly #audit: AuditLog
   readonly #site: CertificateAuthority
   readonly #now: () => number
+  readonly #rotationOverlapMs: number
 
-  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number) {
+  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number, rotationOverlapSeconds: number) {
     this.dir = directory.dir
     this.#directory = directory
     this.#registry = registry
     this.#site = site
     this.#now = now
+    this.#rotationOverlapMs = rotationOverlapSeconds * 1000
     this.#audit = new AuditLog(registry.db, now)
     this.tokens = new TokenStore(registry.db, now)
     this.nonces = new NonceStore(registry.db, now)
@@ -121,8 +130,12 @@ export class CaService implements ReattestationSink {
   static async open(options: CaOpenOptions): Promise<CaService> {
     const directory = new CaDirectory(options.dir)
     if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)
+    const overlap = options.rotationOverlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS
+    if (!(Number.isInteger(overlap) && overlap >= 0 && overlap <= DEVICE_VALIDITY_SECONDS)) {
+      throw createError('ERR_INVALID_ARG', `the rotation overlap is a whole number of seconds, 0 to ${DEVICE_VALIDITY_SECONDS}`)
+    }
     const site = await directory.siteCa()
-    return new CaService(directory, directory.registry(), site, options.now ?? Date.now)
+    return new CaService(directory, directory.registry(), site, options.now ?? Date.now, overlap)
   }
 
   /**
@@ -172,13 +185,19 @@ export class CaService implements ReattestationSink {
    * issued for the CSR's key, the token redeemed, the certificate and what the attestation
    * proved recorded. All in one transaction. Throws the token's, the CSR's or the attestation's
    * error code; every attempt is audited, and a refused attempt burns the nonce it presented.
+   *
+   * Enrolling a device again revokes its earlier live certificates at once (reason
+   * `superseded`; the audit row lists them) and publishes a new CRL: a new token is the
+   * operator's decision that the device starts over, so nothing it held before stays valid
+   * beside the new certificate.
    */
   enroll(request: EnrollRequest, actor: string): Enrollment {
     const presented: { nonce?: string; deviceId?: string } = {}
     const burnNonce = () => {
       if (presented.nonce !== undefined && presented.deviceId !== undefined) this.nonces.burn(presented.nonce, presented.deviceId)
     }
-    return this.#audited(actor, 'enroll', {}, (detail) => {
+    let superseded = 0
+    const enrollment = this.#audited(actor, 'enroll', {}, (detail) => {
       if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
       if (request.nodeId !== undefined && typeof request.nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       const settings = this.attestationSettings()
@@ -193,12 +212,20 @@ export class CaService implements ReattestationSink {
         presented: (nonce, deviceId) => Object.assign(presented, { nonce, deviceId }),
       })
       const { deviceId, tenant } = authorization
+      const earlier = this.#registry.liveSerials({ device: deviceId, tenant })
       const issued = this.#issue(request.csr, { deviceId, tenant, roles: authorization.roles })
       authorization.redeem(issued.serial)
       this.attestations.recordEnrollment({ tenant, deviceId, serial: issued.serial, atMs: this.#now(), ...authorization.attestation })
       detail.serial = issued.serial
+      if (earlier.length > 0) {
+        this.#registry.markRevoked(earlier, this.#now(), 'superseded')
+        detail.superseded = earlier.join(',')
+        superseded = earlier.length
+      }
       return issued
     }, burnNonce)
+    if (superseded > 0) this.crl()
+    return enrollment
   }
 
   /**
@@ -307,9 +334,13 @@ export class CaService implements ReattestationSink {
    * to `graceSeconds` after its expiry it is still accepted, so a device that was offline past
    * its expiry can still renew.
    *
-   * The new certificate starts now and the old one stays valid until its own end, so the two
-   * overlap. Each timestamp may be used once per certificate (no replay). A device demoted for
-   * PCR drift gets a certificate without roles.
+   * A certificate is rotated once: the registry records the new certificate as its successor,
+   * and any later request for the same certificate (a replay, a second device holding the same
+   * key, a thief) is refused with `ERR_ALREADY_ROTATED` and audited, naming the successor. The
+   * new certificate starts now; the old one stays valid beside it for the rotation overlap
+   * (never past its own expiry), then is revoked as `superseded`, dated at the overlap's end, by
+   * the first CRL built after it ({@link crl}). A device demoted for PCR drift gets a
+   * certificate without roles.
    */
   rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
     return this.#audited(actor, 'rotate', {}, (detail) => {
@@ -321,21 +352,30 @@ export class CaService implements ReattestationSink {
       if (!verifyCertificateSignature(certificate, rotationMessage(timestamp, csr), signature)) {
         throw createError('ERR_UNAUTHENTICATED', 'the rotation request is not signed by the current certificate key')
       }
-      if (!this.#registry.recordRotation(peer.serial, timestamp)) throw createError('ERR_UNAUTHENTICATED', 'the rotation request was replayed')
+      const successor = this.#registry.successor(peer.serial)
+      if (successor !== undefined) {
+        detail.successor = successor
+        throw createError('ERR_ALREADY_ROTATED', `certificate ${peer.serial} was already rotated`)
+      }
       // A device demoted for PCR drift keeps its identity but loses its roles (see #applyDriftAction).
       const demoted = this.attestations.isDemoted(peer.deviceId, peer.tenant)
       if (demoted) detail.roles_demoted = true
-      const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles })
-      detail.serial = issued.serial
+      const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles }, peer.serial)
+      const overlapEndsAt = Math.min(now + this.#rotationOverlapMs, peer.notAfterMs)
+      this.#registry.scheduleSupersession(peer.serial, overlapEndsAt)
+      Object.assign(detail, { serial: issued.serial, overlap_ends_at: overlapEndsAt })
       return issued
     })
   }
 
-  /** Issues a device certificate and records it; call inside the decision's transaction. */
-  #issue(csr: string, subject: { deviceId: string; tenant: string; roles: readonly string[] }): Enrollment {
+  /**
+   * Issues a device certificate and records it (with the certificate it replaces, for a
+   * rotation); call inside the decision's transaction.
+   */
+  #issue(csr: string, subject: { deviceId: string; tenant: string; roles: readonly string[] }, predecessor?: string): Enrollment {
     const now = this.#now()
     const issued = this.#site.issue(csr, { ...subject, roles: [...subject.roles], validitySeconds: DEVICE_VALIDITY_SECONDS, nowMs: now })
-    this.#registry.insertCertificate({ ...issued, deviceId: subject.deviceId, tenant: subject.tenant, issuedAtMs: now })
+    this.#registry.insertCertificate({ ...issued, deviceId: subject.deviceId, tenant: subject.tenant, issuedAtMs: now, ...(predecessor !== undefined && { predecessor }) })
     return { certificate: issued.pem, caChain: this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
   }
 
@@ -356,37 +396,53 @@ export class CaService implements ReattestationSink {
   }
 
   /**
-   * Revokes one certificate (by serial) or every live certificate of a device. Returns the
-   * serials revoked; `ERR_NOT_FOUND` if nothing matched.
+   * Revokes a certificate (by serial), the certificates of a key (by its SPKI SHA-256), or every
+   * live certificate of a device. A serial or a key revokes the whole live lineage with them:
+   * every certificate rotated from them, and the predecessors still in their overlap. Returns
+   * the serials revoked; `ERR_NOT_FOUND` if nothing live matched.
    */
-  revoke(target: { serial?: string; device?: string; tenant?: string }, reason: RevocationReason = 'unspecified', actor = 'cli'): string[] {
+  revoke(target: { serial?: string; spkiSha256?: string; device?: string; tenant?: string }, reason: RevocationReason = 'unspecified', actor = 'cli'): string[] {
     if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `unknown revocation reason ${reason}`)
     return this.#audited(actor, 'revoke', { reason }, (detail) => {
       let which: CertificateTarget
       if (target.serial !== undefined) {
         which = { serial: normalizeSerial(target.serial) }
         detail.serial = which.serial
+      } else if (target.spkiSha256 !== undefined) {
+        which = { spkiSha256: normalizeKeyDigest(target.spkiSha256) }
+        detail.spki_sha256 = which.spkiSha256
       } else if (target.device !== undefined) {
         checkDeviceId(target.device)
         detail.device = target.device
         which = { device: target.device, ...(target.tenant !== undefined && { tenant: target.tenant }) }
       } else {
-        throw createError('ERR_INVALID_ARG', 'give a serial or a device to revoke')
+        throw createError('ERR_INVALID_ARG', 'give a serial, a key digest or a device to revoke')
       }
       const serials = this.#registry.liveSerials(which)
       if (serials.length === 0) throw createError('ERR_NOT_FOUND', 'no live certificate matches')
       this.#registry.markRevoked(serials, this.#now(), reason)
-      detail.count = serials.length
+      Object.assign(detail, { count: serials.length, revoked: serials.join(',') })
       return serials
     })
   }
 
   /**
-   * The current CRL of the site CA, PEM and DER. A new one (with the next CRL number) is signed
-   * when revocations changed since the last one, or when the last is past half its lifetime.
+   * The current CRL of the site CA, PEM and DER. First the rotated certificates whose overlap
+   * ended are revoked as `superseded` (audited, action `supersede`). A new CRL (with the next
+   * CRL number) is signed when revocations changed since the last one, or when the last is
+   * past half its lifetime. Every CRL request (`GET /v1/crl`, `ztmesh ca crl`, a rotation's
+   * check) runs this sweep, so a superseded certificate is listed from the first CRL built
+   * after its overlap's end.
    */
   crl(): PublishedCrl {
-    return this.#registry.transaction(() => currentCrl(this.#registry, this.#site, this.#now()))
+    return this.#registry.transaction(() => {
+      const now = this.#now()
+      const superseded = this.#registry.supersedeDue(now)
+      if (superseded.length > 0) {
+        this.#audit.append({ actor: 'ca', action: 'supersede', outcome: 'allow', reason: 'ok', detail: { revoked: superseded.join(','), count: superseded.length } })
+      }
+      return currentCrl(this.#registry, this.#site, now)
+    })
   }
 
   /** The registry's view of one certificate. */

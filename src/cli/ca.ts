@@ -65,22 +65,39 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     const enrollment = await withCa(required(values, 'dir'), (ca) => ca.enroll({ token: required(values, 'token'), csr }, 'cli'))
     out(enrollment.certificate + enrollment.caChain)
   },
+  /**
+   * `ca revoke --dir D (--serial S | --spki SHA256 | --device ID [--tenant T]) [--reason R]`: a
+   * serial or a key revokes its whole live lineage (the certificates rotated from it too);
+   * prints `{revoked: [serials]}` and publishes the CRL.
+   */
   async revoke(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, serial: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, reason: { type: 'string' } }, strict: true })
-    if ((values.serial === undefined) === (values.device === undefined)) throw createError('ERR_INVALID_ARG', 'give exactly one of --serial and --device')
+    const { values } = parseArgs({
+      args,
+      options: { dir: { type: 'string' }, serial: { type: 'string' }, spki: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, reason: { type: 'string' } },
+      strict: true,
+    })
+    if ([values.serial, values.spki, values.device].filter((v) => v !== undefined).length !== 1) throw createError('ERR_INVALID_ARG', 'give exactly one of --serial, --spki and --device')
     const reason = (values.reason ?? 'unspecified') as RevocationReason
     if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}`)
     const revoked = await withCa(required(values, 'dir'), (ca) => {
-      const serials = ca.revoke({ ...(values.serial !== undefined && { serial: values.serial }), ...(values.device !== undefined && { device: values.device }), ...(values.tenant !== undefined && { tenant: values.tenant }) }, reason)
+      const target = {
+        ...(values.serial !== undefined && { serial: values.serial }),
+        ...(values.spki !== undefined && { spkiSha256: values.spki }),
+        ...(values.device !== undefined && { device: values.device }),
+        ...(values.tenant !== undefined && { tenant: values.tenant }),
+      }
+      const serials = ca.revoke(target, reason)
       ca.crl() // publish at once: verify-peer and GET /v1/crl see it
       return serials
     })
     out(JSON.stringify({ revoked }))
   },
+  /** `ca serve --dir D [--listen HOST:PORT] [--rotation-overlap SECONDS]` (overlap default one day). */
   async serve(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, listen: { type: 'string' } }, strict: true })
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, listen: { type: 'string' }, 'rotation-overlap': { type: 'string' } }, strict: true })
     const { host, port } = parseListen(values.listen ?? '127.0.0.1:8443')
-    const service = await CaService.open({ dir: required(values, 'dir') })
+    const overlap = values['rotation-overlap']
+    const service = await CaService.open({ dir: required(values, 'dir'), ...(overlap !== undefined && { rotationOverlapSeconds: Number(overlap) }) })
     const server = createEnrollmentServer({ ca: service })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

@@ -11,8 +11,8 @@
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
  * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
- * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
- * ztmesh ca serve --dir D --listen HOST:PORT
+ * ztmesh ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
+ * ztmesh ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
  * ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
  * ztmesh tpm info [--tcti T]
  * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
@@ -46,8 +46,12 @@ commands:
                                             quote as the gateway enrolled in GW; on drift revoke or
                                             demote per the policy (audited); prints the results
   ca sign --dir D --csr FILE --token TOKEN  issue offline from a CSR; prints the chain (PEM)
-  ca revoke --dir D (--serial HEX | --device ID) [--reason R]
-  ca serve --dir D --listen HOST:PORT       run the enrollment API
+  ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
+                                            a serial or a key revokes the certificates rotated
+                                            from it too; publishes the CRL
+  ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
+                                            run the enrollment API (a rotated certificate is
+                                            superseded after the overlap, default 86400)
   ca crl --dir D                            print the current CRL (PEM)
   enroll --url URL --token T --store DIR [--device ID] [--tenant T]
          [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]

@@ -16,9 +16,12 @@
  *
  * Renewal (seed 000): once less than a third of the lifetime is left, the device asks
  * `POST /v1/rotate` with a request signed by its current key; the new certificate starts now
- * and the old one stays valid to its end, so connections never see a gap. After expiry the
- * same request works within the CA's grace period (offline-survivable identity); past it, the
- * device must enroll again with a new token.
+ * and the old one stays valid beside it for the CA's rotation overlap (a day by default), then
+ * is revoked as superseded, so connections move over without a gap. Each certificate rotates
+ * once: a second request for it is `ERR_ALREADY_ROTATED` (a device that lost the answer, or a
+ * thief racing it, enrolls again with a new token). After expiry the same request works within
+ * the CA's grace period (offline-survivable identity); past it, the device must enroll again
+ * with a new token.
  *
  * A TPM that is cleared or replaced cannot load the device key any more: {@link DeviceIdentity.open}
  * then fails with the TPM's error code and a message saying to enroll again, and enrolling again

@@ -311,6 +311,11 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_TOKEN_EXPIRED", area: ErrorArea::Ca, meaning: "an enrollment token has expired" },
     ErrorInfo { code: "ERR_TOKEN_USED", area: ErrorArea::Ca, meaning: "an enrollment token was already used" },
     ErrorInfo {
+        code: "ERR_ALREADY_ROTATED",
+        area: ErrorArea::Ca,
+        meaning: "the certificate was already rotated: each certificate has at most one successor",
+    },
+    ErrorInfo {
         code: "ERR_CERT_EXPIRED",
         area: ErrorArea::Pki,
         meaning: "a certificate in the chain has expired (beyond the clock skew)",

@@ -106,9 +106,9 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
     assert_ne!(new_peer.serial, peer.serial);
     assert_eq!(new_peer.roles, ["gateway"]);
 
-    // The same request again is a replay.
+    // The same request again is a replay: the certificate already has its successor.
     let (status, body) = post(server.port, "/v1/rotate", &rotation.encode().unwrap());
-    assert_eq!((status, error_code(&body).as_str()), (401, "ERR_UNAUTHENTICATED"));
+    assert_eq!((status, error_code(&body).as_str()), (409, "ERR_ALREADY_ROTATED"));
 }
 
 #[test]
