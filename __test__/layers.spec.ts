@@ -132,6 +132,7 @@ test('no TypeScript file parses certificates or keys, signs, verifies, builds a 
 const LAYERS: Record<string, number> = {
   'native.ts': 1,
   'errors.ts': 1,
+  'error-catalog.ts': 1,
   'schema.ts': 1,
   'slab.ts': 1,
   'primitives/crypto': 2,
