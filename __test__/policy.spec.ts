@@ -435,6 +435,11 @@ test('the example document of docs/policy.md is valid and decides as the page sa
   t.true(point.decide(alice, 'mqtt.publish', { topic: 'devices/tablet-1/t', device: 'tablet-1' }).allow)
   t.true(point.decide(stranger, 'gossip.subscribe').allow)
   t.is(point.decide(peer('tablet-13', 'hotel-1', ['staff']), 'link.connect').reason, 'rule:lost-tablet')
+  t.is(point.decide(peer('tablet-13', 'hotel-2', ['staff']), 'gossip.subscribe').reason, 'rule:lost-tablet', "a deny covers every tenant's peers")
+  now = Date.UTC(2026, 11, 14, 0, 0) // Monday 01:00 in Paris: the Sunday night window
+  t.true(point.decide(alice, 'link.connect').allow)
+  now = Date.UTC(2026, 11, 12, 0, 0) // Saturday 01:00 in Paris: the Friday night, not a day of the window
+  t.false(point.decide(alice, 'link.connect').allow)
   t.is(point.decide(cashier, 'model.load', {}).reason, 'indeterminate:rule no-big-models needs resource.sizeMb')
 })
 
