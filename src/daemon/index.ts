@@ -37,7 +37,7 @@ import type { z } from 'zod'
 
 import { createError, ZtError } from '../errors.js'
 import { type BaseConfig, type FlagSpec, loadConfig, parseFlags } from './config.js'
-import { EXIT_CONFIG, EXIT_FAILURE } from './constants.js'
+import { BASE_FIXED_KEYS, EXIT_CONFIG, EXIT_FAILURE } from './constants.js'
 import { type Component, Lifecycle } from './lifecycle.js'
 import { createLogger, type Logger } from './log.js'
 import { MetricsServer } from './metrics.js'
@@ -132,7 +132,7 @@ async function run<S extends z.ZodType<BaseConfig>>(definition: DaemonDefinition
   } catch (error) {
     return refuse(error)
   }
-  const fixedKeys = [...FIXED_KEYS, ...(definition.fixedKeys ?? [])]
+  const fixedKeys = [...BASE_FIXED_KEYS, ...(definition.fixedKeys ?? [])]
 
   const logger = createLogger({ name: definition.name, level: config.log.level })
   let lifecycle: Lifecycle<Config> | undefined
@@ -212,9 +212,6 @@ async function run<S extends z.ZodType<BaseConfig>>(definition: DaemonDefinition
   signals.deliverEarly()
   return stopped
 }
-
-/** Keys no daemon can change while it runs: the metrics server is bound once. */
-const FIXED_KEYS = ['metrics.listen']
 
 /** Throws `ERR_CONFIG` naming the first fixed key whose value differs between two configurations. */
 function refuseFixedChanges(keys: readonly string[], current: unknown, next: unknown): void {
