@@ -3,10 +3,10 @@
 // touching its directory, and the import graph that keeps the device out of the CA service.
 import test from 'ava'
 import { createServer } from 'node:http'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
 import {
@@ -25,26 +25,7 @@ import {
   rotationMessage,
 } from '../src/protocol/index.js'
 import { ZtError } from '../src/index.js'
-
-/** The relative imports of a TypeScript file (static `import`/`export … from`, and `import()`). */
-function imports(file: string): string[] {
-  const text = readFileSync(file, 'utf8')
-  const found = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"](\.[^'"]+)['"]/g)]
-  return found.map((m) => resolve(dirname(file), (m[1] ?? m[2] ?? m[3])!.replace(/\.js$/, '.ts')))
-}
-
-/** Every source file reachable from `entry` through relative imports. */
-function reachable(entry: string): Set<string> {
-  const seen = new Set<string>()
-  const queue = [resolve(entry)]
-  while (queue.length > 0) {
-    const file = queue.pop()!
-    if (seen.has(file) || !existsSync(file)) continue
-    seen.add(file)
-    queue.push(...imports(file))
-  }
-  return seen
-}
+import { reachable } from './helpers/imports.js'
 
 test('the device side never imports the CA service, and protocol/ imports neither side', (t) => {
   const src = resolve('src')

@@ -55,7 +55,7 @@ fn build_go_peer() -> Result<PathBuf, &'static str> {
         .expect("running go build");
     assert!(
         output.status.success(),
-        "go build failed (the peer needs Go 1.24 or later, for X25519MLKEM768): {}",
+        "go build failed (the peer needs Go 1.25 or later, as tests/go/go.mod says): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(binary)

@@ -18,7 +18,7 @@
  * ```
  */
 
-import type * as binding from '../../../binding.js'
+import type { bindingTypes as binding } from '../../native.js'
 import {
   callNative,
   native,
