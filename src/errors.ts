@@ -84,6 +84,7 @@ const CATALOG = {
     ERR_MUX_UNSUPPORTED_PROTOCOL: 'the peer has no handler for the protocol id of a stream this side opened',
     ERR_MUX_RESET: 'the peer reset the stream',
     ERR_MUX_STALLED: 'the peer stopped reading while this side had frames to send, past the limit: the session ends',
+    ERR_MUX_CREDIT_TIMEOUT: 'a write waited longer than the limit for credit the peer never returned: the stream is reset',
   },
   /** The software keystore (KeystoreError). */
   keystore: {

@@ -253,7 +253,17 @@ fn frames_for_a_stream_already_reset_are_ignored() {
     let (result, events, _) = feed(&mut b, &in_flight);
     assert_eq!((result, events), (Ok(()), vec![]));
     let (result, events, _) = feed(&mut a, &reset);
-    assert_eq!((result, events), (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code: reset_code::CANCEL })]));
+    assert_eq!(
+        (result, events),
+        (
+            Ok(()),
+            vec![Seen::Event(Event::Reset {
+                stream: id,
+                code: reset_code::CANCEL,
+                reason: MuxError::Reset(reset_code::CANCEL)
+            })]
+        )
+    );
 }
 
 #[test]
@@ -283,7 +293,14 @@ fn an_unanswered_open_can_be_refused_with_a_code() {
     let (result, events, _) = feed(&mut a, &answer);
     assert_eq!(
         (result, events),
-        (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code: reset_code::UNSUPPORTED_PROTOCOL })])
+        (
+            Ok(()),
+            vec![Seen::Event(Event::Reset {
+                stream: id,
+                code: reset_code::UNSUPPORTED_PROTOCOL,
+                reason: MuxError::UnsupportedProtocol
+            })]
+        )
     );
     assert_eq!(a.stream_count(), 0);
 }
@@ -429,5 +446,37 @@ fn seeded_garbage_never_panics_and_fails_with_a_typed_error() {
             }
         }
         assert!(b.buffered() <= HEADER_LEN + MAX_FRAME_BODY as usize);
+    }
+}
+
+#[test]
+fn a_reset_says_what_it_means_to_this_side_a_refused_open_or_a_reset_in_both_roles() {
+    for opener_role in [Role::Initiator, Role::Responder] {
+        let (mut i, mut r) = pair();
+        let (opener, other) = if opener_role == Role::Initiator { (&mut i, &mut r) } else { (&mut r, &mut i) };
+        for (code, reason) in [
+            (reset_code::UNSUPPORTED_PROTOCOL, MuxError::UnsupportedProtocol),
+            (reset_code::REFUSED, MuxError::TooManyStreams),
+            (reset_code::INTERNAL, MuxError::Reset(reset_code::INTERNAL)),
+        ] {
+            let mut wire = Vec::new();
+            let id = opener.open("/p", &mut wire).unwrap();
+            feed(other, &wire).0.unwrap();
+            let mut answer = Vec::new();
+            other.refuse(id, code, &mut answer).unwrap();
+            let (result, events, _) = feed(opener, &answer);
+            assert_eq!((result, events), (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code, reason })]));
+        }
+        // After the accept, the same codes are plain resets.
+        let mut wire = Vec::new();
+        let id = opener.open("/p", &mut wire).unwrap();
+        feed(other, &wire).0.unwrap();
+        let mut answer = Vec::new();
+        other.accept(id, &mut answer).unwrap();
+        other.reset(id, reset_code::REFUSED, &mut answer).unwrap();
+        let (result, events, _) = feed(opener, &answer);
+        result.unwrap();
+        let reason = MuxError::Reset(reset_code::REFUSED);
+        assert_eq!(events[1], Seen::Event(Event::Reset { stream: id, code: reset_code::REFUSED, reason }));
     }
 }
