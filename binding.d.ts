@@ -750,6 +750,21 @@ export interface MuxFeed {
   goAwayCode?: number
 }
 
+/** The codes a go-away carries. */
+export declare function muxGoAwayCodes(): MuxGoAwayCodes
+
+/** The codes a go-away carries (the core's `go_away_code`). */
+export interface MuxGoAwayCodes {
+  /** A normal end of the session. */
+  normal: number
+  /** The receiver of the go-away broke the framing or stream rules. */
+  protocol: number
+  /** The receiver of the go-away sent beyond its credit. */
+  window: number
+  /** The receiver of the go-away kept opening streams past the limit. */
+  tooManyStreams: number
+}
+
 /** The protocol constants of the message layer. */
 export declare function muxLimits(): MuxLimits
 

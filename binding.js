@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxLimits, muxResetCodes, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, syncDirectory, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, syncDirectory, tpmSupported, verify, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -822,6 +822,7 @@ export { generateP256Key }
 export { generateX25519KeyPair }
 export { inspectCertificate }
 export { mlkem768Encapsulate }
+export { muxGoAwayCodes }
 export { muxLimits }
 export { muxResetCodes }
 export { noisePreferredCipher }

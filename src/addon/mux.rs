@@ -89,6 +89,31 @@ pub fn mux_reset_codes() -> MuxResetCodes {
     }
 }
 
+/// The codes a go-away carries (the core's `go_away_code`).
+#[napi(object)]
+pub struct MuxGoAwayCodes {
+    /// A normal end of the session.
+    pub normal: u32,
+    /// The receiver of the go-away broke the framing or stream rules.
+    pub protocol: u32,
+    /// The receiver of the go-away sent beyond its credit.
+    pub window: u32,
+    /// The receiver of the go-away kept opening streams past the limit.
+    pub too_many_streams: u32,
+}
+
+/// The codes a go-away carries.
+#[napi]
+pub fn mux_go_away_codes() -> MuxGoAwayCodes {
+    use mux::go_away_code;
+    MuxGoAwayCodes {
+        normal: go_away_code::NORMAL,
+        protocol: go_away_code::PROTOCOL,
+        window: go_away_code::WINDOW,
+        too_many_streams: go_away_code::TOO_MANY_STREAMS,
+    }
+}
+
 /// The protocol constants of the message layer.
 #[napi]
 pub fn mux_limits() -> MuxLimits {

@@ -44,12 +44,17 @@ export const MUX_LIMITS = native.muxLimits()
 
 /** The most stream data one native `send` frames: a few frames, so its region stays small. */
 const SEND_SLICE = 4 * MUX_LIMITS.maxFrameBody
+/** The room the core's `send` needs for a slice (asked once, not per write). */
+const SEND_ROOM = native.MuxSession.sendLengthBound(SEND_SLICE)
 
 /** The size of the blocks a stream copies data into while its reader is behind. */
 const HOLD_BLOCK = 16 * 1024
 
 /** The codes a stream reset carries (the core's `reset_code`). */
 export const MUX_RESET_CODES = Object.freeze(native.muxResetCodes())
+
+/** The codes a go-away carries (the core's `go_away_code`). */
+const GO_AWAY_CODES = native.muxGoAwayCodes()
 
 /** Options of {@link Mux}. */
 export interface MuxInit {
@@ -198,7 +203,7 @@ export class Mux {
   /** Ends the session: tells the peer, destroys every stream with `ERR_CLOSED`, ends the link. */
   close(): void {
     if (this.#ended) return
-    this.#write(this.#session.goAway(0))
+    this.#write(this.#session.goAway(GO_AWAY_CODES.normal))
     this.#end(createError('ERR_CLOSED', 'the mux session was closed'), true, true)
   }
 
@@ -259,7 +264,7 @@ export class Mux {
     this.writeControl(result.out)
     if (result.errorCode !== undefined && result.errorCode !== null) {
       // The session is over: the events before the violation no longer matter.
-      if (result.goAwayCode === 0) this.#end(createError('ERR_CLOSED', 'the peer closed the mux session'), true, true)
+      if (result.goAwayCode === GO_AWAY_CODES.normal) this.#end(createError('ERR_CLOSED', 'the peer closed the mux session'), true, true)
       else this.#end(createError(result.errorCode as ErrorCode, result.errorMessage ?? undefined), true)
       return
     }
@@ -341,7 +346,7 @@ export class Mux {
 
   /** A failure found on this side: tell the peer (go-away, protocol error) and close the link. */
   #fail(error: ZtError): void {
-    this.#write(this.#session.goAway(1))
+    this.#write(this.#session.goAway(GO_AWAY_CODES.protocol))
     this.#end(error, true)
   }
 
@@ -533,7 +538,7 @@ export class MuxStream extends Duplex {
       const piece = chunk.subarray(offset, offset + SEND_SLICE)
       let taken: number
       try {
-        const written = session.send(this.id, piece, reserve(native.MuxSession.sendLengthBound(piece.length)))
+        const written = session.send(this.id, piece, reserve(SEND_ROOM))
         taken = session.lastTaken
         flowing = this.#mux.write(take(written)) && flowing
       } catch (error) {
