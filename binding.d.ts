@@ -133,6 +133,8 @@ export declare class MuxSession {
   goAway(code: number): Buffer
   /** Bytes this side may send on the stream now. */
   sendCredit(stream: number): number
+  /** Bytes each stream may have received and not read. */
+  get window(): number
   /** Streams open now, both sides'. */
   get streamCount(): number
 }
@@ -724,6 +726,13 @@ export interface MuxEvent {
   inChunk?: boolean
   /** The reset code (`reset`). */
   code?: number
+  /**
+   * What the reset means to this side (`reset`): `ERR_MUX_UNSUPPORTED_PROTOCOL` or
+   * `ERR_MUX_TOO_MANY_STREAMS` for a refused open, else `ERR_MUX_RESET`.
+   */
+  errorCode?: string
+  /** Its message (`reset`). */
+  errorMessage?: string
 }
 
 /**
@@ -739,6 +748,21 @@ export interface MuxFeed {
   errorMessage?: string
   /** The peer's go-away code, when a go-away ended the session. */
   goAwayCode?: number
+}
+
+/** The codes a go-away carries. */
+export declare function muxGoAwayCodes(): MuxGoAwayCodes
+
+/** The codes a go-away carries (the core's `go_away_code`). */
+export interface MuxGoAwayCodes {
+  /** A normal end of the session. */
+  normal: number
+  /** The receiver of the go-away broke the framing or stream rules. */
+  protocol: number
+  /** The receiver of the go-away sent beyond its credit. */
+  window: number
+  /** The receiver of the go-away kept opening streams past the limit. */
+  tooManyStreams: number
 }
 
 /** The protocol constants of the message layer. */
@@ -757,6 +781,23 @@ export interface MuxLimits {
 export interface MuxOpened {
   stream: number
   out: Buffer
+}
+
+/** The codes a stream reset carries. */
+export declare function muxResetCodes(): MuxResetCodes
+
+/** The codes a stream reset carries (the core's `reset_code`). */
+export interface MuxResetCodes {
+  /** The stream was cancelled by its application. */
+  cancel: number
+  /** No handler for the protocol id. */
+  unsupportedProtocol: number
+  /** The receiver already has as many streams as it allows. */
+  refused: number
+  /** The handler failed. */
+  internal: number
+  /** The sender waited too long for credit. */
+  creditTimeout: number
 }
 
 /** What every link of one side shares. */

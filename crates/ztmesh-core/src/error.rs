@@ -531,6 +531,7 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_MUX_UNSUPPORTED_PROTOCOL", area: ErrorArea::Mux, meaning: "the peer has no handler for the protocol id of a stream this side opened" },
     ErrorInfo { code: "ERR_MUX_RESET", area: ErrorArea::Mux, meaning: "the peer reset the stream" },
     ErrorInfo { code: "ERR_MUX_STALLED", area: ErrorArea::Mux, meaning: "the peer stopped reading while this side had frames to send, past the limit: the session ends" },
+    ErrorInfo { code: "ERR_MUX_CREDIT_TIMEOUT", area: ErrorArea::Mux, meaning: "a write waited longer than the limit for credit the peer never returned: the stream is reset" },
     ErrorInfo {
         code: "ERR_STORAGE",
         area: ErrorArea::Storage,
