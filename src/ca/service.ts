@@ -49,6 +49,11 @@ export interface CaInitOptions {
   name: string
   /** The organisation (O) of every certificate. Default: the name. */
   organisation?: string
+  /**
+   * The tenants the site CA may issue for, written as its name constraints: peers refuse a
+   * certificate of another tenant from it (`ERR_NAME_CONSTRAINT`). Default: unconstrained.
+   */
+  tenants?: string[]
 }
 
 /** Options of {@link CaService.open}. */
@@ -106,7 +111,7 @@ export class CaService implements ReattestationSink {
     const { dir, name } = options
     if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
     const organisation = options.organisation ?? name
-    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation })
+    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
     try {
       registry.transaction(() => {
         registry.putSettings([['name', name], ['organisation', organisation], ...INITIAL_CRL_SETTINGS, ['admin_token_sha256', sha256Hex(adminToken)]])
