@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
+import { CaDirectory } from '../src/ca/directory.js'
 import { CaService } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
@@ -137,6 +138,42 @@ test('an older, validly signed CRL put back in the file is refused with ERR_REVO
   const listeningAgain = await nextJson(again.lines)
   t.is(listeningAgain.event, 'listening')
   t.not(await connect(listeningAgain.port as number), 0)
+})
+
+test('a CRL whose nextUpdate passed 400 days ago stops echo-server (ERR_REVOCATION_STALE) unless --crl-fail-open, which is announced', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-stale-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  await CaService.init({ dir: join(dir, 'ca'), name: 'Stale' })
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  const server = createEnrollmentServer({ ca })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  for (const device of ['gw-1', 'tablet-7']) {
+    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, dir: join(dir, device), passphrase: 'pw' })
+  }
+  // The attack: an authentic CRL of the site CA, long past its nextUpdate.
+  const site = await new CaDirectory(join(dir, 'ca')).siteCa()
+  const day = 86_400_000
+  const now = Date.now()
+  writeFileSync(join(dir, 'crl.pem'), site.issueCrl(9, [], now - 407 * day, now - 400 * day).pem)
+  const trust = join(dir, 'ca', 'trust.pem')
+  const serve = (extra: string[]) => start(t, ['echo-server', '--store', join(dir, 'gw-1'), '--trust', trust, '--listen', '127.0.0.1:0', '--crl', join(dir, 'crl.pem'), ...extra])
+  const closed = serve([])
+  let stderr = ''
+  closed.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  t.is(await new Promise<number>((resolve) => closed.once('close', (c) => resolve(c ?? -1))), 1)
+  t.like(JSON.parse(stderr.trim().split('\n').at(-1)!), { code: 'ERR_REVOCATION_STALE' })
+
+  const open = serve(['--crl-fail-open'])
+  const events = createInterface({ input: open.stderr })[Symbol.asyncIterator]()
+  t.like(await nextJson(events), { event: 'revocation-fail-open' })
+  const listening = await nextJson(open.lines)
+  t.is(listening.event, 'listening')
+  const client = start(t, ['connect', '--store', join(dir, 'tablet-7'), '--trust', trust, '--to', `127.0.0.1:${listening.port as number}`, '--tenant', 'hotel-1', '--device', 'gw-1'])
+  t.like(await nextJson(open.lines), { event: 'accepted', peer: { deviceId: 'tablet-7' } })
+  client.kill('SIGKILL')
 })
 
 test('echo-server refuses bad options with a typed error', async (t) => {
