@@ -52,6 +52,8 @@ export declare class CertificateAuthority {
   get certificatePem(): string
   /** SHA-256 of the CA's SubjectPublicKeyInfo, hex: the issuer key id of its CRLs and records. */
   get keyId(): string
+  /** Whether this CA's name constraints (if any) let it issue for `tenant`. */
+  permitsTenant(tenant: string): boolean
   /** Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this. */
   createSiteCa(init: CaInit): CaMaterial
   /**

@@ -133,6 +133,12 @@ impl CertificateAuthority {
         hex(&self.inner.key_id())
     }
 
+    /// Whether this CA's name constraints (if any) let it issue for `tenant`.
+    #[napi]
+    pub fn permits_tenant(&self, tenant: String) -> bool {
+        self.inner.permits_tenant(&tenant)
+    }
+
     /// Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this.
     #[napi]
     pub fn create_site_ca(&self, init: CaInit) -> Result<CaMaterial> {

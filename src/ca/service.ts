@@ -165,10 +165,19 @@ export class CaService implements ReattestationSink {
     return this.#site.certificatePem + this.#directory.rootPem()
   }
 
-  /** Creates a one-time enrollment token (audited; the token itself never is). */
+  /**
+   * Creates a one-time enrollment token (audited; the token itself never is). A tenant the site
+   * CA's name constraints do not permit is refused here with `ERR_NAME_CONSTRAINT`, before any
+   * token exists.
+   */
   createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
     const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
-    return this.#audited(actor, 'token.create', detail, () => this.tokens.create(init))
+    return this.#audited(actor, 'token.create', detail, () => {
+      if (typeof init.tenant === 'string' && !this.#site.permitsTenant(init.tenant)) {
+        throw createError('ERR_NAME_CONSTRAINT', `the site CA is not bound to tenant ${init.tenant}`)
+      }
+      return this.tokens.create(init)
+    })
   }
 
   /**

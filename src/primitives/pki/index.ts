@@ -93,7 +93,12 @@ export class CertificateAuthority {
     return this.#ca.keyId
   }
 
-  /** Signs a site CA with a fresh key (roots only). */
+  /** Whether this CA's name constraints (if any: a site CA created with `tenants`) let it issue for `tenant`. */
+  permitsTenant(tenant: string): boolean {
+    return this.#ca.permitsTenant(tenant)
+  }
+
+  /** Signs a site CA with a fresh key (roots only); `tenants` binds it to them by name constraints. */
   createSiteCa(init: CaInit): CaMaterial {
     return callNative(() => this.#ca.createSiteCa(init))
   }
