@@ -983,6 +983,45 @@ mod tests {
     }
 
     #[test]
+    fn seeded_garbage_progress_is_refused_or_restored_never_a_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pki = Pki::new();
+        let mut valid = RevocationSet::new();
+        valid.add_crl(&aged_crl(&pki, 0x0102, 1, Duration::ZERO, DAY), SystemTime::now()).unwrap();
+        let record = pki.site.sign_revocation_record(7, SystemTime::now(), &[]).unwrap();
+        valid.add_record(&VerifiedRecord::from_bytes(&record, &issuer(&pki)).unwrap()).unwrap();
+        let seed = valid.progress();
+        let mut restored = 0;
+        for _ in 0..5000 {
+            let mut bytes = seed.clone();
+            for _ in 0..=next() % 3 {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            match next() % 4 {
+                0 => bytes.truncate((next() as usize) % bytes.len()),
+                1 => bytes.push(next() as u8),
+                _ => {}
+            }
+            let mut set = RevocationSet::new();
+            if set.restore_progress(&bytes).is_ok() {
+                restored += 1;
+                let saved = set.progress();
+                assert_eq!(RevocationSet::new().restore_progress(&saved), Ok(()));
+            } else {
+                assert!(set.progress() == b"ZTRP\x01\x00\x00", "a refused input changes nothing");
+            }
+        }
+        assert!(restored > 0, "the generator reaches valid inputs");
+    }
+
+    #[test]
     fn reason_codes_round_trip() {
         for code in 0..=255u8 {
             if let Some(reason) = RevocationReason::from_code(code) {
