@@ -190,6 +190,28 @@ mod tests {
     }
 
     #[test]
+    fn no_verdict_is_reused_once_the_revocations_turn_stale() {
+        let f = Fixture::new();
+        let verdicts = Verdicts::default();
+        let policy = PeerPolicy::default();
+        let now = SystemTime::now();
+        // A CRL applied when issued: due 7 days later, stale a day after that (default grace).
+        let crl = f.pki.site.issue_crl(&crate::pki::CrlParams::new(1, now)).unwrap();
+        let issuer = f.trust.issuer(&[f.pki.site.certificate_der()], now).unwrap();
+        let mut revocations = RevocationSet::new();
+        revocations.add_crl(&crate::pki::VerifiedCrl::from_der(&crl.der, &issuer).unwrap(), now).unwrap();
+        let chain = f.chain();
+        assert!(verdicts.decide(&chain, &f.trust, &revocations, &policy, now).is_ok());
+        // Under the stranger trust, only a kept verdict could succeed: it answers while fresh...
+        let fresh = now + Duration::from_secs(7 * 86_400);
+        assert!(verdicts.decide(&chain, &f.stranger, &revocations, &policy, fresh).is_ok());
+        // ...and not once the CRL is past nextUpdate plus grace.
+        let stale = now + Duration::from_secs(9 * 86_400);
+        assert_eq!(verdicts.decide(&chain, &f.trust, &revocations, &policy, stale), Err(VerifyError::RevocationStale));
+        assert_eq!(verdicts.len(), 0);
+    }
+
+    #[test]
     fn a_verdict_older_than_the_time_bound_is_decided_again() {
         let f = Fixture::new();
         let verdicts = Verdicts::with_limits(Duration::from_millis(20), VERDICTS_MAX);
