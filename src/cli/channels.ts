@@ -60,7 +60,8 @@ export async function echoServer(args: string[]): Promise<void> {
 
 /**
  * `ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
- * [--device GATEWAY] [--crl FILE]`: answers the gateway's quote requests with this device's TPM.
+ * [--device GATEWAY] [--crl FILE] [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]`: answers the
+ * gateway's quote requests with this device's TPM.
  */
 export async function attestResponder(args: string[]): Promise<void> {
   await serveLinks(args, (link, identity) => identity.answerQuotes(new Mux(link, { role: 'responder' })))

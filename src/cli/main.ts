@@ -10,6 +10,7 @@
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
  * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
+ *   [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]   (echo-server too)
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
  * ztmesh ca serve --dir D --listen HOST:PORT
