@@ -52,6 +52,8 @@ export declare class CertificateAuthority {
   get certificatePem(): string
   /** SHA-256 of the CA's SubjectPublicKeyInfo, hex: the issuer key id of its CRLs and records. */
   get keyId(): string
+  /** Whether this CA's name constraints (if any) let it issue for `tenant`. */
+  permitsTenant(tenant: string): boolean
   /** Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this. */
   createSiteCa(init: CaInit): CaMaterial
   /**
@@ -260,14 +262,22 @@ export declare class NoiseTransport {
   intoRecordLayer(rekeyAfterRecords?: number | undefined | null, rekeyAfterMs?: number | undefined | null): NoiseRecordLayer
 }
 
-/** Revoked serials and keys, merged from verified CRLs and revocation records. */
+/**
+ * Revoked serials and keys, merged from verified CRLs and revocation records, kept per issuing
+ * CA, with the freshness rule for CRLs.
+ */
 export declare class RevocationSet {
-  /** An empty set. */
-  constructor()
+  /**
+   * An empty set (fails closed on stale CRLs after one day of grace, unless `init` says
+   * otherwise).
+   */
+  constructor(init?: RevocationSetInit | undefined | null)
   /**
    * Adds a CRL (PEM or DER) after verifying it against its issuer, the CA chain `issuerChainPem`
    * (site CA, or the root itself) that must lead to `trust`. Returns whether it was newer
-   * than what the set had (`false` for a replay or an older CRL).
+   * than what the set had (`false` for the same CRL again). Throws `ERR_REVOCATION_ROLLBACK`
+   * for an older CRL and `ERR_REVOCATION_STALE` for one past `nextUpdate` plus the grace
+   * period (unless the set fails open).
    */
   addCrl(crl: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
   /**
@@ -276,10 +286,24 @@ export declare class RevocationSet {
    */
   addRecord(record: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
   /**
-   * Whether a serial (as users type it; `ERR_SERIAL` otherwise) or a key (SPKI SHA-256, hex)
-   * is revoked.
+   * Whether the CA with key id `issuerKeyId` (SHA-256 of its SPKI, hex) revoked its
+   * certificate with this serial (as users type it; `ERR_SERIAL` otherwise) or this key (SPKI
+   * SHA-256, hex). Other issuers' data never counts.
    */
-  isRevoked(serial: string, spkiSha256: string): boolean
+  isRevoked(serial: string, spkiSha256: string, issuerKeyId: string): boolean
+  /** How many times stale revocation data was used because the set fails open. */
+  get staleUses(): number
+  /**
+   * The last CRL and record numbers applied per issuer, to save (atomically) and restore
+   * after a restart with `restoreProgress`.
+   */
+  progress(): Buffer
+  /**
+   * Raises the set's progress to saved `progress`: older CRLs and records are refused from
+   * then on (`ERR_REVOCATION_ROLLBACK`). Throws `ERR_REVOCATION_MALFORMED` for bytes that are
+   * not saved progress.
+   */
+  restoreProgress(progress: Uint8Array): void
 }
 
 /** An ECDSA P-256 signing key, in software or in a TPM. */
@@ -503,6 +527,11 @@ export interface CaInit {
   validitySeconds?: number
   /** Issuance time in ms since the epoch (default: now). */
   nowMs?: number
+  /**
+   * Site CAs: the tenants it may issue for, written as name constraints that `verifyPeer`
+   * enforces (`ERR_NAME_CONSTRAINT`). Absent or empty: unconstrained. Ignored for a root.
+   */
+  tenants?: Array<string>
 }
 
 /** A new CA: certificate and private key. */
@@ -888,6 +917,8 @@ export interface PeerIdentity {
   serial: string
   /** SHA-256 of the leaf's SubjectPublicKeyInfo, hex. */
   spkiSha256: string
+  /** SHA-256 of the issuing CA's SubjectPublicKeyInfo, hex: whose revocations apply to it. */
+  issuerKeyId: string
   /** When the leaf expires, ms since the epoch. */
   notAfterMs: number
 }
@@ -946,6 +977,17 @@ export interface QuoteToVerify {
   nonce: Buffer
   /** What the SHA-256 PCRs must hold: any PCR not listed may hold anything. */
   policy?: Array<PcrValue>
+}
+
+/** How a revocation set treats CRLs past their `nextUpdate`. */
+export interface RevocationSetInit {
+  /** How long past `nextUpdate` a CRL is still fresh, in seconds (default 86400, one day). */
+  graceSeconds?: number
+  /**
+   * Use stale revocation data instead of refusing (default false: verification fails with
+   * `ERR_REVOCATION_STALE`). Every use is counted in `staleUses`; audit the choice.
+   */
+  failOpen?: boolean
 }
 
 /** One revoked certificate, for a CRL or a revocation record. */
@@ -1163,8 +1205,9 @@ export declare function verifyObject(object: Uint8Array, label: string, trust: T
 /**
  * Verifies a peer's certificate chain (PEM, leaf first) against the trust anchors, the
  * revocations and the policy. Throws `ERR_CERT_EXPIRED`, `ERR_CERT_NOT_YET_VALID`,
- * `ERR_CERT_REVOKED`, `ERR_CHAIN`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`,
- * `ERR_KEY_USAGE`, `ERR_PIN` or `ERR_CERT_MALFORMED`.
+ * `ERR_CERT_REVOKED`, `ERR_REVOCATION_STALE`, `ERR_CHAIN`, `ERR_NAME_CONSTRAINT`,
+ * `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`, `ERR_KEY_USAGE`, `ERR_PIN` or
+ * `ERR_CERT_MALFORMED`.
  */
 export declare function verifyPeer(chainPem: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): PeerIdentity
 

@@ -38,6 +38,23 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
   return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>) }
 }
 
+test('ca init --tenant binds the site CA: a token for another tenant is refused (ERR_NAME_CONSTRAINT, audited) and its certificates verify', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-ca-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const init = await run('node', [CLI, 'ca', 'init', '--dir', join(dir, 'ca'), '--name', 'Bound', '--tenant', 'hotel-1', '--tenant', 'hotel-3'])
+  t.is(JSON.parse(init.stdout).dir, join(dir, 'ca'))
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  t.throws(() => ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-2' }), { code: 'ERR_NAME_CONSTRAINT' })
+  t.true(ca.auditRecords(5).some((r) => r.action === 'token.create' && r.outcome === 'deny' && r.reason === 'ERR_NAME_CONSTRAINT'))
+  const url = await serve(t, ca)
+  for (const tenant of ['hotel-1', 'hotel-3']) {
+    const store = join(dir, tenant)
+    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: 'gw-1', tenant }).token, dir: store, passphrase: 'pw' })
+    t.like(CaService.verifyOffline(join(dir, 'ca'), readFileSync(join(store, 'cert.pem'), 'utf8'), { expectedTenant: tenant }), { deviceId: 'gw-1', tenant })
+  }
+})
+
 test('enrollment over HTTP: certificate, chain and config; the token binds the identity, not the CSR', async (t) => {
   const { ca } = await freshCa(t)
   const url = await serve(t, ca)

@@ -12,7 +12,7 @@ import type { PeerIdentity } from '../src/primitives/pki/index.js'
 import { openDatabase } from '../src/storage/index.js'
 
 function peer(deviceId: string, tenant: string, roles: string[] = []): PeerIdentity {
-  return { deviceId, tenant, roles, serial: `0a${deviceId.length}f`, spkiSha256: 'ab'.repeat(32), notAfterMs: 2e12 }
+  return { deviceId, tenant, roles, serial: `0a${deviceId.length}f`, spkiSha256: 'ab'.repeat(32), issuerKeyId: 'cd'.repeat(32), notAfterMs: 2e12 }
 }
 
 /** A decision point over a real audit log in a fresh SQLite file. */

@@ -49,6 +49,11 @@ export interface CaInitOptions {
   name: string
   /** The organisation (O) of every certificate. Default: the name. */
   organisation?: string
+  /**
+   * The tenants the site CA may issue for, written as its name constraints: peers refuse a
+   * certificate of another tenant from it (`ERR_NAME_CONSTRAINT`). Default: unconstrained.
+   */
+  tenants?: string[]
 }
 
 /** Options of {@link CaService.open}. */
@@ -115,7 +120,7 @@ export class CaService implements ReattestationSink {
     const { dir, name } = options
     if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
     const organisation = options.organisation ?? name
-    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation })
+    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
     try {
       registry.transaction(() => {
         registry.putSettings([['name', name], ['organisation', organisation], ...INITIAL_CRL_SETTINGS, ['admin_token_sha256', sha256Hex(adminToken)]])
@@ -173,10 +178,19 @@ export class CaService implements ReattestationSink {
     return this.#site.certificatePem + this.#directory.rootPem()
   }
 
-  /** Creates a one-time enrollment token (audited; the token itself never is). */
+  /**
+   * Creates a one-time enrollment token (audited; the token itself never is). A tenant the site
+   * CA's name constraints do not permit is refused here with `ERR_NAME_CONSTRAINT`, before any
+   * token exists.
+   */
   createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
     const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
-    return this.#audited(actor, 'token.create', detail, () => this.tokens.create(init))
+    return this.#audited(actor, 'token.create', detail, () => {
+      if (typeof init.tenant === 'string' && !this.#site.permitsTenant(init.tenant)) {
+        throw createError('ERR_NAME_CONSTRAINT', `the site CA is not bound to tenant ${init.tenant}`)
+      }
+      return this.tokens.create(init)
+    })
   }
 
   /**

@@ -41,9 +41,9 @@ async function withCa<T>(dir: string, run: (ca: CaService) => T): Promise<T> {
 
 const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   async init(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' } }, strict: true })
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true } }, strict: true })
     const dir = required(values, 'dir')
-    await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }) })
+    await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }) })
     out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
   },
   async trust(args) {

@@ -5,6 +5,7 @@
  */
 
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { connectSecure, createSecureServer, type SecureEndpointInit } from '../channels/endpoints.js'
@@ -13,7 +14,7 @@ import type { SecureStream } from '../channels/noise-link.js'
 import { watchCrlFile } from '../channels/revocations.js'
 import { createError, ZtError } from '../errors.js'
 import { DeviceIdentity } from '../identity/index.js'
-import { TrustStore } from '../primitives/pki/index.js'
+import { TrustStore, type RevocationSet } from '../primitives/pki/index.js'
 import { parseListen } from './listen.js'
 
 const OPTIONS = {
@@ -23,6 +24,9 @@ const OPTIONS = {
   to: { type: 'string' },
   protocol: { type: 'string' },
   crl: { type: 'string' },
+  'crl-state': { type: 'string' },
+  'crl-grace': { type: 'string' },
+  'crl-fail-open': { type: 'boolean' },
   tenant: { type: 'string' },
   device: { type: 'string' },
 } as const
@@ -46,14 +50,18 @@ function linkEvent(event: string, link: SecureStream): string {
   return `${JSON.stringify({ event, protocol: link.protocol, kxGroup: link.kxGroup, postQuantum: link.postQuantum, cipher: link.cipher, peer: link.peer })}\n`
 }
 
-/** `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]` */
+/**
+ * `ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
+ * [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]`
+ */
 export async function echoServer(args: string[]): Promise<void> {
   await serveLinks(args, (link) => link.pipe(link))
 }
 
 /**
  * `ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
- * [--device GATEWAY] [--crl FILE]`: answers the gateway's quote requests with this device's TPM.
+ * [--device GATEWAY] [--crl FILE] [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]`: answers the
+ * gateway's quote requests with this device's TPM.
  */
 export async function attestResponder(args: string[]): Promise<void> {
   await serveLinks(args, (link, identity) => identity.answerQuotes(new Mux(link, { role: 'responder' })))
@@ -75,15 +83,7 @@ async function serveLinks(args: string[], onLink: (link: SecureStream, identity:
     },
     (error: unknown) => process.stderr.write(`${JSON.stringify({ event: 'refused', code: (error as ZtError).code ?? 'ERR_INTERNAL', message: (error as Error).message })}\n`),
   )
-  const stopWatching =
-    values.crl === undefined
-      ? () => {}
-      : watchCrlFile(values.crl, {
-          trust: TrustStore.fromPem(trustPem),
-          issuerChainPem: identity.caChainPem,
-          onUpdate: (fresh) => server.setRevocations(fresh),
-          onError: (error) => process.stderr.write(`${JSON.stringify({ event: 'crl-refused', code: (error as ZtError).code ?? 'ERR_INTERNAL' })}\n`),
-        })
+  const stopWatching = values.crl === undefined ? () => {} : watchCrl(values, identity, trustPem, server)
   const address = await server.listen(port, host)
   process.stdout.write(`${JSON.stringify({ event: 'listening', address: address.address, port: address.port })}\n`)
   await new Promise<void>((resolve) => {
@@ -92,6 +92,34 @@ async function serveLinks(args: string[], onLink: (link: SecureStream, identity:
   })
   stopWatching()
   await server.close()
+}
+
+/**
+ * Applies `--crl` to `server` live. CRL numbers are saved in `--crl-state` (default
+ * `<store>/crl-state.bin`) so an older CRL is refused across restarts; past its nextUpdate plus
+ * `--crl-grace` seconds (default one day) links are refused with `ERR_REVOCATION_STALE`, unless
+ * `--crl-fail-open`, which is announced as an audit event on stderr.
+ */
+function watchCrl(
+  values: { crl?: string; store?: string; 'crl-state'?: string; 'crl-grace'?: string; 'crl-fail-open'?: boolean },
+  identity: DeviceIdentity,
+  trustPem: string,
+  server: { setRevocations(revocations: RevocationSet): void },
+): () => void {
+  const grace = values['crl-grace']
+  const graceSeconds = grace === undefined ? undefined : Number(grace)
+  if (graceSeconds !== undefined && !(Number.isSafeInteger(graceSeconds) && graceSeconds >= 0)) throw createError('ERR_INVALID_ARG', '--crl-grace is a number of seconds')
+  const failOpen = values['crl-fail-open'] === true
+  if (failOpen) process.stderr.write(`${JSON.stringify({ event: 'revocation-fail-open', graceSeconds: graceSeconds ?? null })}\n`)
+  const audit = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(event)}\n`)
+  return watchCrlFile(values.crl!, {
+    trust: TrustStore.fromPem(trustPem),
+    issuerChainPem: identity.caChainPem,
+    statePath: values['crl-state'] ?? join(values.store!, 'crl-state.bin'),
+    freshness: { ...(graceSeconds !== undefined && { graceSeconds }), failOpen },
+    onUpdate: (fresh) => server.setRevocations(fresh),
+    onError: (error) => audit({ event: 'crl-refused', code: (error as ZtError).code ?? 'ERR_INTERNAL' }),
+  })
 }
 
 /** `ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]`: stdin to the peer, the peer to stdout. */

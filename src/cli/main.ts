@@ -4,12 +4,13 @@
  *
  * ```
  * ztmesh bench [--json] [--quick] [--filter OP]
- * ztmesh ca init --dir D --name NAME [--org ORG]
+ * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...
  * ztmesh ca trust|crl --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
  * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
+ *   [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]   (echo-server too)
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
  * ztmesh ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
@@ -33,7 +34,8 @@ const USAGE = `usage: ztmesh <command> [options]
 commands:
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
                                             (--filter idle-memory: only the memory of idle connections)
-  ca init --dir D --name NAME [--org ORG]  create a root CA, a site CA and a registry in D
+  ca init --dir D --name NAME [--org ORG] [--tenant T]...
+                                            create a root CA, a site CA (bound to the tenants given) and a registry in D
   ca trust --dir D                          print the trust bundle (PEM)
   ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
                                             create a one-time enrollment token (printed alone)
@@ -72,6 +74,7 @@ commands:
   attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW]
                                             answer the gateway's quote requests with this device's TPM
   echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
+                [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]
                                             a secure echo service; one JSON line per connection
   connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]
                                             a secure netcat: stdin to the peer, the peer to stdout

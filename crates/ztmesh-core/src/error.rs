@@ -341,6 +341,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the peer belongs to another tenant than expected",
     },
     ErrorInfo {
+        code: "ERR_NAME_CONSTRAINT",
+        area: ErrorArea::Pki,
+        meaning: "a certificate is outside the name constraints of a CA above it (a tenant its site CA was not issued for)",
+    },
+    ErrorInfo {
         code: "ERR_DEVICE_MISMATCH",
         area: ErrorArea::Pki,
         meaning: "the peer is another device than expected",
@@ -415,9 +420,14 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "a CRL or revocation record names an issuer other than the CA given",
     },
     ErrorInfo {
+        code: "ERR_REVOCATION_ROLLBACK",
+        area: ErrorArea::Pki,
+        meaning: "a CRL or revocation record is older than one already applied or saved (rollback)",
+    },
+    ErrorInfo {
         code: "ERR_REVOCATION_STALE",
         area: ErrorArea::Pki,
-        meaning: "a CRL or revocation record is older than one already applied (rollback)",
+        meaning: "revocation data is past its nextUpdate plus the grace period (fail closed)",
     },
     ErrorInfo {
         code: "ERR_REVOCATION_CONFLICT",
