@@ -110,6 +110,7 @@ const CATALOG = {
     ERR_TOKEN_INVALID: 'an enrollment token is malformed or unknown',
     ERR_TOKEN_EXPIRED: 'an enrollment token has expired',
     ERR_TOKEN_USED: 'an enrollment token was already used',
+    ERR_TOKEN_PROOF: "a request's proof of its enrollment token does not match what it asks for (another CSR or node id)",
   },
   /** Certificates, chains, CSRs, CRLs and revocation records (PkiError). */
   pki: {
@@ -121,6 +122,7 @@ const CATALOG = {
     ERR_DEVICE_MISMATCH: 'the peer is another device than expected',
     ERR_KEY_USAGE: 'the certificate may not be used for this purpose (key usage or extended key usage)',
     ERR_PIN: "the peer's key is not in the pin set",
+    ERR_TRUST_ANCHOR: 'the CA presented no certificate of the root the device pinned (token or --root-fingerprint)',
     ERR_CERT_MALFORMED: 'a certificate is not valid DER or PEM',
     ERR_PEM: 'a PEM document is malformed or has the wrong label',
     ERR_CSR_MALFORMED: 'a certificate signing request is not valid DER or PEM',

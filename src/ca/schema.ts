@@ -70,4 +70,10 @@ export const CA_MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (tenant, device_id)
   );
   `,
+  // Enrollment tokens bound to the CSR: a request carries the token's id and a signature under
+  // its proof key, never the token; the registry keeps the public key (tokens of the earlier
+  // format, without one, are refused).
+  `
+  ALTER TABLE tokens ADD COLUMN proof_key TEXT;
+  `,
 ]

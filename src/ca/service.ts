@@ -39,7 +39,7 @@ import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } 
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import { rotationMessage, type EnrollRequest, type RotationRequest } from '../protocol/enroll.js'
+import { rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
 
 
 /** Options of {@link CaService.init}. */
@@ -160,10 +160,18 @@ export class CaService implements ReattestationSink {
     return this.#site.certificatePem + this.#directory.rootPem()
   }
 
-  /** Creates a one-time enrollment token (audited; the token itself never is). */
+  /**
+   * The SHA-256 of the root's SubjectPublicKeyInfo, hex: the trust anchor every token pins and
+   * `enroll --root-fingerprint` takes.
+   */
+  rootFingerprint(): string {
+    return inspectCertificate(this.#directory.rootPem()).spkiSha256
+  }
+
+  /** Creates a one-time enrollment token pinning this CA's root (audited; the token itself never is). */
   createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
     const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
-    return this.#audited(actor, 'token.create', detail, () => this.tokens.create(init))
+    return this.#audited(actor, 'token.create', detail, () => this.tokens.create({ ...init, rootSpkiSha256: this.rootFingerprint() }))
   }
 
   /**
@@ -172,8 +180,11 @@ export class CaService implements ReattestationSink {
    * issued for the CSR's key, the token redeemed, the certificate and what the attestation
    * proved recorded. All in one transaction. Throws the token's, the CSR's or the attestation's
    * error code; every attempt is audited, and a refused attempt burns the nonce it presented.
+   *
+   * `finish`, when given, runs inside the transaction after the issuance (the server encodes
+   * its answer there): if it throws, nothing was issued and the token is not spent.
    */
-  enroll(request: EnrollRequest, actor: string): Enrollment {
+  enroll(request: EnrollRequest, actor: string, finish?: (enrollment: Enrollment) => void): Enrollment {
     const presented: { nonce?: string; deviceId?: string } = {}
     const burnNonce = () => {
       if (presented.nonce !== undefined && presented.deviceId !== undefined) this.nonces.burn(presented.nonce, presented.deviceId)
@@ -197,18 +208,25 @@ export class CaService implements ReattestationSink {
       authorization.redeem(issued.serial)
       this.attestations.recordEnrollment({ tenant, deviceId, serial: issued.serial, atMs: this.#now(), ...authorization.attestation })
       detail.serial = issued.serial
+      finish?.(issued)
       return issued
     }, burnNonce)
   }
 
   /**
-   * Issues a single-use attestation nonce bound to `nodeId`, for the quote of its enrollment;
-   * also says which PCRs to quote. Audited (the nonce itself is not secret, but is not logged).
+   * Issues a single-use attestation nonce bound to the request's node, for the quote of its
+   * enrollment; also says which PCRs to quote. Only the holder of that node's enrollment token
+   * gets one (the request's token proof: `ERR_TOKEN_INVALID`, `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN`
+   * for another node's token), so nobody else can evict its nonces. Audited (the nonce itself is
+   * not secret, but is not logged).
    */
-  issueNonce(nodeId: unknown, actor: string): IssuedNonce {
+  issueNonce(request: NonceRequest, actor: string): IssuedNonce {
     return this.#audited(actor, 'attest.nonce', {}, (detail) => {
+      const nodeId = request.nodeId
       if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       detail.device = nodeId.slice(0, 64)
+      checkDeviceId(nodeId)
+      this.tokens.checkNonceRequest(request)
       const settings = this.attestationSettings()
       const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds)
       detail.expires_at = expiresAt
@@ -311,7 +329,7 @@ export class CaService implements ReattestationSink {
    * overlap. Each timestamp may be used once per certificate (no replay). A device demoted for
    * PCR drift gets a certificate without roles.
    */
-  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
+  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS, finish?: (enrollment: Enrollment) => void): Enrollment {
     return this.#audited(actor, 'rotate', {}, (detail) => {
       const { certificate, csr, timestampMs: timestamp, signature } = request
       const now = this.#now()
@@ -327,6 +345,7 @@ export class CaService implements ReattestationSink {
       if (demoted) detail.roles_demoted = true
       const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles })
       detail.serial = issued.serial
+      finish?.(issued)
       return issued
     })
   }

@@ -311,6 +311,11 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_TOKEN_EXPIRED", area: ErrorArea::Ca, meaning: "an enrollment token has expired" },
     ErrorInfo { code: "ERR_TOKEN_USED", area: ErrorArea::Ca, meaning: "an enrollment token was already used" },
     ErrorInfo {
+        code: "ERR_TOKEN_PROOF",
+        area: ErrorArea::Ca,
+        meaning: "a request's proof of its enrollment token does not match what it asks for (another CSR or node id)",
+    },
+    ErrorInfo {
         code: "ERR_CERT_EXPIRED",
         area: ErrorArea::Pki,
         meaning: "a certificate in the chain has expired (beyond the clock skew)",
@@ -346,6 +351,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the certificate may not be used for this purpose (key usage or extended key usage)",
     },
     ErrorInfo { code: "ERR_PIN", area: ErrorArea::Pki, meaning: "the peer's key is not in the pin set" },
+    ErrorInfo {
+        code: "ERR_TRUST_ANCHOR",
+        area: ErrorArea::Pki,
+        meaning: "the CA presented no certificate of the root the device pinned (token or --root-fingerprint)",
+    },
     ErrorInfo { code: "ERR_CERT_MALFORMED", area: ErrorArea::Pki, meaning: "a certificate is not valid DER or PEM" },
     ErrorInfo { code: "ERR_PEM", area: ErrorArea::Pki, meaning: "a PEM document is malformed or has the wrong label" },
     ErrorInfo {
