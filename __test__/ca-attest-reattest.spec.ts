@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import type { AuditRecord } from '../src/audit/index.js'
+import { enrollRequestFor, nonceRequestFor } from '../src/protocol/enroll.js'
 import { CaService, rotationMessage, type ReattestResult } from '../src/ca/index.js'
 import { Reattestor } from '../src/attestation/verifier/reattest.js'
 import {
@@ -39,7 +40,7 @@ async function freshCa(t: ExecutionContext) {
 function gatewayIdentity(ca: CaService) {
   const privateKey = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
-  const enrolled = ca.enroll({ token, csr: buildCsr(privateKey, 'gw-1', 'hotel-1') }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, buildCsr(privateKey, 'gw-1', 'hotel-1')), 'test')
   return { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(privateKey) }
 }
 
@@ -55,12 +56,12 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
     const quote = await tpm.quote(ak, request.nonce, request.pcrs)
     return { ...quote, akBinding: key.sign(akBindingMessage(quote.akPublicPem)) }
   }
-  const issued = ca.issueNonce(deviceId, 'test')
-  const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
   const { token } = ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['pos-terminal'] })
+  const issued = ca.issueNonce(nonceRequestFor(token, deviceId), 'test')
+  const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
   const csr = key.buildCsr(deviceId, 'hotel-1')
   const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), quote }
-  const enrolled = ca.enroll({ token, csr, attestation }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, csr, { nodeId: deviceId, attestation }), 'test')
   const node = {
     tpm,
     key,
@@ -214,7 +215,7 @@ test('a node enrolled without attestation cannot be re-attested; periodic runs s
   const identity = gatewayIdentity(ca)
   const nodeKey = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
-  const enrolled = ca.enroll({ token, csr: buildCsr(nodeKey, 'node-1', 'hotel-1') }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, buildCsr(nodeKey, 'node-1', 'hotel-1')), 'test')
   let asked = 0
   const server = createSecureServer({ protocol: 'noise', identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(nodeKey) }, trustPem: ca.trustBundle() }, (link) => {
     link.on('error', () => {})

@@ -22,6 +22,7 @@ import {
   encodeNonceAnswer,
   encodeQuoteAnswer,
   encodeQuoteRequest,
+  generateEnrollmentToken,
   rotationMessage,
 } from '../src/protocol/index.js'
 import { ZtError } from '../src/index.js'
@@ -45,8 +46,8 @@ test('the device side never imports the CA service, and protocol/ imports neithe
 test('the codecs round-trip and refuse malformed input with the code of the side that was wrong', (t) => {
   const nonce = Buffer.alloc(32, 0xab)
   const quote = { akPublicPem: 'pem', akBinding: Buffer.from([1]), attest: Buffer.from([2]), signature: Buffer.from([3]), pcrValues: Buffer.from([4]) }
-  const request = decodeEnrollRequest(encodeEnrollRequest({ token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { nonce, quote } }))
-  t.like(request, { token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { quote: { akPublicPem: 'pem' } } })
+  const request = decodeEnrollRequest(encodeEnrollRequest({ tokenId: '11'.repeat(32), tokenProof: '22'.repeat(64), csr: 'csr', nodeId: 'n1', attestation: { nonce, quote } }))
+  t.like(request, { tokenId: '11'.repeat(32), tokenProof: '22'.repeat(64), csr: 'csr', nodeId: 'n1', attestation: { quote: { akPublicPem: 'pem' } } })
   t.deepEqual(Buffer.from(request.attestation!.nonce), nonce)
   const response = { certificate: 'c', caChain: 'ca', serial: '0a', notAfterMs: 1_800_000_000_000, config: { bootstrap_peers: [], gossip_fanout: 3, crl_url: 'http://x/v1/crl' } }
   t.deepEqual(decodeEnrollResponse(encodeEnrollResponse(response)), response)
@@ -88,7 +89,8 @@ test('a device refuses a malformed answer of the CA with ERR_BAD_RESPONSE and wr
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   for (const [i] of answers.entries()) {
     const store = join(dir, `device-${i}`)
-    await t.throwsAsync(DeviceIdentity.enroll({ url, token: 'ztm1.x', dir: store, passphrase: 'pw', keystore: 'software' }), { code: 'ERR_BAD_RESPONSE' }, answers[i])
+    const { token } = generateEnrollmentToken('ab'.repeat(32), 'hotel-1', 'd')
+    await t.throwsAsync(DeviceIdentity.enroll({ url, token, dir: store, passphrase: 'pw', keystore: 'software' }), { code: 'ERR_BAD_RESPONSE' }, answers[i])
     t.false(existsSync(join(store, 'cert.pem')), 'no certificate is stored')
     t.false(existsSync(join(store, 'trust.pem')), 'no trust anchor is stored')
   }

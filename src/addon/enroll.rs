@@ -6,6 +6,7 @@ use napi_derive::napi;
 use ztmesh_core::enroll::{self as core, PcrSelection};
 
 use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::pki::{hex, hex_arg};
 
 /// A TPM quote with the binding of its attestation key to the device key.
 #[napi(object)]
@@ -34,8 +35,10 @@ pub struct QuoteEvidence {
 /// `POST /v1/enroll`.
 #[napi(object)]
 pub struct EnrollRequest {
-    /// The one-time token.
-    pub token: String,
+    /// The id of the one-time token, hex (see `enrollmentTokenProof`).
+    pub token_id: String,
+    /// The token's proof over the CSR and node id (an Ed25519 signature), hex.
+    pub token_proof: String,
     /// The CSR, PEM.
     pub csr: String,
     /// The device id the token is believed to be for.
@@ -132,7 +135,8 @@ pub fn rotation_message(timestamp_ms: f64, csr_pem: String) -> Result<Buffer> {
 pub fn encode_enroll_request(request: EnrollRequest) -> Result<Buffer> {
     sync(|| {
         let request = core::EnrollRequest {
-            token: request.token,
+            token_id: hex32("tokenId", &request.token_id)?,
+            token_proof: hex_bytes::<64>("tokenProof", &request.token_proof)?,
             csr_pem: request.csr,
             node_id: request.node_id,
             attestation: request.attestation.map(evidence_from_js),
@@ -147,7 +151,8 @@ pub fn decode_enroll_request(body: &[u8]) -> Result<EnrollRequest> {
     sync(|| {
         let request = core::EnrollRequest::decode(body)?;
         Ok(EnrollRequest {
-            token: request.token,
+            token_id: hex(&request.token_id),
+            token_proof: hex(&request.token_proof),
             csr: request.csr_pem,
             node_id: request.node_id,
             attestation: request.attestation.map(evidence_to_js),
@@ -227,16 +232,41 @@ pub fn decode_enroll_response(body: &[u8]) -> Result<EnrollResponse> {
     })
 }
 
-/// Encodes a nonce request body `{node_id}`.
-#[napi]
-pub fn encode_nonce_request(node_id: String) -> Result<Buffer> {
-    sync(|| Ok(core::NonceRequest { node_id }.encode()?.into()))
+/// `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token.
+#[napi(object)]
+pub struct NonceRequest {
+    /// The device id the nonce is for.
+    pub node_id: String,
+    /// The id of the device's enrollment token, hex.
+    pub token_id: String,
+    /// The token's proof over the node id (an Ed25519 signature), hex.
+    pub token_proof: String,
 }
 
-/// Decodes a nonce request body and returns the node id; `ERR_BAD_REQUEST`.
+/// Encodes a nonce request body `{node_id, token_id, token_proof}`.
 #[napi]
-pub fn decode_nonce_request(body: &[u8]) -> Result<String> {
-    sync(|| Ok(core::NonceRequest::decode(body)?.node_id))
+pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
+    sync(|| {
+        let request = core::NonceRequest {
+            node_id: request.node_id,
+            token_id: hex32("tokenId", &request.token_id)?,
+            token_proof: hex_bytes::<64>("tokenProof", &request.token_proof)?,
+        };
+        Ok(request.encode()?.into())
+    })
+}
+
+/// Decodes a nonce request body; `ERR_BAD_REQUEST`.
+#[napi]
+pub fn decode_nonce_request(body: &[u8]) -> Result<NonceRequest> {
+    sync(|| {
+        let request = core::NonceRequest::decode(body)?;
+        Ok(NonceRequest {
+            node_id: request.node_id,
+            token_id: hex(&request.token_id),
+            token_proof: hex(&request.token_proof),
+        })
+    })
 }
 
 /// Encodes the CA's nonce answer.
@@ -306,6 +336,16 @@ pub fn decode_quote_answer(line: &[u8]) -> Result<QuoteAnswer> {
             _ => return Err(Failure::new("ERR_ATTEST_MALFORMED", "an answer this build does not know")),
         })
     })
+}
+
+/// 32 bytes from hex (a token id, a key); `ERR_INVALID_ARG`.
+pub(crate) fn hex32(name: &str, text: &str) -> std::result::Result<[u8; 32], Failure> {
+    hex_bytes::<32>(name, text)
+}
+
+/// `N` bytes from hex; `ERR_INVALID_ARG`.
+pub(crate) fn hex_bytes<const N: usize>(name: &str, text: &str) -> std::result::Result<[u8; N], Failure> {
+    hex_arg(name, text)?.try_into().map_err(|_| invalid_argument(&format!("{name} is {N} bytes of hex")))
 }
 
 fn indices(selection: &PcrSelection) -> Vec<u32> {

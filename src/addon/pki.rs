@@ -565,7 +565,7 @@ fn seconds_arg(name: &str, seconds: f64) -> std::result::Result<Duration, Failur
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn time_arg(name: &str, ms: f64) -> std::result::Result<SystemTime, Failure> {
+pub(crate) fn time_arg(name: &str, ms: f64) -> std::result::Result<SystemTime, Failure> {
     if !ms.is_finite() || !(0.0..=1e14).contains(&ms) {
         return Err(invalid_argument(&format!("{name} must be milliseconds since 1970")));
     }
@@ -587,7 +587,7 @@ fn reason_arg(code: u32) -> std::result::Result<RevocationReason, Failure> {
 }
 
 /// Bytes from hex, for SPKI hashes and pins (serials go through `ztmesh_core::ids::parse_serial`).
-fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
+pub(crate) fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
     let text = text.strip_prefix("0x").unwrap_or(text);
     let digits: Vec<u8> = text
         .bytes()

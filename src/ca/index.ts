@@ -17,7 +17,7 @@
  * await CaService.init({ dir: '/var/lib/ztmesh/ca', name: 'Hotel One' })
  * const ca = await CaService.open({ dir: '/var/lib/ztmesh/ca' })
  * const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
- * const { certificate, caChain } = ca.enroll({ token, csr }, 'cli')
+ * const { certificate, caChain } = ca.enroll(enrollRequestFor(token, csr), 'cli')
  * ```
  */
 

@@ -81,4 +81,10 @@ export const CA_MIGRATIONS: readonly Migration[] = [
   CREATE INDEX certificates_by_overlap_end ON certificates (overlap_ends_at) WHERE overlap_ends_at IS NOT NULL AND revoked_at IS NULL;
   DROP TABLE rotations;
   `,
+  // Enrollment tokens bound to the CSR: a request carries the token's id and a signature under
+  // its proof key, never the token; the registry keeps the public key (tokens of the earlier
+  // format, without one, are refused).
+  `
+  ALTER TABLE tokens ADD COLUMN proof_key TEXT;
+  `,
 ]

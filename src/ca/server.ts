@@ -1,10 +1,12 @@
 /**
  * The enrollment API of the site CA (seed 002 §7), over node:http:
  *
- * - `POST /v1/attest/nonce {node_id}` → `{nonce, expires_at, pcrs}`: a single-use nonce for the
- *   TPM quote of that node's enrollment, and the PCRs to quote
- * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, serial,
- *   not_after, config}`; the CA's attestation mode decides whether `attestation` is required
+ * - `POST /v1/attest/nonce {node_id, token_id, token_proof}` → `{nonce, expires_at, pcrs}`: a
+ *   single-use nonce for the TPM quote of that node's enrollment, and the PCRs to quote; only for
+ *   the holder of that node's enrollment token
+ * - `POST /v1/enroll {token_id, token_proof, csr, attestation?, node_id?}` → `{certificate,
+ *   ca_cert, serial, not_after, config}`; the token's proof covers the CSR and node id, and the
+ *   CA's attestation mode decides whether `attestation` is required
  * - `POST /v1/rotate {certificate, csr, timestamp, signature}` (signed by the current key) → the same
  *
  * The bodies of these three are encoded and decoded by the core (`protocol/enroll.ts`).
@@ -32,8 +34,13 @@ export type { DeviceConfig } from '../protocol/enroll.js'
 /** Options of {@link createEnrollmentServer}. */
 export interface EnrollmentServerInit {
   ca: CaService
-  /** The config handed to enrolled devices; `crl_url` defaults to this server's own. */
+  /**
+   * The config handed to enrolled devices. `crl_url` defaults to `<url>/v1/crl`, else to the
+   * address the server's own socket is bound to: never to what a request's `Host` says.
+   */
   config?: Partial<DeviceConfig>
+  /** This server's public base URL (e.g. `https://gw.hotel-1.lan:8443`), for the default `crl_url`. */
+  url?: string
   rateLimit?: RateLimiterInit
   /** Per-request time limit (headers and body), ms. Default 10 s. */
   requestTimeoutMs?: number
@@ -67,19 +74,24 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
     if (!limiter.take(source)) throw refuse(ca, source, route, 'ERR_RATE_LIMITED')
     switch (route) {
       case `POST ${ENROLLMENT_ROUTES.nonce}`: {
-        const nodeId = await readMessage(ca, source, route, request, 1024, timeout, decodeNonceRequest)
-        const issued = ca.issueNonce(nodeId, source)
+        const body = await readMessage(ca, source, route, request, 1024, timeout, decodeNonceRequest)
+        const issued = ca.issueNonce(body, source)
         sendEncoded(response, 200, encodeNonceAnswer({ nonce: Buffer.from(issued.nonce, 'hex'), expiresAtMs: issued.expiresAt, pcrs: issued.pcrs }))
         return
       }
       case `POST ${ENROLLMENT_ROUTES.enroll}`: {
         const body = await readMessage(ca, source, route, request, 64 * 1024, timeout, decodeEnrollRequest)
-        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.enroll(body, source), init, request)))
+        // The answer is encoded inside the issuance's transaction: nothing fails after the commit.
+        let encoded: Buffer | undefined
+        ca.enroll(body, source, (enrollment) => (encoded = encodeAnswer(enrollment, init, request)))
+        sendEncoded(response, 200, encoded!)
         return
       }
       case `POST ${ENROLLMENT_ROUTES.rotate}`: {
         const body = await readMessage(ca, source, route, request, 64 * 1024, timeout, decodeRotationRequest)
-        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.rotate(body, source), init, request)))
+        let encoded: Buffer | undefined
+        ca.rotate(body, source, undefined, (enrollment) => (encoded = encodeAnswer(enrollment, init, request)))
+        sendEncoded(response, 200, encoded!)
         return
       }
       case 'GET /v1/crl': {
@@ -156,16 +168,30 @@ async function readMessage<T>(ca: CaService, source: string, route: string, requ
   }
 }
 
-/** The answer to an enrollment or rotation. */
-function answer(enrollment: Enrollment, init: EnrollmentServerInit, request: IncomingMessage): EnrollResponse {
-  return { certificate: enrollment.certificate, caChain: enrollment.caChain, serial: enrollment.serial, notAfterMs: enrollment.notAfterMs, config: deviceConfig(init, request) }
+/**
+ * The answer to an enrollment or rotation, encoded. An answer that cannot be encoded (a config
+ * the codec refuses) is the server's fault: `ERR_INTERNAL`, and the issuance is rolled back.
+ */
+function encodeAnswer(enrollment: Enrollment, init: EnrollmentServerInit, request: IncomingMessage): Buffer {
+  const answer: EnrollResponse = { certificate: enrollment.certificate, caChain: enrollment.caChain, serial: enrollment.serial, notAfterMs: enrollment.notAfterMs, config: deviceConfig(init, request) }
+  try {
+    return encodeEnrollResponse(answer)
+  } catch (error) {
+    throw createError('ERR_INTERNAL', 'the answer could not be encoded', { cause: error })
+  }
 }
 
 function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): DeviceConfig {
-  const host = request.headers.host ?? `${request.socket.localAddress}:${request.socket.localPort}`
   return {
     bootstrap_peers: init.config?.bootstrap_peers ?? [],
     gossip_fanout: init.config?.gossip_fanout ?? 3,
-    crl_url: init.config?.crl_url ?? `http://${host}/v1/crl`,
+    crl_url: init.config?.crl_url ?? new URL(ENROLLMENT_ROUTES.crl, init.url ?? ownUrl(request)).href,
   }
+}
+
+/** The URL of the address this server's socket is bound to (the `Host` header is the client's word). */
+function ownUrl(request: IncomingMessage): string {
+  const { localAddress = '127.0.0.1', localPort } = request.socket
+  const host = localAddress.includes(':') ? `[${localAddress}]` : localAddress
+  return `http://${host}:${localPort ?? 80}`
 }

@@ -39,7 +39,7 @@ import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } 
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import { rotationMessage, type EnrollRequest, type RotationRequest } from '../protocol/enroll.js'
+import { rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
 
 
 /** Options of {@link CaService.init}. */
@@ -179,9 +179,17 @@ export class CaService implements ReattestationSink {
   }
 
   /**
-   * Creates a one-time enrollment token (audited; the token itself never is). A tenant the site
-   * CA's name constraints do not permit is refused here with `ERR_NAME_CONSTRAINT`, before any
-   * token exists.
+   * The SHA-256 of the root's SubjectPublicKeyInfo, hex: the trust anchor every token pins and
+   * `enroll --root-fingerprint` takes.
+   */
+  rootFingerprint(): string {
+    return inspectCertificate(this.#directory.rootPem()).spkiSha256
+  }
+
+  /**
+   * Creates a one-time enrollment token pinning this CA's root (audited; the token itself never
+   * is). A tenant the site CA's name constraints do not permit is refused here with
+   * `ERR_NAME_CONSTRAINT`, before any token exists.
    */
   createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
     const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
@@ -189,7 +197,7 @@ export class CaService implements ReattestationSink {
       if (typeof init.tenant === 'string' && !this.#site.permitsTenant(init.tenant)) {
         throw createError('ERR_NAME_CONSTRAINT', `the site CA is not bound to tenant ${init.tenant}`)
       }
-      return this.tokens.create(init)
+      return this.tokens.create({ ...init, rootSpkiSha256: this.rootFingerprint() })
     })
   }
 
@@ -204,8 +212,11 @@ export class CaService implements ReattestationSink {
    * `superseded`; the audit row lists them) and publishes a new CRL: a new token is the
    * operator's decision that the device starts over, so nothing it held before stays valid
    * beside the new certificate.
+   *
+   * `finish`, when given, runs inside the transaction after the issuance (the server encodes
+   * its answer there): if it throws, nothing was issued and the token is not spent.
    */
-  enroll(request: EnrollRequest, actor: string): Enrollment {
+  enroll(request: EnrollRequest, actor: string, finish?: (enrollment: Enrollment) => void): Enrollment {
     const presented: { nonce?: string; deviceId?: string } = {}
     const burnNonce = () => {
       if (presented.nonce !== undefined && presented.deviceId !== undefined) this.nonces.burn(presented.nonce, presented.deviceId)
@@ -236,6 +247,7 @@ export class CaService implements ReattestationSink {
         detail.superseded = earlier.join(',')
         superseded = earlier.length
       }
+      finish?.(issued)
       return issued
     }, burnNonce)
     if (superseded > 0) this.crl()
@@ -243,13 +255,19 @@ export class CaService implements ReattestationSink {
   }
 
   /**
-   * Issues a single-use attestation nonce bound to `nodeId`, for the quote of its enrollment;
-   * also says which PCRs to quote. Audited (the nonce itself is not secret, but is not logged).
+   * Issues a single-use attestation nonce bound to the request's node, for the quote of its
+   * enrollment; also says which PCRs to quote. Only the holder of that node's enrollment token
+   * gets one (the request's token proof: `ERR_TOKEN_INVALID`, `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN`
+   * for another node's token), so nobody else can evict its nonces. Audited (the nonce itself is
+   * not secret, but is not logged).
    */
-  issueNonce(nodeId: unknown, actor: string): IssuedNonce {
+  issueNonce(request: NonceRequest, actor: string): IssuedNonce {
     return this.#audited(actor, 'attest.nonce', {}, (detail) => {
+      const nodeId = request.nodeId
       if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       detail.device = nodeId.slice(0, 64)
+      checkDeviceId(nodeId)
+      this.tokens.checkNonceRequest(request)
       const settings = this.attestationSettings()
       const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds)
       detail.expires_at = expiresAt
@@ -356,7 +374,7 @@ export class CaService implements ReattestationSink {
    * the first CRL built after it ({@link crl}). A device demoted for PCR drift gets a
    * certificate without roles.
    */
-  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
+  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS, finish?: (enrollment: Enrollment) => void): Enrollment {
     return this.#audited(actor, 'rotate', {}, (detail) => {
       const { certificate, csr, timestampMs: timestamp, signature } = request
       const now = this.#now()
@@ -378,6 +396,7 @@ export class CaService implements ReattestationSink {
       const overlapEndsAt = Math.min(now + this.#rotationOverlapMs, peer.notAfterMs)
       this.#registry.scheduleSupersession(peer.serial, overlapEndsAt)
       Object.assign(detail, { serial: issued.serial, overlap_ends_at: overlapEndsAt })
+      finish?.(issued)
       return issued
     })
   }

@@ -9,6 +9,7 @@ import { CaDirectory, CaService } from '../ca/index.js'
 import { Reattestor, type NodeEndpoint } from '../attestation/verifier/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
+import { enrollRequestFor } from '../protocol/enroll.js'
 import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
 import { inspectCertificate, REVOCATION_REASONS, type RevocationReason } from '../primitives/pki/index.js'
@@ -50,6 +51,11 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
     out(new CaDirectory(required(values, 'dir')).trustBundle())
   },
+  /** `ca fingerprint --dir D`: the root's SPKI SHA-256 (hex), for `enroll --root-fingerprint`. */
+  async fingerprint(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
+    out(await withCa(required(values, 'dir'), (ca) => ca.rootFingerprint()))
+  },
   async token(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, ttl: { type: 'string' }, roles: { type: 'string' } }, strict: true })
     const ttlSeconds = values.ttl === undefined ? undefined : Number(values.ttl)
@@ -62,7 +68,7 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   async sign(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, csr: { type: 'string' }, token: { type: 'string' } }, strict: true })
     const csr = readFileSync(required(values, 'csr'), 'utf8')
-    const enrollment = await withCa(required(values, 'dir'), (ca) => ca.enroll({ token: required(values, 'token'), csr }, 'cli'))
+    const enrollment = await withCa(required(values, 'dir'), (ca) => ca.enroll(enrollRequestFor(required(values, 'token'), csr), 'cli'))
     out(enrollment.certificate + enrollment.caChain)
   },
   /**
@@ -175,10 +181,12 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 }
 
 /**
- * `ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto]
- * [--tcti T] [--attest auto|require|off]`: creates the device key in the TPM or in DIR's keystore
- * (passphrase from ZTMESH_PASSPHRASE, not needed for the TPM), enrolls (with a TPM quote when the
- * CA takes one), stores the certificate. Enrolling again in the same DIR replaces the identity.
+ * `ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
+ * [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]`: creates the device key in
+ * the TPM or in DIR's keystore (passphrase from ZTMESH_PASSPHRASE, not needed for the TPM), enrolls
+ * (with a TPM quote when the CA takes one), checks the certificate against the root the token pins
+ * (and `--root-fingerprint`, when given, must be that root), stores it. Enrolling again in the
+ * same DIR replaces the identity.
  */
 export async function enrollCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -186,6 +194,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
     options: {
       url: { type: 'string' },
       token: { type: 'string' },
+      'root-fingerprint': { type: 'string' },
       store: { type: 'string' },
       device: { type: 'string' },
       tenant: { type: 'string' },
@@ -205,6 +214,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
     token: required(values, 'token'),
     dir: required(values, 'store'),
     keystore,
+    ...(values['root-fingerprint'] !== undefined && { rootFingerprint: values['root-fingerprint'] }),
     attestation,
     ...(passphrase !== undefined && passphrase !== '' && { passphrase }),
     ...(values.tcti !== undefined && { tcti: values.tcti }),

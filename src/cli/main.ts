@@ -5,7 +5,7 @@
  * ```
  * ztmesh bench [--json] [--quick] [--filter OP]
  * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...
- * ztmesh ca trust|crl --dir D
+ * ztmesh ca trust|crl|fingerprint --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
@@ -14,7 +14,7 @@
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
  * ztmesh ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
- * ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+ * ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
  * ztmesh tpm info [--tcti T]
  * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
  * ztmesh tpm verify-quote --in DIR --nonce HEX [--policy FILE]
@@ -37,8 +37,10 @@ commands:
   ca init --dir D --name NAME [--org ORG] [--tenant T]...
                                             create a root CA, a site CA (bound to the tenants given) and a registry in D
   ca trust --dir D                          print the trust bundle (PEM)
+  ca fingerprint --dir D                    print the root's SPKI SHA-256 (for --root-fingerprint)
   ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
-                                            create a one-time enrollment token (printed alone)
+                                            create a one-time enrollment token (printed alone); it
+                                            names the device and pins the root's SPKI SHA-256
   ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE]
          [--on-drift revoke|demote] [--nonce-ttl SECONDS]
                                             show or change the TPM attestation policy (JSON);
@@ -55,10 +57,11 @@ commands:
                                             run the enrollment API (a rotated certificate is
                                             superseded after the overlap, default 86400)
   ca crl --dir D                            print the current CRL (PEM)
-  enroll --url URL --token T --store DIR [--device ID] [--tenant T]
+  enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
          [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
                                             enroll this device, or enroll it again (a new token; a
-                                            cleared TPM). The key lives in the TPM or in the software
+                                            cleared TPM). The certificate must chain to the root the
+                                            token pins (and --root-fingerprint, when given). The key lives in the TPM or in the software
                                             keystore (passphrase: ZTMESH_PASSPHRASE); auto (default)
                                             takes the TPM when one answers. With a TPM key the
                                             enrollment carries a quote when the CA takes one

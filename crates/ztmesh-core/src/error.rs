@@ -316,6 +316,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the certificate was already rotated: each certificate has at most one successor",
     },
     ErrorInfo {
+        code: "ERR_TOKEN_PROOF",
+        area: ErrorArea::Ca,
+        meaning: "a request's proof of its enrollment token does not match what it asks for (another CSR or node id)",
+    },
+    ErrorInfo {
         code: "ERR_CERT_EXPIRED",
         area: ErrorArea::Pki,
         meaning: "a certificate in the chain has expired (beyond the clock skew)",
@@ -356,6 +361,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the certificate may not be used for this purpose (key usage or extended key usage)",
     },
     ErrorInfo { code: "ERR_PIN", area: ErrorArea::Pki, meaning: "the peer's key is not in the pin set" },
+    ErrorInfo {
+        code: "ERR_TRUST_ANCHOR",
+        area: ErrorArea::Pki,
+        meaning: "the CA presented no certificate of the root the device pinned (token or --root-fingerprint)",
+    },
     ErrorInfo { code: "ERR_CERT_MALFORMED", area: ErrorArea::Pki, meaning: "a certificate is not valid DER or PEM" },
     ErrorInfo { code: "ERR_PEM", area: ErrorArea::Pki, meaning: "a PEM document is malformed or has the wrong label" },
     ErrorInfo {

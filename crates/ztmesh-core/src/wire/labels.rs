@@ -90,6 +90,22 @@ pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
 /// first authenticated message ([`crate::link`]).
 pub const NOISE_LINK_PROLOGUE: Label = Label("ztmesh-noise-link-v2");
 
+/// HKDF-SHA256 `info` deriving an enrollment token's id (what the CA stores and looks it up by)
+/// from the token's secret ([`crate::enroll::EnrollmentToken`]).
+pub const ENROLL_TOKEN_ID: Label = Label("ztmesh-enroll-token-id-v1");
+
+/// HKDF-SHA256 `info` deriving, from an enrollment token's secret, the seed of the Ed25519 key
+/// that proves the token's holder made a request ([`ENROLL_PROOF`], [`NONCE_PROOF`]).
+pub const ENROLL_TOKEN_KEY: Label = Label("ztmesh-enroll-token-key-v1");
+
+/// A token's proof key over an enrollment request: "the holder of this token asks for a
+/// certificate for this CSR" (the body is SHA-256 of the CSR ‖ the node id, if any).
+pub const ENROLL_PROOF: Label = Label("ztmesh-enroll-proof-v1");
+
+/// A token's proof key over a nonce request: "the holder of this token asks for an attestation
+/// nonce for this node" (the body is the node id).
+pub const NONCE_PROOF: Label = Label("ztmesh-nonce-proof-v1");
+
 /// Every label in this registry. A label missing here is a label no test checks.
 pub const ALL: &[Label] = &[
     AK_BINDING,
@@ -102,6 +118,10 @@ pub const ALL: &[Label] = &[
     TEST_OBJECT,
     TEST_OBJECT_OTHER,
     NOISE_LINK_PROLOGUE,
+    ENROLL_TOKEN_ID,
+    ENROLL_TOKEN_KEY,
+    ENROLL_PROOF,
+    NONCE_PROOF,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
