@@ -182,6 +182,7 @@ const CATALOG = {
   storage: {
     ERR_STORAGE: 'the database could not be opened, migrated or written',
     ERR_AUDIT_TAMPERED: 'the audit log hash chain is broken: a row was changed, removed or reordered',
+    ERR_AUDIT_TRUNCATED: 'the audit log lacks records a signed checkpoint covers: rows were deleted after it, or pruned outside retention',
     ERR_FILE_IO: 'a file could not be written atomically (the target is left as it was)',
     ERR_FILE_EXISTS: 'a file that must be created new already exists (it is left as it was)',
   },

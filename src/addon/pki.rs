@@ -506,7 +506,7 @@ fn time_arg(name: &str, ms: f64) -> std::result::Result<SystemTime, Failure> {
     Ok(UNIX_EPOCH + Duration::from_millis(ms as u64))
 }
 
-fn counter_arg(name: &str, value: f64) -> std::result::Result<u64, Failure> {
+pub(crate) fn counter_arg(name: &str, value: f64) -> std::result::Result<u64, Failure> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > 9_007_199_254_740_991.0 {
         return Err(invalid_argument(&format!("{name} must be a non-negative safe integer")));
     }
@@ -521,7 +521,7 @@ fn reason_arg(code: u32) -> std::result::Result<RevocationReason, Failure> {
 }
 
 /// Bytes from hex, for SPKI hashes and pins (serials go through `ztmesh_core::ids::parse_serial`).
-fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
+pub(crate) fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
     let text = text.strip_prefix("0x").unwrap_or(text);
     let digits: Vec<u8> = text
         .bytes()

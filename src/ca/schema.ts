@@ -1,6 +1,6 @@
 /** The CA registry's schema, one migration step per release that changed it. */
 
-import { AUDIT_MIGRATION } from '../audit/index.js'
+import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION } from '../audit/index.js'
 import type { Migration } from '../storage/index.js'
 
 export const CA_MIGRATIONS: readonly Migration[] = [
@@ -70,4 +70,6 @@ export const CA_MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (tenant, device_id)
   );
   `,
+  // Signed audit checkpoints (issue 10 §5): what truncation and retention are checked against.
+  AUDIT_CHECKPOINT_MIGRATION,
 ]

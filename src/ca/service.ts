@@ -95,7 +95,7 @@ export class CaService implements ReattestationSink {
     this.#registry = registry
     this.#site = site
     this.#now = now
-    this.#audit = new AuditLog(registry.db, now)
+    this.#audit = new AuditLog(registry.db, { now })
     this.tokens = new TokenStore(registry.db, now)
     this.nonces = new NonceStore(registry.db, now)
     this.attestations = new AttestationRegistry(registry.db)

@@ -537,6 +537,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the audit log hash chain is broken: a row was changed, removed or reordered",
     },
     ErrorInfo {
+        code: "ERR_AUDIT_TRUNCATED",
+        area: ErrorArea::Storage,
+        meaning: "the audit log lacks records a signed checkpoint covers: rows were deleted after it, or pruned outside retention",
+    },
+    ErrorInfo {
         code: "ERR_FILE_IO",
         area: ErrorArea::Storage,
         meaning: "a file could not be written atomically (the target is left as it was)",
