@@ -103,6 +103,7 @@ const CATALOG = {
     ERR_BAD_REQUEST: 'an HTTP request is malformed: content type, JSON, or a field',
     ERR_PAYLOAD_TOO_LARGE: 'an HTTP request body is larger than the API allows',
     ERR_RATE_LIMITED: 'too many requests from this source; retry later',
+    ERR_TOO_MANY_CONNECTIONS: 'this source, or all sources together, hold as many connections as the server allows; retry later',
     ERR_UNAUTHENTICATED: 'the request carries no valid credential',
     ERR_FORBIDDEN: 'the credential is valid but policy refuses the request',
     ERR_NOT_FOUND: 'no such resource',

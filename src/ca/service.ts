@@ -410,11 +410,13 @@ export class CaService implements ReattestationSink {
   }
 
   /**
-   * Records a decision made outside the service (a request refused before it reached it, a
-   * CRL served from cache) in its own transaction.
+   * Records decisions made outside the service (the counts of requests refused before they
+   * reached it, of CRLs served) in one transaction of their own.
    */
-  recordAudit(event: AuditEvent): void {
-    this.#registry.transaction(() => this.#audit.append(event))
+  recordAudit(...events: AuditEvent[]): void {
+    this.#registry.transaction(() => {
+      for (const event of events) this.#audit.append(event)
+    })
   }
 
   /**

@@ -291,6 +291,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         area: ErrorArea::Ca,
         meaning: "too many requests from this source; retry later",
     },
+    ErrorInfo {
+        code: "ERR_TOO_MANY_CONNECTIONS",
+        area: ErrorArea::Ca,
+        meaning: "this source, or all sources together, hold as many connections as the server allows; retry later",
+    },
     ErrorInfo { code: "ERR_UNAUTHENTICATED", area: ErrorArea::Ca, meaning: "the request carries no valid credential" },
     ErrorInfo {
         code: "ERR_FORBIDDEN",
