@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+import { CaService } from '../src/ca/index.js'
 import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION, AuditLog, PRUNE_ACTION, verifyAuditCheckpoint, type AuditCheckpointInit, type AuditEvent } from '../src/audit/index.js'
 import { StorageError } from '../src/errors.js'
 import { buildCsr, CertificateAuthority, generateP256Key, Signer, TrustStore } from '../src/index.js'
@@ -243,4 +244,36 @@ test('checkpoints need their schema step; a log without a signer cannot sign one
   t.throws(() => new AuditLog(db, { checkpoints: { logId: 'x', trust: pki.trust, signer: gateway } }), { code: 'ERR_STORAGE', message: /AUDIT_CHECKPOINT_MIGRATION/ })
   t.throws(() => new AuditLog(db).checkpoint(), { code: 'ERR_INVALID_ARG' })
   t.is(new AuditLog(db).prune({ maxRows: 0 }), 0)
+})
+
+test('the CA signs audit checkpoints with the gateway credential, one more on close, and catches a truncation after reopening', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-audit-ca-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const caDir = join(dir, 'ca')
+  await CaService.init({ dir: caDir, name: 'Audit Hotel' })
+  const plain = await CaService.open({ dir: caDir })
+  const key = generateP256Key()
+  const { token } = plain.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
+  const enrolled = plain.enroll({ token, csr: buildCsr(key, 'gw-1', 'hotel-1') }, 'test')
+  const trust = TrustStore.fromPem(plain.trustBundle())
+  plain.close()
+
+  const file = join(dir, 'audit.checkpoint')
+  const audit = { checkpoints: { logId: 'ca/audit-hotel', trust, signer: { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(key) }, every: 1000, file } }
+  const ca = await CaService.open({ dir: caDir, audit })
+  for (let i = 0; i < 3; i++) ca.createToken({ deviceId: `d${i}`, tenant: 'hotel-1' })
+  const records = ca.verifyAudit()
+  t.is(ca.latestAuditCheckpoint(), undefined, 'every 1000: none yet')
+  ca.close()
+  const exported = readFileSync(file)
+  t.like(verifyAuditCheckpoint(exported, trust).checkpoint, { logId: 'ca/audit-hotel', seq: records })
+
+  const reopened = await CaService.open({ dir: caDir, audit })
+  t.teardown(() => reopened.close())
+  t.is(reopened.verifyAudit(exported), records)
+  const attacker = raw(join(caDir, 'registry.db'))
+  attacker.prepare('DELETE FROM audit WHERE seq >= ?').run(records - 1)
+  attacker.prepare('DELETE FROM audit_checkpoint').run()
+  attacker.close()
+  t.throws(() => reopened.verifyAudit(exported), { code: 'ERR_AUDIT_TRUNCATED', message: new RegExp(`rows ${records - 1} to ${records} were deleted`) })
 })

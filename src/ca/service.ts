@@ -6,7 +6,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 
-import { AuditLog, type AuditEvent, type AuditRecord } from '../audit/index.js'
+import { AuditLog, type AuditEvent, type AuditLogInit, type AuditRecord } from '../audit/index.js'
 import { createError, ZtError } from '../errors.js'
 import {
   inspectCertificate,
@@ -56,6 +56,11 @@ export interface CaOpenOptions {
   dir: string
   /** The clock, for tests. */
   now?: () => number
+  /**
+   * Signed checkpoints and retention for the CA's audit log: the gateway's own credential signs
+   * them (`checkpoints.signer`), `checkpoints.file` keeps the latest outside the registry.
+   */
+  audit?: Pick<AuditLogInit, 'checkpoints' | 'retention'>
 }
 
 /** What an enrollment returns to the device. */
@@ -88,14 +93,16 @@ export class CaService implements ReattestationSink {
   readonly #audit: AuditLog
   readonly #site: CertificateAuthority
   readonly #now: () => number
+  readonly #auditSigns: boolean
 
-  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number) {
+  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number, audit: CaOpenOptions['audit'] = {}) {
     this.dir = directory.dir
     this.#directory = directory
     this.#registry = registry
     this.#site = site
     this.#now = now
-    this.#audit = new AuditLog(registry.db, { now })
+    this.#audit = new AuditLog(registry.db, { now, ...audit })
+    this.#auditSigns = audit.checkpoints?.signer !== undefined
     this.tokens = new TokenStore(registry.db, now)
     this.nonces = new NonceStore(registry.db, now)
     this.attestations = new AttestationRegistry(registry.db)
@@ -122,7 +129,7 @@ export class CaService implements ReattestationSink {
     const directory = new CaDirectory(options.dir)
     if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)
     const site = await directory.siteCa()
-    return new CaService(directory, directory.registry(), site, options.now ?? Date.now)
+    return new CaService(directory, directory.registry(), site, options.now ?? Date.now, options.audit)
   }
 
   /**
@@ -146,8 +153,13 @@ export class CaService implements ReattestationSink {
     return verifyPeer(directory.completeChain(chainPem), trust, revocations, policy)
   }
 
+  /** Closes the registry, after a checkpoint over the audit head when the log has a signer. */
   close(): void {
-    this.#registry.close()
+    try {
+      if (this.#auditSigns) this.#audit.checkpoint()
+    } finally {
+      this.#registry.close()
+    }
   }
 
   /** The trust bundle (the roots), PEM. */
@@ -404,9 +416,23 @@ export class CaService implements ReattestationSink {
     return this.#audit.recent(limit)
   }
 
-  /** Walks the audit chain: the number of records, or `ERR_AUDIT_TAMPERED` at the first bad one. */
-  verifyAudit(): number {
-    return this.#audit.verify()
+  /**
+   * Walks the audit chain against its stored checkpoints and `checkpoint` (the latest one a peer
+   * or the checkpoint file holds): the number of records, or `ERR_AUDIT_TAMPERED` /
+   * `ERR_AUDIT_TRUNCATED` naming the records (see {@link AuditLog.verify}).
+   */
+  verifyAudit(checkpoint?: Uint8Array): number {
+    return this.#audit.verify(checkpoint)
+  }
+
+  /** The latest signed audit checkpoint, for peers; undefined before the first. */
+  latestAuditCheckpoint(): Buffer | undefined {
+    return this.#audit.latestCheckpoint()
+  }
+
+  /** Applies the audit retention policy (audited); the number of records removed. */
+  pruneAudit(): number {
+    return this.#audit.prune()
   }
 
   /**
