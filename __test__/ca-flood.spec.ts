@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { CaService } from '../src/ca/index.js'
+import { sourceOf } from '../src/ca/rate-limit.js'
 import { ROUTE_IDS, TALLY_ACTION } from '../src/ca/request-tally.js'
 import { createEnrollmentServer, type EnrollmentServerInit } from '../src/ca/server.js'
 
@@ -103,4 +104,16 @@ test('attack: connections over the per-source and total caps get a typed 503 and
   await close()
   const refused = ca.auditRecords(50).filter((row) => row.reason === 'ERR_TOO_MANY_CONNECTIONS').map((row) => row.actor).sort()
   t.deepEqual(refused, ['127.0.0.1', '127.0.0.3'])
+})
+
+test('an IPv6 client is counted by its /64: a fresh address in the same prefix gets no fresh budget', (t) => {
+  t.is(sourceOf('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+  t.is(sourceOf('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
+  t.is(sourceOf('2001:db8::1'), '2001:db8:0:0::/64')
+  t.is(sourceOf('fe80::1%eth0'), 'fe80:0:0:0::/64')
+  t.is(sourceOf('::1'), '0:0:0:0::/64')
+  t.not(sourceOf('2001:db8:1:3::1'), sourceOf('2001:db8:1:2::1'))
+  t.is(sourceOf('::ffff:192.0.2.7'), '192.0.2.7')
+  t.is(sourceOf('192.0.2.7'), '192.0.2.7')
+  t.is(sourceOf(undefined), 'unknown')
 })

@@ -30,7 +30,7 @@ import type { RevocationReason } from '../primitives/pki/index.js'
 import { decodeEnrollRequest, decodeNonceRequest, decodeRotationRequest, encodeEnrollResponse, encodeNonceAnswer, ENROLLMENT_ROUTES, type DeviceConfig, type EnrollResponse } from '../protocol/enroll.js'
 import { readJsonBody, readJsonBytes, sendEncoded, sendError } from './http.js'
 import { crlEtag, type CaService, type Enrollment } from './index.js'
-import { RateLimiter, type RateLimiterInit } from './rate-limit.js'
+import { RateLimiter, sourceOf, type RateLimiterInit } from './rate-limit.js'
 import { RequestTally, routeAction, routeId } from './request-tally.js'
 
 export type { DeviceConfig } from '../protocol/enroll.js'
@@ -91,7 +91,7 @@ function capConnections(ca: CaService, server: Server, tally: RequestTally, refu
   const open = new Map<string, number>()
   let all = 0
   server.on('connection', (socket: Socket) => {
-    const source = socket.remoteAddress ?? 'unknown'
+    const source = sourceOf(socket.remoteAddress)
     const mine = open.get(source) ?? 0
     if (mine >= perSource || all >= total) {
       refused.add(socket)
@@ -114,7 +114,7 @@ function capConnections(ca: CaService, server: Server, tally: RequestTally, refu
 
 async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: RequestTally, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
   const { ca } = init
-  const source = request.socket.remoteAddress ?? 'unknown'
+  const source = sourceOf(request.socket.remoteAddress)
   // The rate limit comes first: a source over it costs a counter, and one row per interval.
   if (!limiter.take(source)) {
     const first = tally.count(source, routeId(pathOf(request)), 'ERR_RATE_LIMITED')
