@@ -10,7 +10,7 @@ import { join } from 'node:path'
 
 import { CaService } from '../src/ca/index.js'
 import { sourceOf } from '../src/ca/rate-limit.js'
-import { ROUTE_IDS, TALLY_ACTION } from '../src/ca/request-tally.js'
+import { RequestTally, ROUTE_IDS, routeId, TALLY_ACTION } from '../src/ca/request-tally.js'
 import { createEnrollmentServer, type EnrollmentServerInit } from '../src/ca/server.js'
 
 async function caServing(t: ExecutionContext, init: Omit<EnrollmentServerInit, 'ca'>) {
@@ -116,4 +116,20 @@ test('an IPv6 client is counted by its /64: a fresh address in the same prefix g
   t.is(sourceOf('::ffff:192.0.2.7'), '192.0.2.7')
   t.is(sourceOf('192.0.2.7'), '192.0.2.7')
   t.is(sourceOf(undefined), 'unknown')
+})
+
+test('the refusal counts are bounded: routes by id, sources up to a limit, then counted together', (t) => {
+  t.deepEqual(['/v1/enroll', '/v1/attest/nonce', '/v1/crl', '/v1/enroll/', '/x'.repeat(5000)].map(routeId), ['enroll', 'nonce', 'crl', 'other', 'other'])
+  const tally = new RequestTally({ maxSources: 2 })
+  t.like(tally.count('a', 'enroll', 'ERR_RATE_LIMITED'), { actor: 'a', action: 'http.enroll', reason: 'ERR_RATE_LIMITED' })
+  t.is(tally.count('a', 'other', 'ERR_RATE_LIMITED'), undefined)
+  t.truthy(tally.count('b', 'crl', 'ERR_RATE_LIMITED'))
+  t.like(tally.count('c', 'crl', 'ERR_RATE_LIMITED'), { actor: 'other-sources' })
+  for (const source of ['d', 'e', 'c']) t.is(tally.count(source, 'crl', 'ERR_RATE_LIMITED'), undefined)
+  t.deepEqual(tally.flush(), [
+    { actor: 'a', action: TALLY_ACTION, outcome: 'deny', reason: 'ERR_RATE_LIMITED', detail: { count: 1, other: 1 } },
+    { actor: 'other-sources', action: TALLY_ACTION, outcome: 'deny', reason: 'ERR_RATE_LIMITED', detail: { count: 3, crl: 3 } },
+  ])
+  t.deepEqual(tally.flush(), [], 'a new interval')
+  t.truthy(tally.count('a', 'enroll', 'ERR_RATE_LIMITED'), 'the first of the new interval is written again')
 })
