@@ -202,7 +202,8 @@ export class AuditLog {
     this.#db
       .prepare('INSERT INTO audit (seq, at, actor, action, outcome, reason, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(seq, at, event.actor, event.action, event.outcome, event.reason, detail, prevHash, hash)
-    if (this.#checkpoints?.signer !== undefined && seq % this.#checkpoints.every === 0) this.#sign(seq, hash, at)
+    const checkpoints = this.#checkpoints
+    if (checkpoints?.signer !== undefined && seq % checkpoints.every === 0) this.#sign(checkpoints.logId, checkpoints.signer, seq, hash, at)
     return { ...event, detail: JSON.parse(detail), seq, at, hash }
   }
 
@@ -212,9 +213,10 @@ export class AuditLog {
    * Throws `ERR_INVALID_ARG` when the log has no signer.
    */
   checkpoint(): Buffer | undefined {
-    if (this.#checkpoints?.signer === undefined) throw createError('ERR_INVALID_ARG', 'this audit log has no signer for checkpoints')
+    const checkpoints = this.#checkpoints
+    if (checkpoints?.signer === undefined) throw createError('ERR_INVALID_ARG', 'this audit log has no signer for checkpoints')
     const last = this.#db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined
-    if (last !== undefined && this.#storedCheckpoint(last.seq) === undefined) this.#sign(last.seq, last.hash, this.#now())
+    if (last !== undefined && this.#storedCheckpoint(last.seq) === undefined) this.#sign(checkpoints.logId, checkpoints.signer, last.seq, last.hash, this.#now())
     return this.latestCheckpoint()
   }
 
@@ -303,10 +305,11 @@ export class AuditLog {
    * Applies the retention policy: removes the oldest records up to the newest checkpoint that
    * they reach (older than `maxAgeMs`, or beyond the newest `maxRows`), keeps that checkpoint as
    * the chain's new signed start, and appends an audited `audit.prune` record. Returns the
-   * number of records removed (0 when no checkpoint lies in the prunable range).
+   * number of records removed (0 when no checkpoint lies in the prunable range, or the log has
+   * no checkpoints to verify a pruned chain with).
    */
   prune(retention: AuditRetention = this.#retention): number {
-    if (!this.#hasCheckpointTable) return 0
+    if (!this.#hasCheckpointTable || this.#checkpoints === undefined) return 0
     return this.#db
       .transaction(() => {
         const last = this.#db.prepare('SELECT seq FROM audit ORDER BY seq DESC LIMIT 1').get() as { seq: number } | undefined
@@ -331,9 +334,8 @@ export class AuditLog {
   }
 
   /** Signs and stores a checkpoint over record `seq`; the file follows once it commits. */
-  #sign(seq: number, headSha256: string, atMs: number): void {
-    const { logId, signer } = this.#checkpoints!
-    const object = callNative(() => native.signAuditCheckpoint({ logId, seq, headSha256, atMs }, signer!.certificateChainPem, credentialSigner(signer!).native))
+  #sign(logId: string, signer: DeviceCredential, seq: number, headSha256: string, atMs: number): void {
+    const object = callNative(() => native.signAuditCheckpoint({ logId, seq, headSha256, atMs }, signer.certificateChainPem, credentialSigner(signer).native))
     this.#db.prepare('INSERT OR REPLACE INTO audit_checkpoint (seq, object) VALUES (?, ?)').run(seq, object)
     this.#scheduleExport()
   }
