@@ -2,14 +2,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::pki::testutil::{device_csr, Pki};
-use crate::pki::{DeviceCertRequest, RecordEntry, RevocationReason, SoftwareSigner, VerifiedRecord};
+use crate::pki::{DeviceCertRequest, IssuedCertificate, SoftwareSigner};
 use crate::wire::labels::TEST_OBJECT;
 use crate::ErrorCode;
 
+/// A gateway's key and certificate under a fresh root and site CA.
 struct Fixture {
     pki: Pki,
     signer: SoftwareSigner,
-    leaf: Vec<u8>,
+    issued: IssuedCertificate,
     trust: TrustStore,
 }
 
@@ -17,13 +18,12 @@ impl Fixture {
     fn new() -> Self {
         let pki = Pki::new();
         let (signer, csr) = device_csr("gw-1", "t");
-        let leaf = pki.site.issue(&csr, &DeviceCertRequest::new("gw-1", "t")).unwrap().der;
-        let trust = TrustStore::from_der(&[pki.root.certificate_der()]).unwrap();
-        Self { pki, signer, leaf, trust }
+        let issued = pki.site.issue(&csr, &DeviceCertRequest::new("gw-1", "t")).unwrap();
+        Self { trust: pki.trust(), pki, signer, issued }
     }
 
     fn sign(&self, checkpoint: &Checkpoint) -> Vec<u8> {
-        checkpoint.sign(&[&self.leaf, self.pki.site.certificate_der()], &self.signer).unwrap().encode()
+        checkpoint.sign(&[&self.issued.der, self.pki.site.certificate_der()], &self.signer).unwrap().encode()
     }
 }
 
@@ -63,7 +63,7 @@ fn malformed_bodies_and_other_labels_are_refused() {
     assert_eq!(Checkpoint { log_id: "a b".into(), ..checkpoint(1) }.encode().unwrap_err(), WireError::TooLarge);
 
     // The same body under the test label is not a checkpoint.
-    let chain = [f.leaf.as_slice(), f.pki.site.certificate_der()];
+    let chain = [f.issued.der.as_slice(), f.pki.site.certificate_der()];
     let other = SignedObject::sign(TEST_OBJECT, &chain, &body, &f.signer).unwrap().encode();
     let error = verify(&other, &f.trust, &RevocationSet::new(), &PeerPolicy::default()).unwrap_err();
     assert_eq!(error.code(), "ERR_WIRE_LABEL");
@@ -81,18 +81,7 @@ fn the_chain_is_checked_at_the_checkpoint_time_and_revocation_still_applies() {
     let error = verify(&future, &f.trust, &RevocationSet::new(), &PeerPolicy::default()).unwrap_err();
     assert_eq!(error.code(), "ERR_CERT_EXPIRED");
 
-    let peer = verify(&old, &f.trust, &RevocationSet::new(), &PeerPolicy::default()).unwrap().peer;
-    let entry = RecordEntry {
-        serial: crate::ids::parse_serial(&peer.serial).unwrap(),
-        spki_sha256: peer.spki_sha256,
-        reason: RevocationReason::KeyCompromise,
-        revoked_at: now,
-    };
-    let record = f.pki.site.sign_revocation_record(1, now, &[entry]).unwrap();
-    let issuer = f.trust.issuer(&[f.pki.site.certificate_der()], now).unwrap();
-    let mut revoked = RevocationSet::new();
-    revoked.add_record(&VerifiedRecord::from_bytes(&record, &issuer).unwrap()).unwrap();
-    let error = verify(&old, &f.trust, &revoked, &PeerPolicy::default()).unwrap_err();
+    let error = verify(&old, &f.trust, &f.pki.revoking(&f.issued), &PeerPolicy::default()).unwrap_err();
     assert_eq!(error.code(), "ERR_CERT_REVOKED");
 
     let foreign = Fixture::new();
