@@ -24,6 +24,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import type { RevocationReason } from '../primitives/pki/index.js'
@@ -85,9 +86,10 @@ export function createEnrollmentServer(init: EnrollmentServerInit): Server {
 
 /**
  * Refuses a connection over the per-source or total cap with a typed 503 before the HTTP
- * parser sees a byte of it, and counts the refusal (the first of an interval is written).
+ * parser sees a byte of it (over TLS, by closing it), and counts the refusal (the first of an
+ * interval is written).
  */
-function capConnections(ca: CaService, server: Server, tally: RequestTally, refused: WeakSet<Socket>, perSource: number, total: number): void {
+function capConnections(ca: CaService, server: Server | TlsServer, tally: RequestTally, refused: WeakSet<Socket>, perSource: number, total: number): void {
   const open = new Map<string, number>()
   let all = 0
   server.on('connection', (socket: Socket) => {
@@ -97,6 +99,8 @@ function capConnections(ca: CaService, server: Server, tally: RequestTally, refu
       refused.add(socket)
       const first = tally.count(source, 'other', 'ERR_TOO_MANY_CONNECTIONS')
       if (first !== undefined) ca.recordAudit(first)
+      // Over TLS no answer can be read before a handshake this refusal is meant to spare.
+      if (server instanceof TlsServer) return void socket.destroy()
       const body = JSON.stringify({ code: 'ERR_TOO_MANY_CONNECTIONS', message: 'too many open connections; retry later' })
       socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
       return
