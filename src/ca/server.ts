@@ -118,7 +118,8 @@ function capConnections(ca: CaService, server: Server | TlsServer, tally: Reques
 
 async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: RequestTally, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
   const { ca } = init
-  const source = sourceOf(request.socket.remoteAddress)
+  const address = request.socket.remoteAddress ?? 'unknown'
+  const source = sourceOf(address)
   // The rate limit comes first: a source over it costs a counter, and one row per interval.
   if (!limiter.take(source)) {
     const first = tally.count(source, routeId(pathOf(request)), 'ERR_RATE_LIMITED')
@@ -129,25 +130,25 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: R
   const id = routeId(url.pathname)
   const route = `${request.method ?? 'GET'} ${url.pathname}`
   const refuse = (code: ErrorCode, message?: string): Error => {
-    ca.recordAudit({ actor: source, action: routeAction(id), outcome: 'deny', reason: code })
+    ca.recordAudit({ actor: address, action: routeAction(id), outcome: 'deny', reason: code })
     return createError(code, message)
   }
   try {
     switch (route) {
       case `POST ${ENROLLMENT_ROUTES.nonce}`: {
         const nodeId = await readMessage(refuse, request, 1024, timeout, decodeNonceRequest)
-        const issued = ca.issueNonce(nodeId, source)
+        const issued = ca.issueNonce(nodeId, address)
         sendEncoded(response, 200, encodeNonceAnswer({ nonce: Buffer.from(issued.nonce, 'hex'), expiresAtMs: issued.expiresAt, pcrs: issued.pcrs }))
         return
       }
       case `POST ${ENROLLMENT_ROUTES.enroll}`: {
         const body = await readMessage(refuse, request, 64 * 1024, timeout, decodeEnrollRequest)
-        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.enroll(body, source), init, request)))
+        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.enroll(body, address), init, request)))
         return
       }
       case `POST ${ENROLLMENT_ROUTES.rotate}`: {
         const body = await readMessage(refuse, request, 64 * 1024, timeout, decodeRotationRequest)
-        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.rotate(body, source), init, request)))
+        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.rotate(body, address), init, request)))
         return
       }
       case 'GET /v1/crl': {
@@ -155,7 +156,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: R
         const etag = crlEtag(crl.der)
         const headers = { etag, 'cache-control': 'public, max-age=60, must-revalidate' }
         const notModified = request.headers['if-none-match'] === etag
-        ca.recordAudit({ actor: source, action: routeAction(id), outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })
+        ca.recordAudit({ actor: address, action: routeAction(id), outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })
         if (notModified) {
           response.writeHead(304, headers).end()
           return
