@@ -500,6 +500,21 @@ export declare function akBindingMessage(akPublicPem: string): Buffer
  */
 export declare function akPublicKeySha256(akPublicPem: string): string
 
+/**
+ * What an audit checkpoint says: log `logId` had `seq` records, the last with chain hash
+ * `headSha256`, at `atMs`.
+ */
+export interface AuditCheckpoint {
+  /** Which log: 1-64 printable ASCII characters, no spaces. */
+  logId: string
+  /** The number of the last record covered (the first is 1). */
+  seq: number
+  /** The chain hash of record `seq`, 64 hex digits. */
+  headSha256: string
+  /** When it was signed, ms since the epoch. */
+  atMs: number
+}
+
 /** A TPM quote with the binding of its attestation key to the device key. */
 export interface BoundQuote {
   /** The attestation key, SubjectPublicKeyInfo PEM. */
@@ -1020,6 +1035,13 @@ export interface RotationRequest {
   signature: Buffer
 }
 
+/**
+ * Signs an audit checkpoint as a signed object under the `audit-checkpoint` label with
+ * `signer` and its chain (PEM, leaf first). Throws `ERR_INVALID_ARG` for a field out of range,
+ * `ERR_MESSAGE_SIZE` for a log id that is not 1-64 printable characters, `ERR_KEY_MISMATCH`.
+ */
+export declare function signAuditCheckpoint(checkpoint: AuditCheckpoint, chainPem: string, signer: Signer): Buffer
+
 /** A signed CRL. */
 export interface SignedCrl {
   /** DER. */
@@ -1129,6 +1151,16 @@ export interface UntrustedCertificateFacts {
   isCa: boolean
 }
 
+/** A checkpoint that verified, with its signer. */
+export interface VerifiedAuditCheckpoint {
+  /** What it says. */
+  checkpoint: AuditCheckpoint
+  /** Who signed it, as `verifyPeer` decided at the checkpoint's time. */
+  peer: PeerIdentity
+  /** The signed object's digest, hex. */
+  digest: string
+}
+
 /** A verified signed object: who signed it and what. */
 export interface VerifiedObject {
   /** The signer, as `verifyPeer` decided it. */
@@ -1168,6 +1200,13 @@ export declare function verify(algorithm: string, publicKey: Uint8Array, message
  * `ERR_ATTEST_BINDING`.
  */
 export declare function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string, signature: Uint8Array): void
+
+/**
+ * Verifies a signed audit checkpoint: its label and body, the signer's chain (`trust`,
+ * `revocations`, `policy`) at the time the checkpoint carries (`policy.nowMs` is not used),
+ * then the signature. Throws the codes of `verifyObject`.
+ */
+export declare function verifyAuditCheckpoint(object: Uint8Array, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): VerifiedAuditCheckpoint
 
 /** Verifies many signatures in one call, on all cores; one verdict per item, in order. */
 export declare function verifyBatch(items: Array<VerifyItem>): Array<boolean>

@@ -27,7 +27,7 @@ async function freshCa(t: import('ava').ExecutionContext, now?: () => number) {
 }
 
 async function serve(t: import('ava').ExecutionContext, ca: CaService, rateLimit = { perSecond: 1000, burst: 1000 }) {
-  const server = createEnrollmentServer({ ca, rateLimit })
+  const server = createEnrollmentServer({ ca, rateLimit, maxConnectionsPerSource: 1000 })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`

@@ -572,7 +572,7 @@ pub(crate) fn time_arg(name: &str, ms: f64) -> std::result::Result<SystemTime, F
     Ok(UNIX_EPOCH + Duration::from_millis(ms as u64))
 }
 
-fn counter_arg(name: &str, value: f64) -> std::result::Result<u64, Failure> {
+pub(crate) fn counter_arg(name: &str, value: f64) -> std::result::Result<u64, Failure> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > 9_007_199_254_740_991.0 {
         return Err(invalid_argument(&format!("{name} must be a non-negative safe integer")));
     }

@@ -1,6 +1,6 @@
 /** The CA registry's schema, one migration step per release that changed it. */
 
-import { AUDIT_MIGRATION } from '../audit/index.js'
+import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION } from '../audit/index.js'
 import type { Migration } from '../storage/index.js'
 
 export const CA_MIGRATIONS: readonly Migration[] = [
@@ -87,4 +87,6 @@ export const CA_MIGRATIONS: readonly Migration[] = [
   `
   ALTER TABLE tokens ADD COLUMN proof_key TEXT;
   `,
+  // Signed audit checkpoints (issue 10 §5): what truncation and retention are checked against.
+  AUDIT_CHECKPOINT_MIGRATION,
 ]

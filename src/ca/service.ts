@@ -6,7 +6,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 
-import { AuditLog, type AuditEvent, type AuditRecord } from '../audit/index.js'
+import { AuditLog, type AuditEvent, type AuditLogInit, type AuditRecord } from '../audit/index.js'
 import { createError, ZtError } from '../errors.js'
 import {
   inspectCertificate,
@@ -66,6 +66,11 @@ export interface CaOpenOptions {
    * superseded (never past its own expiry). Default one day.
    */
   rotationOverlapSeconds?: number
+  /**
+   * Signed checkpoints and retention for the CA's audit log: the gateway's own credential signs
+   * them (`checkpoints.signer`), `checkpoints.file` keeps the latest outside the registry.
+   */
+  audit?: Pick<AuditLogInit, 'checkpoints' | 'retention'>
 }
 
 /** What an enrollment returns to the device. */
@@ -101,15 +106,17 @@ export class CaService implements ReattestationSink {
   readonly #site: CertificateAuthority
   readonly #now: () => number
   readonly #rotationOverlapMs: number
+  readonly #auditSigns: boolean
 
-  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number, rotationOverlapSeconds: number) {
+  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number, rotationOverlapSeconds: number, audit: CaOpenOptions['audit'] = {}) {
     this.dir = directory.dir
     this.#directory = directory
     this.#registry = registry
     this.#site = site
     this.#now = now
     this.#rotationOverlapMs = rotationOverlapSeconds * 1000
-    this.#audit = new AuditLog(registry.db, now)
+    this.#audit = new AuditLog(registry.db, { now, ...audit })
+    this.#auditSigns = audit.checkpoints?.signer !== undefined
     this.tokens = new TokenStore(registry.db, now)
     this.nonces = new NonceStore(registry.db, now)
     this.attestations = new AttestationRegistry(registry.db)
@@ -140,7 +147,7 @@ export class CaService implements ReattestationSink {
       throw createError('ERR_INVALID_ARG', `the rotation overlap is a whole number of seconds, 0 to ${DEVICE_VALIDITY_SECONDS}`)
     }
     const site = await directory.siteCa()
-    return new CaService(directory, directory.registry(), site, options.now ?? Date.now, overlap)
+    return new CaService(directory, directory.registry(), site, options.now ?? Date.now, overlap, options.audit)
   }
 
   /**
@@ -164,8 +171,13 @@ export class CaService implements ReattestationSink {
     return verifyPeer(directory.completeChain(chainPem), trust, revocations, policy)
   }
 
+  /** Closes the registry, after a checkpoint over the audit head when the log has a signer. */
   close(): void {
-    this.#registry.close()
+    try {
+      if (this.#auditSigns) this.#audit.checkpoint()
+    } finally {
+      this.#registry.close()
+    }
   }
 
   /** The trust bundle (the roots), PEM. */
@@ -493,17 +505,33 @@ export class CaService implements ReattestationSink {
     return this.#audit.recent(limit)
   }
 
-  /** Walks the audit chain: the number of records, or `ERR_AUDIT_TAMPERED` at the first bad one. */
-  verifyAudit(): number {
-    return this.#audit.verify()
+  /**
+   * Walks the audit chain against its stored checkpoints and `checkpoint` (the latest one a peer
+   * or the checkpoint file holds): the number of records, or `ERR_AUDIT_TAMPERED` /
+   * `ERR_AUDIT_TRUNCATED` naming the records (see {@link AuditLog.verify}).
+   */
+  verifyAudit(checkpoint?: Uint8Array): number {
+    return this.#audit.verify(checkpoint)
+  }
+
+  /** The latest signed audit checkpoint, for peers; undefined before the first. */
+  latestAuditCheckpoint(): Buffer | undefined {
+    return this.#audit.latestCheckpoint()
+  }
+
+  /** Applies the audit retention policy (audited); the number of records removed. */
+  pruneAudit(): number {
+    return this.#audit.prune()
   }
 
   /**
-   * Records a decision made outside the service (a request refused before it reached it, a
-   * CRL served from cache) in its own transaction.
+   * Records decisions made outside the service (the counts of requests refused before they
+   * reached it, of CRLs served) in one transaction of their own.
    */
-  recordAudit(event: AuditEvent): void {
-    this.#registry.transaction(() => this.#audit.append(event))
+  recordAudit(...events: AuditEvent[]): void {
+    this.#registry.transaction(() => {
+      for (const event of events) this.#audit.append(event)
+    })
   }
 
   /**

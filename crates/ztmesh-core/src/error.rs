@@ -291,6 +291,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         area: ErrorArea::Ca,
         meaning: "too many requests from this source; retry later",
     },
+    ErrorInfo {
+        code: "ERR_TOO_MANY_CONNECTIONS",
+        area: ErrorArea::Ca,
+        meaning: "this source, or all sources together, hold as many connections as the server allows; retry later",
+    },
     ErrorInfo { code: "ERR_UNAUTHENTICATED", area: ErrorArea::Ca, meaning: "the request carries no valid credential" },
     ErrorInfo {
         code: "ERR_FORBIDDEN",
@@ -561,6 +566,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         code: "ERR_AUDIT_TAMPERED",
         area: ErrorArea::Storage,
         meaning: "the audit log hash chain is broken: a row was changed, removed or reordered",
+    },
+    ErrorInfo {
+        code: "ERR_AUDIT_TRUNCATED",
+        area: ErrorArea::Storage,
+        meaning: "the audit log lacks records a signed checkpoint covers: rows were deleted after it, or pruned outside retention",
     },
     ErrorInfo {
         code: "ERR_FILE_IO",

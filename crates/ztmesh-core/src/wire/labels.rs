@@ -85,6 +85,10 @@ pub const TEST_OBJECT: Label = Label("ztmesh-test-object-v1");
 /// signed for one purpose being refused for another.
 pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
 
+/// A node's key over an audit checkpoint: "my audit log had this many records, ending with this
+/// hash" ([`crate::wire::checkpoint`]).
+pub const AUDIT_CHECKPOINT: Label = Label("ztmesh-audit-checkpoint-v1");
+
 /// The prologue of every Noise link handshake (as [`Label::prefix`]): both sides bind it into
 /// the handshake hash, so a link speaking another version of the link protocol fails at the
 /// first authenticated message ([`crate::link`]).
@@ -122,12 +126,14 @@ pub const ALL: &[Label] = &[
     ENROLL_TOKEN_KEY,
     ENROLL_PROOF,
     NONCE_PROOF,
+    AUDIT_CHECKPOINT,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
 /// outside the core (the binding, configuration) use for them. Every other label is used by
 /// one fixed protocol only, and a signed object can never be made under it.
-pub const SIGNED_OBJECTS: &[(&str, Label)] = &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER)];
+pub const SIGNED_OBJECTS: &[(&str, Label)] =
+    &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER), ("audit-checkpoint", AUDIT_CHECKPOINT)];
 
 /// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).
 pub fn is_signed_object(label: Label) -> bool {
