@@ -263,3 +263,51 @@ for (const protocol of ['tls', 'noise'] as const) {
     crossing.destroy()
   })
 }
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, a peer that sends its leaf alone is accepted when the other end knows its site CA, and refused when it does not`, async (t) => {
+    const gw = device('gw-1')
+    const server = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => {
+      link.on('error', () => {})
+      link.pipe(link)
+    })
+    const { port } = await server.listen(0)
+    t.teardown(() => server.close())
+    const leafOnly = (d: ReturnType<typeof device>) => ({ ...d.identity, certificateChainPem: d.cert.pem })
+
+    // The leaf and its site CA, and the leaf alone (the server completes it with its own site CA).
+    const full = await connectSecure({ protocol, host: '127.0.0.1', port, identity: device('tablet-7').identity, trustPem, serverDevice: 'gw-1' })
+    t.like(full.peer, { deviceId: 'gw-1' })
+    full.destroy()
+    const alone = await connectSecure({ protocol, host: '127.0.0.1', port, identity: leafOnly(device('tablet-8')), trustPem, serverDevice: 'gw-1' })
+    const echoed = new Promise<Buffer>((resolve) => alone.once('data', resolve))
+    alone.write('leaf only')
+    t.is((await echoed).toString(), 'leaf only')
+    alone.destroy()
+
+    // A client completes a leaf-only server the same way.
+    const quiet = createSecureServer({ protocol, identity: leafOnly(device('gw-2')), trustPem }, (link) => link.on('error', () => {}))
+    const quietPort = (await quiet.listen(0)).port
+    t.teardown(() => quiet.close())
+    const toQuiet = await connectSecure({ protocol, host: '127.0.0.1', port: quietPort, identity: device('tablet-9').identity, trustPem, serverDevice: 'gw-2' })
+    t.like(toQuiet.peer, { deviceId: 'gw-2' })
+    toQuiet.destroy()
+
+    // A site CA the server does not hold is never made up: another site of the same root must
+    // send its site CA, and is accepted then (same tenant).
+    const other = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Other Site', organisation: 'Acme' })
+    const otherCa = CertificateAuthority.load(other.certificatePem, other.privateKey)
+    const key = generateP256Key()
+    const cert = otherCa.issue(buildCsr(key, 'kiosk-1', 'hotel-1'), { deviceId: 'kiosk-1', tenant: 'hotel-1' })
+    const refusals: unknown[] = []
+    const strict = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => link.on('error', () => {}), (error) => refusals.push(error))
+    const strictPort = (await strict.listen(0)).port
+    t.teardown(() => strict.close())
+    t.is(await refusal(connectSecure({ protocol, host: '127.0.0.1', port: strictPort, identity: { certificateChainPem: cert.pem, signer: Signer.fromPkcs8(key) }, trustPem })), clientRefusal[protocol])
+    for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.like(refusals, [{ code: 'ERR_CHAIN' }])
+    const sent = await connectSecure({ protocol, host: '127.0.0.1', port: strictPort, identity: { certificateChainPem: cert.pem + other.certificatePem, signer: Signer.fromPkcs8(key) }, trustPem })
+    t.like(sent.peer, { deviceId: 'gw-1' })
+    sent.destroy()
+  })
+}
