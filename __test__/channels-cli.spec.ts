@@ -27,18 +27,7 @@ async function nextJson(lines: AsyncIterableIterator<string>, timeoutMs = 10_000
 }
 
 for (const protocol of ['noise', 'tls'] as const) test(`echo-server and connect over ${protocol}; a CRL file change closes the live link within 2 s`, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-echo-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir: join(dir, 'ca'), name: 'Echo' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  for (const device of ['gw-1', 'tablet-7']) {
-    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, dir: join(dir, device), passphrase: 'pw' })
-  }
+  const { dir, ca } = await fleet(t, 'Echo', { 'gw-1': ['hotel-1', []], 'tablet-7': ['hotel-1', []] })
   writeFileSync(join(dir, 'crl.pem'), ca.crl().pem)
   const trust = join(dir, 'ca', 'trust.pem')
   const echo = start(t, ['echo-server', '--store', join(dir, 'gw-1'), '--trust', trust, '--listen', '127.0.0.1:0', '--protocol', protocol, '--crl', join(dir, 'crl.pem')])
@@ -126,7 +115,7 @@ function watch(t: import('ava').ExecutionContext, args: string[]) {
 
 /** A CA, its enrollment API, and devices enrolled in `dir` (`{ device: [tenant, roles] }`). */
 async function fleet(t: import('ava').ExecutionContext, name: string, devices: Record<string, [string, string[]]>) {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-zt-'))
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-echo-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   await CaService.init({ dir: join(dir, 'ca'), name })
   const ca = await CaService.open({ dir: join(dir, 'ca') })
