@@ -240,4 +240,9 @@ for (const protocol of ['noise', 'tls'] as const) test(`over ${protocol}, connec
   t.is(await garbage.exited, 1)
   t.false(garbage.err.some((e) => e.event === 'connected'))
   t.true(garbage.err.some((e) => typeof e.code === 'string' && e.code !== 'ERR_INTERNAL'), JSON.stringify(garbage.err))
+  // A store that knows no CRL URL connects only with --crl: no silent empty revocation set.
+  rmSync(join(dir, 'tablet-7', 'config.json'))
+  const unknown = connect('tablet-7', echo.port, protocol)
+  t.is(await unknown.exited, 1)
+  t.like(await unknown.line('err', (e) => typeof e.code === 'string'), { code: 'ERR_INVALID_ARG' })
 })

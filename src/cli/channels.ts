@@ -161,6 +161,7 @@ export async function connect(args: string[]): Promise<void> {
   let stopWatching = () => {}
   let revocations: RevocationSet
   if (values.crl === undefined) {
+    if (identity.crlUrl === undefined) throw createError('ERR_INVALID_ARG', 'give --crl FILE: the store knows no CRL URL to check the server against')
     revocations = await identity.fetchRevocations(trustPem)
   } else {
     let first: RevocationSet | undefined
