@@ -1,6 +1,8 @@
 /**
  * The two calls most services need: {@link createSecureServer} and {@link connectSecure}, over
- * TCP, with TLS (default) or a Noise link, every peer decided by the PKI, and revocations that
+ * TCP, with TLS (default) or a Noise link, every peer decided by the PKI and then by the policy
+ * decision point (zero trust by default: peers of this device's own tenant only; anything else
+ * through an explicit `access` policy, see docs/policy.md), and revocations that
  * reach live connections: a server's through `setRevocations`, a client's through the
  * {@link LiveLinks} it registers them in (`links`) and applies revocations to.
  *
