@@ -9,8 +9,10 @@
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
- * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
- *   [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]   (echo-server too)
+ * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--peer GW | --role R | --policy FILE] [--crl FILE]
+ * ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--peer ID | --role R | --policy FILE] [--crl FILE]
+ * ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise] [--peer ID | --role R | --policy FILE] [--crl FILE]
+ *   [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]   (attest-responder, echo-server)
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
  * ztmesh ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
@@ -74,13 +76,20 @@ commands:
                                             says, or {code, message} and exit 1
   verify-peer --dir D --cert FILE [--tenant T] [--device ID]
                                             print the peer identity (JSON) or exit 1 with {code, message}
-  attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW]
-                                            answer the gateway's quote requests with this device's TPM
-  echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
-                [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]
+  attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
+         [--peer GW | --role R | --policy FILE] [--crl FILE]
+                                            answer the gateway's quote requests with this device's TPM;
+                                            only peers certified as gateway, or the device --peer names
+  echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
+         [--peer ID | --role R | --policy FILE] [--crl FILE]
+         [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]
                                             a secure echo service; one JSON line per connection
   connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]
-                                            a secure netcat: stdin to the peer, the peer to stdout
+         [--peer ID | --role R | --policy FILE] [--crl FILE]
+                                            a secure netcat: stdin to the peer, the peer to stdout; the
+                                            server is checked against --crl, else the CA's CRL
+  (secure links admit peers of this device's tenant only, --role: only those certified with role R;
+   other tenants only through --policy FILE, a policy document naming them; decisions audited on stderr)
 `
 
 async function bench(args: string[]): Promise<void> {

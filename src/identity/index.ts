@@ -46,7 +46,7 @@ import { serveQuotes, type BoundQuote, type QuoteRequest } from '../attestation/
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
-import { inspectCertificate, type DeviceCredential } from '../primitives/pki/index.js'
+import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
 import {
   checkEnrollAnswer,
   decodeEnrollmentToken,
@@ -60,7 +60,7 @@ import {
 } from '../protocol/enroll.js'
 import { enrollmentAttestation, type AttestationMode } from '../attestation/device/index.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
-import { postJson } from './http.js'
+import { getBytes, postJson, type RequestInit } from './http.js'
 import { createDeviceKey, KEY_FILES, openDeviceKey, TpmDeviceKey, type DeviceKey, type KeystoreChoice, type KeystoreKind } from './keys.js'
 import { commitFiles, finishCommit, writeAtomic } from './store.js'
 
@@ -201,6 +201,34 @@ export class DeviceIdentity {
   /** The CA chain above it, PEM. */
   get caChainPem(): string {
     return readFileSync(join(this.dir, FILES.caChain), 'utf8')
+  }
+
+  /** Where the CA publishes its CRL, as its config told this device at enrollment; undefined when it told none. */
+  get crlUrl(): string | undefined {
+    const path = join(this.dir, FILES.config)
+    if (!existsSync(path)) return undefined
+    let config: { crl_url?: unknown } | null
+    try {
+      config = JSON.parse(readFileSync(path, 'utf8')) as { crl_url?: unknown } | null
+    } catch (cause) {
+      throw createError('ERR_CONFIG', `${path} is not JSON`, { cause })
+    }
+    if (typeof config !== 'object' || config === null) throw createError('ERR_CONFIG', `${path} is not a config object`)
+    return typeof config.crl_url === 'string' && config.crl_url !== '' ? config.crl_url : undefined
+  }
+
+  /**
+   * The CA's current revocations: its CRL fetched from {@link crlUrl} and verified against this
+   * device's CA chain and `trustPem`. `ERR_NOT_FOUND` when the store knows no CRL URL,
+   * `ERR_UNREACHABLE` when the CA does not answer, the PKI's code for a CRL it refuses.
+   */
+  async fetchRevocations(trustPem: string, init: RequestInit = {}): Promise<RevocationSet> {
+    const url = this.crlUrl
+    if (url === undefined) throw createError('ERR_NOT_FOUND', `${this.dir} knows no CRL URL`)
+    const crl = await getBytes(new URL(url), init)
+    const revocations = new RevocationSet()
+    revocations.addCrl(crl, this.caChainPem, TrustStore.fromPem(trustPem))
+    return revocations
   }
 
   /** Where the certificate stands in its lifetime at `now`, with the CA's grace period. */

@@ -19,6 +19,12 @@
 //! none passes, the error reported is the one from the path that got furthest through the
 //! checks below.
 //!
+//! A peer may send its leaf alone: the store's *known intermediates*
+//! ([`TrustStore::with_intermediates`], normally the site CA above the verifier's own
+//! certificate) are candidates too, after the presented ones. They only complete paths: a known
+//! intermediate is never an anchor, so a path through it still needs its signature by an anchor
+//! and passes every check below like a presented one.
+//!
 //! # Checks, in order
 //!
 //! 1. Signatures: each certificate is signed by the next with ECDSA P-256 and SHA-256 (ring);
@@ -69,6 +75,8 @@ const MAX_CHAIN_LEN: usize = 3;
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     anchors: Vec<ParsedCert>,
+    /// CA certificates that complete a leaf-only chain; never anchors.
+    intermediates: Vec<ParsedCert>,
 }
 
 impl TrustStore {
@@ -99,7 +107,29 @@ impl TrustStore {
                 anchors.push(cert);
             }
         }
-        Ok(Self { anchors })
+        Ok(Self { anchors, intermediates: Vec::new() })
+    }
+
+    /// This store, also completing chains through `intermediates` (DER): the site CAs the
+    /// verifier knows, so that a peer may present its leaf alone (see the
+    /// [module documentation](self)). Self-issued certificates (roots) and the store's anchors
+    /// are skipped: roots come from the anchors only. Each other one must parse
+    /// ([`VerifyError::Malformed`]) and be a CA with keyCertSign ([`VerifyError::Chain`]); it
+    /// is trusted only as a link in a path that ends in an anchor.
+    pub fn with_intermediates<D: AsRef<[u8]>>(mut self, intermediates: &[D]) -> Result<Self, VerifyError> {
+        for der in intermediates {
+            let cert = ParsedCert::from_der(der.as_ref()).map_err(|()| VerifyError::Malformed)?;
+            if cert.is_self_issued() || self.anchors.iter().any(|a| a.der == cert.der) {
+                continue;
+            }
+            if !cert.is_certificate_signer() {
+                return Err(VerifyError::Chain);
+            }
+            if !self.intermediates.iter().any(|i| i.der == cert.der) {
+                self.intermediates.push(cert);
+            }
+        }
+        Ok(self)
     }
 
     /// A store of the roots in a PEM bundle of `CERTIFICATE` blocks; see [`Self::from_der`].
@@ -167,10 +197,12 @@ impl TrustStore {
         Ok((target, presented))
     }
 
-    /// Every candidate path from `target` to an anchor, through at most one intermediate.
+    /// Every candidate path from `target` to an anchor, through at most one intermediate: a
+    /// presented one, else a known one.
     fn paths<'a>(&'a self, target: &'a ParsedCert, presented: &'a [ParsedCert]) -> Vec<Vec<&'a ParsedCert>> {
         let mut paths = Vec::new();
-        for intermediate in presented.iter().filter(|i| target.names_issuer(i)) {
+        let known = self.intermediates.iter().filter(|k| !presented.iter().any(|p| p.der == k.der));
+        for intermediate in presented.iter().chain(known).filter(|i| target.names_issuer(i)) {
             for anchor in self.anchors.iter().filter(|a| intermediate.names_issuer(a)) {
                 paths.push(vec![target, intermediate, anchor]);
             }
@@ -711,6 +743,50 @@ mod tests {
         let trust = TrustStore::from_der(&[pki.root.certificate_der()]).unwrap();
         let chain = [leaf, pki.site.certificate_der()];
         verify_peer(&chain, &trust, &RevocationSet::new(), &PeerPolicy::default(), SystemTime::now())
+    }
+
+    #[test]
+    fn a_leaf_alone_verifies_only_through_a_known_intermediate_that_chains_to_an_anchor() {
+        let pki = Pki::new();
+        let (_, csr) = device_csr("d", "t");
+        let leaf = pki.site.issue(&csr, &crate::pki::DeviceCertRequest::new("d", "t")).unwrap().der;
+        let (none, policy, now) = (RevocationSet::new(), PeerPolicy::default(), SystemTime::now());
+        let site = pki.site.certificate_der();
+        assert_eq!(verify_peer(&[&leaf], &pki.trust(), &none, &policy, now), Err(VerifyError::Chain));
+        let knowing = pki.trust().with_intermediates(&[site, pki.root.certificate_der()]).unwrap();
+        assert_eq!(verify_peer(&[&leaf], &knowing, &none, &policy, now).unwrap().device_id, "d");
+        assert_eq!(verify_peer(&[&leaf, site], &knowing, &none, &policy, now).unwrap().device_id, "d");
+
+        // Another CA's site (same names, another root) known as an intermediate admits none of
+        // its leaves, alone or with it: it never becomes an anchor.
+        let other = Pki::new();
+        let (_, csr) = device_csr("d", "t");
+        let foreign = other.site.issue(&csr, &crate::pki::DeviceCertRequest::new("d", "t")).unwrap().der;
+        let confused =
+            pki.trust().with_intermediates(&[other.site.certificate_der(), other.root.certificate_der()]).unwrap();
+        assert_eq!(verify_peer(&[&foreign], &confused, &none, &policy, now), Err(VerifyError::Chain));
+        assert_eq!(
+            verify_peer(&[&foreign, other.site.certificate_der()], &confused, &none, &policy, now),
+            Err(VerifyError::Chain)
+        );
+        // A revoked known intermediate revokes the leaves it completes.
+        let site_revoked = {
+            let entry = crate::pki::RecordEntry {
+                serial: pki.site.parsed().serial.clone().unwrap(),
+                spki_sha256: pki.site.parsed().spki_sha256,
+                reason: crate::pki::RevocationReason::CaCompromise,
+                revoked_at: now,
+            };
+            let record = pki.root.sign_revocation_record(1, now, &[entry]).unwrap();
+            let issuer = pki.trust().issuer(&[pki.root.certificate_der()], now).unwrap();
+            let mut set = RevocationSet::new();
+            set.add_record(&crate::pki::VerifiedRecord::from_bytes(&record, &issuer).unwrap()).unwrap();
+            set
+        };
+        assert_eq!(verify_peer(&[&leaf], &knowing, &site_revoked, &policy, now), Err(VerifyError::Revoked));
+        // A certificate that is not a CA is refused as an intermediate.
+        assert_eq!(pki.trust().with_intermediates(&[&leaf]).err(), Some(VerifyError::Chain));
+        assert_eq!(pki.trust().with_intermediates(&[b"garbage"]).err(), Some(VerifyError::Malformed));
     }
 
     #[test]
