@@ -488,6 +488,14 @@ export declare class XWingSecretKey {
   decapsulate(ciphertext: Uint8Array): Buffer
 }
 
+/** What the device may store. */
+export interface AcceptedAnswer {
+  /** Who the certificate says the device is. */
+  identity: PeerIdentity
+  /** The pinned root, PEM (enrollment only): the device's trust. */
+  rootPem?: string
+}
+
 /**
  * The statement a device signs with its certificate key to bind an attestation key to its
  * identity.
@@ -499,6 +507,35 @@ export declare function akBindingMessage(akPublicPem: string): Buffer
  * spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
  */
 export declare function akPublicKeySha256(akPublicPem: string): string
+
+/**
+ * What the device expects, and what it trusts: exactly one of `rootSpkiSha256` (enrollment) and
+ * `trustPem` (rotation).
+ */
+export interface AnswerExpectation {
+  /** The device id the certificate must name. */
+  deviceId: string
+  /** The tenant it must name. */
+  tenant: string
+  /** The CSR the device sent: the certificate must carry its key. */
+  csr: string
+  /** The pinned root key, hex (enrollment). */
+  rootSpkiSha256?: string
+  /** The roots the device trusts, PEM (rotation: its `trust.pem`). */
+  trustPem?: string
+  /** When to check at, ms since the epoch; default now. */
+  nowMs?: number
+}
+
+/** The CA's answer, as the device checks it. */
+export interface AnswerToCheck {
+  /** The issued certificate, PEM. */
+  certificate: string
+  /** The CA chain above it, PEM. */
+  caChain: string
+  /** The serial the answer names. */
+  serial: string
+}
 
 /**
  * What an audit checkpoint says: log `logId` had `seq` records, the last with chain hash
@@ -560,6 +597,14 @@ export interface CaMaterial {
 /** Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`. */
 export declare function checkDeviceId(deviceId: string): void
 
+/**
+ * Checks the CA's answer before the device stores it: `verify_peer` against the pinned root
+ * (found in the answer by its key) or the device's `trustPem`, for the expected device, tenant and
+ * CSR key. Throws `ERR_TRUST_ANCHOR`, `ERR_CHAIN`, `ERR_DEVICE_MISMATCH`, `ERR_TENANT_MISMATCH`,
+ * `ERR_PIN` (another key), `ERR_BAD_RESPONSE`, ….
+ */
+export declare function checkEnrollAnswer(answer: AnswerToCheck, expected: AnswerExpectation): AcceptedAnswer
+
 /** Checks a PCR list (1 to 24 distinct indices 0..23) and returns it ascending; `ERR_INVALID_ARG`. */
 export declare function checkPcrSelection(pcrs: Array<number>): Array<number>
 
@@ -585,6 +630,9 @@ export interface CsrInfo {
   requestedOrgUnit?: string
 }
 
+/** Decodes a token; `ERR_TOKEN_INVALID`. */
+export declare function decodeEnrollmentToken(token: string): EnrollmentTokenFacts
+
 /** Decodes an enrollment request body; `ERR_BAD_REQUEST`. */
 export declare function decodeEnrollRequest(body: Uint8Array): EnrollRequest
 
@@ -594,8 +642,8 @@ export declare function decodeEnrollResponse(body: Uint8Array): EnrollResponse
 /** Decodes the CA's nonce answer; `ERR_BAD_RESPONSE`. */
 export declare function decodeNonceAnswer(body: Uint8Array): NonceAnswer
 
-/** Decodes a nonce request body and returns the node id; `ERR_BAD_REQUEST`. */
-export declare function decodeNonceRequest(body: Uint8Array): string
+/** Decodes a nonce request body; `ERR_BAD_REQUEST`. */
+export declare function decodeNonceRequest(body: Uint8Array): NonceRequest
 
 /** Decodes a quote-answer line; `ERR_ATTEST_MALFORMED`. */
 export declare function decodeQuoteAnswer(line: Uint8Array): QuoteAnswer
@@ -652,8 +700,8 @@ export declare function encodeEnrollResponse(response: EnrollResponse): Buffer
 /** Encodes the CA's nonce answer. */
 export declare function encodeNonceAnswer(answer: NonceAnswer): Buffer
 
-/** Encodes a nonce request body `{node_id}`. */
-export declare function encodeNonceRequest(nodeId: string): Buffer
+/** Encodes a nonce request body `{node_id, token_id, token_proof}`. */
+export declare function encodeNonceRequest(request: NonceRequest): Buffer
 
 /** Encodes a quote-answer line (`
 ` included): exactly one of `quote` and `errorCode`. */
@@ -666,10 +714,30 @@ export declare function encodeQuoteRequest(request: QuoteRequest): Buffer
 /** Encodes a rotation request body. */
 export declare function encodeRotationRequest(request: RotationRequest): Buffer
 
+/** What an enrollment token says (its secret stays inside). */
+export interface EnrollmentTokenFacts {
+  /** Its id, hex. */
+  id: string
+  /** The SHA-256 of the root's SubjectPublicKeyInfo, hex: the device's trust anchor. */
+  rootSpkiSha256: string
+  /** The tenant the certificate must name. */
+  tenant: string
+  /** The device id the certificate must name. */
+  deviceId: string
+}
+
+/**
+ * The token's proof (hex) over an enrollment request for `csr` (the exact text sent) and
+ * `nodeId`; `ERR_TOKEN_INVALID`.
+ */
+export declare function enrollmentTokenProof(token: string, csr: string, nodeId?: string | undefined | null): string
+
 /** `POST /v1/enroll`. */
 export interface EnrollRequest {
-  /** The one-time token. */
-  token: string
+  /** The id of the one-time token, hex (see `enrollmentTokenProof`). */
+  tokenId: string
+  /** The token's proof over the CSR and node id (an Ed25519 signature), hex. */
+  tokenProof: string
   /** The CSR, PEM. */
   csr: string
   /** The device id the token is believed to be for. */
@@ -704,6 +772,12 @@ export interface ErrorCatalogEntry {
   /** When it happens. */
   meaning: string
 }
+
+/**
+ * Creates a token for `deviceId` of `tenant` under the root whose SPKI SHA-256 is
+ * `rootSpkiSha256` (hex). `ERR_INVALID_ARG` for an invalid id or hash.
+ */
+export declare function generateEnrollmentToken(rootSpkiSha256: string, tenant: string, deviceId: string): NewEnrollmentToken
 
 /** Generates a fresh ECDSA P-256 key and returns it as PKCS#8 DER. */
 export declare function generateP256Key(): Buffer
@@ -844,6 +918,16 @@ export interface MuxResetCodes {
   creditTimeout: number
 }
 
+/** A new enrollment token, with what the CA stores of it. */
+export interface NewEnrollmentToken {
+  /** The token (`ztm2.…`), a secret: show it once. */
+  token: string
+  /** Its id, hex: what the CA looks it up by. */
+  id: string
+  /** The public key of its proofs (Ed25519), hex: what the CA checks requests with. */
+  proofKey: string
+}
+
 /** What every link of one side shares. */
 export interface NoiseLinkInit {
   /** This device's certificate followed by its CA chain, PEM. */
@@ -888,6 +972,19 @@ export interface NonceAnswer {
   /** The PCRs to quote, ascending, when the CA names them. */
   pcrs?: Array<number>
 }
+
+/** `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token. */
+export interface NonceRequest {
+  /** The device id the nonce is for. */
+  nodeId: string
+  /** The id of the device's enrollment token, hex. */
+  tokenId: string
+  /** The token's proof over the node id (an Ed25519 signature), hex. */
+  tokenProof: string
+}
+
+/** The token's proof (hex) over a nonce request for `nodeId`; `ERR_TOKEN_INVALID`. */
+export declare function nonceRequestProof(token: string, nodeId: string): string
 
 /**
  * The one spelling of a key digest (SPKI SHA-256: 64 lowercase hex digits) from what a user
@@ -1221,6 +1318,12 @@ export declare function verifyBatchAsync(items: Array<VerifyItem>): Promise<bool
  */
 export declare function verifyCertificateSignature(chainPem: string, message: Uint8Array, signature: Uint8Array): boolean
 
+/**
+ * Checks an enrollment request's proof under the token's proof key (hex); `ERR_TOKEN_PROOF`
+ * when it is not the proof of this CSR and node id.
+ */
+export declare function verifyEnrollmentProof(proofKey: string, csr: string, nodeId: string | undefined | null, proof: string): void
+
 /** One (message, signature, public key) triple of a batch. */
 export interface VerifyItem {
   /** `ed25519` or `ecdsa-p256-sha256`. */
@@ -1232,6 +1335,9 @@ export interface VerifyItem {
   /** The signature. */
   signature: Buffer
 }
+
+/** Checks a nonce request's proof under the token's proof key (hex); `ERR_TOKEN_PROOF`. */
+export declare function verifyNonceProof(proofKey: string, nodeId: string, proof: string): void
 
 /**
  * Verifies a signed object for the purpose named `label`: the label, the embedded chain

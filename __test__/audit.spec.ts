@@ -9,6 +9,7 @@ import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION, AuditLog, PRUNE_ACTION, ve
 import { StorageError } from '../src/errors.js'
 import { buildCsr, CertificateAuthority, generateP256Key, Signer, TrustStore } from '../src/index.js'
 import { openDatabase, type Db } from '../src/storage/index.js'
+import { enrollRequestFor } from '../src/protocol/enroll.js'
 
 function fresh() {
   const dir = mkdtempSync(join(tmpdir(), 'ztmesh-audit-'))
@@ -254,7 +255,7 @@ test('the CA signs audit checkpoints with the gateway credential, one more on cl
   const plain = await CaService.open({ dir: caDir })
   const key = generateP256Key()
   const { token } = plain.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
-  const enrolled = plain.enroll({ token, csr: buildCsr(key, 'gw-1', 'hotel-1') }, 'test')
+  const enrolled = plain.enroll(enrollRequestFor(token, buildCsr(key, 'gw-1', 'hotel-1')), 'test')
   const trust = TrustStore.fromPem(plain.trustBundle())
   plain.close()
 

@@ -12,8 +12,9 @@ import { promisify } from 'node:util'
 
 import { CA_MIGRATIONS, CaService, Registry, rotationMessage } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
-import { buildCsr, encodeRotationRequest, generateP256Key, inspectCertificate, RevocationSet, SigningKey, TrustStore, verifyPeer, type RotationRequest } from '../src/index.js'
+import { buildCsr, encodeEnrollRequest, encodeRotationRequest, generateP256Key, inspectCertificate, RevocationSet, SigningKey, TrustStore, verifyPeer, type RotationRequest } from '../src/index.js'
 import { openDatabase } from '../src/storage/index.js'
+import { enrollRequestFor } from '../src/protocol/enroll.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -59,7 +60,7 @@ function rotation(certificate: string, key: ReturnType<typeof deviceKey>, next: 
 function enroll(ca: CaService, deviceId: string, tenant = 'hotel-1') {
   const key = deviceKey()
   const { token } = ca.createToken({ deviceId, tenant, roles: ['pos:cashier'] })
-  return { key, ...ca.enroll({ token, csr: buildCsr(key.pkcs8, deviceId, tenant) }, 'test') }
+  return { key, ...ca.enroll(enrollRequestFor(token, buildCsr(key.pkcs8, deviceId, tenant)), 'test') }
 }
 
 /** Rotates `certificate` (held with `key`) to a new key, in process, at `timestamp` (the CA's clock). */
@@ -83,7 +84,7 @@ test('the stolen certificate attack: 50 rotations mint one successor, revoke --s
   const url = await serve(t, ca)
   const stolen = deviceKey()
   const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1', roles: ['pos:cashier'] })
-  const original = await post(`${url}/v1/enroll`, { token, csr: buildCsr(stolen.pkcs8, 'tablet-7', 'hotel-1') })
+  const original = await post(`${url}/v1/enroll`, encodeEnrollRequest(enrollRequestFor(token, buildCsr(stolen.pkcs8, 'tablet-7', 'hotel-1'))))
   t.is(original.status, 200)
   const originalPem = original.json!.certificate as string
   const originalSerial = original.json!.serial as string
@@ -123,8 +124,8 @@ test('the stolen certificate attack: 50 rotations mint one successor, revoke --s
   for (const serial of chainSerials) t.true(listed.includes(serial), `${serial} is on the CRL`)
 
   // The device is enrolled again: whatever it held before is superseded at once.
-  const first = await post(`${url}/v1/enroll`, { token: ca.createToken({ deviceId: 'kiosk-3', tenant: 'hotel-1' }).token, csr: buildCsr(generateP256Key(), 'kiosk-3', 'hotel-1') })
-  const again = await post(`${url}/v1/enroll`, { token: ca.createToken({ deviceId: 'kiosk-3', tenant: 'hotel-1' }).token, csr: buildCsr(generateP256Key(), 'kiosk-3', 'hotel-1') })
+  const first = await post(`${url}/v1/enroll`, encodeEnrollRequest(enrollRequestFor(ca.createToken({ deviceId: 'kiosk-3', tenant: 'hotel-1' }).token, buildCsr(generateP256Key(), 'kiosk-3', 'hotel-1'))))
+  const again = await post(`${url}/v1/enroll`, encodeEnrollRequest(enrollRequestFor(ca.createToken({ deviceId: 'kiosk-3', tenant: 'hotel-1' }).token, buildCsr(generateP256Key(), 'kiosk-3', 'hotel-1'))))
   t.is(again.status, 200)
   writeFileSync(join(dir, 'old.pem'), first.json!.certificate as string)
   writeFileSync(join(dir, 'new.pem'), again.json!.certificate as string)
