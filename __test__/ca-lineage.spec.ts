@@ -30,7 +30,7 @@ async function freshCa(t: ExecutionContext, init: { now?: () => number; rotation
 }
 
 async function serve(t: ExecutionContext, ca: CaService) {
-  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 } })
+  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 }, maxConnectionsPerSource: 1000 })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`

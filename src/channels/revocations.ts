@@ -8,7 +8,7 @@
 
 import { existsSync, readFileSync, unwatchFile, watchFile } from 'node:fs'
 
-import { writeAtomic } from '../identity/store.js'
+import { writeFileAtomic } from '../storage/files.js'
 import { RevocationSet, type RevocationSetInit, type TrustStore } from '../primitives/pki/index.js'
 import type { SecureStream } from './noise-link.js'
 
@@ -95,7 +95,7 @@ export function watchCrlFile(path: string, init: WatchCrlInit): () => void {
     if (progress !== undefined) revocations.restoreProgress(progress)
     revocations.addCrl(readFileSync(path), init.issuerChainPem, init.trust)
     progress = revocations.progress()
-    if (init.statePath !== undefined) writeAtomic(init.statePath, progress)
+    if (init.statePath !== undefined) writeFileAtomic(init.statePath, progress)
     init.onUpdate(revocations)
   }
   const load = () => {

@@ -47,6 +47,7 @@ import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
+import { writeFileAtomic } from '../storage/files.js'
 import {
   checkEnrollAnswer,
   decodeEnrollmentToken,
@@ -62,7 +63,7 @@ import { enrollmentAttestation, type AttestationMode } from '../attestation/devi
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
 import { getBytes, postJson, type RequestInit } from './http.js'
 import { createDeviceKey, KEY_FILES, openDeviceKey, TpmDeviceKey, type DeviceKey, type KeystoreChoice, type KeystoreKind } from './keys.js'
-import { commitFiles, finishCommit, writeAtomic } from './store.js'
+import { commitFiles, finishCommit } from './store.js'
 
 export type { AttestationMode, EnrollmentAttestation } from '../attestation/device/index.js'
 export type { KeystoreChoice, KeystoreKind } from './keys.js'
@@ -311,7 +312,7 @@ export class DeviceIdentity {
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */
   acceptTrustBundle(bundlePem: string): void {
     if (!bundlePem.includes('-----BEGIN CERTIFICATE-----')) throw createError('ERR_PEM', 'the trust bundle holds no certificate')
-    writeAtomic(join(this.dir, FILES.trust), bundlePem)
+    writeFileAtomic(join(this.dir, FILES.trust), bundlePem)
   }
 
   /**
