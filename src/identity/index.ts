@@ -48,6 +48,7 @@ import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
+import { normalizeKeyDigest } from '../protocol/ids.js'
 import {
   checkEnrollAnswer,
   decodeEnrollmentToken,
@@ -136,7 +137,7 @@ export class DeviceIdentity {
   static async enroll(init: EnrollInit): Promise<DeviceIdentity> {
     const token = decodeEnrollmentToken(init.token)
     const { deviceId, tenant, rootSpkiSha256 } = token
-    if (init.rootFingerprint !== undefined && normalizeFingerprint(init.rootFingerprint) !== rootSpkiSha256) {
+    if (init.rootFingerprint !== undefined && normalizeKeyDigest(init.rootFingerprint) !== rootSpkiSha256) {
       throw createError('ERR_TRUST_ANCHOR', 'the root fingerprint given is not the one the token pins')
     }
     if ((init.deviceId !== undefined && init.deviceId !== deviceId) || (init.tenant !== undefined && init.tenant !== tenant)) {
@@ -341,9 +342,4 @@ export class DeviceIdentity {
       throw error
     }
   }
-}
-
-/** A fingerprint as the core spells it: lowercase hex, no separators. */
-function normalizeFingerprint(text: string): string {
-  return text.replaceAll(':', '').toLowerCase()
 }
