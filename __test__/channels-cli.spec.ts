@@ -32,10 +32,10 @@ for (const protocol of ['noise', 'tls'] as const) test(`echo-server and connect 
   await CaService.init({ dir: join(dir, 'ca'), name: 'Echo' })
   const ca = await CaService.open({ dir: join(dir, 'ca') })
   t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
+  const server = createEnrollmentServer({ ca, tenant: 'hotel-1' })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => server.close())
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
   for (const device of ['gw-1', 'tablet-7']) {
     await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, dir: join(dir, device), passphrase: 'pw' })
   }

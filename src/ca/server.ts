@@ -1,5 +1,11 @@
 /**
- * The enrollment API of the site CA (seed 002 §7), over node:http:
+ * The enrollment API of the site CA (seed 002 §7), node:http over TLS 1.3 (the core's rustls):
+ * the server presents its own certificate (`CA_API_IDENTITY`: device `ca`, role `ca`, in the
+ * tenant it serves, issued by the site CA for a key that lives only in the core, renewed at half
+ * its life) with the site CA and root, so a device that pinned the root authenticates it before
+ * it sends anything. Clients need no certificate (they have none yet; requests prove themselves).
+ * Plain HTTP only with `insecureHttp` (tests), which warns, and which refuses the admin
+ * credential (`POST /v1/revoke`, `ERR_INSECURE_TRANSPORT`).
  *
  * - `POST /v1/attest/nonce {node_id, token_id, token_proof}` → `{nonce, expires_at, pcrs}`: a
  *   single-use nonce for the TPM quote of that node's enrollment, and the PCRs to quote; only for
@@ -20,12 +26,17 @@
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+
+import { secureTls, TlsContext } from '../channels/tls.js'
+import { Signer } from '../primitives/pki/index.js'
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import type { RevocationReason } from '../primitives/pki/index.js'
 import { decodeEnrollRequest, decodeNonceRequest, decodeRotationRequest, encodeEnrollResponse, encodeNonceAnswer, ENROLLMENT_ROUTES, type DeviceConfig, type EnrollResponse } from '../protocol/enroll.js'
 import { readJsonBody, readJsonBytes, sendEncoded, sendError } from './http.js'
 import { crlEtag, type CaService, type Enrollment } from './index.js'
+import { API_CERTIFICATE_VALIDITY_SECONDS } from './service.js'
 import { RateLimiter, type RateLimiterInit } from './rate-limit.js'
 
 export type { DeviceConfig } from '../protocol/enroll.js'
@@ -43,6 +54,15 @@ export interface EnrollmentServerInit {
   rateLimit?: RateLimiterInit
   /** Per-request time limit (headers and body), ms. Default 10 s. */
   requestTimeoutMs?: number
+  /** The tenant the server's TLS certificate names: the tenant of the devices it enrolls. Required unless `insecureHttp`. */
+  tenant?: string
+  /**
+   * Serve plain HTTP instead of TLS: for tests only. A warning is printed, and the admin
+   * credential is refused (`ERR_INSECURE_TRANSPORT`).
+   */
+  insecureHttp?: boolean
+  /** The TLS handshake's time limit, ms. Default 10 s. */
+  handshakeTimeoutMs?: number
 }
 
 /**
@@ -50,7 +70,7 @@ export interface EnrollmentServerInit {
  *
  * @example
  * ```ts
- * const server = createEnrollmentServer({ ca: await CaService.open({ dir }) })
+ * const server = createEnrollmentServer({ ca: await CaService.open({ dir }), tenant: 'hotel-1' })
  * server.listen(8443, '127.0.0.1')
  * ```
  */
@@ -61,7 +81,46 @@ export function createEnrollmentServer(init: EnrollmentServerInit): Server {
     void handle(init, limiter, request, response, timeout)
   })
   server.maxHeadersCount = 50
+  if (init.insecureHttp === true) {
+    process.emitWarning('the enrollment API serves plain HTTP (insecureHttp): anyone on the path reads and rewrites it; for tests only', { code: 'ZTMESH_INSECURE_HTTP' })
+    return server
+  }
+  serveOverTls(server, init, limiter)
   return server
+}
+
+/**
+ * Puts TLS under `server`: every accepted socket is handed to node:http only once its TLS
+ * session is established. A failed handshake (plain HTTP to this port included) closes the
+ * socket and is audited.
+ */
+function serveOverTls(server: Server, init: EnrollmentServerInit, limiter: RateLimiter): void {
+  const { ca, tenant } = init
+  if (tenant === undefined) throw createError('ERR_INVALID_ARG', 'the enrollment server needs the tenant its TLS certificate names (or insecureHttp)')
+  let context = apiContext(ca, tenant)
+  // Renewed at half its life; connections from then on get the new certificate.
+  const renewal = setInterval(() => (context = apiContext(ca, tenant)), (API_CERTIFICATE_VALIDITY_SECONDS * 1000) / 2)
+  renewal.unref()
+  server.once('close', () => clearInterval(renewal))
+  const [serveHttp] = server.listeners('connection') as ((socket: unknown) => void)[]
+  server.removeAllListeners('connection')
+  server.on('connection', (socket: Socket) => {
+    const source = socket.remoteAddress ?? 'unknown'
+    socket.on('error', () => {})
+    secureTls(socket, context, { handshakeTimeoutMs: init.handshakeTimeoutMs ?? 10_000 }).then(
+      (stream) => serveHttp!.call(server, stream),
+      (error: unknown) => {
+        if (limiter.take(source)) ca.recordAudit({ actor: source, action: 'tls.handshake', outcome: 'deny', reason: error instanceof ZtError ? error.code : 'ERR_TLS_HANDSHAKE' })
+      },
+    )
+  })
+}
+
+/** A TLS server context with a fresh CA API certificate, its key inside the core. */
+function apiContext(ca: CaService, tenant: string): TlsContext {
+  const signer = Signer.generate()
+  const { chainPem } = ca.issueApiCertificate(tenant, signer)
+  return new TlsContext('server', { identity: { certificateChainPem: chainPem, signer }, trustPem: ca.trustBundle(), anonymousClients: true })
 }
 
 async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
@@ -110,6 +169,8 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         return
       }
       case 'POST /v1/revoke': {
+        // The admin credential never travels without server authentication.
+        if (init.insecureHttp === true) throw refuse(ca, source, route, 'ERR_INSECURE_TRANSPORT', 'the admin credential is accepted over TLS only')
         const credential = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
         if (credential === undefined) throw refuse(ca, source, route, 'ERR_UNAUTHENTICATED')
         if (!ca.isAdmin(credential)) throw refuse(ca, source, route, 'ERR_FORBIDDEN')
@@ -178,13 +239,13 @@ function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): Dev
   return {
     bootstrap_peers: init.config?.bootstrap_peers ?? [],
     gossip_fanout: init.config?.gossip_fanout ?? 3,
-    crl_url: init.config?.crl_url ?? new URL(ENROLLMENT_ROUTES.crl, init.url ?? ownUrl(request)).href,
+    crl_url: init.config?.crl_url ?? new URL(ENROLLMENT_ROUTES.crl, init.url ?? ownUrl(init, request)).href,
   }
 }
 
 /** The URL of the address this server's socket is bound to (the `Host` header is the client's word). */
-function ownUrl(request: IncomingMessage): string {
+function ownUrl(init: EnrollmentServerInit, request: IncomingMessage): string {
   const { localAddress = '127.0.0.1', localPort } = request.socket
   const host = localAddress.includes(':') ? `[${localAddress}]` : localAddress
-  return `http://${host}:${localPort ?? 80}`
+  return `${init.insecureHttp === true ? 'http' : 'https'}://${host}:${localPort ?? 443}`
 }

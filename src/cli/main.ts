@@ -12,8 +12,8 @@
  * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
- * ztmesh ca serve --dir D --listen HOST:PORT
- * ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+ * ztmesh ca serve --dir D --listen HOST:PORT --tenant T [--insecure-http]
+ * ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off] [--insecure-http]
  * ztmesh tpm info [--tcti T]
  * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
  * ztmesh tpm verify-quote --in DIR --nonce HEX [--policy FILE]
@@ -49,16 +49,22 @@ commands:
                                             demote per the policy (audited); prints the results
   ca sign --dir D --csr FILE --token TOKEN  issue offline from a CSR; prints the chain (PEM)
   ca revoke --dir D (--serial HEX | --device ID) [--reason R]
-  ca serve --dir D --listen HOST:PORT       run the enrollment API
+  ca serve --dir D --listen HOST:PORT --tenant T [--insecure-http]
+                                            run the enrollment API over TLS 1.3 (its certificate:
+                                            device ca, role ca, in tenant T); --insecure-http
+                                            serves plain HTTP, for tests only
   ca crl --dir D                            print the current CRL (PEM)
   enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
-         [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+         [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off] [--insecure-http]
                                             enroll this device, or enroll it again (a new token; a
                                             cleared TPM). The certificate must chain to the root the
                                             token pins (and --root-fingerprint, when given). The key lives in the TPM or in the software
                                             keystore (passphrase: ZTMESH_PASSPHRASE); auto (default)
                                             takes the TPM when one answers. With a TPM key the
-                                            enrollment carries a quote when the CA takes one
+                                            enrollment carries a quote when the CA takes one. URL is
+                                            https: (the server must prove it is the CA API of the
+                                            token's tenant under the pinned root); --insecure-http
+                                            allows http:, for tests only
   tpm info [--tcti T]                       the TPM's vendor, firmware and whether ztmesh can use it (JSON)
   tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
                                             write quote.msg, quote.sig, pcrs.bin and ak.pub.pem (tpm2-tools
