@@ -184,9 +184,14 @@ impl Fixture {
     }
 }
 
-/// Connects and pumps in memory; returns both sessions.
+/// Connects to the device "server" and pumps in memory; returns both sessions.
 fn handshake(client: &TlsClientContext, server: &TlsServerContext) -> (TlsSession, TlsSession) {
-    let mut c = client.connect_to("server").unwrap();
+    handshake_to("server", client, server)
+}
+
+/// Connects to `device` and pumps in memory until both sides fall silent; returns both sessions.
+fn handshake_to(device: &str, client: &TlsClientContext, server: &TlsServerContext) -> (TlsSession, TlsSession) {
+    let mut c = client.connect_to(device).unwrap();
     let mut s = server.accept().unwrap();
     for _ in 0..16 {
         let (to_server, to_client) = (c.take_outgoing(), s.take_outgoing());
@@ -294,25 +299,6 @@ fn pinned_client(fixture: &Fixture) -> TlsClientContext {
     TlsClientContext::anonymous(settings).unwrap()
 }
 
-/// Connects to `device` and pumps in memory; returns both sessions.
-fn handshake_to(device: &str, client: &TlsClientContext, server: &TlsServerContext) -> (TlsSession, TlsSession) {
-    let mut c = client.connect_to(device).unwrap();
-    let mut s = server.accept().unwrap();
-    for _ in 0..16 {
-        let (to_server, to_client) = (c.take_outgoing(), s.take_outgoing());
-        if to_server.is_empty() && to_client.is_empty() {
-            break;
-        }
-        if s.error().is_none() {
-            let _ = s.read_tls(&to_server);
-        }
-        if c.error().is_none() {
-            let _ = c.read_tls(&to_client);
-        }
-    }
-    (c, s)
-}
-
 #[test]
 fn an_anonymous_client_reaches_only_the_gateway_of_its_pinned_root() {
     let fixture = Fixture::new();
@@ -347,18 +333,7 @@ fn an_anonymous_client_reaches_only_the_gateway_of_its_pinned_root() {
     }
 
     // A server that does not accept anonymous clients refuses them.
-    let strict = gateway_with(&fixture, "ca", &["ca"], false);
-    let mut c = client.connect_to("ca").unwrap();
-    let mut s = strict.accept().unwrap();
-    for _ in 0..8 {
-        let (to_server, to_client) = (c.take_outgoing(), s.take_outgoing());
-        if s.error().is_none() {
-            let _ = s.read_tls(&to_server);
-        }
-        if c.error().is_none() {
-            let _ = c.read_tls(&to_client);
-        }
-    }
+    let (_, s) = handshake_to("ca", &client, &gateway_with(&fixture, "ca", &["ca"], false));
     assert_eq!(s.error(), Some(&TlsError::NoCertificate));
     assert!(!s.is_established());
 }
