@@ -308,6 +308,11 @@ export declare class RevocationSet {
 
 /** An ECDSA P-256 signing key, in software or in a TPM. */
 export declare class Signer {
+  /**
+   * A fresh software key that lives only in this process, inside the core (no keystore entry):
+   * for short-lived certificates such as the CA API's own TLS certificate.
+   */
+  static generate(): Signer
   /** The key of the keystore entry `name` (ecdsa-p256), decrypted inside the core. */
   static fromKeystore(keystore: Keystore, name: string): Signer
   /** A key in the TPM. */
@@ -360,6 +365,13 @@ export declare class SigningKey {
 export declare class TlsClientContext {
   /** A client context; `signer` holds the certificate's key (else `ERR_KEY_MISMATCH`). */
   constructor(init: TlsContextInit, signer: Signer)
+  /**
+   * A client context with no certificate that authenticates the server only: its chain must
+   * lead to the root pinned by `rootFingerprint` (found in the chain it presents), for the
+   * expected tenant and device, with the required role; else the session fails with the PKI
+   * code before any data leaves.
+   */
+  static anonymous(init: AnonymousTlsInit): TlsClientContext
   /** A new client session (to the server the context expects, or to `deviceId`). */
   connect(deviceId?: string | undefined | null): TlsSession
   /** Applies new revocations to every handshake from now on (and forgets resumption tickets). */
@@ -396,7 +408,9 @@ export declare class TlsSession {
   /** Queues application data (sent once the peer is verified). */
   writePlaintext(data: Uint8Array): void
   get isHandshaking(): boolean
-  /** The verified peer, once the handshake is complete. */
+  /** Whether the session is established: its peer verified, or an anonymous client accepted. */
+  get isEstablished(): boolean
+  /** The verified peer, once the handshake is complete (none for an anonymous client). */
   get peer(): PeerIdentity | null
   /** The key exchange group: `X25519MLKEM768` or `X25519`. */
   get kxGroup(): string | null
@@ -507,6 +521,23 @@ export declare function akBindingMessage(akPublicPem: string): Buffer
  * spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
  */
 export declare function akPublicKeySha256(akPublicPem: string): string
+
+/** What a client with no certificate needs: the pinned root key and who the server must be. */
+export interface AnonymousTlsInit {
+  /**
+   * SHA-256 of the root's SubjectPublicKeyInfo, hex: the server's chain must hold that root and
+   * lead to it.
+   */
+  rootFingerprint: string
+  /** The tenant the server must belong to. */
+  expectedTenant?: string
+  /** The device id the server must have. */
+  expectedDevice?: string
+  /** A role the server's certificate must carry. */
+  requiredRole?: string
+  /** `'prefer'` (default), `'require'` or `'off'`. */
+  pq?: string
+}
 
 /**
  * What the device expects, and what it trusts: exactly one of `rootSpkiSha256` (enrollment) and
@@ -1183,6 +1214,11 @@ export interface TlsContextInit {
   pins?: Array<string>
   /** Session resumption (default on). */
   resumption?: boolean
+  /**
+   * Servers: whether clients may present no certificate (default false); their sessions are
+   * established with no `peer`.
+   */
+  anonymousClients?: boolean
 }
 
 /** What a TPM says about itself. */

@@ -2,7 +2,6 @@ import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -10,11 +9,11 @@ import { promisify } from 'node:util'
 import type { AuditRecord } from '../src/audit/index.js'
 import { CaService } from '../src/ca/index.js'
 import { CA_MIGRATIONS } from '../src/ca/schema.js'
-import { createEnrollmentServer } from '../src/ca/server.js'
 import { TokenStore } from '../src/ca/tokens.js'
-import { enrollRequestFor, nonceRequestFor } from '../src/protocol/enroll.js'
+import { CA_API_IDENTITY, enrollRequestFor, nonceRequestFor } from '../src/protocol/enroll.js'
 import { openDatabase } from '../src/storage/index.js'
 import { akBindingMessage, buildCsr, generateP256Key, RevocationSet, SigningKey, Tpm, TrustStore, verifyPeer } from '../src/index.js'
+import { caFetch, serveCa } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 const run = promisify(execFile)
@@ -29,11 +28,9 @@ async function freshCa(t: ExecutionContext, now?: () => number) {
   return { dir, ca }
 }
 
+/** The CA's enrollment API over TLS (tenant hotel-1); `caFetch` talks to it as a device would. */
 async function serve(t: ExecutionContext, ca: CaService, rateLimit = { perSecond: 1000, burst: 1000 }) {
-  const server = createEnrollmentServer({ ca, rateLimit, maxConnectionsPerSource: 1000 })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return serveCa(t, ca, { rateLimit })
 }
 
 /** A request's proof of `token` over `csr` and `nodeId`, in wire form (the token itself never travels). */
@@ -49,7 +46,7 @@ function nonceBody(token: string, nodeId: string): { node_id: string; token_id: 
 }
 
 async function post(url: string, body: unknown, type = 'application/json') {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+  const response = await caFetch(url, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
   const text = await response.text()
   return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>) }
 }
@@ -189,7 +186,7 @@ test('the nonce endpoint and attested enrollments refuse malformed input with ty
   const someProof = { token_id: 'ab'.repeat(32), token_proof: 'ab'.repeat(64) }
   t.like(await post(nonceUrl, { node_id: '../etc/passwd', ...someProof }), { status: 400, json: { code: 'ERR_IDENTITY' } })
   t.like(await post(nonceUrl, { node_id: 'node-1', ...someProof, padding: 'x'.repeat(4096) }), { status: 413, json: { code: 'ERR_PAYLOAD_TOO_LARGE' } })
-  t.like(await fetch(nonceUrl), { status: 405 })
+  t.like(await caFetch(nonceUrl), { status: 405 })
   const denied = ca.auditRecords(20).filter((row) => row.outcome === 'deny').map((row) => row.reason)
   t.true(denied.includes('ERR_PAYLOAD_TOO_LARGE') && denied.includes('ERR_METHOD_NOT_ALLOWED') && denied.filter((r) => r === 'ERR_BAD_REQUEST').length >= 5, 'refused bodies are audited')
 
@@ -206,11 +203,12 @@ test('the nonce endpoint and attested enrollments refuse malformed input with ty
   t.like(await post(`${url}/v1/enroll`, { ...proofOf(token, csr), csr, attestation: valid, padding: 'x'.repeat(70_000) }), { status: 413 })
   t.like(await enroll(valid), { status: 400, json: { code: 'ERR_ATTEST_MALFORMED' } }, 'well-typed garbage is malformed')
   t.like(await enroll(valid), { status: 403, json: { code: 'ERR_ATTEST_NONCE' } }, 'and it burned its nonce')
-  t.is(ca.listCertificates().length, 0)
+  t.is(ca.listCertificates().filter((record) => record.deviceId !== CA_API_IDENTITY.deviceId).length, 0, 'none but the CA API certificate')
 })
 
 test('nonces are single use, bounded per node, rate limited, and their lifetime is a setting', async (t) => {
-  let now = 1_700_000_000_000
+  // The CA's clock, moved by hand; it starts at the real time so that the CA API's TLS certificate can be issued.
+  let now = Date.now()
   const { dir, ca } = await freshCa(t, () => now)
   const holder = (nodeId: string) => nonceRequestFor(ca.createToken({ deviceId: nodeId, tenant: 'hotel-1' }).token, nodeId)
   const [node1, node2] = [holder('node-1'), holder('node-2')]

@@ -4,14 +4,14 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { CaService } from '../src/ca/index.js'
-import { createEnrollmentServer, type EnrollmentServerInit } from '../src/ca/server.js'
+import type { EnrollmentServerInit } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key } from '../src/index.js'
 import {
@@ -22,8 +22,10 @@ import {
   encodeNonceRequest,
   enrollRequestFor,
   nonceRequestFor,
+  CA_API_IDENTITY,
   type EnrollResponse,
 } from '../src/protocol/enroll.js'
+import { caFetch, serveCa } from './helpers/ca-site.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -43,8 +45,14 @@ async function listen(t: ExecutionContext, server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
+/** The real CA's enrollment API, over TLS (tenant hotel-1); `caFetch` talks to it as a device would. */
 async function serve(t: ExecutionContext, ca: CaService, init: Partial<EnrollmentServerInit> = {}): Promise<string> {
-  return listen(t, createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 }, ...init }))
+  return serveCa(t, ca, init)
+}
+
+/** The certificates the CA issued to devices (not the CA API's own TLS certificate). */
+function deviceCertificates(ca: CaService) {
+  return ca.listCertificates().filter((record) => record.deviceId !== CA_API_IDENTITY.deviceId)
 }
 
 async function body(request: IncomingMessage): Promise<Buffer> {
@@ -54,7 +62,9 @@ async function body(request: IncomingMessage): Promise<Buffer> {
 }
 
 /**
- * A hostile server: reads each request and answers with what `answer` builds from it (an
+ * A hostile server, plain HTTP (devices reach it with `insecureHttp`): these tests check the
+ * device's answer checks beneath TLS, against a CA gone wrong or a MITM of an insecure
+ * deployment; `ca-tls.spec.ts` shows a MITM cannot pass TLS. It reads each request and answers with what `answer` builds from it (an
  * enrollment or a rotation answer, encoded by the core as the real CA would).
  */
 async function hostile(t: ExecutionContext, answer: (path: string, bytes: Buffer) => EnrollResponse | Promise<EnrollResponse>): Promise<string> {
@@ -123,10 +133,10 @@ test('a device refuses a certificate of a foreign root, for another device, tena
   for (const [what, forge, code] of attacks) {
     const mitm = await hostile(t, (_path, bytes) => forge(decodeEnrollRequest(bytes).csr))
     const token = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' }).token
-    await t.throwsAsync(DeviceIdentity.enroll({ url: mitm, token, dir: store, passphrase: 'pw' }), { code }, what)
+    await t.throwsAsync(DeviceIdentity.enroll({ url: mitm, token, dir: store, passphrase: 'pw', insecureHttp: true }), { code }, what)
     t.deepEqual(snapshot(store), before, `${what}: nothing on disk changed`)
     const fresh = join(dir, `fresh-${code}`)
-    await t.throwsAsync(DeviceIdentity.enroll({ url: mitm, token, dir: fresh, passphrase: 'pw' }), { code }, `${what} (first enrollment)`)
+    await t.throwsAsync(DeviceIdentity.enroll({ url: mitm, token, dir: fresh, passphrase: 'pw', insecureHttp: true }), { code }, `${what} (first enrollment)`)
     t.false(existsSync(join(fresh, 'cert.pem')) || existsSync(join(fresh, 'trust.pem')), `${what}: no certificate, no trust stored`)
   }
   // The device still opens its identity and trusts only the real root.
@@ -146,7 +156,7 @@ test('a rotation answer that the device trust refuses changes nothing: the old c
     const cert = attacker.ca.issue(decodeRotationRequest(bytes).csr, { deviceId: 'gw-1', tenant: 'hotel-1' })
     return issued(cert.pem, attacker.site.certificatePem + attacker.root.certificatePem, cert.serial)
   })
-  const device = await DeviceIdentity.open(store, 'pw', mitm)
+  const device = await DeviceIdentity.open(store, 'pw', mitm, { insecureHttp: true })
   await t.throwsAsync(device.renewIfDue({ force: true }), { code: 'ERR_CHAIN' })
   t.deepEqual(snapshot(store), before, 'nothing on disk changed')
   // The real CA still renews it.
@@ -166,7 +176,7 @@ test('the MITM of the issue, with the CLI: a captured request redeemed with the 
     const captured = decodeEnrollRequest(bytes)
     const attackerCsr = buildCsr(generateP256Key(), 'tablet-7', 'hotel-1')
     const replay = encodeEnrollRequest({ ...captured, csr: attackerCsr })
-    const answer = await fetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: replay })
+    const answer = await caFetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: replay })
     stolen.push({ status: answer.status, code: ((await answer.json()) as { code?: unknown }).code })
     const cert = attacker.ca.issue(captured.csr, { deviceId: 'tablet-7', tenant: 'hotel-1', roles: ['admin'] })
     return issued(cert.pem, attacker.site.certificatePem + attacker.root.certificatePem, cert.serial)
@@ -175,12 +185,14 @@ test('the MITM of the issue, with the CLI: a captured request redeemed with the 
   t.false(token.includes(' '))
   const store = join(dir, 'tablet')
   const env = { ...process.env, ZTMESH_PASSPHRASE: 'pw' }
-  const refused = await run('node', [CLI, 'enroll', '--url', mitm, '--token', token, '--store', store, '--keystore', 'software'], { env }).catch((e: { code: number; stderr: string }) => e)
+  const refused = await run('node', [CLI, 'enroll', '--url', mitm, '--insecure-http', '--token', token, '--store', store, '--keystore', 'software'], { env }).catch((e: { code: number; stderr: string }) => e)
   t.is((refused as { code: number }).code, 1)
-  t.like(JSON.parse((refused as { stderr: string }).stderr), { code: 'ERR_TRUST_ANCHOR' })
+  // stderr: the --insecure-http warning, then the error as JSON.
+  t.regex((refused as { stderr: string }).stderr, /^warning: --insecure-http/)
+  t.like(JSON.parse((refused as { stderr: string }).stderr.trim().split('\n').at(-1)!), { code: 'ERR_TRUST_ANCHOR' })
   t.deepEqual(stolen, [{ status: 403, code: 'ERR_TOKEN_PROOF' }])
   t.false(existsSync(join(store, 'cert.pem')) || existsSync(join(store, 'trust.pem')) || existsSync(join(store, 'config.json')))
-  t.deepEqual(ca.listCertificates(), [], 'the real CA issued nothing to the attacker')
+  t.deepEqual(deviceCertificates(ca), [], 'the real CA issued nothing to the attacker')
   t.like(ca.auditRecords(10).find((row) => row.action === 'enroll'), { outcome: 'deny', reason: 'ERR_TOKEN_PROOF', detail: { device: 'tablet-7', tenant: 'hotel-1' } })
 
   // The token is still good for the device itself, and a fingerprint given out of band must match.
@@ -197,7 +209,7 @@ test('nonces go only to the holder of the device token: 20 anonymous or forged r
   const { ca } = await freshCa(t)
   const url = await serve(t, ca)
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
-  const post = (bytes: Buffer | string) => fetch(`${url}/v1/attest/nonce`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes })
+  const post = (bytes: Buffer | string) => caFetch(`${url}/v1/attest/nonce`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes })
   const mine = await post(encodeNonceRequest(nonceRequestFor(token, 'node-1')))
   t.is(mine.status, 200)
   const { nonce } = (await mine.json()) as { nonce: string }
@@ -228,7 +240,7 @@ test('a wrong token still burns the attestation nonce it presented: a nonce is n
   const csr = buildCsr(generateP256Key(), 'node-1', 'hotel-1')
   const quote = { akPublicPem: 'pem', akBinding: Buffer.alloc(70, 1), attest: Buffer.alloc(100, 2), signature: Buffer.alloc(72, 3), pcrValues: Buffer.alloc(200, 4) }
   const request = enrollRequestFor(token, csr, { nodeId: 'node-1', attestation: { nonce: Buffer.from(nonce, 'hex'), quote } })
-  const answer = await fetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: encodeEnrollRequest({ ...request, tokenProof: 'ff'.repeat(64) }) })
+  const answer = await caFetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: encodeEnrollRequest({ ...request, tokenProof: 'ff'.repeat(64) }) })
   t.like(await answer.json(), { code: 'ERR_TOKEN_PROOF' })
   t.is(ca.nonces.consume(nonce, 'node-1'), 'used', 'the refused attempt burned the nonce')
 })
@@ -239,17 +251,11 @@ test("crl_url comes from the server's configuration or its own address, never fr
   const port = new URL(url).port
   const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
   const bytes = encodeEnrollRequest(enrollRequestFor(token, buildCsr(generateP256Key(), 'tablet-7', 'hotel-1')))
-  const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const request = httpRequest(`${url}/v1/enroll`, { method: 'POST', headers: { host: 'evil.example:666', 'content-type': 'application/json', 'content-length': bytes.length } }, (response) => {
-      void body(response).then((text) => resolve(JSON.parse(text.toString()) as Record<string, unknown>), reject)
-    })
-    request.on('error', reject)
-    request.end(bytes)
-  })
-  t.like(answer, { config: { crl_url: `http://127.0.0.1:${port}/v1/crl` } })
+  const answer = (await (await caFetch(`${url}/v1/enroll`, { method: 'POST', headers: { host: 'evil.example:666', 'content-type': 'application/json' }, body: bytes })).json()) as Record<string, unknown>
+  t.like(answer, { config: { crl_url: `https://127.0.0.1:${port}/v1/crl` } })
   const configured = await serve(t, ca, { url: 'https://gw.hotel-1.lan:8443' })
   const { token: second } = ca.createToken({ deviceId: 'tablet-8', tenant: 'hotel-1' })
-  const answered = await fetch(`${configured}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: encodeEnrollRequest(enrollRequestFor(second, buildCsr(generateP256Key(), 'x', 'y'))) })
+  const answered = await caFetch(`${configured}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: encodeEnrollRequest(enrollRequestFor(second, buildCsr(generateP256Key(), 'x', 'y'))) })
   t.like(await answered.json(), { config: { crl_url: 'https://gw.hotel-1.lan:8443/v1/crl' } })
 })
 
@@ -259,8 +265,8 @@ test('nothing fails after the registry commit: an answer that cannot be encoded 
   const url = await serve(t, ca, { config: { crl_url: `http://x/${'a'.repeat(3000)}` } })
   const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
   const csr = buildCsr(generateP256Key(), 'tablet-7', 'hotel-1')
-  const answer = await fetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: encodeEnrollRequest(enrollRequestFor(token, csr)) })
+  const answer = await caFetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: encodeEnrollRequest(enrollRequestFor(token, csr)) })
   t.is(answer.status, 500)
-  t.deepEqual(ca.listCertificates(), [], 'no certificate was recorded')
-  t.like(ca.enroll(enrollRequestFor(token, csr), 'test'), { serial: ca.listCertificates()[0]?.serial }, 'the token was not spent')
+  t.deepEqual(deviceCertificates(ca), [], 'no certificate was recorded')
+  t.like(ca.enroll(enrollRequestFor(token, csr), 'test'), { serial: deviceCertificates(ca)[0]?.serial }, 'the token was not spent')
 })

@@ -5,16 +5,15 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { CA_MIGRATIONS, CaService, Registry, rotationMessage } from '../src/ca/index.js'
-import { createEnrollmentServer } from '../src/ca/server.js'
 import { buildCsr, encodeEnrollRequest, encodeRotationRequest, generateP256Key, inspectCertificate, RevocationSet, SigningKey, TrustStore, verifyPeer, type RotationRequest } from '../src/index.js'
 import { openDatabase } from '../src/storage/index.js'
 import { enrollRequestFor } from '../src/protocol/enroll.js'
+import { caFetch, serveCa } from './helpers/ca-site.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -29,17 +28,15 @@ async function freshCa(t: ExecutionContext, init: { now?: () => number; rotation
   return { dir, caDir: join(dir, 'ca'), ca }
 }
 
+/** The CA's enrollment API over TLS (tenant hotel-1); `caFetch` talks to it as a device would. */
 async function serve(t: ExecutionContext, ca: CaService) {
-  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 }, maxConnectionsPerSource: 1000 })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return serveCa(t, ca)
 }
 
 /** POSTs a JSON body: an object, or bytes the core encoded. */
 async function post(url: string, body: object, headers: Record<string, string> = {}) {
   const bytes = body instanceof Uint8Array ? body : JSON.stringify(body)
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: bytes, signal: AbortSignal.timeout(20_000) })
+  const response = await caFetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: bytes, signal: AbortSignal.timeout(20_000) })
   const text = await response.text()
   return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>) }
 }
@@ -112,7 +109,7 @@ test('the stolen certificate attack: 50 rotations mint one successor, revoke --s
   // The operator revokes the stolen original by serial, with the CLI: the whole chain goes.
   const revoked = JSON.parse((await run('node', [CLI, 'ca', 'revoke', '--dir', caDir, '--serial', originalSerial, '--reason', 'keyCompromise'])).stdout) as { revoked: string[] }
   t.deepEqual(revoked.revoked, chainSerials)
-  const der = Buffer.from(await (await fetch(`${url}/v1/crl?format=der`)).arrayBuffer())
+  const der = Buffer.from(await (await caFetch(`${url}/v1/crl?format=der`)).arrayBuffer())
   const trust = TrustStore.fromPem(ca.trustBundle())
   const revocations = new RevocationSet()
   revocations.addCrl(der, ca.caChain(), trust)

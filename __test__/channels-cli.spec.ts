@@ -2,15 +2,14 @@ import test from 'ava'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createPrivateKey } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
 import { CaDirectory } from '../src/ca/directory.js'
 import { CaService } from '../src/ca/index.js'
-import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
+import { serveCa } from './helpers/ca-site.js'
 import { Keystore } from '../src/primitives/keystore/index.js'
 
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -73,18 +72,7 @@ for (const protocol of ['noise', 'tls'] as const) test(`echo-server and connect 
 })
 
 test('an older, validly signed CRL put back in the file is refused with ERR_REVOCATION_ROLLBACK, live and after a restart', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-rollback-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir: join(dir, 'ca'), name: 'Rollback' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  for (const device of ['gw-1', 'tablet-7']) {
-    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, dir: join(dir, device), passphrase: 'pw' })
-  }
+  const { dir, ca } = await fleet(t, 'Rollback', { 'gw-1': ['hotel-1', []], 'tablet-7': ['hotel-1', []] })
   const before = ca.crl().pem
   ca.revoke({ device: 'tablet-7' }, 'keyCompromise')
   const after = ca.crl().pem
@@ -130,18 +118,7 @@ test('an older, validly signed CRL put back in the file is refused with ERR_REVO
 })
 
 test('a CRL whose nextUpdate passed 400 days ago stops echo-server (ERR_REVOCATION_STALE) unless --crl-fail-open, which is announced', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-stale-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await CaService.init({ dir: join(dir, 'ca'), name: 'Stale' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
-  t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  for (const device of ['gw-1', 'tablet-7']) {
-    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, dir: join(dir, device), passphrase: 'pw' })
-  }
+  const { dir } = await fleet(t, 'Stale', { 'gw-1': ['hotel-1', []], 'tablet-7': ['hotel-1', []] })
   // The attack: an authentic CRL of the site CA, long past its nextUpdate.
   const site = await new CaDirectory(join(dir, 'ca')).siteCa()
   const day = 86_400_000
@@ -214,12 +191,11 @@ async function fleet(t: import('ava').ExecutionContext, name: string, devices: R
   await CaService.init({ dir: join(dir, 'ca'), name })
   const ca = await CaService.open({ dir: join(dir, 'ca') })
   t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  // One CA API per tenant: its TLS certificate names the tenant its devices pin.
+  const urls = new Map<string, string>()
   for (const [device, [tenant, roles]] of Object.entries(devices)) {
-    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: device, tenant, roles }).token, dir: join(dir, device), passphrase: 'pw' })
+    if (!urls.has(tenant)) urls.set(tenant, await serveCa(t, ca, { tenant }))
+    await DeviceIdentity.enroll({ url: urls.get(tenant)!, token: ca.createToken({ deviceId: device, tenant, roles }).token, dir: join(dir, device), passphrase: 'pw' })
   }
   const trust = join(dir, 'ca', 'trust.pem')
   const serve = async (command: string, device: string, protocol: string, ...extra: string[]) => {

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
 import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type DeviceCredential, type SecureStream } from '../src/index.js'
-import { caOnLoopback } from './helpers/ca-site.js'
+import { caFetch, caOnLoopback } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 /** A CA with its enrollment API on loopback, and a gateway (software key) enrolled with it. */
@@ -123,17 +123,18 @@ tpmTestSerial('a CA without attestation (404 for the nonce) enrolls a TPM device
     }
     const chunks: Buffer[] = []
     for await (const chunk of request) chunks.push(chunk as Buffer)
-    const answer = await fetch(`${url}${request.url}`, { method: request.method, headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) })
+    const answer = await caFetch(`${url}${request.url}`, { method: request.method, headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) })
     response.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text())
   })
   await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => front.close(() => resolve())))
   const oldCa = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
 
-  const required = DeviceIdentity.enroll({ url: oldCa, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8', attestation: 'require' })
+  // The old CA's front is plain HTTP: the device reaches it with insecureHttp.
+  const required = DeviceIdentity.enroll({ url: oldCa, insecureHttp: true, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8', attestation: 'require' })
   await t.throwsAsync(required, { code: 'ERR_NOT_FOUND', message: /attestation is required/ })
   t.false(existsSync(join(dir, 'tablet-8', 'cert.pem')))
-  const device = await DeviceIdentity.enroll({ url: oldCa, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8' })
+  const device = await DeviceIdentity.enroll({ url: oldCa, insecureHttp: true, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8' })
   t.is(device.keystore, 'tpm')
   t.false(device.attested)
   t.deepEqual(await swtpm.transientHandles(), [])

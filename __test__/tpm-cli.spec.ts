@@ -49,10 +49,10 @@ async function startCa(t: ExecutionContext, dir: string, name: string): Promise<
   await CaService.init({ dir, name })
   const ca = await CaService.open({ dir })
   t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca })
+  const server = createEnrollmentServer({ ca, tenant: 'hotel-1' })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  return { ca, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+  return { ca, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` }
 }
 
 /** The files of a `tpm2_quote` quote of PCRs 0 and 7 over `nonce`, with tpm2-tools' own AK. */

@@ -45,6 +45,7 @@ export const CATALOG = {
     ERR_TLS_HANDSHAKE: 'the TLS handshake failed (for instance a handshake signature that does not verify)',
     ERR_TLS_CONFIG: 'the TLS settings are unusable',
     ERR_UNREACHABLE: 'a server did not answer in time',
+    ERR_INSECURE_TRANSPORT: 'a request would travel without server authentication (plain HTTP without --insecure-http)',
     ERR_TIMEOUT: 'a peer did not answer a request within its time limit',
     ERR_CLOSED: 'the link or stream closed, or data was written after it ended',
     ERR_BAD_RESPONSE: 'a server or peer answered with something that is not a valid response',

@@ -27,6 +27,13 @@ pub struct Signer {
 
 #[napi]
 impl Signer {
+    /// A fresh software key that lives only in this process, inside the core (no keystore entry):
+    /// for short-lived certificates such as the CA API's own TLS certificate.
+    #[napi(factory)]
+    pub fn generate() -> Result<Signer> {
+        sync(|| Ok(Self::new(Arc::new(SoftwareSigner::generate()?))))
+    }
+
     /// The key of the keystore entry `name` (ecdsa-p256), decrypted inside the core.
     #[napi(factory)]
     pub fn from_keystore(keystore: &Keystore, name: String) -> Result<Signer> {

@@ -29,6 +29,25 @@ pub struct TlsContextInit {
     pub pins: Option<Vec<String>>,
     /// Session resumption (default on).
     pub resumption: Option<bool>,
+    /// Servers: whether clients may present no certificate (default false); their sessions are
+    /// established with no `peer`.
+    pub anonymous_clients: Option<bool>,
+}
+
+/// What a client with no certificate needs: the pinned root key and who the server must be.
+#[napi(object)]
+pub struct AnonymousTlsInit {
+    /// SHA-256 of the root's SubjectPublicKeyInfo, hex: the server's chain must hold that root and
+    /// lead to it.
+    pub root_fingerprint: String,
+    /// The tenant the server must belong to.
+    pub expected_tenant: Option<String>,
+    /// The device id the server must have.
+    pub expected_device: Option<String>,
+    /// A role the server's certificate must carry.
+    pub required_role: Option<String>,
+    /// `'prefer'` (default), `'require'` or `'off'`.
+    pub pq: Option<String>,
 }
 
 /// A server context: accepts sessions; its trust and revocations can be swapped live.
@@ -49,6 +68,7 @@ impl TlsServerContext {
             if let Some(resumption) = parts.resumption {
                 settings.resumption = resumption;
             }
+            settings.anonymous_clients = parts.anonymous_clients;
             Ok(TlsServerContext { inner: Arc::new(tls::TlsServerContext::new(settings)?) })
         })
     }
@@ -85,6 +105,28 @@ impl TlsClientContext {
                 settings.resumption = resumption;
             }
             Ok(TlsClientContext { inner: Arc::new(tls::TlsClientContext::new(settings)?) })
+        })
+    }
+
+    /// A client context with no certificate that authenticates the server only: its chain must
+    /// lead to the root pinned by `rootFingerprint` (found in the chain it presents), for the
+    /// expected tenant and device, with the required role; else the session fails with the PKI
+    /// code before any data leaves.
+    #[napi(factory)]
+    pub fn anonymous(init: AnonymousTlsInit) -> Result<TlsClientContext> {
+        sync(|| {
+            let root_key = crate::pki::pins_arg(&[init.root_fingerprint])?
+                .pop()
+                .ok_or_else(|| invalid_argument("rootFingerprint is required"))?;
+            let mut settings = tls::AnonymousClientSettings::new(root_key);
+            settings.policy = PeerPolicy {
+                expected_tenant: init.expected_tenant,
+                expected_device: init.expected_device,
+                ..PeerPolicy::default()
+            };
+            settings.required_role = init.required_role;
+            settings.pq = pq_arg(init.pq.as_deref())?;
+            Ok(TlsClientContext { inner: Arc::new(tls::TlsClientContext::anonymous(settings)?) })
         })
     }
 
@@ -149,7 +191,13 @@ impl TlsSession {
         self.inner.is_handshaking()
     }
 
-    /// The verified peer, once the handshake is complete.
+    /// Whether the session is established: its peer verified, or an anonymous client accepted.
+    #[napi(getter)]
+    pub fn is_established(&self) -> bool {
+        self.inner.is_established()
+    }
+
+    /// The verified peer, once the handshake is complete (none for an anonymous client).
     #[napi(getter)]
     pub fn peer(&self) -> Option<PeerIdentity> {
         self.inner.peer().cloned().map(peer_identity)
@@ -204,6 +252,7 @@ struct Parts {
     policy: PeerPolicy,
     pq: PqPolicy,
     resumption: Option<bool>,
+    anonymous_clients: bool,
 }
 
 impl Parts {
@@ -211,12 +260,7 @@ impl Parts {
         let chain = pki::pem::parse_certificates(&init.chain_pem)?;
         let signer = signer.for_chain(&chain)?;
         let trust = pki::TrustStore::from_pem(&init.trust_pem)?;
-        let pq = match init.pq.as_deref() {
-            None | Some("prefer") => PqPolicy::Prefer,
-            Some("require") => PqPolicy::Require,
-            Some("off") => PqPolicy::Off,
-            Some(_) => return Err(invalid_argument("pq must be 'prefer', 'require' or 'off'")),
-        };
+        let pq = pq_arg(init.pq.as_deref())?;
         let mut policy = PeerPolicy {
             expected_tenant: init.expected_tenant,
             expected_device: init.expected_device,
@@ -225,6 +269,23 @@ impl Parts {
         if let Some(pins) = init.pins {
             policy.pins = Some(crate::pki::pins_arg(&pins)?);
         }
-        Ok(Parts { chain, signer, trust, policy, pq, resumption: init.resumption })
+        Ok(Parts {
+            chain,
+            signer,
+            trust,
+            policy,
+            pq,
+            resumption: init.resumption,
+            anonymous_clients: init.anonymous_clients.unwrap_or(false),
+        })
+    }
+}
+
+fn pq_arg(pq: Option<&str>) -> std::result::Result<PqPolicy, Failure> {
+    match pq {
+        None | Some("prefer") => Ok(PqPolicy::Prefer),
+        Some("require") => Ok(PqPolicy::Require),
+        Some("off") => Ok(PqPolicy::Off),
+        Some(_) => Err(invalid_argument("pq must be 'prefer', 'require' or 'off'")),
     }
 }

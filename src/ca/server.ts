@@ -1,5 +1,11 @@
 /**
- * The enrollment API of the site CA (seed 002 §7), over node:http:
+ * The enrollment API of the site CA (seed 002 §7), node:http over TLS 1.3 (the core's rustls):
+ * the server presents its own certificate (`CA_API_IDENTITY`: device `ca`, role `ca`, in the
+ * tenant it serves, issued by the site CA for a key that lives only in the core, renewed at half
+ * its life) with the site CA and root, so a device that pinned the root authenticates it before
+ * it sends anything. Clients need no certificate (they have none yet; requests prove themselves).
+ * Plain HTTP only with `insecureHttp` (tests), which warns, and which refuses the admin
+ * credential (`POST /v1/revoke`, `ERR_INSECURE_TRANSPORT`).
  *
  * - `POST /v1/attest/nonce {node_id, token_id, token_proof}` → `{nonce, expires_at, pcrs}`: a
  *   single-use nonce for the TPM quote of that node's enrollment, and the PCRs to quote; only for
@@ -27,7 +33,9 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { Server as TlsServer } from 'node:tls'
+
+import { secureTls, TlsContext } from '../channels/tls.js'
+import { Signer } from '../primitives/pki/index.js'
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import type { RevocationReason } from '../primitives/pki/index.js'
@@ -36,6 +44,7 @@ import { readJsonBody, readJsonBytes, sendEncoded, sendError } from './http.js'
 import { crlEtag, type CaService, type Enrollment } from './index.js'
 import { RateLimiter, sourceOf, type RateLimiterInit } from './rate-limit.js'
 import { RequestTally, routeAction, routeId } from './request-tally.js'
+import { API_CERTIFICATE_VALIDITY_SECONDS } from './service.js'
 
 export type { DeviceConfig } from '../protocol/enroll.js'
 
@@ -58,6 +67,15 @@ export interface EnrollmentServerInit {
   maxConnections?: number
   /** How often the counts of requests that never reach the CA service are written, ms. Default 60 s. */
   auditIntervalMs?: number
+  /** The tenant the server's TLS certificate names: the tenant of the devices it enrolls. Required unless `insecureHttp`. */
+  tenant?: string
+  /**
+   * Serve plain HTTP instead of TLS: for tests only. A warning is printed, and the admin
+   * credential is refused (`ERR_INSECURE_TRANSPORT`).
+   */
+  insecureHttp?: boolean
+  /** The TLS handshake's time limit, ms. Default 10 s. */
+  handshakeTimeoutMs?: number
 }
 
 /**
@@ -65,7 +83,7 @@ export interface EnrollmentServerInit {
  *
  * @example
  * ```ts
- * const server = createEnrollmentServer({ ca: await CaService.open({ dir }) })
+ * const server = createEnrollmentServer({ ca: await CaService.open({ dir }), tenant: 'hotel-1' })
  * server.listen(8443, '127.0.0.1')
  * ```
  */
@@ -79,7 +97,8 @@ export function createEnrollmentServer(init: EnrollmentServerInit): Server {
     void handle(init, limiter, tally, request, response, timeout)
   })
   server.maxHeadersCount = 50
-  capConnections(init.ca, server, tally, refused, init.maxConnectionsPerSource ?? 32, init.maxConnections ?? 1024)
+  const overTls = init.insecureHttp !== true
+  capConnections(init.ca, server, tally, refused, init.maxConnectionsPerSource ?? 32, init.maxConnections ?? 1024, overTls)
   const flush = (): void => {
     const events = tally.flush()
     if (events.length > 0) init.ca.recordAudit(...events)
@@ -89,15 +108,20 @@ export function createEnrollmentServer(init: EnrollmentServerInit): Server {
     clearInterval(timer)
     flush()
   })
+  if (!overTls) {
+    process.emitWarning('the enrollment API serves plain HTTP (insecureHttp): anyone on the path reads and rewrites it; for tests only', { code: 'ZTMESH_INSECURE_HTTP' })
+    return server
+  }
+  serveOverTls(server, init, tally, refused)
   return server
 }
 
 /**
  * Refuses a connection over the per-source or total cap with a typed 503 before the HTTP
- * parser sees a byte of it (over TLS, by closing it), and counts the refusal (the first of an
- * interval is written).
+ * parser sees a byte of it (over TLS, by closing it: no answer can be read before a handshake
+ * this refusal is meant to spare), and counts the refusal (the first of an interval is written).
  */
-function capConnections(ca: CaService, server: Server | TlsServer, tally: RequestTally, refused: WeakSet<Socket>, perSource: number, total: number): void {
+function capConnections(ca: CaService, server: Server, tally: RequestTally, refused: WeakSet<Socket>, perSource: number, total: number, overTls: boolean): void {
   const open = new Map<string, number>()
   let all = 0
   server.on('connection', (socket: Socket) => {
@@ -107,8 +131,7 @@ function capConnections(ca: CaService, server: Server | TlsServer, tally: Reques
       refused.add(socket)
       const first = tally.count(source, 'other', 'ERR_TOO_MANY_CONNECTIONS')
       if (first !== undefined) ca.recordAudit(first)
-      // Over TLS no answer can be read before a handshake this refusal is meant to spare.
-      if (server instanceof TlsServer) return void socket.destroy()
+      if (overTls) return void socket.destroy()
       const body = JSON.stringify({ code: 'ERR_TOO_MANY_CONNECTIONS', message: 'too many open connections; retry later' })
       socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
       return
@@ -122,6 +145,47 @@ function capConnections(ca: CaService, server: Server | TlsServer, tally: Reques
       else open.set(source, left)
     })
   })
+}
+
+/**
+ * Puts TLS under `server`: every accepted socket is handed to node:http only once its TLS
+ * session is established. A failed handshake (plain HTTP to this port included) closes the
+ * socket and is audited.
+ */
+function serveOverTls(server: Server, init: EnrollmentServerInit, tally: RequestTally, refused: WeakSet<Socket>): void {
+  const { ca, tenant } = init
+  if (tenant === undefined) throw createError('ERR_INVALID_ARG', 'the enrollment server needs the tenant its TLS certificate names (or insecureHttp)')
+  let context = apiContext(ca, tenant)
+  // Renewed at half its life; connections from then on get the new certificate.
+  const renewal = setInterval(() => (context = apiContext(ca, tenant)), (API_CERTIFICATE_VALIDITY_SECONDS * 1000) / 2)
+  renewal.unref()
+  server.once('close', () => clearInterval(renewal))
+  // node:http's own listener (the first) gets the TLS stream instead of the socket; the cap's stays.
+  const [serveHttp] = server.listeners('connection') as ((socket: unknown) => void)[]
+  server.removeListener('connection', serveHttp!)
+  server.on('connection', (socket: Socket) => {
+    if (refused.has(socket)) return
+    const source = sourceOf(socket.remoteAddress)
+    socket.on('error', () => {})
+    secureTls(socket, context, { handshakeTimeoutMs: init.handshakeTimeoutMs ?? 10_000 }).then(
+      (stream) => serveHttp!.call(server, stream),
+      (error: unknown) => {
+        // Counted like every refusal before the service: one row per source and reason per interval.
+        const first = tally.count(source, 'other', error instanceof ZtError ? error.code : 'ERR_TLS_HANDSHAKE')
+        if (first !== undefined) ca.recordAudit({ ...first, action: TLS_HANDSHAKE_ACTION })
+      },
+    )
+  })
+}
+
+/** The audit action of a refused TLS handshake. */
+const TLS_HANDSHAKE_ACTION = 'tls.handshake'
+
+/** A TLS server context with a fresh CA API certificate, its key inside the core. */
+function apiContext(ca: CaService, tenant: string): TlsContext {
+  const signer = Signer.generate()
+  const { chainPem } = ca.issueApiCertificate(tenant, signer)
+  return new TlsContext('server', { identity: { certificateChainPem: chainPem, signer }, trustPem: ca.trustBundle(), anonymousClients: true })
 }
 
 async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: RequestTally, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
@@ -181,6 +245,8 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: R
         return
       }
       case 'POST /v1/revoke': {
+        // The admin credential never travels without server authentication.
+        if (init.insecureHttp === true) throw refuse('ERR_INSECURE_TRANSPORT', 'the admin credential is accepted over TLS only')
         const credential = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
         if (credential === undefined) throw refuse('ERR_UNAUTHENTICATED')
         if (!ca.isAdmin(credential)) throw refuse('ERR_FORBIDDEN')
@@ -259,13 +325,13 @@ function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): Dev
   return {
     bootstrap_peers: init.config?.bootstrap_peers ?? [],
     gossip_fanout: init.config?.gossip_fanout ?? 3,
-    crl_url: init.config?.crl_url ?? new URL(ENROLLMENT_ROUTES.crl, init.url ?? ownUrl(request)).href,
+    crl_url: init.config?.crl_url ?? new URL(ENROLLMENT_ROUTES.crl, init.url ?? ownUrl(init, request)).href,
   }
 }
 
 /** The URL of the address this server's socket is bound to (the `Host` header is the client's word). */
-function ownUrl(request: IncomingMessage): string {
+function ownUrl(init: EnrollmentServerInit, request: IncomingMessage): string {
   const { localAddress = '127.0.0.1', localPort } = request.socket
   const host = localAddress.includes(':') ? `[${localAddress}]` : localAddress
-  return `http://${host}:${localPort ?? 80}`
+  return `${init.insecureHttp === true ? 'http' : 'https'}://${host}:${localPort ?? 443}`
 }

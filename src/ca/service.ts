@@ -19,6 +19,7 @@ import {
   type PeerIdentity,
   type PeerPolicy,
   type RevocationReason,
+  type Signer,
 } from '../primitives/pki/index.js'
 import { checkDeviceId, normalizeKeyDigest, normalizeSerial } from '../protocol/ids.js'
 import {
@@ -39,7 +40,7 @@ import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } 
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import { rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
+import { CA_API_IDENTITY, rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
 
 
 /** Options of {@link CaService.init}. */
@@ -85,6 +86,8 @@ export interface Enrollment {
 
 
 const DEVICE_VALIDITY_SECONDS = 90 * 86_400
+/** How long the CA API's own TLS certificate lives; servers renew it at half that. */
+export const API_CERTIFICATE_VALIDITY_SECONDS = 7 * 86_400
 /** How far a rotation request's timestamp may be from the CA's clock. */
 const ROTATION_WINDOW_MS = 5 * 60_000
 /** How long after expiry a certificate may still rotate itself (offline-survivable identity). */
@@ -209,7 +212,28 @@ export class CaService implements ReattestationSink {
       if (typeof init.tenant === 'string' && !this.#site.permitsTenant(init.tenant)) {
         throw createError('ERR_NAME_CONSTRAINT', `the site CA is not bound to tenant ${init.tenant}`)
       }
+      // The CA API's identity is the CA's alone: no device may enroll as it.
+      if (init.deviceId === CA_API_IDENTITY.deviceId || init.roles?.includes(CA_API_IDENTITY.role) === true) {
+        throw createError('ERR_INVALID_ARG', `the device id and role '${CA_API_IDENTITY.deviceId}' are reserved for the CA API`)
+      }
       return this.tokens.create({ ...init, rootSpkiSha256: this.rootFingerprint() })
+    })
+  }
+
+  /**
+   * Issues the CA API's own TLS certificate for `signer`'s key (a key that never leaves the
+   * core): device `ca`, role `ca`, in `tenant`, valid {@link API_CERTIFICATE_VALIDITY_SECONDS};
+   * recorded and audited like any certificate. Returns its chain (leaf, site CA, root: a device
+   * finds its pinned root there).
+   */
+  issueApiCertificate(tenant: string, signer: Signer, actor = 'ca'): { chainPem: string; serial: string; notAfterMs: number } {
+    return this.#audited(actor, 'ca.api-certificate', { tenant }, (detail) => {
+      const now = this.#now()
+      const subject = { deviceId: CA_API_IDENTITY.deviceId, tenant, roles: [CA_API_IDENTITY.role] }
+      const issued = this.#site.issue(signer.buildCsr(subject.deviceId, tenant), { ...subject, validitySeconds: API_CERTIFICATE_VALIDITY_SECONDS, nowMs: now })
+      this.#registry.insertCertificate({ ...issued, deviceId: subject.deviceId, tenant, issuedAtMs: now })
+      detail.serial = issued.serial
+      return { chainPem: issued.pem + this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
     })
   }
 

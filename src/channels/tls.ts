@@ -2,7 +2,8 @@
  * Mutual TLS 1.3 links (rustls in the core, sans-IO) as Node streams: the session lives in Rust,
  * this file only moves bytes between it and a socket.
  *
- * TLS 1.3 only, client certificates required, ALPN `ztmesh/1`, X25519MLKEM768 preferred with
+ * TLS 1.3 only, client certificates required (except on a server built with `anonymousClients`, and
+ * from a client built with `TlsContext.anonymous`, which authenticates the server only), ALPN `ztmesh/1`, X25519MLKEM768 preferred with
  * X25519 fallback (`pq: 'require' | 'prefer' | 'off'`). Every peer is decided by the PKI's
  * `verifyPeer`; a refusal rejects with its PKI code (`ERR_CERT_REVOKED`, `ERR_TENANT_MISMATCH`…).
  */
@@ -27,6 +28,25 @@ export interface TlsContextInit {
   policy?: Pick<PeerPolicy, 'expectedTenant' | 'expectedDevice' | 'pins'>
   pq?: 'require' | 'prefer' | 'off'
   resumption?: boolean
+  /**
+   * Servers: let clients present no certificate (default false). Their streams are established
+   * with no peer (`peer` throws `ERR_UNAUTHENTICATED`): for the enrollment API, whose clients
+   * prove themselves inside the protocol.
+   */
+  anonymousClients?: boolean
+}
+
+/** Options of {@link TlsContext.anonymous}: who the server must be, known by a pinned root. */
+export interface AnonymousTlsInit {
+  /** SHA-256 of the root's SubjectPublicKeyInfo, hex: the server's chain must hold that root and lead to it. */
+  rootFingerprint: string
+  /** The tenant the server must belong to. */
+  expectedTenant?: string
+  /** The device id the server must have. */
+  expectedDevice?: string
+  /** A role the server's certificate must carry. */
+  requiredRole?: string
+  pq?: 'require' | 'prefer' | 'off'
 }
 
 /** A server or client TLS context: the settings every session of one side shares. */
@@ -35,8 +55,29 @@ export class TlsContext {
   readonly #server: InstanceType<typeof native.TlsServerContext> | undefined
   readonly #client: InstanceType<typeof native.TlsClientContext> | undefined
 
-  constructor(role: 'server' | 'client', init: TlsContextInit) {
+  /**
+   * A client context with no certificate: it authenticates the server only, against the root
+   * pinned by `rootFingerprint` (found in the chain the server presents), and refuses before any
+   * data leaves (`ERR_CHAIN`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`, `ERR_KEY_USAGE` for a
+   * missing role).
+   */
+  static anonymous(init: AnonymousTlsInit): TlsContext {
+    try {
+      return new TlsContext('client', undefined, native.TlsClientContext.anonymous(init))
+    } catch (error) {
+      throw nativeError(error)
+    }
+  }
+
+  constructor(role: 'server' | 'client', init: TlsContextInit)
+  /** @internal */
+  constructor(role: 'server' | 'client', init: TlsContextInit | undefined, client: InstanceType<typeof native.TlsClientContext>)
+  constructor(role: 'server' | 'client', init: TlsContextInit | undefined, client?: InstanceType<typeof native.TlsClientContext>) {
     this.role = role
+    if (init === undefined) {
+      this.#client = client
+      return
+    }
     const nativeInit = {
       chainPem: init.identity.certificateChainPem,
       trustPem: init.trustPem,
@@ -45,6 +86,7 @@ export class TlsContext {
       ...(init.policy?.expectedDevice !== undefined && { expectedDevice: init.policy.expectedDevice }),
       ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
       ...(init.resumption !== undefined && { resumption: init.resumption }),
+      ...(init.anonymousClients !== undefined && { anonymousClients: init.anonymousClients }),
     }
     const signer = credentialSigner(init.identity).native
     try {
@@ -95,6 +137,7 @@ class TlsLinkStream extends Duplex implements SecureStream {
   readonly #socket: Socket | Duplex
   readonly #session: NativeTlsSession
   #peer: PeerIdentity | undefined
+  #established = false
   #settle: ((error?: unknown) => void) | undefined
 
   constructor(socket: Socket | Duplex, session: NativeTlsSession) {
@@ -115,8 +158,28 @@ class TlsLinkStream extends Duplex implements SecureStream {
   }
 
   get peer(): PeerIdentity {
-    if (this.#peer === undefined) throw createError('ERR_TLS_HANDSHAKE', 'the handshake is not complete')
+    if (this.#peer === undefined) {
+      if (this.#established) throw createError('ERR_UNAUTHENTICATED', 'the client presented no certificate')
+      throw createError('ERR_TLS_HANDSHAKE', 'the handshake is not complete')
+    }
     return this.#peer
+  }
+
+  /** The underlying socket's addresses (node:http reads them from the stream it serves). */
+  get remoteAddress(): string | undefined {
+    return (this.#socket as Partial<Socket>).remoteAddress
+  }
+
+  get remotePort(): number | undefined {
+    return (this.#socket as Partial<Socket>).remotePort
+  }
+
+  get localAddress(): string | undefined {
+    return (this.#socket as Partial<Socket>).localAddress
+  }
+
+  get localPort(): number | undefined {
+    return (this.#socket as Partial<Socket>).localPort
   }
 
   get kxGroup(): string {
@@ -209,10 +272,10 @@ class TlsLinkStream extends Duplex implements SecureStream {
   }
 
   #checkEstablished(): void {
-    if (this.#peer === undefined && !this.#session.isHandshaking) {
+    if (!this.#established && this.#session.isEstablished) {
+      this.#established = true
       const peer = this.#session.peer
-      if (peer === null || peer === undefined) return
-      this.#peer = peer
+      if (peer !== null && peer !== undefined) this.#peer = peer
       this.#settle?.()
     }
   }

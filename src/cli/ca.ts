@@ -100,18 +100,24 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   },
   /** `ca serve --dir D [--listen HOST:PORT] [--rotation-overlap SECONDS]` (overlap default one day). */
   async serve(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, listen: { type: 'string' }, 'rotation-overlap': { type: 'string' } }, strict: true })
+    const { values } = parseArgs({
+      args,
+      options: { dir: { type: 'string' }, listen: { type: 'string' }, tenant: { type: 'string' }, 'insecure-http': { type: 'boolean' }, 'rotation-overlap': { type: 'string' } },
+      strict: true,
+    })
     const { host, port } = parseListen(values.listen ?? '127.0.0.1:8443')
+    const insecureHttp = values['insecure-http'] === true
+    const tenant = insecureHttp ? values.tenant : required(values, 'tenant')
     const overlap = values['rotation-overlap']
     const service = await CaService.open({ dir: required(values, 'dir'), ...(overlap !== undefined && { rotationOverlapSeconds: Number(overlap) }) })
-    const server = createEnrollmentServer({ ca: service })
+    const server = createEnrollmentServer({ ca: service, ...(tenant !== undefined && { tenant }), ...(insecureHttp && { insecureHttp }) })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(port, host, resolve)
     })
     const address = server.address() as AddressInfo
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
-    out(JSON.stringify({ listening: `http://${shown}:${address.port}` }))
+    out(JSON.stringify({ listening: `${insecureHttp ? 'http' : 'https'}://${shown}:${address.port}` }))
     await new Promise<void>((resolve) => {
       const stop = () => server.close(() => resolve())
       process.once('SIGINT', stop)
@@ -182,11 +188,13 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 
 /**
  * `ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
- * [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]`: creates the device key in
+ * [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off] [--insecure-http]`: creates the device key in
  * the TPM or in DIR's keystore (passphrase from ZTMESH_PASSPHRASE, not needed for the TPM), enrolls
  * (with a TPM quote when the CA takes one), checks the certificate against the root the token pins
  * (and `--root-fingerprint`, when given, must be that root), stores it. Enrolling again in the
- * same DIR replaces the identity.
+ * same DIR replaces the identity. The URL is `https:`: the server must prove it is the CA API of
+ * the token's tenant under the pinned root before anything is sent; `--insecure-http` (tests
+ * only, with a warning) allows `http:`.
  */
 export async function enrollCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -201,9 +209,12 @@ export async function enrollCommand(args: string[]): Promise<void> {
       keystore: { type: 'string' },
       tcti: { type: 'string' },
       attest: { type: 'string' },
+      'insecure-http': { type: 'boolean' },
     },
     strict: true,
   })
+  const insecureHttp = values['insecure-http'] === true
+  if (insecureHttp) process.stderr.write('warning: --insecure-http: the CA is not authenticated and the request travels in the clear; for tests only\n')
   const keystore = values.keystore ?? 'auto'
   if (keystore !== 'tpm' && keystore !== 'software' && keystore !== 'auto') throw createError('ERR_INVALID_ARG', '--keystore must be tpm, software or auto')
   const attestation = values.attest ?? 'auto'
@@ -220,6 +231,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
     ...(values.tcti !== undefined && { tcti: values.tcti }),
     ...(values.device !== undefined && { deviceId: values.device }),
     ...(values.tenant !== undefined && { tenant: values.tenant }),
+    ...(insecureHttp && { insecureHttp }),
   })
   // The serial in the core's one spelling, the same as verify-peer and the registry print.
   const cert = inspectCertificate(identity.certificatePem)

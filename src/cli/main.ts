@@ -15,8 +15,8 @@
  *   [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]   (attest-responder, echo-server)
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
  * ztmesh ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
- * ztmesh ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
- * ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+ * ztmesh ca serve --dir D --listen HOST:PORT --tenant T [--rotation-overlap SECONDS] [--insecure-http]
+ * ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off] [--insecure-http]
  * ztmesh tpm info [--tcti T]
  * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
  * ztmesh tpm verify-quote --in DIR --nonce HEX [--policy FILE]
@@ -55,18 +55,23 @@ commands:
   ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
                                             a serial or a key revokes the certificates rotated
                                             from it too; publishes the CRL
-  ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
-                                            run the enrollment API (a rotated certificate is
-                                            superseded after the overlap, default 86400)
+  ca serve --dir D --listen HOST:PORT --tenant T [--rotation-overlap SECONDS] [--insecure-http]
+                                            run the enrollment API over TLS 1.3 (its certificate:
+                                            device ca, role ca, in tenant T); a rotated certificate
+                                            is superseded after the overlap (default 86400);
+                                            --insecure-http serves plain HTTP, for tests only
   ca crl --dir D                            print the current CRL (PEM)
   enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
-         [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+         [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off] [--insecure-http]
                                             enroll this device, or enroll it again (a new token; a
                                             cleared TPM). The certificate must chain to the root the
                                             token pins (and --root-fingerprint, when given). The key lives in the TPM or in the software
                                             keystore (passphrase: ZTMESH_PASSPHRASE); auto (default)
                                             takes the TPM when one answers. With a TPM key the
-                                            enrollment carries a quote when the CA takes one
+                                            enrollment carries a quote when the CA takes one. URL is
+                                            https: (the server must prove it is the CA API of the
+                                            token's tenant under the pinned root); --insecure-http
+                                            allows http:, for tests only
   tpm info [--tcti T]                       the TPM's vendor, firmware and whether ztmesh can use it (JSON)
   tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
                                             write quote.msg, quote.sig, pcrs.bin and ak.pub.pem (tpm2-tools

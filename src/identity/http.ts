@@ -2,15 +2,37 @@
  * The device's requests to the CA's enrollment API, each with a time limit: encoded bytes in,
  * the answer's bytes out (the codecs are in `protocol/enroll.ts`). An error answer is the CA's
  * `{code, message}`, thrown as that error.
+ *
+ * Requests go over TLS 1.3 (`https:`) to a server that proved, before a byte of the request
+ * leaves, that it is the CA API (`CA_API_IDENTITY`) of the expected tenant under the root the
+ * device pinned (the token's, or its `trust.pem`'s). Plain `http:` only with `insecureHttp`
+ * (tests); otherwise `ERR_INSECURE_TRANSPORT`.
  */
-import { createError, isErrorCode } from '../errors.js'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
+
+import { secureTls, TlsContext } from '../channels/tls.js'
+import { createError, isErrorCode, ZtError } from '../errors.js'
+import { CA_API_IDENTITY } from '../protocol/enroll.js'
 import { DEFAULT_TIMEOUT_MS } from './constants.js'
 
-/** The time limit and abort signal of a request. */
+/** Who the CA API must prove to be. */
+export interface CaServerTrust {
+  /** SHA-256 of the pinned root's SubjectPublicKeyInfo, hex. */
+  rootFingerprint: string
+  /** The tenant its certificate must name. */
+  tenant: string
+}
+
+/** The time limit, abort signal and server authentication of a request. */
 export interface RequestInit {
   signal?: AbortSignal
   /** Per-request timeout, ms. Default 15 s. */
   timeoutMs?: number
+  /** Who the server must be (required for `https:`). */
+  ca?: CaServerTrust
+  /** Allow plain `http:` URLs, with no server authentication at all: for tests only. */
+  insecureHttp?: boolean
 }
 
 /** POSTs an encoded JSON body and returns the answer's bytes; a `{code, message}` answer is thrown as that error. */
@@ -22,61 +44,117 @@ export async function postJson(url: URL, body: Uint8Array, init: RequestInit): P
 export async function postJsonIfServed(url: URL, body: Uint8Array, init: RequestInit): Promise<Buffer | undefined> {
   const response = await send(url, body, init)
   if (response.status !== 404) return readAnswer(url, response)
-  await response.body?.cancel()
   return undefined
 }
 
 /** GETs `url` and returns the answer's bytes; a `{code, message}` answer is thrown as that error. */
 export async function getBytes(url: URL, init: RequestInit): Promise<Buffer> {
-  let response: Response
-  try {
-    response = await fetch(url, { signal: requestSignal(init) })
-  } catch (error) {
-    throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
-  }
-  return readAnswer(url, response)
-}
-
-function requestSignal(init: RequestInit): AbortSignal {
-  return AbortSignal.any([AbortSignal.timeout(init.timeoutMs ?? DEFAULT_TIMEOUT_MS), ...(init.signal === undefined ? [] : [init.signal])])
-}
-
-async function send(url: URL, body: Uint8Array, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: requestSignal(init) })
-  } catch (error) {
-    throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
-  }
+  return readAnswer(url, await requestCa(url, { method: 'GET' }, init))
 }
 
 /** An answer longer than this is refused before it is decoded. */
 const MAX_ANSWER = 64 * 1024
 
-async function readAnswer(url: URL, response: Response): Promise<Buffer> {
-  const bytes = await readBounded(url, response)
-  if (response.ok) return bytes
+/** An answer of the CA API. */
+export interface CaAnswer {
+  status: number
+  headers: IncomingMessage['headers']
+  body: Buffer
+}
+
+/** What {@link requestCa} sends. */
+export interface CaRequest {
+  method?: string
+  headers?: Record<string, string>
+  body?: Uint8Array
+}
+
+async function send(url: URL, body: Uint8Array, init: RequestInit): Promise<CaAnswer> {
+  return requestCa(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, init)
+}
+
+/**
+ * One request to the CA API on a connection of its own, over TLS to a server that proved it is
+ * the CA API of `init.ca` (or plain HTTP with `insecureHttp`); the answer is read up to 64 KiB.
+ * A server that cannot prove it is refused with the PKI's code before the request leaves.
+ */
+export async function requestCa(url: URL, request: CaRequest, init: RequestInit): Promise<CaAnswer> {
+  if (url.protocol === 'http:' && init.insecureHttp !== true) {
+    throw createError('ERR_INSECURE_TRANSPORT', `refusing plain HTTP to ${url.origin}: the CA API is served over TLS (https:)`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw createError('ERR_INVALID_ARG', 'the CA URL must be https:')
+  if (url.protocol === 'https:' && init.ca === undefined) throw createError('ERR_INVALID_ARG', 'an https: request needs the pinned root and tenant')
+  const signals = [AbortSignal.timeout(init.timeoutMs ?? DEFAULT_TIMEOUT_MS), ...(init.signal === undefined ? [] : [init.signal])]
+  const signal = AbortSignal.any(signals)
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const socket = connect({ host, port })
+  const onAbort = () => socket.destroy(createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`))
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    let connection: NodeJS.ReadWriteStream & { destroy(): void } = socket
+    if (url.protocol === 'https:') {
+      const ca = init.ca!
+      const context = TlsContext.anonymous({ rootFingerprint: ca.rootFingerprint, expectedTenant: ca.tenant, expectedDevice: CA_API_IDENTITY.deviceId, requiredRole: CA_API_IDENTITY.role })
+      // A server that cannot prove it is the CA API is refused here, with the PKI's code.
+      connection = (await secureTls(socket, context, { handshakeTimeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS, signal })) as unknown as typeof connection
+    }
+    return await exchange(url, request, connection, signal)
+  } catch (error) {
+    socket.destroy()
+    if (error instanceof ZtError && error.code !== 'ERR_TLS_CLOSED' && error.code !== 'ERR_ABORTED' && error.code !== 'ERR_HANDSHAKE_TIMEOUT') throw error
+    throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** One request on `connection`, its answer read up to {@link MAX_ANSWER} bytes. */
+function exchange(url: URL, sent: CaRequest, connection: NodeJS.ReadWriteStream & { destroy(): void }, signal: AbortSignal): Promise<CaAnswer> {
+  const body = sent.body ?? new Uint8Array(0)
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      {
+        method: sent.method ?? 'GET',
+        host: url.hostname,
+        path: url.pathname + url.search,
+        headers: { ...sent.headers, 'content-length': body.byteLength, connection: 'close' },
+        createConnection: () => connection as never,
+        signal,
+      },
+      (response: IncomingMessage) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > MAX_ANSWER) {
+            response.destroy()
+            reject(createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with more than ${MAX_ANSWER} bytes`))
+            return
+          }
+          chunks.push(chunk)
+        })
+        response.once('end', () => {
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) })
+          connection.destroy()
+        })
+        response.once('error', reject)
+      },
+    )
+    request.once('error', reject)
+    request.end(body)
+  })
+}
+
+function readAnswer(url: URL, response: CaAnswer): Buffer {
+  if (response.status >= 200 && response.status < 300) return response.body
   let answer: { code?: unknown; message?: unknown } = {}
   try {
-    const parsed = JSON.parse(bytes.toString('utf8')) as unknown
+    const parsed = JSON.parse(response.body.toString('utf8')) as unknown
     if (typeof parsed === 'object' && parsed !== null) answer = parsed
   } catch {
     throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with ${response.status} without JSON`)
   }
   const code = isErrorCode(answer.code) ? answer.code : 'ERR_BAD_RESPONSE'
   throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
-}
-
-/** The answer's body, refused once it passes {@link MAX_ANSWER} bytes (a hostile CA cannot fill memory). */
-async function readBounded(url: URL, response: Response): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for await (const chunk of response.body ?? []) {
-    size += chunk.byteLength
-    if (size > MAX_ANSWER) {
-      await response.body?.cancel().catch(() => {})
-      throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with more than ${MAX_ANSWER} bytes`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks)
 }

@@ -33,7 +33,7 @@
  *
  * @example
  * ```ts
- * const id = await DeviceIdentity.enroll({ url: 'http://gw:8443', token, dir, keystore: 'auto', passphrase })
+ * const id = await DeviceIdentity.enroll({ url: 'https://gw:8443', token, dir, keystore: 'auto', passphrase })
  * // token: `ztmesh ca token` output; it pins the root every answer is checked against
  * id.start() // renews in the background
  * ```
@@ -71,8 +71,13 @@ export type { KeystoreChoice, KeystoreKind } from './keys.js'
 
 /** Options of {@link DeviceIdentity.enroll}. */
 export interface EnrollInit {
-  /** The enrollment API's base URL, e.g. `http://127.0.0.1:8443`. */
+  /**
+   * The enrollment API's base URL, e.g. `https://gw.hotel-1.lan:8443`. The server must prove it
+   * is the CA API of the token's tenant under the root the token pins before anything is sent.
+   */
   url: string
+  /** Allow an `http:` URL (no server authentication at all): for tests only. */
+  insecureHttp?: boolean
   /**
    * The one-time token (`ztm2.…`, from `ztmesh ca token`). It names the device and tenant and
    * pins the CA's root; it never leaves the device (requests carry its id and a proof signed with a key derived from it).
@@ -110,6 +115,8 @@ export interface EnrollInit {
 export interface OpenInit {
   /** The TPM's TCTI, instead of the one recorded at enrollment (or the environment's). */
   tcti?: string
+  /** Allow an `http:` CA URL for renewals (no server authentication at all): for tests only. */
+  insecureHttp?: boolean
 }
 
 /** The state of the certificate's lifetime. */
@@ -120,12 +127,14 @@ export class DeviceIdentity {
   #key: DeviceKey
   #timer: NodeJS.Timeout | undefined
   #url: string | undefined
+  #insecureHttp: boolean
   #attested = false
 
-  private constructor(dir: string, key: DeviceKey, url?: string) {
+  private constructor(dir: string, key: DeviceKey, url?: string, insecureHttp = false) {
     this.dir = dir
     this.#key = key
     this.#url = url
+    this.#insecureHttp = insecureHttp
   }
 
   /**
@@ -152,7 +161,10 @@ export class DeviceIdentity {
       ...(init.passphrase !== undefined && { passphrase: init.passphrase }),
     })
     const csr = key.buildCsr(deviceId, tenant)
+    // Every request goes to a server that proved it is the CA API of this tenant under the pinned root.
+    const transport = { ca: { rootFingerprint: rootSpkiSha256, tenant }, ...(init.insecureHttp !== undefined && { insecureHttp: init.insecureHttp }) }
     const attestation = await enrollmentAttestation(key, {
+      ...transport,
       url: init.url,
       token: init.token,
       deviceId,
@@ -162,10 +174,10 @@ export class DeviceIdentity {
       ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
     })
     const request = encodeEnrollRequest(enrollRequestFor(init.token, csr, { nodeId: deviceId, ...(attestation !== undefined && { attestation }) }))
-    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.enroll, init.url), request, init))
+    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.enroll, init.url), request, { ...init, ...transport }))
     // Checked before anything is stored: the pinned root, this device and tenant, this CSR's key.
     const accepted = checkEnrollAnswer(response, { deviceId, tenant, csr, rootSpkiSha256 })
-    const identity = new DeviceIdentity(init.dir, key, init.url)
+    const identity = new DeviceIdentity(init.dir, key, init.url, init.insecureHttp)
     identity.#store(response, key, accepted.rootPem)
     identity.#attested = attestation !== undefined
     return identity
@@ -180,7 +192,7 @@ export class DeviceIdentity {
     if (existsSync(dir)) finishCommit(dir)
     if (!existsSync(join(dir, FILES.certificate))) throw createError('ERR_NOT_FOUND', `${dir} holds no enrolled identity`)
     const key = await openDeviceKey(dir, { ...(init.tcti !== undefined && { tcti: init.tcti }), ...(passphrase !== undefined && { passphrase }) })
-    const identity = new DeviceIdentity(dir, key, url)
+    const identity = new DeviceIdentity(dir, key, url, init.insecureHttp)
     identity.#checkKey(identity.certificatePem, key)
     return identity
   }
@@ -227,10 +239,21 @@ export class DeviceIdentity {
   async fetchRevocations(trustPem: string, init: RequestInit = {}): Promise<RevocationSet> {
     const url = this.crlUrl
     if (url === undefined) throw createError('ERR_NOT_FOUND', `${this.dir} knows no CRL URL`)
-    const crl = await getBytes(new URL(url), init)
+    const crl = await getBytes(new URL(url), { ...init, ...this.#caServer() })
     const revocations = new RevocationSet()
     revocations.addCrl(crl, this.caChainPem, TrustStore.fromPem(trustPem))
     return revocations
+  }
+
+  /**
+   * Who the CA API must prove to be for this device's requests after enrollment: the CA API of
+   * its tenant under the root in `trust.pem`; plain HTTP only when the identity was made with
+   * `insecureHttp`.
+   */
+  #caServer(): Pick<RequestInit, 'ca' | 'insecureHttp'> {
+    const trustPem = readFileSync(join(this.dir, FILES.trust), 'utf8')
+    const tenant = inspectCertificate(this.certificatePem).tenant ?? 'tenant'
+    return { ca: { rootFingerprint: inspectCertificate(trustPem).spkiSha256, tenant }, insecureHttp: this.#insecureHttp }
   }
 
   /** Where the certificate stands in its lifetime at `now`, with the CA's grace period. */
@@ -256,9 +279,9 @@ export class DeviceIdentity {
     const timestamp = init.now ?? Date.now()
     const signature = this.#key.sign(rotationMessage(timestamp, csr))
     const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature })
-    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, init))
-    // Checked against the device's own trust before the old certificate and key are replaced.
     const trustPem = readFileSync(join(this.dir, FILES.trust), 'utf8')
+    const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, { ...init, ...this.#caServer() }))
+    // Checked against the device's own trust before the old certificate and key are replaced.
     checkEnrollAnswer(response, { deviceId: current.deviceId ?? 'device', tenant: current.tenant ?? 'tenant', csr, trustPem, nowMs: timestamp })
     this.#store(response, next)
     this.#key = next

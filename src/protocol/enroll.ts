@@ -22,6 +22,13 @@ import { callNative, native } from '../native.js'
 /** The routes of the enrollment API. */
 export const ENROLLMENT_ROUTES = Object.freeze({ nonce: '/v1/attest/nonce', enroll: '/v1/enroll', rotate: '/v1/rotate', crl: '/v1/crl', revoke: '/v1/revoke' })
 
+/**
+ * Who the CA API's own TLS certificate names: device `ca` with role `ca`, in the tenant it
+ * serves, issued by the site CA. A device talks to the API only once the server proved this
+ * identity under its pinned root; tokens can name neither (`ERR_INVALID_ARG`).
+ */
+export const CA_API_IDENTITY = Object.freeze({ deviceId: 'ca', role: 'ca' })
+
 /** `POST /v1/enroll`: `{tokenId, tokenProof, csr, nodeId? (the token decides), attestation?}`. */
 export type EnrollRequest = ReturnType<typeof native.decodeEnrollRequest>
 

@@ -212,6 +212,11 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_TLS_CONFIG", area: ErrorArea::Channel, meaning: "the TLS settings are unusable" },
     ErrorInfo { code: "ERR_UNREACHABLE", area: ErrorArea::Channel, meaning: "a server did not answer in time" },
     ErrorInfo {
+        code: "ERR_INSECURE_TRANSPORT",
+        area: ErrorArea::Channel,
+        meaning: "a request would travel without server authentication (plain HTTP without --insecure-http)",
+    },
+    ErrorInfo {
         code: "ERR_TIMEOUT",
         area: ErrorArea::Channel,
         meaning: "a peer did not answer a request within its time limit",

@@ -1,5 +1,6 @@
 //! Interop with the TypeScript CA and quote exchange, from the core crate alone: a Rust device
-//! (what a Rust gateway would be) enrolls against the real `ztmesh ca serve`, checks its
+//! (what a Rust gateway would be) enrolls against the real `ztmesh ca serve` over TLS 1.3 (an
+//! anonymous client that authenticates the CA API under the root the token pins), checks its
 //! certificate with `pki::verify_peer`, rotates it with a request signed under the ROTATION
 //! label, and speaks the quote exchange with the TypeScript responder and verifier.
 //!
@@ -26,6 +27,7 @@ use ztmesh_core::pki::{
     build_csr, pem, verify_peer, CertSigner, CertificateRequest, PeerIdentity, PeerPolicy, RevocationSet,
     SoftwareSigner, TrustStore,
 };
+use ztmesh_core::tls::{AnonymousClientSettings, TlsClientContext};
 use ztmesh_core::wire::labels::ROTATION;
 
 const PASSPHRASE: &str = "interop-passphrase";
@@ -50,7 +52,7 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
         "--roles",
         "gateway",
     ]);
-    let server = node.serve(&ca_dir);
+    let server = node.serve(&ca_dir, "hotel-1");
     let trust = TrustStore::from_pem(&std::fs::read_to_string(ca_dir.join("trust.pem")).unwrap()).unwrap();
 
     // The token pins the root of the CA it came from, and names the device.
@@ -74,10 +76,10 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
     // A man in the middle who captured the request redeems it with its own key first: refused.
     let thief = build_csr(&SoftwareSigner::generate().unwrap(), "gw-rust", "hotel-1").unwrap();
     let stolen = EnrollRequest { csr_pem: thief.pem.clone(), ..request.clone() };
-    let (status, body) = post(server.port, "/v1/enroll", &stolen.encode().unwrap());
+    let (status, body) = post(&server, "/v1/enroll", &stolen.encode().unwrap());
     assert_eq!((status, error_code(&body).as_str()), (403, "ERR_TOKEN_PROOF"));
 
-    let (status, body) = post(server.port, "/v1/enroll", &request.encode().unwrap());
+    let (status, body) = post(&server, "/v1/enroll", &request.encode().unwrap());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let enrolled = EnrollResponse::decode(&body).unwrap();
     let peer = check_certificate(&enrolled, &trust);
@@ -91,10 +93,10 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
     assert!(enrolled.config.as_ref().is_some_and(|c| c.crl_url.ends_with("/v1/crl")));
 
     // The token was single-use.
-    let (status, body) = post(server.port, "/v1/enroll", &request.encode().unwrap());
+    let (status, body) = post(&server, "/v1/enroll", &request.encode().unwrap());
     assert_eq!((status, error_code(&body).as_str()), (409, "ERR_TOKEN_USED"));
     // A malformed request is the CA's ERR_BAD_REQUEST, and a field the codec does not know is one.
-    let (status, body) = post(server.port, "/v1/enroll", br#"{"token":"t","csr":"c","roles":["admin"]}"#);
+    let (status, body) = post(&server, "/v1/enroll", br#"{"token":"t","csr":"c","roles":["admin"]}"#);
     assert_eq!((status, error_code(&body).as_str()), (400, "ERR_BAD_REQUEST"));
 
     // Rotation onto a new key, signed by the current one under the ROTATION label.
@@ -111,14 +113,14 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
 
     // The attacker's versions first: signed by another key, and signed over the body without the label.
     let forged = RotationRequest { signature: next.sign(&rotation.signed_message()).unwrap(), ..rotation.clone() };
-    let (status, body) = post(server.port, "/v1/rotate", &forged.encode().unwrap());
+    let (status, body) = post(&server, "/v1/rotate", &forged.encode().unwrap());
     assert_eq!((status, error_code(&body).as_str()), (401, "ERR_UNAUTHENTICATED"));
     let unlabelled_body = &rotation.signed_message()[ROTATION.prefix().len()..];
     let unlabelled = RotationRequest { signature: key.sign(unlabelled_body).unwrap(), ..rotation.clone() };
-    let (status, body) = post(server.port, "/v1/rotate", &unlabelled.encode().unwrap());
+    let (status, body) = post(&server, "/v1/rotate", &unlabelled.encode().unwrap());
     assert_eq!((status, error_code(&body).as_str()), (401, "ERR_UNAUTHENTICATED"));
 
-    let (status, body) = post(server.port, "/v1/rotate", &rotation.encode().unwrap());
+    let (status, body) = post(&server, "/v1/rotate", &rotation.encode().unwrap());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let rotated = EnrollResponse::decode(&body).unwrap();
     let new_peer = check_certificate(&rotated, &trust);
@@ -129,7 +131,7 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
     assert_eq!(new_peer.roles, ["gateway"]);
 
     // The same request again is a replay: the certificate already has its successor.
-    let (status, body) = post(server.port, "/v1/rotate", &rotation.encode().unwrap());
+    let (status, body) = post(&server, "/v1/rotate", &rotation.encode().unwrap());
     assert_eq!((status, error_code(&body).as_str()), (409, "ERR_ALREADY_ROTATED"));
 }
 
@@ -330,11 +332,11 @@ impl Node {
     }
 
     /// Starts `ztmesh ca serve` on a free loopback port.
-    fn serve(&self, dir: &Path) -> Server {
+    fn serve(&self, dir: &Path, tenant: &str) -> Server {
         let mut child = self
             .command()
             .arg(&self.main)
-            .args(["ca", "serve", "--dir", path(dir), "--listen", "127.0.0.1:0"])
+            .args(["ca", "serve", "--dir", path(dir), "--listen", "127.0.0.1:0", "--tenant", tenant])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -342,8 +344,11 @@ impl Node {
         let child = Running(child);
         let listening: serde_json::Value = serde_json::from_str(&line).unwrap();
         let url = listening["listening"].as_str().unwrap();
+        assert!(url.starts_with("https://"), "{url}");
         let port = url.rsplit(':').next().unwrap().parse().unwrap();
-        Server { child, port }
+        let roots = pem::parse_certificates(&std::fs::read_to_string(dir.join("trust.pem")).unwrap()).unwrap();
+        let root_key = ztmesh_core::pki::inspect_certificate(&roots[0]).unwrap().spki_sha256;
+        Server { child, port, root_key, tenant: tenant.to_owned() }
     }
 
     /// Runs an ES module script with stdin and stdout piped.
@@ -364,6 +369,9 @@ struct Server {
     #[allow(dead_code, reason = "held so the server stops with the test")]
     child: Running,
     port: u16,
+    /// The pinned root's key: the CA API must prove it is under it.
+    root_key: [u8; 32],
+    tenant: String,
 }
 
 /// A child process, killed when the test ends, passing or not.
@@ -376,19 +384,40 @@ impl Drop for Running {
     }
 }
 
-/// POSTs a JSON body over a minimal HTTP/1.1 client; returns the status and the body.
-fn post(port: u16, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+/// POSTs a JSON body with a minimal HTTP/1.1 client over TLS 1.3: an anonymous client that
+/// authenticates the server as the CA API (device `ca`, role `ca`, the server's tenant) under the
+/// pinned root before the request leaves. Returns the status and the body.
+fn post(server: &Server, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let port = server.port;
+    let mut settings = AnonymousClientSettings::new(server.root_key);
+    settings.policy = PeerPolicy { expected_tenant: Some(server.tenant.clone()), ..PeerPolicy::default() };
+    settings.required_role = Some("ca".into());
+    let mut session = TlsClientContext::anonymous(settings).unwrap().connect_to("ca").unwrap();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    // Held back by the session until the server is authenticated.
+    session.write_plaintext(head.as_bytes()).unwrap();
+    session.write_plaintext(body).unwrap();
     let mut answer = Vec::new();
-    stream.take(MAX_HTTP_ANSWER as u64 + 1).read_to_end(&mut answer).unwrap();
-    assert!(answer.len() <= MAX_HTTP_ANSWER, "the answer is too large");
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        stream.write_all(&session.take_outgoing()).unwrap();
+        if session.peer_closed() {
+            break;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        session.read_tls(&buf[..n]).unwrap();
+        session.read_plaintext(&mut answer);
+        assert!(answer.len() <= MAX_HTTP_ANSWER, "the answer is too large");
+    }
+    assert!(session.peer().is_some_and(|peer| peer.device_id == "ca"), "the CA API was authenticated");
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP head");
     let head = std::str::from_utf8(&answer[..split]).unwrap().to_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();

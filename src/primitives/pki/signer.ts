@@ -32,6 +32,11 @@ export class Signer {
     return keystore.signer(name)
   }
 
+  /** A fresh software key that lives only in this process, inside the core (no keystore entry). */
+  static generate(): Signer {
+    return new Signer(callNative(() => native.Signer.generate()))
+  }
+
   /** A key in the TPM. */
   static fromTpmKey(key: TpmKey): Signer {
     return new Signer(callNative(() => native.Signer.fromTpmKey(key.native)))

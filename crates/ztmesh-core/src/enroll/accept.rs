@@ -97,11 +97,11 @@ pub fn check_answer(
 /// The certificate of `chain` (DER) whose SubjectPublicKeyInfo hashes to `pin`: the root a device
 /// pinned. [`EnrollError::TrustAnchor`] when there is none. Whether it is a root at all is decided
 /// by [`TrustStore::from_der`].
-pub fn pinned_root<'c>(chain: &'c [Vec<u8>], pin: &[u8; 32]) -> Result<&'c [u8], EnrollError> {
+pub fn pinned_root<'c, C: AsRef<[u8]>>(chain: &'c [C], pin: &[u8; 32]) -> Result<&'c [u8], EnrollError> {
     chain
         .iter()
+        .map(AsRef::as_ref)
         .find(|der| inspect_certificate(der).is_ok_and(|facts| facts.spki_sha256 == *pin))
-        .map(Vec::as_slice)
         .ok_or(EnrollError::TrustAnchor)
 }
 

@@ -132,6 +132,11 @@ impl TrustStore {
         Ok(self)
     }
 
+    /// A store that trusts nothing: for verifiers that take their anchor from elsewhere.
+    pub(crate) fn empty() -> Self {
+        Self { anchors: Vec::new(), intermediates: Vec::new() }
+    }
+
     /// A store of the roots in a PEM bundle of `CERTIFICATE` blocks; see [`Self::from_der`].
     pub fn from_pem(bundle: &str) -> Result<Self, VerifyError> {
         let ders = super::pem::parse_certificates(bundle)?;

@@ -51,6 +51,11 @@ pub struct ServerSettings {
     pub alpn: Vec<Vec<u8>>,
     /// Whether clients may resume sessions with tickets (default true).
     pub resumption: bool,
+    /// Whether a client may present no certificate (default false). Its session is established
+    /// with no peer ([`TlsSession::peer`] stays `None`): for a service such as enrollment, whose
+    /// clients have no certificate yet and prove themselves inside the protocol. A client that
+    /// does present one is verified as always.
+    pub anonymous_clients: bool,
 }
 
 impl ServerSettings {
@@ -66,6 +71,39 @@ impl ServerSettings {
             pq: PqPolicy::default(),
             alpn: vec![ALPN_ZTMESH_1.to_vec()],
             resumption: true,
+            anonymous_clients: false,
+        }
+    }
+}
+
+/// What a client context with no certificate of its own is built from: it authenticates the
+/// server only, against a root known by the SHA-256 of its key.
+#[derive(Debug, Clone)]
+pub struct AnonymousClientSettings {
+    /// The SHA-256 of the root's SubjectPublicKeyInfo, pinned out of band. The server's chain must
+    /// hold that root and lead to it.
+    pub root_key: [u8; 32],
+    /// What the server must be beyond a valid chain: normally its device and tenant.
+    /// `required_usage` is ignored: a server always needs serverAuth.
+    pub policy: PeerPolicy,
+    /// A role the server's certificate must carry.
+    pub required_role: Option<String>,
+    /// Which key exchanges are offered.
+    pub pq: PqPolicy,
+    /// The application protocols offered, in preference order.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+impl AnonymousClientSettings {
+    /// Settings for `root_key` with the default policy, no required role, [`PqPolicy::Prefer`]
+    /// and ALPN `ztmesh/1`.
+    pub fn new(root_key: [u8; 32]) -> Self {
+        Self {
+            root_key,
+            policy: PeerPolicy::default(),
+            required_role: None,
+            pq: PqPolicy::default(),
+            alpn: vec![ALPN_ZTMESH_1.to_vec()],
         }
     }
 }
@@ -127,11 +165,16 @@ impl TlsServerContext {
     /// a leaf that does not parse or whose key is not the signer's, or an empty or over-long ALPN
     /// entry (none at all included), and with [`TlsError::Random`] if the ticket key cannot be made.
     pub fn new(settings: ServerSettings) -> Result<Self, TlsError> {
-        let ServerSettings { chain_der, signer, trust, revocations, policy, pq, alpn, resumption } = settings;
+        let ServerSettings { chain_der, signer, trust, revocations, policy, pq, alpn, resumption, anonymous_clients } =
+            settings;
         check_alpn(&alpn)?;
         let (own_cas, trust) = knowing_own_cas(&chain_der, trust)?;
         let certified = certified_key(chain_der, signer)?;
-        let verifier = Arc::new(PeerVerifier::new(trust, revocations, policy, RequiredUsage::ClientAuth));
+        let mut verifier = PeerVerifier::new(trust, revocations, policy, RequiredUsage::ClientAuth);
+        if anonymous_clients {
+            verifier = verifier.allowing_anonymous_clients();
+        }
+        let verifier = Arc::new(verifier);
         let ticketer = Arc::new(SwappableTicketer::new(resumption)?);
 
         let mut config = ServerConfig::builder_with_provider(provider(pq))
@@ -232,6 +275,38 @@ impl TlsClientContext {
         config.enable_sni = false;
         config.enable_early_data = false;
         Ok(Self { config: Arc::new(config), verifier, own_cas, sessions, default_device, pq })
+    }
+
+    /// Builds a client context with no certificate, which authenticates the server only (see
+    /// [`AnonymousClientSettings`]); resumption is off. Fails with [`TlsError::Config`] for an
+    /// unusable ALPN list or expected device.
+    pub fn anonymous(settings: AnonymousClientSettings) -> Result<Self, TlsError> {
+        let AnonymousClientSettings { root_key, policy, required_role, pq, alpn } = settings;
+        check_alpn(&alpn)?;
+        let default_device = policy.expected_device.clone();
+        if let Some(device) = &default_device {
+            server_name(Some(device))?;
+        }
+        let verifier = Arc::new(PeerVerifier::pinned_root(root_key, policy, required_role));
+        let mut config = ClientConfig::builder_with_provider(provider(pq))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|_| TlsError::Internal)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ServerAuth(Arc::clone(&verifier))))
+            .with_no_client_auth();
+        config.alpn_protocols = alpn;
+        config.check_selected_alpn = true;
+        config.resumption = Resumption::disabled();
+        config.enable_sni = false;
+        config.enable_early_data = false;
+        Ok(Self {
+            config: Arc::new(config),
+            verifier,
+            own_cas: Vec::new(),
+            sessions: Arc::new(ClearableSessionStore::new()),
+            default_device,
+            pq,
+        })
     }
 
     /// A session for one outgoing connection to the device the settings' policy expects (any

@@ -3,7 +3,11 @@
 //!
 //! # What a session guarantees
 //!
-//! - TLS 1.3 only (rustls is built without TLS 1.2), both sides authenticated by certificate, ALPN
+//! - TLS 1.3 only (rustls is built without TLS 1.2), both sides authenticated by certificate
+//!   (two exceptions, for enrollment, where the device has no certificate yet: a server built with
+//!   `anonymous_clients` also accepts clients with none, established with no peer; and
+//!   [`TlsClientContext::anonymous`] presents none and authenticates the server against a root
+//!   known only by its key's SHA-256, taken from the server's chain, plus a required role), ALPN
 //!   `ztmesh/1` required on both sides: a peer that offers or selects no common protocol is refused.
 //! - Every peer certificate chain is decided by [`pki::verify_peer`](crate::pki::verify_peer), with
 //!   [`RequiredUsage::ClientAuth`](crate::pki::RequiredUsage) for clients and `ServerAuth` for
@@ -81,7 +85,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use context::{ClientSettings, ServerSettings, TlsClientContext, TlsServerContext};
+pub use context::{AnonymousClientSettings, ClientSettings, ServerSettings, TlsClientContext, TlsServerContext};
 pub use error::TlsError;
 pub use kx::{
     X25519MLKEM768, X25519MLKEM768_CLIENT_SHARE_LEN, X25519MLKEM768_SECRET_LEN, X25519MLKEM768_SERVER_SHARE_LEN,

@@ -33,6 +33,9 @@ pub struct TlsSession {
     expected_device: Option<String>,
     pq: PqPolicy,
     peer: Option<PeerIdentity>,
+    /// The handshake is complete and the peer established: verified, or an anonymous client
+    /// that the context accepts.
+    established: bool,
     error: Option<TlsError>,
     /// Plaintext written before the peer was established.
     held_back: Vec<u8>,
@@ -59,6 +62,7 @@ impl TlsSession {
             expected_device,
             pq,
             peer: None,
+            established: false,
             error: None,
             held_back: Vec::new(),
             received: Vec::new(),
@@ -166,7 +170,7 @@ impl TlsSession {
         if self.closed {
             return Err(TlsError::Closed);
         }
-        if self.peer.is_none() {
+        if !self.established {
             self.held_back.extend_from_slice(data);
             return Ok(());
         }
@@ -187,10 +191,17 @@ impl TlsSession {
     /// Whether the session is still on its way to being established: neither established nor
     /// failed.
     pub fn is_handshaking(&self) -> bool {
-        self.peer.is_none() && self.error.is_none()
+        !self.established && self.error.is_none()
     }
 
-    /// The peer, once the session is established; `None` again once it failed. (In TLS 1.3 a
+    /// Whether the session is established (and has not failed since): its peer verified, or, on
+    /// a server that accepts anonymous clients, a client that presented no certificate.
+    pub fn is_established(&self) -> bool {
+        self.established && self.error.is_none()
+    }
+
+    /// The peer, once the session is established; `None` again once it failed, and for an
+    /// anonymous client. (In TLS 1.3 a
     /// client finishes its handshake before the server has judged its certificate, so a client
     /// session can be established first and fail with the server's alert afterwards.)
     pub fn peer(&self) -> Option<&PeerIdentity> {
@@ -268,7 +279,7 @@ impl TlsSession {
     /// After rustls made progress: establish the peer when the handshake has just completed, then
     /// collect the plaintext.
     fn progress(&mut self, out: &mut [u8]) -> Result<usize, TlsError> {
-        if self.peer.is_none() && !self.conn.is_handshaking() {
+        if !self.established && !self.conn.is_handshaking() {
             if let Err(e) = self.establish() {
                 // rustls completed the handshake, so it queued no alert; tell the peer we are done.
                 self.conn.send_close_notify();
@@ -277,7 +288,7 @@ impl TlsSession {
             }
         }
         let mut written = 0;
-        if self.peer.is_some() {
+        if self.established {
             // Drains rustls' buffer (`out` has room for all of it); WouldBlock only says it is empty.
             while written < out.len() {
                 match self.conn.reader().read(&mut out[written..]) {
@@ -299,14 +310,18 @@ impl TlsSession {
         }
         let certificates = self.conn.peer_certificates().unwrap_or_default();
         if certificates.is_empty() {
-            return Err(TlsError::NoCertificate);
+            if !(self.is_server() && self.verifier.allows_anonymous_clients()) {
+                return Err(TlsError::NoCertificate);
+            }
+        } else {
+            let chain: Vec<&[u8]> = certificates.iter().map(|c| c.as_ref()).collect();
+            let peer = self
+                .verifier
+                .identity(&chain, self.expected_device.as_deref(), SystemTime::now())
+                .map_err(TlsError::Peer)?;
+            self.peer = Some(peer);
         }
-        let chain: Vec<&[u8]> = certificates.iter().map(|c| c.as_ref()).collect();
-        let peer = self
-            .verifier
-            .identity(&chain, self.expected_device.as_deref(), SystemTime::now())
-            .map_err(TlsError::Peer)?;
-        self.peer = Some(peer);
+        self.established = true;
         if !self.held_back.is_empty() {
             let held_back = std::mem::take(&mut self.held_back);
             self.conn.writer().write_all(&held_back).map_err(|_| TlsError::Internal)?;

@@ -188,9 +188,14 @@ impl Fixture {
     }
 }
 
-/// Connects and pumps in memory; returns both sessions.
+/// Connects to the device "server" and pumps in memory; returns both sessions.
 fn handshake(client: &TlsClientContext, server: &TlsServerContext) -> (TlsSession, TlsSession) {
-    let mut c = client.connect_to("server").unwrap();
+    handshake_to("server", client, server)
+}
+
+/// Connects to `device` and pumps in memory until both sides fall silent; returns both sessions.
+fn handshake_to(device: &str, client: &TlsClientContext, server: &TlsServerContext) -> (TlsSession, TlsSession) {
+    let mut c = client.connect_to(device).unwrap();
     let mut s = server.accept().unwrap();
     for _ in 0..16 {
         let (to_server, to_client) = (c.take_outgoing(), s.take_outgoing());
@@ -268,4 +273,71 @@ fn verdicts_are_reused_only_under_their_snapshot_and_within_validity() {
     // A revocation update leaves no verdict behind.
     verifier.set_revocations(fixture.revocations(&[(device.serial.clone(), device.spki_sha256)]));
     assert_eq!(verifier.identity(&chain, None, now), Err(VerifyError::Revoked));
+}
+
+/// A gateway certificate of `fixture`'s site CA (device `device`, tenant "t", `roles`), its chain
+/// ending in the root, and its server context accepting anonymous clients.
+fn gateway(fixture: &Fixture, device: &str, roles: &[&str]) -> TlsServerContext {
+    gateway_with(fixture, device, roles, true)
+}
+
+fn gateway_with(fixture: &Fixture, device: &str, roles: &[&str], anonymous_clients: bool) -> TlsServerContext {
+    let signer = SoftwareSigner::generate().unwrap();
+    let csr = build_csr(&signer, device, "t").unwrap();
+    let request = CertificateRequest::from_der(&csr.der).unwrap();
+    let mut cert_request = DeviceCertRequest::new(device, "t");
+    cert_request.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+    let issued = fixture.site.issue(&request, &cert_request).unwrap();
+    let chain = vec![issued.der, fixture.site.certificate_der().to_vec(), fixture.root.certificate_der().to_vec()];
+    let mut settings = ServerSettings::new(chain, Box::new(signer), fixture.trust.clone());
+    settings.anonymous_clients = anonymous_clients;
+    TlsServerContext::new(settings).unwrap()
+}
+
+/// An anonymous client pinning `fixture`'s root, expecting the gateway `ca` of tenant "t" with role `ca`.
+fn pinned_client(fixture: &Fixture) -> TlsClientContext {
+    let root_key = crate::pki::inspect_certificate(fixture.root.certificate_der()).unwrap().spki_sha256;
+    let mut settings = AnonymousClientSettings::new(root_key);
+    settings.policy = PeerPolicy { expected_tenant: Some("t".into()), ..PeerPolicy::default() };
+    settings.required_role = Some("ca".into());
+    TlsClientContext::anonymous(settings).unwrap()
+}
+
+#[test]
+fn an_anonymous_client_reaches_only_the_gateway_of_its_pinned_root() {
+    let fixture = Fixture::new();
+    let client = pinned_client(&fixture);
+
+    // The real gateway: the client verifies it, the server has no peer but is established.
+    let (mut c, mut s) = handshake_to("ca", &client, &gateway(&fixture, "ca", &["ca"]));
+    assert_eq!(c.peer().map(|p| (p.device_id.as_str(), p.roles.clone())), Some(("ca", vec!["ca".to_owned()])));
+    assert!(s.is_established() && s.peer().is_none() && !s.is_handshaking());
+    c.write_plaintext(b"csr").unwrap();
+    s.read_tls(&c.take_outgoing()).unwrap();
+    let mut got = Vec::new();
+    s.read_plaintext(&mut got);
+    assert_eq!(got, b"csr");
+
+    // A MITM with its own root (chain and all), a device of the real CA without the role, and
+    // the real CA's certificate for another device: refused before any plaintext leaves.
+    let foreign = Fixture::new();
+    let cases = [
+        ("ca", gateway(&foreign, "ca", &["ca"]), VerifyError::Chain),
+        ("ca", gateway(&fixture, "ca", &[]), VerifyError::KeyUsage),
+        ("ca", gateway(&fixture, "tablet-9", &["ca"]), VerifyError::DeviceMismatch),
+    ];
+    for (device, server, error) in cases {
+        let (mut c, mut s) = handshake_to(device, &client, &server);
+        assert_eq!(c.error(), Some(&TlsError::Peer(error)));
+        assert!(c.peer().is_none() && !c.is_established());
+        assert_eq!(c.write_plaintext(b"token proof"), Err(TlsError::Peer(error)));
+        let _ = s.read_tls(&c.take_outgoing());
+        let mut nothing = Vec::new();
+        assert_eq!(s.read_plaintext(&mut nothing), 0);
+    }
+
+    // A server that does not accept anonymous clients refuses them.
+    let (_, s) = handshake_to("ca", &client, &gateway_with(&fixture, "ca", &["ca"], false));
+    assert_eq!(s.error(), Some(&TlsError::NoCertificate));
+    assert!(!s.is_established());
 }

@@ -28,8 +28,9 @@ use x509_parser::prelude::FromDer;
 
 use super::error::certificate_error;
 use super::TlsError;
+use crate::enroll::pinned_root;
 use crate::pki::snapshot::SharedTrust;
-use crate::pki::{PeerIdentity, PeerPolicy, RequiredUsage, RevocationSet, TrustStore, VerifyError};
+use crate::pki::{verify_peer, PeerIdentity, PeerPolicy, RequiredUsage, RevocationSet, TrustStore, VerifyError};
 
 /// The suffix of the server names that carry an expected device.
 const DEVICE_NAME_SUFFIX: &str = ".dev.ztmesh.invalid";
@@ -42,13 +43,47 @@ const LABEL_HEX: usize = 60;
 pub(crate) struct PeerVerifier {
     trust: SharedTrust,
     policy: PeerPolicy,
+    /// Set for a client that knows only the SHA-256 of its root's key (see [`Self::pinned_root`]).
+    root_key: Option<[u8; 32]>,
+    /// A role the peer's certificate must carry.
+    required_role: Option<String>,
+    /// Whether a client may present no certificate at all (a server with optional client auth).
+    anonymous_clients: bool,
 }
 
 impl PeerVerifier {
     /// A verifier requiring `usage` from peers; the rest of `policy` is kept as given.
     pub(crate) fn new(trust: TrustStore, revocations: RevocationSet, policy: PeerPolicy, usage: RequiredUsage) -> Self {
         let policy = PeerPolicy { required_usage: usage, ..policy };
-        Self { trust: SharedTrust::new(trust, revocations), policy }
+        Self {
+            trust: SharedTrust::new(trust, revocations),
+            policy,
+            root_key: None,
+            required_role: None,
+            anonymous_clients: false,
+        }
+    }
+
+    /// A verifier of servers whose chain must end in the root whose SubjectPublicKeyInfo hashes
+    /// to `root_key`, found in the chain the server presents (as
+    /// [`check_answer`](crate::enroll::check_answer) finds it in an answer), and whose leaf
+    /// carries `required_role`.
+    pub(crate) fn pinned_root(root_key: [u8; 32], policy: PeerPolicy, required_role: Option<String>) -> Self {
+        let mut verifier = Self::new(TrustStore::empty(), RevocationSet::new(), policy, RequiredUsage::ServerAuth);
+        verifier.root_key = Some(root_key);
+        verifier.required_role = required_role;
+        verifier
+    }
+
+    /// Lets clients present no certificate: their sessions are established without a peer.
+    pub(crate) fn allowing_anonymous_clients(mut self) -> Self {
+        self.anonymous_clients = true;
+        self
+    }
+
+    /// Whether a client may present no certificate.
+    pub(crate) fn allows_anonymous_clients(&self) -> bool {
+        self.anonymous_clients
     }
 
     /// Replaces the revocations; the trust anchors stay.
@@ -76,7 +111,20 @@ impl PeerVerifier {
         let expected = expected_device
             .map(|device| PeerPolicy { expected_device: Some(device.to_owned()), ..self.policy.clone() });
         let policy = expected.as_ref().unwrap_or(&self.policy);
-        let (identity, _) = self.trust.decide(chain, policy, now)?;
+        let identity = match self.root_key {
+            None => self.trust.decide(chain, policy, now)?.0,
+            Some(pin) => {
+                // The pinned root, taken from the presented chain: a chain without it has no path.
+                let root = pinned_root(chain, &pin).map_err(|_| VerifyError::Chain)?;
+                let trust = TrustStore::from_der(&[root]).map_err(|_| VerifyError::Chain)?;
+                verify_peer(chain, &trust, &RevocationSet::new(), policy, now)?
+            }
+        };
+        if let Some(role) = &self.required_role {
+            if !identity.roles.iter().any(|r| r == role) {
+                return Err(VerifyError::KeyUsage);
+            }
+        }
         Ok(identity)
     }
 }
@@ -87,7 +135,8 @@ impl std::fmt::Debug for PeerVerifier {
     }
 }
 
-/// The server side's verifier of client certificates: mandatory, clientAuth.
+/// The server side's verifier of client certificates: clientAuth, mandatory unless the verifier
+/// allows anonymous clients.
 #[derive(Debug)]
 pub(crate) struct ClientAuth(pub(crate) Arc<PeerVerifier>);
 
@@ -97,7 +146,7 @@ impl ClientCertVerifier for ClientAuth {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        !self.0.allows_anonymous_clients()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
