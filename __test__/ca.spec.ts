@@ -50,9 +50,10 @@ test('ca init --tenant binds the site CA: a token for another tenant is refused 
   t.teardown(() => ca.close())
   t.throws(() => ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-2' }), { code: 'ERR_NAME_CONSTRAINT' })
   t.true(ca.auditRecords(5).some((r) => r.action === 'token.create' && r.outcome === 'deny' && r.reason === 'ERR_NAME_CONSTRAINT'))
-  const url = await serve(t, ca)
   for (const tenant of ['hotel-1', 'hotel-3']) {
     const store = join(dir, tenant)
+    // One CA API per tenant: its TLS certificate names the tenant its devices pin.
+    const url = await serveCa(t, ca, { tenant })
     await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: 'gw-1', tenant }).token, dir: store, passphrase: 'pw' })
     t.like(CaService.verifyOffline(join(dir, 'ca'), readFileSync(join(store, 'cert.pem'), 'utf8'), { expectedTenant: tenant }), { deviceId: 'gw-1', tenant })
   }
