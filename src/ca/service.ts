@@ -34,7 +34,7 @@ import {
   type IssuedNonce,
 } from '../attestation/verifier/index.js'
 import type { ReattestationSink, ReattestOutcome, ReattestResult } from '../attestation/verifier/reattest.js'
-import { CaDirectory } from './directory.js'
+import { CaDirectory, checkCaName } from './directory.js'
 import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } from './crl.js'
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
@@ -122,16 +122,47 @@ export class CaService implements ReattestationSink {
     this.attestations = new AttestationRegistry(registry.db)
   }
 
-  /** Creates a root CA, a site CA and an empty registry in `dir` (which must not hold a CA yet). */
+  /**
+   * The one-machine shortcut: creates a root CA, a site CA and an empty registry in `dir`
+   * (which must not hold a CA yet). The root key stays in `dir`, beside the passphrase that
+   * unlocks it: for tests and demos. A gateway is built with {@link CaService.createSiteKey},
+   * an offline root ({@link RootDirectory}) and {@link CaService.install}.
+   */
   static async init(options: CaInitOptions): Promise<void> {
     const { dir, name } = options
-    if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
+    checkCaName(name)
     const organisation = options.organisation ?? name
-    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
+    const created = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
+    CaService.#record(created, { name, organisation }, 'ca.init')
+  }
+
+  /**
+   * The gateway's half of the split: creates the site CA key in `dir` and returns its CSR, for
+   * the offline root (`ztmesh ca root sign`). `tenants` are the ones the site asks to be bound
+   * to: {@link CaService.install} refuses a site CA without them.
+   */
+  static async createSiteKey(options: CaInitOptions): Promise<string> {
+    const { dir, name } = options
+    checkCaName(name)
+    return new CaDirectory(dir).createSiteKey({ name, organisation: options.organisation ?? name, ...(options.tenants !== undefined && { tenants: options.tenants }) })
+  }
+
+  /**
+   * Finishes the CA in `dir` from the chain the offline root signed (site CA, then root): see
+   * {@link CaDirectory.install} for the checks and their codes. The directory then holds the
+   * site CA key and no root key.
+   */
+  static async install(options: { dir: string; chainPem: string }): Promise<void> {
+    const created = await new CaDirectory(options.dir).install(options.chainPem)
+    CaService.#record(created, created.request, 'ca.install')
+  }
+
+  /** Records a new CA's settings, its admin credential's hash and its first audit row. */
+  static #record({ registry, adminToken }: { registry: Registry; adminToken: string }, { name, organisation }: { name: string; organisation: string }, action: string): void {
     try {
       registry.transaction(() => {
         registry.putSettings([['name', name], ['organisation', organisation], ...INITIAL_CRL_SETTINGS, ['admin_token_sha256', sha256Hex(adminToken)]])
-        new AuditLog(registry.db).append({ actor: 'cli', action: 'ca.init', outcome: 'allow', reason: 'ok', detail: { name } })
+        new AuditLog(registry.db).append({ actor: 'cli', action, outcome: 'allow', reason: 'ok', detail: { name } })
       })
     } finally {
       registry.close()

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { CaDirectory, CaService } from '../ca/index.js'
+import { CaDirectory, CaService, RootDirectory } from '../ca/index.js'
 import { Reattestor, type NodeEndpoint } from '../attestation/verifier/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
@@ -45,7 +45,56 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true } }, strict: true })
     const dir = required(values, 'dir')
     await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }) })
+    process.stderr.write(`warning: the root key is on this machine (${join(dir, 'root-key.ztks')}, unlocked by the same passphrase as the site key). ca init is for tests and demos; a gateway uses ca root init on an offline machine, ca site csr, ca root sign and ca site install.\n`)
     out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
+  },
+  /**
+   * The offline root: `ca root init --dir R --name NAME [--org ORG]`, `ca root sign --dir R --csr FILE
+   * [--tenant T]... [--days N] [--name CN]` (prints the chain for `ca site install`), `ca root crl
+   * --dir R [--revoke-site SERIAL] [--days N]` (prints the root CRL). The passphrase is
+   * ZTMESH_ROOT_PASSPHRASE, or R/passphrase (made by init).
+   */
+  async root(args) {
+    const [sub, ...rest] = args
+    if (sub === 'init') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' } }, strict: true })
+      const root = await RootDirectory.create({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }) })
+      out(JSON.stringify({ dir: root.dir, root: join(root.dir, 'root.pem'), fingerprint: inspectCertificate(root.rootPem()).spkiSha256 }))
+    } else if (sub === 'sign') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, csr: { type: 'string' }, tenant: { type: 'string', multiple: true }, days: { type: 'string' }, name: { type: 'string' } }, strict: true })
+      const csr = readFileSync(required(values, 'csr'), 'utf8')
+      const signed = await new RootDirectory(required(values, 'dir')).signSite(csr, {
+        ...(values.tenant !== undefined && { tenants: values.tenant }),
+        ...(values.days !== undefined && { days: Number(values.days) }),
+        ...(values.name !== undefined && { commonName: values.name }),
+      })
+      out(signed.chain)
+    } else if (sub === 'crl') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, 'revoke-site': { type: 'string' }, days: { type: 'string' } }, strict: true })
+      const root = new RootDirectory(required(values, 'dir'))
+      out(await root.crl({ ...(values['revoke-site'] !== undefined && { revokeSite: values['revoke-site'] }), ...(values.days !== undefined && { days: Number(values.days) }) }))
+    } else {
+      throw createError('ERR_INVALID_ARG', 'usage: ztmesh ca root <init|sign|crl> [options]')
+    }
+  },
+  /**
+   * The gateway's side of the split: `ca site csr --dir D --name NAME [--org ORG] [--tenant T]...`
+   * makes the site CA key and prints its CSR (also in D/site.csr); `ca site install --dir D --chain
+   * FILE` checks the chain the root signed and finishes the CA. D never holds the root key.
+   */
+  async site(args) {
+    const [sub, ...rest] = args
+    if (sub === 'csr') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true } }, strict: true })
+      out(await CaService.createSiteKey({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }) }))
+    } else if (sub === 'install') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, chain: { type: 'string' } }, strict: true })
+      const dir = required(values, 'dir')
+      await CaService.install({ dir, chainPem: readFileSync(required(values, 'chain'), 'utf8') })
+      out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
+    } else {
+      throw createError('ERR_INVALID_ARG', 'usage: ztmesh ca site <csr|install> [options]')
+    }
   },
   async trust(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
@@ -237,7 +286,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
   )
 }
 
-/** `ztmesh ca <init|trust|token|sign|serve|revoke|attestation|crl> …` */
+/** `ztmesh ca <init|root|site|trust|token|sign|serve|revoke|attestation|crl> …` */
 export async function ca(args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const run = sub === undefined ? undefined : CA_COMMANDS[sub]
