@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +14,7 @@ import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, inspectCertificate, Keystore, RevocationSet, TrustStore, verifyPeer } from '../src/index.js'
 import { enrollRequestFor } from '../src/protocol/enroll.js'
+import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 const run = promisify(execFile)
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -243,4 +244,31 @@ test('a root passphrase from ZTMESH_ROOT_PASSPHRASE leaves no passphrase file, a
   const none = await cli(['ca', 'root', 'sign', '--dir', root, '--csr', join(dir, 'ca', 'site.csr')])
   t.like(JSON.parse(none.stderr), { code: 'ERR_KEYSTORE_PASSPHRASE' })
   t.is((await cli(['ca', 'root', 'sign', '--dir', root, '--csr', join(dir, 'ca', 'site.csr')], env)).code, 0)
+})
+
+tpmTestSerial('ca site csr --tpm seals the site passphrase to the TPM: no passphrase file, the CA opens on its TPM, a copy on another TPM cannot (ERR_TPM_KEY)', async (t) => {
+  const [gatewayTpm, otherTpm] = [await startSwtpm(t), await startSwtpm(t)]
+  const dir = scratch(t)
+  const ca = join(dir, 'ca')
+  const csr = await cli(['ca', 'site', 'csr', '--dir', ca, '--name', 'Hotel One', '--tpm', '--tcti', gatewayTpm.tcti])
+  t.is(csr.code, 0, csr.stderr)
+  t.false(existsSync(join(ca, 'passphrase')))
+  t.true(existsSync(join(ca, 'passphrase.sealed')))
+  const root = await RootDirectory.create({ dir: join(dir, 'root'), name: 'Acme' })
+  const { chain } = await root.signSite(csr.stdout)
+  await CaService.install({ dir: ca, chainPem: chain })
+  t.false(existsSync(join(ca, 'passphrase')))
+  // The gateway opens its CA through the TPM and issues.
+  const service = await CaService.open({ dir: ca })
+  const { token } = service.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
+  t.like(inspectCertificate(service.enroll(enrollRequestFor(token, buildCsr(generateP256Key(), 'gw-1', 'hotel-1')), 'test').certificate), { deviceId: 'gw-1' })
+  service.close()
+  // A copy of the directory, on a machine with another TPM, unlocks nothing.
+  const copy = join(dir, 'copy')
+  cpSync(ca, copy, { recursive: true })
+  await t.throwsAsync(CaService.open({ dir: copy, tcti: otherTpm.tcti }), { code: 'ERR_TPM_KEY' })
+  // Nor does guessing through the environment: the sealed passphrase is the only one.
+  process.env.ZTMESH_CA_PASSPHRASE = 'guess'
+  t.teardown(() => delete process.env.ZTMESH_CA_PASSPHRASE)
+  await t.throwsAsync(CaService.open({ dir: copy, tcti: otherTpm.tcti }), { code: 'ERR_TPM_KEY' })
 })

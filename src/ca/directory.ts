@@ -9,6 +9,8 @@
  * D/registry.db       the registry                  D/passphrase      the keystore's passphrase,
  * D/admin-token       the admin credential, once                      0600, unless ZTMESH_CA_PASSPHRASE is set
  * D/site-request.json what `ca site csr` asked for (name, organisation, tenants), until installed
+ * D/passphrase.sealed the keystore's passphrase sealed to the gateway's TPM (`ca site csr --tpm`),
+ * D/tpm.json          in place of D/passphrase: its TCTI and PCRs
  * ```
  *
  * The way to build one is the split (`docs/ca.md`): `ca site csr` makes the site key here and a
@@ -24,6 +26,7 @@ import { join } from 'node:path'
 
 import { createError } from '../errors.js'
 import { Keystore } from '../primitives/keystore/index.js'
+import { Tpm } from '../primitives/tpm/index.js'
 import { CertificateAuthority, splitCertificates, TrustStore, type Signer } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
 import { Registry } from './registry.js'
@@ -35,12 +38,23 @@ export interface CreatedCa {
   adminToken: string
 }
 
+/** Where the site keystore's passphrase is sealed: `ca site csr --tpm`. */
+export interface SealTo {
+  /** The TPM (default: TPM2TOOLS_TCTI, TCTI, /dev/tpmrm0). */
+  tcti?: string
+  /** The SHA-256 PCRs the passphrase is sealed to (default: 7, the secure-boot state). */
+  pcrs?: number[]
+}
+
 /** The files of one site CA. */
 export class CaDirectory {
   readonly dir: string
+  readonly #tcti: string | undefined
 
-  constructor(dir: string) {
+  /** `tcti` names the TPM a sealed passphrase is unsealed by, in place of the one D/tpm.json names. */
+  constructor(dir: string, options: { tcti?: string } = {}) {
     this.dir = dir
+    this.#tcti = options.tcti
   }
 
   /** Whether the directory holds a CA. */
@@ -77,10 +91,10 @@ export class CaDirectory {
    * site asks for: {@link install} refuses a chain whose site CA is not bound to them.
    * `ERR_INVALID_ARG` if the directory already holds a CA or a site key.
    */
-  async createSiteKey(request: SiteRequest): Promise<string> {
+  async createSiteKey(request: SiteRequest, sealTo?: SealTo): Promise<string> {
     this.#refuseExisting()
     if (existsSync(this.#path('site-key.ztks'))) throw createError('ERR_INVALID_ARG', `${this.dir} already holds a site key: install its chain (ztmesh ca site install)`)
-    const passphrase = keystorePassphrase(this.dir, CA_PASSPHRASE_ENV, true)
+    const passphrase = sealTo === undefined ? keystorePassphrase(this.dir, CA_PASSPHRASE_ENV, true) : await this.#sealNewPassphrase(sealTo)
     let signer: Signer | undefined
     try {
       const keys = await Keystore.create(this.#path('site-key.ztks'), passphrase)
@@ -167,7 +181,7 @@ export class CaDirectory {
 
   /** The site CA `sitePem` with the key of D/site-key.ztks, unlocked with the passphrase. */
   async #loadSite(sitePem: string): Promise<CertificateAuthority> {
-    const passphrase = keystorePassphrase(this.dir, CA_PASSPHRASE_ENV, false)
+    const passphrase = existsSync(this.#path('passphrase.sealed')) ? await this.#unsealPassphrase() : keystorePassphrase(this.dir, CA_PASSPHRASE_ENV, false)
     let key: Buffer | undefined
     try {
       const keys = await Keystore.open(this.#path('site-key.ztks'), passphrase)
@@ -177,6 +191,25 @@ export class CaDirectory {
       key?.fill(0)
       passphrase.fill(0)
     }
+  }
+
+  /**
+   * A fresh random passphrase, sealed to the TPM's PCRs into D/passphrase.sealed (and the TPM
+   * named in D/tpm.json): no file of D unlocks the site key without that TPM in that state.
+   */
+  async #sealNewPassphrase(sealTo: SealTo): Promise<Buffer> {
+    const pcrs = sealTo.pcrs ?? [7]
+    const tpm = Tpm.open(sealTo.tcti)
+    const passphrase = Buffer.from(randomBytes(32).toString('base64url'), 'utf8')
+    writeFileAtomic(this.#path('passphrase.sealed'), await tpm.seal(passphrase, pcrs), { createNew: true })
+    writeFileAtomic(this.#path('tpm.json'), JSON.stringify({ ...(sealTo.tcti !== undefined && { tcti: sealTo.tcti }), pcrs }))
+    return passphrase
+  }
+
+  /** The passphrase of D/passphrase.sealed; `ERR_TPM_KEY` on another TPM, `ERR_TPM_POLICY` once its PCRs changed. */
+  async #unsealPassphrase(): Promise<Buffer> {
+    const stored = JSON.parse(readFileSync(this.#path('tpm.json'), 'utf8')) as { tcti?: string }
+    return Tpm.open(this.#tcti ?? stored.tcti).unseal(readFileSync(this.#path('passphrase.sealed')))
   }
 
   /** Writes the certificates, the trust bundle, the admin credential and an empty registry. */

@@ -24,7 +24,7 @@
 export { CaService, type CaInitOptions, type CaOpenOptions, type Enrollment } from './service.js'
 export { TokenStore } from './tokens.js'
 export { CA_MIGRATIONS } from './schema.js'
-export { CaDirectory, type SiteRequest } from './directory.js'
+export { CaDirectory, type SealTo, type SiteRequest } from './directory.js'
 export { RootDirectory, type RootInit, type SignedSite, type SignSiteOptions } from './root.js'
 export { crlEtag, type PublishedCrl } from './crl.js'
 export { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'

@@ -34,7 +34,7 @@ import {
   type IssuedNonce,
 } from '../attestation/verifier/index.js'
 import type { ReattestationSink, ReattestOutcome, ReattestResult } from '../attestation/verifier/reattest.js'
-import { CaDirectory, checkCaName } from './directory.js'
+import { CaDirectory, checkCaName, type SealTo } from './directory.js'
 import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } from './crl.js'
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
@@ -59,6 +59,11 @@ export interface CaInitOptions {
 /** Options of {@link CaService.open}. */
 export interface CaOpenOptions {
   dir: string
+  /**
+   * The TPM the site keystore's passphrase is sealed to, when it is (`ca site csr --tpm`):
+   * default, the one named at creation. Another TPM cannot unseal it (`ERR_TPM_KEY`).
+   */
+  tcti?: string
   /** The clock, for tests. */
   now?: () => number
   /**
@@ -141,10 +146,10 @@ export class CaService implements ReattestationSink {
    * the offline root (`ztmesh ca root sign`). `tenants` are the ones the site asks to be bound
    * to: {@link CaService.install} refuses a site CA without them.
    */
-  static async createSiteKey(options: CaInitOptions): Promise<string> {
+  static async createSiteKey(options: CaInitOptions & { sealTo?: SealTo }): Promise<string> {
     const { dir, name } = options
     checkCaName(name)
-    return new CaDirectory(dir).createSiteKey({ name, organisation: options.organisation ?? name, ...(options.tenants !== undefined && { tenants: options.tenants }) })
+    return new CaDirectory(dir).createSiteKey({ name, organisation: options.organisation ?? name, ...(options.tenants !== undefined && { tenants: options.tenants }) }, options.sealTo)
   }
 
   /**
@@ -152,8 +157,8 @@ export class CaService implements ReattestationSink {
    * {@link CaDirectory.install} for the checks and their codes. The directory then holds the
    * site CA key and no root key.
    */
-  static async install(options: { dir: string; chainPem: string }): Promise<void> {
-    const created = await new CaDirectory(options.dir).install(options.chainPem)
+  static async install(options: { dir: string; chainPem: string; tcti?: string }): Promise<void> {
+    const created = await new CaDirectory(options.dir, { ...(options.tcti !== undefined && { tcti: options.tcti }) }).install(options.chainPem)
     CaService.#record(created, created.request, 'ca.install')
   }
 
@@ -171,7 +176,7 @@ export class CaService implements ReattestationSink {
 
   /** Opens the CA in `dir`: the registry and the site CA key (the root key stays locked). */
   static async open(options: CaOpenOptions): Promise<CaService> {
-    const directory = new CaDirectory(options.dir)
+    const directory = new CaDirectory(options.dir, { ...(options.tcti !== undefined && { tcti: options.tcti }) })
     if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)
     const overlap = options.rotationOverlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS
     if (!(Number.isInteger(overlap) && overlap >= 0 && overlap <= DEVICE_VALIDITY_SECONDS)) {

@@ -78,15 +78,23 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     }
   },
   /**
-   * The gateway's side of the split: `ca site csr --dir D --name NAME [--org ORG] [--tenant T]...`
-   * makes the site CA key and prints its CSR (also in D/site.csr); `ca site install --dir D --chain
+   * The gateway's side of the split: `ca site csr --dir D --name NAME [--org ORG] [--tenant T]...
+   * [--tpm [--tcti T] [--seal-pcrs 7]]` makes the site CA key and prints its CSR (also in
+   * D/site.csr); with `--tpm` its keystore's passphrase is sealed to the TPM, not written beside it; `ca site install --dir D --chain
    * FILE` checks the chain the root signed and finishes the CA. D never holds the root key.
    */
   async site(args) {
     const [sub, ...rest] = args
     if (sub === 'csr') {
-      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true } }, strict: true })
-      out(await CaService.createSiteKey({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }) }))
+      const { values } = parseArgs({
+        args: rest,
+        options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true }, tpm: { type: 'boolean' }, tcti: { type: 'string' }, 'seal-pcrs': { type: 'string' } },
+        strict: true,
+      })
+      if (values.tpm !== true && (values.tcti !== undefined || values['seal-pcrs'] !== undefined)) throw createError('ERR_INVALID_ARG', '--tcti and --seal-pcrs go with --tpm')
+      const pcrs = values['seal-pcrs']?.split(',').map(Number)
+      const sealTo = values.tpm === true ? { ...(values.tcti !== undefined && { tcti: values.tcti }), ...(pcrs !== undefined && { pcrs }) } : undefined
+      out(await CaService.createSiteKey({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }), ...(sealTo !== undefined && { sealTo }) }))
     } else if (sub === 'install') {
       const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, chain: { type: 'string' } }, strict: true })
       const dir = required(values, 'dir')

@@ -7,7 +7,7 @@
  * ztmesh ca root init --dir R --name NAME [--org ORG]                       (offline)
  * ztmesh ca root sign --dir R --csr FILE [--tenant T]... [--days N] [--name CN] (offline)
  * ztmesh ca root crl --dir R [--revoke-site SERIAL] [--days N]                (offline)
- * ztmesh ca site csr --dir D --name NAME [--org ORG] [--tenant T]...
+ * ztmesh ca site csr --dir D --name NAME [--org ORG] [--tenant T]... [--tpm [--tcti T] [--seal-pcrs 7]]
  * ztmesh ca site install --dir D --chain FILE
  * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...   (tests and demos: root key in D)
  * ztmesh ca trust|crl|fingerprint --dir D
@@ -44,8 +44,10 @@ commands:
   ca root init --dir R --name NAME [--org ORG]
                                             create the root CA in R, on an offline machine
                                             (passphrase: ZTMESH_ROOT_PASSPHRASE, else R/passphrase)
-  ca site csr --dir D --name NAME [--org ORG] [--tenant T]...
-                                            create the site CA key on the gateway; prints its CSR
+  ca site csr --dir D --name NAME [--org ORG] [--tenant T]... [--tpm [--tcti T] [--seal-pcrs 7]]
+                                            create the site CA key on the gateway; prints its CSR.
+                                            --tpm: its passphrase is sealed to the TPM (PCRs, default 7)
+                                            instead of written to D/passphrase
   ca root sign --dir R --csr FILE [--tenant T]... [--days N] [--name CN]
                                             sign a site CA (pathLen 0, bound to the tenants given)
                                             from a gateway's CSR; prints the chain (PEM)
