@@ -174,7 +174,7 @@ export class CaService implements ReattestationSink {
     }
   }
 
-  /** Opens the CA in `dir`: the registry and the site CA key (the root key stays locked). */
+  /** Opens the CA in `dir`: the registry and the site CA key (a root key, where `ca init` left one, stays locked). */
   static async open(options: CaOpenOptions): Promise<CaService> {
     const directory = new CaDirectory(options.dir, { ...(options.tcti !== undefined && { tcti: options.tcti }) })
     if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)

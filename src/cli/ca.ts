@@ -93,6 +93,7 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
       })
       if (values.tpm !== true && (values.tcti !== undefined || values['seal-pcrs'] !== undefined)) throw createError('ERR_INVALID_ARG', '--tcti and --seal-pcrs go with --tpm')
       const pcrs = values['seal-pcrs']?.split(',').map(Number)
+      if (pcrs !== undefined && !pcrs.every((pcr) => Number.isInteger(pcr) && pcr >= 0 && pcr <= 23)) throw createError('ERR_INVALID_ARG', '--seal-pcrs is a list of PCR indexes, 0 to 23: 7 or 0,7')
       const sealTo = values.tpm === true ? { ...(values.tcti !== undefined && { tcti: values.tcti }), ...(pcrs !== undefined && { pcrs }) } : undefined
       out(await CaService.createSiteKey({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }), ...(sealTo !== undefined && { sealTo }) }))
     } else if (sub === 'install') {
