@@ -224,6 +224,40 @@ test('the root CRL, signed offline, revokes a site CA: its devices are refused; 
   t.true(readFileSync(join(root, 'root.crl'), 'utf8') === third.stdout || third.stdout.startsWith(readFileSync(join(root, 'root.crl'), 'utf8')))
 })
 
+test('ca site root-crl brings the offline root CRL to the gateway: verify-peer refuses the revoked site CA; an older or foreign CRL is refused', async (t) => {
+  const { dir, root, ca, chain } = await splitCa(t)
+  t.is((await cli(['ca', 'site', 'install', '--dir', ca, '--chain', chain])).code, 0)
+  const token = (await cli(['ca', 'token', '--dir', ca, '--device', 'gw-1', '--tenant', 'hotel-1'])).stdout.trim()
+  await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'csr.pem'), '-subj', '/CN=gw-1'])
+  writeFileSync(join(dir, 'device.pem'), (await cli(['ca', 'sign', '--dir', ca, '--csr', join(dir, 'csr.pem'), '--token', token])).stdout)
+  const verify = async () => JSON.parse((await cli(['verify-peer', '--dir', ca, '--cert', join(dir, 'device.pem')])).stdout) as { code?: string; deviceId?: string }
+  const crlFile = async (name: string, args: string[]) => {
+    const crl = await cli(['ca', 'root', 'crl', '--dir', root, ...args])
+    t.is(crl.code, 0, crl.stderr)
+    writeFileSync(join(dir, name), crl.stdout)
+    return join(dir, name)
+  }
+  const first = await crlFile('first.crl', [])
+  t.is((await cli(['ca', 'site', 'root-crl', '--dir', ca, '--crl', first])).code, 0)
+  t.like(await verify(), { deviceId: 'gw-1' })
+  const serial = inspectCertificate(readFileSync(join(ca, 'site.pem'), 'utf8')).serial!
+  const revoking = await crlFile('revoking.crl', ['--revoke-site', serial])
+  t.is((await cli(['ca', 'site', 'root-crl', '--dir', ca, '--crl', revoking])).code, 0)
+  t.like(await verify(), { code: 'ERR_CERT_REVOKED' })
+  // Putting the older CRL back, to un-revoke the site CA, is a rollback.
+  const rollback = await cli(['ca', 'site', 'root-crl', '--dir', ca, '--crl', first])
+  t.like(JSON.parse(rollback.stderr), { code: 'ERR_REVOCATION_ROLLBACK' })
+  // A CRL from another root is not this root's.
+  const other = join(dir, 'other')
+  t.is((await cli(['ca', 'root', 'init', '--dir', other, '--name', 'Acme'])).code, 0)
+  const foreign = await cli(['ca', 'root', 'crl', '--dir', other, '--days', '2'])
+  writeFileSync(join(dir, 'foreign.crl'), foreign.stdout)
+  const refused = await cli(['ca', 'site', 'root-crl', '--dir', ca, '--crl', join(dir, 'foreign.crl')])
+  t.is(refused.code, 1)
+  t.like(JSON.parse(refused.stderr), { code: 'ERR_REVOCATION_SIGNATURE' })
+  t.like(await verify(), { code: 'ERR_CERT_REVOKED' })
+})
+
 test('ca init still works as the one-machine shortcut, and warns that the root key is on this machine', async (t) => {
   const dir = scratch(t)
   const init = await cli(['ca', 'init', '--dir', join(dir, 'ca'), '--name', 'Demo'])

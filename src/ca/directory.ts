@@ -11,6 +11,7 @@
  * D/site-request.json what `ca site csr` asked for (name, organisation, tenants), until installed
  * D/passphrase.sealed the keystore's passphrase sealed to the gateway's TPM (`ca site csr --tpm`),
  * D/tpm.json          in place of D/passphrase: its TCTI and PCRs
+ * D/root.crl          the root CRL (revoked site CAs), brought from the offline root
  * ```
  *
  * The way to build one is the split (`docs/ca.md`): `ca site csr` makes the site key here and a
@@ -24,10 +25,10 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { createError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import { Keystore } from '../primitives/keystore/index.js'
 import { Tpm } from '../primitives/tpm/index.js'
-import { CertificateAuthority, splitCertificates, TrustStore, type Signer } from '../primitives/pki/index.js'
+import { CertificateAuthority, RevocationSet, splitCertificates, TrustStore, type Signer } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
 import { Registry } from './registry.js'
 
@@ -155,6 +156,35 @@ export class CaDirectory {
   completeChain(chainPem: string): string {
     if ((chainPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length !== 1 || !existsSync(this.#path('site.pem'))) return chainPem
     return chainPem + this.sitePem()
+  }
+
+  /**
+   * Stores the root CRL (`ca root crl`, brought from the offline root) in D/root.crl, after
+   * checking that this directory's root signed it (`ERR_REVOCATION_SIGNATURE`,
+   * `ERR_REVOCATION_ISSUER`), that it is current (`ERR_REVOCATION_STALE`) and not older than
+   * the one it replaces (`ERR_REVOCATION_ROLLBACK`).
+   */
+  installRootCrl(crlPem: string): void {
+    const rootPem = this.rootPem()
+    const trust = TrustStore.fromPem(this.trustBundle())
+    const revocations = new RevocationSet()
+    const previous = this.rootCrl()
+    if (previous !== undefined) {
+      try {
+        revocations.addCrl(previous, rootPem, trust)
+      } catch (error) {
+        // A stale CRL is the one a new CRL replaces; anything else about it is a fault to see.
+        if (!(error instanceof ZtError && error.code === 'ERR_REVOCATION_STALE')) throw error
+      }
+    }
+    revocations.addCrl(crlPem, rootPem, trust)
+    writeFileAtomic(this.#path('root.crl'), crlPem)
+  }
+
+  /** The root CRL `installRootCrl` stored, PEM; undefined before the first. */
+  rootCrl(): string | undefined {
+    const file = this.#path('root.crl')
+    return existsSync(file) ? readFileSync(file, 'utf8') : undefined
   }
 
   /** The site CA certificate, PEM. */

@@ -188,7 +188,8 @@ export class CaService implements ReattestationSink {
 
   /**
    * Verifies a certificate (or chain) against the CA in `dir` without its key: its trust
-   * bundle, and the revocations of its last published CRL (none before the first). What
+   * bundle, the revocations of its last published CRL (none before the first), and of the
+   * root CRL when one was installed (`ca site root-crl`: a revoked site CA). What
    * `ztmesh verify-peer` does; throws the typed error of the refusal.
    */
   static verifyOffline(dir: string, chainPem: string, policy: PeerPolicy = {}): PeerIdentity {
@@ -200,6 +201,8 @@ export class CaService implements ReattestationSink {
       try {
         const pem = publishedCrlPem(registry)
         if (pem !== undefined) revocations.addCrl(pem, directory.sitePem(), trust)
+        const rootCrl = directory.rootCrl()
+        if (rootCrl !== undefined) revocations.addCrl(rootCrl, directory.rootPem(), trust)
       } finally {
         registry.close()
       }

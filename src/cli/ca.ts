@@ -81,7 +81,8 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
    * The gateway's side of the split: `ca site csr --dir D --name NAME [--org ORG] [--tenant T]...
    * [--tpm [--tcti T] [--seal-pcrs 7]]` makes the site CA key and prints its CSR (also in
    * D/site.csr); with `--tpm` its keystore's passphrase is sealed to the TPM, not written beside it; `ca site install --dir D --chain
-   * FILE` checks the chain the root signed and finishes the CA. D never holds the root key.
+   * FILE` checks the chain the root signed and finishes the CA; `ca site root-crl --dir D --crl FILE`
+   * checks and stores the root's CRL, which verify-peer then applies. D never holds the root key.
    */
   async site(args) {
     const [sub, ...rest] = args
@@ -101,8 +102,13 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
       const dir = required(values, 'dir')
       await CaService.install({ dir, chainPem: readFileSync(required(values, 'chain'), 'utf8') })
       out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
+    } else if (sub === 'root-crl') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, crl: { type: 'string' } }, strict: true })
+      const dir = required(values, 'dir')
+      new CaDirectory(dir).installRootCrl(readFileSync(required(values, 'crl'), 'utf8'))
+      out(JSON.stringify({ rootCrl: join(dir, 'root.crl') }))
     } else {
-      throw createError('ERR_INVALID_ARG', 'usage: ztmesh ca site <csr|install> [options]')
+      throw createError('ERR_INVALID_ARG', 'usage: ztmesh ca site <csr|install|root-crl> [options]')
     }
   },
   async trust(args) {

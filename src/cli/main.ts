@@ -9,6 +9,7 @@
  * ztmesh ca root crl --dir R [--revoke-site SERIAL] [--days N]                (offline)
  * ztmesh ca site csr --dir D --name NAME [--org ORG] [--tenant T]... [--tpm [--tcti T] [--seal-pcrs 7]]
  * ztmesh ca site install --dir D --chain FILE
+ * ztmesh ca site root-crl --dir D --crl FILE
  * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...   (tests and demos: root key in D)
  * ztmesh ca trust|crl|fingerprint --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
@@ -55,6 +56,8 @@ commands:
                                             (which never holds the root key)
   ca root crl --dir R [--revoke-site SERIAL] [--days N]
                                             sign the root CRL (revoked site CAs); prints it (PEM)
+  ca site root-crl --dir D --crl FILE       check the root CRL (signed by D's root, not older than
+                                            the last) and store it; verify-peer applies it
   ca init --dir D --name NAME [--org ORG] [--tenant T]...
                                             tests and demos: a root CA, a site CA (bound to the tenants
                                             given) and a registry in D, the root key included (warns)
