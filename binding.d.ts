@@ -57,6 +57,16 @@ export declare class CertificateAuthority {
   /** Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this. */
   createSiteCa(init: CaInit): CaMaterial
   /**
+   * Signs a site CA (CA:true, pathLen 0) for the key of a CSR (PEM) that a gateway made:
+   * only the key is kept, every field is `init` and this root's policy. Only a root may do this.
+   */
+  signSiteCa(csrPem: string, init: CaInit): IssuedCertificate
+  /**
+   * Checks that this CA is a site CA (pathLen 0, not a root) whose certificate validates
+   * under a root of `trust` at `nowMs` (default now); throws `ERR_CHAIN` or the path's code.
+   */
+  checkSiteUnder(trust: TrustStore, nowMs?: number | undefined | null): void
+  /**
    * Issues a device certificate from a CSR (PEM). Only the CSR's key is used; every field
    * of the certificate comes from `init` and CA policy.
    */
@@ -336,6 +346,11 @@ export declare class Signer {
    * an invalid device id or tenant, `ERR_CLOSED` once closed.
    */
   buildCsr(deviceId: string, tenant: string): string
+  /**
+   * A CSR (PEM) for a site CA key named `commonName`, signed by this key: what a gateway
+   * sends to its offline root. Throws `ERR_IDENTITY` for an invalid name, `ERR_CLOSED` once closed.
+   */
+  buildCaCsr(commonName: string): string
   /**
    * Drops this handle's key; later uses throw `ERR_CLOSED`. Contexts already built keep
    * working until they are dropped.
@@ -1188,6 +1203,12 @@ export declare function signedObjectLabels(): Array<string>
  * leaf's.
  */
 export declare function signObject(label: string, chainPem: string, body: Uint8Array, signer: Signer): Buffer
+
+/**
+ * The certificates of a PEM chain, each as its own PEM block, in order; throws
+ * `ERR_PEM` or `ERR_CERT_MALFORMED` if a block is not a certificate the PKI parses.
+ */
+export declare function splitCertificates(chainPem: string): Array<string>
 
 /**
  * Fsyncs the directory `path`, so that renames and removals in it are durable. Throws

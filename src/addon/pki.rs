@@ -148,6 +148,30 @@ impl CertificateAuthority {
         })
     }
 
+    /// Signs a site CA (CA:true, pathLen 0) for the key of a CSR (PEM) that a gateway made:
+    /// only the key is kept, every field is `init` and this root's policy. Only a root may do this.
+    #[napi]
+    pub fn sign_site_ca(&self, csr_pem: String, init: CaInit) -> Result<IssuedCertificate> {
+        sync(|| {
+            let csr = CertificateRequest::from_pem(&csr_pem)?;
+            let params = ca_params(init, CaParams::site)?;
+            Ok(issued(self.inner.sign_site_ca(&csr, &params)?))
+        })
+    }
+
+    /// Checks that this CA is a site CA (pathLen 0, not a root) whose certificate validates
+    /// under a root of `trust` at `nowMs` (default now); throws `ERR_CHAIN` or the path's code.
+    #[napi]
+    pub fn check_site_under(&self, trust: &TrustStore, now_ms: Option<f64>) -> Result<()> {
+        sync(|| {
+            let now = match now_ms {
+                Some(ms) => time_arg("nowMs", ms)?,
+                None => SystemTime::now(),
+            };
+            Ok(self.inner.check_site_under(&trust.inner, now)?)
+        })
+    }
+
     /// Issues a device certificate from a CSR (PEM). Only the CSR's key is used; every field
     /// of the certificate comes from `init` and CA policy.
     #[napi]
@@ -165,14 +189,7 @@ impl CertificateAuthority {
             if let Some(ms) = init.now_ms {
                 request.now = time_arg("nowMs", ms)?;
             }
-            let issued = self.inner.issue(&csr, &request)?;
-            Ok(IssuedCertificate {
-                pem: issued.pem,
-                serial: issued.serial,
-                spki_sha256: hex(&issued.spki_sha256),
-                not_before_ms: millis(issued.not_before),
-                not_after_ms: millis(issued.not_after),
-            })
+            Ok(issued(self.inner.issue(&csr, &request)?))
         })
     }
 
@@ -240,6 +257,17 @@ impl CertificateAuthority {
     }
 }
 
+/// A certificate the core issued, as JavaScript sees it.
+fn issued(issued: pki::IssuedCertificate) -> IssuedCertificate {
+    IssuedCertificate {
+        pem: issued.pem,
+        serial: issued.serial,
+        spki_sha256: hex(&issued.spki_sha256),
+        not_before_ms: millis(issued.not_before),
+        not_after_ms: millis(issued.not_after),
+    }
+}
+
 /// What a CSR asks for; only its key is ever used.
 #[napi(object)]
 pub struct CsrInfo {
@@ -273,6 +301,16 @@ pub fn verify_certificate_signature(chain_pem: String, message: &[u8], signature
         let chain = pki::pem::parse_certificates(&chain_pem)?;
         let leaf = chain.first().ok_or_else(|| Failure::new("ERR_CERT_MALFORMED", "no certificate"))?;
         Ok(pki::verify_certificate_signature(leaf, message, signature)?)
+    })
+}
+
+/// The certificates of a PEM chain, each as its own PEM block, in order; throws
+/// `ERR_PEM` or `ERR_CERT_MALFORMED` if a block is not a certificate the PKI parses.
+#[napi]
+pub fn split_certificates(chain_pem: String) -> Result<Vec<String>> {
+    sync(|| {
+        let chain = pki::pem::parse_certificates(&chain_pem)?;
+        Ok(chain.iter().map(|der| pki::pem::encode(pki::pem::CERTIFICATE, der)).collect())
     })
 }
 

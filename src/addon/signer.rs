@@ -83,6 +83,13 @@ impl Signer {
         sync(|| Ok(pki::build_csr(self.key()?.as_ref(), &device_id, &tenant)?.pem))
     }
 
+    /// A CSR (PEM) for a site CA key named `commonName`, signed by this key: what a gateway
+    /// sends to its offline root. Throws `ERR_IDENTITY` for an invalid name, `ERR_CLOSED` once closed.
+    #[napi]
+    pub fn build_ca_csr(&self, common_name: String) -> Result<String> {
+        sync(|| Ok(pki::build_ca_csr(self.key()?.as_ref(), &common_name)?.pem))
+    }
+
     /// Drops this handle's key; later uses throw `ERR_CLOSED`. Contexts already built keep
     /// working until they are dropped.
     #[napi]

@@ -3,7 +3,7 @@
  * with its audit row, and is the only way callers (the HTTP API, the CLI, the reattestor)
  * reach them.
  *
- * - `directory.ts`: the CA's files, keys and passphrase;
+ * - `directory.ts`: the CA's files, keys and passphrase; `root.ts`: the offline root's;
  * - `registry.ts`: every SQL statement about certificates, their lineage and settings;
  * - `crl.ts`: CRL publication;
  * - `tokens.ts`: enrollment tokens; `attestation/verifier/`: nonces and attestation records;
@@ -24,7 +24,8 @@
 export { CaService, type CaInitOptions, type CaOpenOptions, type Enrollment } from './service.js'
 export { TokenStore } from './tokens.js'
 export { CA_MIGRATIONS } from './schema.js'
-export { CaDirectory } from './directory.js'
+export { CaDirectory, type SealTo, type SiteRequest } from './directory.js'
+export { RootDirectory, type RootInit, type SignedSite, type SignSiteOptions } from './root.js'
 export { crlEtag, type PublishedCrl } from './crl.js'
 export { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 export { selectProvisioner, tokenProvisioner, tokenTpmProvisioner, type Authorization, type Provisioner, type ProvisionerContext } from './provisioners/index.js'

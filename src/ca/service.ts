@@ -35,7 +35,7 @@ import {
   type IssuedNonce,
 } from '../attestation/verifier/index.js'
 import type { ReattestationSink, ReattestOutcome, ReattestResult } from '../attestation/verifier/reattest.js'
-import { CaDirectory } from './directory.js'
+import { CaDirectory, checkCaName, type SealTo } from './directory.js'
 import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } from './crl.js'
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
@@ -60,6 +60,11 @@ export interface CaInitOptions {
 /** Options of {@link CaService.open}. */
 export interface CaOpenOptions {
   dir: string
+  /**
+   * The TPM the site keystore's passphrase is sealed to, when it is (`ca site csr --tpm`):
+   * default, the one named at creation. Another TPM cannot unseal it (`ERR_TPM_KEY`).
+   */
+  tcti?: string
   /** The clock, for tests. */
   now?: () => number
   /**
@@ -125,25 +130,56 @@ export class CaService implements ReattestationSink {
     this.attestations = new AttestationRegistry(registry.db)
   }
 
-  /** Creates a root CA, a site CA and an empty registry in `dir` (which must not hold a CA yet). */
+  /**
+   * The one-machine shortcut: creates a root CA, a site CA and an empty registry in `dir`
+   * (which must not hold a CA yet). The root key stays in `dir`, beside the passphrase that
+   * unlocks it: for tests and demos. A gateway is built with {@link CaService.createSiteKey},
+   * an offline root ({@link RootDirectory}) and {@link CaService.install}.
+   */
   static async init(options: CaInitOptions): Promise<void> {
     const { dir, name } = options
-    if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
+    checkCaName(name)
     const organisation = options.organisation ?? name
-    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
+    const created = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
+    CaService.#record(created, { name, organisation }, 'ca.init')
+  }
+
+  /**
+   * The gateway's half of the split: creates the site CA key in `dir` and returns its CSR, for
+   * the offline root (`ztmesh ca root sign`). `tenants` are the ones the site asks to be bound
+   * to: {@link CaService.install} refuses a site CA without them.
+   */
+  static async createSiteKey(options: CaInitOptions & { sealTo?: SealTo }): Promise<string> {
+    const { dir, name } = options
+    checkCaName(name)
+    return new CaDirectory(dir).createSiteKey({ name, organisation: options.organisation ?? name, ...(options.tenants !== undefined && { tenants: options.tenants }) }, options.sealTo)
+  }
+
+  /**
+   * Finishes the CA in `dir` from the chain the offline root signed (site CA, then root): see
+   * {@link CaDirectory.install} for the checks and their codes. The directory then holds the
+   * site CA key and no root key.
+   */
+  static async install(options: { dir: string; chainPem: string; tcti?: string }): Promise<void> {
+    const created = await new CaDirectory(options.dir, { ...(options.tcti !== undefined && { tcti: options.tcti }) }).install(options.chainPem)
+    CaService.#record(created, created.request, 'ca.install')
+  }
+
+  /** Records a new CA's settings, its admin credential's hash and its first audit row. */
+  static #record({ registry, adminToken }: { registry: Registry; adminToken: string }, { name, organisation }: { name: string; organisation: string }, action: string): void {
     try {
       registry.transaction(() => {
         registry.putSettings([['name', name], ['organisation', organisation], ...INITIAL_CRL_SETTINGS, ['admin_token_sha256', sha256Hex(adminToken)]])
-        new AuditLog(registry.db).append({ actor: 'cli', action: 'ca.init', outcome: 'allow', reason: 'ok', detail: { name } })
+        new AuditLog(registry.db).append({ actor: 'cli', action, outcome: 'allow', reason: 'ok', detail: { name } })
       })
     } finally {
       registry.close()
     }
   }
 
-  /** Opens the CA in `dir`: the registry and the site CA key (the root key stays locked). */
+  /** Opens the CA in `dir`: the registry and the site CA key (a root key, where `ca init` left one, stays locked). */
   static async open(options: CaOpenOptions): Promise<CaService> {
-    const directory = new CaDirectory(options.dir)
+    const directory = new CaDirectory(options.dir, { ...(options.tcti !== undefined && { tcti: options.tcti }) })
     if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)
     const overlap = options.rotationOverlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS
     if (!(Number.isInteger(overlap) && overlap >= 0 && overlap <= DEVICE_VALIDITY_SECONDS)) {
@@ -155,7 +191,8 @@ export class CaService implements ReattestationSink {
 
   /**
    * Verifies a certificate (or chain) against the CA in `dir` without its key: its trust
-   * bundle, and the revocations of its last published CRL (none before the first). What
+   * bundle, the revocations of its last published CRL (none before the first), and of the
+   * root CRL when one was installed (`ca site root-crl`: a revoked site CA). What
    * `ztmesh verify-peer` does; throws the typed error of the refusal.
    */
   static verifyOffline(dir: string, chainPem: string, policy: PeerPolicy = {}): PeerIdentity {
@@ -167,6 +204,8 @@ export class CaService implements ReattestationSink {
       try {
         const pem = publishedCrlPem(registry)
         if (pem !== undefined) revocations.addCrl(pem, directory.sitePem(), trust)
+        const rootCrl = directory.rootCrl()
+        if (rootCrl !== undefined) revocations.addCrl(rootCrl, directory.rootPem(), trust)
       } finally {
         registry.close()
       }

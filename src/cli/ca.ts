@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { CaDirectory, CaService } from '../ca/index.js'
+import { CaDirectory, CaService, RootDirectory } from '../ca/index.js'
 import { Reattestor, type NodeEndpoint } from '../attestation/verifier/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
@@ -45,7 +45,71 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true } }, strict: true })
     const dir = required(values, 'dir')
     await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }) })
+    process.stderr.write(`warning: the root key is on this machine (${join(dir, 'root-key.ztks')}, unlocked by the same passphrase as the site key). ca init is for tests and demos; a gateway uses ca root init on an offline machine, ca site csr, ca root sign and ca site install.\n`)
     out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
+  },
+  /**
+   * The offline root: `ca root init --dir R --name NAME [--org ORG]`, `ca root sign --dir R --csr FILE
+   * [--tenant T]... [--days N] [--name CN]` (prints the chain for `ca site install`), `ca root crl
+   * --dir R [--revoke-site SERIAL] [--days N]` (prints the root CRL). The passphrase is
+   * ZTMESH_ROOT_PASSPHRASE, or R/passphrase (made by init).
+   */
+  async root(args) {
+    const [sub, ...rest] = args
+    if (sub === 'init') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' } }, strict: true })
+      const root = await RootDirectory.create({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }) })
+      out(JSON.stringify({ dir: root.dir, root: join(root.dir, 'root.pem'), fingerprint: inspectCertificate(root.rootPem()).spkiSha256 }))
+    } else if (sub === 'sign') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, csr: { type: 'string' }, tenant: { type: 'string', multiple: true }, days: { type: 'string' }, name: { type: 'string' } }, strict: true })
+      const csr = readFileSync(required(values, 'csr'), 'utf8')
+      const signed = await new RootDirectory(required(values, 'dir')).signSite(csr, {
+        ...(values.tenant !== undefined && { tenants: values.tenant }),
+        ...(values.days !== undefined && { days: Number(values.days) }),
+        ...(values.name !== undefined && { commonName: values.name }),
+      })
+      out(signed.chain)
+    } else if (sub === 'crl') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, 'revoke-site': { type: 'string' }, days: { type: 'string' } }, strict: true })
+      const root = new RootDirectory(required(values, 'dir'))
+      out(await root.crl({ ...(values['revoke-site'] !== undefined && { revokeSite: values['revoke-site'] }), ...(values.days !== undefined && { days: Number(values.days) }) }))
+    } else {
+      throw createError('ERR_INVALID_ARG', 'usage: ztmesh ca root <init|sign|crl> [options]')
+    }
+  },
+  /**
+   * The gateway's side of the split: `ca site csr --dir D --name NAME [--org ORG] [--tenant T]...
+   * [--tpm [--tcti T] [--seal-pcrs 7]]` makes the site CA key and prints its CSR (also in
+   * D/site.csr); with `--tpm` its keystore's passphrase is sealed to the TPM, not written beside it; `ca site install --dir D --chain
+   * FILE` checks the chain the root signed and finishes the CA; `ca site root-crl --dir D --crl FILE`
+   * checks and stores the root's CRL, which verify-peer then applies. D never holds the root key.
+   */
+  async site(args) {
+    const [sub, ...rest] = args
+    if (sub === 'csr') {
+      const { values } = parseArgs({
+        args: rest,
+        options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true }, tpm: { type: 'boolean' }, tcti: { type: 'string' }, 'seal-pcrs': { type: 'string' } },
+        strict: true,
+      })
+      if (values.tpm !== true && (values.tcti !== undefined || values['seal-pcrs'] !== undefined)) throw createError('ERR_INVALID_ARG', '--tcti and --seal-pcrs go with --tpm')
+      const pcrs = values['seal-pcrs']?.split(',').map(Number)
+      if (pcrs !== undefined && !pcrs.every((pcr) => Number.isInteger(pcr) && pcr >= 0 && pcr <= 23)) throw createError('ERR_INVALID_ARG', '--seal-pcrs is a list of PCR indexes, 0 to 23: 7 or 0,7')
+      const sealTo = values.tpm === true ? { ...(values.tcti !== undefined && { tcti: values.tcti }), ...(pcrs !== undefined && { pcrs }) } : undefined
+      out(await CaService.createSiteKey({ dir: required(values, 'dir'), name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }), ...(sealTo !== undefined && { sealTo }) }))
+    } else if (sub === 'install') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, chain: { type: 'string' } }, strict: true })
+      const dir = required(values, 'dir')
+      await CaService.install({ dir, chainPem: readFileSync(required(values, 'chain'), 'utf8') })
+      out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
+    } else if (sub === 'root-crl') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, crl: { type: 'string' } }, strict: true })
+      const dir = required(values, 'dir')
+      new CaDirectory(dir).installRootCrl(readFileSync(required(values, 'crl'), 'utf8'))
+      out(JSON.stringify({ rootCrl: join(dir, 'root.crl') }))
+    } else {
+      throw createError('ERR_INVALID_ARG', 'usage: ztmesh ca site <csr|install|root-crl> [options]')
+    }
   },
   async trust(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
@@ -249,7 +313,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
   )
 }
 
-/** `ztmesh ca <init|trust|token|sign|serve|revoke|attestation|crl> …` */
+/** `ztmesh ca <init|root|site|trust|token|sign|serve|revoke|attestation|crl> …` */
 export async function ca(args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const run = sub === undefined ? undefined : CA_COMMANDS[sub]

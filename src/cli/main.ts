@@ -4,7 +4,13 @@
  *
  * ```
  * ztmesh bench [--json] [--quick] [--filter OP]
- * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...
+ * ztmesh ca root init --dir R --name NAME [--org ORG]                       (offline)
+ * ztmesh ca root sign --dir R --csr FILE [--tenant T]... [--days N] [--name CN] (offline)
+ * ztmesh ca root crl --dir R [--revoke-site SERIAL] [--days N]                (offline)
+ * ztmesh ca site csr --dir D --name NAME [--org ORG] [--tenant T]... [--tpm [--tcti T] [--seal-pcrs 7]]
+ * ztmesh ca site install --dir D --chain FILE
+ * ztmesh ca site root-crl --dir D --crl FILE
+ * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...   (tests and demos: root key in D)
  * ztmesh ca trust|crl|fingerprint --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
@@ -36,8 +42,25 @@ const USAGE = `usage: ztmesh <command> [options]
 commands:
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
                                             (--filter idle-memory: only the memory of idle connections)
+  ca root init --dir R --name NAME [--org ORG]
+                                            create the root CA in R, on an offline machine
+                                            (passphrase: ZTMESH_ROOT_PASSPHRASE, else R/passphrase)
+  ca site csr --dir D --name NAME [--org ORG] [--tenant T]... [--tpm [--tcti T] [--seal-pcrs 7]]
+                                            create the site CA key on the gateway; prints its CSR.
+                                            --tpm: its passphrase is sealed to the TPM (PCRs, default 7)
+                                            instead of written to D/passphrase
+  ca root sign --dir R --csr FILE [--tenant T]... [--days N] [--name CN]
+                                            sign a site CA (pathLen 0, bound to the tenants given)
+                                            from a gateway's CSR; prints the chain (PEM)
+  ca site install --dir D --chain FILE      check the chain and finish the gateway's CA in D
+                                            (which never holds the root key)
+  ca root crl --dir R [--revoke-site SERIAL] [--days N]
+                                            sign the root CRL (revoked site CAs); prints it (PEM)
+  ca site root-crl --dir D --crl FILE       check the root CRL (signed by D's root, not older than
+                                            the last) and store it; verify-peer applies it
   ca init --dir D --name NAME [--org ORG] [--tenant T]...
-                                            create a root CA, a site CA (bound to the tenants given) and a registry in D
+                                            tests and demos: a root CA, a site CA (bound to the tenants
+                                            given) and a registry in D, the root key included (warns)
   ca trust --dir D                          print the trust bundle (PEM)
   ca fingerprint --dir D                    print the root's SPKI SHA-256 (for --root-fingerprint)
   ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]

@@ -103,6 +103,22 @@ export class CertificateAuthority {
     return callNative(() => this.#ca.createSiteCa(init))
   }
 
+  /**
+   * Signs a site CA for the key in `csrPem` (roots only): the CSR gives the key and nothing
+   * else; the name, pathLen 0, key usages and the name constraints of `tenants` are policy.
+   */
+  signSiteCa(csrPem: string, init: CaInit): IssuedCertificate {
+    return callNative(() => this.#ca.signSiteCa(csrPem, init))
+  }
+
+  /**
+   * Checks that this CA is a site CA (pathLen 0, not a root) that validates under a root of
+   * `trust`; throws `ERR_CHAIN` or the failing path's code.
+   */
+  checkSiteUnder(trust: TrustStore, nowMs?: number): void {
+    callNative(() => this.#ca.checkSiteUnder(trust.native, nowMs))
+  }
+
   /** Issues a device certificate for the key in `csrPem`; every other field is CA policy. */
   issue(csrPem: string, init: DeviceCertInit): IssuedCertificate {
     return callNative(() => this.#ca.issue(csrPem, init))
@@ -235,6 +251,11 @@ export function inspectCertificate(pem: string): UntrustedCertificateFacts {
 /** Parses and signature-checks a CSR; only its key will ever be used. */
 export function parseCsr(csrPem: string): CsrInfo {
   return callNative(() => native.parseCsr(csrPem))
+}
+
+/** The certificates of a PEM chain, one PEM block each, in order (`ERR_PEM`, `ERR_CERT_MALFORMED`). */
+export function splitCertificates(chainPem: string): string[] {
+  return callNative(() => native.splitCertificates(chainPem))
 }
 
 /** Builds a device CSR from a P-256 PKCS#8 key. */

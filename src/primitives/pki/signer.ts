@@ -71,6 +71,11 @@ export class Signer {
     return callNative(() => this.native.buildCsr(deviceId, tenant))
   }
 
+  /** A CSR (PEM) for a site CA key named `commonName`, signed by this key: what a gateway sends its offline root. */
+  buildCaCsr(commonName: string): string {
+    return callNative(() => this.native.buildCaCsr(commonName))
+  }
+
   /** Drops this handle's key: later uses throw `ERR_CLOSED`; contexts already built keep working. */
   close(): void {
     this.native.close()

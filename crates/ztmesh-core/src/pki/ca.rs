@@ -24,9 +24,11 @@ use zeroize::Zeroizing;
 use super::cert::ParsedCert;
 use super::csr::CertificateRequest;
 use super::error::PkiError;
+use super::error::VerifyError;
 use super::identity::{is_valid_display_name, is_valid_id, role_uris};
 use super::profile::{device_tbs, tenant_name_constraints, DeviceProfile};
-use super::signer::{sign_structure, CertSigner, RcgenKey, SoftwareSigner};
+use super::signer::{sign_structure, CertSigner, P256PublicKey, RcgenKey, SoftwareSigner};
+use super::verify::TrustStore;
 use super::{duration_seconds, hex_lower, system_time, unix_seconds, DEFAULT_CLOCK_SKEW};
 
 /// The nameConstraints extension, 2.5.29.30, as rcgen spells OIDs.
@@ -192,12 +194,53 @@ impl CertificateAuthority {
     /// absent or at least 1), [`PkiError::CaNotValid`] outside its validity, and
     /// [`PkiError::InvalidIdentity`] for a tenant that is not a valid id.
     pub fn create_site_ca(&self, params: &CaParams) -> Result<CaMaterial, PkiError> {
+        let signer = SoftwareSigner::generate()?;
+        let pkcs8 = signer.to_pkcs8();
+        let der = self.site_ca_der(&RcgenKey(&signer), params)?;
+        Self::with_signer(&der, Box::new(signer))?;
+        Ok(material(der, pkcs8))
+    }
+
+    /// Signs a site CA certificate for the key of `csr`: the split of the root from the site,
+    /// where the gateway makes its site CA key and sends a CSR to the offline root.
+    ///
+    /// Only the CSR's verified public key is kept. Every other field is this root's policy, as
+    /// for [`Self::create_site_ca`]: the subject is `O=params.organisation, CN=params.common_name`,
+    /// CA:true with pathLen 0, keyCertSign and cRLSign, name constraints for `params.tenants`
+    /// only. A CSR asking for another subject, a longer path, other constraints or extensions
+    /// gets none of it. Fails as [`Self::create_site_ca`] does.
+    pub fn sign_site_ca(&self, csr: &CertificateRequest, params: &CaParams) -> Result<IssuedCertificate, PkiError> {
+        let der = self.site_ca_der(&P256PublicKey(csr.public_key()), params)?;
+        let issued = ParsedCert::from_der(&der).map_err(|()| PkiError::Internal)?;
+        let serial = issued.serial.as_deref().ok_or(PkiError::Internal)?;
+        Ok(IssuedCertificate {
+            pem: super::pem::encode(super::pem::CERTIFICATE, &der),
+            serial: hex_lower(serial),
+            spki_sha256: issued.spki_sha256,
+            not_before: system_time(issued.not_before).ok_or(PkiError::InvalidValidity)?,
+            not_after: system_time(issued.not_after).ok_or(PkiError::InvalidValidity)?,
+            der,
+        })
+    }
+
+    /// Checks that this CA is a site CA under a root of `trust`: not self-issued, pathLen 0,
+    /// and its certificate validates as an issuer under that root at `now` (the path checks of
+    /// [`verify_peer`](super::verify_peer)). What a gateway checks before it installs the chain
+    /// an offline root signed. Fails with [`VerifyError::Chain`] for a root or a CA that may
+    /// have CAs below it, else with the path's error.
+    pub fn check_site_under(&self, trust: &TrustStore, now: SystemTime) -> Result<(), VerifyError> {
+        if self.is_root() || self.cert.basic_constraints.and_then(|bc| bc.path_len) != Some(0) {
+            return Err(VerifyError::Chain);
+        }
+        trust.issuer(&[self.cert.der.as_slice()], now).map(|_| ())
+    }
+
+    /// The DER of a site CA for `public_key`, signed by this CA with `params` and checked.
+    fn site_ca_der(&self, public_key: &impl rcgen::PublicKeyData, params: &CaParams) -> Result<Vec<u8>, PkiError> {
         if self.cert.basic_constraints.and_then(|bc| bc.path_len) == Some(0) {
             return Err(PkiError::NotCa);
         }
         self.check_valid_at(params.now)?;
-        let signer = SoftwareSigner::generate()?;
-        let pkcs8 = signer.to_pkcs8();
         let mut cert_params = ca_params(params, 0, Some(self.cert.not_after))?;
         if !params.tenants.is_empty() {
             if !params.tenants.iter().all(|t| is_valid_id(t)) {
@@ -211,10 +254,9 @@ impl CertificateAuthority {
             extension.set_criticality(false);
             cert_params.custom_extensions.push(extension);
         }
-        let der = cert_params.signed_by(&RcgenKey(&signer), &self.rcgen_issuer()?).map_err(map_rcgen)?.der().to_vec();
+        let der = cert_params.signed_by(public_key, &self.rcgen_issuer()?).map_err(map_rcgen)?.der().to_vec();
         self.check_issued(&der)?;
-        Self::with_signer(&der, Box::new(signer))?;
-        Ok(material(der, pkcs8))
+        Ok(der)
     }
 
     /// Loads a CA from its certificate (DER) and PKCS#8 private key (DER).
@@ -555,5 +597,74 @@ mod tests {
         request.validity = Duration::from_secs(50 * 365 * 24 * 3600);
         let issued = pki.site.issue(&csr, &request).unwrap();
         assert_eq!(unix_seconds(issued.not_after), pki.site.parsed().not_after);
+    }
+
+    /// A CSR for a site CA key that asks for everything a root must not grant: another subject,
+    /// pathLen 5, name constraints for another tenant, an unknown extension and a SAN.
+    fn greedy_site_csr() -> (rcgen::KeyPair, CertificateRequest) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "evil corp");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "evil Site CA");
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyCertSign];
+        let path_len_5 = [0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x05];
+        params.custom_extensions = vec![
+            rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], path_len_5.to_vec()),
+            rcgen::CustomExtension::from_oid_content(
+                NAME_CONSTRAINTS,
+                tenant_name_constraints("evil corp", &["hotel-2".to_owned()]),
+            ),
+            rcgen::CustomExtension::from_oid_content(&[1, 2, 3, 4, 5], vec![0x05, 0x00]),
+        ];
+        let csr = params.serialize_request(&key).unwrap();
+        let parsed = CertificateRequest::from_der(csr.der()).unwrap();
+        (key, parsed)
+    }
+
+    #[test]
+    fn a_site_ca_signed_from_a_csr_gets_the_root_policy_only() {
+        let pki = Pki::new();
+        let (key, csr) = greedy_site_csr();
+        let mut params = CaParams::site("gateway 2 Site CA", "ztmesh test");
+        params.tenants = vec!["hotel-1".into()];
+        let issued = pki.root.sign_site_ca(&csr, &params).unwrap();
+        let cert = ParsedCert::from_der(&issued.der).unwrap();
+        assert_eq!(cert.spki_sha256, csr.spki_sha256());
+        assert_eq!(issued.spki_sha256, csr.spki_sha256());
+        assert_eq!(hex_lower(cert.serial.as_deref().unwrap()), issued.serial);
+        assert_eq!(cert.common_names, ["gateway 2 Site CA"]);
+        assert_eq!(cert.organisations, ["ztmesh test"]);
+        assert!(cert.san_uris.is_empty());
+        assert_eq!(cert.basic_constraints.unwrap().path_len, Some(0));
+        assert_eq!(cert.key_usage, Some(key_usage::KEY_CERT_SIGN | key_usage::CRL_SIGN));
+        assert!(cert.extensions_acceptable);
+        assert_eq!(cert.issuer, pki.root.parsed().subject);
+        assert!(cert.signed_by(pki.root.parsed().p256_point.as_deref().unwrap()));
+        // The key the gateway kept makes it a CA bound to the root's tenants, not the CSR's.
+        let site = CertificateAuthority::load(&issued.der, &key.serialize_der()).unwrap();
+        assert!(site.permits_tenant("hotel-1"));
+        assert!(!site.permits_tenant("hotel-2"));
+        assert_eq!(site.check_site_under(&pki.trust(), SystemTime::now()), Ok(()));
+        // It cannot sign a CA in turn, from a CSR or with a fresh key.
+        assert_eq!(site.sign_site_ca(&csr, &params).unwrap_err(), PkiError::NotCa);
+        assert_eq!(pki.site.sign_site_ca(&csr, &params).unwrap_err(), PkiError::NotCa);
+        // Unconstrained when the root gives no tenants, whatever the CSR asked.
+        let open = pki.root.sign_site_ca(&csr, &CaParams::site("gateway 3 Site CA", "ztmesh test")).unwrap();
+        assert!(ParsedCert::from_der(&open.der).unwrap().name_constraints.is_none());
+    }
+
+    #[test]
+    fn only_a_site_ca_under_a_trusted_root_passes_the_install_check() {
+        let pki = Pki::new();
+        let now = SystemTime::now();
+        assert_eq!(pki.site.check_site_under(&pki.trust(), now), Ok(()));
+        // A root is no site CA, not even its own.
+        assert_eq!(pki.root.check_site_under(&pki.trust(), now), Err(VerifyError::Chain));
+        // Another root's site CA does not chain to this one.
+        let other = Pki::new();
+        assert_eq!(other.site.check_site_under(&pki.trust(), now), Err(VerifyError::Chain));
+        // Past its validity it fails with the path's error.
+        let late = now + Duration::from_secs(4 * 365 * 24 * 3600);
+        assert_eq!(pki.site.check_site_under(&pki.trust(), late), Err(VerifyError::Expired));
     }
 }

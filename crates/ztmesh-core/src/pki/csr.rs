@@ -25,7 +25,7 @@ use x509_parser::prelude::FromDer;
 use super::cert::is_p256_key;
 use super::der::oid;
 use super::error::PkiError;
-use super::identity::is_valid_id;
+use super::identity::{is_valid_display_name, is_valid_id};
 use super::signer::{is_uncompressed_p256_point, p256_spki, verify_p256, CertSigner, RcgenKey};
 
 /// A certificate signing request whose signature has verified under its ECDSA P-256 key.
@@ -130,13 +130,33 @@ pub fn build_csr(signer: &dyn CertSigner, device_id: &str, tenant: &str) -> Resu
     if !is_valid_id(device_id) || !is_valid_id(tenant) {
         return Err(PkiError::InvalidIdentity);
     }
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::OrganizationalUnitName, tenant);
+    name.push(rcgen::DnType::CommonName, device_id);
+    signed_request(signer, name)
+}
+
+/// Builds the CSR of a site CA key (subject `CN=common_name`), signed by `signer`: what a
+/// gateway sends to its offline root, which keeps only the key
+/// ([`CertificateAuthority::sign_site_ca`](super::CertificateAuthority::sign_site_ca)).
+///
+/// Fails with [`PkiError::InvalidIdentity`] for a name that is not a display name (1 to 64
+/// bytes, no control characters), otherwise as [`build_csr`].
+pub fn build_ca_csr(signer: &dyn CertSigner, common_name: &str) -> Result<EncodedCsr, PkiError> {
+    if !is_valid_display_name(common_name) {
+        return Err(PkiError::InvalidIdentity);
+    }
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, common_name);
+    signed_request(signer, name)
+}
+
+/// A CSR for `name`, signed by `signer` and checked.
+fn signed_request(signer: &dyn CertSigner, name: rcgen::DistinguishedName) -> Result<EncodedCsr, PkiError> {
     if !is_uncompressed_p256_point(signer.public_key()) {
         return Err(PkiError::UnsupportedKey);
     }
     let mut params = rcgen::CertificateParams::default();
-    let mut name = rcgen::DistinguishedName::new();
-    name.push(rcgen::DnType::OrganizationalUnitName, tenant);
-    name.push(rcgen::DnType::CommonName, device_id);
     params.distinguished_name = name;
     let csr = params.serialize_request(&RcgenKey(signer)).map_err(|e| match e {
         rcgen::Error::RemoteKeyError => PkiError::Signer,
@@ -208,5 +228,17 @@ mod tests {
         }
         let liar = Liar(SoftwareSigner::generate().unwrap(), SoftwareSigner::generate().unwrap());
         assert_eq!(build_csr(&liar, "d", "t").unwrap_err(), PkiError::Signer);
+    }
+
+    #[test]
+    fn ca_csrs_name_the_ca_and_check_the_name() {
+        let signer = SoftwareSigner::generate().unwrap();
+        let csr = build_ca_csr(&signer, "hotel Site CA").unwrap();
+        let parsed = CertificateRequest::from_pem(&csr.pem).unwrap();
+        assert_eq!(parsed.public_key(), signer.public_key());
+        assert_eq!(parsed.requested_common_name(), Some("hotel Site CA"));
+        assert_eq!(parsed.requested_org_unit(), None);
+        assert_eq!(build_ca_csr(&signer, "").unwrap_err(), PkiError::InvalidIdentity);
+        assert_eq!(build_ca_csr(&signer, "a\nb").unwrap_err(), PkiError::InvalidIdentity);
     }
 }

@@ -117,7 +117,7 @@ pub(crate) mod testutil;
 
 pub use ca::{CaMaterial, CaParams, CertificateAuthority, DeviceCertRequest, IssuedCertificate};
 pub use crl::{CrlEntry, CrlParams, EncodedCrl, RevokedSerial, VerifiedCrl};
-pub use csr::{build_csr, CertificateRequest, EncodedCsr};
+pub use csr::{build_ca_csr, build_csr, CertificateRequest, EncodedCsr};
 pub use error::{PemError, PkiError, RevocationError, VerifyError};
 pub use identity::{device_uri, ROLE_URI_PREFIX};
 pub use inspect::{inspect_certificate, UntrustedCertificateFacts};

@@ -166,6 +166,20 @@ impl rcgen::PublicKeyData for RcgenKey<'_> {
     }
 }
 
+/// A P-256 public key (an uncompressed point) for rcgen: the key of a verified CSR that a CA
+/// certifies.
+pub(crate) struct P256PublicKey<'a>(pub(crate) &'a [u8]);
+
+impl rcgen::PublicKeyData for P256PublicKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
 impl rcgen::SigningKey for RcgenKey<'_> {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         self.0.sign(message).map_err(|_| rcgen::Error::RemoteKeyError)
