@@ -899,6 +899,8 @@ export interface QuoteToVerify {
   nonce: Buffer
   /** What the SHA-256 PCRs must hold: any PCR not listed may hold anything. */
   policy?: Array<PcrValue>
+  /** The PCRs the verifier asked for (0 to 31): each must be quoted in the SHA-256 bank. */
+  requiredPcrs?: Array<number>
 }
 
 /** One revoked certificate, for a CRL or a revocation record. */
@@ -1123,8 +1125,9 @@ export declare function verifyPeer(chainPem: string, trust: TrustStore, revocati
 
 /**
  * Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the
- * quoted ones, and the policy. Throws `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`,
- * `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
+ * quoted ones, the policy, and that every PCR asked for is quoted. Throws
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES`,
+ * `ERR_ATTEST_PCR_MISMATCH`, `ERR_ATTEST_PCR_SELECTION` or `ERR_ATTEST_MALFORMED`.
  */
 export declare function verifyQuote(quote: QuoteToVerify): VerifiedQuote
 

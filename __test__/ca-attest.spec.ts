@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -137,6 +137,100 @@ tpmTestSerial('an enrollment that requires attestation succeeds with a genuine q
   t.true(ca.verifyAudit() > 20)
 })
 
+tpmTestSerial('a quote that leaves out a PCR the CA asked for is refused, audited, and shrinks no baseline', async (t) => {
+  const { ca } = await freshCa(t)
+  const url = await serve(t, ca)
+  const node = await tpmNode(t, 'node-1')
+  // The policy fixes PCR 7 only; the CA still asks for the boot PCRs 0 to 7, whose values become the baseline.
+  ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 7: node.tpm.readPcrs([7])[0]!.value } })
+  const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
+  const nonceFor = async () => (await post(`${url}/v1/attest/nonce`, { node_id: 'node-1' })).json as { nonce: string; pcrs: number[] }
+  const enroll = (attestation: unknown) => post(`${url}/v1/enroll`, { token, csr: node.csr, node_id: 'node-1', attestation })
+
+  // The attack: a quote over PCR 7 alone, which meets the policy, when 0 to 7 were asked for.
+  const asked = await nonceFor()
+  t.deepEqual(asked.pcrs, [0, 1, 2, 3, 4, 5, 6, 7])
+  t.like(await enroll(await node.attestation(asked.nonce, [7])), { status: 403, json: { code: 'ERR_ATTEST_PCR_SELECTION' } })
+  t.like(await enroll(await node.attestation((await nonceFor()).nonce, [0, 1, 2, 3, 4, 5, 7])), { status: 403, json: { code: 'ERR_ATTEST_PCR_SELECTION' } }, 'one PCR left out is enough')
+  t.is(ca.attestationStatus('node-1'), undefined)
+
+  const fresh = await nonceFor()
+  t.is((await enroll(await node.attestation(fresh.nonce, fresh.pcrs))).status, 200)
+  t.deepEqual(Object.keys(ca.attestationStatus('node-1')!.pcrs), ['0', '1', '2', '3', '4', '5', '6', '7'])
+  t.deepEqual(
+    auditRows(ca, 'enroll').map((row) => [row.reason, row.detail?.attestation]),
+    [
+      ['ERR_ATTEST_PCR_SELECTION', 'refused'],
+      ['ERR_ATTEST_PCR_SELECTION', 'refused'],
+      ['ok', 'verified'],
+    ],
+  )
+})
+
+/**
+ * The quote structures a machine without a TPM builds in JavaScript: a `TPMS_ATTEST` of type
+ * quote over `nonce` and the all-zero SHA-256 PCRs `pcrs`, its `TPMT_SIGNATURE` by a software
+ * P-256 "AK", and the tpm2-tools PCR file.
+ */
+function forgeQuote(nonce: Buffer, pcrs: number[], ak: KeyObject) {
+  const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff])
+  const tpm2b = (bytes: Buffer) => Buffer.concat([u16(bytes.length), bytes])
+  const bitmap = Buffer.alloc(3)
+  for (const pcr of pcrs) bitmap[pcr >> 3]! |= 1 << (pcr & 7)
+  const digest = createHash('sha256').update(Buffer.alloc(32 * pcrs.length)).digest()
+  const attest = Buffer.concat([
+    Buffer.from('ff544347', 'hex'), // TPM_GENERATED_VALUE
+    u16(0x8018), // TPM_ST_ATTEST_QUOTE
+    tpm2b(Buffer.concat([u16(0x000b), randomBytes(32)])), // qualifiedSigner
+    tpm2b(nonce),
+    Buffer.alloc(17, 0), // clockInfo
+    Buffer.alloc(8, 0), // firmwareVersion
+    Buffer.from([0, 0, 0, 1]), u16(0x000b), Buffer.from([3]), bitmap, // one SHA-256 selection
+    tpm2b(digest),
+  ])
+  const raw = sign('sha256', attest, { key: ak, dsaEncoding: 'ieee-p1363' })
+  const signature = Buffer.concat([u16(0x0018), u16(0x000b), tpm2b(raw.subarray(0, 32)), tpm2b(raw.subarray(32))])
+  // tpm2-tools' PCR file: the selection (little-endian, padded), one TPML_DIGEST of the values.
+  const pcrValues = Buffer.alloc(136 + 532)
+  pcrValues.writeUInt32LE(1, 0)
+  pcrValues.writeUInt16LE(0x000b, 4)
+  pcrValues[6] = 3
+  bitmap.copy(pcrValues, 7)
+  pcrValues.writeUInt32LE(1, 132)
+  pcrValues.writeUInt32LE(pcrs.length, 136)
+  for (let i = 0; i < pcrs.length; i++) pcrValues.writeUInt16LE(32, 140 + i * 66)
+  return { attest, signature, pcrValues, akPublicPem: createPublicKey(ak).export({ type: 'spki', format: 'pem' }) as string }
+}
+
+// Issue 10 §3, not defended yet: refusing it needs the EK certificate and credential activation
+// at enrollment (the core's verify_ek_certificate, make_credential and Tpm::activate_credential
+// exist; the enrollment messages do not carry them yet). `failing` until then: ava reports it
+// the day the attack is refused, and it must then become a plain test.
+test.failing('a machine without a TPM that forges the quote in JavaScript with a software key is refused in required mode', async (t) => {
+  const { ca } = await freshCa(t)
+  const url = await serve(t, ca)
+  ca.setAttestationSettings({ mode: 'required' })
+  const deviceKey = generateP256Key()
+  const csr = buildCsr(deviceKey, 'forger-1', 'hotel-1')
+  const { token } = ca.createToken({ deviceId: 'forger-1', tenant: 'hotel-1' })
+  const issued = (await post(`${url}/v1/attest/nonce`, { node_id: 'forger-1' })).json as { nonce: string; pcrs: number[] }
+  const { privateKey: softwareAk } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, softwareAk)
+  const attestation = {
+    type: 'tpm2-quote',
+    nonce: issued.nonce,
+    ak_public_pem: forged.akPublicPem,
+    ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
+    attest: forged.attest.toString('base64'),
+    signature: forged.signature.toString('base64'),
+    pcr_values: forged.pcrValues.toString('base64'),
+  }
+  const answer = await post(`${url}/v1/enroll`, { token, csr, node_id: 'forger-1', attestation })
+  t.is(answer.status, 403)
+  t.regex(String(answer.json?.code), /^ERR_ATTEST_/)
+  t.not(ca.attestationStatus('forger-1')?.attested, true, 'no software key is recorded as attested')
+})
+
 test('optional mode enrolls without attestation and records the device as not attested; off ignores attestations', async (t) => {
   const { ca } = await freshCa(t)
   const url = await serve(t, ca)
@@ -224,14 +318,16 @@ test('attestation settings: checked, audited, and managed from the CLI', async (
     pcrPolicy: { 0: 'ab'.repeat(32), 7: '01'.repeat(32) },
     onDrift: 'demote',
     nonceTtlSeconds: 300,
+    maxFailures: 3,
+    maxSilenceSeconds: 86_400,
   })
-  for (const bad of [{ mode: 'sometimes' }, { onDrift: 'ignore' }, { pcrPolicy: { 24: '00'.repeat(32) } }, { pcrPolicy: { 1: 'abc' } }, { pcrPolicy: [] }, { nonceTtlSeconds: 5 }, { nonceTtlSeconds: 1.5 }]) {
+  for (const bad of [{ mode: 'sometimes' }, { onDrift: 'ignore' }, { pcrPolicy: { 24: '00'.repeat(32) } }, { pcrPolicy: { 1: 'abc' } }, { pcrPolicy: [] }, { nonceTtlSeconds: 5 }, { nonceTtlSeconds: 1.5 }, { maxFailures: 0 }, { maxSilenceSeconds: 59 }]) {
     t.throws(() => ca.setAttestationSettings(bad), { code: 'ERR_INVALID_ARG' }, JSON.stringify(bad))
   }
   t.like(ca.attestationSettings(), { mode: 'required', onDrift: 'demote' }, 'a refused change changes nothing')
   const rows = auditRows(ca, 'attest.settings')
   t.like(rows[0], { actor: 'admin', outcome: 'allow', detail: { attest_mode: 'required', attest_on_drift: 'demote' } })
-  t.is(rows.filter((row) => row.outcome === 'deny' && row.reason === 'ERR_INVALID_ARG').length, 7)
+  t.is(rows.filter((row) => row.outcome === 'deny' && row.reason === 'ERR_INVALID_ARG').length, 9)
   ca.close()
 
   const caDir = join(dir, 'ca')
@@ -242,8 +338,8 @@ test('attestation settings: checked, audited, and managed from the CLI', async (
   const shown = JSON.parse((await run('node', [CLI, 'ca', 'attestation', '--dir', caDir])).stdout)
   t.like(shown, { mode: 'required', onDrift: 'demote' })
   writeFileSync(join(dir, 'policy.json'), JSON.stringify({ 16: '00'.repeat(32) }))
-  const changed = JSON.parse((await run('node', [CLI, 'ca', 'attestation', '--dir', caDir, '--mode', 'optional', '--pcr-policy', join(dir, 'policy.json'), '--on-drift', 'revoke', '--nonce-ttl', '60'])).stdout)
-  t.deepEqual(changed, { mode: 'optional', pcrPolicy: { 16: '00'.repeat(32) }, onDrift: 'revoke', nonceTtlSeconds: 60 })
+  const changed = JSON.parse((await run('node', [CLI, 'ca', 'attestation', '--dir', caDir, '--mode', 'optional', '--pcr-policy', join(dir, 'policy.json'), '--on-drift', 'revoke', '--nonce-ttl', '60', '--max-failures', '5', '--max-silence', '3600'])).stdout)
+  t.deepEqual(changed, { mode: 'optional', pcrPolicy: { 16: '00'.repeat(32) }, onDrift: 'revoke', nonceTtlSeconds: 60, maxFailures: 5, maxSilenceSeconds: 3600 })
   writeFileSync(join(dir, 'bad.json'), '{"0": "nope"}')
   const refused = await run('node', [CLI, 'ca', 'attestation', '--dir', caDir, '--pcr-policy', join(dir, 'bad.json')]).catch((e: { code: number; stderr: string }) => e)
   t.is((refused as { code: number }).code, 1)

@@ -13,8 +13,9 @@ import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 /** A CA with its enrollment API on loopback, and a gateway (software key) enrolled with it. */
 async function site(t: ExecutionContext) {
   const { dir, ca, url } = await caOnLoopback(t, 'TPM Hotel')
-  const token = (device: string) => ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token
-  const gateway = await DeviceIdentity.enroll({ url, token: token('gw-1'), dir: join(dir, 'gw-1'), passphrase: 'pw', deviceId: 'gw-1', tenant: 'hotel-1' })
+  const token = (device: string, roles: string[] = []) => ca.createToken({ deviceId: device, tenant: 'hotel-1', roles }).token
+  // The gateway role: nodes answer quote requests from their verifiers only.
+  const gateway = await DeviceIdentity.enroll({ url, token: token('gw-1', ['gateway']), dir: join(dir, 'gw-1'), passphrase: 'pw', deviceId: 'gw-1', tenant: 'hotel-1' })
   return { dir, ca, url, token, gateway, trustPem: ca.trustBundle() }
 }
 

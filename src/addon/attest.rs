@@ -32,6 +32,8 @@ pub struct QuoteToVerify {
     pub nonce: Buffer,
     /// What the SHA-256 PCRs must hold: any PCR not listed may hold anything.
     pub policy: Option<Vec<PcrValue>>,
+    /// The PCRs the verifier asked for (0 to 31): each must be quoted in the SHA-256 bank.
+    pub required_pcrs: Option<Vec<u32>>,
 }
 
 /// What a verified quote says.
@@ -52,8 +54,9 @@ pub struct VerifiedQuote {
 }
 
 /// Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the
-/// quoted ones, and the policy. Throws `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`,
-/// `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
+/// quoted ones, the policy, and that every PCR asked for is quoted. Throws
+/// `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES`,
+/// `ERR_ATTEST_PCR_MISMATCH`, `ERR_ATTEST_PCR_SELECTION` or `ERR_ATTEST_MALFORMED`.
 #[napi]
 pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
     sync(|| {
@@ -62,6 +65,13 @@ pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
             None => PcrPolicy::default(),
             Some(expected) => PcrPolicy::sha256(&sha256_values(expected)?)?,
         };
+        let required = quote
+            .required_pcrs
+            .iter()
+            .flatten()
+            .map(|index| u8::try_from(*index).map_err(|_| invalid_argument("PCR index out of range")))
+            .collect::<std::result::Result<Vec<u8>, Failure>>()?;
+        let policy = policy.requiring(&required)?;
         let info =
             attest::verify_quote(&ak, &quote.attest, &quote.signature, &quote.pcr_values, &quote.nonce, &policy)?;
         Ok(VerifiedQuote {

@@ -3,7 +3,7 @@
  *
  * ```text
  * attestation/index.ts     quotes and AK bindings checked by the core (no TPM needed), for both sides
- * attestation/exchange.ts  the quote exchange over a secure link (requestQuote / answerQuoteRequests)
+ * attestation/exchange.ts  the quote exchange over a secure link (askQuote / serveQuotes)
  * attestation/verifier/    the CA's side: settings, nonce store, registry, evidence checks, re-attestation
  * attestation/device/      the device's side: the evidence of an enrollment
  * ```
@@ -52,11 +52,13 @@ export function checkPcrPolicy(policy: unknown): PcrPolicy {
 export type VerifiedQuote = ReturnType<typeof native.verifyQuote>
 
 /**
- * Verifies `quote` against `nonce` and `policy`. Throws an `AttestationError`:
+ * Verifies `quote` against `nonce` and `policy`, and that it covers every PCR of `requiredPcrs`
+ * (the selection the verifier asked for) in the SHA-256 bank. Throws an `AttestationError`:
  * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES` (the values are not the
- * quoted ones), `ERR_ATTEST_PCR_MISMATCH` (policy not met) or `ERR_ATTEST_MALFORMED`.
+ * quoted ones), `ERR_ATTEST_PCR_MISMATCH` (policy not met), `ERR_ATTEST_PCR_SELECTION` (a PCR
+ * asked for is not quoted) or `ERR_ATTEST_MALFORMED`.
  */
-export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPolicy): VerifiedQuote {
+export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPolicy, requiredPcrs?: readonly number[]): VerifiedQuote {
   return callNative(() =>
     native.verifyQuote({
       akPublicPem: quote.akPublicPem,
@@ -65,6 +67,7 @@ export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPo
       pcrValues: Buffer.from(quote.pcrValues),
       nonce: Buffer.from(nonce),
       ...(policy !== undefined && { policy: Object.entries(policy).map(([index, value]) => ({ index: Number(index), bank: 'sha256', value: value.toLowerCase() })) }),
+      ...(requiredPcrs !== undefined && { requiredPcrs: [...requiredPcrs] }),
     }),
   )
 }
@@ -95,4 +98,4 @@ export function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string
   callNative(() => native.verifyAkBinding(certificateOrCsrPem, akPublicPem, signature))
 }
 
-export { answerQuoteRequests, askQuote, QUOTE_PROTOCOL, requestQuote, serveQuotes, type BoundQuote, type QuoteRequest } from './exchange.js'
+export { answerQuoteRequest, askQuote, QUOTE_PROTOCOL, QUOTE_RATE, requestQuote, serveQuotes, VERIFIER_ROLE, type BoundQuote, type QuoteRequest, type ServeQuotesInit } from './exchange.js'

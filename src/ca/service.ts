@@ -28,6 +28,7 @@ import {
   NonceStore,
   quoteSelection,
   readAttestationSettings,
+  silenceOf,
   type AttestationRecord,
   type AttestationSettings,
   type DriftAction,
@@ -248,22 +249,36 @@ export class CaService implements ReattestationSink {
    * Records the verdict of one re-attestation and acts on it, in one transaction with its audit
    * row (action `reattest`). `drift` and `refused` apply the drift action: `revoke` revokes
    * every live certificate of the device (reason `privilegeWithdrawn`) and publishes a new CRL;
-   * `demote` marks the device demoted (see {@link rotate}). `failed` is recorded, nothing more:
-   * an unreachable node is not a reason to revoke, but its status shows the failure.
+   * `demote` marks the device demoted (see {@link rotate}).
+   *
+   * `failed` is recorded, and silence is no way out: for an attested device, the drift action
+   * applies once `maxFailures` checks failed in a row or no good quote came for longer than
+   * `maxSilenceSeconds`; under the mode `required`, a device the link proved to be itself
+   * (the outcome has its serial) with no attested record gets it at once (revoked when the
+   * registry has no record to demote). The audit row's `silence` says which rule applied.
    */
   applyReattestation(outcome: ReattestOutcome, actor = 'reattest'): ReattestResult {
     const { deviceId, verdict, reason } = outcome
     const result: ReattestResult = { deviceId, tenant: outcome.tenant ?? null, verdict, reason, action: 'none', revoked: [] }
     const detail: Detail = { device: deviceId, tenant: result.tenant, serial: outcome.serial ?? null, verdict }
-    const onDrift = this.attestationSettings().onDrift
+    const settings = this.attestationSettings()
+    const onDrift = settings.onDrift
     this.#registry.transaction(() => {
+      const now = this.#now()
       const record = this.attestations.find(deviceId, outcome.tenant)
       detail.known = record !== undefined
+      // Only a failure of the device itself counts against it: one whose link got as far as its certificate.
+      const silence = verdict === 'failed' && (record?.attested === true || outcome.serial !== undefined) ? silenceOf(record, settings, now) : undefined
+      if (silence !== undefined) detail.silence = silence
       if (record !== undefined) {
         result.tenant = record.tenant
         detail.tenant = record.tenant
-        this.attestations.recordCheck(record, verdict, reason, this.#now())
-        if (verdict === 'drift' || verdict === 'refused') this.#applyDriftAction(record, onDrift, outcome.roles ?? [], actor, result)
+        this.attestations.recordCheck(record, verdict, reason, now)
+        if (verdict === 'drift' || verdict === 'refused' || silence !== undefined) this.#applyDriftAction(record, onDrift, outcome.roles ?? [], actor, result)
+      } else if (silence !== undefined && outcome.tenant !== undefined) {
+        const target = { device: deviceId, tenant: outcome.tenant }
+        result.action = 'revoke'
+        if (this.#registry.liveSerials(target).length > 0) result.revoked = this.revoke(target, DRIFT_REVOCATION_REASON, actor)
       }
       Object.assign(detail, { action: result.action, revoked: result.revoked.length })
       this.#audit.append({ actor, action: 'reattest', outcome: verdict === 'ok' ? 'allow' : 'deny', reason, detail })

@@ -98,13 +98,13 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   },
   /**
    * `ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote]
-   * [--nonce-ttl SECONDS]`: changes the options given (FILE is JSON `{"0": "hex", …}`) and prints
-   * the resulting settings as JSON.
+   * [--nonce-ttl SECONDS] [--max-failures N] [--max-silence SECONDS]`: changes the options given
+   * (FILE is JSON `{"0": "hex", …}`) and prints the resulting settings as JSON.
    */
   async attestation(args) {
     const { values } = parseArgs({
       args,
-      options: { dir: { type: 'string' }, mode: { type: 'string' }, 'pcr-policy': { type: 'string' }, 'on-drift': { type: 'string' }, 'nonce-ttl': { type: 'string' } },
+      options: { dir: { type: 'string' }, mode: { type: 'string' }, 'pcr-policy': { type: 'string' }, 'on-drift': { type: 'string' }, 'nonce-ttl': { type: 'string' }, 'max-failures': { type: 'string' }, 'max-silence': { type: 'string' } },
       strict: true,
     })
     const changes = {
@@ -112,6 +112,8 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
       ...(values['pcr-policy'] !== undefined && { pcrPolicy: readJsonFile(values['pcr-policy']) }),
       ...(values['on-drift'] !== undefined && { onDrift: values['on-drift'] }),
       ...(values['nonce-ttl'] !== undefined && { nonceTtlSeconds: Number(values['nonce-ttl']) }),
+      ...(values['max-failures'] !== undefined && { maxFailures: Number(values['max-failures']) }),
+      ...(values['max-silence'] !== undefined && { maxSilenceSeconds: Number(values['max-silence']) }),
     }
     const settings = await withCa(required(values, 'dir'), (ca) => (Object.keys(changes).length === 0 ? ca.attestationSettings() : ca.setAttestationSettings(changes)))
     out(JSON.stringify(settings))

@@ -7,7 +7,7 @@
  * ztmesh ca init --dir D --name NAME [--org ORG]
  * ztmesh ca trust|crl --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
- * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
+ * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S] [--max-failures N] [--max-silence S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
  * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
@@ -39,6 +39,7 @@ commands:
                                             create a one-time enrollment token (printed alone)
   ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE]
          [--on-drift revoke|demote] [--nonce-ttl SECONDS]
+         [--max-failures N] [--max-silence SECONDS]
                                             show or change the TPM attestation policy (JSON);
                                             policy file: {"7": "<sha256 hex>"}
   ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]

@@ -34,7 +34,8 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { serveQuotes, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
+import { QUOTE_RATE, serveQuotes, type BoundQuote, type QuoteRequest, type ServeQuotesInit } from '../attestation/index.js'
+import { RateLimiter } from '../ca/rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
@@ -92,6 +93,8 @@ export class DeviceIdentity {
   #timer: NodeJS.Timeout | undefined
   #url: string | undefined
   #attested = false
+  /** One quote budget per peer for every link this identity answers quotes on. */
+  readonly #quoteLimiter = new RateLimiter({ ...QUOTE_RATE, maxSources: 256 })
 
   private constructor(dir: string, key: DeviceKey, url?: string) {
     this.dir = dir
@@ -227,7 +230,9 @@ export class DeviceIdentity {
 
   /**
    * Answers a verifier's quote requests on the message layer of a secure link to the gateway
-   * (the quote protocol's streams), until the link ends.
+   * (the quote protocol's streams), until the link ends: by default only for peers with the
+   * `gateway` role, one at a time per link, and within one per-peer budget shared by all the
+   * links of this identity (see `serveQuotes`).
    *
    * @example
    * ```ts
@@ -235,8 +240,8 @@ export class DeviceIdentity {
    * id.answerQuotes(new Mux(link, { role: 'initiator' }))
    * ```
    */
-  answerQuotes(mux: Mux): void {
-    serveQuotes(mux, (request) => this.quote(request))
+  answerQuotes(mux: Mux, init: Omit<ServeQuotesInit, 'limiter'> = {}): void {
+    serveQuotes(mux, (request) => this.quote(request), { ...init, limiter: this.#quoteLimiter })
   }
 
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */
