@@ -418,6 +418,18 @@ export declare class Tpm {
   unseal(blob: Uint8Array): Promise<TpmJobResult>
   /** Quotes the SHA-256 PCRs `pcrs` with the attestation key `akBlob` over `nonce`. */
   quote(akBlob: Uint8Array, nonce: Uint8Array, pcrs: Array<number>): Promise<TpmJobResult>
+  /**
+   * The endorsement key certificate (DER) stored in the TPM for its RSA 2048 EK;
+   * `ERR_TPM_COMMAND` when it holds none.
+   */
+  ekCertificate(): Promise<TpmJobResult>
+  /** The public area (marshalled `TPMT_PUBLIC`) of the key in `blob`. */
+  publicArea(blob: Uint8Array): Buffer
+  /**
+   * `TPM2_ActivateCredential` with the attestation key `akBlob` and the RSA 2048 EK: the
+   * secret of a CA's credential challenge.
+   */
+  activateCredential(akBlob: Uint8Array, credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<TpmJobResult>
   /** The current values of the SHA-256 PCRs `pcrs`. */
   readPcrs(pcrs: Array<number>): Array<PcrValue>
   /** Extends SHA-256 PCR `index` with the SHA-256 digest of `data` (what a boot stage does). */
@@ -468,6 +480,18 @@ export declare class XWingSecretKey {
  */
 export declare function akBindingMessage(akPublicPem: string): Buffer
 
+/** A credential challenge for an enrollment: what goes to the device, and what the CA keeps. */
+export interface AkChallenge {
+  /** For the device's TPM: the buffer of the `TPM2B_ID_OBJECT`. */
+  credentialBlob: Buffer
+  /** For the device's TPM: the buffer of the `TPM2B_ENCRYPTED_SECRET`. */
+  encryptedSecret: Buffer
+  /** SHA-256 of the secret, hex: what the CA stores. */
+  secretSha256: string
+  /** SHA-256 of the attestation key's SubjectPublicKeyInfo, hex: the AK the enrollment must quote with. */
+  akSpkiSha256: string
+}
+
 /**
  * SHA-256 (hex) of an attestation key's SubjectPublicKeyInfo, from its `PUBLIC KEY` PEM: two
  * spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
@@ -511,6 +535,14 @@ export interface CaMaterial {
   privateKey: Buffer
 }
 
+/**
+ * Challenges an attestation key: `ekCertificate` (DER) must chain to `ekCasPem` (the trusted EK
+ * CA certificates) now, and `akPublic` (a marshalled `TPMT_PUBLIC`) must be a restricted signing
+ * key fixed to its TPM; then a fresh secret is encrypted to the EK for the AK's name. Throws
+ * `ERR_ATTEST_EK_CERTIFICATE`, `ERR_ATTEST_KEY_ATTRIBUTES` or `ERR_ATTEST_MALFORMED`.
+ */
+export declare function challengeAttestationKey(ekCertificate: Uint8Array, ekCasPem: string, akPublic: Uint8Array, nowMs: number): AkChallenge
+
 /** Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`. */
 export declare function checkDeviceId(deviceId: string): void
 
@@ -548,8 +580,8 @@ export declare function decodeEnrollResponse(body: Uint8Array): EnrollResponse
 /** Decodes the CA's nonce answer; `ERR_BAD_RESPONSE`. */
 export declare function decodeNonceAnswer(body: Uint8Array): NonceAnswer
 
-/** Decodes a nonce request body and returns the node id; `ERR_BAD_REQUEST`. */
-export declare function decodeNonceRequest(body: Uint8Array): string
+/** Decodes a nonce request body; `ERR_BAD_REQUEST`. */
+export declare function decodeNonceRequest(body: Uint8Array): NonceRequest
 
 /** Decodes a quote-answer line; `ERR_ATTEST_MALFORMED`. */
 export declare function decodeQuoteAnswer(line: Uint8Array): QuoteAnswer
@@ -606,8 +638,8 @@ export declare function encodeEnrollResponse(response: EnrollResponse): Buffer
 /** Encodes the CA's nonce answer. */
 export declare function encodeNonceAnswer(answer: NonceAnswer): Buffer
 
-/** Encodes a nonce request body `{node_id}`. */
-export declare function encodeNonceRequest(nodeId: string): Buffer
+/** Encodes a nonce request body `{node_id, ek_certificate?, ak_public?}`. */
+export declare function encodeNonceRequest(request: NonceRequest): Buffer
 
 /** Encodes a quote-answer line (`
 ` included): exactly one of `quote` and `errorCode`. */
@@ -802,6 +834,20 @@ export interface NonceAnswer {
   expiresAtMs: number
   /** The PCRs to quote, ascending, when the CA names them. */
   pcrs?: Array<number>
+  /** The credential challenge (the buffer of a `TPM2B_ID_OBJECT`), when the request carried an endorsement. */
+  credentialBlob?: Buffer
+  /** Its encrypted secret (the buffer of a `TPM2B_ENCRYPTED_SECRET`). */
+  encryptedSecret?: Buffer
+}
+
+/** `POST /v1/attest/nonce`. */
+export interface NonceRequest {
+  /** The device id the nonce is bound to. */
+  nodeId: string
+  /** The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge). */
+  ekCertificate?: Buffer
+  /** The attestation key's public area, a marshalled `TPMT_PUBLIC`. */
+  akPublic?: Buffer
 }
 
 /**
@@ -875,6 +921,8 @@ export interface QuoteEvidence {
   nonce: Buffer
   /** The quote and its AK binding. */
   quote: BoundQuote
+  /** The secret the TPM activated for the CA's credential challenge. */
+  activatedSecret?: Buffer
 }
 
 /** A verifier's quote request. */
@@ -1074,6 +1122,12 @@ export interface VerifiedQuote {
 
 /** Verifies one signature; `false` for any bad signature, key or encoding. */
 export declare function verify(algorithm: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean
+
+/**
+ * Checks the secret a device's TPM activated against the SHA-256 (hex) the CA kept, in
+ * constant time; throws `ERR_ATTEST_CREDENTIAL`.
+ */
+export declare function verifyActivatedSecret(activated: Uint8Array, secretSha256: string): void
 
 /**
  * Checks that the key of `certificateOrCsrPem` signed the binding of `akPublicPem`: a device

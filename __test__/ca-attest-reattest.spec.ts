@@ -29,7 +29,7 @@ import {
   QUOTE_PROTOCOL,
   QUOTE_RATE,
 } from '../src/index.js'
-import { RateLimiter } from '../src/ca/rate-limit.js'
+import { RateLimiter } from '../src/rate-limit.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 async function freshCa(t: ExecutionContext, now?: () => number) {

@@ -202,33 +202,135 @@ function forgeQuote(nonce: Buffer, pcrs: number[], ak: KeyObject) {
   return { attest, signature, pcrValues, akPublicPem: createPublicKey(ak).export({ type: 'spki', format: 'pem' }) as string }
 }
 
-// Issue 10 §3, not defended yet: refusing it needs the EK certificate and credential activation
-// at enrollment (the core's verify_ek_certificate, make_credential and Tpm::activate_credential
-// exist; the enrollment messages do not carry them yet). `failing` until then: ava reports it
-// the day the attack is refused, and it must then become a plain test.
-test.failing('a machine without a TPM that forges the quote in JavaScript with a software key is refused in required mode', async (t) => {
+/** A `TPMT_PUBLIC` claiming that the software P-256 key `ak` is a restricted attestation key fixed to a TPM. */
+function forgedAkArea(ak: KeyObject): Buffer {
+  const jwk = createPublicKey(ak).export({ format: 'jwk' })
+  const coordinate = (c: string | undefined) => Buffer.concat([Buffer.from([0, 32]), Buffer.from(c!, 'base64url')])
+  // ECC, SHA-256 name; fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|sign; no policy;
+  // no symmetric; ECDSA/SHA-256; P-256; no KDF; the point.
+  return Buffer.concat([Buffer.from('0023000b00050072000000100018000b00030010', 'hex'), coordinate(jwk.x), coordinate(jwk.y)])
+}
+
+tpmTestSerial('a machine without a TPM that forges the quote in JavaScript with a software key is refused in required mode', async (t) => {
   const { ca } = await freshCa(t)
   const url = await serve(t, ca)
-  ca.setAttestationSettings({ mode: 'required' })
+  // The CA trusts the EK CA of a TPM maker (here: the local CA of a manufactured swtpm).
+  const genuine = await startSwtpm(t, { ek: true })
+  ca.setAttestationSettings({ mode: 'required', ekCasPem: genuine.ekCasPem! })
   const deviceKey = generateP256Key()
   const csr = buildCsr(deviceKey, 'forger-1', 'hotel-1')
   const { token } = ca.createToken({ deviceId: 'forger-1', tenant: 'hotel-1' })
-  const issued = (await post(`${url}/v1/attest/nonce`, { node_id: 'forger-1' })).json as { nonce: string; pcrs: number[] }
   const { privateKey: softwareAk } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, softwareAk)
-  const attestation = {
-    type: 'tpm2-quote',
-    nonce: issued.nonce,
-    ak_public_pem: forged.akPublicPem,
-    ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
-    attest: forged.attest.toString('base64'),
-    signature: forged.signature.toString('base64'),
-    pcr_values: forged.pcrValues.toString('base64'),
+  const nonceFor = async (body: Record<string, unknown> = {}) => (await post(`${url}/v1/attest/nonce`, { node_id: 'forger-1', ...body })).json as { nonce: string; pcrs: number[]; credential_blob?: string }
+  const attempt = async (issued: { nonce: string; pcrs: number[] }, extra: Record<string, unknown> = {}) => {
+    const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, softwareAk)
+    const attestation = {
+      type: 'tpm2-quote',
+      nonce: issued.nonce,
+      ak_public_pem: forged.akPublicPem,
+      ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
+      attest: forged.attest.toString('base64'),
+      signature: forged.signature.toString('base64'),
+      pcr_values: forged.pcrValues.toString('base64'),
+      ...extra,
+    }
+    return post(`${url}/v1/enroll`, { token, csr, node_id: 'forger-1', attestation })
   }
-  const answer = await post(`${url}/v1/enroll`, { token, csr, node_id: 'forger-1', attestation })
-  t.is(answer.status, 403)
-  t.regex(String(answer.json?.code), /^ERR_ATTEST_/)
-  t.not(ca.attestationStatus('forger-1')?.attested, true, 'no software key is recorded as attested')
+
+  // The attack as it was: no EK, a quote built in JavaScript. It verifies as a quote; it answers no credential.
+  t.like(await attempt(await nonceFor()), { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
+  // With a guessed answer to a challenge it never got.
+  t.like(await attempt(await nonceFor(), { activated_secret: randomBytes(32).toString('base64') }), { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
+  // An EK certificate of no trusted maker (the CA's own site certificate): no nonce at all.
+  const site = ca.trustBundle().match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)![0]
+  const siteDer = Buffer.from(site.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64')
+  t.like(await post(`${url}/v1/attest/nonce`, { node_id: 'forger-1', ek_certificate: siteDer.toString('base64'), ak_public: forgedAkArea(softwareAk).toString('base64') }), { status: 403, json: { code: 'ERR_ATTEST_EK_CERTIFICATE' } })
+  // A genuine TPM's EK certificate (public) with the software key dressed as an AK: the secret
+  // is encrypted to that TPM's EK, so the forger can only guess it.
+  const ekCertificate = await Tpm.open(genuine.tcti).ekCertificate()
+  const challenged = await nonceFor({ ek_certificate: ekCertificate.toString('base64'), ak_public: forgedAkArea(softwareAk).toString('base64') })
+  t.truthy(challenged.credential_blob)
+  t.like(await attempt(challenged, { activated_secret: randomBytes(32).toString('base64') }), { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
+
+  t.is(ca.attestationStatus('forger-1'), undefined, 'no software key is recorded as attested')
+  t.is(ca.listCertificates().length, 0)
+  t.deepEqual(auditRows(ca, 'enroll').map((row) => row.reason), ['ERR_ATTEST_CREDENTIAL', 'ERR_ATTEST_CREDENTIAL', 'ERR_ATTEST_CREDENTIAL'])
+  t.like(auditRows(ca, 'attest.nonce').find((row) => row.outcome === 'deny'), { reason: 'ERR_ATTEST_EK_CERTIFICATE' })
+})
+
+tpmTestSerial('a TPM whose EK chains to a trusted maker proves its AK by credential activation; another AK, or a TPM without an EK certificate, is refused', async (t) => {
+  const { ca } = await freshCa(t)
+  const url = await serve(t, ca)
+  const swtpm = await startSwtpm(t, { ek: true })
+  ca.setAttestationSettings({ mode: 'required', ekCasPem: swtpm.ekCasPem! })
+  const tpm = Tpm.open(swtpm.tcti)
+  const key = tpm.loadKey(await tpm.createSigningKey())
+  const ak = await tpm.createAttestationKey()
+  const ekCertificate = (await tpm.ekCertificate()).toString('base64')
+  const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
+  const csr = key.buildCsr('node-1', 'hotel-1')
+  const challenge = async (akBlob: Buffer) =>
+    (await post(`${url}/v1/attest/nonce`, { node_id: 'node-1', ek_certificate: ekCertificate, ak_public: tpm.publicArea(akBlob).toString('base64') })).json as {
+      nonce: string
+      pcrs: number[]
+      credential_blob: string
+      encrypted_secret: string
+    }
+  const evidence = async (issued: Awaited<ReturnType<typeof challenge>>, challenged: Buffer, quoting: Buffer) => {
+    const secret = await tpm.activateCredential(challenged, Buffer.from(issued.credential_blob, 'base64'), Buffer.from(issued.encrypted_secret, 'base64'))
+    const quote = await tpm.quote(quoting, Buffer.from(issued.nonce, 'hex'), issued.pcrs)
+    return {
+      type: 'tpm2-quote',
+      nonce: issued.nonce,
+      ak_public_pem: quote.akPublicPem,
+      ak_binding: key.sign(akBindingMessage(quote.akPublicPem)).toString('base64'),
+      attest: quote.attest.toString('base64'),
+      signature: quote.signature.toString('base64'),
+      pcr_values: quote.pcrValues.toString('base64'),
+      activated_secret: secret.toString('base64'),
+    }
+  }
+  const enroll = (attestation: unknown) => post(`${url}/v1/enroll`, { token, csr, node_id: 'node-1', attestation })
+
+  // The device's signing key is no AK: not challenged.
+  t.like(await post(`${url}/v1/attest/nonce`, { node_id: 'node-1', ek_certificate: ekCertificate, ak_public: tpm.publicArea(await tpm.createSigningKey()).toString('base64') }), {
+    status: 403,
+    json: { code: 'ERR_ATTEST_KEY_ATTRIBUTES' },
+  })
+  // The challenge answered for one AK, the quote made by another AK of the same TPM.
+  const other = await tpm.createAttestationKey()
+  t.like(await enroll(await evidence(await challenge(ak), ak, other)), { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
+
+  const accepted = await enroll(await evidence(await challenge(ak), ak, ak))
+  t.is(accepted.status, 200)
+  t.like(ca.attestationStatus('node-1'), { attested: true })
+  t.like(auditRows(ca, 'enroll').at(-1), { outcome: 'allow', detail: { credential: 'activated', attestation: 'verified' } })
+  t.like(auditRows(ca, 'attest.nonce').at(-1), { outcome: 'allow', detail: { challenge: 'issued' } })
+
+  // A TPM with no EK certificate cannot be challenged, and required mode then refuses it.
+  const bare = Tpm.open((await startSwtpm(t)).tcti)
+  await t.throwsAsync(bare.ekCertificate(), { code: 'ERR_TPM_COMMAND' })
+  const bareKey = bare.loadKey(await bare.createSigningKey())
+  const bareAk = await bare.createAttestationKey()
+  const { token: bareToken } = ca.createToken({ deviceId: 'node-2', tenant: 'hotel-1' })
+  const issued = (await post(`${url}/v1/attest/nonce`, { node_id: 'node-2' })).json as { nonce: string; pcrs: number[] }
+  const quote = await bare.quote(bareAk, Buffer.from(issued.nonce, 'hex'), issued.pcrs)
+  const refused = await post(`${url}/v1/enroll`, {
+    token: bareToken,
+    csr: bareKey.buildCsr('node-2', 'hotel-1'),
+    node_id: 'node-2',
+    attestation: {
+      type: 'tpm2-quote',
+      nonce: issued.nonce,
+      ak_public_pem: quote.akPublicPem,
+      ak_binding: bareKey.sign(akBindingMessage(quote.akPublicPem)).toString('base64'),
+      attest: quote.attest.toString('base64'),
+      signature: quote.signature.toString('base64'),
+      pcr_values: quote.pcrValues.toString('base64'),
+    },
+  })
+  t.like(refused, { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
+  t.deepEqual(await swtpm.transientHandles(), [])
 })
 
 test('optional mode enrolls without attestation and records the device as not attested; off ignores attestations', async (t) => {
@@ -320,6 +422,7 @@ test('attestation settings: checked, audited, and managed from the CLI', async (
     nonceTtlSeconds: 300,
     maxFailures: 3,
     maxSilenceSeconds: 86_400,
+    ekCasPem: '',
   })
   for (const bad of [{ mode: 'sometimes' }, { onDrift: 'ignore' }, { pcrPolicy: { 24: '00'.repeat(32) } }, { pcrPolicy: { 1: 'abc' } }, { pcrPolicy: [] }, { nonceTtlSeconds: 5 }, { nonceTtlSeconds: 1.5 }, { maxFailures: 0 }, { maxSilenceSeconds: 59 }]) {
     t.throws(() => ca.setAttestationSettings(bad), { code: 'ERR_INVALID_ARG' }, JSON.stringify(bad))
@@ -339,7 +442,7 @@ test('attestation settings: checked, audited, and managed from the CLI', async (
   t.like(shown, { mode: 'required', onDrift: 'demote' })
   writeFileSync(join(dir, 'policy.json'), JSON.stringify({ 16: '00'.repeat(32) }))
   const changed = JSON.parse((await run('node', [CLI, 'ca', 'attestation', '--dir', caDir, '--mode', 'optional', '--pcr-policy', join(dir, 'policy.json'), '--on-drift', 'revoke', '--nonce-ttl', '60', '--max-failures', '5', '--max-silence', '3600'])).stdout)
-  t.deepEqual(changed, { mode: 'optional', pcrPolicy: { 16: '00'.repeat(32) }, onDrift: 'revoke', nonceTtlSeconds: 60, maxFailures: 5, maxSilenceSeconds: 3600 })
+  t.deepEqual(changed, { mode: 'optional', pcrPolicy: { 16: '00'.repeat(32) }, onDrift: 'revoke', nonceTtlSeconds: 60, maxFailures: 5, maxSilenceSeconds: 3600, ekCasPem: '' })
   writeFileSync(join(dir, 'bad.json'), '{"0": "nope"}')
   const refused = await run('node', [CLI, 'ca', 'attestation', '--dir', caDir, '--pcr-policy', join(dir, 'bad.json')]).catch((e: { code: number; stderr: string }) => e)
   t.is((refused as { code: number }).code, 1)

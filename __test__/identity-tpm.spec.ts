@@ -113,6 +113,22 @@ tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and N
   t.deepEqual(await swtpm.transientHandles(), [], 'no transient handle is left behind')
 })
 
+tpmTestSerial('a TPM with an EK certificate enrolls where the CA requires credential activation; the same device without its EK certificate would not', async (t) => {
+  const swtpm = await startSwtpm(t, { ek: true })
+  const { dir, ca, url, token } = await site(t)
+  ca.setAttestationSettings({ mode: 'required', ekCasPem: swtpm.ekCasPem! })
+  const device = await DeviceIdentity.enroll({ url, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8', tenant: 'hotel-1' })
+  t.true(device.attested)
+  t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: true })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'enroll' && row.outcome === 'allow'), { detail: { credential: 'activated' } })
+
+  // A TPM without EK certificate (the device cannot be challenged): refused, typed and audited.
+  const bare = await startSwtpm(t)
+  const refused = await DeviceIdentity.enroll({ url, token: token('tablet-9'), dir: join(dir, 'tablet-9'), keystore: 'tpm', tcti: bare.tcti, deviceId: 'tablet-9', tenant: 'hotel-1' }).catch((error: unknown) => error)
+  t.like(refused, { code: 'ERR_ATTEST_CREDENTIAL' })
+  t.deepEqual(await swtpm.transientHandles(), [])
+})
+
 tpmTestSerial('a CA without attestation (404 for the nonce) enrolls a TPM device without a quote, unless one is required', async (t) => {
   const swtpm = await startSwtpm(t)
   const { dir, url, token } = await site(t)

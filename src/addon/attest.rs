@@ -85,6 +85,53 @@ pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
     })
 }
 
+/// A credential challenge for an enrollment: what goes to the device, and what the CA keeps.
+#[napi(object)]
+pub struct AkChallenge {
+    /// For the device's TPM: the buffer of the `TPM2B_ID_OBJECT`.
+    pub credential_blob: Buffer,
+    /// For the device's TPM: the buffer of the `TPM2B_ENCRYPTED_SECRET`.
+    pub encrypted_secret: Buffer,
+    /// SHA-256 of the secret, hex: what the CA stores.
+    pub secret_sha256: String,
+    /// SHA-256 of the attestation key's SubjectPublicKeyInfo, hex: the AK the enrollment must quote with.
+    pub ak_spki_sha256: String,
+}
+
+/// Challenges an attestation key: `ekCertificate` (DER) must chain to `ekCasPem` (the trusted EK
+/// CA certificates) now, and `akPublic` (a marshalled `TPMT_PUBLIC`) must be a restricted signing
+/// key fixed to its TPM; then a fresh secret is encrypted to the EK for the AK's name. Throws
+/// `ERR_ATTEST_EK_CERTIFICATE`, `ERR_ATTEST_KEY_ATTRIBUTES` or `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn challenge_attestation_key(
+    ek_certificate: &[u8],
+    ek_cas_pem: String,
+    ak_public: &[u8],
+    now_ms: f64,
+) -> Result<AkChallenge> {
+    sync(|| {
+        let cas = ztmesh_core::pki::pem::parse_certificates(&ek_cas_pem)?;
+        let now = (now_ms / 1000.0).floor() as i64;
+        let challenge = attest::challenge_attestation_key(ek_certificate, &cas, ak_public, now)?;
+        Ok(AkChallenge {
+            credential_blob: challenge.credential.credential_blob.into(),
+            encrypted_secret: challenge.credential.encrypted_secret.into(),
+            secret_sha256: hex(&challenge.secret_sha256),
+            ak_spki_sha256: hex(&challenge.ak.spki_sha256()),
+        })
+    })
+}
+
+/// Checks the secret a device's TPM activated against the SHA-256 (hex) the CA kept, in
+/// constant time; throws `ERR_ATTEST_CREDENTIAL`.
+#[napi]
+pub fn verify_activated_secret(activated: &[u8], secret_sha256: String) -> Result<()> {
+    sync(|| {
+        let expected = unhex(&secret_sha256).ok_or_else(|| invalid_argument("a SHA-256 is 64 hex digits"))?;
+        Ok(attest::verify_activated_secret(activated, &expected)?)
+    })
+}
+
 /// The PCR values in a tpm2-tools PCR file (`pcrs.bin`); throws `ERR_ATTEST_MALFORMED`.
 #[napi]
 pub fn parse_pcr_values(pcr_values: &[u8]) -> Result<Vec<PcrValue>> {

@@ -29,6 +29,8 @@ pub struct QuoteEvidence {
     pub nonce: Buffer,
     /// The quote and its AK binding.
     pub quote: BoundQuote,
+    /// The secret the TPM activated for the CA's credential challenge.
+    pub activated_secret: Option<Buffer>,
 }
 
 /// `POST /v1/enroll`.
@@ -95,6 +97,21 @@ pub struct NonceAnswer {
     pub expires_at_ms: f64,
     /// The PCRs to quote, ascending, when the CA names them.
     pub pcrs: Option<Vec<u32>>,
+    /// The credential challenge (the buffer of a `TPM2B_ID_OBJECT`), when the request carried an endorsement.
+    pub credential_blob: Option<Buffer>,
+    /// Its encrypted secret (the buffer of a `TPM2B_ENCRYPTED_SECRET`).
+    pub encrypted_secret: Option<Buffer>,
+}
+
+/// `POST /v1/attest/nonce`.
+#[napi(object)]
+pub struct NonceRequest {
+    /// The device id the nonce is bound to.
+    pub node_id: String,
+    /// The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge).
+    pub ek_certificate: Option<Buffer>,
+    /// The attestation key's public area, a marshalled `TPMT_PUBLIC`.
+    pub ak_public: Option<Buffer>,
 }
 
 /// A verifier's quote request.
@@ -227,16 +244,30 @@ pub fn decode_enroll_response(body: &[u8]) -> Result<EnrollResponse> {
     })
 }
 
-/// Encodes a nonce request body `{node_id}`.
+/// Encodes a nonce request body `{node_id, ek_certificate?, ak_public?}`.
 #[napi]
-pub fn encode_nonce_request(node_id: String) -> Result<Buffer> {
-    sync(|| Ok(core::NonceRequest { node_id }.encode()?.into()))
+pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
+    sync(|| {
+        let endorsement = match (request.ek_certificate, request.ak_public) {
+            (None, None) => None,
+            (Some(ek), Some(ak)) => Some(core::Endorsement { ek_certificate: ek.to_vec(), ak_public: ak.to_vec() }),
+            _ => return Err(crate::error::invalid_argument("ekCertificate and akPublic come together")),
+        };
+        Ok(core::NonceRequest { node_id: request.node_id, endorsement }.encode()?.into())
+    })
 }
 
-/// Decodes a nonce request body and returns the node id; `ERR_BAD_REQUEST`.
+/// Decodes a nonce request body; `ERR_BAD_REQUEST`.
 #[napi]
-pub fn decode_nonce_request(body: &[u8]) -> Result<String> {
-    sync(|| Ok(core::NonceRequest::decode(body)?.node_id))
+pub fn decode_nonce_request(body: &[u8]) -> Result<NonceRequest> {
+    sync(|| {
+        let request = core::NonceRequest::decode(body)?;
+        let (ek_certificate, ak_public) = match request.endorsement {
+            Some(e) => (Some(e.ek_certificate.into()), Some(e.ak_public.into())),
+            None => (None, None),
+        };
+        Ok(NonceRequest { node_id: request.node_id, ek_certificate, ak_public })
+    })
 }
 
 /// Encodes the CA's nonce answer.
@@ -247,6 +278,14 @@ pub fn encode_nonce_answer(answer: NonceAnswer) -> Result<Buffer> {
             nonce: answer.nonce.to_vec(),
             expires_at_ms: time(answer.expires_at_ms)?,
             pcrs: answer.pcrs.map(|p| PcrSelection::new(&p)).transpose()?,
+            challenge: match (answer.credential_blob, answer.encrypted_secret) {
+                (None, None) => None,
+                (Some(blob), Some(secret)) => Some(core::CredentialChallenge {
+                    credential_blob: blob.to_vec(),
+                    encrypted_secret: secret.to_vec(),
+                }),
+                _ => return Err(crate::error::invalid_argument("credentialBlob and encryptedSecret come together")),
+            },
         };
         Ok(answer.encode()?.into())
     })
@@ -261,6 +300,8 @@ pub fn decode_nonce_answer(body: &[u8]) -> Result<NonceAnswer> {
             nonce: answer.nonce.into(),
             expires_at_ms: answer.expires_at_ms as f64,
             pcrs: answer.pcrs.as_ref().map(indices),
+            credential_blob: answer.challenge.as_ref().map(|c| c.credential_blob.clone().into()),
+            encrypted_secret: answer.challenge.map(|c| c.encrypted_secret.into()),
         })
     })
 }
@@ -341,9 +382,17 @@ fn quote_to_js(quote: core::BoundQuote) -> BoundQuote {
 }
 
 fn evidence_from_js(evidence: QuoteEvidence) -> core::QuoteEvidence {
-    core::QuoteEvidence { nonce: evidence.nonce.to_vec(), quote: quote_from_js(evidence.quote) }
+    core::QuoteEvidence {
+        nonce: evidence.nonce.to_vec(),
+        quote: quote_from_js(evidence.quote),
+        activated_secret: evidence.activated_secret.map(|s| s.to_vec()),
+    }
 }
 
 fn evidence_to_js(evidence: core::QuoteEvidence) -> QuoteEvidence {
-    QuoteEvidence { nonce: evidence.nonce.into(), quote: quote_to_js(evidence.quote) }
+    QuoteEvidence {
+        nonce: evidence.nonce.into(),
+        quote: quote_to_js(evidence.quote),
+        activated_secret: evidence.activated_secret.map(Into::into),
+    }
 }

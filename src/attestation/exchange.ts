@@ -24,7 +24,7 @@
  */
 import type { Duplex } from 'node:stream'
 
-import { RateLimiter } from '../ca/rate-limit.js'
+import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, isErrorCode, ZtError } from '../errors.js'
 import type { PeerIdentity } from '../primitives/pki/index.js'

@@ -85,6 +85,23 @@ export function akPublicKeySha256(akPublicPem: string): string {
   return callNative(() => native.akPublicKeySha256(akPublicPem))
 }
 
+/** A credential challenge: what goes to the device, and the SHA-256s (hex) the CA keeps. */
+export type AkChallenge = ReturnType<typeof native.challengeAttestationKey>
+
+/**
+ * Challenges an attestation key (the CA's `MakeCredential`, in the core): `ekCertificate` (DER)
+ * must chain to `ekCasPem` at `nowMs` (`ERR_ATTEST_EK_CERTIFICATE`), and `akPublic` (its
+ * `TPMT_PUBLIC`) must be a restricted signing key fixed to its TPM (`ERR_ATTEST_KEY_ATTRIBUTES`).
+ */
+export function challengeAttestationKey(ekCertificate: Uint8Array, ekCasPem: string, akPublic: Uint8Array, nowMs: number): AkChallenge {
+  return callNative(() => native.challengeAttestationKey(ekCertificate, ekCasPem, akPublic, nowMs))
+}
+
+/** Checks an activated secret against the SHA-256 (hex) kept with its challenge, in constant time; `ERR_ATTEST_CREDENTIAL`. */
+export function verifyActivatedSecret(activated: Uint8Array, secretSha256: string): void {
+  callNative(() => native.verifyActivatedSecret(activated, secretSha256))
+}
+
 /** What a device signs, with its certificate key, to bind an attestation key to itself. */
 export function akBindingMessage(akPublicPem: string): Buffer {
   return callNative(() => native.akBindingMessage(akPublicPem))

@@ -70,4 +70,9 @@ export const CA_MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (tenant, device_id)
   );
   `,
+  // Credential activation (issue 10 §3): what a nonce's challenge expects back, and for which AK.
+  `
+  ALTER TABLE attest_nonces ADD COLUMN credential_sha256 TEXT;
+  ALTER TABLE attest_nonces ADD COLUMN ak_spki_sha256 TEXT;
+  `,
 ]

@@ -66,9 +66,19 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
     if (!limiter.take(source)) throw refuse(ca, source, route, 'ERR_RATE_LIMITED')
     switch (route) {
       case `POST ${ENROLLMENT_ROUTES.nonce}`: {
-        const nodeId = await readMessage(ca, source, route, request, 1024, timeout, decodeNonceRequest)
-        const issued = ca.issueNonce(nodeId, source)
-        sendEncoded(response, 200, encodeNonceAnswer({ nonce: Buffer.from(issued.nonce, 'hex'), expiresAtMs: issued.expiresAt, pcrs: issued.pcrs }))
+        // Room for an EK certificate in base64 (the core's codec bounds it the same).
+        const asked = await readMessage(ca, source, route, request, 4096, timeout, decodeNonceRequest)
+        const issued = ca.issueNonce(asked.nodeId, source, asked.ekCertificate !== undefined && asked.akPublic !== undefined ? { ekCertificate: asked.ekCertificate, akPublic: asked.akPublic } : undefined)
+        sendEncoded(
+          response,
+          200,
+          encodeNonceAnswer({
+            nonce: Buffer.from(issued.nonce, 'hex'),
+            expiresAtMs: issued.expiresAt,
+            pcrs: issued.pcrs,
+            ...(issued.challenge !== undefined && { credentialBlob: issued.challenge.credentialBlob, encryptedSecret: issued.challenge.encryptedSecret }),
+          }),
+        )
         return
       }
       case `POST ${ENROLLMENT_ROUTES.enroll}`: {

@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 
 import { AuditLog, type AuditEvent, type AuditRecord } from '../audit/index.js'
+import { challengeAttestationKey } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
 import {
   inspectCertificate,
@@ -206,14 +207,23 @@ export class CaService implements ReattestationSink {
    * Issues a single-use attestation nonce bound to `nodeId`, for the quote of its enrollment;
    * also says which PCRs to quote. Audited (the nonce itself is not secret, but is not logged).
    */
-  issueNonce(nodeId: unknown, actor: string): IssuedNonce {
+  issueNonce(nodeId: unknown, actor: string, endorsement?: { ekCertificate: Uint8Array; akPublic: Uint8Array }): IssuedNonce {
     return this.#audited(actor, 'attest.nonce', {}, (detail) => {
       if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       detail.device = nodeId.slice(0, 64)
       const settings = this.attestationSettings()
-      const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds)
+      // The credential challenge (issue 10 §3): the EK certificate must chain to a trusted EK CA
+      // and the AK must be a restricted key fixed to its TPM; the secret goes to that TPM alone.
+      const challenge = endorsement !== undefined && settings.ekCasPem !== '' ? challengeAttestationKey(endorsement.ekCertificate, settings.ekCasPem, endorsement.akPublic, this.#now()) : undefined
+      if (challenge !== undefined) detail.challenge = 'issued'
+      const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds, challenge)
       detail.expires_at = expiresAt
-      return { nonce, expiresAt, pcrs: quoteSelection(settings.pcrPolicy) }
+      return {
+        nonce,
+        expiresAt,
+        pcrs: quoteSelection(settings.pcrPolicy),
+        ...(challenge !== undefined && { challenge: { credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret } }),
+      }
     })
   }
 

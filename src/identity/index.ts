@@ -35,7 +35,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { QUOTE_RATE, serveQuotes, type BoundQuote, type QuoteRequest, type ServeQuotesInit } from '../attestation/index.js'
-import { RateLimiter } from '../ca/rate-limit.js'
+import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'

@@ -172,6 +172,22 @@ export class TpmDeviceKey implements DeviceKey {
     return files
   }
 
+  /**
+   * What the TPM shows a CA for a credential challenge: its EK certificate and the attestation
+   * key's public area; `undefined` when the TPM holds no EK certificate (or there is no AK).
+   */
+  async endorsement(): Promise<{ ekCertificate: Buffer; akPublic: Buffer } | undefined> {
+    if (this.#akBlob === undefined) return undefined
+    const ekCertificate = await this.#tpm.ekCertificate().catch(() => undefined)
+    return ekCertificate === undefined ? undefined : { ekCertificate, akPublic: this.#tpm.publicArea(this.#akBlob) }
+  }
+
+  /** Answers a CA's credential challenge with the attestation key (`TPM2_ActivateCredential`). */
+  async activateCredential(credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Buffer> {
+    if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)
+    return this.#tpm.activateCredential(this.#akBlob, credentialBlob, encryptedSecret)
+  }
+
   /** A quote of `pcrs` over `nonce` by the attestation key, bound to the device key. */
   async quote(nonce: Uint8Array, pcrs: readonly number[]): Promise<BoundQuote> {
     if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)

@@ -5,7 +5,7 @@
  * `ERR_BAD_RESPONSE` (the device's).
  *
  * ```text
- * POST /v1/attest/nonce {node_id}                          → {nonce, expires_at, pcrs?}
+ * POST /v1/attest/nonce {node_id, ek_certificate?, ak_public?} → {nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}
  * POST /v1/enroll {token, csr, node_id?, attestation?}      → {certificate, ca_cert, serial, not_after, config?}
  * POST /v1/rotate {certificate, csr, timestamp, signature}  → the same
  * ```
@@ -70,13 +70,19 @@ export function decodeEnrollResponse(body: Uint8Array): EnrollResponse {
   return callNative(() => native.decodeEnrollResponse(body))
 }
 
-/** Encodes `{node_id}` (device). */
-export function encodeNonceRequest(nodeId: string): Buffer {
-  return callNative(() => native.encodeNonceRequest(nodeId))
+/**
+ * A nonce request: the node id, and, to ask for a credential challenge, the TPM's EK
+ * certificate (DER) with its attestation key's public area (`TPMT_PUBLIC`).
+ */
+export type NonceRequest = ReturnType<typeof native.decodeNonceRequest>
+
+/** Encodes `{node_id, ek_certificate?, ak_public?}` (device). */
+export function encodeNonceRequest(request: NonceRequest): Buffer {
+  return callNative(() => native.encodeNonceRequest(request))
 }
 
-/** Decodes `{node_id}` and returns the node id (CA); `ERR_BAD_REQUEST`. */
-export function decodeNonceRequest(body: Uint8Array): string {
+/** Decodes a nonce request (CA); `ERR_BAD_REQUEST`. */
+export function decodeNonceRequest(body: Uint8Array): NonceRequest {
   return callNative(() => native.decodeNonceRequest(body))
 }
 

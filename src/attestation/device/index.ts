@@ -33,10 +33,14 @@ export async function enrollmentAttestation(
   if (!(key instanceof TpmDeviceKey)) return refuse('the device key is not in a TPM')
   // The CA binds its nonce to the node it was issued to.
   if (init.deviceId === undefined) return refuse('the device id (node_id) is not given')
-  const body = await postJsonIfServed(new URL(ENROLLMENT_ROUTES.nonce, init.url), encodeNonceRequest(init.deviceId), init)
+  // With its EK certificate, the CA can challenge the AK: only this TPM can answer (issue 10 §3).
+  const endorsement = await key.endorsement()
+  const body = await postJsonIfServed(new URL(ENROLLMENT_ROUTES.nonce, init.url), encodeNonceRequest({ nodeId: init.deviceId, ...endorsement }), init)
   if (body === undefined) return refuse(`the CA at ${new URL(init.url).origin} has no attestation endpoint (POST ${ENROLLMENT_ROUTES.nonce} answered 404)`, 'ERR_NOT_FOUND')
   const answer = decodeNonceAnswer(body)
   // The CA may name the PCRs its policy needs; else the caller's choice.
   const quote = await key.quote(answer.nonce, answer.pcrs ?? checkPcrSelection(init.pcrs))
-  return { nonce: answer.nonce, quote }
+  const activatedSecret =
+    answer.credentialBlob !== undefined && answer.encryptedSecret !== undefined ? await key.activateCredential(answer.credentialBlob, answer.encryptedSecret) : undefined
+  return { nonce: answer.nonce, quote, ...(activatedSecret !== undefined && { activatedSecret }) }
 }

@@ -46,10 +46,19 @@ export interface AttestationSettings {
    * that applies the drift action. Default 86,400 s (one day); 60 s to 30 days.
    */
   maxSilenceSeconds: number
+  /**
+   * The trusted EK CA certificates (PEM: the TPM manufacturers' roots and CAs). When set, a
+   * device that sends its EK certificate gets a credential challenge with its nonce, and under
+   * `required` every enrollment must answer one (`ERR_ATTEST_CREDENTIAL`): only then is a quote
+   * known to come from a TPM. Default: none.
+   */
+  ekCasPem: string
 }
 
 /** What an enrollment nonce request returns. */
 export interface IssuedNonce {
+  /** The credential challenge for the device's TPM, when it sent its EK certificate and the CA trusts EK CAs. */
+  challenge?: { credentialBlob: Buffer; encryptedSecret: Buffer }
   /** 32 random bytes, hex. */
   nonce: string
   /** ms since the epoch. */
@@ -106,6 +115,7 @@ export const DEFAULT_ATTESTATION_SETTINGS: Readonly<AttestationSettings> = Objec
   nonceTtlSeconds: 300,
   maxFailures: 3,
   maxSilenceSeconds: 86_400,
+  ekCasPem: '',
 })
 
 const MODES: readonly AttestationMode[] = ['off', 'optional', 'required']
@@ -124,6 +134,7 @@ const SETTING_KEYS = {
   nonceTtlSeconds: 'attest_nonce_ttl',
   maxFailures: 'attest_max_failures',
   maxSilenceSeconds: 'attest_max_silence',
+  ekCasPem: 'attest_ek_cas',
 } as const
 
 /** Codes of evidence that was answered but does not verify: the `refused` verdict. */
@@ -150,6 +161,13 @@ export function checkAttestationSettings(changes: Partial<Record<keyof Attestati
       throw createError('ERR_INVALID_ARG', `the nonce lifetime must be ${MIN_NONCE_TTL_SECONDS}..${MAX_NONCE_TTL_SECONDS} seconds`)
     }
     checked.nonceTtlSeconds = ttl
+  }
+  if (changes.ekCasPem !== undefined) {
+    const pem = changes.ekCasPem
+    if (typeof pem !== 'string' || pem.length > 256 * 1024 || (pem !== '' && !pem.includes('-----BEGIN CERTIFICATE-----'))) {
+      throw createError('ERR_INVALID_ARG', 'the EK CAs are PEM certificates (or empty for none)')
+    }
+    checked.ekCasPem = pem
   }
   if (changes.maxFailures !== undefined) checked.maxFailures = integerIn('the failures allowed in a row', changes.maxFailures, 1, MAX_FAILURES)
   if (changes.maxSilenceSeconds !== undefined) checked.maxSilenceSeconds = integerIn('the longest time without a good quote (seconds)', changes.maxSilenceSeconds, MIN_SILENCE_SECONDS, MAX_SILENCE_SECONDS)
@@ -179,6 +197,7 @@ export function readAttestationSettings(settings: Record<string, string | undefi
         nonceTtlSeconds: ttl === undefined ? undefined : Number(ttl),
         maxFailures: maxFailures === undefined ? undefined : Number(maxFailures),
         maxSilenceSeconds: maxSilence === undefined ? undefined : Number(maxSilence),
+        ekCasPem: stored(SETTING_KEYS.ekCasPem),
       }),
     }
   } catch (error) {
@@ -195,6 +214,7 @@ export function attestationSettingRows(changes: Partial<AttestationSettings>): A
   if (changes.pcrPolicy !== undefined) rows.push([SETTING_KEYS.pcrPolicy, JSON.stringify(changes.pcrPolicy)])
   if (changes.nonceTtlSeconds !== undefined) rows.push([SETTING_KEYS.nonceTtlSeconds, String(changes.nonceTtlSeconds)])
   if (changes.maxFailures !== undefined) rows.push([SETTING_KEYS.maxFailures, String(changes.maxFailures)])
+  if (changes.ekCasPem !== undefined) rows.push([SETTING_KEYS.ekCasPem, changes.ekCasPem])
   if (changes.maxSilenceSeconds !== undefined) rows.push([SETTING_KEYS.maxSilenceSeconds, String(changes.maxSilenceSeconds)])
   return rows
 }

@@ -7,6 +7,7 @@
  * baseline for re-attestation.
  */
 
+import { akPublicKeySha256, verifyActivatedSecret } from '../../attestation/index.js'
 import { sha256Pcrs, verifyEnrollmentEvidence } from '../../attestation/verifier/index.js'
 import { createError } from '../../errors.js'
 import type { EnrollRequest } from '../../protocol/enroll.js'
@@ -26,6 +27,15 @@ export const tokenTpmProvisioner: Provisioner = {
     detail.nonce = state
     if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', state === 'unknown' ? 'the attestation nonce was not issued to this device' : `the attestation nonce is ${state}`)
     context.presented(nonce, authorization.deviceId)
+    // The AK is in a TPM whose EK chains to a trusted maker only if the TPM activated the
+    // nonce's credential for it; under `required` with EK CAs set, nothing less will do.
+    const challenge = context.nonces.challenge(nonce)
+    if (challenge !== undefined || (context.settings.mode === 'required' && context.settings.ekCasPem !== '')) {
+      if (challenge === undefined || evidence.activatedSecret === undefined) throw createError('ERR_ATTEST_CREDENTIAL', 'the enrollment answers no credential challenge of an EK the CA trusts')
+      verifyActivatedSecret(evidence.activatedSecret, challenge.secretSha256)
+      if (akPublicKeySha256(evidence.quote.akPublicPem) !== challenge.akSpkiSha256) throw createError('ERR_ATTEST_CREDENTIAL', 'the quote is by another attestation key than the challenged one')
+      detail.credential = 'activated'
+    }
     const verified = verifyEnrollmentEvidence(evidence, request.csr, context.settings.pcrPolicy)
     detail.attestation = 'verified'
     return { ...authorization, attestation: { akPublicPem: evidence.quote.akPublicPem, pcrs: sha256Pcrs(verified.pcrs) } }

@@ -109,6 +109,21 @@ export class Tpm {
     return quote
   }
 
+  /** The endorsement key certificate (DER) the TPM stores for its RSA 2048 EK; `ERR_TPM_COMMAND` when it has none. */
+  async ekCertificate(): Promise<Buffer> {
+    return bytes(await awaitNative(() => this.#tpm.ekCertificate()))
+  }
+
+  /** The public area (`TPMT_PUBLIC`) of the key in `blob`: what a verifier names it by. */
+  publicArea(blob: Uint8Array): Buffer {
+    return callNative(() => this.#tpm.publicArea(blob))
+  }
+
+  /** `TPM2_ActivateCredential`: the secret of a CA's credential challenge for the attestation key `akBlob`. */
+  async activateCredential(akBlob: Uint8Array, credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Buffer> {
+    return bytes(await awaitNative(() => this.#tpm.activateCredential(akBlob, credentialBlob, encryptedSecret)))
+  }
+
   /** The current values of the SHA-256 PCRs `pcrs`. */
   readPcrs(pcrs: readonly number[]): PcrValue[] {
     return callNative(() => this.#tpm.readPcrs([...pcrs]))

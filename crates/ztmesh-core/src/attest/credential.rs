@@ -26,11 +26,14 @@ use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_M
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, UnparsedPublicKey};
+use subtle::ConstantTimeEq;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 use zeroize::Zeroizing;
 
 use super::error::AttestError;
+use super::public::TpmPublic;
+use super::AkPublicKey;
 
 /// The length of the credential secret the verifier chooses.
 pub const CREDENTIAL_SECRET_LEN: usize = 32;
@@ -82,6 +85,49 @@ pub fn verify_ek_certificate(
         }
     }
     Err(AttestError::EkCertificate)
+}
+
+/// The CA's side of credential activation for one enrollment: what goes to the device, and
+/// what the CA keeps to check its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AkChallenge {
+    /// The credential, for the device's TPM.
+    pub credential: MadeCredential,
+    /// SHA-256 of the secret: what the CA stores (the secret itself is not kept).
+    pub secret_sha256: [u8; 32],
+    /// The attestation key the challenge is for: its quotes are the ones to accept.
+    pub ak: AkPublicKey,
+}
+
+/// Challenges the attestation key whose public area (a marshalled `TPMT_PUBLIC`) is
+/// `ak_public`, in the TPM whose EK certificate (DER) is `ek_certificate`: the certificate must
+/// chain to `ek_cas` (trusted EK CA certificates, DER, each usable as anchor or intermediate)
+/// at `now_unix` ([`AttestError::EkCertificate`]); the area must be an attestation key
+/// ([`AttestError::KeyAttributes`]). A fresh 32-byte secret is encrypted to the EK for the
+/// AK's name.
+pub fn challenge_attestation_key(
+    ek_certificate: &[u8],
+    ek_cas: &[Vec<u8>],
+    ak_public: &[u8],
+    now_unix: i64,
+) -> Result<AkChallenge, AttestError> {
+    let ek_spki = verify_ek_certificate(ek_certificate, ek_cas, ek_cas, now_unix)?;
+    let area = TpmPublic::parse(ak_public)?;
+    let ak = area.attestation_key()?;
+    let mut secret = Zeroizing::new([0u8; CREDENTIAL_SECRET_LEN]);
+    SystemRandom::new().fill(&mut secret[..]).map_err(|_| AttestError::Malformed)?;
+    let credential = make_credential(&ek_spki, &area.name(), &secret[..])?;
+    Ok(AkChallenge { credential, secret_sha256: crate::pki::sha256(&secret[..]), ak })
+}
+
+/// Checks the secret a device's TPM gave back (`TPM2_ActivateCredential`) against the SHA-256
+/// the CA kept, in constant time; [`AttestError::Credential`] otherwise.
+pub fn verify_activated_secret(activated: &[u8], secret_sha256: &[u8]) -> Result<(), AttestError> {
+    if bool::from(crate::pki::sha256(activated)[..].ct_eq(secret_sha256)) {
+        Ok(())
+    } else {
+        Err(AttestError::Credential)
+    }
 }
 
 /// `TPM2_MakeCredential` in software: encrypts `secret` (1 to 64 bytes) for the object named

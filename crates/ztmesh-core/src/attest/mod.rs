@@ -76,7 +76,10 @@ mod wire;
 mod tests;
 
 pub use binding::{ak_binding_message, sign_ak_binding, verify_ak_binding, verify_ak_binding_key};
-pub use credential::{make_credential, verify_ek_certificate, MadeCredential, CREDENTIAL_SECRET_LEN};
+pub use credential::{
+    challenge_attestation_key, make_credential, verify_activated_secret, verify_ek_certificate, AkChallenge,
+    MadeCredential, CREDENTIAL_SECRET_LEN,
+};
 pub use error::AttestError;
 pub use pcrs::{PcrBank, PcrValue, PcrValues};
 pub use public::{verify_certify, TpmPublic};

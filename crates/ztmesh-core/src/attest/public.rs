@@ -95,6 +95,20 @@ impl TpmPublic {
         self.check_p256(AK_ATTRIBUTES, ak.point())
     }
 
+    /// The attestation key this area describes, if it is one (as
+    /// [`check_attestation_key`](Self::check_attestation_key) requires); else
+    /// [`AttestError::KeyAttributes`].
+    pub fn attestation_key(&self) -> Result<AkPublicKey, AttestError> {
+        match &self.key {
+            PublicKey::EccP256 { point }
+                if self.attributes & AK_ATTRIBUTES == AK_ATTRIBUTES && self.attributes & DECRYPT == 0 =>
+            {
+                AkPublicKey::from_point(point).map_err(|_| AttestError::KeyAttributes)
+            }
+            _ => Err(AttestError::KeyAttributes),
+        }
+    }
+
     /// Checks that this is a device key (`fixedTPM`, `fixedParent`, `sensitiveDataOrigin`,
     /// `sign`; not `decrypt`) on P-256 whose uncompressed point is `point` (the key of a CSR).
     /// Fails with [`AttestError::KeyAttributes`].

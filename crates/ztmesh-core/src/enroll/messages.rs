@@ -42,30 +42,78 @@ pub fn rotation_message(timestamp_ms: u64, csr_pem: &str) -> Vec<u8> {
     ROTATION.message(&body)
 }
 
-/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote.
+/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote, and, to prove
+/// its attestation key lives in a real TPM, for a credential challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NonceRequest {
     /// The device id the nonce is bound to.
     pub node_id: String,
+    /// The TPM's endorsement key certificate and its AK's public area, for the CA's
+    /// `MakeCredential` (see [`crate::attest::make_credential`]).
+    pub endorsement: Option<Endorsement>,
 }
+
+/// What a device presents for a credential challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endorsement {
+    /// The EK certificate, DER.
+    pub ek_certificate: Vec<u8>,
+    /// The attestation key's public area, a marshalled `TPMT_PUBLIC`.
+    pub ak_public: Vec<u8>,
+}
+
+/// A credential challenge: a secret encrypted to the device's EK for its AK's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialChallenge {
+    /// The buffer of the `TPM2B_ID_OBJECT`.
+    pub credential_blob: Vec<u8>,
+    /// The buffer of the `TPM2B_ENCRYPTED_SECRET`.
+    pub encrypted_secret: Vec<u8>,
+}
+
+/// The largest nonce request: room for an EK certificate in base64.
+const MAX_NONCE_REQUEST: usize = 4096;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireNonceRequest {
     node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ek_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ak_public: Option<String>,
 }
 
 impl NonceRequest {
-    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed.
+    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed (an
+    /// EK certificate without an AK public area, or the reverse, included).
     pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
-        let wire: WireNonceRequest = codec::decode_json(bytes, 1024, Side::Request, "the nonce request")?;
-        Ok(Self { node_id: codec::text(wire.node_id, MAX_NODE_ID, Side::Request, "node_id")? })
+        let side = Side::Request;
+        let wire: WireNonceRequest = codec::decode_json(bytes, MAX_NONCE_REQUEST, side, "the nonce request")?;
+        let endorsement = match (wire.ek_certificate, wire.ak_public) {
+            (None, None) => None,
+            (Some(ek), Some(ak)) => Some(Endorsement {
+                ek_certificate: codec::base64(&ek, side, "ek_certificate")?,
+                ak_public: codec::base64(&ak, side, "ak_public")?,
+            }),
+            _ => return Err(side.error("ek_certificate and ak_public come together")),
+        };
+        Ok(Self { node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?, endorsement })
     }
 
     /// Encodes the request body (the device's side).
     pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
         let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, Side::Request, "node_id").map_err(invalid)?;
-        Ok(codec::encode_json(&WireNonceRequest { node_id }))
+        let wire = WireNonceRequest {
+            node_id,
+            ek_certificate: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ek_certificate)),
+            ak_public: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ak_public)),
+        };
+        let bytes = codec::encode_json(&wire);
+        if bytes.len() > MAX_NONCE_REQUEST {
+            return Err(EnrollError::InvalidArgument(format!("a nonce request is at most {MAX_NONCE_REQUEST} bytes")));
+        }
+        Ok(bytes)
     }
 }
 
@@ -78,6 +126,8 @@ pub struct NonceAnswer {
     pub expires_at_ms: u64,
     /// The PCRs the CA asks the device to quote, when it names them.
     pub pcrs: Option<PcrSelection>,
+    /// The credential challenge, when the request carried an endorsement.
+    pub challenge: Option<CredentialChallenge>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,6 +137,10 @@ struct WireNonceAnswer {
     expires_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pcrs: Option<PcrSelection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_blob: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encrypted_secret: Option<String>,
 }
 
 impl NonceAnswer {
@@ -94,10 +148,19 @@ impl NonceAnswer {
     pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
         let side = Side::Response;
         let wire: WireNonceAnswer = codec::decode_json(bytes, 4096, side, "the nonce answer")?;
+        let challenge = match (wire.credential_blob, wire.encrypted_secret) {
+            (None, None) => None,
+            (Some(blob), Some(secret)) => Some(CredentialChallenge {
+                credential_blob: codec::base64(&blob, side, "credential_blob")?,
+                encrypted_secret: codec::base64(&secret, side, "encrypted_secret")?,
+            }),
+            _ => return Err(side.error("credential_blob and encrypted_secret come together")),
+        };
         Ok(Self {
             nonce: codec::nonce(&wire.nonce, side, "nonce")?,
             expires_at_ms: codec::time_ms(wire.expires_at, side, "expires_at")?,
             pcrs: wire.pcrs,
+            challenge,
         })
     }
 
@@ -107,6 +170,8 @@ impl NonceAnswer {
             nonce: codec::nonce_hex(&self.nonce)?,
             expires_at: codec::time_ms(self.expires_at_ms, Side::Response, "expires_at").map_err(invalid)?,
             pcrs: self.pcrs.clone(),
+            credential_blob: self.challenge.as_ref().map(|c| codec::to_base64(&c.credential_blob)),
+            encrypted_secret: self.challenge.as_ref().map(|c| codec::to_base64(&c.encrypted_secret)),
         };
         Ok(codec::encode_json(&wire))
     }
@@ -173,6 +238,8 @@ pub struct QuoteEvidence {
     pub nonce: Vec<u8>,
     /// The quote and its AK binding.
     pub quote: BoundQuote,
+    /// The secret the TPM gave back for the CA's credential challenge (`TPM2_ActivateCredential`).
+    pub activated_secret: Option<Vec<u8>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -186,6 +253,8 @@ struct WireEvidence {
     attest: String,
     signature: String,
     pcr_values: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activated_secret: Option<String>,
 }
 
 impl QuoteEvidence {
@@ -201,7 +270,11 @@ impl QuoteEvidence {
             signature: wire.signature,
             pcr_values: wire.pcr_values,
         };
-        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)? })
+        let activated_secret = wire
+            .activated_secret
+            .map(|secret| codec::base64(&secret, side, "attestation.activated_secret"))
+            .transpose()?;
+        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)?, activated_secret })
     }
 
     fn to_wire(&self) -> Result<WireEvidence, EnrollError> {
@@ -214,6 +287,7 @@ impl QuoteEvidence {
             attest: text.attest,
             signature: text.signature,
             pcr_values: text.pcr_values,
+            activated_secret: self.activated_secret.as_ref().map(|secret| codec::to_base64(secret)),
         })
     }
 

@@ -8,10 +8,10 @@
 //!
 //! | message | direction | wire |
 //! | --- | --- | --- |
-//! | [`NonceRequest`] | device → CA, `POST /v1/attest/nonce` | `{node_id}` |
-//! | [`NonceAnswer`] | CA → device | `{nonce, expires_at, pcrs?}` |
+//! | [`NonceRequest`] | device → CA, `POST /v1/attest/nonce` | `{node_id, ek_certificate?, ak_public?}` |
+//! | [`NonceAnswer`] | CA → device | `{nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}` |
 //! | [`EnrollRequest`] | device → CA, `POST /v1/enroll` | `{token, csr, node_id?, attestation?}` |
-//! | [`QuoteEvidence`] | inside an enrollment request | `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values}` |
+//! | [`QuoteEvidence`] | inside an enrollment request | `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values, activated_secret?}` |
 //! | [`RotationRequest`] | device → CA, `POST /v1/rotate` | `{certificate, csr, timestamp, signature}` |
 //! | [`EnrollResponse`] | CA → device, both of the above | `{certificate, ca_cert, serial, not_after, config?}` |
 //! | [`QuoteRequest`] | verifier → node, quote exchange | `{v: 1, type: 'quote-request', nonce, pcrs}` |
@@ -42,8 +42,8 @@ mod tests;
 pub use error::EnrollError;
 pub use exchange::{QuoteAnswer, QuoteRequest};
 pub use messages::{
-    rotation_message, BoundQuote, DeviceConfig, EnrollRequest, EnrollResponse, NonceAnswer, NonceRequest,
-    QuoteEvidence, RotationRequest,
+    rotation_message, BoundQuote, CredentialChallenge, DeviceConfig, Endorsement, EnrollRequest, EnrollResponse,
+    NonceAnswer, NonceRequest, QuoteEvidence, RotationRequest,
 };
 pub use pcrs::PcrSelection;
 

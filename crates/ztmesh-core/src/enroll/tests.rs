@@ -12,7 +12,7 @@ fn quote() -> BoundQuote {
 }
 
 fn evidence() -> QuoteEvidence {
-    QuoteEvidence { nonce: vec![0xab; 32], quote: quote() }
+    QuoteEvidence { nonce: vec![0xab; 32], quote: quote(), activated_secret: None }
 }
 
 fn enroll_request() -> EnrollRequest {
@@ -61,10 +61,43 @@ fn every_message_round_trips_through_its_codec() {
         signature: vec![9; 71],
     };
     assert_eq!(RotationRequest::decode(&rotation.encode().unwrap()).unwrap(), rotation);
-    let nonce = NonceRequest { node_id: "n1".into() };
+    let nonce = NonceRequest { node_id: "n1".into(), endorsement: None };
     assert_eq!(NonceRequest::decode(&nonce.encode().unwrap()).unwrap(), nonce);
-    let answer = NonceAnswer { nonce: vec![7; 32], expires_at_ms: 5, pcrs: Some(PcrSelection::new(&[7, 0]).unwrap()) };
+    let endorsed = NonceRequest {
+        node_id: "n1".into(),
+        endorsement: Some(Endorsement { ek_certificate: vec![1; 1500], ak_public: vec![2; 90] }),
+    };
+    assert_eq!(NonceRequest::decode(&endorsed.encode().unwrap()).unwrap(), endorsed);
+    let answer = NonceAnswer {
+        nonce: vec![7; 32],
+        expires_at_ms: 5,
+        pcrs: Some(PcrSelection::new(&[7, 0]).unwrap()),
+        challenge: None,
+    };
     assert_eq!(NonceAnswer::decode(&answer.encode().unwrap()).unwrap(), answer);
+    let challenged = NonceAnswer {
+        challenge: Some(CredentialChallenge { credential_blob: vec![3; 68], encrypted_secret: vec![4; 256] }),
+        ..answer
+    };
+    assert_eq!(NonceAnswer::decode(&challenged.encode().unwrap()).unwrap(), challenged);
+    let activated = QuoteEvidence { activated_secret: Some(vec![5; 32]), ..evidence() };
+    assert_eq!(QuoteEvidence::decode(&activated.encode().unwrap()).unwrap(), activated);
+    // Half a challenge is malformed on either side.
+    assert!(matches!(
+        NonceRequest::decode(br#"{"node_id":"n1","ek_certificate":"AAAA"}"#),
+        Err(EnrollError::BadRequest(_))
+    ));
+    assert!(matches!(
+        NonceAnswer::decode(
+            format!(r#"{{"nonce":"{}","expires_at":5,"credential_blob":"AAAA"}}"#, "ab".repeat(16)).as_bytes()
+        ),
+        Err(EnrollError::BadResponse(_))
+    ));
+    let huge = NonceRequest {
+        node_id: "n1".into(),
+        endorsement: Some(Endorsement { ek_certificate: vec![1; 4000], ak_public: vec![2; 90] }),
+    };
+    assert!(huge.encode().is_err(), "an encoder never writes what its decoder refuses");
     let request = QuoteRequest { nonce: vec![1; 16], pcrs: PcrSelection::new(&[0, 1, 2, 3, 7]).unwrap() };
     assert_eq!(QuoteRequest::decode(&request.encode().unwrap()).unwrap(), request);
     for answer in [QuoteAnswer::Quote(quote()), QuoteAnswer::Error { code: "ERR_TPM_UNAVAILABLE".into() }] {
