@@ -430,6 +430,12 @@ export declare class Tpm {
    * secret of a CA's credential challenge.
    */
   activateCredential(akBlob: Uint8Array, credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<TpmJobResult>
+  /**
+   * `TPM2_Certify`: the attestation key `akBlob` certifies, over `nonce`, that the signing key
+   * `keyBlob` lives in this TPM; resolves with `{ attest, signature }` in `quote` (its
+   * `pcrValues` empty, `akPublicPem` the AK's).
+   */
+  certify(akBlob: Uint8Array, keyBlob: Uint8Array, nonce: Uint8Array): Promise<TpmJobResult>
   /** The current values of the SHA-256 PCRs `pcrs`. */
   readPcrs(pcrs: Array<number>): Array<PcrValue>
   /** Extends SHA-256 PCR `index` with the SHA-256 digest of `data` (what a boot stage does). */
@@ -717,6 +723,16 @@ export interface IssuedCertificate {
   notAfterMs: number
 }
 
+/** A `TPM2_Certify` of the device key by the attestation key. */
+export interface KeyCertification {
+  /** The device key's public area, a marshalled `TPMT_PUBLIC`. */
+  keyPublic: Buffer
+  /** The marshalled `TPMS_ATTEST` (type certify). */
+  attest: Buffer
+  /** The marshalled `TPMT_SIGNATURE` by the AK. */
+  signature: Buffer
+}
+
 /** One key in the keystore (never the private part). */
 export interface KeystoreEntry {
   /** The entry's name. */
@@ -923,6 +939,8 @@ export interface QuoteEvidence {
   quote: BoundQuote
   /** The secret the TPM activated for the CA's credential challenge. */
   activatedSecret?: Buffer
+  /** The AK's certification (`TPM2_Certify` over the same nonce) of the device key. */
+  certification?: KeyCertification
 }
 
 /** A verifier's quote request. */
@@ -979,6 +997,8 @@ export interface RotationRequest {
   timestampMs: number
   /** The current key's signature over `rotationMessage(timestampMs, csr)`. */
   signature: Buffer
+  /** For an attested device: a fresh quote and the AK's certification of the new key. */
+  attestation?: QuoteEvidence
 }
 
 /** A signed CRL. */
@@ -1160,6 +1180,14 @@ export interface VerifyItem {
   /** The signature. */
   signature: Buffer
 }
+
+/**
+ * Checks that the key of `csrPem` lives in the TPM of the attestation key `akPublicPem`: its
+ * public area `keyPublic` is a signing key fixed to its TPM with the CSR's key
+ * (`ERR_ATTEST_KEY_ATTRIBUTES`), certified by the AK over `nonce` (`attest`, `signature`:
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_CERTIFY`).
+ */
+export declare function verifyKeyCertification(akPublicPem: string, keyPublic: Uint8Array, attest: Uint8Array, signature: Uint8Array, nonce: Uint8Array, csrPem: string): void
 
 /**
  * Verifies a signed object for the purpose named `label`: the label, the embedded chain

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxLimits, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxLimits, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyKeyCertification, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -840,6 +840,7 @@ export { verifyAkBinding }
 export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
+export { verifyKeyCertification }
 export { verifyObject }
 export { verifyPeer }
 export { verifyQuote }

@@ -258,13 +258,14 @@ tpmTestSerial('a machine without a TPM that forges the quote in JavaScript with 
   t.like(auditRows(ca, 'attest.nonce').find((row) => row.outcome === 'deny'), { reason: 'ERR_ATTEST_EK_CERTIFICATE' })
 })
 
-tpmTestSerial('a TPM whose EK chains to a trusted maker proves its AK by credential activation; another AK, or a TPM without an EK certificate, is refused', async (t) => {
+tpmTestSerial('a TPM whose EK chains to a trusted maker proves its AK by credential activation and certifies the CSR key with it; another AK, an uncertified key, or a TPM without an EK certificate, is refused', async (t) => {
   const { ca } = await freshCa(t)
   const url = await serve(t, ca)
   const swtpm = await startSwtpm(t, { ek: true })
   ca.setAttestationSettings({ mode: 'required', ekCasPem: swtpm.ekCasPem! })
   const tpm = Tpm.open(swtpm.tcti)
-  const key = tpm.loadKey(await tpm.createSigningKey())
+  const keyBlob = await tpm.createSigningKey()
+  const key = tpm.loadKey(keyBlob)
   const ak = await tpm.createAttestationKey()
   const ekCertificate = (await tpm.ekCertificate()).toString('base64')
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
@@ -276,10 +277,16 @@ tpmTestSerial('a TPM whose EK chains to a trusted maker proves its AK by credent
       credential_blob: string
       encrypted_secret: string
     }
-  const evidence = async (issued: Awaited<ReturnType<typeof challenge>>, challenged: Buffer, quoting: Buffer) => {
+  const evidence = async (issued: Awaited<ReturnType<typeof challenge>>, challenged: Buffer, quoting: Buffer, certified: Buffer | null = keyBlob) => {
     const secret = await tpm.activateCredential(challenged, Buffer.from(issued.credential_blob, 'base64'), Buffer.from(issued.encrypted_secret, 'base64'))
     const quote = await tpm.quote(quoting, Buffer.from(issued.nonce, 'hex'), issued.pcrs)
+    const certification = certified === null ? undefined : await tpm.certify(quoting, certified, Buffer.from(issued.nonce, 'hex'))
     return {
+      ...(certification !== undefined && {
+        key_public: tpm.publicArea(certified as Buffer).toString('base64'),
+        certify_attest: certification.attest.toString('base64'),
+        certify_signature: certification.signature.toString('base64'),
+      }),
       type: 'tpm2-quote',
       nonce: issued.nonce,
       ak_public_pem: quote.akPublicPem,
@@ -301,10 +308,14 @@ tpmTestSerial('a TPM whose EK chains to a trusted maker proves its AK by credent
   const other = await tpm.createAttestationKey()
   t.like(await enroll(await evidence(await challenge(ak), ak, other)), { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
 
+  // The CSR's key must be the one the AK certifies (TPM2_Certify): none, or another key of the TPM, is refused.
+  t.like(await enroll(await evidence(await challenge(ak), ak, ak, null)), { status: 403, json: { code: 'ERR_ATTEST_CERTIFY' } })
+  t.like(await enroll(await evidence(await challenge(ak), ak, ak, await tpm.createSigningKey())), { status: 403, json: { code: 'ERR_ATTEST_KEY_ATTRIBUTES' } })
+
   const accepted = await enroll(await evidence(await challenge(ak), ak, ak))
   t.is(accepted.status, 200)
   t.like(ca.attestationStatus('node-1'), { attested: true })
-  t.like(auditRows(ca, 'enroll').at(-1), { outcome: 'allow', detail: { credential: 'activated', attestation: 'verified' } })
+  t.like(auditRows(ca, 'enroll').at(-1), { outcome: 'allow', detail: { credential: 'activated', key: 'certified', attestation: 'verified' } })
   t.like(auditRows(ca, 'attest.nonce').at(-1), { outcome: 'allow', detail: { challenge: 'issued' } })
 
   // A TPM with no EK certificate cannot be challenged, and required mode then refuses it.

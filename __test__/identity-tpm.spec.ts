@@ -6,7 +6,7 @@ import { createConnection, createServer, type AddressInfo, type Socket } from 'n
 import { join } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
-import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type DeviceCredential, type SecureStream } from '../src/index.js'
+import { askQuote, buildCsr, generateP256Key, Mux, rotationMessage, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type DeviceCredential, type SecureStream } from '../src/index.js'
 import { caOnLoopback } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
@@ -120,7 +120,20 @@ tpmTestSerial('a TPM with an EK certificate enrolls where the CA requires creden
   const device = await DeviceIdentity.enroll({ url, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8', tenant: 'hotel-1' })
   t.true(device.attested)
   t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: true })
-  t.like(ca.auditRecords(20).find((row) => row.action === 'enroll' && row.outcome === 'allow'), { detail: { credential: 'activated' } })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'enroll' && row.outcome === 'allow'), { detail: { credential: 'activated', key: 'certified' } })
+
+  // Rotation keeps the attested status: the new key is in the same TPM (certified by the AK), with a fresh quote.
+  t.true(await device.renewIfDue({ force: true }))
+  t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: true, lastVerdict: 'ok' })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { attestation: 'kept' } })
+  // The laundering attack: the TPM key signs a rotation onto a software key. The CA issues it (the
+  // request is genuine), but the device is no longer attested, and re-attestation and policy see that.
+  const softwareKey = generateP256Key()
+  const csr = buildCsr(softwareKey, 'tablet-8', 'hotel-1')
+  const timestamp = Date.now()
+  ca.rotate({ certificate: device.certificatePem, csr, timestampMs: timestamp, signature: device.credential().signer.sign(rotationMessage(timestamp, csr)) }, 'test')
+  t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: false, lastReason: 'ERR_ATTEST_REQUIRED' })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { attestation: 'lost', attestation_reason: 'ERR_ATTEST_REQUIRED' } })
 
   // A TPM without EK certificate (the device cannot be challenged): refused, typed and audited.
   const bare = await startSwtpm(t)

@@ -132,6 +132,26 @@ pub fn verify_activated_secret(activated: &[u8], secret_sha256: String) -> Resul
     })
 }
 
+/// Checks that the key of `csrPem` lives in the TPM of the attestation key `akPublicPem`: its
+/// public area `keyPublic` is a signing key fixed to its TPM with the CSR's key
+/// (`ERR_ATTEST_KEY_ATTRIBUTES`), certified by the AK over `nonce` (`attest`, `signature`:
+/// `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_CERTIFY`).
+#[napi]
+pub fn verify_key_certification(
+    ak_public_pem: String,
+    key_public: &[u8],
+    attest: &[u8],
+    signature: &[u8],
+    nonce: &[u8],
+    csr_pem: String,
+) -> Result<()> {
+    sync(|| {
+        let ak = AkPublicKey::from_pem(&ak_public_pem)?;
+        let csr = ztmesh_core::pki::CertificateRequest::from_pem(&csr_pem)?;
+        Ok(attest::verify_key_certification(&ak, key_public, attest, signature, nonce, csr.public_key())?)
+    })
+}
+
 /// The PCR values in a tpm2-tools PCR file (`pcrs.bin`); throws `ERR_ATTEST_MALFORMED`.
 #[napi]
 pub fn parse_pcr_values(pcr_values: &[u8]) -> Result<Vec<PcrValue>> {

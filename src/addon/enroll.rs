@@ -31,6 +31,19 @@ pub struct QuoteEvidence {
     pub quote: BoundQuote,
     /// The secret the TPM activated for the CA's credential challenge.
     pub activated_secret: Option<Buffer>,
+    /// The AK's certification (`TPM2_Certify` over the same nonce) of the device key.
+    pub certification: Option<KeyCertification>,
+}
+
+/// A `TPM2_Certify` of the device key by the attestation key.
+#[napi(object)]
+pub struct KeyCertification {
+    /// The device key's public area, a marshalled `TPMT_PUBLIC`.
+    pub key_public: Buffer,
+    /// The marshalled `TPMS_ATTEST` (type certify).
+    pub attest: Buffer,
+    /// The marshalled `TPMT_SIGNATURE` by the AK.
+    pub signature: Buffer,
 }
 
 /// `POST /v1/enroll`.
@@ -57,6 +70,8 @@ pub struct RotationRequest {
     pub timestamp_ms: f64,
     /// The current key's signature over `rotationMessage(timestampMs, csr)`.
     pub signature: Buffer,
+    /// For an attested device: a fresh quote and the AK's certification of the new key.
+    pub attestation: Option<QuoteEvidence>,
 }
 
 /// What the CA tells an enrolled device (snake_case, as stored in `config.json`).
@@ -187,6 +202,7 @@ pub fn encode_rotation_request(request: RotationRequest) -> Result<Buffer> {
             csr_pem: request.csr,
             timestamp_ms: time(request.timestamp_ms)?,
             signature: request.signature.to_vec(),
+            attestation: request.attestation.map(evidence_from_js),
         };
         Ok(request.encode()?.into())
     })
@@ -202,6 +218,7 @@ pub fn decode_rotation_request(body: &[u8]) -> Result<RotationRequest> {
             csr: request.csr_pem,
             timestamp_ms: request.timestamp_ms as f64,
             signature: request.signature.into(),
+            attestation: request.attestation.map(evidence_to_js),
         })
     })
 }
@@ -386,6 +403,11 @@ fn evidence_from_js(evidence: QuoteEvidence) -> core::QuoteEvidence {
         nonce: evidence.nonce.to_vec(),
         quote: quote_from_js(evidence.quote),
         activated_secret: evidence.activated_secret.map(|s| s.to_vec()),
+        certification: evidence.certification.map(|c| core::KeyCertification {
+            key_public: c.key_public.to_vec(),
+            attest: c.attest.to_vec(),
+            signature: c.signature.to_vec(),
+        }),
     }
 }
 
@@ -394,5 +416,10 @@ fn evidence_to_js(evidence: core::QuoteEvidence) -> QuoteEvidence {
         nonce: evidence.nonce.into(),
         quote: quote_to_js(evidence.quote),
         activated_secret: evidence.activated_secret.map(Into::into),
+        certification: evidence.certification.map(|c| KeyCertification {
+            key_public: c.key_public.into(),
+            attest: c.attest.into(),
+            signature: c.signature.into(),
+        }),
     }
 }

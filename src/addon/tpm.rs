@@ -244,6 +244,28 @@ impl Tpm {
         })
     }
 
+    /// `TPM2_Certify`: the attestation key `akBlob` certifies, over `nonce`, that the signing key
+    /// `keyBlob` lives in this TPM; resolves with `{ attest, signature }` in `quote` (its
+    /// `pcrValues` empty, `akPublicPem` the AK's).
+    #[napi(ts_return_type = "Promise<TpmJobResult>")]
+    pub fn certify(&self, ak_blob: &[u8], key_blob: &[u8], nonce: &[u8]) -> AsyncTask<TpmJob> {
+        let (ak_blob, key_blob, nonce) = (ak_blob.to_vec(), key_blob.to_vec(), nonce.to_vec());
+        self.job(move |_t| {
+            #[cfg(feature = "tpm")]
+            {
+                let ak = tpm::KeyBlob::from_bytes(&ak_blob)?;
+                let (attest, signature) = _t.certify(&ak, &tpm::KeyBlob::from_bytes(&key_blob)?, &nonce)?;
+                let ak_public_pem = ak.ak_public_key()?.to_pem();
+                return Ok(JobOutput::Quote(tpm::Quote { attest, signature, pcr_values: Vec::new(), ak_public_pem }));
+            }
+            #[cfg(not(feature = "tpm"))]
+            {
+                let _ = (&ak_blob, &key_blob, &nonce);
+                Err(unsupported())
+            }
+        })
+    }
+
     /// The current values of the SHA-256 PCRs `pcrs`.
     #[napi]
     pub fn read_pcrs(&self, pcrs: Vec<u32>) -> Result<Vec<PcrValue>> {

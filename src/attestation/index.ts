@@ -102,6 +102,23 @@ export function verifyActivatedSecret(activated: Uint8Array, secretSha256: strin
   callNative(() => native.verifyActivatedSecret(activated, secretSha256))
 }
 
+/** A `TPM2_Certify` of a device key by its attestation key. */
+export interface KeyCertification {
+  /** The device key's public area (`TPMT_PUBLIC`). */
+  keyPublic: Uint8Array
+  attest: Uint8Array
+  signature: Uint8Array
+}
+
+/**
+ * Checks that the key of `csrPem` lives in the TPM of `akPublicPem`: certified by the AK over
+ * `nonce`, a signing key fixed to its TPM. Throws `ERR_ATTEST_KEY_ATTRIBUTES`, `ERR_ATTEST_CERTIFY`,
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE` or `ERR_ATTEST_MALFORMED`.
+ */
+export function verifyKeyCertification(akPublicPem: string, certification: KeyCertification, nonce: Uint8Array, csrPem: string): void {
+  callNative(() => native.verifyKeyCertification(akPublicPem, Buffer.from(certification.keyPublic), Buffer.from(certification.attest), Buffer.from(certification.signature), Buffer.from(nonce), csrPem))
+}
+
 /** What a device signs, with its certificate key, to bind an attestation key to itself. */
 export function akBindingMessage(akPublicPem: string): Buffer {
   return callNative(() => native.akBindingMessage(akPublicPem))

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 
 import { AuditLog, type AuditEvent, type AuditRecord } from '../audit/index.js'
-import { challengeAttestationKey } from '../attestation/index.js'
+import { akPublicKeySha256, challengeAttestationKey, verifyAkBinding, verifyKeyCertification, verifyQuote } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
 import {
   inspectCertificate,
@@ -29,6 +29,7 @@ import {
   NonceStore,
   quoteSelection,
   readAttestationSettings,
+  reattestationPolicy,
   silenceOf,
   type AttestationRecord,
   type AttestationSettings,
@@ -352,8 +353,41 @@ export class CaService implements ReattestationSink {
       if (demoted) detail.roles_demoted = true
       const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles })
       detail.serial = issued.serial
+      this.#attestRotation(peer, request, issued.serial, detail)
       return issued
     })
+  }
+
+  /**
+   * An attested device keeps its status through a rotation only if the new key is in the same
+   * TPM: the request carries a quote over a nonce issued to the device, by the AK on record,
+   * bound to the new CSR's key, meeting its baseline and the CA's policy, and the AK's
+   * `TPM2_Certify` of the new key. Otherwise the rotation goes through and the device loses its
+   * attested status (`attested: false`, visible to re-attestation and policy), audited as
+   * `attestation: 'lost'` with the reason.
+   */
+  #attestRotation(peer: { deviceId: string; tenant: string }, request: RotationRequest, serial: string, detail: Detail): void {
+    const record = this.attestations.find(peer.deviceId, peer.tenant)
+    if (record === undefined || !record.attested || record.akPublicPem === null) return
+    const now = this.#now()
+    try {
+      const evidence = request.attestation
+      if (evidence === undefined || evidence.certification === undefined) throw createError('ERR_ATTEST_REQUIRED', 'an attested device rotates with a fresh quote and the certification of its new key')
+      const nonce = Buffer.from(evidence.nonce).toString('hex')
+      const state = this.nonces.consume(nonce, peer.deviceId)
+      if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', `the attestation nonce is ${state}`)
+      if (akPublicKeySha256(evidence.quote.akPublicPem) !== akPublicKeySha256(record.akPublicPem)) throw createError('ERR_ATTEST_KEY_CHANGED')
+      verifyKeyCertification(record.akPublicPem, evidence.certification, evidence.nonce, request.csr)
+      verifyAkBinding(request.csr, record.akPublicPem, evidence.quote.akBinding)
+      const policy = reattestationPolicy(record, this.attestationSettings().pcrPolicy)
+      verifyQuote({ ...evidence.quote, akPublicPem: record.akPublicPem }, evidence.nonce, policy, quoteSelection(policy))
+      this.attestations.recordAttestedRotation(record, serial, now)
+      detail.attestation = 'kept'
+    } catch (error) {
+      const reason = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
+      this.attestations.loseAttestation(record, reason, now)
+      Object.assign(detail, { attestation: 'lost', attestation_reason: reason })
+    }
   }
 
   /** Issues a device certificate and records it; call inside the decision's transaction. */

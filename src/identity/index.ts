@@ -190,7 +190,19 @@ export class DeviceIdentity {
     const csr = next.buildCsr(current.deviceId ?? 'device', current.tenant ?? 'tenant')
     const timestamp = init.now ?? Date.now()
     const signature = this.#key.sign(rotationMessage(timestamp, csr))
-    const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature })
+    // An attested device keeps its status only with a fresh quote and the AK's certification of the new key.
+    const attestation =
+      next instanceof TpmDeviceKey && current.deviceId !== undefined
+        ? await enrollmentAttestation(next, {
+            url: this.#url,
+            deviceId: current.deviceId,
+            mode: 'auto',
+            pcrs: DEFAULT_ATTESTATION_PCRS,
+            ...(init.signal !== undefined && { signal: init.signal }),
+            ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
+          })
+        : undefined
+    const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature, ...(attestation !== undefined && { attestation }) })
     const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, init))
     this.#store(response, next)
     this.#key = next

@@ -188,6 +188,13 @@ export class TpmDeviceKey implements DeviceKey {
     return this.#tpm.activateCredential(this.#akBlob, credentialBlob, encryptedSecret)
   }
 
+  /** The attestation key's certification (`TPM2_Certify` over `nonce`) of this device key: it lives in the AK's TPM. */
+  async certify(nonce: Uint8Array): Promise<{ keyPublic: Buffer; attest: Buffer; signature: Buffer }> {
+    if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)
+    const { attest, signature } = await this.#tpm.certify(this.#akBlob, this.#blob, nonce)
+    return { keyPublic: this.#tpm.publicArea(this.#blob), attest, signature }
+  }
+
   /** A quote of `pcrs` over `nonce` by the attestation key, bound to the device key. */
   async quote(nonce: Uint8Array, pcrs: readonly number[]): Promise<BoundQuote> {
     if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)

@@ -42,5 +42,7 @@ export async function enrollmentAttestation(
   const quote = await key.quote(answer.nonce, answer.pcrs ?? checkPcrSelection(init.pcrs))
   const activatedSecret =
     answer.credentialBlob !== undefined && answer.encryptedSecret !== undefined ? await key.activateCredential(answer.credentialBlob, answer.encryptedSecret) : undefined
-  return { nonce: answer.nonce, quote, ...(activatedSecret !== undefined && { activatedSecret }) }
+  // The AK vouches that the key of the CSR lives in its TPM (TPM2_Certify over the same nonce).
+  const certification = await key.certify(answer.nonce)
+  return { nonce: answer.nonce, quote, certification, ...(activatedSecret !== undefined && { activatedSecret }) }
 }

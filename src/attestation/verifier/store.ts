@@ -135,6 +135,23 @@ export class AttestationRegistry {
       .run(atMs, verdict, reason, verdict === 'ok' ? 1 : 0, atMs, verdict === 'ok' ? 1 : 0, record.tenant, record.deviceId)
   }
 
+  /**
+   * Takes the attested status away (a rotation without a fresh quote and the AK's certification
+   * of the new key): the record keeps its AK and baseline, `lastReason` says why.
+   */
+  loseAttestation(record: AttestationRecord, reason: string, atMs: number): void {
+    this.#db
+      .prepare("UPDATE attestations SET attested = 0, last_checked_at = ?, last_verdict = 'refused', last_reason = ? WHERE tenant = ? AND device_id = ?")
+      .run(atMs, reason, record.tenant, record.deviceId)
+  }
+
+  /** Records an attested rotation: the new certificate, and a good quote now. */
+  recordAttestedRotation(record: AttestationRecord, serial: string, atMs: number): void {
+    this.#db
+      .prepare("UPDATE attestations SET serial = ?, last_checked_at = ?, last_attested_at = ?, last_verdict = 'ok', last_reason = 'ok', failures = 0 WHERE tenant = ? AND device_id = ?")
+      .run(serial, atMs, atMs, record.tenant, record.deviceId)
+  }
+
   /** Marks a device demoted (keeping the first demotion's time and roles). */
   demote(record: AttestationRecord, roles: readonly string[], atMs: number): void {
     this.#db

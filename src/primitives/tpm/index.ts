@@ -124,6 +124,13 @@ export class Tpm {
     return bytes(await awaitNative(() => this.#tpm.activateCredential(akBlob, credentialBlob, encryptedSecret)))
   }
 
+  /** `TPM2_Certify`: the attestation key `akBlob` certifies, over `nonce`, that the signing key `keyBlob` lives in this TPM. */
+  async certify(akBlob: Uint8Array, keyBlob: Uint8Array, nonce: Uint8Array): Promise<{ attest: Buffer; signature: Buffer }> {
+    const { quote } = await awaitNative(() => this.#tpm.certify(akBlob, keyBlob, nonce))
+    if (quote === undefined || quote === null) throw new Error('ztmesh: a certify job returned no certification')
+    return { attest: quote.attest, signature: quote.signature }
+  }
+
   /** The current values of the SHA-256 PCRs `pcrs`. */
   readPcrs(pcrs: readonly number[]): PcrValue[] {
     return callNative(() => this.#tpm.readPcrs([...pcrs]))

@@ -82,7 +82,7 @@ pub use credential::{
 };
 pub use error::AttestError;
 pub use pcrs::{PcrBank, PcrValue, PcrValues};
-pub use public::{verify_certify, TpmPublic};
+pub use public::{verify_certify, verify_key_certification, TpmPublic};
 
 /// The shortest nonce [`verify_quote`] accepts: 128 bits.
 pub const MIN_NONCE_LEN: usize = 16;

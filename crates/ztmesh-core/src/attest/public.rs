@@ -169,6 +169,22 @@ pub fn verify_certify(
     Ok(())
 }
 
+/// Checks that the device key whose uncompressed P-256 point is `device_point` (the key of a
+/// CSR) lives in the TPM of `ak`: `key_public` is its public area (fixed to the TPM, a signing
+/// key: [`AttestError::KeyAttributes`]) and `ak` certified it over `nonce` ([`verify_certify`]).
+pub fn verify_key_certification(
+    ak: &AkPublicKey,
+    key_public: &[u8],
+    attest: &[u8],
+    signature: &[u8],
+    nonce: &[u8],
+    device_point: &[u8],
+) -> Result<(), AttestError> {
+    let area = TpmPublic::parse(key_public)?;
+    area.check_device_key(device_point)?;
+    verify_certify(ak, attest, signature, nonce, &area)
+}
+
 /// The extra data and the certified name of a `TPMS_ATTEST` of type certify; `None` unless it
 /// is well formed, TPM-generated and nothing follows it.
 fn parse_certify_attest(bytes: &[u8]) -> Option<(&[u8], &[u8])> {

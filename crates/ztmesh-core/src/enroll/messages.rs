@@ -240,6 +240,19 @@ pub struct QuoteEvidence {
     pub quote: BoundQuote,
     /// The secret the TPM gave back for the CA's credential challenge (`TPM2_ActivateCredential`).
     pub activated_secret: Option<Vec<u8>>,
+    /// The AK's certification of the device key (`TPM2_Certify` over the same nonce).
+    pub certification: Option<KeyCertification>,
+}
+
+/// A `TPM2_Certify` of the device key by the attestation key: the key lives in the AK's TPM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCertification {
+    /// The device key's public area, a marshalled `TPMT_PUBLIC`.
+    pub key_public: Vec<u8>,
+    /// The marshalled `TPMS_ATTEST` (type certify).
+    pub attest: Vec<u8>,
+    /// The marshalled `TPMT_SIGNATURE` by the AK.
+    pub signature: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -255,6 +268,12 @@ struct WireEvidence {
     pcr_values: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     activated_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_public: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certify_attest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certify_signature: Option<String>,
 }
 
 impl QuoteEvidence {
@@ -274,7 +293,16 @@ impl QuoteEvidence {
             .activated_secret
             .map(|secret| codec::base64(&secret, side, "attestation.activated_secret"))
             .transpose()?;
-        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)?, activated_secret })
+        let certification = match (wire.key_public, wire.certify_attest, wire.certify_signature) {
+            (None, None, None) => None,
+            (Some(key_public), Some(attest), Some(signature)) => Some(KeyCertification {
+                key_public: codec::base64(&key_public, side, "attestation.key_public")?,
+                attest: codec::base64(&attest, side, "attestation.certify_attest")?,
+                signature: codec::base64(&signature, side, "attestation.certify_signature")?,
+            }),
+            _ => return Err(side.error("key_public, certify_attest and certify_signature come together")),
+        };
+        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)?, activated_secret, certification })
     }
 
     fn to_wire(&self) -> Result<WireEvidence, EnrollError> {
@@ -288,6 +316,9 @@ impl QuoteEvidence {
             signature: text.signature,
             pcr_values: text.pcr_values,
             activated_secret: self.activated_secret.as_ref().map(|secret| codec::to_base64(secret)),
+            key_public: self.certification.as_ref().map(|c| codec::to_base64(&c.key_public)),
+            certify_attest: self.certification.as_ref().map(|c| codec::to_base64(&c.attest)),
+            certify_signature: self.certification.as_ref().map(|c| codec::to_base64(&c.signature)),
         })
     }
 
@@ -381,6 +412,9 @@ pub struct RotationRequest {
     pub timestamp_ms: u64,
     /// The current key's signature over [`Self::signed_message`] (DER ECDSA; base64 on the wire).
     pub signature: Vec<u8>,
+    /// For an attested device: a fresh quote over a CA nonce by its AK, and the AK's
+    /// certification of the new key (else the device loses its attested status).
+    pub attestation: Option<QuoteEvidence>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -390,6 +424,8 @@ struct WireRotationRequest {
     csr: String,
     timestamp: u64,
     signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attestation: Option<WireEvidence>,
 }
 
 impl RotationRequest {
@@ -408,6 +444,7 @@ impl RotationRequest {
             csr_pem: codec::text(wire.csr, MAX_PEM, side, "csr")?,
             timestamp_ms: codec::time_ms(wire.timestamp, side, "timestamp")?,
             signature: codec::base64(&wire.signature, side, "signature")?,
+            attestation: wire.attestation.map(|evidence| QuoteEvidence::from_wire(evidence, side)).transpose()?,
         })
     }
 
@@ -423,6 +460,7 @@ impl RotationRequest {
             csr: codec::text(self.csr_pem.clone(), MAX_PEM, side, "csr").map_err(invalid)?,
             timestamp: codec::time_ms(self.timestamp_ms, side, "timestamp").map_err(invalid)?,
             signature: codec::to_base64(&self.signature),
+            attestation: self.attestation.as_ref().map(QuoteEvidence::to_wire).transpose()?,
         };
         Ok(codec::encode_json(&wire))
     }

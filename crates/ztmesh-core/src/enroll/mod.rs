@@ -12,7 +12,7 @@
 //! | [`NonceAnswer`] | CA → device | `{nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}` |
 //! | [`EnrollRequest`] | device → CA, `POST /v1/enroll` | `{token, csr, node_id?, attestation?}` |
 //! | [`QuoteEvidence`] | inside an enrollment request | `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values, activated_secret?}` |
-//! | [`RotationRequest`] | device → CA, `POST /v1/rotate` | `{certificate, csr, timestamp, signature}` |
+//! | [`RotationRequest`] | device → CA, `POST /v1/rotate` | `{certificate, csr, timestamp, signature, attestation?}` |
 //! | [`EnrollResponse`] | CA → device, both of the above | `{certificate, ca_cert, serial, not_after, config?}` |
 //! | [`QuoteRequest`] | verifier → node, quote exchange | `{v: 1, type: 'quote-request', nonce, pcrs}` |
 //! | [`QuoteAnswer`] | node → verifier | `{v: 1, type: 'quote', …}` or `{v: 1, type: 'error', code}` |
@@ -43,7 +43,7 @@ pub use error::EnrollError;
 pub use exchange::{QuoteAnswer, QuoteRequest};
 pub use messages::{
     rotation_message, BoundQuote, CredentialChallenge, DeviceConfig, Endorsement, EnrollRequest, EnrollResponse,
-    NonceAnswer, NonceRequest, QuoteEvidence, RotationRequest,
+    KeyCertification, NonceAnswer, NonceRequest, QuoteEvidence, RotationRequest,
 };
 pub use pcrs::PcrSelection;
 

@@ -12,7 +12,7 @@ fn quote() -> BoundQuote {
 }
 
 fn evidence() -> QuoteEvidence {
-    QuoteEvidence { nonce: vec![0xab; 32], quote: quote(), activated_secret: None }
+    QuoteEvidence { nonce: vec![0xab; 32], quote: quote(), activated_secret: None, certification: None }
 }
 
 fn enroll_request() -> EnrollRequest {
@@ -59,8 +59,21 @@ fn every_message_round_trips_through_its_codec() {
         csr_pem: "r".into(),
         timestamp_ms: 1_700_000_000_000,
         signature: vec![9; 71],
+        attestation: None,
     };
     assert_eq!(RotationRequest::decode(&rotation.encode().unwrap()).unwrap(), rotation);
+    let certification = KeyCertification { key_public: vec![6; 90], attest: vec![7; 130], signature: vec![8; 72] };
+    let attested = RotationRequest {
+        attestation: Some(QuoteEvidence { certification: Some(certification), ..evidence() }),
+        ..rotation.clone()
+    };
+    assert_eq!(RotationRequest::decode(&attested.encode().unwrap()).unwrap(), attested);
+    let mut wire: serde_json::Value = serde_json::from_slice(&attested.encode().unwrap()).unwrap();
+    wire["attestation"].as_object_mut().unwrap().remove("certify_signature");
+    assert!(
+        matches!(RotationRequest::decode(wire.to_string().as_bytes()), Err(EnrollError::BadRequest(_))),
+        "a third of a certification"
+    );
     let nonce = NonceRequest { node_id: "n1".into(), endorsement: None };
     assert_eq!(NonceRequest::decode(&nonce.encode().unwrap()).unwrap(), nonce);
     let endorsed = NonceRequest {
@@ -283,8 +296,13 @@ fn encoders_refuse_what_their_decoders_would_refuse() {
     let mut answer = response();
     answer.not_after_ms = u64::MAX;
     assert_eq!(answer.encode().unwrap_err().code(), "ERR_INVALID_ARG");
-    let unsigned =
-        RotationRequest { certificate_pem: "c".into(), csr_pem: "r".into(), timestamp_ms: 1, signature: vec![] };
+    let unsigned = RotationRequest {
+        certificate_pem: "c".into(),
+        csr_pem: "r".into(),
+        timestamp_ms: 1,
+        signature: vec![],
+        attestation: None,
+    };
     assert_eq!(unsigned.encode().unwrap_err().code(), "ERR_INVALID_ARG");
 }
 
