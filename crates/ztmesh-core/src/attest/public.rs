@@ -250,3 +250,66 @@ fn parse_public(bytes: &[u8]) -> Option<TpmPublic> {
     };
     reader.is_empty().then(|| TpmPublic { bytes: bytes.to_vec(), attributes, key })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ECC P-256 AK area as the TPM writes it (the template of `tpm::templates::ecdsa_key(true)`).
+    fn ak_area(point: &[u8; 65]) -> Vec<u8> {
+        let mut area = hex::decode("0023000b00050072000000100018000b00030010").unwrap();
+        for coordinate in [&point[1..33], &point[33..]] {
+            area.extend_from_slice(&[0, 32]);
+            area.extend_from_slice(coordinate);
+        }
+        area
+    }
+
+    #[test]
+    fn attribute_checks_follow_the_area() {
+        let point = [4u8; 65];
+        let ak = AkPublicKey::from_point(&point).unwrap();
+        let area = TpmPublic::parse(&ak_area(&point)).unwrap();
+        assert_eq!(area.check_attestation_key(&ak), Ok(()));
+        assert_eq!(area.attestation_key(), Ok(ak.clone()));
+        assert_eq!(area.check_device_key(&point), Ok(()), "an AK is also fixed to its TPM");
+        // Not restricted: a signing key, never an AK.
+        let mut loose = ak_area(&point);
+        loose[5] &= !0x01;
+        let loose = TpmPublic::parse(&loose).unwrap();
+        assert_eq!(loose.check_attestation_key(&ak), Err(AttestError::KeyAttributes));
+        assert_eq!(loose.attestation_key(), Err(AttestError::KeyAttributes));
+        // Not fixedTPM: the key could have been imported, or can leave.
+        let mut movable = ak_area(&point);
+        movable[7] &= !0x02;
+        assert_eq!(TpmPublic::parse(&movable).unwrap().check_device_key(&point), Err(AttestError::KeyAttributes));
+        assert_eq!(area.check_device_key(&[5u8; 65]), Err(AttestError::KeyAttributes), "another point");
+        assert_eq!(area.rsa(), None);
+    }
+
+    #[test]
+    fn seeded_garbage_never_panics() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let base = ak_area(&[4u8; 65]);
+        let ak = AkPublicKey::from_point(&[4u8; 65]).unwrap();
+        let area = TpmPublic::parse(&base).unwrap();
+        for _ in 0..20_000 {
+            let mut bytes = base.clone();
+            let edits = 1 + next() % 4;
+            for _ in 0..edits {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate((next() as usize) % (bytes.len() + 1));
+            let _ = TpmPublic::parse(&bytes).map(|p| p.name());
+            let _ = verify_certify(&ak, &bytes, &bytes, &[0u8; 32], &area);
+            let _ = parse_certify_attest(&bytes);
+        }
+    }
+}
