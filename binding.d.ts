@@ -52,6 +52,8 @@ export declare class CertificateAuthority {
   get certificatePem(): string
   /** SHA-256 of the CA's SubjectPublicKeyInfo, hex: the issuer key id of its CRLs and records. */
   get keyId(): string
+  /** Whether this CA's name constraints (if any) let it issue for `tenant`. */
+  permitsTenant(tenant: string): boolean
   /** Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this. */
   createSiteCa(init: CaInit): CaMaterial
   /**
@@ -133,6 +135,8 @@ export declare class MuxSession {
   goAway(code: number): Buffer
   /** Bytes this side may send on the stream now. */
   sendCredit(stream: number): number
+  /** Bytes each stream may have received and not read. */
+  get window(): number
   /** Streams open now, both sides'. */
   get streamCount(): number
 }
@@ -258,14 +262,22 @@ export declare class NoiseTransport {
   intoRecordLayer(rekeyAfterRecords?: number | undefined | null, rekeyAfterMs?: number | undefined | null): NoiseRecordLayer
 }
 
-/** Revoked serials and keys, merged from verified CRLs and revocation records. */
+/**
+ * Revoked serials and keys, merged from verified CRLs and revocation records, kept per issuing
+ * CA, with the freshness rule for CRLs.
+ */
 export declare class RevocationSet {
-  /** An empty set. */
-  constructor()
+  /**
+   * An empty set (fails closed on stale CRLs after one day of grace, unless `init` says
+   * otherwise).
+   */
+  constructor(init?: RevocationSetInit | undefined | null)
   /**
    * Adds a CRL (PEM or DER) after verifying it against its issuer, the CA chain `issuerChainPem`
    * (site CA, or the root itself) that must lead to `trust`. Returns whether it was newer
-   * than what the set had (`false` for a replay or an older CRL).
+   * than what the set had (`false` for the same CRL again). Throws `ERR_REVOCATION_ROLLBACK`
+   * for an older CRL and `ERR_REVOCATION_STALE` for one past `nextUpdate` plus the grace
+   * period (unless the set fails open).
    */
   addCrl(crl: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
   /**
@@ -274,10 +286,24 @@ export declare class RevocationSet {
    */
   addRecord(record: Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number | undefined | null): boolean
   /**
-   * Whether a serial (as users type it; `ERR_SERIAL` otherwise) or a key (SPKI SHA-256, hex)
-   * is revoked.
+   * Whether the CA with key id `issuerKeyId` (SHA-256 of its SPKI, hex) revoked its
+   * certificate with this serial (as users type it; `ERR_SERIAL` otherwise) or this key (SPKI
+   * SHA-256, hex). Other issuers' data never counts.
    */
-  isRevoked(serial: string, spkiSha256: string): boolean
+  isRevoked(serial: string, spkiSha256: string, issuerKeyId: string): boolean
+  /** How many times stale revocation data was used because the set fails open. */
+  get staleUses(): number
+  /**
+   * The last CRL and record numbers applied per issuer, to save (atomically) and restore
+   * after a restart with `restoreProgress`.
+   */
+  progress(): Buffer
+  /**
+   * Raises the set's progress to saved `progress`: older CRLs and records are refused from
+   * then on (`ERR_REVOCATION_ROLLBACK`). Throws `ERR_REVOCATION_MALFORMED` for bytes that are
+   * not saved progress.
+   */
+  restoreProgress(progress: Uint8Array): void
 }
 
 /** An ECDSA P-256 signing key, in software or in a TPM. */
@@ -480,6 +506,14 @@ export declare class XWingSecretKey {
   decapsulate(ciphertext: Uint8Array): Buffer
 }
 
+/** What the device may store. */
+export interface AcceptedAnswer {
+  /** Who the certificate says the device is. */
+  identity: PeerIdentity
+  /** The pinned root, PEM (enrollment only): the device's trust. */
+  rootPem?: string
+}
+
 /**
  * The statement a device signs with its certificate key to bind an attestation key to its
  * identity.
@@ -503,6 +537,50 @@ export interface AkChallenge {
  * spellings of one key give the same value. Throws `ERR_ATTEST_MALFORMED`.
  */
 export declare function akPublicKeySha256(akPublicPem: string): string
+
+/**
+ * What the device expects, and what it trusts: exactly one of `rootSpkiSha256` (enrollment) and
+ * `trustPem` (rotation).
+ */
+export interface AnswerExpectation {
+  /** The device id the certificate must name. */
+  deviceId: string
+  /** The tenant it must name. */
+  tenant: string
+  /** The CSR the device sent: the certificate must carry its key. */
+  csr: string
+  /** The pinned root key, hex (enrollment). */
+  rootSpkiSha256?: string
+  /** The roots the device trusts, PEM (rotation: its `trust.pem`). */
+  trustPem?: string
+  /** When to check at, ms since the epoch; default now. */
+  nowMs?: number
+}
+
+/** The CA's answer, as the device checks it. */
+export interface AnswerToCheck {
+  /** The issued certificate, PEM. */
+  certificate: string
+  /** The CA chain above it, PEM. */
+  caChain: string
+  /** The serial the answer names. */
+  serial: string
+}
+
+/**
+ * What an audit checkpoint says: log `logId` had `seq` records, the last with chain hash
+ * `headSha256`, at `atMs`.
+ */
+export interface AuditCheckpoint {
+  /** Which log: 1-64 printable ASCII characters, no spaces. */
+  logId: string
+  /** The number of the last record covered (the first is 1). */
+  seq: number
+  /** The chain hash of record `seq`, 64 hex digits. */
+  headSha256: string
+  /** When it was signed, ms since the epoch. */
+  atMs: number
+}
 
 /** A TPM quote with the binding of its attestation key to the device key. */
 export interface BoundQuote {
@@ -531,6 +609,11 @@ export interface CaInit {
   validitySeconds?: number
   /** Issuance time in ms since the epoch (default: now). */
   nowMs?: number
+  /**
+   * Site CAs: the tenants it may issue for, written as name constraints that `verifyPeer`
+   * enforces (`ERR_NAME_CONSTRAINT`). Absent or empty: unconstrained. Ignored for a root.
+   */
+  tenants?: Array<string>
 }
 
 /** A new CA: certificate and private key. */
@@ -551,6 +634,14 @@ export declare function challengeAttestationKey(ekCertificate: Uint8Array, ekCas
 
 /** Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`. */
 export declare function checkDeviceId(deviceId: string): void
+
+/**
+ * Checks the CA's answer before the device stores it: `verify_peer` against the pinned root
+ * (found in the answer by its key) or the device's `trustPem`, for the expected device, tenant and
+ * CSR key. Throws `ERR_TRUST_ANCHOR`, `ERR_CHAIN`, `ERR_DEVICE_MISMATCH`, `ERR_TENANT_MISMATCH`,
+ * `ERR_PIN` (another key), `ERR_BAD_RESPONSE`, ….
+ */
+export declare function checkEnrollAnswer(answer: AnswerToCheck, expected: AnswerExpectation): AcceptedAnswer
 
 /** Checks a PCR list (1 to 24 distinct indices 0..23) and returns it ascending; `ERR_INVALID_ARG`. */
 export declare function checkPcrSelection(pcrs: Array<number>): Array<number>
@@ -576,6 +667,9 @@ export interface CsrInfo {
   /** The OU the requester asked for, if any (informational only). */
   requestedOrgUnit?: string
 }
+
+/** Decodes a token; `ERR_TOKEN_INVALID`. */
+export declare function decodeEnrollmentToken(token: string): EnrollmentTokenFacts
 
 /** Decodes an enrollment request body; `ERR_BAD_REQUEST`. */
 export declare function decodeEnrollRequest(body: Uint8Array): EnrollRequest
@@ -644,7 +738,7 @@ export declare function encodeEnrollResponse(response: EnrollResponse): Buffer
 /** Encodes the CA's nonce answer. */
 export declare function encodeNonceAnswer(answer: NonceAnswer): Buffer
 
-/** Encodes a nonce request body `{node_id, ek_certificate?, ak_public?}`. */
+/** Encodes a nonce request body `{node_id, token_id, token_proof, ek_certificate?, ak_public?}`. */
 export declare function encodeNonceRequest(request: NonceRequest): Buffer
 
 /** Encodes a quote-answer line (`
@@ -658,10 +752,30 @@ export declare function encodeQuoteRequest(request: QuoteRequest): Buffer
 /** Encodes a rotation request body. */
 export declare function encodeRotationRequest(request: RotationRequest): Buffer
 
+/** What an enrollment token says (its secret stays inside). */
+export interface EnrollmentTokenFacts {
+  /** Its id, hex. */
+  id: string
+  /** The SHA-256 of the root's SubjectPublicKeyInfo, hex: the device's trust anchor. */
+  rootSpkiSha256: string
+  /** The tenant the certificate must name. */
+  tenant: string
+  /** The device id the certificate must name. */
+  deviceId: string
+}
+
+/**
+ * The token's proof (hex) over an enrollment request for `csr` (the exact text sent) and
+ * `nodeId`; `ERR_TOKEN_INVALID`.
+ */
+export declare function enrollmentTokenProof(token: string, csr: string, nodeId?: string | undefined | null): string
+
 /** `POST /v1/enroll`. */
 export interface EnrollRequest {
-  /** The one-time token. */
-  token: string
+  /** The id of the one-time token, hex (see `enrollmentTokenProof`). */
+  tokenId: string
+  /** The token's proof over the CSR and node id (an Ed25519 signature), hex. */
+  tokenProof: string
   /** The CSR, PEM. */
   csr: string
   /** The device id the token is believed to be for. */
@@ -696,6 +810,12 @@ export interface ErrorCatalogEntry {
   /** When it happens. */
   meaning: string
 }
+
+/**
+ * Creates a token for `deviceId` of `tenant` under the root whose SPKI SHA-256 is
+ * `rootSpkiSha256` (hex). `ERR_INVALID_ARG` for an invalid id or hash.
+ */
+export declare function generateEnrollmentToken(rootSpkiSha256: string, tenant: string, deviceId: string): NewEnrollmentToken
 
 /** Generates a fresh ECDSA P-256 key and returns it as PKCS#8 DER. */
 export declare function generateP256Key(): Buffer
@@ -772,6 +892,13 @@ export interface MuxEvent {
   inChunk?: boolean
   /** The reset code (`reset`). */
   code?: number
+  /**
+   * What the reset means to this side (`reset`): `ERR_MUX_UNSUPPORTED_PROTOCOL` or
+   * `ERR_MUX_TOO_MANY_STREAMS` for a refused open, else `ERR_MUX_RESET`.
+   */
+  errorCode?: string
+  /** Its message (`reset`). */
+  errorMessage?: string
 }
 
 /**
@@ -787,6 +914,21 @@ export interface MuxFeed {
   errorMessage?: string
   /** The peer's go-away code, when a go-away ended the session. */
   goAwayCode?: number
+}
+
+/** The codes a go-away carries. */
+export declare function muxGoAwayCodes(): MuxGoAwayCodes
+
+/** The codes a go-away carries (the core's `go_away_code`). */
+export interface MuxGoAwayCodes {
+  /** A normal end of the session. */
+  normal: number
+  /** The receiver of the go-away broke the framing or stream rules. */
+  protocol: number
+  /** The receiver of the go-away sent beyond its credit. */
+  window: number
+  /** The receiver of the go-away kept opening streams past the limit. */
+  tooManyStreams: number
 }
 
 /** The protocol constants of the message layer. */
@@ -805,6 +947,33 @@ export interface MuxLimits {
 export interface MuxOpened {
   stream: number
   out: Buffer
+}
+
+/** The codes a stream reset carries. */
+export declare function muxResetCodes(): MuxResetCodes
+
+/** The codes a stream reset carries (the core's `reset_code`). */
+export interface MuxResetCodes {
+  /** The stream was cancelled by its application. */
+  cancel: number
+  /** No handler for the protocol id. */
+  unsupportedProtocol: number
+  /** The receiver already has as many streams as it allows. */
+  refused: number
+  /** The handler failed. */
+  internal: number
+  /** The sender waited too long for credit. */
+  creditTimeout: number
+}
+
+/** A new enrollment token, with what the CA stores of it. */
+export interface NewEnrollmentToken {
+  /** The token (`ztm2.…`), a secret: show it once. */
+  token: string
+  /** Its id, hex: what the CA looks it up by. */
+  id: string
+  /** The public key of its proofs (Ed25519), hex: what the CA checks requests with. */
+  proofKey: string
 }
 
 /** What every link of one side shares. */
@@ -856,15 +1025,31 @@ export interface NonceAnswer {
   encryptedSecret?: Buffer
 }
 
-/** `POST /v1/attest/nonce`. */
+/**
+ * `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token, and
+ * optionally what a credential challenge needs.
+ */
 export interface NonceRequest {
   /** The device id the nonce is bound to. */
   nodeId: string
+  /** The id of the device's enrollment token, hex. */
+  tokenId: string
+  /** The token's proof over the node id (an Ed25519 signature), hex. */
+  tokenProof: string
   /** The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge). */
   ekCertificate?: Buffer
   /** The attestation key's public area, a marshalled `TPMT_PUBLIC`. */
   akPublic?: Buffer
 }
+
+/** The token's proof (hex) over a nonce request for `nodeId`; `ERR_TOKEN_INVALID`. */
+export declare function nonceRequestProof(token: string, nodeId: string): string
+
+/**
+ * The one spelling of a key digest (SPKI SHA-256: 64 lowercase hex digits) from what a user
+ * typed (any case, optionally `:` between bytes). Throws `ERR_INVALID_ARG`.
+ */
+export declare function normalizeKeyDigest(digest: string): string
 
 /**
  * The one spelling of a serial (lowercase hex, no leading zero byte) from what a user typed
@@ -903,6 +1088,8 @@ export interface PeerIdentity {
   serial: string
   /** SHA-256 of the leaf's SubjectPublicKeyInfo, hex. */
   spkiSha256: string
+  /** SHA-256 of the issuing CA's SubjectPublicKeyInfo, hex: whose revocations apply to it. */
+  issuerKeyId: string
   /** When the leaf expires, ms since the epoch. */
   notAfterMs: number
 }
@@ -969,6 +1156,17 @@ export interface QuoteToVerify {
   requiredPcrs?: Array<number>
 }
 
+/** How a revocation set treats CRLs past their `nextUpdate`. */
+export interface RevocationSetInit {
+  /** How long past `nextUpdate` a CRL is still fresh, in seconds (default 86400, one day). */
+  graceSeconds?: number
+  /**
+   * Use stale revocation data instead of refusing (default false: verification fails with
+   * `ERR_REVOCATION_STALE`). Every use is counted in `staleUses`; audit the choice.
+   */
+  failOpen?: boolean
+}
+
 /** One revoked certificate, for a CRL or a revocation record. */
 export interface RevokedEntry {
   /**
@@ -1000,6 +1198,13 @@ export interface RotationRequest {
   /** For an attested device: a fresh quote and the AK's certification of the new key. */
   attestation?: QuoteEvidence
 }
+
+/**
+ * Signs an audit checkpoint as a signed object under the `audit-checkpoint` label with
+ * `signer` and its chain (PEM, leaf first). Throws `ERR_INVALID_ARG` for a field out of range,
+ * `ERR_MESSAGE_SIZE` for a log id that is not 1-64 printable characters, `ERR_KEY_MISMATCH`.
+ */
+export declare function signAuditCheckpoint(checkpoint: AuditCheckpoint, chainPem: string, signer: Signer): Buffer
 
 /** A signed CRL. */
 export interface SignedCrl {
@@ -1110,6 +1315,16 @@ export interface UntrustedCertificateFacts {
   isCa: boolean
 }
 
+/** A checkpoint that verified, with its signer. */
+export interface VerifiedAuditCheckpoint {
+  /** What it says. */
+  checkpoint: AuditCheckpoint
+  /** Who signed it, as `verifyPeer` decided at the checkpoint's time. */
+  peer: PeerIdentity
+  /** The signed object's digest, hex. */
+  digest: string
+}
+
 /** A verified signed object: who signed it and what. */
 export interface VerifiedObject {
   /** The signer, as `verifyPeer` decided it. */
@@ -1156,6 +1371,13 @@ export declare function verifyActivatedSecret(activated: Uint8Array, secretSha25
  */
 export declare function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string, signature: Uint8Array): void
 
+/**
+ * Verifies a signed audit checkpoint: its label and body, the signer's chain (`trust`,
+ * `revocations`, `policy`) at the time the checkpoint carries (`policy.nowMs` is not used),
+ * then the signature. Throws the codes of `verifyObject`.
+ */
+export declare function verifyAuditCheckpoint(object: Uint8Array, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): VerifiedAuditCheckpoint
+
 /** Verifies many signatures in one call, on all cores; one verdict per item, in order. */
 export declare function verifyBatch(items: Array<VerifyItem>): Array<boolean>
 
@@ -1168,6 +1390,12 @@ export declare function verifyBatchAsync(items: Array<VerifyItem>): Promise<bool
  * `ERR_CERT_MALFORMED` if that certificate does not parse or has no P-256 key.
  */
 export declare function verifyCertificateSignature(chainPem: string, message: Uint8Array, signature: Uint8Array): boolean
+
+/**
+ * Checks an enrollment request's proof under the token's proof key (hex); `ERR_TOKEN_PROOF`
+ * when it is not the proof of this CSR and node id.
+ */
+export declare function verifyEnrollmentProof(proofKey: string, csr: string, nodeId: string | undefined | null, proof: string): void
 
 /** One (message, signature, public key) triple of a batch. */
 export interface VerifyItem {
@@ -1189,6 +1417,9 @@ export interface VerifyItem {
  */
 export declare function verifyKeyCertification(akPublicPem: string, keyPublic: Uint8Array, attest: Uint8Array, signature: Uint8Array, nonce: Uint8Array, csrPem: string): void
 
+/** Checks a nonce request's proof under the token's proof key (hex); `ERR_TOKEN_PROOF`. */
+export declare function verifyNonceProof(proofKey: string, nodeId: string, proof: string): void
+
 /**
  * Verifies a signed object for the purpose named `label`: the label, the embedded chain
  * (`verifyPeer` with `trust`, `revocations` and `policy`), then the signature. Throws
@@ -1200,8 +1431,9 @@ export declare function verifyObject(object: Uint8Array, label: string, trust: T
 /**
  * Verifies a peer's certificate chain (PEM, leaf first) against the trust anchors, the
  * revocations and the policy. Throws `ERR_CERT_EXPIRED`, `ERR_CERT_NOT_YET_VALID`,
- * `ERR_CERT_REVOKED`, `ERR_CHAIN`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`,
- * `ERR_KEY_USAGE`, `ERR_PIN` or `ERR_CERT_MALFORMED`.
+ * `ERR_CERT_REVOKED`, `ERR_REVOCATION_STALE`, `ERR_CHAIN`, `ERR_NAME_CONSTRAINT`,
+ * `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`, `ERR_KEY_USAGE`, `ERR_PIN` or
+ * `ERR_CERT_MALFORMED`.
  */
 export declare function verifyPeer(chainPem: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): PeerIdentity
 

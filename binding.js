@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, errorCatalog, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxLimits, noisePreferredCipher, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signedObjectLabels, signObject, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyKeyCertification, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signAuditCheckpoint, signedObjectLabels, signObject, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -799,10 +799,12 @@ export { akPublicKeySha256 }
 export { buildCsr }
 export { challengeAttestationKey }
 export { checkDeviceId }
+export { checkEnrollAnswer }
 export { checkPcrSelection }
 export { checkRoles }
 export { checkTenant }
 export { createKeystore }
+export { decodeEnrollmentToken }
 export { decodeEnrollRequest }
 export { decodeEnrollResponse }
 export { decodeNonceAnswer }
@@ -818,18 +820,25 @@ export { encodeNonceRequest }
 export { encodeQuoteAnswer }
 export { encodeQuoteRequest }
 export { encodeRotationRequest }
+export { enrollmentTokenProof }
 export { errorCatalog }
+export { generateEnrollmentToken }
 export { generateP256Key }
 export { generateX25519KeyPair }
 export { inspectCertificate }
 export { mlkem768Encapsulate }
+export { muxGoAwayCodes }
 export { muxLimits }
+export { muxResetCodes }
 export { noisePreferredCipher }
+export { nonceRequestProof }
+export { normalizeKeyDigest }
 export { normalizeSerial }
 export { openKeystore }
 export { parseCsr }
 export { parsePcrValues }
 export { rotationMessage }
+export { signAuditCheckpoint }
 export { signedObjectLabels }
 export { signObject }
 export { syncDirectory }
@@ -837,10 +846,13 @@ export { tpmSupported }
 export { verify }
 export { verifyActivatedSecret }
 export { verifyAkBinding }
+export { verifyAuditCheckpoint }
 export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
+export { verifyEnrollmentProof }
 export { verifyKeyCertification }
+export { verifyNonceProof }
 export { verifyObject }
 export { verifyPeer }
 export { verifyQuote }

@@ -1,5 +1,7 @@
 import test from 'ava'
 import { execFile } from 'node:child_process'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -49,4 +51,32 @@ tpmTest('bench --filter tpm reports TPM signing and quotes on a private swtpm, a
   const { rows } = JSON.parse(stdout) as { rows: Array<{ op: string; ztmesh_ns: number; baseline_ns: number }> }
   t.deepEqual(rows.map((row) => row.op), ['tpm-sign', 'tpm-quote'])
   for (const row of rows) t.true(row.ztmesh_ns > 0 && row.baseline_ns > 0, row.op)
+})
+
+test('without its baseline package, bench fails with ERR_NOT_FOUND naming the package, not a raw import error', async (t) => {
+  // A real installation without @noble/post-quantum: a copy of dist/ beside the binding, whose
+  // node_modules holds every installed package but that one.
+  const root = process.cwd()
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-bench-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true })
+  cpSync(join(root, 'package.json'), join(dir, 'package.json'))
+  for (const file of readdirSync(root).filter((name) => name === 'binding.js' || name.endsWith('.node'))) symlinkSync(join(root, file), join(dir, file))
+  const modules = join(root, 'node_modules')
+  mkdirSync(join(dir, 'node_modules', '@noble'), { recursive: true })
+  for (const name of readdirSync(modules)) {
+    if (name !== '@noble') symlinkSync(join(modules, name), join(dir, 'node_modules', name))
+  }
+  for (const name of readdirSync(join(modules, '@noble'))) {
+    if (name !== 'post-quantum') symlinkSync(join(modules, '@noble', name), join(dir, 'node_modules', '@noble', name))
+  }
+  const failed = await run('node', [join(dir, 'dist/cli/main.js'), 'bench', '--json', '--quick', '--filter', 'mlkem768-encap-decap'], { timeout: 120_000 }).catch(
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  )
+  t.is((failed as { code: number }).code, 1)
+  const lines = (failed as { stderr: string }).stderr.trim().split('\n')
+  t.is(lines.length, 1, 'one line, no stack trace')
+  const { code, message } = JSON.parse(lines[0]!) as { code: string; message: string }
+  t.is(code, 'ERR_NOT_FOUND')
+  t.regex(message, /^bench mlkem768-encap-decap: cannot load @noble\/post-quantum: the baselines are devDependencies/)
 })

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import type { AuditRecord } from '../src/audit/index.js'
+import { enrollRequestFor, nonceRequestFor } from '../src/protocol/enroll.js'
 import { CaService, rotationMessage, type ReattestResult } from '../src/ca/index.js'
 import { Reattestor } from '../src/attestation/verifier/reattest.js'
 import {
@@ -45,7 +46,7 @@ async function freshCa(t: ExecutionContext, now?: () => number) {
 function gatewayIdentity(ca: CaService) {
   const privateKey = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1', roles: ['gateway'] })
-  const enrolled = ca.enroll({ token, csr: buildCsr(privateKey, 'gw-1', 'hotel-1') }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, buildCsr(privateKey, 'gw-1', 'hotel-1')), 'test')
   return { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(privateKey) }
 }
 
@@ -61,12 +62,12 @@ async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string
     const quote = await tpm.quote(ak, request.nonce, request.pcrs)
     return { ...quote, akBinding: key.sign(akBindingMessage(quote.akPublicPem)) }
   }
-  const issued = ca.issueNonce(deviceId, 'test')
-  const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
   const { token } = ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['pos-terminal'] })
+  const issued = ca.issueNonce(nonceRequestFor(token, deviceId), 'test')
+  const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
   const csr = key.buildCsr(deviceId, 'hotel-1')
   const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), quote }
-  const enrolled = ca.enroll({ token, csr, attestation }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, csr, { nodeId: deviceId, attestation }), 'test')
   // One quote budget per peer across all the node's links, as DeviceIdentity.answerQuotes has;
   // its clock stands still, so the budget never refills during a test.
   const limiter = new RateLimiter({ ...QUOTE_RATE, now: () => 0 })
@@ -239,7 +240,7 @@ tpmTestSerial('re-attestation cannot be evaded by silence: failures in a row or 
   // Required mode: a device whose enrollment was not attested is refused at its first check.
   ca.setAttestationSettings({ mode: 'optional' })
   const plainKey = generateP256Key()
-  const plain = ca.enroll({ token: ca.createToken({ deviceId: 'plain-1', tenant: 'hotel-1' }).token, csr: buildCsr(plainKey, 'plain-1', 'hotel-1') }, 'test')
+  const plain = ca.enroll(enrollRequestFor(ca.createToken({ deviceId: 'plain-1', tenant: 'hotel-1' }).token, buildCsr(plainKey, 'plain-1', 'hotel-1')), 'test')
   const server = createSecureServer({ identity: { certificateChainPem: plain.certificate + plain.caChain, signer: Signer.fromPkcs8(plainKey) }, trustPem: ca.trustBundle() }, (link) => {
     link.on('error', () => {})
     serveQuotes(new Mux(link, { role: 'responder' }), () => Promise.reject(createError('ERR_TPM_UNSUPPORTED')))
@@ -299,7 +300,7 @@ tpmTestSerial('the quote responder answers gateways only, one request per stream
   // The attack: any device of the CA asks for quotes. A device without the gateway role is refused, and the TPM is not touched.
   const tabletKey = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'tablet-9', tenant: 'hotel-1' })
-  const tablet = ca.enroll({ token, csr: buildCsr(tabletKey, 'tablet-9', 'hotel-1') }, 'test')
+  const tablet = ca.enroll(enrollRequestFor(token, buildCsr(tabletKey, 'tablet-9', 'hotel-1')), 'test')
   const tabletMux = await link({ certificateChainPem: tablet.certificate + tablet.caChain, signer: Signer.fromPkcs8(tabletKey) })
   t.is(await codeOf(askQuote(tabletMux, request(), { timeoutMs: 5000 })), 'ERR_FORBIDDEN')
   t.is(produced, 0)
@@ -351,7 +352,7 @@ test('a node enrolled without attestation cannot be re-attested; periodic runs s
   const identity = gatewayIdentity(ca)
   const nodeKey = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
-  const enrolled = ca.enroll({ token, csr: buildCsr(nodeKey, 'node-1', 'hotel-1') }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, buildCsr(nodeKey, 'node-1', 'hotel-1')), 'test')
   let asked = 0
   const server = createSecureServer({ protocol: 'noise', identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(nodeKey) }, trustPem: ca.trustBundle() }, (link) => {
     link.on('error', () => {})

@@ -12,6 +12,7 @@ import { Reattestor, type ReattestationSink, type ReattestOutcome, type Reattest
 import { DEFAULT_ATTESTATION_SETTINGS, type AttestationRecord, type AttestationSettings } from '../src/attestation/verifier/index.js'
 import { CaService, selectProvisioner, tokenProvisioner, tokenTpmProvisioner } from '../src/ca/index.js'
 import { buildCsr, generateP256Key, RevocationSet, Signer } from '../src/index.js'
+import { enrollRequestFor } from '../src/protocol/enroll.js'
 
 const SRC = join(process.cwd(), 'src')
 
@@ -20,7 +21,7 @@ const SRC = join(process.cwd(), 'src')
  * rule, and all run inside the transaction the CaService opens.
  */
 const STORES = new Set([
-  'src/ca/registry.ts', // certificates, rotations, settings
+  'src/ca/registry.ts', // certificates, their lineage, settings
   'src/ca/schema.ts', // the registry's migrations
   'src/ca/tokens.ts', // enrollment tokens
   'src/attestation/verifier/store.ts', // attestation nonces and records
@@ -125,7 +126,7 @@ test('the reattestor runs against any ReattestationSink: real links, verdicts an
   const ca = await freshCa(t)
   const key = generateP256Key()
   const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
-  const gateway = ca.enroll({ token, csr: buildCsr(key, 'gw-1', 'hotel-1') }, 'test')
+  const gateway = ca.enroll(enrollRequestFor(token, buildCsr(key, 'gw-1', 'hotel-1')), 'test')
   const identity = { certificateChainPem: gateway.certificate + gateway.caChain, signer: Signer.fromPkcs8(key) }
 
   // A port that refuses connections, and one that accepts and never answers.
@@ -162,10 +163,10 @@ test('the reattestor runs against any ReattestationSink: real links, verdicts an
 
 test('enrollment picks its provisioner from the attestation mode and the request, and audits which', async (t) => {
   const ca = await freshCa(t)
-  t.is(selectProvisioner(ca.attestationSettings(), { token: 't', csr: '' }), tokenProvisioner)
+  t.is(selectProvisioner(ca.attestationSettings(), { tokenId: '', tokenProof: '', csr: '' }), tokenProvisioner)
   const enroll = (device: string, attestation?: unknown) => {
     const { token } = ca.createToken({ deviceId: device, tenant: 'hotel-1' })
-    return ca.enroll({ token, csr: buildCsr(generateP256Key(), device, 'hotel-1'), ...(attestation !== undefined && { attestation: attestation as never }) }, 'test')
+    return ca.enroll(enrollRequestFor(token, buildCsr(generateP256Key(), device, 'hotel-1'), attestation === undefined ? {} : { attestation: attestation as never }), 'test')
   }
   const lastEnroll = () => ca.auditRecords(10).find((row) => row.action === 'enroll')
   enroll('plain-1')
@@ -176,7 +177,7 @@ test('enrollment picks its provisioner from the attestation mode and the request
   t.like(lastEnroll(), { outcome: 'allow', detail: { provisioner: 'token', attestation: 'ignored' } })
 
   ca.setAttestationSettings({ mode: 'required' })
-  t.is(selectProvisioner(ca.attestationSettings(), { token: 't', csr: '' }), tokenTpmProvisioner)
+  t.is(selectProvisioner(ca.attestationSettings(), { tokenId: '', tokenProof: '', csr: '' }), tokenTpmProvisioner)
   t.throws(() => enroll('bare-1'), { code: 'ERR_ATTEST_REQUIRED' })
   t.like(lastEnroll(), { outcome: 'deny', reason: 'ERR_ATTEST_REQUIRED', detail: { provisioner: 'token-tpm', device: 'bare-1' } })
   t.throws(() => enroll('forged-1', { nonce: Buffer.alloc(32), quote: {} }), { code: 'ERR_ATTEST_NONCE' }, 'a nonce the CA never issued')

@@ -11,6 +11,7 @@ import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, inspectCertificate, normalizeSerial, RevocationSet, SigningKey, TrustStore, verifyPeer } from '../src/index.js'
 import { CA_MIGRATIONS } from '../src/ca/schema.js'
+import { encodeEnrollRequest, enrollRequestFor } from '../src/protocol/enroll.js'
 import { openDatabase } from '../src/storage/index.js'
 
 const run = promisify(execFile)
@@ -26,10 +27,15 @@ async function freshCa(t: import('ava').ExecutionContext, now?: () => number) {
 }
 
 async function serve(t: import('ava').ExecutionContext, ca: CaService, rateLimit = { perSecond: 1000, burst: 1000 }) {
-  const server = createEnrollmentServer({ ca, rateLimit })
+  const server = createEnrollmentServer({ ca, rateLimit, maxConnectionsPerSource: 1000 })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** The body of an enrollment request by the holder of `token` (its id and proof, never the token). */
+function enrollBody(token: string, csr: string, nodeId?: string): string {
+  return encodeEnrollRequest(enrollRequestFor(token, csr, nodeId === undefined ? {} : { nodeId })).toString()
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
@@ -38,27 +44,44 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
   return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>) }
 }
 
+test('ca init --tenant binds the site CA: a token for another tenant is refused (ERR_NAME_CONSTRAINT, audited) and its certificates verify', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-ca-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const init = await run('node', [CLI, 'ca', 'init', '--dir', join(dir, 'ca'), '--name', 'Bound', '--tenant', 'hotel-1', '--tenant', 'hotel-3'])
+  t.is(JSON.parse(init.stdout).dir, join(dir, 'ca'))
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  t.throws(() => ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-2' }), { code: 'ERR_NAME_CONSTRAINT' })
+  t.true(ca.auditRecords(5).some((r) => r.action === 'token.create' && r.outcome === 'deny' && r.reason === 'ERR_NAME_CONSTRAINT'))
+  const url = await serve(t, ca)
+  for (const tenant of ['hotel-1', 'hotel-3']) {
+    const store = join(dir, tenant)
+    await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: 'gw-1', tenant }).token, dir: store, passphrase: 'pw' })
+    t.like(CaService.verifyOffline(join(dir, 'ca'), readFileSync(join(store, 'cert.pem'), 'utf8'), { expectedTenant: tenant }), { deviceId: 'gw-1', tenant })
+  }
+})
+
 test('enrollment over HTTP: certificate, chain and config; the token binds the identity, not the CSR', async (t) => {
   const { ca } = await freshCa(t)
   const url = await serve(t, ca)
   const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
   const csr = buildCsr(generateP256Key(), 'someone-else', 'other-tenant')
-  const { status, json } = await post(`${url}/v1/enroll`, { token, csr })
+  const { status, json } = await post(`${url}/v1/enroll`, enrollBody(token, csr))
   t.is(status, 200)
   const trust = TrustStore.fromPem(ca.trustBundle())
   const peer = verifyPeer(`${json!.certificate as string}${json!.ca_cert as string}`, trust, new RevocationSet())
   t.like(peer, { deviceId: 'tablet-7', tenant: 'hotel-1' })
   t.like(json!.config, { gossip_fanout: 3, crl_url: `${url}/v1/crl` })
-  t.like(await post(`${url}/v1/enroll`, { token, csr }), { status: 409, json: { code: 'ERR_TOKEN_USED' } })
-  t.like(await post(`${url}/v1/enroll`, { token: 'ztm1.nope', csr }), { status: 400, json: { code: 'ERR_TOKEN_INVALID' } })
+  t.like(await post(`${url}/v1/enroll`, enrollBody(token, csr)), { status: 409, json: { code: 'ERR_TOKEN_USED' } })
+  t.like(await post(`${url}/v1/enroll`, { token_id: '00'.repeat(32), token_proof: '00'.repeat(64), csr }), { status: 400, json: { code: 'ERR_TOKEN_INVALID' } })
   const { token: other } = ca.createToken({ deviceId: 'x', tenant: 'y' })
-  t.like(await post(`${url}/v1/enroll`, { token: other, csr: 'not a csr' }), { status: 400, json: { code: 'ERR_PEM' } })
+  t.like(await post(`${url}/v1/enroll`, enrollBody(other, 'not a csr')), { status: 400, json: { code: 'ERR_PEM' } })
   const der = Buffer.from(csr.replace(/-----[^-]+-----|\s/g, ''), 'base64')
   der[der.length - 3]! ^= 0x01 // inside the signature
   const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`
-  t.like(await post(`${url}/v1/enroll`, { token: other, csr: tampered }), { status: 400, json: { code: 'ERR_CSR_SIGNATURE' } })
-  t.like(await post(`${url}/v1/enroll`, { token: other, csr, node_id: 'not-x' }), { status: 403, json: { code: 'ERR_FORBIDDEN' } })
-  t.like(await post(`${url}/v1/enroll`, { token: other, csr, node_id: 'x' }), { status: 200 }, 'failed attempts do not burn the token')
+  t.like(await post(`${url}/v1/enroll`, enrollBody(other, tampered)), { status: 400, json: { code: 'ERR_CSR_SIGNATURE' } })
+  t.like(await post(`${url}/v1/enroll`, enrollBody(other, csr, 'not-x')), { status: 403, json: { code: 'ERR_FORBIDDEN' } })
+  t.like(await post(`${url}/v1/enroll`, enrollBody(other, csr, 'x')), { status: 200 }, 'failed attempts do not burn the token')
   t.like(await post(`${url}/v1/enroll`, '{"token":'), { status: 400, json: { code: 'ERR_BAD_REQUEST' } })
   t.like(await post(`${url}/v1/nothing`, {}), { status: 404, json: { code: 'ERR_NOT_FOUND' } })
   t.is((await fetch(`${url}/v1/enroll`)).status, 405)
@@ -71,7 +94,7 @@ test('100 parallel enrollments racing for one token produce exactly one certific
   const url = await serve(t, ca)
   const { token } = ca.createToken({ deviceId: 'racer', tenant: 'hotel-1' })
   const csr = buildCsr(generateP256Key(), 'racer', 'hotel-1')
-  const results = await Promise.all(Array.from({ length: 100 }, () => post(`${url}/v1/enroll`, { token, csr })))
+  const results = await Promise.all(Array.from({ length: 100 }, () => post(`${url}/v1/enroll`, enrollBody(token, csr))))
   t.is(results.filter((r) => r.status === 200).length, 1)
   t.is(results.filter((r) => r.status === 409).length, 99)
   t.is(ca.listCertificates().length, 1)
@@ -90,7 +113,7 @@ test('revocation needs the admin credential, answers 204 and reaches the CRL wit
   const { dir, ca } = await freshCa(t)
   const url = await serve(t, ca)
   const { token } = ca.createToken({ deviceId: 'd1', tenant: 'hotel-1' })
-  const enrolled = ca.enroll({ token, csr: buildCsr(generateP256Key(), 'd1', 'hotel-1') }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(token, buildCsr(generateP256Key(), 'd1', 'hotel-1')), 'test')
   const first = await fetch(`${url}/v1/crl`)
   const etag = first.headers.get('etag')!
   t.is(first.status, 200)
@@ -156,7 +179,7 @@ test('the CLI contract: init, trust, token, sign (openssl CSR), revoke, crl and 
   await run('node', [CLI, 'ca', 'init', '--dir', ca, '--name', 'CLI Hotel'])
   t.regex((await run('node', [CLI, 'ca', 'trust', '--dir', ca])).stdout, /^-----BEGIN CERTIFICATE-----/)
   const token = (await run('node', [CLI, 'ca', 'token', '--dir', ca, '--device', 'kiosk-1', '--tenant', 'hotel-9', '--ttl', '600'])).stdout.trim()
-  t.regex(token, /^ztm1\.[A-Za-z0-9_-]{43}$/)
+  t.regex(token, /^ztm2\.[A-Za-z0-9_-]+$/)
   await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'csr.pem'), '-subj', '/CN=whatever'])
   const chain = (await run('node', [CLI, 'ca', 'sign', '--dir', ca, '--csr', join(dir, 'csr.pem'), '--token', token])).stdout
   writeFileSync(join(dir, 'chain.pem'), chain)
@@ -186,10 +209,11 @@ test('kill -9 in the middle of enrollments never leaves a half-issued certificat
   const script = `
     import { CaService } from ${JSON.stringify(join(process.cwd(), 'dist/ca/index.js'))}
     import { buildCsr, generateP256Key } from ${JSON.stringify(join(process.cwd(), 'dist/index.js'))}
+    import { enrollRequestFor } from ${JSON.stringify(join(process.cwd(), 'dist/protocol/enroll.js'))}
     const ca = await CaService.open({ dir: ${JSON.stringify(join(dir, 'ca'))} })
     const tokens = ${JSON.stringify(tokens)}
     process.stdout.write('ready\\n')
-    for (const [i, token] of tokens.entries()) ca.enroll({ token, csr: buildCsr(generateP256Key(), 'k' + i, 'hotel-1') }, 'test')
+    for (const [i, token] of tokens.entries()) ca.enroll(enrollRequestFor(token, buildCsr(generateP256Key(), 'k' + i, 'hotel-1')), 'test')
   `
   const child = spawn('node', ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
   await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
@@ -215,7 +239,7 @@ test('serials are matched however they are written: case, 0x prefix, leading zer
   let serial = ''
   for (let i = 0; i < 200 && !serial.startsWith('0'); i++) {
     const { token } = ca.createToken({ deviceId: `s${i}`, tenant: 't' })
-    serial = ca.enroll({ token, csr: buildCsr(generateP256Key(), 'x', 'y') }, 'test').serial
+    serial = ca.enroll(enrollRequestFor(token, buildCsr(generateP256Key(), 'x', 'y')), 'test').serial
   }
   t.true(serial.startsWith('0'))
   t.like(ca.certificate(serial.slice(1).toUpperCase()), { serial })

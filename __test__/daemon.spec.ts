@@ -13,35 +13,59 @@ const TINY = join(import.meta.dirname, 'helpers', 'tiny-daemon.ts')
 
 interface Daemon {
   child: ChildProcess
-  /** Resolves with the first stdout event for which `match` holds (10 s at most). */
+  /** Resolves with the first stdout event for which `match` holds (30 s at most). */
   next(match: (event: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
+  /** Resolves with the first stderr log line for which `match` holds (30 s at most). */
+  nextLog(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stderr: () => string
 }
 
-function start(args: string[]): Daemon {
-  const child = spawn(process.execPath, ['--import=tsx', TINY, ...args], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
-  const events: Record<string, unknown>[] = []
-  const waiters: Array<{ match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }> = []
-  let cursor = 0 // events before it were consumed by a waiter
+type Line = Record<string, unknown>
+
+/** Parses a stream's JSON lines and hands out the ones asked for, in order. */
+function jsonLines(stream: NodeJS.ReadableStream, describe: () => string): (match: (line: Line) => boolean) => Promise<Line> {
+  const lines: Line[] = []
+  const waiters: Array<{ match: (line: Line) => boolean; resolve: (line: Line) => void }> = []
+  let cursor = 0 // lines before it were consumed by a waiter
   let buffered = ''
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  child.stdout!.on('data', (chunk: Buffer) => {
+  stream.on('data', (chunk: Buffer) => {
     buffered += chunk.toString()
     let newline: number
     while ((newline = buffered.indexOf('\n')) >= 0) {
-      const event = JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>
+      const text = buffered.slice(0, newline)
       buffered = buffered.slice(newline + 1)
-      events.push(event)
-      const waiter = waiters.find((w) => w.match(event))
+      let line: Line
+      try {
+        line = JSON.parse(text) as Line
+      } catch {
+        continue // a crash's stack trace on stderr: kept in stderr(), not a line to wait for
+      }
+      lines.push(line)
+      const waiter = waiters.find((w) => w.match(line))
       if (waiter !== undefined) {
         waiters.splice(waiters.indexOf(waiter), 1)
-        cursor = events.length
-        waiter.resolve(event)
+        cursor = lines.length
+        waiter.resolve(line)
       }
     }
   })
+  return (match) =>
+    new Promise((resolve, reject) => {
+      const index = lines.findIndex((line, i) => i >= cursor && match(line))
+      if (index >= 0) {
+        cursor = index + 1
+        return resolve(lines[index]!)
+      }
+      const timer = setTimeout(() => reject(new Error(`no matching line (${describe()}) after ${JSON.stringify(lines)}`)), 30_000)
+      waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) })
+    })
+}
+
+function start(args: string[]): Daemon {
+  const child = spawn(process.execPath, ['--import=tsx', TINY, ...args], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   let exit = 'running'
   child.once('exit', (code, signal) => (exit = `${code} ${signal}`))
@@ -49,16 +73,8 @@ function start(args: string[]): Daemon {
     child,
     exited,
     stderr: () => stderr,
-    next: (match) =>
-      new Promise((resolve, reject) => {
-        const index = events.findIndex((event, i) => i >= cursor && match(event))
-        if (index >= 0) {
-          cursor = index + 1
-          return resolve(events[index]!)
-        }
-        const timer = setTimeout(() => reject(new Error(`no matching event (${exit}) after ${JSON.stringify(events)}; stderr: ${stderr}`)), 10_000)
-        waiters.push({ match, resolve: (e) => (clearTimeout(timer), resolve(e)) })
-      }),
+    next: jsonLines(child.stdout!, () => `${exit}; stderr: ${stderr}`),
+    nextLog: jsonLines(child.stderr!, () => exit),
   }
 }
 
@@ -88,7 +104,7 @@ timer:
   intervalMs: 10
 ${extra}`
 
-test('a daemon of two components starts, serves health and metrics, reloads on SIGHUP and stops on SIGTERM with status 0', async (t) => {
+test.serial('a daemon of two components starts, serves health and metrics, reloads on SIGHUP and stops on SIGTERM with status 0', async (t) => {
   const dir = workdir(t)
   const file = yaml(dir, 'tiny.yaml', CONFIG('hello'))
   const daemon = start(['--config', file])
@@ -141,7 +157,7 @@ test('a daemon of two components starts, serves health and metrics, reloads on S
   t.true(lines.some((line) => line.msg === 'ready'))
 })
 
-test('flags override the file', async (t) => {
+test.serial('flags override the file', async (t) => {
   const dir = workdir(t)
   const daemon = start(['--config', yaml(dir, 'tiny.yaml', CONFIG('from-file')), '--greeting', 'from-flag'])
   t.teardown(() => daemon.child.kill('SIGKILL'))
@@ -152,7 +168,7 @@ test('flags override the file', async (t) => {
   t.is((await daemon.exited).code, 0)
 })
 
-test('a bad configuration is refused with ERR_CONFIG naming the key and exit status 78, before anything starts', async (t) => {
+test.serial('a bad configuration is refused with ERR_CONFIG naming the key and exit status 78, before anything starts', async (t) => {
   const dir = workdir(t)
   const cases: Array<[string[], RegExp]> = [
     [['--config', yaml(dir, 'typo.yaml', CONFIG('hi').replace('greeting:', 'greting:'))], /config: .*http\.greting: unknown key/],
@@ -173,7 +189,7 @@ test('a bad configuration is refused with ERR_CONFIG naming the key and exit sta
   }
 })
 
-test('a stop that outlives its deadline exits with status 1, at the deadline', async (t) => {
+test.serial('a stop that outlives its deadline exits with status 1, at the deadline', async (t) => {
   const dir = workdir(t)
   const file = yaml(dir, 'slow.yaml', CONFIG('hi').replace('timeoutMs: 3000', 'timeoutMs: 300').replace('intervalMs: 10', 'intervalMs: 10\n  stopDelayMs: 60000'))
   const daemon = start(['--config', file])
@@ -188,7 +204,74 @@ test('a stop that outlives its deadline exits with status 1, at the deadline', a
   t.true(elapsed >= 250 && elapsed < 3000, `stopped after ${elapsed} ms`)
 })
 
-// In process: the order guarantees of the lifecycle.
+const HOLD = (greeting: string) => CONFIG(greeting).replace(`greeting: ${greeting}`, `greeting: ${greeting}\n  holdStart: true`)
+const HELD = 'signal received while starting; acted on once started'
+
+test.serial('a SIGHUP that arrives while the daemon starts is held, and reloads once it has started', async (t) => {
+  const dir = workdir(t)
+  const file = yaml(dir, 'hold.yaml', HOLD('hello'))
+  const daemon = start(['--config', file])
+  t.teardown(() => daemon.child.kill('SIGKILL'))
+  const port = (await daemon.next((e) => e.event === 'listening')).port as number
+  yaml(dir, 'hold.yaml', HOLD('bonjour'))
+  daemon.child.kill('SIGHUP')
+  await daemon.nextLog((line) => line.msg === HELD && line.signal === 'SIGHUP')
+  t.is(await (await fetch(`http://127.0.0.1:${port}/release`)).text(), 'hello', 'still starting, with the first configuration')
+  await daemon.next((e) => e.event === 'ready')
+  t.like(await daemon.next((e) => e.event === 'reloaded'), { ok: true, failed: [] })
+  t.is(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'bonjour')
+  daemon.child.kill('SIGTERM')
+  t.deepEqual(await daemon.exited, { code: 0, signal: null })
+})
+
+test.serial('a SIGTERM that arrives while the daemon starts stops it gracefully once the start settles, with status 0', async (t) => {
+  const dir = workdir(t)
+  const daemon = start(['--config', yaml(dir, 'hold.yaml', HOLD('hello'))])
+  t.teardown(() => daemon.child.kill('SIGKILL'))
+  const port = (await daemon.next((e) => e.event === 'listening')).port as number
+  daemon.child.kill('SIGTERM')
+  await daemon.nextLog((line) => line.msg === HELD && line.signal === 'SIGTERM')
+  await fetch(`http://127.0.0.1:${port}/release`)
+  await daemon.next((e) => e.event === 'ready')
+  t.like(await daemon.next((e) => e.event === 'stopping'), { signal: 'SIGTERM' })
+  t.like(await daemon.next((e) => e.event === 'stopped'), { outcome: 'clean' })
+  t.deepEqual(await daemon.exited, { code: 0, signal: null })
+  await t.throwsAsync(fetch(`http://127.0.0.1:${port}/`), undefined, 'the components that started were stopped')
+})
+
+test.serial('a reload that changes a key fixed at start is refused naming the key, logged, and the running configuration stays', async (t) => {
+  const dir = workdir(t)
+  const file = yaml(dir, 'tiny.yaml', CONFIG('hello'))
+  const daemon = start(['--config', file])
+  t.teardown(() => daemon.child.kill('SIGKILL'))
+  const port = (await daemon.next((e) => e.event === 'listening')).port as number
+  const ready = await daemon.next((e) => e.event === 'ready')
+  const changes: Array<[string, string]> = [
+    [CONFIG('bonjour').replace('listen: 127.0.0.1:0\n  greeting', 'listen: 127.0.0.1:1\n  greeting'), 'http.listen'],
+    [CONFIG('bonjour').replace('metrics:\n  listen: 127.0.0.1:0', 'metrics:\n  listen: 127.0.0.1:1'), 'metrics.listen'],
+  ]
+  for (const [text, key] of changes) {
+    yaml(dir, 'tiny.yaml', text)
+    const refused = daemon.next((e) => e.event === 'reloaded')
+    daemon.child.kill('SIGHUP')
+    t.like(await refused, { ok: false, code: 'ERR_CONFIG' })
+    t.is((await refused).message, `config: ${key}: cannot change while the daemon runs (restart it to apply)`)
+    t.like(await daemon.nextLog((line) => line.msg === 'reload refused; the running configuration stays'), { code: 'ERR_CONFIG', message: (await refused).message })
+    t.is(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'hello', 'the greeting of the refused file is not applied either')
+  }
+  t.regex(await (await fetch(`http://${ready.metrics as string}/metrics`)).text(), /^ztmesh_daemon_reloads_total\{outcome="refused"\} 2/m)
+  // Changing only what can change still reloads.
+  yaml(dir, 'tiny.yaml', CONFIG('bonjour'))
+  const reloaded = daemon.next((e) => e.event === 'reloaded')
+  daemon.child.kill('SIGHUP')
+  t.like(await reloaded, { ok: true })
+  t.is(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'bonjour')
+  daemon.child.kill('SIGTERM')
+  t.is((await daemon.exited).code, 0)
+})
+
+// In process: the order guarantees of the lifecycle. (The tests above run one at a time: each
+// starts a daemon process, and several starting at once on a loaded machine crowd each other out.)
 
 function recorder(log: string[], name: string, failStart = false): Component<{ n: number }> {
   return {

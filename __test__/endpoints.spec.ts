@@ -2,7 +2,7 @@ import { createConnection, createServer } from 'node:net'
 
 import test from 'ava'
 
-import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, LiveLinks, RevocationSet, TrustStore, type SecureStream, Signer } from '../src/index.js'
+import { buildCsr, CertificateAuthority, connectSecure, createPolicyDecisionPoint, createSecureServer, generateP256Key, LiveLinks, RevocationSet, TrustStore, type AuditEvent, type SecureStream, Signer } from '../src/index.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Endpoint Root', organisation: 'Acme' })
 const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Endpoint Site', organisation: 'Acme' })
@@ -202,5 +202,112 @@ for (const protocol of ['tls', 'noise'] as const) {
     t.is(bytes.length, sent)
     for (let i = 0; i * chunk.length < sent; i++) t.is(bytes.readUInt32BE(i * chunk.length), i)
     link.destroy()
+  })
+}
+
+/** An audit sink that keeps what it is given. */
+function auditTrail() {
+  const rows: AuditEvent[] = []
+  return { rows, append: (event: AuditEvent) => rows.push(event) }
+}
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, with no policy a server refuses a client of another tenant and a client refuses a server of another tenant (ERR_POLICY_DENIED, audited)`, async (t) => {
+    // Attack, server role: a device of the same CA but another tenant connects to hotel-1's gateway.
+    const audit = auditTrail()
+    const refusals: unknown[] = []
+    const accepted: SecureStream[] = []
+    const server = createSecureServer({ protocol, identity: device('gw-1').identity, trustPem, audit }, (link) => {
+      link.on('error', () => {})
+      accepted.push(link)
+    }, (error) => refusals.push(error))
+    const { port } = await server.listen(0)
+    t.teardown(() => server.close())
+    const intruder = device('tablet-9', 'hotel-2')
+    const link = await connectSecure({ protocol, host: '127.0.0.1', port, identity: intruder.identity, trustPem, access: createPolicyDecisionPoint({ policy: { version: 1, tenant: 'hotel-2', rules: [{ id: 'any-gateway', effect: 'allow', actions: ['link.connect'], peerTenants: ['hotel-1'] }] }, audit: auditTrail() }) }).catch((error: unknown) => error as SecureStream)
+    if (typeof (link as SecureStream).once === 'function') {
+      ;(link as SecureStream).on('error', () => {})
+      if (!(link as SecureStream).destroyed) await new Promise((resolve) => (link as SecureStream).once('close', resolve))
+    }
+    for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.like(refusals, [{ code: 'ERR_POLICY_DENIED' }])
+    t.is(accepted.length, 0, 'the intruder never reached the service')
+    t.is(server.links.size, 0)
+    t.like(audit.rows, [{ actor: 'tablet-9', action: 'link.accept', outcome: 'deny', reason: 'cross-tenant', detail: { tenant: 'hotel-2', 'resource.tenant': 'hotel-1', 'resource.device': 'gw-1' } }])
+
+    // A device of the gateway's own tenant is let in, and that is audited too.
+    const own = await connectSecure({ protocol, host: '127.0.0.1', port, identity: device('tablet-7').identity, trustPem, serverDevice: 'gw-1' })
+    t.teardown(() => own.destroy())
+    for (let i = 0; i < 200 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.is(accepted.length, 1)
+    t.like(audit.rows[1], { actor: 'tablet-7', action: 'link.accept', outcome: 'allow' })
+
+    // Attack, client role: a server of another tenant (which would let hotel-1 in) answers a hotel-1 client.
+    const foreign = createSecureServer(
+      { protocol, identity: device('gw-9', 'hotel-2').identity, trustPem, access: createPolicyDecisionPoint({ policy: { version: 1, tenant: 'hotel-2', rules: [{ id: 'guests', effect: 'allow', actions: ['link.accept'], peerTenants: ['hotel-1'] }] }, audit: auditTrail() }) },
+      (l) => l.on('error', () => {}),
+    )
+    const foreignPort = (await foreign.listen(0)).port
+    t.teardown(() => foreign.close())
+    const clientAudit = auditTrail()
+    await t.throwsAsync(connectSecure({ protocol, host: '127.0.0.1', port: foreignPort, identity: device('tablet-8').identity, trustPem, audit: clientAudit }), { code: 'ERR_POLICY_DENIED' })
+    t.like(clientAudit.rows, [{ actor: 'gw-9', action: 'link.connect', outcome: 'deny', reason: 'cross-tenant' }])
+
+    // Cross-tenant access is possible, but only through a policy that names the other tenant.
+    const crossing = await connectSecure({
+      protocol, host: '127.0.0.1', port: foreignPort, identity: device('tablet-8').identity, trustPem,
+      access: createPolicyDecisionPoint({ policy: { version: 1, tenant: 'hotel-1', rules: [{ id: 'partner-gw', effect: 'allow', actions: ['link.connect'], devices: ['gw-9'], peerTenants: ['hotel-2'] }] }, audit: clientAudit }),
+    })
+    t.like(crossing.peer, { deviceId: 'gw-9', tenant: 'hotel-2' })
+    t.like(clientAudit.rows[1], { actor: 'gw-9', outcome: 'allow', reason: 'rule:partner-gw' })
+    crossing.destroy()
+  })
+}
+
+for (const protocol of ['tls', 'noise'] as const) {
+  test(`over ${protocol}, a peer that sends its leaf alone is accepted when the other end knows its site CA, and refused when it does not`, async (t) => {
+    const gw = device('gw-1')
+    const server = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => {
+      link.on('error', () => {})
+      link.pipe(link)
+    })
+    const { port } = await server.listen(0)
+    t.teardown(() => server.close())
+    const leafOnly = (d: ReturnType<typeof device>) => ({ ...d.identity, certificateChainPem: d.cert.pem })
+
+    // The leaf and its site CA, and the leaf alone (the server completes it with its own site CA).
+    const full = await connectSecure({ protocol, host: '127.0.0.1', port, identity: device('tablet-7').identity, trustPem, serverDevice: 'gw-1' })
+    t.like(full.peer, { deviceId: 'gw-1' })
+    full.destroy()
+    const alone = await connectSecure({ protocol, host: '127.0.0.1', port, identity: leafOnly(device('tablet-8')), trustPem, serverDevice: 'gw-1' })
+    const echoed = new Promise<Buffer>((resolve) => alone.once('data', resolve))
+    alone.write('leaf only')
+    t.is((await echoed).toString(), 'leaf only')
+    alone.destroy()
+
+    // A client completes a leaf-only server the same way.
+    const quiet = createSecureServer({ protocol, identity: leafOnly(device('gw-2')), trustPem }, (link) => link.on('error', () => {}))
+    const quietPort = (await quiet.listen(0)).port
+    t.teardown(() => quiet.close())
+    const toQuiet = await connectSecure({ protocol, host: '127.0.0.1', port: quietPort, identity: device('tablet-9').identity, trustPem, serverDevice: 'gw-2' })
+    t.like(toQuiet.peer, { deviceId: 'gw-2' })
+    toQuiet.destroy()
+
+    // A site CA the server does not hold is never made up: another site of the same root must
+    // send its site CA, and is accepted then (same tenant).
+    const other = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Other Site', organisation: 'Acme' })
+    const otherCa = CertificateAuthority.load(other.certificatePem, other.privateKey)
+    const key = generateP256Key()
+    const cert = otherCa.issue(buildCsr(key, 'kiosk-1', 'hotel-1'), { deviceId: 'kiosk-1', tenant: 'hotel-1' })
+    const refusals: unknown[] = []
+    const strict = createSecureServer({ protocol, identity: gw.identity, trustPem }, (link) => link.on('error', () => {}), (error) => refusals.push(error))
+    const strictPort = (await strict.listen(0)).port
+    t.teardown(() => strict.close())
+    t.is(await refusal(connectSecure({ protocol, host: '127.0.0.1', port: strictPort, identity: { certificateChainPem: cert.pem, signer: Signer.fromPkcs8(key) }, trustPem })), clientRefusal[protocol])
+    for (let i = 0; i < 200 && refusals.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    t.like(refusals, [{ code: 'ERR_CHAIN' }])
+    const sent = await connectSecure({ protocol, host: '127.0.0.1', port: strictPort, identity: { certificateChainPem: cert.pem + other.certificatePem, signer: Signer.fromPkcs8(key) }, trustPem })
+    t.like(sent.peer, { deviceId: 'gw-1' })
+    sent.destroy()
   })
 }

@@ -46,8 +46,9 @@ test('every code the Rust core or the binding can raise is in the catalog', asyn
 })
 
 test('src/errors.ts lists exactly the core catalog: every code, its class and its meaning', (t) => {
-  // The core's `CATALOG` (crates/ztmesh-core/src/error.rs) is the one source of truth; this file
-  // keeps a literal copy so that `ErrorCode` is a type, and must not drift from it.
+  // The core's `CATALOG` (crates/ztmesh-core/src/error.rs) is the one source of truth;
+  // src/error-catalog.ts is generated from it (scripts/gen-errors.mjs, on every build) so that
+  // `ErrorCode` is a type, and must not drift from it.
   const classOfArea: Record<string, string> = {
     argument: 'InvalidArgumentError',
     crypto: 'CryptoError',

@@ -172,12 +172,23 @@ test(`Noise link handshake: ${ITERATIONS / 5} random and mutated first flights a
   t.pass()
 })
 
+test(`enrollment token decoder: ${ITERATIONS} mutated tokens`, (t) => {
+  const next = prng(0x5eed_70c3)
+  const { token } = protocol.generateEnrollmentToken('ab'.repeat(32), 'hotel-1', 'tablet-7')
+  for (let n = 0; n < ITERATIONS; n++) {
+    const input = mutate(next, Buffer.from(token)).toString('latin1')
+    expectTyped(t, `decodeEnrollmentToken #${n}`, () => protocol.decodeEnrollmentToken(input))
+  }
+  t.pass()
+})
+
 test(`enrollment and quote-exchange decoders: ${ITERATIONS} random and mutated inputs`, (t) => {
   const next = prng(0x5eed_0e01)
   const nonce = Buffer.alloc(32, 7)
   const quote = { akPublicPem: 'pem', akBinding: Buffer.alloc(70, 1), attest: Buffer.alloc(100, 2), signature: Buffer.alloc(72, 3), pcrValues: Buffer.alloc(200, 4) }
   const seeds = [
-    protocol.encodeEnrollRequest({ token: 'ztm1.t', csr: 'csr', nodeId: 'n', attestation: { nonce, quote } }),
+    protocol.encodeEnrollRequest({ tokenId: '11'.repeat(32), tokenProof: '22'.repeat(64), csr: 'csr', nodeId: 'n', attestation: { nonce, quote } }),
+    protocol.encodeNonceRequest({ nodeId: 'n', tokenId: '11'.repeat(32), tokenProof: '22'.repeat(64) }),
     protocol.encodeEnrollResponse({ certificate: 'c', caChain: 'a', serial: '0a', notAfterMs: 1, config: { bootstrap_peers: ['p'], gossip_fanout: 3, crl_url: 'u' } }),
     protocol.encodeRotationRequest({ certificate: 'c', csr: 'r', timestampMs: 1, signature: Buffer.alloc(70, 9) }),
     protocol.encodeNonceAnswer({ nonce, expiresAtMs: 1, pcrs: [0, 7] }),

@@ -4,10 +4,14 @@
 // No TypeScript file builds a signed message (a domain label such as `ztmesh-rotate-v1` lives
 // in the core's registry only) or encodes a binary frame (length prefixes, headers): the
 // core's codecs do.
+// And the layers of docs/ARCHITECTURE.md, checked on the import graph: a folder of src/ imports
+// only from its own layer or a lower one, and only native.ts imports the generated binding.
 // Like the error-code scan, this reads the sources, so a new violation fails CI at once.
 import test from 'ava'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
+
+import { relativeImports } from './helpers/imports.js'
 
 const SRC = join(process.cwd(), 'src')
 
@@ -118,4 +122,99 @@ test('no TypeScript file parses certificates or keys, signs, verifies, builds a 
   for (const [file, names] of Object.entries(EXCEPTIONS)) {
     t.deepEqual([...(used.get(file) ?? [])].sort(), [...names].sort(), `${file}: stale exception`)
   }
+})
+
+/**
+ * The layers of docs/ARCHITECTURE.md, bottom up: each file or folder of src/ (a folder of
+ * `primitives/` counts on its own) and its layer. Not published, `harness/` (swtpm for the tests
+ * and the benchmarks) sits with the infrastructure, `bench/` with the composition.
+ */
+const LAYERS: Record<string, number> = {
+  'native.ts': 1,
+  'errors.ts': 1,
+  'error-catalog.ts': 1,
+  'schema.ts': 1,
+  'slab.ts': 1,
+  'rate-limit.ts': 1,
+  'primitives/crypto': 2,
+  'primitives/noise': 2,
+  'primitives/pki': 2,
+  'primitives/keystore': 2,
+  'primitives/tpm': 2,
+  protocol: 3,
+  channels: 3,
+  policy: 3,
+  audit: 3,
+  storage: 3,
+  harness: 3,
+  identity: 4,
+  ca: 4,
+  attestation: 4,
+  daemon: 5,
+  cli: 5,
+  bench: 5,
+  'index.ts': 5, // the package entry re-exports every layer
+}
+
+/** The entry of {@link LAYERS} a source file (relative to src/) belongs to, if any. */
+function unitOf(file: string): string | undefined {
+  const parts = file.split('/')
+  return parts[0] === 'primitives' ? parts.slice(0, 2).join('/') : parts[0]
+}
+
+/** The imports of the given files (relative to src/) that break the layer rule or the binding rule. */
+function layerViolations(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const found: string[] = []
+  for (const [file, imports] of graph) {
+    const unit = unitOf(file)!
+    const layer = LAYERS[unit]
+    if (layer === undefined) {
+      found.push(`${file}: ${unit} has no layer (place it in docs/ARCHITECTURE.md and LAYERS)`)
+      continue
+    }
+    for (const target of imports) {
+      if (target === '../binding.ts' || target.endsWith('/binding.ts')) {
+        if (file !== 'native.ts') found.push(`${file} imports the binding (only native.ts may)`)
+        continue
+      }
+      if (target.startsWith('..')) {
+        found.push(`${file} imports ${target}, outside src/`)
+        continue
+      }
+      const targetLayer = LAYERS[unitOf(target)!]
+      if (targetLayer !== undefined && targetLayer > layer) found.push(`${file} (layer ${layer}) imports ${target} (layer ${targetLayer})`)
+    }
+  }
+  return found
+}
+
+test('the layer scan catches an upward import, an unplaced folder and a second importer of the binding', (t) => {
+  const graph = new Map([
+    ['primitives/tpm/index.ts', ['attestation/index.ts', 'native.ts']],
+    ['policy/index.ts', ['audit/index.ts', 'primitives/pki/index.ts', 'errors.ts']],
+    ['gadgets/index.ts', ['errors.ts']],
+    ['primitives/pki/index.ts', ['../binding.ts']],
+    ['native.ts', ['../binding.ts', 'errors.ts']],
+  ])
+  t.deepEqual(layerViolations(graph), [
+    'primitives/tpm/index.ts (layer 2) imports attestation/index.ts (layer 4)',
+    'gadgets/index.ts: gadgets has no layer (place it in docs/ARCHITECTURE.md and LAYERS)',
+    'primitives/pki/index.ts imports the binding (only native.ts may)',
+  ])
+})
+
+test('every folder of src/ imports only from its own layer or a lower one, and only native.ts imports the binding', (t) => {
+  const graph = new Map<string, string[]>()
+  for (const path of sources(SRC)) {
+    graph.set(
+      relative(SRC, path),
+      relativeImports(path).map((target) => relative(SRC, target)),
+    )
+  }
+  t.true(graph.size > 40, 'the scan sees the sources')
+  t.true([...graph.values()].flat().length > 100, 'the scan sees the imports')
+  t.deepEqual(layerViolations(graph), [])
+  // Every layer entry is still a part of src/ (a stale entry fails too).
+  const units = new Set([...graph.keys()].map(unitOf))
+  t.deepEqual(Object.keys(LAYERS).filter((unit) => !units.has(unit)), [])
 })

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline'
 
 import test from 'ava'
 
-import { buildCsr, CertificateAuthority, Signer, type DeviceCredential, connectSecure, createSecureServer, generateP256Key, Mux, RevocationSet, TrustStore, wrapNoise, MUX_LIMITS, MuxError, type MuxInit, type MuxStream, type SecureStream, type ZtError } from '../src/index.js'
+import { buildCsr, CertificateAuthority, Signer, type DeviceCredential, connectSecure, createSecureServer, generateP256Key, Mux, RevocationSet, TrustStore, wrapNoise, MUX_LIMITS, MUX_RESET_CODES, MuxError, type MuxInit, type MuxStream, type SecureStream, type ZtError } from '../src/index.js'
 import { native } from '../src/native.js'
 
 const root = CertificateAuthority.createRoot({ commonName: 'Mux Root', organisation: 'Acme' })
@@ -83,20 +83,67 @@ async function pair(t: Teardown, protocol: 'tls' | 'noise', serverInit: Partial<
   return { client: new Mux(clientLink, { role: 'initiator', ...clientInit }), server: mux, clientLink, serverLink: link }
 }
 
-/** A hostile peer: a raw secure link to a mux server, framed by a native session it misuses. */
-async function hostile(t: Teardown, protocol: 'tls' | 'noise', serverInit: Partial<MuxInit> = {}) {
-  const { clientLink: link, server } = await secureLink(t, protocol, (serverLink) => {
-    const mux = new Mux(serverLink, { role: 'responder', ...serverInit })
+type Role = 'initiator' | 'responder'
+const ROLES = ['initiator', 'responder'] as const
+const STALL = '/test/stall/1'
+const FLOOD = '/test/flood/1'
+
+/**
+ * A hostile peer in `role`: a raw secure link to an honest mux (the other role), framed by a
+ * native session it misuses. The honest side answers ECHO, STALL (a reader that never reads) and
+ * FLOOD (a writer of 1 MiB).
+ */
+async function hostile(t: Teardown, protocol: 'tls' | 'noise', role: Role, honestInit: Partial<MuxInit> = {}) {
+  const stalled: MuxStream[] = []
+  const flooding: MuxStream[] = []
+  const honest = (link: SecureStream) => {
+    const mux = new Mux(link, { role: role === 'initiator' ? 'responder' : 'initiator', ...honestInit })
     mux.handle(ECHO, echo)
-    mux.handle('/test/stall/1', (stream) => {
+    mux.handle(STALL, (stream) => {
       stream.on('error', () => {})
       stream.pause()
+      stalled.push(stream)
+    })
+    mux.handle(FLOOD, (stream) => {
+      stream.on('error', () => {})
+      flooding.push(stream)
+      stream.write(Buffer.alloc(1 << 20, 7))
     })
     return mux
+  }
+  let mux: Mux | undefined
+  const { clientLink, server } = await secureLink(t, protocol, (serverLink) => {
+    // A mux must listen from the first byte: the honest server starts at once.
+    if (role === 'initiator') mux = honest(serverLink)
+    return serverLink
   })
-  const session = new native.MuxSession('initiator', 65_536)
+  const serverLink = await server
+  if (role === 'responder') mux = honest(clientLink)
+  const link = role === 'initiator' ? clientLink : serverLink
+  const session = new native.MuxSession(role, 65_536)
   const linkClosed = once(link, 'close')
-  return { link, session, mux: await server, linkClosed }
+  return { link, session, mux: mux!, linkClosed, role, stalled, flooding }
+}
+
+type Hostile = Awaited<ReturnType<typeof hostile>>
+
+/** Opens a stream from the hostile side and waits for the honest side's accept (and credit). */
+async function hostileOpen(h: Hostile, protocol: string): Promise<number> {
+  const { stream, out } = h.session.open(protocol)
+  const accepted = new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      const result = h.session.feed(chunk, Buffer.alloc(h.session.dataLengthBound(chunk.length)))
+      if (result.errorCode !== null && result.errorCode !== undefined) reject(new Error(result.errorCode))
+      if (result.events.some((e) => e.kind === 'accepted' && e.stream === stream)) {
+        h.link.off('data', onData)
+        resolve()
+      }
+    }
+    h.link.on('data', onData)
+  })
+  h.link.write(out)
+  await accepted
+  return stream
 }
 
 /** Reads a stream to its end, leaving its writable side alone (async iteration would destroy it). */
@@ -107,6 +154,12 @@ function readAll(stream: MuxStream): Promise<Buffer> {
     stream.once('end', () => resolve(Buffer.concat(chunks)))
     stream.once('error', reject)
   })
+}
+
+/** Waits for a stream to close and returns why it failed (a stream's failure never reaches the process). */
+async function failureOf(stream: MuxStream): Promise<Error | undefined> {
+  if (!stream.closed) await new Promise((resolve) => stream.once('close', resolve))
+  return stream.failure
 }
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex')
@@ -166,6 +219,7 @@ for (const protocol of ['tls', 'noise'] as const) {
     await new Promise((r) => setTimeout(r, 100))
     t.false(writesDone, 'the writer of the stalled stream waits for credit')
     t.true(stalled!.readableLength <= server.window, `the stalled stream buffers ${stalled!.readableLength} bytes`)
+    t.true(stalled!.bufferedLength <= server.window, `the stalled stream holds ${stalled!.bufferedLength} bytes`)
     const all = readAll(stalled!)
     stalled!.resume()
     t.is(sha(await all), sha(data))
@@ -253,45 +307,144 @@ function rawHeader(type: number, stream: number, value: number): Buffer {
 }
 
 for (const protocol of ['tls', 'noise'] as const) {
-  test(`over ${protocol}, a hostile peer is cut off with a typed error: oversized frame, garbage, ignored credit, open flood`, async (t) => {
-    const cases: Array<[string, (h: Awaited<ReturnType<typeof hostile>>) => Promise<void>, string]> = [
-      ['oversized frame', async ({ link, session }) => {
-        link.write(session.open(ECHO).out)
-        link.write(rawHeader(2, 1, MUX_LIMITS.maxFrameBody + 1))
-      }, 'ERR_MUX_FRAME_TOO_LARGE'],
-      ['garbage after the handshake', async ({ link }) => {
-        link.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
-      }, 'ERR_MUX_MALFORMED'],
-      ['data beyond its credit', async ({ link, session }) => {
-        const { stream, out } = session.open('/test/stall/1')
-        link.write(out)
-        const [answer] = (await once(link, 'data')) as [Buffer]
-        session.feed(answer, Buffer.alloc(session.dataLengthBound(answer.length)))
-        const room = Buffer.alloc(2 * MUX_LIMITS.initialWindow)
-        const window = room.subarray(0, session.send(stream, Buffer.alloc(MUX_LIMITS.initialWindow), room))
-        link.write(window)
-        // Replays one frame: honest framing, but past the credit the reader never returned.
-        link.write(window.subarray(0, MUX_LIMITS.headerLength + MUX_LIMITS.maxFrameBody))
-      }, 'ERR_MUX_WINDOW'],
-      ['an open flood', async ({ link, session }) => {
-        const flood: Buffer[] = []
-        for (let i = 0; i < 2000; i++) flood.push(session.open('/test/stall/1').out)
-        link.write(Buffer.concat(flood))
-      }, 'ERR_MUX_TOO_MANY_STREAMS'],
-      ['stream ids it may not use', async ({ link }) => {
-        link.write(Buffer.concat([rawHeader(0, 2, 4), Buffer.from('/x/1')]))
-      }, 'ERR_MUX_STREAM_ID'],
-    ]
-    for (const [name, attack, code] of cases) {
-      const h = await hostile(t, protocol, { maxStreams: 8 })
-      await attack(h)
-      const error = await h.mux.closed
-      t.is<string | undefined, string>(error?.code, code, name)
-      t.true(error instanceof MuxError, name)
-      await h.linkClosed // the server closed the link
-      t.is(h.mux.streamCount, 0, name)
-    }
-  })
+  for (const role of ROLES) {
+    test(`over ${protocol}, a hostile ${role} is cut off with a typed error: oversized frame, garbage, ignored credit, open flood`, async (t) => {
+      const cases: Array<[string, (h: Hostile) => Promise<void>, string]> = [
+        ['oversized frame', async ({ link, session }) => {
+          const { stream, out } = session.open(ECHO)
+          link.write(out)
+          link.write(rawHeader(2, stream, MUX_LIMITS.maxFrameBody + 1))
+        }, 'ERR_MUX_FRAME_TOO_LARGE'],
+        ['garbage after the handshake', async ({ link }) => {
+          link.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+        }, 'ERR_MUX_MALFORMED'],
+        ['data beyond its credit', async ({ link, session }) => {
+          const { stream, out } = session.open(STALL)
+          link.write(out)
+          const [answer] = (await once(link, 'data')) as [Buffer]
+          session.feed(answer, Buffer.alloc(session.dataLengthBound(answer.length)))
+          const room = Buffer.alloc(2 * MUX_LIMITS.initialWindow)
+          const window = room.subarray(0, session.send(stream, Buffer.alloc(MUX_LIMITS.initialWindow), room))
+          link.write(window)
+          // Replays one frame: honest framing, but past the credit the reader never returned.
+          link.write(window.subarray(0, MUX_LIMITS.headerLength + MUX_LIMITS.maxFrameBody))
+        }, 'ERR_MUX_WINDOW'],
+        ['an open flood', async ({ link, session }) => {
+          const flood: Buffer[] = []
+          for (let i = 0; i < 2000; i++) flood.push(session.open(STALL).out)
+          link.write(Buffer.concat(flood))
+        }, 'ERR_MUX_TOO_MANY_STREAMS'],
+        ['stream ids it may not use', async ({ link }) => {
+          // An open with the other side's parity.
+          link.write(Buffer.concat([rawHeader(0, role === 'initiator' ? 2 : 1, 4), Buffer.from('/x/1')]))
+        }, 'ERR_MUX_STREAM_ID'],
+      ]
+      for (const [name, attack, code] of cases) {
+        const h = await hostile(t, protocol, role, { maxStreams: 8 })
+        await attack(h)
+        const error = await h.mux.closed
+        t.is<string | undefined, string>(error?.code, code, name)
+        t.true(error instanceof MuxError, name)
+        await h.linkClosed // the honest side closed the link
+        t.is(h.mux.streamCount, 0, name)
+      }
+    })
+
+    test(`over ${protocol}, a hostile ${role} that floods tiny frames into a stalled stream makes it hold its bytes in a few blocks, not an object per frame`, async (t) => {
+      const h = await hostile(t, protocol, role)
+      const id = await hostileOpen(h, STALL)
+      const frames = 20_000
+      const wire: Buffer[] = []
+      const room = Buffer.alloc(64)
+      for (let i = 0; i < frames; i++) {
+        const written = h.session.send(id, Buffer.of(i & 0xff), room)
+        wire.push(Buffer.from(room.subarray(0, written)))
+      }
+      h.link.write(Buffer.concat(wire))
+      // Frames are handled in order: once this open is answered, the flood has been taken in.
+      await hostileOpen(h, ECHO)
+      const [stalled] = h.stalled
+      t.is(stalled!.bufferedLength, frames)
+      t.true(stalled!.bufferedLength <= h.mux.window)
+      const entries = (stalled as unknown as { readableBuffer: { length: number } }).readableBuffer.length
+      t.true(entries <= 4, `${frames} one-byte frames are held as ${entries} buffers`)
+      const all = readAll(stalled!)
+      stalled!.resume()
+      h.link.write(h.session.close(id))
+      const data = await all
+      t.is(data.length, frames)
+      t.true(data.every((byte, i) => byte === (i & 0xff)), 'every byte, in order')
+      t.is(await Promise.race([h.mux.closed, 'open']), 'open', 'the session goes on')
+    })
+
+    test(`over ${protocol}, a writer waiting for credit a hostile ${role} never returns is reset with ERR_MUX_CREDIT_TIMEOUT, and the session goes on`, async (t) => {
+      const h = await hostile(t, protocol, role, { creditTimeoutMs: 200 })
+      const resets: Array<{ stream: number; code: number }> = []
+      const id = await hostileOpen(h, FLOOD)
+      // The hostile side reads everything and never grants credit.
+      const reset = new Promise<void>((resolve) => {
+        h.link.on('data', (chunk: Buffer) => {
+          const result = h.session.feed(chunk, Buffer.alloc(h.session.dataLengthBound(chunk.length)))
+          for (const event of result.events) {
+            if (event.kind === 'reset') {
+              resets.push({ stream: event.stream, code: event.code! })
+              resolve()
+            }
+          }
+        })
+      })
+      const [writer] = h.flooding
+      const error = (await failureOf(writer!)) as ZtError
+      t.is(error.code, 'ERR_MUX_CREDIT_TIMEOUT')
+      t.true(error instanceof MuxError)
+      await reset
+      t.deepEqual(resets, [{ stream: id, code: MUX_RESET_CODES.creditTimeout }], 'the peer is told why')
+      t.is(h.mux.streamCount, 0, 'the stream is forgotten')
+      t.is(await Promise.race([h.mux.closed, 'open']), 'open', 'the session goes on')
+    })
+  }
+}
+
+for (const protocol of ['tls', 'noise'] as const) {
+  for (const side of ['server', 'client'] as const) {
+    test(`over ${protocol}, a ${side} handler that throws, rejects, destroys its stream unheard or throws in a listener resets only its stream, with code internal`, async (t) => {
+      const { client, server } = await pair(t, protocol)
+      const [handling, opener] = side === 'server' ? [server, client] : [client, server]
+      handling.handle(ECHO, echo)
+      const handlers: Record<string, (stream: MuxStream) => void | Promise<void>> = {
+        '/test/throws/1': () => {
+          throw new Error('handler bug')
+        },
+        '/test/rejects/1': async () => {
+          await Promise.resolve()
+          throw new Error('async handler bug')
+        },
+        '/test/rejects-with-nothing/1': () => Promise.reject(undefined),
+        '/test/destroys/1': (stream) => {
+          stream.destroy(new Error('nobody listens'))
+        },
+        '/test/listener-throws/1': (stream) => {
+          stream.on('data', () => {
+            throw new Error('listener bug')
+          })
+        },
+      }
+      for (const [protocolId, handler] of Object.entries(handlers)) handling.handle(protocolId, handler)
+      for (const protocolId of Object.keys(handlers)) {
+        const stream = await opener.open(protocolId)
+        stream.write('x')
+        const failure = (await failureOf(stream)) as ZtError | undefined
+        t.is(failure?.code, 'ERR_MUX_RESET', protocolId)
+        t.true(failure?.message.includes(`code ${MUX_RESET_CODES.internal}`), protocolId)
+        // Both sessions go on.
+        const again = await opener.open(ECHO)
+        again.end('still here')
+        t.is((await readAll(again)).toString(), 'still here', protocolId)
+      }
+      t.is(handling.streamCount, 0)
+      t.is(await Promise.race([client.closed, server.closed, 'open']), 'open')
+    })
+  }
 }
 
 /**
@@ -328,28 +481,68 @@ function noiseInit(role: 'initiator' | 'responder', identity: DeviceCredential) 
   return { role, identity, trust: TrustStore.fromPem(trustPem), revocations: new RevocationSet() }
 }
 
-test('a peer that stops reading while making this side answer is cut off with ERR_MUX_STALLED', async (t) => {
-  const [a, b] = duplexPair()
-  const [link, serverLink] = await Promise.all([wrapNoise(a, noiseInit('initiator', tablet)), wrapNoise(b, noiseInit('responder', gateway))])
-  link.on('error', () => {})
-  serverLink.on('error', () => {})
-  const mux = new Mux(serverLink, { role: 'responder', maxStreams: 1, maxQueuedControlBytes: 1024 })
-  mux.handle(ECHO, echo)
-  let ended = false
-  void mux.closed.then(() => (ended = true))
-  // Every open is accepted (a frame back) and reset by the attacker, which never reads.
-  link.pause()
-  const session = new native.MuxSession('initiator')
-  for (let round = 0; round < 100 && !ended; round++) {
-    for (let i = 0; i < 500; i++) {
-      // Apart, so that each open is accepted before its reset arrives.
-      const { stream, out } = session.open(ECHO)
-      link.write(out)
-      link.write(session.reset(stream, 0))
+for (const role of ROLES) {
+  test(`a peer that stops reading while making this side answer is cut off with ERR_MUX_STALLED, the peer as ${role}`, async (t) => {
+    const honestRole = role === 'initiator' ? 'responder' : 'initiator'
+    const [a, b] = duplexPair()
+    const [link, serverLink] = await Promise.all([wrapNoise(a, noiseInit(role, tablet)), wrapNoise(b, noiseInit(honestRole, gateway))])
+    link.on('error', () => {})
+    serverLink.on('error', () => {})
+    const mux = new Mux(serverLink, { role: honestRole, maxStreams: 1, maxQueuedControlBytes: 1024 })
+    mux.handle(ECHO, echo)
+    let ended = false
+    void mux.closed.then(() => (ended = true))
+    // Every open is accepted (a frame back) and reset by the attacker, which never reads.
+    link.pause()
+    const session = new native.MuxSession(role)
+    for (let round = 0; round < 100 && !ended; round++) {
+      for (let i = 0; i < 500; i++) {
+        // Apart, so that each open is accepted before its reset arrives.
+        const { stream, out } = session.open(ECHO)
+        link.write(out)
+        link.write(session.reset(stream, 0))
+      }
+      await new Promise((r) => setImmediate(r))
     }
-    await new Promise((r) => setImmediate(r))
+    const error = await mux.closed
+    t.is(error?.code, 'ERR_MUX_STALLED')
+    t.true(serverLink.writableLength < 64 * 1024, `${serverLink.writableLength} bytes were queued`)
+  })
+}
+
+/** Two muxes over a Noise link on {@link duplexPair}, whose answers can arrive within the write that called for them. */
+async function synchronousPair(t: Teardown): Promise<Pair> {
+  const [a, b] = duplexPair()
+  const [clientLink, serverLink] = await Promise.all([wrapNoise(a, noiseInit('initiator', tablet)), wrapNoise(b, noiseInit('responder', gateway))])
+  clientLink.on('error', () => {})
+  serverLink.on('error', () => {})
+  t.teardown(() => {
+    clientLink.destroy()
+    serverLink.destroy()
+  })
+  const client = new Mux(clientLink, { role: 'initiator', openTimeoutMs: 2000 })
+  const server = new Mux(serverLink, { role: 'responder', openTimeoutMs: 2000 })
+  return { client, server, clientLink, serverLink }
+}
+
+test('on a link that answers within the write, every stream is registered before its open, accept or data can meet an answer, from both sides', async (t) => {
+  const { client, server } = await synchronousPair(t)
+  for (const mux of [client, server]) {
+    mux.handle(ECHO, echo)
+    // A handler that writes at once: its data follows the accept within the same turn.
+    mux.handle('/test/greets/1', (stream) => {
+      stream.on('error', () => {})
+      stream.end('hello')
+    })
   }
-  const error = await mux.closed
-  t.is(error?.code, 'ERR_MUX_STALLED')
-  t.true(serverLink.writableLength < 64 * 1024, `${serverLink.writableLength} bytes were queued`)
+  for (const [opener, name] of [[client, 'initiator'], [server, 'responder']] as const) {
+    const greeted = await opener.open('/test/greets/1')
+    greeted.end()
+    t.is((await readAll(greeted)).toString(), 'hello', name)
+    const stream = await opener.open(ECHO)
+    stream.end(randomBytes(300_000))
+    t.is((await readAll(stream)).length, 300_000, name)
+  }
+  t.is(client.streamCount, 0)
+  t.is(server.streamCount, 0)
 })

@@ -12,7 +12,7 @@ import type { PeerIdentity } from '../src/primitives/pki/index.js'
 import { openDatabase } from '../src/storage/index.js'
 
 function peer(deviceId: string, tenant: string, roles: string[] = []): PeerIdentity {
-  return { deviceId, tenant, roles, serial: `0a${deviceId.length}f`, spkiSha256: 'ab'.repeat(32), notAfterMs: 2e12 }
+  return { deviceId, tenant, roles, serial: `0a${deviceId.length}f`, spkiSha256: 'ab'.repeat(32), issuerKeyId: 'cd'.repeat(32), notAfterMs: 2e12 }
 }
 
 /** A decision point over a real audit log in a fresh SQLite file. */
@@ -138,6 +138,114 @@ test('deny overrides: a matching deny wins over any allow, whatever the order', 
   }
 })
 
+test('a deny rule stops peers of every tenant, even one a cross-tenant rule allows', (t) => {
+  const partner = peer('tablet-9', 'hotel-2', ['staff'])
+  const rules = [
+    { id: 'partner-read', effect: 'allow', actions: ['gossip.*'], peerTenants: ['hotel-2'], roles: ['staff'] },
+    { id: 'lost-tablet', effect: 'deny', actions: ['*'], devices: ['tablet-9'] },
+    { id: 'no-publish', effect: 'deny', actions: ['gossip.publish'] },
+  ]
+  for (const order of [rules, [...rules].reverse()]) {
+    const { point, audit, done } = pdp({ version: 1, tenant: 'hotel-1', rules: order })
+    t.deepEqual({ ...point.decide(partner, 'gossip.subscribe') }, { allow: false, reason: 'rule:lost-tablet', rule: 'lost-tablet' })
+    t.is(audit.recent(1)[0]?.reason, 'rule:lost-tablet')
+    t.is(audit.recent(1)[0]?.detail?.tenant, 'hotel-2')
+    const other = peer('tablet-8', 'hotel-2', ['staff'])
+    t.true(point.decide(other, 'gossip.subscribe').allow, 'the partner rule still admits the other partner devices')
+    t.is(point.decide(other, 'gossip.publish').reason, 'rule:no-publish', 'a deny naming no tenant covers the partner tenant too')
+    done()
+  }
+  // A deny that names tenants covers exactly those: here the partner, not the home tenant.
+  const { point, done } = pdp({
+    version: 1,
+    tenant: 'hotel-1',
+    rules: [
+      { id: 'all', effect: 'allow', actions: ['gossip.*'], peerTenants: ['hotel-1', 'hotel-2'] },
+      { id: 'partner-no-publish', effect: 'deny', actions: ['gossip.publish'], peerTenants: ['hotel-2'] },
+    ],
+  })
+  t.teardown(done)
+  t.is(point.decide(partner, 'gossip.publish').reason, 'rule:partner-no-publish')
+  t.true(point.decide(partner, 'gossip.subscribe').allow)
+  t.true(point.decide(alice, 'gossip.publish').allow)
+})
+
+test('a policy document that names no tenant is refused at load, naming the key', (t) => {
+  for (const document of [{ version: 1, rules: [] }, { version: 1, rules: [{ id: 'all', effect: 'allow', actions: ['*'] }] }]) {
+    const error = t.throws(() => parsePolicy(document), { instanceOf: ConfigError })
+    t.is(error?.code, 'ERR_CONFIG')
+    t.regex(error?.message ?? '', /^policy: tenant: /)
+  }
+  t.throws(() => parsePolicy({ version: 1, tenant: '', rules: [] }), { code: 'ERR_CONFIG', message: /^policy: tenant: / })
+  t.throws(() => parsePolicy({ version: 1, tenant: '*', rules: [] }), { code: 'ERR_CONFIG', message: /^policy: tenant: / })
+  // Nor can an update remove the tenant: the document in force stays.
+  const { point, done } = pdp({ version: 1, tenant: 'hotel-1', rules: [{ id: 'all', effect: 'allow', actions: ['*'] }] })
+  t.teardown(done)
+  t.throws(() => point.update({ version: 1, rules: [{ id: 'all', effect: 'allow', actions: ['*'] }] }), { code: 'ERR_CONFIG', message: /policy: tenant/ })
+  t.is(point.policy.tenant, 'hotel-1')
+  t.deepEqual({ ...point.decide(stranger, 'link.connect', { tenant: 'hotel-2' }) }, { allow: false, reason: "indeterminate:the resource is of tenant hotel-2, not of this policy's" })
+})
+
+test('actions follow one grammar: anything else is refused at load naming the key, and denied at decision', (t) => {
+  const good = ['*', 'a', 'signal.offer', 'signal.*', 'mqtt.publish', 'x-1.y-2.*', `a${'b'.repeat(127)}`]
+  for (const action of good) t.notThrows(() => parsePolicy({ version: 1, tenant: 'h', rules: [{ id: 'r', effect: 'allow', actions: [action] }] }), action)
+  const bad = [
+    '', ' ', 'Signal.offer', 'signal offer', 'signal.', '.signal', 'signal..offer', 'signal.*.offer', '*.offer', 'sig*', 'signal.off*',
+    '**', 'signal.**', '1signal', 'signal.1', 'signal_offer', 'signal/offer', 'signal.offer\n', 'sígnal', '-signal', `a${'b'.repeat(128)}`, `${'a'.repeat(127)}.*`,
+  ]
+  for (const action of bad) {
+    const error = t.throws(() => parsePolicy({ version: 1, tenant: 'h', rules: [{ id: 'r', effect: 'allow', actions: ['link.connect', action] }] }), { instanceOf: ConfigError }, JSON.stringify(action))
+    t.regex(error?.message ?? '', /^policy: rules\[0\]\.actions\[1\]: expected an action/, JSON.stringify(action))
+  }
+  t.throws(() => parsePolicy({ version: 1, tenant: 'h', rules: [{ id: 'r', effect: 'allow', actions: [7] }] }), { code: 'ERR_CONFIG', message: /rules\[0\]\.actions\[0\]/ })
+  // A request whose action is not an action name is denied, even where a wildcard or a prefix would match it.
+  const { point, audit, done } = pdp({ version: 1, tenant: 'hotel-1', rules: [{ id: 'all', effect: 'allow', actions: ['*'] }, { id: 'sig', effect: 'allow', actions: ['signal.*'] }] })
+  t.teardown(done)
+  for (const action of ['signal.', 'signal.offer\n', 'Signal.offer', '', 'a'.repeat(129)]) {
+    t.deepEqual({ ...point.decide(alice, action) }, { allow: false, reason: 'indeterminate:the action is not an action name' }, JSON.stringify(action))
+  }
+  t.is(audit.recent(1)[0]?.outcome, 'deny')
+  t.true(point.decide(alice, 'signal.offer').allow)
+})
+
+test('a window across midnight counts its morning hours on the day it opened', (t) => {
+  // 2026-12-07 was a Monday; the document's zone is UTC.
+  const at = (day: number, hour: number, minute: number) => Date.UTC(2026, 11, day, hour, minute)
+  let now = 0
+  const { point, done } = pdp(
+    { version: 1, tenant: 'hotel-1', rules: [{ id: 'monday-night', effect: 'allow', actions: ['door.open'], hours: [{ days: ['mon'], from: '22:00', to: '06:00' }] }] },
+    () => now,
+  )
+  t.teardown(done)
+  const cases: Array<[number, number, number, boolean, string]> = [
+    [7, 21, 59, false, 'Monday 21:59: not yet open'],
+    [7, 22, 0, true, 'Monday 22:00: opens'],
+    [7, 23, 59, true, 'Monday 23:59'],
+    [8, 0, 0, true, 'Tuesday 00:00: still the Monday window'],
+    [8, 1, 0, true, 'Tuesday 01:00: still the Monday window'],
+    [8, 5, 59, true, 'Tuesday 05:59'],
+    [8, 6, 0, false, 'Tuesday 06:00: closed (the end is exclusive)'],
+    [8, 22, 0, false, 'Tuesday 22:00: Tuesday is not a day of the window'],
+    [9, 1, 0, false, 'Wednesday 01:00: the Tuesday night was never opened'],
+    [7, 1, 0, false, 'Monday 01:00: belongs to the Sunday night'],
+    [7, 5, 59, false, 'Monday 05:59: belongs to the Sunday night'],
+  ]
+  for (const [day, hour, minute, allowed, what] of cases) {
+    now = at(day, hour, minute)
+    t.is(point.decide(alice, 'door.open').allow, allowed, what)
+  }
+  // The same in a time zone: Sunday 22:00–06:00 in Paris holds at Monday 01:00 Paris time (00:00 UTC).
+  const paris = pdp(
+    { version: 1, tenant: 'hotel-1', timeZone: 'Europe/Paris', rules: [{ id: 'sunday-night', effect: 'allow', actions: ['door.open'], hours: [{ days: ['sun'], from: '22:00', to: '06:00' }] }] },
+    () => now,
+  )
+  t.teardown(paris.done)
+  now = at(7, 0, 0)
+  t.true(paris.point.decide(alice, 'door.open').allow)
+  now = at(8, 0, 0)
+  t.false(paris.point.decide(alice, 'door.open').allow, 'Tuesday 01:00 in Paris: Monday night is not a day of the window')
+})
+
 test('time windows are read in the configured time zone, on the configured days, across midnight', (t) => {
   let now = MONDAY_0930_UTC
   const { point, done } = pdp(
@@ -251,12 +359,9 @@ test('a decision that cannot be evaluated is denied and says what was missing (f
   t.regex(point.decide(alice, 'model.load', null as never).reason, /^indeterminate:the resource/)
   const hostile = { get model(): string { throw new Error('boom') } }
   t.deepEqual({ ...point.decide(alice, 'model.load', hostile as never) }, { allow: false, reason: 'indeterminate:the request could not be read' })
-  // No tenant anywhere to compare the peer with.
-  const { point: homeless, done: done2 } = pdp({ version: 1, rules: [{ id: 'all', effect: 'allow', actions: ['*'] }] })
-  t.teardown(done2)
-  t.regex(homeless.decide(alice, 'x').reason, /^indeterminate:the resource names no tenant/)
-  t.true(homeless.decide(alice, 'x', { tenant: 'hotel-1' }).allow)
-  t.false(homeless.decide(alice, 'x', { tenant: 'hotel-2' }).allow)
+  // No tenant anywhere to compare the peer with: such a document is refused at load (below), so
+  // a resource can never choose the tenant it is judged as.
+  t.throws(() => pdp({ version: 1, rules: [{ id: 'all', effect: 'allow', actions: ['*'] }] }), { code: 'ERR_CONFIG', message: /policy: tenant/ })
 })
 
 test('a decision whose audit row cannot be written is denied', (t) => {
@@ -280,20 +385,20 @@ test('malformed policies are refused with ERR_CONFIG naming the key', (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [null, /policy: \(root\)/],
     [{ rules: [] }, /policy: version/],
-    [{ version: 2, rules: [] }, /policy: version/],
-    [{ version: 1, rules: [], extra: 1 }, /policy: extra: unknown key/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'permit', actions: ['*'] }] }, /policy: rules\[0\]\.effect/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: [] }] }, /policy: rules\[0\]\.actions/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['Signal Offer'] }] }, /policy: rules\[0\]\.actions\[0\]/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], role: ['x'] }] }, /policy: rules\[0\]\.role: unknown key/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], peerTenants: ['*'] }] }, /policy: rules\[0\]\.peerTenants\[0\]/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], hours: [{ from: '25:00', to: '26:00' }] }] }, /policy: rules\[0\]\.hours\[0\]\.from/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], hours: [{ from: '10:00', to: '10:00' }] }] }, /policy: rules\[0\]\.hours\[0\]\.to/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], hours: [{ days: ['monday'], from: '10:00', to: '11:00' }] }] }, /policy: rules\[0\]\.hours\[0\]\.days\[0\]/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], resource: { topic: {} } }] }, /policy: rules\[0\]\.resource\.topic/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'], resource: { topic: { startsWith: 'x' } } }] }, /policy: rules\[0\]\.resource\.topic\.startsWith: unknown key/],
-    [{ version: 1, timeZone: 'Mars/Olympus', rules: [] }, /policy: timeZone/],
-    [{ version: 1, rules: [{ id: 'a', effect: 'allow', actions: ['*'] }, { id: 'a', effect: 'deny', actions: ['*'] }] }, /policy: rules\[1\]\.id: duplicate/],
+    [{ version: 2, tenant: 'h', rules: [] }, /policy: version/],
+    [{ version: 1, tenant: 'h', rules: [], extra: 1 }, /policy: extra: unknown key/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'permit', actions: ['*'] }] }, /policy: rules\[0\]\.effect/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: [] }] }, /policy: rules\[0\]\.actions/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['Signal Offer'] }] }, /policy: rules\[0\]\.actions\[0\]/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], role: ['x'] }] }, /policy: rules\[0\]\.role: unknown key/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], peerTenants: ['*'] }] }, /policy: rules\[0\]\.peerTenants\[0\]/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], hours: [{ from: '25:00', to: '26:00' }] }] }, /policy: rules\[0\]\.hours\[0\]\.from/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], hours: [{ from: '10:00', to: '10:00' }] }] }, /policy: rules\[0\]\.hours\[0\]\.to/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], hours: [{ days: ['monday'], from: '10:00', to: '11:00' }] }] }, /policy: rules\[0\]\.hours\[0\]\.days\[0\]/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], resource: { topic: {} } }] }, /policy: rules\[0\]\.resource\.topic/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'], resource: { topic: { startsWith: 'x' } } }] }, /policy: rules\[0\]\.resource\.topic\.startsWith: unknown key/],
+    [{ version: 1, tenant: 'h', timeZone: 'Mars/Olympus', rules: [] }, /policy: timeZone/],
+    [{ version: 1, tenant: 'h', rules: [{ id: 'a', effect: 'allow', actions: ['*'] }, { id: 'a', effect: 'deny', actions: ['*'] }] }, /policy: rules\[1\]\.id: duplicate/],
   ]
   for (const [document, message] of cases) {
     const error = t.throws(() => parsePolicy(document), { instanceOf: ConfigError }, JSON.stringify(document))
@@ -330,6 +435,11 @@ test('the example document of docs/policy.md is valid and decides as the page sa
   t.true(point.decide(alice, 'mqtt.publish', { topic: 'devices/tablet-1/t', device: 'tablet-1' }).allow)
   t.true(point.decide(stranger, 'gossip.subscribe').allow)
   t.is(point.decide(peer('tablet-13', 'hotel-1', ['staff']), 'link.connect').reason, 'rule:lost-tablet')
+  t.is(point.decide(peer('tablet-13', 'hotel-2', ['staff']), 'gossip.subscribe').reason, 'rule:lost-tablet', "a deny covers every tenant's peers")
+  now = Date.UTC(2026, 11, 14, 0, 0) // Monday 01:00 in Paris: the Sunday night window
+  t.true(point.decide(alice, 'link.connect').allow)
+  now = Date.UTC(2026, 11, 12, 0, 0) // Saturday 01:00 in Paris: the Friday night, not a day of the window
+  t.false(point.decide(alice, 'link.connect').allow)
   t.is(point.decide(cashier, 'model.load', {}).reason, 'indeterminate:rule no-big-models needs resource.sizeMb')
 })
 

@@ -3,10 +3,10 @@
 // touching its directory, and the import graph that keeps the device out of the CA service.
 import test from 'ava'
 import { createServer } from 'node:http'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
 import {
@@ -22,29 +22,11 @@ import {
   encodeNonceAnswer,
   encodeQuoteAnswer,
   encodeQuoteRequest,
+  generateEnrollmentToken,
   rotationMessage,
 } from '../src/protocol/index.js'
 import { ZtError } from '../src/index.js'
-
-/** The relative imports of a TypeScript file (static `import`/`export … from`, and `import()`). */
-function imports(file: string): string[] {
-  const text = readFileSync(file, 'utf8')
-  const found = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"](\.[^'"]+)['"]/g)]
-  return found.map((m) => resolve(dirname(file), (m[1] ?? m[2] ?? m[3])!.replace(/\.js$/, '.ts')))
-}
-
-/** Every source file reachable from `entry` through relative imports. */
-function reachable(entry: string): Set<string> {
-  const seen = new Set<string>()
-  const queue = [resolve(entry)]
-  while (queue.length > 0) {
-    const file = queue.pop()!
-    if (seen.has(file) || !existsSync(file)) continue
-    seen.add(file)
-    queue.push(...imports(file))
-  }
-  return seen
-}
+import { reachable } from './helpers/imports.js'
 
 test('the device side never imports the CA service, and protocol/ imports neither side', (t) => {
   const src = resolve('src')
@@ -64,8 +46,8 @@ test('the device side never imports the CA service, and protocol/ imports neithe
 test('the codecs round-trip and refuse malformed input with the code of the side that was wrong', (t) => {
   const nonce = Buffer.alloc(32, 0xab)
   const quote = { akPublicPem: 'pem', akBinding: Buffer.from([1]), attest: Buffer.from([2]), signature: Buffer.from([3]), pcrValues: Buffer.from([4]) }
-  const request = decodeEnrollRequest(encodeEnrollRequest({ token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { nonce, quote } }))
-  t.like(request, { token: 'ztm1.t', csr: 'csr', nodeId: 'n1', attestation: { quote: { akPublicPem: 'pem' } } })
+  const request = decodeEnrollRequest(encodeEnrollRequest({ tokenId: '11'.repeat(32), tokenProof: '22'.repeat(64), csr: 'csr', nodeId: 'n1', attestation: { nonce, quote } }))
+  t.like(request, { tokenId: '11'.repeat(32), tokenProof: '22'.repeat(64), csr: 'csr', nodeId: 'n1', attestation: { quote: { akPublicPem: 'pem' } } })
   t.deepEqual(Buffer.from(request.attestation!.nonce), nonce)
   const response = { certificate: 'c', caChain: 'ca', serial: '0a', notAfterMs: 1_800_000_000_000, config: { bootstrap_peers: [], gossip_fanout: 3, crl_url: 'http://x/v1/crl' } }
   t.deepEqual(decodeEnrollResponse(encodeEnrollResponse(response)), response)
@@ -107,7 +89,8 @@ test('a device refuses a malformed answer of the CA with ERR_BAD_RESPONSE and wr
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   for (const [i] of answers.entries()) {
     const store = join(dir, `device-${i}`)
-    await t.throwsAsync(DeviceIdentity.enroll({ url, token: 'ztm1.x', dir: store, passphrase: 'pw', keystore: 'software' }), { code: 'ERR_BAD_RESPONSE' }, answers[i])
+    const { token } = generateEnrollmentToken('ab'.repeat(32), 'hotel-1', 'd')
+    await t.throwsAsync(DeviceIdentity.enroll({ url, token, dir: store, passphrase: 'pw', keystore: 'software' }), { code: 'ERR_BAD_RESPONSE' }, answers[i])
     t.false(existsSync(join(store, 'cert.pem')), 'no certificate is stored')
     t.false(existsSync(join(store, 'trust.pem')), 'no trust anchor is stored')
   }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
+import { enrollRequestFor } from '../src/protocol/enroll.js'
 import {
   CertificateAuthority,
   connectSecure,
@@ -164,7 +165,7 @@ test('a software-key device enrolls, links and rotates while its keystore refuse
 
   const peerSigner = Signer.fromPkcs8(generateP256Key())
   const { token: peerToken } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
-  const enrolled = ca.enroll({ token: peerToken, csr: peerSigner.buildCsr('tablet-7', 'hotel-1') }, 'test')
+  const enrolled = ca.enroll(enrollRequestFor(peerToken, peerSigner.buildCsr('tablet-7', 'hotel-1')), 'test')
   const peer: DeviceCredential = { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: peerSigner }
   for (const protocol of ['tls', 'noise'] as const) t.like(await roundTrip(t, protocol, credential, peer, ca.trustBundle()), { deviceId: 'gw-1' })
 

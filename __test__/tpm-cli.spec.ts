@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { CaService } from '../src/ca/index.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { DeviceIdentity } from '../src/identity/index.js'
+import { inspectCertificate } from '../src/primitives/pki/index.js'
 import { startSwtpm, tpmTest, type Swtpm } from './helpers/swtpm.js'
 
 const CLI = join(process.cwd(), 'dist/cli/main.js')
@@ -231,6 +232,6 @@ tpmTest('attest-responder and ca reattest: a fresh quote passes, a PCR extend is
   const [result] = JSON.parse(drifted.stdout) as Array<{ verdict: string; action: string; revoked: string[] }>
   t.like(result, { verdict: 'drift', action: 'revoke' })
   t.is(result!.revoked.length, 1)
-  t.true(ca.revocations().isRevoked(result!.revoked[0]!, '00'.repeat(32)), 'the CRL names the node certificate')
+  t.true(ca.revocations().isRevoked(result!.revoked[0]!, '00'.repeat(32), inspectCertificate(ca.caChain()).spkiSha256), 'the CRL names the node certificate')
   t.like(await ztmesh(gatewayEnv, ['ca', 'reattest', '--dir', join(dir, 'ca'), '--store', join(dir, 'gw-1'), '--nodes', join(dir, 'missing.json')]), { code: 1, json: { code: 'ERR_INVALID_ARG' } })
 })

@@ -37,7 +37,8 @@ if (!tpm.ok && inCi) {
   failed += 1
 }
 const features = tpm.ok ? ['--features', 'ztmesh-core/tpm'] : []
-const cargo = await run('cargo', ['test', '--workspace', ...features, '--color', 'never'])
+// --no-fail-fast: one failing test binary must not hide the results of the others.
+const cargo = await run('cargo', ['test', '--workspace', '--no-fail-fast', ...features, '--color', 'never'])
 for (const match of cargo.output.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
   passed += Number(match[1])
   failed += Number(match[2])

@@ -12,6 +12,8 @@ import { createError, isErrorCode, ZtError } from './errors.js'
 export const native = binding
 
 /** Native class types, for the wrappers in `src/`. */
+/** The binding's types, for the facades that re-export them (`import type { bindingTypes }`). */
+export type * as bindingTypes from '../binding.js'
 export type NativeAeadKey = binding.AeadKey
 export type NativeSigningKey = binding.SigningKey
 export type NativeXWingSecretKey = binding.XWingSecretKey

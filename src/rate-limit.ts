@@ -49,3 +49,20 @@ export class RateLimiter {
     return allowed
   }
 }
+
+/**
+ * The source a request is counted under: an IPv4 address as is (also when IPv4-mapped), an
+ * IPv6 address by its /64 prefix, since one host is routinely given a whole /64 and could
+ * otherwise start every request from a fresh address with a fresh budget.
+ */
+export function sourceOf(address: string | undefined): string {
+  if (address === undefined) return 'unknown'
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped !== null) return mapped[1]!
+  if (!address.includes(':')) return address
+  const [head = '', tail] = address.split('%')[0]!.toLowerCase().split('::')
+  const front = head === '' ? [] : head.split(':')
+  const back = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? front : [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back]
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`
+}

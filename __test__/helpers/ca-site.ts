@@ -15,7 +15,7 @@ export async function caOnLoopback(t: ExecutionContext, name: string) {
   await CaService.init({ dir: join(dir, 'ca'), name })
   const ca = await CaService.open({ dir: join(dir, 'ca') })
   t.teardown(() => ca.close())
-  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 } })
+  const server = createEnrollmentServer({ ca, rateLimit: { perSecond: 1000, burst: 1000 }, maxConnectionsPerSource: 1000 })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   return { dir, ca, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }

@@ -1,7 +1,8 @@
 /**
  * A tiny daemon made of two real components, for the composition-root tests: an HTTP server that
  * answers its configured greeting, and a timer that counts ticks into a metric. Run it as
- * `node --import=tsx __test__/helpers/tiny-daemon.ts --config FILE [--greeting TEXT]`.
+ * `node --import=tsx __test__/helpers/tiny-daemon.ts --config FILE [--greeting TEXT]`. `http.listen`
+ * cannot change on a reload.
  */
 
 import { createServer, type Server } from 'node:http'
@@ -13,7 +14,12 @@ import { z } from 'zod'
 import { type Component, daemonConfigSchema, listenAddress, runDaemon } from '../../src/daemon/index.js'
 
 const schema = daemonConfigSchema({
-  http: z.strictObject({ listen: listenAddress, greeting: z.string().min(1) }),
+  http: z.strictObject({
+    listen: listenAddress,
+    greeting: z.string().min(1),
+    /** Whether the start waits, after `listening`, for a request to /release (to signal a starting daemon). */
+    holdStart: z.boolean().default(false),
+  }),
   timer: z.strictObject({
     intervalMs: z.number().int().min(5),
     /** How long the timer takes to stop (to test the stop deadline). */
@@ -25,6 +31,7 @@ type Config = z.output<typeof schema>
 const code = await runDaemon({
   name: 'tiny',
   schema,
+  fixedKeys: ['http.listen'],
   flags: { greeting: { key: 'http.greeting' }, 'interval-ms': { key: 'timer.intervalMs', type: 'number' } },
   components(config, { emit, metrics, logger }) {
     let greeting = config.http.greeting
@@ -32,9 +39,15 @@ const code = await runDaemon({
     const http: Component<Config> = {
       name: 'http',
       async start() {
-        server = createServer((_, response) => response.end(greeting))
+        let release = (): void => {}
+        const released = new Promise<void>((resolve) => (release = resolve))
+        server = createServer((request, response) => {
+          if (request.url === '/release') release()
+          response.end(greeting)
+        })
         await new Promise<void>((resolve) => server!.listen(config.http.listen.port, config.http.listen.host, resolve))
         emit({ event: 'listening', port: (server.address() as AddressInfo).port })
+        if (config.http.holdStart) await released
       },
       async stop() {
         server?.closeAllConnections()

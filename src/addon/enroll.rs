@@ -6,6 +6,7 @@ use napi_derive::napi;
 use ztmesh_core::enroll::{self as core, PcrSelection};
 
 use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::pki::{hex, hex_arg};
 
 /// A TPM quote with the binding of its attestation key to the device key.
 #[napi(object)]
@@ -49,8 +50,10 @@ pub struct KeyCertification {
 /// `POST /v1/enroll`.
 #[napi(object)]
 pub struct EnrollRequest {
-    /// The one-time token.
-    pub token: String,
+    /// The id of the one-time token, hex (see `enrollmentTokenProof`).
+    pub token_id: String,
+    /// The token's proof over the CSR and node id (an Ed25519 signature), hex.
+    pub token_proof: String,
     /// The CSR, PEM.
     pub csr: String,
     /// The device id the token is believed to be for.
@@ -118,11 +121,16 @@ pub struct NonceAnswer {
     pub encrypted_secret: Option<Buffer>,
 }
 
-/// `POST /v1/attest/nonce`.
+/// `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token, and
+/// optionally what a credential challenge needs.
 #[napi(object)]
 pub struct NonceRequest {
     /// The device id the nonce is bound to.
     pub node_id: String,
+    /// The id of the device's enrollment token, hex.
+    pub token_id: String,
+    /// The token's proof over the node id (an Ed25519 signature), hex.
+    pub token_proof: String,
     /// The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge).
     pub ek_certificate: Option<Buffer>,
     /// The attestation key's public area, a marshalled `TPMT_PUBLIC`.
@@ -164,7 +172,8 @@ pub fn rotation_message(timestamp_ms: f64, csr_pem: String) -> Result<Buffer> {
 pub fn encode_enroll_request(request: EnrollRequest) -> Result<Buffer> {
     sync(|| {
         let request = core::EnrollRequest {
-            token: request.token,
+            token_id: hex32("tokenId", &request.token_id)?,
+            token_proof: hex_bytes::<64>("tokenProof", &request.token_proof)?,
             csr_pem: request.csr,
             node_id: request.node_id,
             attestation: request.attestation.map(evidence_from_js),
@@ -179,7 +188,8 @@ pub fn decode_enroll_request(body: &[u8]) -> Result<EnrollRequest> {
     sync(|| {
         let request = core::EnrollRequest::decode(body)?;
         Ok(EnrollRequest {
-            token: request.token,
+            token_id: hex(&request.token_id),
+            token_proof: hex(&request.token_proof),
             csr: request.csr_pem,
             node_id: request.node_id,
             attestation: request.attestation.map(evidence_to_js),
@@ -261,7 +271,7 @@ pub fn decode_enroll_response(body: &[u8]) -> Result<EnrollResponse> {
     })
 }
 
-/// Encodes a nonce request body `{node_id, ek_certificate?, ak_public?}`.
+/// Encodes a nonce request body `{node_id, token_id, token_proof, ek_certificate?, ak_public?}`.
 #[napi]
 pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
     sync(|| {
@@ -270,7 +280,13 @@ pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
             (Some(ek), Some(ak)) => Some(core::Endorsement { ek_certificate: ek.to_vec(), ak_public: ak.to_vec() }),
             _ => return Err(crate::error::invalid_argument("ekCertificate and akPublic come together")),
         };
-        Ok(core::NonceRequest { node_id: request.node_id, endorsement }.encode()?.into())
+        let request = core::NonceRequest {
+            node_id: request.node_id,
+            token_id: hex32("tokenId", &request.token_id)?,
+            token_proof: hex_bytes::<64>("tokenProof", &request.token_proof)?,
+            endorsement,
+        };
+        Ok(request.encode()?.into())
     })
 }
 
@@ -283,7 +299,13 @@ pub fn decode_nonce_request(body: &[u8]) -> Result<NonceRequest> {
             Some(e) => (Some(e.ek_certificate.into()), Some(e.ak_public.into())),
             None => (None, None),
         };
-        Ok(NonceRequest { node_id: request.node_id, ek_certificate, ak_public })
+        Ok(NonceRequest {
+            node_id: request.node_id,
+            token_id: hex(&request.token_id),
+            token_proof: hex(&request.token_proof),
+            ek_certificate,
+            ak_public,
+        })
     })
 }
 
@@ -364,6 +386,16 @@ pub fn decode_quote_answer(line: &[u8]) -> Result<QuoteAnswer> {
             _ => return Err(Failure::new("ERR_ATTEST_MALFORMED", "an answer this build does not know")),
         })
     })
+}
+
+/// 32 bytes from hex (a token id, a key); `ERR_INVALID_ARG`.
+pub(crate) fn hex32(name: &str, text: &str) -> std::result::Result<[u8; 32], Failure> {
+    hex_bytes::<32>(name, text)
+}
+
+/// `N` bytes from hex; `ERR_INVALID_ARG`.
+pub(crate) fn hex_bytes<const N: usize>(name: &str, text: &str) -> std::result::Result<[u8; N], Failure> {
+    hex_arg(name, text)?.try_into().map_err(|_| invalid_argument(&format!("{name} is {N} bytes of hex")))
 }
 
 fn indices(selection: &PcrSelection) -> Vec<u32> {

@@ -20,6 +20,7 @@ mod pki;
 mod sign;
 mod signer;
 mod tls;
+mod token;
 mod tpm;
 mod wire;
 mod x25519;

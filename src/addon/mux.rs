@@ -23,6 +23,11 @@ pub struct MuxEvent {
     pub in_chunk: Option<bool>,
     /// The reset code (`reset`).
     pub code: Option<u32>,
+    /// What the reset means to this side (`reset`): `ERR_MUX_UNSUPPORTED_PROTOCOL` or
+    /// `ERR_MUX_TOO_MANY_STREAMS` for a refused open, else `ERR_MUX_RESET`.
+    pub error_code: Option<&'static str>,
+    /// Its message (`reset`).
+    pub error_message: Option<String>,
 }
 
 /// The result of feeding a chunk: the events, the bytes of `data` used, the frames to send, and
@@ -54,6 +59,59 @@ pub struct MuxLimits {
     pub max_protocol_length: u32,
     pub initial_window: u32,
     pub max_window: u32,
+}
+
+/// The codes a stream reset carries (the core's `reset_code`).
+#[napi(object)]
+pub struct MuxResetCodes {
+    /// The stream was cancelled by its application.
+    pub cancel: u32,
+    /// No handler for the protocol id.
+    pub unsupported_protocol: u32,
+    /// The receiver already has as many streams as it allows.
+    pub refused: u32,
+    /// The handler failed.
+    pub internal: u32,
+    /// The sender waited too long for credit.
+    pub credit_timeout: u32,
+}
+
+/// The codes a stream reset carries.
+#[napi]
+pub fn mux_reset_codes() -> MuxResetCodes {
+    use mux::reset_code;
+    MuxResetCodes {
+        cancel: reset_code::CANCEL,
+        unsupported_protocol: reset_code::UNSUPPORTED_PROTOCOL,
+        refused: reset_code::REFUSED,
+        internal: reset_code::INTERNAL,
+        credit_timeout: reset_code::CREDIT_TIMEOUT,
+    }
+}
+
+/// The codes a go-away carries (the core's `go_away_code`).
+#[napi(object)]
+pub struct MuxGoAwayCodes {
+    /// A normal end of the session.
+    pub normal: u32,
+    /// The receiver of the go-away broke the framing or stream rules.
+    pub protocol: u32,
+    /// The receiver of the go-away sent beyond its credit.
+    pub window: u32,
+    /// The receiver of the go-away kept opening streams past the limit.
+    pub too_many_streams: u32,
+}
+
+/// The codes a go-away carries.
+#[napi]
+pub fn mux_go_away_codes() -> MuxGoAwayCodes {
+    use mux::go_away_code;
+    MuxGoAwayCodes {
+        normal: go_away_code::NORMAL,
+        protocol: go_away_code::PROTOCOL,
+        window: go_away_code::WINDOW,
+        too_many_streams: go_away_code::TOO_MANY_STREAMS,
+    }
 }
 
 /// The protocol constants of the message layer.
@@ -203,6 +261,12 @@ impl MuxSession {
         self.inner.send_credit(stream)
     }
 
+    /// Bytes each stream may have received and not read.
+    #[napi(getter)]
+    pub fn window(&self) -> u32 {
+        self.inner.window()
+    }
+
     /// Streams open now, both sides'.
     #[napi(getter)]
     pub fn stream_count(&self) -> u32 {
@@ -219,8 +283,17 @@ fn frames(call: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), mux::MuxErr
 }
 
 fn convert(event: Event) -> std::result::Result<MuxEvent, Failure> {
-    let base =
-        |kind, stream| MuxEvent { kind, stream, protocol: None, start: None, end: None, in_chunk: None, code: None };
+    let base = |kind, stream| MuxEvent {
+        kind,
+        stream,
+        protocol: None,
+        start: None,
+        end: None,
+        in_chunk: None,
+        code: None,
+        error_code: None,
+        error_message: None,
+    };
     Ok(match event {
         Event::Opened { stream, protocol } => MuxEvent { protocol: Some(protocol), ..base("opened", stream) },
         Event::Accepted { stream } => base("accepted", stream),
@@ -232,6 +305,11 @@ fn convert(event: Event) -> std::result::Result<MuxEvent, Failure> {
         },
         Event::Credit { stream } => base("credit", stream),
         Event::Closed { stream } => base("closed", stream),
-        Event::Reset { stream, code } => MuxEvent { code: Some(code), ..base("reset", stream) },
+        Event::Reset { stream, code, reason } => MuxEvent {
+            code: Some(code),
+            error_code: Some(reason.code()),
+            error_message: Some(reason.to_string()),
+            ..base("reset", stream)
+        },
     })
 }

@@ -35,6 +35,9 @@ pub struct CaInit {
     pub validity_seconds: Option<f64>,
     /// Issuance time in ms since the epoch (default: now).
     pub now_ms: Option<f64>,
+    /// Site CAs: the tenants it may issue for, written as name constraints that `verifyPeer`
+    /// enforces (`ERR_NAME_CONSTRAINT`). Absent or empty: unconstrained. Ignored for a root.
+    pub tenants: Option<Vec<String>>,
 }
 
 /// What a device certificate says beyond its key: decided by CA policy, never by the CSR.
@@ -128,6 +131,12 @@ impl CertificateAuthority {
     #[napi(getter)]
     pub fn key_id(&self) -> String {
         hex(&self.inner.key_id())
+    }
+
+    /// Whether this CA's name constraints (if any) let it issue for `tenant`.
+    #[napi]
+    pub fn permits_tenant(&self, tenant: String) -> bool {
+        self.inner.permits_tenant(&tenant)
     }
 
     /// Signs a site CA (CA:true, pathLen 0) with a fresh key. Only a root may do this.
@@ -303,7 +312,18 @@ impl TrustStore {
     }
 }
 
-/// Revoked serials and keys, merged from verified CRLs and revocation records.
+/// How a revocation set treats CRLs past their `nextUpdate`.
+#[napi(object)]
+pub struct RevocationSetInit {
+    /// How long past `nextUpdate` a CRL is still fresh, in seconds (default 86400, one day).
+    pub grace_seconds: Option<f64>,
+    /// Use stale revocation data instead of refusing (default false: verification fails with
+    /// `ERR_REVOCATION_STALE`). Every use is counted in `staleUses`; audit the choice.
+    pub fail_open: Option<bool>,
+}
+
+/// Revoked serials and keys, merged from verified CRLs and revocation records, kept per issuing
+/// CA, with the freshness rule for CRLs.
 #[napi]
 pub struct RevocationSet {
     pub(crate) inner: pki::RevocationSet,
@@ -311,15 +331,29 @@ pub struct RevocationSet {
 
 #[napi]
 impl RevocationSet {
-    /// An empty set.
+    /// An empty set (fails closed on stale CRLs after one day of grace, unless `init` says
+    /// otherwise).
     #[napi(constructor)]
-    pub fn new() -> Self {
-        RevocationSet { inner: pki::RevocationSet::new() }
+    pub fn new(init: Option<RevocationSetInit>) -> Result<Self> {
+        sync(|| {
+            let mut freshness = pki::Freshness::default();
+            if let Some(init) = init {
+                if let Some(seconds) = init.grace_seconds {
+                    freshness.grace = seconds_arg("graceSeconds", seconds)?;
+                }
+                if init.fail_open == Some(true) {
+                    freshness.on_stale = pki::StalePolicy::FailOpen;
+                }
+            }
+            Ok(RevocationSet { inner: pki::RevocationSet::with_freshness(freshness) })
+        })
     }
 
     /// Adds a CRL (PEM or DER) after verifying it against its issuer, the CA chain `issuerChainPem`
     /// (site CA, or the root itself) that must lead to `trust`. Returns whether it was newer
-    /// than what the set had (`false` for a replay or an older CRL).
+    /// than what the set had (`false` for the same CRL again). Throws `ERR_REVOCATION_ROLLBACK`
+    /// for an older CRL and `ERR_REVOCATION_STALE` for one past `nextUpdate` plus the grace
+    /// period (unless the set fails open).
     #[napi]
     pub fn add_crl(
         &mut self,
@@ -334,7 +368,8 @@ impl RevocationSet {
                 Ok(text) if text.contains("-----BEGIN") => VerifiedCrl::from_pem(text, &issuer)?,
                 _ => VerifiedCrl::from_der(crl, &issuer)?,
             };
-            Ok(matches!(self.inner.add_crl(&verified)?, pki::Applied::New))
+            let now = now_ms.map_or(Ok(SystemTime::now()), |ms| time_arg("nowMs", ms))?;
+            Ok(matches!(self.inner.add_crl(&verified, now)?, pki::Applied::New))
         })
     }
 
@@ -355,17 +390,43 @@ impl RevocationSet {
         })
     }
 
-    /// Whether a serial (as users type it; `ERR_SERIAL` otherwise) or a key (SPKI SHA-256, hex)
-    /// is revoked.
+    /// Whether the CA with key id `issuerKeyId` (SHA-256 of its SPKI, hex) revoked its
+    /// certificate with this serial (as users type it; `ERR_SERIAL` otherwise) or this key (SPKI
+    /// SHA-256, hex). Other issuers' data never counts.
     #[napi]
-    pub fn is_revoked(&self, serial: String, spki_sha256: String) -> Result<bool> {
+    pub fn is_revoked(&self, serial: String, spki_sha256: String, issuer_key_id: String) -> Result<bool> {
         sync(|| {
-            let spki: [u8; 32] = hex_arg("spkiSha256", &spki_sha256)?
-                .try_into()
-                .map_err(|_| invalid_argument("spkiSha256 must be 32 bytes"))?;
-            Ok(self.inner.is_revoked(&ztmesh_core::ids::parse_serial(&serial)?, &spki))
+            let spki = digest_arg("spkiSha256", &spki_sha256)?;
+            let issuer = digest_arg("issuerKeyId", &issuer_key_id)?;
+            Ok(self.inner.is_revoked(&issuer, &ztmesh_core::ids::parse_serial(&serial)?, &spki))
         })
     }
+
+    /// How many times stale revocation data was used because the set fails open.
+    #[napi(getter)]
+    pub fn stale_uses(&self) -> f64 {
+        self.inner.stale_uses() as f64
+    }
+
+    /// The last CRL and record numbers applied per issuer, to save (atomically) and restore
+    /// after a restart with `restoreProgress`.
+    #[napi]
+    pub fn progress(&self) -> Buffer {
+        self.inner.progress().into()
+    }
+
+    /// Raises the set's progress to saved `progress`: older CRLs and records are refused from
+    /// then on (`ERR_REVOCATION_ROLLBACK`). Throws `ERR_REVOCATION_MALFORMED` for bytes that are
+    /// not saved progress.
+    #[napi]
+    pub fn restore_progress(&mut self, progress: &[u8]) -> Result<()> {
+        sync(|| Ok(self.inner.restore_progress(progress)?))
+    }
+}
+
+/// A SHA-256 digest given in hex.
+fn digest_arg(name: &str, value: &str) -> std::result::Result<[u8; 32], Failure> {
+    hex_arg(name, value)?.try_into().map_err(|_| invalid_argument(&format!("{name} must be 32 bytes")))
 }
 
 /// What the caller expects of a peer beyond a valid chain.
@@ -398,14 +459,17 @@ pub struct PeerIdentity {
     pub serial: String,
     /// SHA-256 of the leaf's SubjectPublicKeyInfo, hex.
     pub spki_sha256: String,
+    /// SHA-256 of the issuing CA's SubjectPublicKeyInfo, hex: whose revocations apply to it.
+    pub issuer_key_id: String,
     /// When the leaf expires, ms since the epoch.
     pub not_after_ms: f64,
 }
 
 /// Verifies a peer's certificate chain (PEM, leaf first) against the trust anchors, the
 /// revocations and the policy. Throws `ERR_CERT_EXPIRED`, `ERR_CERT_NOT_YET_VALID`,
-/// `ERR_CERT_REVOKED`, `ERR_CHAIN`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`,
-/// `ERR_KEY_USAGE`, `ERR_PIN` or `ERR_CERT_MALFORMED`.
+/// `ERR_CERT_REVOKED`, `ERR_REVOCATION_STALE`, `ERR_CHAIN`, `ERR_NAME_CONSTRAINT`,
+/// `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`, `ERR_KEY_USAGE`, `ERR_PIN` or
+/// `ERR_CERT_MALFORMED`.
 #[napi]
 pub fn verify_peer(
     chain_pem: String,
@@ -452,6 +516,7 @@ pub(crate) fn peer_identity(peer: pki::PeerIdentity) -> PeerIdentity {
         roles: peer.roles,
         serial: peer.serial,
         spki_sha256: hex(&peer.spki_sha256),
+        issuer_key_id: hex(&peer.issuer_key_id),
         not_after_ms: millis(peer.not_after),
     }
 }
@@ -482,6 +547,7 @@ fn ca_params(init: CaInit, defaults: fn(String, String) -> CaParams) -> std::res
     if let Some(ms) = init.now_ms {
         params.now = time_arg("nowMs", ms)?;
     }
+    params.tenants = init.tenants.unwrap_or_default();
     Ok(params)
 }
 
@@ -499,14 +565,14 @@ fn seconds_arg(name: &str, seconds: f64) -> std::result::Result<Duration, Failur
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn time_arg(name: &str, ms: f64) -> std::result::Result<SystemTime, Failure> {
+pub(crate) fn time_arg(name: &str, ms: f64) -> std::result::Result<SystemTime, Failure> {
     if !ms.is_finite() || !(0.0..=1e14).contains(&ms) {
         return Err(invalid_argument(&format!("{name} must be milliseconds since 1970")));
     }
     Ok(UNIX_EPOCH + Duration::from_millis(ms as u64))
 }
 
-fn counter_arg(name: &str, value: f64) -> std::result::Result<u64, Failure> {
+pub(crate) fn counter_arg(name: &str, value: f64) -> std::result::Result<u64, Failure> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > 9_007_199_254_740_991.0 {
         return Err(invalid_argument(&format!("{name} must be a non-negative safe integer")));
     }
@@ -521,7 +587,7 @@ fn reason_arg(code: u32) -> std::result::Result<RevocationReason, Failure> {
 }
 
 /// Bytes from hex, for SPKI hashes and pins (serials go through `ztmesh_core::ids::parse_serial`).
-fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
+pub(crate) fn hex_arg(name: &str, text: &str) -> std::result::Result<Vec<u8>, Failure> {
     let text = text.strip_prefix("0x").unwrap_or(text);
     let digits: Vec<u8> = text
         .bytes()

@@ -7,10 +7,13 @@
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use ztmesh_core::pki;
-use ztmesh_core::wire::{labels, Label, SignedObject, WireError};
+use ztmesh_core::wire::{checkpoint, labels, Label, SignedObject, WireError};
 
-use crate::error::{sync, Failure, Result};
-use crate::pki::{hex, millis, peer_identity, peer_policy, PeerIdentity, PeerPolicyInit, RevocationSet, TrustStore};
+use crate::error::{invalid_argument, sync, Failure, Result};
+use crate::pki::{
+    counter_arg, hex, hex_arg, millis, peer_identity, peer_policy, PeerIdentity, PeerPolicyInit, RevocationSet,
+    TrustStore,
+};
 use crate::signer::Signer;
 
 /// Signs `body` as a signed object under the label named `label` with `signer`, embedding the
@@ -71,6 +74,78 @@ pub fn signed_object_labels() -> Vec<String> {
     labels::SIGNED_OBJECTS.iter().map(|(name, _)| (*name).to_owned()).collect()
 }
 
+/// What an audit checkpoint says: log `logId` had `seq` records, the last with chain hash
+/// `headSha256`, at `atMs`.
+#[napi(object)]
+pub struct AuditCheckpoint {
+    /// Which log: 1-64 printable ASCII characters, no spaces.
+    pub log_id: String,
+    /// The number of the last record covered (the first is 1).
+    pub seq: f64,
+    /// The chain hash of record `seq`, 64 hex digits.
+    pub head_sha256: String,
+    /// When it was signed, ms since the epoch.
+    pub at_ms: f64,
+}
+
+/// A checkpoint that verified, with its signer.
+#[napi(object)]
+pub struct VerifiedAuditCheckpoint {
+    /// What it says.
+    pub checkpoint: AuditCheckpoint,
+    /// Who signed it, as `verifyPeer` decided at the checkpoint's time.
+    pub peer: PeerIdentity,
+    /// The signed object's digest, hex.
+    pub digest: String,
+}
+
+/// Signs an audit checkpoint as a signed object under the `audit-checkpoint` label with
+/// `signer` and its chain (PEM, leaf first). Throws `ERR_INVALID_ARG` for a field out of range,
+/// `ERR_MESSAGE_SIZE` for a log id that is not 1-64 printable characters, `ERR_KEY_MISMATCH`.
+#[napi]
+pub fn sign_audit_checkpoint(checkpoint: AuditCheckpoint, chain_pem: String, signer: &Signer) -> Result<Buffer> {
+    sync(|| {
+        let head = hex_arg("headSha256", &checkpoint.head_sha256)?;
+        let checkpoint = checkpoint::Checkpoint {
+            log_id: checkpoint.log_id,
+            seq: counter_arg("seq", checkpoint.seq)?,
+            head: head.try_into().map_err(|_| invalid_argument("headSha256 must be 64 hex digits"))?,
+            at_ms: counter_arg("atMs", checkpoint.at_ms)?,
+        };
+        let chain = pki::pem::parse_certificates(&chain_pem)?;
+        let signer = signer.for_chain(&chain)?;
+        let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+        Ok(checkpoint.sign(&chain, signer.as_ref())?.encode().into())
+    })
+}
+
+/// Verifies a signed audit checkpoint: its label and body, the signer's chain (`trust`,
+/// `revocations`, `policy`) at the time the checkpoint carries (`policy.nowMs` is not used),
+/// then the signature. Throws the codes of `verifyObject`.
+#[napi]
+pub fn verify_audit_checkpoint(
+    object: &[u8],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: PeerPolicyInit,
+) -> Result<VerifiedAuditCheckpoint> {
+    sync(|| {
+        let (rules, _) = peer_policy(policy)?;
+        let verified = checkpoint::verify(object, &trust.inner, &revocations.inner, &rules)?;
+        let checkpoint = verified.checkpoint;
+        Ok(VerifiedAuditCheckpoint {
+            checkpoint: AuditCheckpoint {
+                log_id: checkpoint.log_id,
+                seq: checkpoint.seq as f64,
+                head_sha256: hex(&checkpoint.head),
+                at_ms: checkpoint.at_ms as f64,
+            },
+            peer: peer_identity(verified.peer),
+            digest: hex(&verified.digest),
+        })
+    })
+}
+
 /// Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`.
 #[napi]
 pub fn check_device_id(device_id: String) -> Result<()> {
@@ -95,6 +170,13 @@ pub fn check_roles(roles: Vec<String>) -> Result<()> {
 #[napi]
 pub fn normalize_serial(serial: String) -> Result<String> {
     sync(|| Ok(ztmesh_core::ids::normalize_serial(&serial)?))
+}
+
+/// The one spelling of a key digest (SPKI SHA-256: 64 lowercase hex digits) from what a user
+/// typed (any case, optionally `:` between bytes). Throws `ERR_INVALID_ARG`.
+#[napi]
+pub fn normalize_key_digest(digest: String) -> Result<String> {
+    sync(|| Ok(ztmesh_core::ids::normalize_key_digest(&digest)?))
 }
 
 /// What a certificate says, untrusted: read without checking any signature, validity or

@@ -17,13 +17,9 @@
  */
 import { createError } from '../errors.js'
 import { callNative, native } from '../native.js'
+import type { PcrValue } from '../primitives/tpm/index.js'
 
-/** One PCR value: `value` is hex. */
-export interface PcrValue {
-  index: number
-  bank: string
-  value: string
-}
+export type { PcrValue } from '../primitives/tpm/index.js'
 
 /** A quote as it travels. */
 export interface QuoteFiles {

@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto'
 
+import { createError } from '../errors.js'
 import { AeadKey } from '../primitives/crypto/aead.js'
 import { MlKem768SecretKey, mlkem768Encapsulate, XWingSecretKey, xwingEncapsulate } from '../primitives/crypto/kem.js'
 import { SigningKey, verifyBatch, type VerifyItem } from '../primitives/crypto/sign.js'
@@ -227,13 +228,26 @@ export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = []
   for (const c of CASES) {
     if (init.filter !== undefined && !c.op.includes(init.filter)) continue
-    const sides = await c.setup()
+    const sides = await c.setup().catch((error: unknown) => {
+      throw missingBaseline(c.op, error)
+    })
     if (sides === null) continue
     const { ztmesh, baseline } = sides
     const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options)
     rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
   }
   return rows
+}
+
+/**
+ * A baseline package that cannot be loaded (the baselines are devDependencies, absent from an
+ * installation without them) as `ERR_NOT_FOUND` naming it, instead of Node's raw import error.
+ * Any other error is returned as it is.
+ */
+export function missingBaseline(op: string, error: unknown): unknown {
+  if (!(error instanceof Error) || (error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') return error
+  const name = /Cannot find (?:package|module) '([^']+)'/.exec(error.message)?.[1] ?? 'a baseline package'
+  return createError('ERR_NOT_FOUND', `bench ${op}: cannot load ${name}: the baselines are devDependencies; run \`npm install\` in a clone of ztmesh`, { cause: error })
 }
 
 function round(value: number): number {

@@ -45,17 +45,18 @@ export class CaDirectory {
   }
 
   /**
-   * Creates a root CA, a site CA (keys in their keystores), the trust bundle, the admin
-   * credential and an empty registry; `ERR_INVALID_ARG` if the directory already holds a CA.
+   * Creates a root CA, a site CA (keys in their keystores; bound by name constraints to
+   * `tenants` when given), the trust bundle, the admin credential and an empty registry;
+   * `ERR_INVALID_ARG` if the directory already holds a CA.
    */
-  async create(init: { name: string; organisation: string }): Promise<CreatedCa> {
+  async create(init: { name: string; organisation: string; tenants?: string[] }): Promise<CreatedCa> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 })
     if (existsSync(this.#path('site.pem')) || existsSync(this.#path('registry.db'))) {
       throw createError('ERR_INVALID_ARG', `${this.dir} already holds a CA`)
     }
     const passphrase = this.#passphrase(true)
     const root = CertificateAuthority.createRoot({ commonName: `${init.name} Root CA`, organisation: init.organisation })
-    const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: `${init.name} Site CA`, organisation: init.organisation })
+    const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: `${init.name} Site CA`, organisation: init.organisation, ...(init.tenants !== undefined && { tenants: init.tenants }) })
     try {
       const rootKeys = await Keystore.create(this.#path('root-key.ztks'), passphrase)
       rootKeys.import('root-ca', 'ecdsa-p256', root.privateKey)

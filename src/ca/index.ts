@@ -4,7 +4,7 @@
  * reach them.
  *
  * - `directory.ts`: the CA's files, keys and passphrase;
- * - `registry.ts`: every SQL statement about certificates, rotations and settings;
+ * - `registry.ts`: every SQL statement about certificates, their lineage and settings;
  * - `crl.ts`: CRL publication;
  * - `tokens.ts`: enrollment tokens; `attestation/verifier/`: nonces and attestation records;
  * - `provisioners/`: the enrollment methods (one file each);
@@ -17,7 +17,7 @@
  * await CaService.init({ dir: '/var/lib/ztmesh/ca', name: 'Hotel One' })
  * const ca = await CaService.open({ dir: '/var/lib/ztmesh/ca' })
  * const { token } = ca.createToken({ deviceId: 'tablet-7', tenant: 'hotel-1' })
- * const { certificate, caChain } = ca.enroll({ token, csr }, 'cli')
+ * const { certificate, caChain } = ca.enroll(enrollRequestFor(token, csr), 'cli')
  * ```
  */
 

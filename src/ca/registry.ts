@@ -1,14 +1,20 @@
 /**
  * The CA registry's certificate side: every SQL statement about issued certificates, their
- * revocations, rotation replay marks and the CA's settings lives here, each written once.
+ * lineage (which certificate a rotation replaced), their revocations and the CA's settings
+ * lives here, each written once.
  *
  * The other stores of the same database keep their own SQL beside their rule: enrollment tokens
  * (`tokens.ts`), attestation nonces and records (`attestation/verifier/`), the audit chain
  * (`audit/`). All of them take the one `Db` and run inside the transaction the {@link CaService}
  * opens ({@link Registry.transaction}), so an effect and its audit row commit together.
  *
- * New certificate facts (lineage, issuer-keyed revocation) are new columns and new statements
- * here, not SQL in the service.
+ * New certificate facts (issuer-keyed revocation, …) are new columns and new statements here,
+ * not SQL in the service.
+ *
+ * The lineage is a chain: a rotated certificate names its predecessor, and a certificate has at
+ * most one successor (a unique index enforces it). Revoking by serial or by key follows it both
+ * ways ({@link Registry.liveSerials}), so a rotation cannot launder a certificate out of reach of
+ * its revocation.
  */
 
 import { normalizeSerial } from '../protocol/ids.js'
@@ -25,15 +31,26 @@ export interface CertificateRecord {
   notAfterMs: number
   revokedAtMs: number | null
   revocationReason: string | null
+  /** The certificate this one replaced by rotation; null for an enrollment's. */
+  predecessor: string | null
+  /** When this certificate, rotated, is revoked as superseded; null until it is rotated. */
+  overlapEndsAtMs: number | null
   /** The certificate, PEM. */
   pem: string
 }
 
-/** A certificate to record: what issuance produced, for whom, and when. */
-export type NewCertificate = Omit<CertificateRecord, 'revokedAtMs' | 'revocationReason'> & { issuedAtMs: number }
+/** A certificate to record: what issuance produced, for whom, when, and (rotated) what it replaces. */
+export type NewCertificate = Omit<CertificateRecord, 'revokedAtMs' | 'revocationReason' | 'predecessor' | 'overlapEndsAtMs'> & {
+  issuedAtMs: number
+  predecessor?: string
+}
 
-/** Which live certificates an operation is about: one serial, or a device (in one tenant). */
-export type CertificateTarget = { serial: string } | { device: string; tenant?: string }
+/**
+ * Which live certificates an operation is about: one certificate (by serial) or every
+ * certificate of one key (by its SPKI SHA-256, lowercase hex), each with its whole lineage; or
+ * every certificate of a device (in one tenant).
+ */
+export type CertificateTarget = { serial: string } | { spkiSha256: string } | { device: string; tenant?: string }
 
 /** A revocation as the CRL lists it. */
 export interface RevocationRow {
@@ -75,8 +92,32 @@ export class Registry {
   /** Records an issued certificate: the registry's one certificate INSERT. */
   insertCertificate(issued: NewCertificate): void {
     this.#db
-      .prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(issued.serial, issued.deviceId, issued.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, issued.issuedAtMs, issued.pem)
+      .prepare('INSERT INTO certificates (serial, device_id, tenant, spki_sha256, not_before, not_after, issued_at, pem, predecessor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(issued.serial, issued.deviceId, issued.tenant, issued.spkiSha256, issued.notBeforeMs, issued.notAfterMs, issued.issuedAtMs, issued.pem, issued.predecessor ?? null)
+  }
+
+  /** The serial of the certificate that replaced `serial` by rotation, if any. */
+  successor(serial: string): string | undefined {
+    const row = this.#db.prepare('SELECT serial FROM certificates WHERE predecessor = ?').get(normalizeSerial(serial)) as { serial: string } | undefined
+    return row?.serial
+  }
+
+  /** Sets when the rotated certificate `serial` is revoked as superseded (see {@link supersedeDue}). */
+  scheduleSupersession(serial: string, atMs: number): void {
+    this.#db.prepare('UPDATE certificates SET overlap_ends_at = ? WHERE serial = ?').run(atMs, serial)
+  }
+
+  /**
+   * Revokes as `superseded` every live rotated certificate whose overlap ended at or before
+   * `nowMs`, dated at the overlap's end; returns their serials.
+   */
+  supersedeDue(nowMs: number): string[] {
+    const due = this.#db.prepare('SELECT serial, overlap_ends_at FROM certificates WHERE overlap_ends_at <= ? AND revoked_at IS NULL ORDER BY overlap_ends_at').all(nowMs) as Array<{
+      serial: string
+      overlap_ends_at: number
+    }>
+    for (const row of due) this.markRevoked([row.serial], row.overlap_ends_at, 'superseded')
+    return due.map((row) => row.serial)
   }
 
   /** One certificate, by serial in any spelling `normalizeSerial` accepts. */
@@ -93,15 +134,33 @@ export class Registry {
     return rows.map(toRecord)
   }
 
-  /** The serials of the unrevoked certificates `target` names. */
+  /**
+   * The serials of the unrevoked certificates `target` names, oldest first. A serial or a key
+   * names its certificates' whole lineage: every successor (what rotations minted from them) and
+   * every predecessor (still live during its overlap).
+   */
   liveSerials(target: CertificateTarget): string[] {
-    const rows = (
-      'serial' in target
-        ? this.#db.prepare('SELECT serial FROM certificates WHERE serial = ? AND revoked_at IS NULL').all(normalizeSerial(target.serial))
-        : this.#db
-            .prepare('SELECT serial FROM certificates WHERE device_id = ? AND (? IS NULL OR tenant = ?) AND revoked_at IS NULL')
-            .all(target.device, target.tenant ?? null, target.tenant ?? null)
-    ) as Array<{ serial: string }>
+    let rows: Array<{ serial: string }>
+    if ('device' in target) {
+      rows = this.#db
+        .prepare('SELECT serial FROM certificates WHERE device_id = ? AND (? IS NULL OR tenant = ?) AND revoked_at IS NULL ORDER BY issued_at, rowid')
+        .all(target.device, target.tenant ?? null, target.tenant ?? null) as Array<{ serial: string }>
+    } else {
+      const [column, value] = 'serial' in target ? ['serial', normalizeSerial(target.serial)] : ['spki_sha256', target.spkiSha256]
+      rows = this.#db
+        .prepare(
+          `WITH RECURSIVE
+             named(serial) AS (SELECT serial FROM certificates WHERE ${column} = ?),
+             later(serial) AS (SELECT serial FROM named UNION SELECT c.serial FROM certificates c JOIN later ON c.predecessor = later.serial),
+             earlier(serial, predecessor) AS (
+               SELECT serial, predecessor FROM certificates WHERE serial IN (SELECT serial FROM named)
+               UNION SELECT c.serial, c.predecessor FROM certificates c JOIN earlier ON c.serial = earlier.predecessor)
+           SELECT serial FROM certificates
+           WHERE revoked_at IS NULL AND (serial IN (SELECT serial FROM later) OR serial IN (SELECT serial FROM earlier))
+           ORDER BY issued_at, rowid`,
+        )
+        .all(value) as Array<{ serial: string }>
+    }
     return rows.map((row) => row.serial)
   }
 
@@ -119,17 +178,6 @@ export class Registry {
       revocation_reason: string
     }>
     return rows.map((row) => ({ serial: row.serial, revokedAtMs: row.revoked_at, reason: row.revocation_reason }))
-  }
-
-  /**
-   * Records a rotation request's timestamp for the certificate `serial`; false (and nothing
-   * recorded) when it is not later than the last one: a replay.
-   */
-  recordRotation(serial: string, timestampMs: number): boolean {
-    const last = this.#db.prepare('SELECT last_timestamp FROM rotations WHERE serial = ?').get(serial) as { last_timestamp: number } | undefined
-    if (last !== undefined && timestampMs <= last.last_timestamp) return false
-    this.#db.prepare('INSERT INTO rotations (serial, last_timestamp) VALUES (?, ?) ON CONFLICT (serial) DO UPDATE SET last_timestamp = excluded.last_timestamp').run(serial, timestampMs)
-    return true
   }
 
   /** All settings. */
@@ -154,6 +202,8 @@ interface CertificateRow {
   not_after: number
   revoked_at: number | null
   revocation_reason: string | null
+  predecessor: string | null
+  overlap_ends_at: number | null
   pem: string
 }
 
@@ -167,6 +217,8 @@ function toRecord(row: CertificateRow): CertificateRecord {
     notAfterMs: row.not_after,
     revokedAtMs: row.revoked_at,
     revocationReason: row.revocation_reason,
+    predecessor: row.predecessor,
+    overlapEndsAtMs: row.overlap_ends_at,
     pem: row.pem,
   }
 }

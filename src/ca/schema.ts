@@ -1,6 +1,6 @@
 /** The CA registry's schema, one migration step per release that changed it. */
 
-import { AUDIT_MIGRATION } from '../audit/index.js'
+import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION } from '../audit/index.js'
 import type { Migration } from '../storage/index.js'
 
 export const CA_MIGRATIONS: readonly Migration[] = [
@@ -70,6 +70,25 @@ export const CA_MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (tenant, device_id)
   );
   `,
+  // Certificate lineage: a rotated certificate names its predecessor, and a certificate has at
+  // most one successor (the unique index is the rule's backstop). The predecessor is revoked as
+  // superseded at overlap_ends_at. The lineage also makes the rotations table's replay marks
+  // redundant: a replayed rotation names a certificate that already has its successor.
+  `
+  ALTER TABLE certificates ADD COLUMN predecessor TEXT REFERENCES certificates (serial);
+  ALTER TABLE certificates ADD COLUMN overlap_ends_at INTEGER;
+  CREATE UNIQUE INDEX certificates_by_predecessor ON certificates (predecessor) WHERE predecessor IS NOT NULL;
+  CREATE INDEX certificates_by_overlap_end ON certificates (overlap_ends_at) WHERE overlap_ends_at IS NOT NULL AND revoked_at IS NULL;
+  DROP TABLE rotations;
+  `,
+  // Enrollment tokens bound to the CSR: a request carries the token's id and a signature under
+  // its proof key, never the token; the registry keeps the public key (tokens of the earlier
+  // format, without one, are refused).
+  `
+  ALTER TABLE tokens ADD COLUMN proof_key TEXT;
+  `,
+  // Signed audit checkpoints (issue 10 §5): what truncation and retention are checked against.
+  AUDIT_CHECKPOINT_MIGRATION,
   // Credential activation (issue 10 §3): what a nonce's challenge expects back, and for which AK.
   `
   ALTER TABLE attest_nonces ADD COLUMN credential_sha256 TEXT;

@@ -1,41 +1,63 @@
 /**
  * The enrollment API of the site CA (seed 002 §7), over node:http:
  *
- * - `POST /v1/attest/nonce {node_id}` → `{nonce, expires_at, pcrs}`: a single-use nonce for the
- *   TPM quote of that node's enrollment, and the PCRs to quote
- * - `POST /v1/enroll {token, csr, attestation?, node_id?}` → `{certificate, ca_cert, serial,
- *   not_after, config}`; the CA's attestation mode decides whether `attestation` is required
+ * - `POST /v1/attest/nonce {node_id, token_id, token_proof}` → `{nonce, expires_at, pcrs}`: a
+ *   single-use nonce for the TPM quote of that node's enrollment, and the PCRs to quote; only for
+ *   the holder of that node's enrollment token
+ * - `POST /v1/enroll {token_id, token_proof, csr, attestation?, node_id?}` → `{certificate,
+ *   ca_cert, serial, not_after, config}`; the token's proof covers the CSR and node id, and the
+ *   CA's attestation mode decides whether `attestation` is required
  * - `POST /v1/rotate {certificate, csr, timestamp, signature}` (signed by the current key) → the same
  *
  * The bodies of these three are encoded and decoded by the core (`protocol/enroll.ts`).
  * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
- * - `POST /v1/revoke {serial | device, reason}` with `Authorization: Bearer <admin token>` → 204
+ * - `POST /v1/revoke {serial | spki_sha256 | device, tenant?, reason}` with `Authorization: Bearer
+ *   <admin token>` → 204; a serial or a key revokes its whole live lineage (see `CaService.revoke`)
  *
  * Errors are `{code, message}` with 400/401/403/404/405/409/413/429; a refused attestation is a
  * 403 with its `ERR_ATTEST_…` code (400 `ERR_ATTEST_MALFORMED` for bytes that do not parse). Each
- * source is rate limited; every request is audited (by the CA service, or here when it never
- * reaches it, bodies refused for their size or syntax included).
+ * source is rate limited, before any storage work, and may hold a bounded number of connections
+ * (as may all sources together): a connection over either cap gets a 503
+ * `ERR_TOO_MANY_CONNECTIONS` and is closed. Every request within the rate limit is audited (by
+ * the CA service, or here when it never reaches it, bodies refused for their size or syntax
+ * included), naming its route by id, never by the path sent. Requests over the rate limit and
+ * connections over the caps are counted per source instead, and written as one row each
+ * `auditIntervalMs` and on close (`request-tally.ts`).
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 
 import { createError, ZtError, type ErrorCode } from '../errors.js'
 import type { RevocationReason } from '../primitives/pki/index.js'
 import { decodeEnrollRequest, decodeNonceRequest, decodeRotationRequest, encodeEnrollResponse, encodeNonceAnswer, ENROLLMENT_ROUTES, type DeviceConfig, type EnrollResponse } from '../protocol/enroll.js'
 import { readJsonBody, readJsonBytes, sendEncoded, sendError } from './http.js'
 import { crlEtag, type CaService, type Enrollment } from './index.js'
-import { RateLimiter, type RateLimiterInit } from './rate-limit.js'
+import { RateLimiter, sourceOf, type RateLimiterInit } from './rate-limit.js'
+import { RequestTally, routeAction, routeId } from './request-tally.js'
 
 export type { DeviceConfig } from '../protocol/enroll.js'
 
 /** Options of {@link createEnrollmentServer}. */
 export interface EnrollmentServerInit {
   ca: CaService
-  /** The config handed to enrolled devices; `crl_url` defaults to this server's own. */
+  /**
+   * The config handed to enrolled devices. `crl_url` defaults to `<url>/v1/crl`, else to the
+   * address the server's own socket is bound to: never to what a request's `Host` says.
+   */
   config?: Partial<DeviceConfig>
+  /** This server's public base URL (e.g. `https://gw.hotel-1.lan:8443`), for the default `crl_url`. */
+  url?: string
   rateLimit?: RateLimiterInit
   /** Per-request time limit (headers and body), ms. Default 10 s. */
   requestTimeoutMs?: number
+  /** Open connections one source may hold. Default 32. */
+  maxConnectionsPerSource?: number
+  /** Open connections in all. Default 1,024. */
+  maxConnections?: number
+  /** How often the counts of requests that never reach the CA service are written, ms. Default 60 s. */
+  auditIntervalMs?: number
 }
 
 /**
@@ -49,26 +71,82 @@ export interface EnrollmentServerInit {
  */
 export function createEnrollmentServer(init: EnrollmentServerInit): Server {
   const limiter = new RateLimiter(init.rateLimit)
+  const tally = new RequestTally()
   const timeout = init.requestTimeoutMs ?? 10_000
+  const refused = new WeakSet<Socket>()
   const server = createServer({ requestTimeout: timeout, headersTimeout: timeout }, (request, response) => {
-    void handle(init, limiter, request, response, timeout)
+    if (refused.has(request.socket)) return void response.destroy()
+    void handle(init, limiter, tally, request, response, timeout)
   })
   server.maxHeadersCount = 50
+  capConnections(init.ca, server, tally, refused, init.maxConnectionsPerSource ?? 32, init.maxConnections ?? 1024)
+  const flush = (): void => {
+    const events = tally.flush()
+    if (events.length > 0) init.ca.recordAudit(...events)
+  }
+  const timer = setInterval(flush, init.auditIntervalMs ?? 60_000).unref()
+  server.on('close', () => {
+    clearInterval(timer)
+    flush()
+  })
   return server
 }
 
-async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
+/**
+ * Refuses a connection over the per-source or total cap with a typed 503 before the HTTP
+ * parser sees a byte of it (over TLS, by closing it), and counts the refusal (the first of an
+ * interval is written).
+ */
+function capConnections(ca: CaService, server: Server | TlsServer, tally: RequestTally, refused: WeakSet<Socket>, perSource: number, total: number): void {
+  const open = new Map<string, number>()
+  let all = 0
+  server.on('connection', (socket: Socket) => {
+    const source = sourceOf(socket.remoteAddress)
+    const mine = open.get(source) ?? 0
+    if (mine >= perSource || all >= total) {
+      refused.add(socket)
+      const first = tally.count(source, 'other', 'ERR_TOO_MANY_CONNECTIONS')
+      if (first !== undefined) ca.recordAudit(first)
+      // Over TLS no answer can be read before a handshake this refusal is meant to spare.
+      if (server instanceof TlsServer) return void socket.destroy()
+      const body = JSON.stringify({ code: 'ERR_TOO_MANY_CONNECTIONS', message: 'too many open connections; retry later' })
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+      return
+    }
+    all++
+    open.set(source, mine + 1)
+    socket.once('close', () => {
+      all--
+      const left = (open.get(source) ?? 1) - 1
+      if (left === 0) open.delete(source)
+      else open.set(source, left)
+    })
+  })
+}
+
+async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: RequestTally, request: IncomingMessage, response: ServerResponse, timeout: number): Promise<void> {
   const { ca } = init
-  const source = request.socket.remoteAddress ?? 'unknown'
+  const address = request.socket.remoteAddress ?? 'unknown'
+  const source = sourceOf(address)
+  // The rate limit comes first: a source over it costs a counter, and one row per interval.
+  if (!limiter.take(source)) {
+    const first = tally.count(source, routeId(pathOf(request)), 'ERR_RATE_LIMITED')
+    if (first !== undefined) ca.recordAudit(first)
+    return void sendError(response, createError('ERR_RATE_LIMITED'))
+  }
   const url = new URL(request.url ?? '/', 'http://ca.invalid')
+  const id = routeId(url.pathname)
   const route = `${request.method ?? 'GET'} ${url.pathname}`
+  const refuse = (code: ErrorCode, message?: string): Error => {
+    ca.recordAudit({ actor: address, action: routeAction(id), outcome: 'deny', reason: code })
+    return createError(code, message)
+  }
   try {
-    if (!limiter.take(source)) throw refuse(ca, source, route, 'ERR_RATE_LIMITED')
     switch (route) {
       case `POST ${ENROLLMENT_ROUTES.nonce}`: {
         // Room for an EK certificate in base64 (the core's codec bounds it the same).
-        const asked = await readMessage(ca, source, route, request, 4096, timeout, decodeNonceRequest)
-        const issued = ca.issueNonce(asked.nodeId, source, asked.ekCertificate !== undefined && asked.akPublic !== undefined ? { ekCertificate: asked.ekCertificate, akPublic: asked.akPublic } : undefined)
+        const body = await readMessage(refuse, request, 4096, timeout, decodeNonceRequest)
+        const issued = ca.issueNonce(body, address)
         sendEncoded(
           response,
           200,
@@ -82,13 +160,18 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         return
       }
       case `POST ${ENROLLMENT_ROUTES.enroll}`: {
-        const body = await readMessage(ca, source, route, request, 64 * 1024, timeout, decodeEnrollRequest)
-        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.enroll(body, source), init, request)))
+        const body = await readMessage(refuse, request, 64 * 1024, timeout, decodeEnrollRequest)
+        // The answer is encoded inside the issuance's transaction: nothing fails after the commit.
+        let encoded: Buffer | undefined
+        ca.enroll(body, address, (enrollment) => (encoded = encodeAnswer(enrollment, init, request)))
+        sendEncoded(response, 200, encoded!)
         return
       }
       case `POST ${ENROLLMENT_ROUTES.rotate}`: {
-        const body = await readMessage(ca, source, route, request, 64 * 1024, timeout, decodeRotationRequest)
-        sendEncoded(response, 200, encodeEnrollResponse(answer(ca.rotate(body, source), init, request)))
+        const body = await readMessage(refuse, request, 64 * 1024, timeout, decodeRotationRequest)
+        let encoded: Buffer | undefined
+        ca.rotate(body, address, undefined, (enrollment) => (encoded = encodeAnswer(enrollment, init, request)))
+        sendEncoded(response, 200, encoded!)
         return
       }
       case 'GET /v1/crl': {
@@ -96,7 +179,7 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
         const etag = crlEtag(crl.der)
         const headers = { etag, 'cache-control': 'public, max-age=60, must-revalidate' }
         const notModified = request.headers['if-none-match'] === etag
-        ca.recordAudit({ actor: source, action: route, outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })
+        ca.recordAudit({ actor: address, action: routeAction(id), outcome: 'allow', reason: notModified ? 'not-modified' : 'ok', detail: { crl_number: crl.crlNumber } })
         if (notModified) {
           response.writeHead(304, headers).end()
           return
@@ -109,20 +192,26 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
       }
       case 'POST /v1/revoke': {
         const credential = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
-        if (credential === undefined) throw refuse(ca, source, route, 'ERR_UNAUTHENTICATED')
-        if (!ca.isAdmin(credential)) throw refuse(ca, source, route, 'ERR_FORBIDDEN')
-        const body = await readBody(ca, source, route, request, 4 * 1024, timeout)
+        if (credential === undefined) throw refuse('ERR_UNAUTHENTICATED')
+        if (!ca.isAdmin(credential)) throw refuse('ERR_FORBIDDEN')
+        const body = await readBody(refuse, request, 4 * 1024, timeout)
         const reason = (body.reason ?? 'unspecified') as RevocationReason
         const target =
-          typeof body.serial === 'string' ? { serial: body.serial } : typeof body.device === 'string' ? { device: body.device, ...(typeof body.tenant === 'string' && { tenant: body.tenant }) } : undefined
-        if (target === undefined) throw createError('ERR_BAD_REQUEST', 'give serial or device')
+          typeof body.serial === 'string'
+            ? { serial: body.serial }
+            : typeof body.spki_sha256 === 'string'
+              ? { spkiSha256: body.spki_sha256 }
+              : typeof body.device === 'string'
+                ? { device: body.device, ...(typeof body.tenant === 'string' && { tenant: body.tenant }) }
+                : undefined
+        if (target === undefined) throw createError('ERR_BAD_REQUEST', 'give serial, spki_sha256 or device')
         ca.revoke(target, reason, 'admin')
         ca.crl()
         response.writeHead(204).end()
         return
       }
       default:
-        throw refuse(ca, source, route, /^(GET|POST) \/v1\/(enroll|rotate|crl|revoke|attest\/nonce)$/.test(route) ? 'ERR_METHOD_NOT_ALLOWED' : 'ERR_NOT_FOUND')
+        throw refuse(id === 'other' ? 'ERR_NOT_FOUND' : 'ERR_METHOD_NOT_ALLOWED')
     }
   } catch (error) {
     if (!response.headersSent) sendError(response, error)
@@ -131,17 +220,21 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, request:
 }
 
 /** Audits a request refused before it reached the CA service, and returns its error. */
-function refuse(ca: CaService, source: string, route: string, code: ErrorCode, message?: string): Error {
-  ca.recordAudit({ actor: source, action: route, outcome: 'deny', reason: code })
-  return createError(code, message)
+type Refuse = (code: ErrorCode, message?: string) => Error
+
+/** The path of a request, without parsing its URL. */
+function pathOf(request: IncomingMessage): string {
+  const target = request.url ?? '/'
+  const end = target.search(/[?#]/)
+  return end === -1 ? target : target.slice(0, end)
 }
 
 /** Reads a request's JSON body; a body refused (malformed, oversized, too slow) is audited. */
-async function readBody(ca: CaService, source: string, route: string, request: IncomingMessage, limit: number, timeout: number): Promise<Record<string, unknown>> {
+async function readBody(refuse: Refuse, request: IncomingMessage, limit: number, timeout: number): Promise<Record<string, unknown>> {
   try {
     return await readJsonBody(request, limit, timeout)
   } catch (error) {
-    if (error instanceof ZtError) throw refuse(ca, source, route, error.code, error.message)
+    if (error instanceof ZtError) throw refuse(error.code, error.message)
     throw error
   }
 }
@@ -150,25 +243,39 @@ async function readBody(ca: CaService, source: string, route: string, request: I
  * Reads a body and decodes it with the core's codec; a body refused (oversized, too slow,
  * malformed) is audited.
  */
-async function readMessage<T>(ca: CaService, source: string, route: string, request: IncomingMessage, limit: number, timeout: number, decode: (body: Uint8Array) => T): Promise<T> {
+async function readMessage<T>(refuse: Refuse, request: IncomingMessage, limit: number, timeout: number, decode: (body: Uint8Array) => T): Promise<T> {
   try {
     return decode(await readJsonBytes(request, limit, timeout))
   } catch (error) {
-    if (error instanceof ZtError) throw refuse(ca, source, route, error.code, error.message)
+    if (error instanceof ZtError) throw refuse(error.code, error.message)
     throw error
   }
 }
 
-/** The answer to an enrollment or rotation. */
-function answer(enrollment: Enrollment, init: EnrollmentServerInit, request: IncomingMessage): EnrollResponse {
-  return { certificate: enrollment.certificate, caChain: enrollment.caChain, serial: enrollment.serial, notAfterMs: enrollment.notAfterMs, config: deviceConfig(init, request) }
+/**
+ * The answer to an enrollment or rotation, encoded. An answer that cannot be encoded (a config
+ * the codec refuses) is the server's fault: `ERR_INTERNAL`, and the issuance is rolled back.
+ */
+function encodeAnswer(enrollment: Enrollment, init: EnrollmentServerInit, request: IncomingMessage): Buffer {
+  const answer: EnrollResponse = { certificate: enrollment.certificate, caChain: enrollment.caChain, serial: enrollment.serial, notAfterMs: enrollment.notAfterMs, config: deviceConfig(init, request) }
+  try {
+    return encodeEnrollResponse(answer)
+  } catch (error) {
+    throw createError('ERR_INTERNAL', 'the answer could not be encoded', { cause: error })
+  }
 }
 
 function deviceConfig(init: EnrollmentServerInit, request: IncomingMessage): DeviceConfig {
-  const host = request.headers.host ?? `${request.socket.localAddress}:${request.socket.localPort}`
   return {
     bootstrap_peers: init.config?.bootstrap_peers ?? [],
     gossip_fanout: init.config?.gossip_fanout ?? 3,
-    crl_url: init.config?.crl_url ?? `http://${host}/v1/crl`,
+    crl_url: init.config?.crl_url ?? new URL(ENROLLMENT_ROUTES.crl, init.url ?? ownUrl(request)).href,
   }
+}
+
+/** The URL of the address this server's socket is bound to (the `Host` header is the client's word). */
+function ownUrl(request: IncomingMessage): string {
+  const { localAddress = '127.0.0.1', localPort } = request.socket
+  const host = localAddress.includes(':') ? `[${localAddress}]` : localAddress
+  return `http://${host}:${localPort ?? 80}`
 }

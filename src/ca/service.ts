@@ -6,7 +6,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 
-import { AuditLog, type AuditEvent, type AuditRecord } from '../audit/index.js'
+import { AuditLog, type AuditEvent, type AuditLogInit, type AuditRecord } from '../audit/index.js'
 import { akPublicKeySha256, challengeAttestationKey, verifyAkBinding, verifyKeyCertification, verifyQuote } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
 import {
@@ -21,7 +21,7 @@ import {
   type PeerPolicy,
   type RevocationReason,
 } from '../primitives/pki/index.js'
-import { checkDeviceId, normalizeSerial } from '../protocol/ids.js'
+import { checkDeviceId, normalizeKeyDigest, normalizeSerial } from '../protocol/ids.js'
 import {
   AttestationRegistry,
   attestationSettingRows,
@@ -42,7 +42,7 @@ import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } 
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import { rotationMessage, type EnrollRequest, type RotationRequest } from '../protocol/enroll.js'
+import { rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
 
 
 /** Options of {@link CaService.init}. */
@@ -52,6 +52,11 @@ export interface CaInitOptions {
   name: string
   /** The organisation (O) of every certificate. Default: the name. */
   organisation?: string
+  /**
+   * The tenants the site CA may issue for, written as its name constraints: peers refuse a
+   * certificate of another tenant from it (`ERR_NAME_CONSTRAINT`). Default: unconstrained.
+   */
+  tenants?: string[]
 }
 
 /** Options of {@link CaService.open}. */
@@ -59,6 +64,16 @@ export interface CaOpenOptions {
   dir: string
   /** The clock, for tests. */
   now?: () => number
+  /**
+   * How long a rotated certificate stays valid beside its successor before it is revoked as
+   * superseded (never past its own expiry). Default one day.
+   */
+  rotationOverlapSeconds?: number
+  /**
+   * Signed checkpoints and retention for the CA's audit log: the gateway's own credential signs
+   * them (`checkpoints.signer`), `checkpoints.file` keeps the latest outside the registry.
+   */
+  audit?: Pick<AuditLogInit, 'checkpoints' | 'retention'>
 }
 
 /** What an enrollment returns to the device. */
@@ -79,6 +94,8 @@ const ROTATION_WINDOW_MS = 5 * 60_000
 const DEFAULT_GRACE_SECONDS = 30 * 86_400
 /** The RFC 5280 reason recorded when drift revokes a device: its key is not known to be lost, its standing is. */
 const DRIFT_REVOCATION_REASON: RevocationReason = 'privilegeWithdrawn'
+/** How long a rotated certificate stays valid beside its successor: time for the device's links to move over. */
+const DEFAULT_ROTATION_OVERLAP_SECONDS = 86_400
 
 /** The site CA: enrollment, rotation, revocation, CRLs and attestation decisions, each audited. */
 export class CaService implements ReattestationSink {
@@ -91,14 +108,18 @@ export class CaService implements ReattestationSink {
   readonly #audit: AuditLog
   readonly #site: CertificateAuthority
   readonly #now: () => number
+  readonly #rotationOverlapMs: number
+  readonly #auditSigns: boolean
 
-  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number) {
+  private constructor(directory: CaDirectory, registry: Registry, site: CertificateAuthority, now: () => number, rotationOverlapSeconds: number, audit: CaOpenOptions['audit'] = {}) {
     this.dir = directory.dir
     this.#directory = directory
     this.#registry = registry
     this.#site = site
     this.#now = now
-    this.#audit = new AuditLog(registry.db, now)
+    this.#rotationOverlapMs = rotationOverlapSeconds * 1000
+    this.#audit = new AuditLog(registry.db, { now, ...audit })
+    this.#auditSigns = audit.checkpoints?.signer !== undefined
     this.tokens = new TokenStore(registry.db, now)
     this.nonces = new NonceStore(registry.db, now)
     this.attestations = new AttestationRegistry(registry.db)
@@ -109,7 +130,7 @@ export class CaService implements ReattestationSink {
     const { dir, name } = options
     if (typeof name !== 'string' || name.trim() === '' || name.length > 48) throw createError('ERR_INVALID_ARG', 'the CA name must be 1-48 characters')
     const organisation = options.organisation ?? name
-    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation })
+    const { registry, adminToken } = await new CaDirectory(dir).create({ name, organisation, ...(options.tenants !== undefined && { tenants: options.tenants }) })
     try {
       registry.transaction(() => {
         registry.putSettings([['name', name], ['organisation', organisation], ...INITIAL_CRL_SETTINGS, ['admin_token_sha256', sha256Hex(adminToken)]])
@@ -124,8 +145,12 @@ export class CaService implements ReattestationSink {
   static async open(options: CaOpenOptions): Promise<CaService> {
     const directory = new CaDirectory(options.dir)
     if (!directory.exists()) throw createError('ERR_NOT_FOUND', `${options.dir} holds no CA (run ztmesh ca init)`)
+    const overlap = options.rotationOverlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS
+    if (!(Number.isInteger(overlap) && overlap >= 0 && overlap <= DEVICE_VALIDITY_SECONDS)) {
+      throw createError('ERR_INVALID_ARG', `the rotation overlap is a whole number of seconds, 0 to ${DEVICE_VALIDITY_SECONDS}`)
+    }
     const site = await directory.siteCa()
-    return new CaService(directory, directory.registry(), site, options.now ?? Date.now)
+    return new CaService(directory, directory.registry(), site, options.now ?? Date.now, overlap, options.audit)
   }
 
   /**
@@ -149,8 +174,13 @@ export class CaService implements ReattestationSink {
     return verifyPeer(directory.completeChain(chainPem), trust, revocations, policy)
   }
 
+  /** Closes the registry, after a checkpoint over the audit head when the log has a signer. */
   close(): void {
-    this.#registry.close()
+    try {
+      if (this.#auditSigns) this.#audit.checkpoint()
+    } finally {
+      this.#registry.close()
+    }
   }
 
   /** The trust bundle (the roots), PEM. */
@@ -163,10 +193,27 @@ export class CaService implements ReattestationSink {
     return this.#site.certificatePem + this.#directory.rootPem()
   }
 
-  /** Creates a one-time enrollment token (audited; the token itself never is). */
+  /**
+   * The SHA-256 of the root's SubjectPublicKeyInfo, hex: the trust anchor every token pins and
+   * `enroll --root-fingerprint` takes.
+   */
+  rootFingerprint(): string {
+    return inspectCertificate(this.#directory.rootPem()).spkiSha256
+  }
+
+  /**
+   * Creates a one-time enrollment token pinning this CA's root (audited; the token itself never
+   * is). A tenant the site CA's name constraints do not permit is refused here with
+   * `ERR_NAME_CONSTRAINT`, before any token exists.
+   */
   createToken(init: CreateTokenInit, actor = 'cli'): { token: string; expiresAt: number } {
     const detail = { device: init.deviceId, tenant: init.tenant, ...(init.roles !== undefined && { roles: JSON.stringify(init.roles) }) }
-    return this.#audited(actor, 'token.create', detail, () => this.tokens.create(init))
+    return this.#audited(actor, 'token.create', detail, () => {
+      if (typeof init.tenant === 'string' && !this.#site.permitsTenant(init.tenant)) {
+        throw createError('ERR_NAME_CONSTRAINT', `the site CA is not bound to tenant ${init.tenant}`)
+      }
+      return this.tokens.create({ ...init, rootSpkiSha256: this.rootFingerprint() })
+    })
   }
 
   /**
@@ -175,13 +222,22 @@ export class CaService implements ReattestationSink {
    * issued for the CSR's key, the token redeemed, the certificate and what the attestation
    * proved recorded. All in one transaction. Throws the token's, the CSR's or the attestation's
    * error code; every attempt is audited, and a refused attempt burns the nonce it presented.
+   *
+   * Enrolling a device again revokes its earlier live certificates at once (reason
+   * `superseded`; the audit row lists them) and publishes a new CRL: a new token is the
+   * operator's decision that the device starts over, so nothing it held before stays valid
+   * beside the new certificate.
+   *
+   * `finish`, when given, runs inside the transaction after the issuance (the server encodes
+   * its answer there): if it throws, nothing was issued and the token is not spent.
    */
-  enroll(request: EnrollRequest, actor: string): Enrollment {
+  enroll(request: EnrollRequest, actor: string, finish?: (enrollment: Enrollment) => void): Enrollment {
     const presented: { nonce?: string; deviceId?: string } = {}
     const burnNonce = () => {
       if (presented.nonce !== undefined && presented.deviceId !== undefined) this.nonces.burn(presented.nonce, presented.deviceId)
     }
-    return this.#audited(actor, 'enroll', {}, (detail) => {
+    let superseded = 0
+    const enrollment = this.#audited(actor, 'enroll', {}, (detail) => {
       if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
       if (request.nodeId !== undefined && typeof request.nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       const settings = this.attestationSettings()
@@ -196,26 +252,42 @@ export class CaService implements ReattestationSink {
         presented: (nonce, deviceId) => Object.assign(presented, { nonce, deviceId }),
       })
       const { deviceId, tenant } = authorization
+      const earlier = this.#registry.liveSerials({ device: deviceId, tenant })
       const issued = this.#issue(request.csr, { deviceId, tenant, roles: authorization.roles })
       authorization.redeem(issued.serial)
       this.attestations.recordEnrollment({ tenant, deviceId, serial: issued.serial, atMs: this.#now(), ...authorization.attestation })
       detail.serial = issued.serial
+      if (earlier.length > 0) {
+        this.#registry.markRevoked(earlier, this.#now(), 'superseded')
+        detail.superseded = earlier.join(',')
+        superseded = earlier.length
+      }
+      finish?.(issued)
       return issued
     }, burnNonce)
+    if (superseded > 0) this.crl()
+    return enrollment
   }
 
   /**
-   * Issues a single-use attestation nonce bound to `nodeId`, for the quote of its enrollment;
-   * also says which PCRs to quote. Audited (the nonce itself is not secret, but is not logged).
+   * Issues a single-use attestation nonce bound to the request's node, for the quote of its
+   * enrollment; also says which PCRs to quote. Only the holder of that node's enrollment token
+   * gets one (the request's token proof: `ERR_TOKEN_INVALID`, `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN`
+   * for another node's token), so nobody else can evict its nonces. Audited (the nonce itself is
+   * not secret, but is not logged).
    */
-  issueNonce(nodeId: unknown, actor: string, endorsement?: { ekCertificate: Uint8Array; akPublic: Uint8Array }): IssuedNonce {
+  issueNonce(request: NonceRequest, actor: string): IssuedNonce {
     return this.#audited(actor, 'attest.nonce', {}, (detail) => {
+      const nodeId = request.nodeId
       if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       detail.device = nodeId.slice(0, 64)
+      checkDeviceId(nodeId)
+      this.tokens.checkNonceRequest(request)
       const settings = this.attestationSettings()
       // The credential challenge (issue 10 §3): the EK certificate must chain to a trusted EK CA
       // and the AK must be a restricted key fixed to its TPM; the secret goes to that TPM alone.
-      const challenge = endorsement !== undefined && settings.ekCasPem !== '' ? challengeAttestationKey(endorsement.ekCertificate, settings.ekCasPem, endorsement.akPublic, this.#now()) : undefined
+      const { ekCertificate, akPublic } = request
+      const challenge = ekCertificate !== undefined && akPublic !== undefined && settings.ekCasPem !== '' ? challengeAttestationKey(ekCertificate, settings.ekCasPem, akPublic, this.#now()) : undefined
       if (challenge !== undefined) detail.challenge = 'issued'
       const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds, challenge)
       detail.expires_at = expiresAt
@@ -333,11 +405,15 @@ export class CaService implements ReattestationSink {
    * to `graceSeconds` after its expiry it is still accepted, so a device that was offline past
    * its expiry can still renew.
    *
-   * The new certificate starts now and the old one stays valid until its own end, so the two
-   * overlap. Each timestamp may be used once per certificate (no replay). A device demoted for
-   * PCR drift gets a certificate without roles.
+   * A certificate is rotated once: the registry records the new certificate as its successor,
+   * and any later request for the same certificate (a replay, a second device holding the same
+   * key, a thief) is refused with `ERR_ALREADY_ROTATED` and audited, naming the successor. The
+   * new certificate starts now; the old one stays valid beside it for the rotation overlap
+   * (never past its own expiry), then is revoked as `superseded`, dated at the overlap's end, by
+   * the first CRL built after it ({@link crl}). A device demoted for PCR drift gets a
+   * certificate without roles.
    */
-  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS): Enrollment {
+  rotate(request: RotationRequest, actor: string, graceSeconds = DEFAULT_GRACE_SECONDS, finish?: (enrollment: Enrollment) => void): Enrollment {
     return this.#audited(actor, 'rotate', {}, (detail) => {
       const { certificate, csr, timestampMs: timestamp, signature } = request
       const now = this.#now()
@@ -347,13 +423,20 @@ export class CaService implements ReattestationSink {
       if (!verifyCertificateSignature(certificate, rotationMessage(timestamp, csr), signature)) {
         throw createError('ERR_UNAUTHENTICATED', 'the rotation request is not signed by the current certificate key')
       }
-      if (!this.#registry.recordRotation(peer.serial, timestamp)) throw createError('ERR_UNAUTHENTICATED', 'the rotation request was replayed')
+      const successor = this.#registry.successor(peer.serial)
+      if (successor !== undefined) {
+        detail.successor = successor
+        throw createError('ERR_ALREADY_ROTATED', `certificate ${peer.serial} was already rotated`)
+      }
       // A device demoted for PCR drift keeps its identity but loses its roles (see #applyDriftAction).
       const demoted = this.attestations.isDemoted(peer.deviceId, peer.tenant)
       if (demoted) detail.roles_demoted = true
-      const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles })
-      detail.serial = issued.serial
+      const issued = this.#issue(csr, { deviceId: peer.deviceId, tenant: peer.tenant, roles: demoted ? [] : peer.roles }, peer.serial)
+      const overlapEndsAt = Math.min(now + this.#rotationOverlapMs, peer.notAfterMs)
+      this.#registry.scheduleSupersession(peer.serial, overlapEndsAt)
+      Object.assign(detail, { serial: issued.serial, overlap_ends_at: overlapEndsAt })
       this.#attestRotation(peer, request, issued.serial, detail)
+      finish?.(issued)
       return issued
     })
   }
@@ -390,11 +473,14 @@ export class CaService implements ReattestationSink {
     }
   }
 
-  /** Issues a device certificate and records it; call inside the decision's transaction. */
-  #issue(csr: string, subject: { deviceId: string; tenant: string; roles: readonly string[] }): Enrollment {
+  /**
+   * Issues a device certificate and records it (with the certificate it replaces, for a
+   * rotation); call inside the decision's transaction.
+   */
+  #issue(csr: string, subject: { deviceId: string; tenant: string; roles: readonly string[] }, predecessor?: string): Enrollment {
     const now = this.#now()
     const issued = this.#site.issue(csr, { ...subject, roles: [...subject.roles], validitySeconds: DEVICE_VALIDITY_SECONDS, nowMs: now })
-    this.#registry.insertCertificate({ ...issued, deviceId: subject.deviceId, tenant: subject.tenant, issuedAtMs: now })
+    this.#registry.insertCertificate({ ...issued, deviceId: subject.deviceId, tenant: subject.tenant, issuedAtMs: now, ...(predecessor !== undefined && { predecessor }) })
     return { certificate: issued.pem, caChain: this.caChain(), serial: issued.serial, notAfterMs: issued.notAfterMs }
   }
 
@@ -415,37 +501,53 @@ export class CaService implements ReattestationSink {
   }
 
   /**
-   * Revokes one certificate (by serial) or every live certificate of a device. Returns the
-   * serials revoked; `ERR_NOT_FOUND` if nothing matched.
+   * Revokes a certificate (by serial), the certificates of a key (by its SPKI SHA-256), or every
+   * live certificate of a device. A serial or a key revokes the whole live lineage with them:
+   * every certificate rotated from them, and the predecessors still in their overlap. Returns
+   * the serials revoked; `ERR_NOT_FOUND` if nothing live matched.
    */
-  revoke(target: { serial?: string; device?: string; tenant?: string }, reason: RevocationReason = 'unspecified', actor = 'cli'): string[] {
+  revoke(target: { serial?: string; spkiSha256?: string; device?: string; tenant?: string }, reason: RevocationReason = 'unspecified', actor = 'cli'): string[] {
     if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `unknown revocation reason ${reason}`)
     return this.#audited(actor, 'revoke', { reason }, (detail) => {
       let which: CertificateTarget
       if (target.serial !== undefined) {
         which = { serial: normalizeSerial(target.serial) }
         detail.serial = which.serial
+      } else if (target.spkiSha256 !== undefined) {
+        which = { spkiSha256: normalizeKeyDigest(target.spkiSha256) }
+        detail.spki_sha256 = which.spkiSha256
       } else if (target.device !== undefined) {
         checkDeviceId(target.device)
         detail.device = target.device
         which = { device: target.device, ...(target.tenant !== undefined && { tenant: target.tenant }) }
       } else {
-        throw createError('ERR_INVALID_ARG', 'give a serial or a device to revoke')
+        throw createError('ERR_INVALID_ARG', 'give a serial, a key digest or a device to revoke')
       }
       const serials = this.#registry.liveSerials(which)
       if (serials.length === 0) throw createError('ERR_NOT_FOUND', 'no live certificate matches')
       this.#registry.markRevoked(serials, this.#now(), reason)
-      detail.count = serials.length
+      Object.assign(detail, { count: serials.length, revoked: serials.join(',') })
       return serials
     })
   }
 
   /**
-   * The current CRL of the site CA, PEM and DER. A new one (with the next CRL number) is signed
-   * when revocations changed since the last one, or when the last is past half its lifetime.
+   * The current CRL of the site CA, PEM and DER. First the rotated certificates whose overlap
+   * ended are revoked as `superseded` (audited, action `supersede`). A new CRL (with the next
+   * CRL number) is signed when revocations changed since the last one, or when the last is
+   * past half its lifetime. Every CRL request (`GET /v1/crl`, `ztmesh ca crl`, a rotation's
+   * check) runs this sweep, so a superseded certificate is listed from the first CRL built
+   * after its overlap's end.
    */
   crl(): PublishedCrl {
-    return this.#registry.transaction(() => currentCrl(this.#registry, this.#site, this.#now()))
+    return this.#registry.transaction(() => {
+      const now = this.#now()
+      const superseded = this.#registry.supersedeDue(now)
+      if (superseded.length > 0) {
+        this.#audit.append({ actor: 'ca', action: 'supersede', outcome: 'allow', reason: 'ok', detail: { revoked: superseded.join(','), count: superseded.length } })
+      }
+      return currentCrl(this.#registry, this.#site, now)
+    })
   }
 
   /** The registry's view of one certificate. */
@@ -463,17 +565,33 @@ export class CaService implements ReattestationSink {
     return this.#audit.recent(limit)
   }
 
-  /** Walks the audit chain: the number of records, or `ERR_AUDIT_TAMPERED` at the first bad one. */
-  verifyAudit(): number {
-    return this.#audit.verify()
+  /**
+   * Walks the audit chain against its stored checkpoints and `checkpoint` (the latest one a peer
+   * or the checkpoint file holds): the number of records, or `ERR_AUDIT_TAMPERED` /
+   * `ERR_AUDIT_TRUNCATED` naming the records (see {@link AuditLog.verify}).
+   */
+  verifyAudit(checkpoint?: Uint8Array): number {
+    return this.#audit.verify(checkpoint)
+  }
+
+  /** The latest signed audit checkpoint, for peers; undefined before the first. */
+  latestAuditCheckpoint(): Buffer | undefined {
+    return this.#audit.latestCheckpoint()
+  }
+
+  /** Applies the audit retention policy (audited); the number of records removed. */
+  pruneAudit(): number {
+    return this.#audit.prune()
   }
 
   /**
-   * Records a decision made outside the service (a request refused before it reached it, a
-   * CRL served from cache) in its own transaction.
+   * Records decisions made outside the service (the counts of requests refused before they
+   * reached it, of CRLs served) in one transaction of their own.
    */
-  recordAudit(event: AuditEvent): void {
-    this.#registry.transaction(() => this.#audit.append(event))
+  recordAudit(...events: AuditEvent[]): void {
+    this.#registry.transaction(() => {
+      for (const event of events) this.#audit.append(event)
+    })
   }
 
   /**

@@ -1,6 +1,8 @@
 /**
  * The two calls most services need: {@link createSecureServer} and {@link connectSecure}, over
- * TCP, with TLS (default) or a Noise link, every peer decided by the PKI, and revocations that
+ * TCP, with TLS (default) or a Noise link, every peer decided by the PKI and then by the policy
+ * decision point (zero trust by default: peers of this device's own tenant only; anything else
+ * through an explicit `access` policy, see docs/policy.md), and revocations that
  * reach live connections: a server's through `setRevocations`, a client's through the
  * {@link LiveLinks} it registers them in (`links`) and applies revocations to.
  *
@@ -19,7 +21,8 @@
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 
 import { createError } from '../errors.js'
-import { RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../primitives/pki/index.js'
+import { createPolicyDecisionPoint, sameTenantPolicy, type AuditSink, type PolicyDecisionPoint, type PolicyDocument } from '../policy/index.js'
+import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential, type PeerPolicy } from '../primitives/pki/index.js'
 import { NoiseLinkContext, secureNoise, type NoiseCipher, type SecureStream } from './noise-link.js'
 import { LiveLinks } from './revocations.js'
 import { secureTls, TlsContext } from './tls.js'
@@ -42,6 +45,19 @@ export interface SecureEndpointInit {
   noiseCipher?: 'auto' | NoiseCipher
   /** Each handshake's time limit, ms. Default 10 s. */
   handshakeTimeoutMs?: number
+  /**
+   * The policy decision point every authenticated peer goes through before its link is handed
+   * over: a server asks `link.accept`, a client `link.connect`, on the resource `{ tenant,
+   * device, service? }` of this device. Default: zero trust, peers of this device's own tenant
+   * only (`sameTenantPolicy`). Cross-tenant links need a document that names the other tenant.
+   */
+  access?: PolicyDecisionPoint
+  /** With the default policy: the role peers must also be certified with (e.g. `gateway`). */
+  peerRole?: string
+  /** Where the default decision point records its decisions (ignored with `access`). Default: nowhere. */
+  audit?: AuditSink
+  /** The service name this endpoint offers or reaches, as `resource.service` of its decisions. */
+  service?: string
 }
 
 /** A listening secure server. */
@@ -54,7 +70,11 @@ export interface SecureServer {
   close(): Promise<void>
 }
 
-/** Creates a server that secures every accepted connection and hands it to `onConnection`. */
+/**
+ * Creates a server that secures every accepted connection and hands it to `onConnection`; a
+ * peer the PKI or the access policy refuses goes to `onRefused` (`ERR_POLICY_DENIED`, audited,
+ * for the policy) and its connection is closed.
+ */
 export function createSecureServer(init: SecureEndpointInit, onConnection: (link: SecureStream) => void, onRefused?: (error: unknown) => void): SecureServer {
   const endpoint = new Endpoint('server', init)
   const links = new LiveLinks()
@@ -105,7 +125,8 @@ export interface ConnectSecureInit extends SecureEndpointInit {
 
 /**
  * Connects over TCP and secures the connection; rejects with a typed error (`ERR_CERT_REVOKED`
- * when `links` has had revocations applied that name the server).
+ * when `links` has had revocations applied that name the server, `ERR_POLICY_DENIED` when the
+ * access policy refuses the server).
  */
 export async function connectSecure(init: ConnectSecureInit): Promise<SecureStream> {
   const endpoint = new Endpoint('client', init, init.serverDevice)
@@ -122,6 +143,15 @@ export async function connectSecure(init: ConnectSecureInit): Promise<SecureStre
   return link
 }
 
+/** Zero trust by default: peers of `tenant` only, and with `role` only those certified with it. */
+function defaultPolicy(tenant: string, role: string | undefined): PolicyDocument {
+  const sameTenant = sameTenantPolicy(tenant)
+  return role === undefined ? sameTenant : { ...sameTenant, rules: sameTenant.rules.map((rule) => ({ ...rule, roles: [role] })) }
+}
+
+/** The audit sink of a default decision point that was given none. */
+const DISCARD: AuditSink = { append: () => undefined }
+
 /**
  * One side's settings, ready to secure sockets: one native context (TLS or Noise), built once,
  * whose trust snapshot `setRevocations` swaps, so a handshake under way when the revocations
@@ -133,12 +163,18 @@ class Endpoint {
   readonly #serverDevice: string | undefined
   readonly #tls: TlsContext | undefined
   readonly #noise: NoiseLinkContext | undefined
+  readonly #access: PolicyDecisionPoint
+  readonly #resource: { tenant: string; device: string; service?: string }
 
   /** Both contexts refuse an identity without a signer. `serverDevice`: the device a client expects. */
   constructor(role: 'server' | 'client', init: SecureEndpointInit, serverDevice?: string) {
     this.#role = role
     this.#timeoutMs = init.handshakeTimeoutMs ?? 10_000
     this.#serverDevice = serverDevice
+    const own = inspectCertificate(init.identity.certificateChainPem)
+    if (own.tenant === undefined || own.deviceId === undefined) throw createError('ERR_INVALID_ARG', 'the identity certificate names no device or tenant')
+    this.#resource = { tenant: own.tenant, device: own.deviceId, ...(init.service !== undefined && { service: init.service }) }
+    this.#access = init.access ?? createPolicyDecisionPoint({ policy: defaultPolicy(own.tenant, init.peerRole), audit: init.audit ?? DISCARD })
     const protocol = init.protocol ?? 'tls'
     if (protocol === 'tls') {
       this.#tls = new TlsContext(role, { identity: init.identity, trustPem: init.trustPem, ...(init.policy !== undefined && { policy: init.policy }), ...(init.pq !== undefined && { pq: init.pq }) })
@@ -156,10 +192,24 @@ class Endpoint {
     }
   }
 
-  secure(socket: Socket, signal?: AbortSignal): Promise<SecureStream> {
+  /**
+   * Runs the handshake, then asks the access policy about the authenticated peer: the link is
+   * returned only when it allows; otherwise it is destroyed and `ERR_POLICY_DENIED` thrown.
+   */
+  async secure(socket: Socket, signal?: AbortSignal): Promise<SecureStream> {
     const options = { handshakeTimeoutMs: this.#timeoutMs, ...(signal !== undefined && { signal }) }
-    if (this.#tls !== undefined) return secureTls(socket, this.#tls, { ...options, ...(this.#serverDevice !== undefined && { serverDevice: this.#serverDevice }) })
-    return secureNoise(socket, this.#noise!, this.#role === 'server' ? 'responder' : 'initiator', options)
+    const link =
+      this.#tls !== undefined
+        ? await secureTls(socket, this.#tls, { ...options, ...(this.#serverDevice !== undefined && { serverDevice: this.#serverDevice }) })
+        : await secureNoise(socket, this.#noise!, this.#role === 'server' ? 'responder' : 'initiator', options)
+    const decision = this.#access.decide(link.peer, this.#role === 'server' ? 'link.accept' : 'link.connect', this.#resource)
+    if (!decision.allow) {
+      const refusal = createError('ERR_POLICY_DENIED', `the access policy refused ${link.peer.deviceId} of ${link.peer.tenant}: ${decision.reason}`)
+      link.on('error', () => {})
+      link.destroy()
+      throw refusal
+    }
+    return link
   }
 
   /** Swaps the revocations of the one context: later decisions, handshakes under way included, see them. */

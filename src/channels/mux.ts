@@ -9,9 +9,14 @@
  *
  * Flow control is per stream: each direction may have at most `window` bytes in flight, and a
  * stream returns credit only as its reader consumes, so a stalled reader stops its own stream
- * and nothing else, and a session buffers at most `maxStreams × window` bytes. A peer that
- * breaks a rule (sends beyond its credit, floods opens, sends garbage) is cut off: the session
- * ends with a typed {@link MuxError}, every stream is destroyed with it, and the link is closed.
+ * and nothing else, and a session buffers at most `maxStreams × window` bytes. What a stream
+ * holds for a reader that is behind is copied into blocks of its own, so that many tiny frames
+ * cost their bytes and not an object each, and no view of the link's chunks outlives them. A
+ * peer that breaks a rule (sends beyond its credit, floods opens, sends garbage) is cut off: the
+ * session ends with a typed {@link MuxError}, every stream is destroyed with it, and the link is
+ * closed. A peer that never returns credit cannot hold a writer forever: the stream is reset
+ * with `ERR_MUX_CREDIT_TIMEOUT`. Whatever a handler does (throws, rejects, destroys its stream
+ * with nobody listening), its stream is reset and the session goes on.
  *
  * @example
  * ```ts
@@ -32,31 +37,41 @@ import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
 type NativeMuxSession = InstanceType<typeof native.MuxSession>
+type MuxEvent = ReturnType<NativeMuxSession['feed']>['events'][number]
 
 /** The protocol constants, from the core. */
 export const MUX_LIMITS = native.muxLimits()
 
 /** The most stream data one native `send` frames: a few frames, so its region stays small. */
 const SEND_SLICE = 4 * MUX_LIMITS.maxFrameBody
+/** The room the core's `send` needs for a slice (asked once, not per write). */
+const SEND_ROOM = native.MuxSession.sendLengthBound(SEND_SLICE)
 
-/** The room the core's `send` needs for `length` bytes (its `send_len_bound`, without a crossing). */
-function sendBound(length: number): number {
-  return length + MUX_LIMITS.headerLength * Math.max(1, Math.ceil(length / MUX_LIMITS.maxFrameBody))
-}
+/** The size of the blocks a stream copies data into while its reader is behind. */
+const HOLD_BLOCK = 16 * 1024
 
 /** The codes a stream reset carries (the core's `reset_code`). */
-export const MUX_RESET_CODES = Object.freeze({ cancel: 0, unsupportedProtocol: 1, refused: 2, internal: 3 })
+export const MUX_RESET_CODES = Object.freeze(native.muxResetCodes())
+
+/** The codes a go-away carries (the core's `go_away_code`). */
+const GO_AWAY_CODES = native.muxGoAwayCodes()
 
 /** Options of {@link Mux}. */
 export interface MuxInit {
   /** `initiator` (the side that connected: odd stream ids) or `responder` (even ids). */
   role: 'initiator' | 'responder'
-  /** The most streams open at once, both sides' together. Default 64. */
+  /** The most streams open at once, both sides' together. Default: the core's (64). */
   maxStreams?: number
-  /** Bytes each stream may have received and not read (256 KiB to 16 MiB). Default 256 KiB. */
+  /** Bytes each stream may have received and not read (256 KiB to 16 MiB). Default: the core's (256 KiB). */
   window?: number
   /** How long {@link Mux.open} waits for the peer's answer, ms. Default 10 s. */
   openTimeoutMs?: number
+  /**
+   * How long a write may wait for the peer's credit, ms, before its stream is reset with
+   * `ERR_MUX_CREDIT_TIMEOUT`: a peer that never reads cannot hold a writer (and what it
+   * wrote) forever. Default 30 s.
+   */
+  creditTimeoutMs?: number
   /**
    * Bytes of answers (accepts, refusals, resets, credit) the peer may make this side queue on
    * the link while the link is backed up, before the session ends with `ERR_MUX_STALLED`: a
@@ -94,19 +109,25 @@ export class Mux {
   readonly #pending = new Map<number, PendingOpen>()
   readonly #openTimeoutMs: number
   readonly #controlLimit: number
+  /** Chunks that arrived while an earlier one was being dispatched (a synchronous link). */
+  readonly #inbox: Buffer[] = []
+  #receiving = false
   /** Control bytes written since the link last drained, while it was backed up. */
   #controlBacklog = 0
+  /** Bytes each stream may have received and not read. */
   readonly window: number
+  /** @internal How long a write waits for credit, ms. */
+  readonly creditTimeoutMs: number
   #ended = false
   #resolveClosed!: (error: ZtError | undefined) => void
 
   constructor(link: SecureStream, init: MuxInit) {
     this.#link = link
     this.peer = link.peer
-    this.window = init.window ?? MUX_LIMITS.initialWindow
-    const maxStreams = init.maxStreams ?? 64
     this.#openTimeoutMs = init.openTimeoutMs ?? 10_000
-    this.#session = callMux(() => new native.MuxSession(init.role, maxStreams, this.window))
+    this.creditTimeoutMs = init.creditTimeoutMs ?? 30_000
+    this.#session = callMux(() => new native.MuxSession(init.role, init.maxStreams, init.window))
+    this.window = this.#session.window
     // Stream data queued on the link is bounded by the peer's credit; answers are not, so
     // they are counted while the link is backed up.
     this.#controlLimit = init.maxQueuedControlBytes ?? 1 << 20
@@ -148,8 +169,7 @@ export class Mux {
       return Promise.reject(error)
     }
     const id = opened.stream
-    this.#write(opened.out)
-    return new Promise((resolve, reject) => {
+    const answered = new Promise<MuxStream>((resolve, reject) => {
       const cancel = (error: ZtError) => {
         if (!this.#pending.delete(id)) return
         this.#write(callMux(() => this.#session.reset(id, MUX_RESET_CODES.cancel)))
@@ -175,12 +195,15 @@ export class Mux {
         },
       })
     })
+    // Registered first: on a synchronous link the answer may arrive within this write.
+    this.#write(opened.out)
+    return answered
   }
 
   /** Ends the session: tells the peer, destroys every stream with `ERR_CLOSED`, ends the link. */
   close(): void {
     if (this.#ended) return
-    this.#write(this.#session.goAway(0))
+    this.#write(this.#session.goAway(GO_AWAY_CODES.normal))
     this.#end(createError('ERR_CLOSED', 'the mux session was closed'), true, true)
   }
 
@@ -215,13 +238,24 @@ export class Mux {
     return this.#link.write(frames)
   }
 
+  /** Takes a chunk from the link; one that arrives while another is dispatched waits its turn. */
   #receive(chunk: Buffer): void {
-    if (this.#ended) return
+    this.#inbox.push(chunk)
+    if (this.#receiving) return
+    this.#receiving = true
+    try {
+      for (let next = this.#inbox.shift(); next !== undefined && !this.#ended; next = this.#inbox.shift()) this.#feed(next)
+    } finally {
+      this.#inbox.length = 0
+      this.#receiving = false
+    }
+  }
+
+  #feed(chunk: Buffer): void {
     let result
     let region: Buffer
     try {
-      // Room for every body the chunk completes: the chunk, plus at most one frame held back.
-      result = this.#session.feed(chunk, reserve(chunk.length + MUX_LIMITS.headerLength + MUX_LIMITS.maxFrameBody))
+      result = this.#session.feed(chunk, reserve(this.#session.dataLengthBound(chunk.length)))
       region = take(result.used)
     } catch (error) {
       this.#fail(nativeError(error))
@@ -230,7 +264,7 @@ export class Mux {
     this.writeControl(result.out)
     if (result.errorCode !== undefined && result.errorCode !== null) {
       // The session is over: the events before the violation no longer matter.
-      if (result.goAwayCode === 0) this.#end(createError('ERR_CLOSED', 'the peer closed the mux session'), true, true)
+      if (result.goAwayCode === GO_AWAY_CODES.normal) this.#end(createError('ERR_CLOSED', 'the peer closed the mux session'), true, true)
       else this.#end(createError(result.errorCode as ErrorCode, result.errorMessage ?? undefined), true)
       return
     }
@@ -245,7 +279,7 @@ export class Mux {
     }
   }
 
-  #dispatch(event: { kind: string; stream: number; protocol?: string | null; start?: number | null; end?: number | null; inChunk?: boolean | null; code?: number | null }, chunk: Buffer, region: Buffer): void {
+  #dispatch(event: MuxEvent, chunk: Buffer, region: Buffer): void {
     const id = event.stream
     switch (event.kind) {
       case 'opened': {
@@ -257,15 +291,12 @@ export class Mux {
         const accepted = callMux(() => this.#session.accept(id))
         // Empty: the peer reset the stream in the same chunk that opened it.
         if (accepted.length === 0) return
-        this.writeControl(accepted)
+        // Registered before the accept goes out: on a synchronous link the peer's data may
+        // arrive within the write.
         const stream = new MuxStream(this, id, event.protocol ?? '')
         this.#streams.set(id, stream)
-        try {
-          const done = handler(stream, this.peer)
-          if (done instanceof Promise) done.catch((error: unknown) => stream.destroy(asError(error)))
-        } catch (error) {
-          stream.destroy(asError(error))
-        }
+        this.writeControl(accepted)
+        runHandler(handler, stream, this.peer)
         return
       }
       case 'accepted': {
@@ -278,29 +309,44 @@ export class Mux {
         return
       }
       case 'reset': {
+        const error = createError(event.errorCode as ErrorCode, event.errorMessage ?? undefined)
         const pending = this.#pending.get(id)
         if (pending !== undefined) {
           this.#pending.delete(id)
-          pending.reject(refusal(event.code ?? 0))
-        } else this.#streams.get(id)?.remoteReset(event.code ?? 0)
+          pending.reject(error)
+        } else this.#toStream(id, (stream) => stream.remoteReset(error))
         return
       }
       case 'data':
         // A view, not a copy: link chunks are ours to keep (slab regions, never reused).
-        this.#streams.get(id)?.deliver((event.inChunk === true ? chunk : region).subarray(event.start!, event.end!))
+        this.#toStream(id, (stream) => stream.deliver((event.inChunk === true ? chunk : region).subarray(event.start!, event.end!)))
         return
       case 'credit':
-        this.#streams.get(id)?.credited()
+        this.#toStream(id, (stream) => stream.credited())
         return
       case 'closed':
-        this.#streams.get(id)?.remoteClosed()
+        this.#toStream(id, (stream) => stream.remoteClosed())
         return
+    }
+  }
+
+  /**
+   * Hands an event to a stream. What its listeners throw (they run within `push` and write
+   * callbacks) fails that stream, not the session.
+   */
+  #toStream(id: number, action: (stream: MuxStream) => void): void {
+    const stream = this.#streams.get(id)
+    if (stream === undefined) return
+    try {
+      action(stream)
+    } catch (error) {
+      stream.destroy(asError(error))
     }
   }
 
   /** A failure found on this side: tell the peer (go-away, protocol error) and close the link. */
   #fail(error: ZtError): void {
-    this.#write(this.#session.goAway(1))
+    this.#write(this.#session.goAway(GO_AWAY_CODES.protocol))
     this.#end(error, true)
   }
 
@@ -324,7 +370,9 @@ export class Mux {
 /**
  * One stream of a {@link Mux}: a Duplex whose writes wait for the peer's credit and whose reads
  * return credit. `end()` half-closes this direction; `destroy(error)` resets the stream (the
- * peer sees `ERR_MUX_RESET`).
+ * peer sees `ERR_MUX_RESET`). A stream never raises 'error' at the process: an error reaches
+ * the 'error' listeners there are and `failure`, and nothing else, so that neither a peer nor a
+ * handler that forgot its listener can crash the process.
  */
 export class MuxStream extends Duplex {
   /** The stream id (odd: opened by the initiator). */
@@ -333,14 +381,21 @@ export class MuxStream extends Duplex {
   readonly protocol: string
   /** The link's verified peer. */
   readonly peer: PeerIdentity
-  /** Why the peer or the link ended the stream, if it did. */
-  failure: ZtError | undefined
+  /** Why the stream failed (the peer, the link, a credit timeout, its own handler), if it did. */
+  failure: Error | undefined
   readonly #mux: Mux
   /** Bytes delivered, and read but not reported to the core yet. */
   #delivered = 0
   #reported = 0
   #waitingForCredit: (() => void) | undefined
+  #creditTimer: NodeJS.Timeout | undefined
+  /** The reset code `_destroy` sends, when not the default for its error. */
+  #resetCode: number | undefined
   #gone = false
+  /** The block data is copied into while the reader is behind: `[#heldStart, #heldEnd)` is not pushed yet. */
+  #block: Buffer | undefined
+  #heldStart = 0
+  #heldEnd = 0
 
   /** @internal */
   constructor(mux: Mux, id: number, protocol: string) {
@@ -351,17 +406,26 @@ export class MuxStream extends Duplex {
     this.id = id
     this.protocol = protocol
     this.peer = mux.peer
+    this.on('error', (error: Error) => (this.failure ??= error))
+  }
+
+  /** Bytes received and not read yet: what the peer's credit bounds (at most the window). */
+  get bufferedLength(): number {
+    return this.readableLength + this.#heldEnd - this.#heldStart
   }
 
   override _read(): void {
+    if (this.readableLength === 0) this.#pushHeld()
     this.#report()
   }
 
   /** Every way of reading (flowing, `read()`, pipes, iteration) comes through here: after it, the
-   * bytes it took are consumed and may go back as credit. (`_read` alone would not do: Node
-   * calls it once and not again until the next push, which a sender out of credit never makes.) */
+   * bytes it took are consumed and may go back as credit, and once the buffer is empty what was
+   * held is pushed. (`_read` alone would not do: Node calls it once and not again until the next
+   * push, which a sender out of credit never makes.) */
   override read(size?: number): any {
     const chunk: unknown = super.read(size)
+    if (this.readableLength === 0) this.#pushHeld()
     this.#report()
     return chunk
   }
@@ -377,24 +441,37 @@ export class MuxStream extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#waitingForCredit = undefined
+    clearTimeout(this.#creditTimer)
+    this.#block = undefined
+    this.#heldStart = this.#heldEnd = 0
     if (!this.#gone) {
       this.#gone = true
-      this.#call(() => this.#mux.write(this.#mux.session.reset(this.id, error === null ? MUX_RESET_CODES.cancel : MUX_RESET_CODES.internal)))
+      const code = this.#resetCode ?? (error === null ? MUX_RESET_CODES.cancel : MUX_RESET_CODES.internal)
+      this.#call(() => this.#mux.write(this.#mux.session.reset(this.id, code)))
       this.#mux.forget(this.id)
     }
     callback(error)
   }
 
-  /** @internal Data from the peer. */
+  /**
+   * @internal Data from the peer. A reader that takes it at once gets a view of the link's
+   * chunk; a reader that is behind gets a copy, in blocks, so that what waits for it is its
+   * bytes and a few blocks, whatever the sizes of the frames they came in.
+   */
   deliver(data: Buffer): void {
     this.#delivered += data.length
     // Always accepted: the peer's credit already bounds what can be buffered here.
-    this.push(data)
+    if (this.readableFlowing === true && this.bufferedLength === 0) this.push(data)
+    else {
+      this.#hold(data)
+      if (this.readableLength === 0) this.#pushHeld()
+    }
     this.#report()
   }
 
   /** @internal The peer granted credit. */
   credited(): void {
+    clearTimeout(this.#creditTimer)
     const resume = this.#waitingForCredit
     this.#waitingForCredit = undefined
     resume?.()
@@ -402,16 +479,17 @@ export class MuxStream extends Duplex {
 
   /** @internal The peer half-closed. */
   remoteClosed(): void {
+    this.#pushHeld()
     this.push(null)
     if (this.writableFinished) this.#forgetIfDone()
     else this.once('finish', () => this.#forgetIfDone())
   }
 
   /** @internal The peer reset the stream. */
-  remoteReset(code: number): void {
+  remoteReset(error: ZtError): void {
     this.#gone = true
     this.#mux.forget(this.id)
-    this.#fail(createError('ERR_MUX_RESET', `the peer reset the stream (code ${code})`))
+    this.#fail(error)
   }
 
   /** @internal The session ended. */
@@ -420,19 +498,36 @@ export class MuxStream extends Duplex {
     this.#fail(error)
   }
 
-  /**
-   * Destroys the stream with what the peer or the link did to it. It reaches 'error' listeners
-   * (and `failure`); a stream nobody listens to is destroyed quietly, so that a peer cannot
-   * crash the process through a handler that forgot its listener.
-   */
+  /** Destroys the stream with what the peer, the link or a timeout did to it. */
   #fail(error: ZtError): void {
     this.failure ??= error
-    this.destroy(this.listenerCount('error') > 0 ? error : undefined)
+    this.destroy(error)
   }
 
   #forgetIfDone(): void {
     this.#gone = true
     this.#mux.forget(this.id)
+  }
+
+  /** Copies `data` behind what is held, pushing each block as it fills. */
+  #hold(data: Buffer): void {
+    for (let at = 0; at < data.length; ) {
+      if (this.#block === undefined || this.#heldEnd === this.#block.length) {
+        this.#pushHeld()
+        this.#block = Buffer.allocUnsafeSlow(HOLD_BLOCK)
+        this.#heldStart = this.#heldEnd = 0
+      }
+      const copied = data.copy(this.#block, this.#heldEnd, at)
+      this.#heldEnd += copied
+      at += copied
+    }
+  }
+
+  #pushHeld(): void {
+    if (this.#block === undefined || this.#heldEnd === this.#heldStart) return
+    const held = this.#block.subarray(this.#heldStart, this.#heldEnd)
+    this.#heldStart = this.#heldEnd
+    this.push(held)
   }
 
   /** Sends `chunk` from `offset` as far as credit allows, then waits for credit for the rest. */
@@ -443,7 +538,7 @@ export class MuxStream extends Duplex {
       const piece = chunk.subarray(offset, offset + SEND_SLICE)
       let taken: number
       try {
-        const written = session.send(this.id, piece, reserve(sendBound(piece.length)))
+        const written = session.send(this.id, piece, reserve(SEND_ROOM))
         taken = session.lastTaken
         flowing = this.#mux.write(take(written)) && flowing
       } catch (error) {
@@ -453,6 +548,7 @@ export class MuxStream extends Duplex {
       offset += taken
       if (taken < piece.length) {
         this.#waitingForCredit = () => this.#send(chunk, offset, callback)
+        this.#creditTimer = setTimeout(() => this.#creditTimedOut(), this.#mux.creditTimeoutMs).unref()
         return
       }
     }
@@ -460,10 +556,15 @@ export class MuxStream extends Duplex {
     else whenDrained(this.#mux.link, callback)
   }
 
-  /** Returns credit for what the reader took, in half windows (as the core does). */
+  #creditTimedOut(): void {
+    this.#resetCode = MUX_RESET_CODES.creditTimeout
+    this.#fail(createError('ERR_MUX_CREDIT_TIMEOUT', `the peer returned no credit in ${this.#mux.creditTimeoutMs} ms`))
+  }
+
+  /** Tells the core what the reader took; the core decides when credit goes back. */
   #report(): void {
-    const unreported = this.#delivered - this.readableLength - this.#reported
-    if (this.#gone || unreported < this.#mux.window / 2) return
+    const unreported = this.#delivered - this.bufferedLength - this.#reported
+    if (this.#gone || unreported === 0) return
     this.#reported += unreported
     this.#call(() => this.#mux.writeControl(this.#mux.session.consumed(this.id, unreported)))
   }
@@ -477,18 +578,25 @@ export class MuxStream extends Duplex {
   }
 }
 
+/**
+ * Runs a handler on a stream the peer opened. Whatever it does (throws, rejects), its stream
+ * is reset with `internal` and the session goes on.
+ */
+function runHandler(handler: MuxHandler, stream: MuxStream, peer: PeerIdentity): void {
+  try {
+    const done = handler(stream, peer)
+    if (done !== undefined) Promise.resolve(done).catch((error: unknown) => stream.destroy(asError(error)))
+  } catch (error) {
+    stream.destroy(asError(error))
+  }
+}
+
 function callMux<T>(call: () => T): T {
   try {
     return call()
   } catch (error) {
     throw nativeError(error)
   }
-}
-
-function refusal(code: number): ZtError {
-  if (code === MUX_RESET_CODES.unsupportedProtocol) return createError('ERR_MUX_UNSUPPORTED_PROTOCOL', 'the peer has no handler for this protocol')
-  if (code === MUX_RESET_CODES.refused) return createError('ERR_MUX_TOO_MANY_STREAMS', 'the peer has as many streams open as it allows')
-  return createError('ERR_MUX_RESET', `the peer refused the stream (code ${code})`)
 }
 
 function asError(error: unknown): Error {

@@ -238,7 +238,7 @@ class NoiseLinkStream extends Duplex implements SecureStream {
 
   /** Closes the link with `ERR_CERT_REVOKED` if the peer is now revoked; returns whether it did. */
   closeIfRevoked(revocations: RevocationSet): boolean {
-    if (!revocations.isRevoked(this.peer.serial, this.peer.spkiSha256)) return false
+    if (!revocations.isRevoked(this.peer.serial, this.peer.spkiSha256, this.peer.issuerKeyId)) return false
     this.destroy(createError('ERR_CERT_REVOKED', 'the peer certificate was revoked'))
     return true
   }

@@ -9,6 +9,7 @@ import { CaDirectory, CaService } from '../ca/index.js'
 import { Reattestor, type NodeEndpoint } from '../attestation/verifier/reattest.js'
 import { createEnrollmentServer } from '../ca/server.js'
 import { DeviceIdentity } from '../identity/index.js'
+import { enrollRequestFor } from '../protocol/enroll.js'
 import { parseListen } from './listen.js'
 import { createError, ZtError } from '../errors.js'
 import { inspectCertificate, REVOCATION_REASONS, type RevocationReason } from '../primitives/pki/index.js'
@@ -50,14 +51,19 @@ async function withCa<T>(dir: string, run: (ca: CaService) => T): Promise<T> {
 
 const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   async init(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' } }, strict: true })
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, tenant: { type: 'string', multiple: true } }, strict: true })
     const dir = required(values, 'dir')
-    await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }) })
+    await CaService.init({ dir, name: required(values, 'name'), ...(values.org !== undefined && { organisation: values.org }), ...(values.tenant !== undefined && { tenants: values.tenant }) })
     out(JSON.stringify({ dir, trust: join(dir, 'trust.pem'), siteCa: join(dir, 'site.pem') }))
   },
   async trust(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
     out(new CaDirectory(required(values, 'dir')).trustBundle())
+  },
+  /** `ca fingerprint --dir D`: the root's SPKI SHA-256 (hex), for `enroll --root-fingerprint`. */
+  async fingerprint(args) {
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true })
+    out(await withCa(required(values, 'dir'), (ca) => ca.rootFingerprint()))
   },
   async token(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, ttl: { type: 'string' }, roles: { type: 'string' } }, strict: true })
@@ -71,25 +77,42 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   async sign(args) {
     const { values } = parseArgs({ args, options: { dir: { type: 'string' }, csr: { type: 'string' }, token: { type: 'string' } }, strict: true })
     const csr = readFileSync(required(values, 'csr'), 'utf8')
-    const enrollment = await withCa(required(values, 'dir'), (ca) => ca.enroll({ token: required(values, 'token'), csr }, 'cli'))
+    const enrollment = await withCa(required(values, 'dir'), (ca) => ca.enroll(enrollRequestFor(required(values, 'token'), csr), 'cli'))
     out(enrollment.certificate + enrollment.caChain)
   },
+  /**
+   * `ca revoke --dir D (--serial S | --spki SHA256 | --device ID [--tenant T]) [--reason R]`: a
+   * serial or a key revokes its whole live lineage (the certificates rotated from it too);
+   * prints `{revoked: [serials]}` and publishes the CRL.
+   */
   async revoke(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, serial: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, reason: { type: 'string' } }, strict: true })
-    if ((values.serial === undefined) === (values.device === undefined)) throw createError('ERR_INVALID_ARG', 'give exactly one of --serial and --device')
+    const { values } = parseArgs({
+      args,
+      options: { dir: { type: 'string' }, serial: { type: 'string' }, spki: { type: 'string' }, device: { type: 'string' }, tenant: { type: 'string' }, reason: { type: 'string' } },
+      strict: true,
+    })
+    if ([values.serial, values.spki, values.device].filter((v) => v !== undefined).length !== 1) throw createError('ERR_INVALID_ARG', 'give exactly one of --serial, --spki and --device')
     const reason = (values.reason ?? 'unspecified') as RevocationReason
     if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw createError('ERR_INVALID_ARG', `--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}`)
     const revoked = await withCa(required(values, 'dir'), (ca) => {
-      const serials = ca.revoke({ ...(values.serial !== undefined && { serial: values.serial }), ...(values.device !== undefined && { device: values.device }), ...(values.tenant !== undefined && { tenant: values.tenant }) }, reason)
+      const target = {
+        ...(values.serial !== undefined && { serial: values.serial }),
+        ...(values.spki !== undefined && { spkiSha256: values.spki }),
+        ...(values.device !== undefined && { device: values.device }),
+        ...(values.tenant !== undefined && { tenant: values.tenant }),
+      }
+      const serials = ca.revoke(target, reason)
       ca.crl() // publish at once: verify-peer and GET /v1/crl see it
       return serials
     })
     out(JSON.stringify({ revoked }))
   },
+  /** `ca serve --dir D [--listen HOST:PORT] [--rotation-overlap SECONDS]` (overlap default one day). */
   async serve(args) {
-    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, listen: { type: 'string' } }, strict: true })
+    const { values } = parseArgs({ args, options: { dir: { type: 'string' }, listen: { type: 'string' }, 'rotation-overlap': { type: 'string' } }, strict: true })
     const { host, port } = parseListen(values.listen ?? '127.0.0.1:8443')
-    const service = await CaService.open({ dir: required(values, 'dir') })
+    const overlap = values['rotation-overlap']
+    const service = await CaService.open({ dir: required(values, 'dir'), ...(overlap !== undefined && { rotationOverlapSeconds: Number(overlap) }) })
     const server = createEnrollmentServer({ ca: service })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -171,10 +194,12 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 }
 
 /**
- * `ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto]
- * [--tcti T] [--attest auto|require|off]`: creates the device key in the TPM or in DIR's keystore
- * (passphrase from ZTMESH_PASSPHRASE, not needed for the TPM), enrolls (with a TPM quote when the
- * CA takes one), stores the certificate. Enrolling again in the same DIR replaces the identity.
+ * `ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
+ * [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]`: creates the device key in
+ * the TPM or in DIR's keystore (passphrase from ZTMESH_PASSPHRASE, not needed for the TPM), enrolls
+ * (with a TPM quote when the CA takes one), checks the certificate against the root the token pins
+ * (and `--root-fingerprint`, when given, must be that root), stores it. Enrolling again in the
+ * same DIR replaces the identity.
  */
 export async function enrollCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -182,6 +207,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
     options: {
       url: { type: 'string' },
       token: { type: 'string' },
+      'root-fingerprint': { type: 'string' },
       store: { type: 'string' },
       device: { type: 'string' },
       tenant: { type: 'string' },
@@ -201,6 +227,7 @@ export async function enrollCommand(args: string[]): Promise<void> {
     token: required(values, 'token'),
     dir: required(values, 'store'),
     keystore,
+    ...(values['root-fingerprint'] !== undefined && { rootFingerprint: values['root-fingerprint'] }),
     attestation,
     ...(passphrase !== undefined && passphrase !== '' && { passphrase }),
     ...(values.tcti !== undefined && { tcti: values.tcti }),

@@ -4,16 +4,19 @@
  *
  * ```
  * ztmesh bench [--json] [--quick] [--filter OP]
- * ztmesh ca init --dir D --name NAME [--org ORG]
- * ztmesh ca trust|crl --dir D
+ * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...
+ * ztmesh ca trust|crl|fingerprint --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
  * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S] [--max-failures N] [--max-silence S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
- * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW] [--crl FILE]
+ * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--peer GW | --role R | --policy FILE] [--crl FILE]
+ * ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--peer ID | --role R | --policy FILE] [--crl FILE]
+ * ztmesh connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise] [--peer ID | --role R | --policy FILE] [--crl FILE]
+ *   [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]   (attest-responder, echo-server)
  * ztmesh ca sign --dir D --csr FILE --token TOKEN
- * ztmesh ca revoke --dir D (--serial HEX | --device ID) [--reason R]
- * ztmesh ca serve --dir D --listen HOST:PORT
- * ztmesh enroll --url URL --token T --store DIR [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
+ * ztmesh ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
+ * ztmesh ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
+ * ztmesh enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T] [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
  * ztmesh tpm info [--tcti T]
  * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
  * ztmesh tpm verify-quote --in DIR --nonce HEX [--policy FILE]
@@ -33,10 +36,13 @@ const USAGE = `usage: ztmesh <command> [options]
 commands:
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
                                             (--filter idle-memory: only the memory of idle connections)
-  ca init --dir D --name NAME [--org ORG]  create a root CA, a site CA and a registry in D
+  ca init --dir D --name NAME [--org ORG] [--tenant T]...
+                                            create a root CA, a site CA (bound to the tenants given) and a registry in D
   ca trust --dir D                          print the trust bundle (PEM)
+  ca fingerprint --dir D                    print the root's SPKI SHA-256 (for --root-fingerprint)
   ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
-                                            create a one-time enrollment token (printed alone)
+                                            create a one-time enrollment token (printed alone); it
+                                            names the device and pins the root's SPKI SHA-256
   ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE]
          [--on-drift revoke|demote] [--nonce-ttl SECONDS]
          [--max-failures N] [--max-silence SECONDS]
@@ -47,13 +53,18 @@ commands:
                                             quote as the gateway enrolled in GW; on drift revoke or
                                             demote per the policy (audited); prints the results
   ca sign --dir D --csr FILE --token TOKEN  issue offline from a CSR; prints the chain (PEM)
-  ca revoke --dir D (--serial HEX | --device ID) [--reason R]
-  ca serve --dir D --listen HOST:PORT       run the enrollment API
+  ca revoke --dir D (--serial HEX | --spki SHA256 | --device ID [--tenant T]) [--reason R]
+                                            a serial or a key revokes the certificates rotated
+                                            from it too; publishes the CRL
+  ca serve --dir D --listen HOST:PORT [--rotation-overlap SECONDS]
+                                            run the enrollment API (a rotated certificate is
+                                            superseded after the overlap, default 86400)
   ca crl --dir D                            print the current CRL (PEM)
-  enroll --url URL --token T --store DIR [--device ID] [--tenant T]
+  enroll --url URL --token T --store DIR [--root-fingerprint HEX] [--device ID] [--tenant T]
          [--keystore tpm|software|auto] [--tcti T] [--attest auto|require|off]
                                             enroll this device, or enroll it again (a new token; a
-                                            cleared TPM). The key lives in the TPM or in the software
+                                            cleared TPM). The certificate must chain to the root the
+                                            token pins (and --root-fingerprint, when given). The key lives in the TPM or in the software
                                             keystore (passphrase: ZTMESH_PASSPHRASE); auto (default)
                                             takes the TPM when one answers. With a TPM key the
                                             enrollment carries a quote when the CA takes one
@@ -66,12 +77,20 @@ commands:
                                             says, or {code, message} and exit 1
   verify-peer --dir D --cert FILE [--tenant T] [--device ID]
                                             print the peer identity (JSON) or exit 1 with {code, message}
-  attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--device GW]
-                                            answer the gateway's quote requests with this device's TPM
-  echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--crl FILE]
+  attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
+         [--peer GW | --role R | --policy FILE] [--crl FILE]
+                                            answer the gateway's quote requests with this device's TPM;
+                                            only peers certified as gateway, or the device --peer names
+  echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise]
+         [--peer ID | --role R | --policy FILE] [--crl FILE]
+         [--crl-state FILE] [--crl-grace SECONDS] [--crl-fail-open]
                                             a secure echo service; one JSON line per connection
   connect --store DIR --trust CA.pem --to HOST:PORT [--protocol tls|noise]
-                                            a secure netcat: stdin to the peer, the peer to stdout
+         [--peer ID | --role R | --policy FILE] [--crl FILE]
+                                            a secure netcat: stdin to the peer, the peer to stdout; the
+                                            server is checked against --crl, else the CA's CRL
+  (secure links admit peers of this device's tenant only, --role: only those certified with role R;
+   other tenants only through --policy FILE, a policy document naming them; decisions audited on stderr)
 `
 
 async function bench(args: string[]): Promise<void> {

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { checkPcrPolicy, verifyQuote, type PcrPolicy, type QuoteFiles } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
 import { checkPcrSelection } from '../protocol/quote.js'
-import { writeAtomic } from '../identity/store.js'
+import { writeFileAtomic } from '../storage/files.js'
 import { Tpm } from '../primitives/tpm/index.js'
 
 /** The file names of a quote directory. */
@@ -47,11 +47,11 @@ const TPM_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
     if (values.ak !== undefined && existsSync(values.ak)) akBlob = readFileSync(values.ak)
     else {
       akBlob = await tpm.createAttestationKey()
-      if (values.ak !== undefined) writeAtomic(values.ak, akBlob)
+      if (values.ak !== undefined) writeFileAtomic(values.ak, akBlob)
     }
     const quote = await tpm.quote(akBlob, nonce, pcrs)
     mkdirSync(dir, { recursive: true, mode: 0o700 })
-    for (const [field, name] of Object.entries(QUOTE_FILES)) writeAtomic(join(dir, name), quote[field as keyof typeof QUOTE_FILES])
+    for (const [field, name] of Object.entries(QUOTE_FILES)) writeFileAtomic(join(dir, name), quote[field as keyof typeof QUOTE_FILES])
     out({ out: dir, nonce: nonce.toString('hex'), pcrs, files: Object.values(QUOTE_FILES) })
   },
 

@@ -18,6 +18,9 @@ export const DEFAULT_STOP_TIMEOUT_MS = 10_000
 /** Where `/healthz` and `/metrics` are served unless configured (`metrics.listen`): loopback only. */
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464'
 
+/** Configuration keys no daemon can change while it runs (a reload changing one is refused): the metrics server is bound once. */
+export const BASE_FIXED_KEYS: readonly string[] = ['metrics.listen']
+
 /** Time limits and a connection cap of the health and metrics server (it is unauthenticated). */
 export const METRICS_SERVER_LIMITS = {
   requestTimeoutMs: 5_000,

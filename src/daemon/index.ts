@@ -9,11 +9,13 @@
  *   (`{"event":"ready"}`, `reloaded`, `stopping`, `stopped`, plus the components' own);
  * - serves `/healthz` and `/metrics` on `metrics.listen` (loopback by default);
  * - starts the components in order (a failed start stops what started and exits 1);
- * - on SIGHUP re-reads the configuration and reloads the components; a refused configuration is
- *   logged and the running one stays;
+ * - on SIGHUP re-reads the configuration and reloads the components; a refused configuration
+ *   (a mistake, or a change to a key in `fixedKeys`) is logged and the running one stays;
  * - on SIGTERM or SIGINT stops the components in reverse within `shutdown.timeoutMs` and resolves
  *   0 when every one stopped cleanly, 1 otherwise. A second signal during the stop ends the
- *   process at once (the operating system's default action).
+ *   process at once (the operating system's default action);
+ * - a signal that arrives while the daemon starts is held, and acted on once the start settles
+ *   (a stop then wins over a reload).
  *
  * @example
  * ```ts
@@ -28,12 +30,14 @@
  * ```
  */
 
+import { isDeepStrictEqual } from 'node:util'
+
 import { Counter } from 'prom-client'
 import type { z } from 'zod'
 
-import { ZtError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import { type BaseConfig, type FlagSpec, loadConfig, parseFlags } from './config.js'
-import { EXIT_CONFIG, EXIT_FAILURE } from './constants.js'
+import { BASE_FIXED_KEYS, EXIT_CONFIG, EXIT_FAILURE } from './constants.js'
 import { type Component, Lifecycle } from './lifecycle.js'
 import { createLogger, type Logger } from './log.js'
 import { MetricsServer } from './metrics.js'
@@ -79,6 +83,12 @@ export interface DaemonDefinition<S extends z.ZodType<BaseConfig>> {
   schema: S
   /** Flag name (without `--`) → the configuration key it overrides. */
   flags?: Readonly<Record<string, FlagSpec>>
+  /**
+   * Dotted configuration keys that cannot change while the daemon runs (a listen address, a store
+   * directory): a reload that changes one is refused with `ERR_CONFIG` naming it, and the running
+   * configuration stays. `metrics.listen` is always one.
+   */
+  fixedKeys?: readonly string[]
   /** Builds the components, in start order, from the checked configuration. */
   components(config: z.output<S>, context: DaemonContext): Component<z.output<S>>[] | Promise<Component<z.output<S>>[]>
 }
@@ -92,6 +102,18 @@ export interface RunDaemonInit {
 
 /** Runs a daemon until SIGTERM or SIGINT; resolves with the exit status. */
 export async function runDaemon<S extends z.ZodType<BaseConfig>>(definition: DaemonDefinition<S>, init: RunDaemonInit = {}): Promise<number> {
+  // The handlers go in before anything else: a signal that arrives while the daemon is still
+  // starting must neither kill it with the default action nor be lost. It waits, and is acted
+  // on once the start settles.
+  const signals = new SignalInbox()
+  try {
+    return await run(definition, init, signals)
+  } finally {
+    signals.close()
+  }
+}
+
+async function run<S extends z.ZodType<BaseConfig>>(definition: DaemonDefinition<S>, init: RunDaemonInit, signals: SignalInbox): Promise<number> {
   type Config = z.output<S>
   const stdout = init.stdout ?? process.stdout
   const stderr = init.stderr ?? process.stderr
@@ -110,12 +132,14 @@ export async function runDaemon<S extends z.ZodType<BaseConfig>>(definition: Dae
   } catch (error) {
     return refuse(error)
   }
+  const fixedKeys = [...BASE_FIXED_KEYS, ...(definition.fixedKeys ?? [])]
 
   const logger = createLogger({ name: definition.name, level: config.log.level })
   let lifecycle: Lifecycle<Config> | undefined
   const metrics = new MetricsServer({ listen: config.metrics.listen, isRunning: () => lifecycle?.state === 'running' })
   const reloads = new Counter({ name: 'ztmesh_daemon_reloads_total', help: 'Configuration reloads, by outcome', labelNames: ['outcome'], registers: [metrics.registry] })
   const context: DaemonContext = { logger, metrics, emit }
+  signals.onEarly = (signal) => logger.info({ signal }, 'signal received while starting; acted on once started')
 
   let components: Component<Config>[]
   try {
@@ -141,30 +165,30 @@ export async function runDaemon<S extends z.ZodType<BaseConfig>>(definition: Dae
     return EXIT_FAILURE
   }
   const running = lifecycle
-  const stopped = new Promise<number>((resolve) => {
-    let reloading = Promise.resolve()
-    const reload = async (): Promise<void> => {
-      let next: Config
-      try {
-        next = loadConfig(definition.schema, flags)
-      } catch (error) {
-        const { code, message } = error as ZtError
-        logger.error({ code, message }, 'reload refused; the running configuration stays')
-        reloads.inc({ outcome: 'refused' })
-        emit({ event: 'reloaded', ok: false, code, message })
-        return
-      }
-      const failed = await running.reload(next)
-      config = next
-      reloads.inc({ outcome: failed.length === 0 ? 'ok' : 'failed' })
-      logger.info({ failed }, 'reloaded')
-      emit({ event: 'reloaded', ok: failed.length === 0, failed })
+  let reloading = Promise.resolve()
+  const reload = async (): Promise<void> => {
+    let next: Config
+    try {
+      next = loadConfig(definition.schema, flags)
+      refuseFixedChanges(fixedKeys, config, next)
+    } catch (error) {
+      const { code, message } = error as ZtError
+      logger.error({ code, message }, 'reload refused; the running configuration stays')
+      reloads.inc({ outcome: 'refused' })
+      emit({ event: 'reloaded', ok: false, code, message })
+      return
     }
-    const onHangup = (): void => {
+    const failed = await running.reload(next)
+    config = next
+    reloads.inc({ outcome: failed.length === 0 ? 'ok' : 'failed' })
+    logger.info({ failed }, 'reloaded')
+    emit({ event: 'reloaded', ok: failed.length === 0, failed })
+  }
+  const stopped = new Promise<number>((resolve) => {
+    signals.onHangup = () => {
       reloading = reloading.then(reload)
     }
-    const onStop = (signal: NodeJS.Signals): void => {
-      process.off('SIGHUP', onHangup).off('SIGTERM', onStop).off('SIGINT', onStop)
+    signals.onStop = (signal) => {
       logger.info({ signal }, 'stopping')
       emit({ event: 'stopping', signal })
       // One deadline for everything: a reload still under way, then the stop itself.
@@ -181,10 +205,73 @@ export async function runDaemon<S extends z.ZodType<BaseConfig>>(definition: Dae
           resolve(outcome === 'clean' ? 0 : EXIT_FAILURE)
         })
     }
-    process.on('SIGHUP', onHangup).on('SIGTERM', onStop).on('SIGINT', onStop)
   })
-  // Only now: whoever reads "ready" may signal at once, and the handlers must be in place.
   logger.info({ metrics: metrics.address }, 'ready')
   emit({ event: 'ready', daemon: definition.name, metrics: metrics.address })
+  // Only now: the signals that came while starting (a stop wins over a reload).
+  signals.deliverEarly()
   return stopped
+}
+
+/** Throws `ERR_CONFIG` naming the first fixed key whose value differs between two configurations. */
+function refuseFixedChanges(keys: readonly string[], current: unknown, next: unknown): void {
+  for (const key of keys) {
+    if (!isDeepStrictEqual(valueAt(current, key), valueAt(next, key))) {
+      throw createError('ERR_CONFIG', `config: ${key}: cannot change while the daemon runs (restart it to apply)`)
+    }
+  }
+}
+
+function valueAt(config: unknown, key: string): unknown {
+  let node = config
+  for (const part of key.split('.')) {
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, part)) return undefined
+    node = (node as Record<string, unknown>)[part]
+  }
+  return node
+}
+
+/**
+ * The daemon's signal handlers, installed on creation. Until the daemon has started, signals are
+ * held (the last stop signal, and whether a reload was asked for); `deliverEarly` acts on them.
+ * The first SIGTERM or SIGINT removes every handler, so a second one ends the process at once
+ * (the operating system's default action), also during a start that hangs.
+ */
+class SignalInbox {
+  /** Acts on SIGHUP once the daemon runs. */
+  onHangup: (() => void) | undefined
+  /** Acts on SIGTERM or SIGINT once the daemon runs. */
+  onStop: ((signal: NodeJS.Signals) => void) | undefined
+  /** Told of a signal held while starting (to log it). */
+  onEarly: ((signal: NodeJS.Signals) => void) | undefined
+  #heldStop: NodeJS.Signals | undefined
+  #heldHangup = false
+  readonly #hangup = (): void => {
+    if (this.onHangup !== undefined) return this.onHangup()
+    this.#heldHangup = true
+    this.onEarly?.('SIGHUP')
+  }
+  readonly #stop = (signal: NodeJS.Signals): void => {
+    this.close()
+    if (this.onStop !== undefined) return this.onStop(signal)
+    this.#heldStop = signal
+    this.onEarly?.(signal)
+  }
+
+  constructor() {
+    process.on('SIGHUP', this.#hangup).on('SIGTERM', this.#stop).on('SIGINT', this.#stop)
+  }
+
+  /** Acts on what came while starting: a stop, else a reload. */
+  deliverEarly(): void {
+    if (this.#heldStop !== undefined) this.onStop?.(this.#heldStop)
+    else if (this.#heldHangup) this.onHangup?.()
+    this.#heldStop = undefined
+    this.#heldHangup = false
+  }
+
+  /** Removes the handlers. */
+  close(): void {
+    process.off('SIGHUP', this.#hangup).off('SIGTERM', this.#stop).off('SIGINT', this.#stop)
+  }
 }

@@ -26,10 +26,24 @@ export async function postJsonIfServed(url: URL, body: Uint8Array, init: Request
   return undefined
 }
 
-async function send(url: URL, body: Uint8Array, init: RequestInit): Promise<Response> {
-  const signals = [AbortSignal.timeout(init.timeoutMs ?? DEFAULT_TIMEOUT_MS), ...(init.signal === undefined ? [] : [init.signal])]
+/** GETs `url` and returns the answer's bytes; a `{code, message}` answer is thrown as that error. */
+export async function getBytes(url: URL, init: RequestInit): Promise<Buffer> {
+  let response: Response
   try {
-    return await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.any(signals) })
+    response = await fetch(url, { signal: requestSignal(init) })
+  } catch (error) {
+    throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
+  }
+  return readAnswer(url, response)
+}
+
+function requestSignal(init: RequestInit): AbortSignal {
+  return AbortSignal.any([AbortSignal.timeout(init.timeoutMs ?? DEFAULT_TIMEOUT_MS), ...(init.signal === undefined ? [] : [init.signal])])
+}
+
+async function send(url: URL, body: Uint8Array, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: requestSignal(init) })
   } catch (error) {
     throw createError('ERR_UNREACHABLE', `the CA at ${url.origin} did not answer`, { cause: error })
   }

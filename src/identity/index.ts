@@ -12,13 +12,20 @@
  * ```
  *
  * Enrollment and renewal replace the key files and the certificate together, in one commit
- * (`store.ts`), so a crash never leaves a key beside a certificate for another key.
+ * (`store.ts`), so a crash never leaves a key beside a certificate for another key. Nothing is
+ * stored before the CA's answer passes `checkEnrollAnswer` (the core's `verify_peer`): at
+ * enrollment against the root the token pins (and `trust.pem` becomes that root), at renewal
+ * against `trust.pem`; a certificate from another root, for another device, tenant or key
+ * changes nothing on disk.
  *
  * Renewal (seed 000): once less than a third of the lifetime is left, the device asks
  * `POST /v1/rotate` with a request signed by its current key; the new certificate starts now
- * and the old one stays valid to its end, so connections never see a gap. After expiry the
- * same request works within the CA's grace period (offline-survivable identity); past it, the
- * device must enroll again with a new token.
+ * and the old one stays valid beside it for the CA's rotation overlap (a day by default), then
+ * is revoked as superseded, so connections move over without a gap. Each certificate rotates
+ * once: a second request for it is `ERR_ALREADY_ROTATED` (a device that lost the answer, or a
+ * thief racing it, enrolls again with a new token). After expiry the same request works within
+ * the CA's grace period (offline-survivable identity); past it, the device must enroll again
+ * with a new token.
  *
  * A TPM that is cleared or replaced cannot load the device key any more: {@link DeviceIdentity.open}
  * then fails with the TPM's error code and a message saying to enroll again, and enrolling again
@@ -27,6 +34,7 @@
  * @example
  * ```ts
  * const id = await DeviceIdentity.enroll({ url: 'http://gw:8443', token, dir, keystore: 'auto', passphrase })
+ * // token: `ztmesh ca token` output; it pins the root every answer is checked against
  * id.start() // renews in the background
  * ```
  */
@@ -39,13 +47,24 @@ import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
-import { inspectCertificate, type DeviceCredential } from '../primitives/pki/index.js'
-import { decodeEnrollResponse, encodeEnrollRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage, type EnrollResponse } from '../protocol/enroll.js'
+import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
+import { writeFileAtomic } from '../storage/files.js'
+import {
+  checkEnrollAnswer,
+  decodeEnrollmentToken,
+  decodeEnrollResponse,
+  encodeEnrollRequest,
+  encodeRotationRequest,
+  enrollRequestFor,
+  ENROLLMENT_ROUTES,
+  rotationMessage,
+  type EnrollResponse,
+} from '../protocol/enroll.js'
 import { enrollmentAttestation, type AttestationMode } from '../attestation/device/index.js'
 import { DEFAULT_ATTESTATION_PCRS, FILES } from './constants.js'
-import { postJson } from './http.js'
+import { getBytes, postJson, type RequestInit } from './http.js'
 import { createDeviceKey, KEY_FILES, openDeviceKey, TpmDeviceKey, type DeviceKey, type KeystoreChoice, type KeystoreKind } from './keys.js'
-import { commitFiles, finishCommit, writeAtomic } from './store.js'
+import { commitFiles, finishCommit } from './store.js'
 
 export type { AttestationMode, EnrollmentAttestation } from '../attestation/device/index.js'
 export type { KeystoreChoice, KeystoreKind } from './keys.js'
@@ -54,7 +73,16 @@ export type { KeystoreChoice, KeystoreKind } from './keys.js'
 export interface EnrollInit {
   /** The enrollment API's base URL, e.g. `http://127.0.0.1:8443`. */
   url: string
+  /**
+   * The one-time token (`ztm2.…`, from `ztmesh ca token`). It names the device and tenant and
+   * pins the CA's root; it never leaves the device (requests carry its id and a proof signed with a key derived from it).
+   */
   token: string
+  /**
+   * The SHA-256 of the root's SubjectPublicKeyInfo (hex, colons allowed), obtained out of band:
+   * must equal the token's, else `ERR_TRUST_ANCHOR`.
+   */
+  rootFingerprint?: string
   /** The identity directory (created if missing). An earlier identity in it is replaced once the CA has answered. */
   dir: string
   /** The software keystore's passphrase (not needed when the key is in the TPM). */
@@ -70,7 +98,7 @@ export interface EnrollInit {
   attestation?: AttestationMode
   /** The PCRs that quote covers when the CA's nonce answer names none. Default 0, 1, 2, 3, 7. */
   attestationPcrs?: readonly number[]
-  /** The device id and tenant the token is bound to (the CSR carries them for the record; the CA decides). */
+  /** The device id and tenant the token is bound to, if the caller knows them: must be the token's (`ERR_INVALID_ARG`). */
   deviceId?: string
   tenant?: string
   signal?: AbortSignal
@@ -109,6 +137,14 @@ export class DeviceIdentity {
    * only once the CA has issued: a refusal leaves the old identity as it was.
    */
   static async enroll(init: EnrollInit): Promise<DeviceIdentity> {
+    const token = decodeEnrollmentToken(init.token)
+    const { deviceId, tenant, rootSpkiSha256 } = token
+    if (init.rootFingerprint !== undefined && normalizeFingerprint(init.rootFingerprint) !== rootSpkiSha256) {
+      throw createError('ERR_TRUST_ANCHOR', 'the root fingerprint given is not the one the token pins')
+    }
+    if ((init.deviceId !== undefined && init.deviceId !== deviceId) || (init.tenant !== undefined && init.tenant !== tenant)) {
+      throw createError('ERR_INVALID_ARG', `the token is for ${tenant}/${deviceId}`)
+    }
     mkdirSync(init.dir, { recursive: true, mode: 0o700 })
     finishCommit(init.dir)
     const key = await createDeviceKey({
@@ -117,19 +153,22 @@ export class DeviceIdentity {
       ...(init.tcti !== undefined && { tcti: init.tcti }),
       ...(init.passphrase !== undefined && { passphrase: init.passphrase }),
     })
-    const csr = key.buildCsr(init.deviceId ?? 'device', init.tenant ?? 'tenant')
+    const csr = key.buildCsr(deviceId, tenant)
     const attestation = await enrollmentAttestation(key, {
       url: init.url,
-      deviceId: init.deviceId,
+      token: init.token,
+      deviceId,
       mode: init.attestation ?? 'auto',
       pcrs: init.attestationPcrs ?? DEFAULT_ATTESTATION_PCRS,
       ...(init.signal !== undefined && { signal: init.signal }),
       ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
     })
-    const request = encodeEnrollRequest({ token: init.token, csr, ...(attestation !== undefined && { nodeId: init.deviceId, attestation }) })
+    const request = encodeEnrollRequest(enrollRequestFor(init.token, csr, { nodeId: deviceId, ...(attestation !== undefined && { attestation }) }))
     const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.enroll, init.url), request, init))
+    // Checked before anything is stored: the pinned root, this device and tenant, this CSR's key.
+    const accepted = checkEnrollAnswer(response, { deviceId, tenant, csr, rootSpkiSha256 })
     const identity = new DeviceIdentity(init.dir, key, init.url)
-    identity.#store(response, key)
+    identity.#store(response, key, accepted.rootPem)
     identity.#attested = attestation !== undefined
     return identity
   }
@@ -168,6 +207,34 @@ export class DeviceIdentity {
     return readFileSync(join(this.dir, FILES.caChain), 'utf8')
   }
 
+  /** Where the CA publishes its CRL, as its config told this device at enrollment; undefined when it told none. */
+  get crlUrl(): string | undefined {
+    const path = join(this.dir, FILES.config)
+    if (!existsSync(path)) return undefined
+    let config: { crl_url?: unknown } | null
+    try {
+      config = JSON.parse(readFileSync(path, 'utf8')) as { crl_url?: unknown } | null
+    } catch (cause) {
+      throw createError('ERR_CONFIG', `${path} is not JSON`, { cause })
+    }
+    if (typeof config !== 'object' || config === null) throw createError('ERR_CONFIG', `${path} is not a config object`)
+    return typeof config.crl_url === 'string' && config.crl_url !== '' ? config.crl_url : undefined
+  }
+
+  /**
+   * The CA's current revocations: its CRL fetched from {@link crlUrl} and verified against this
+   * device's CA chain and `trustPem`. `ERR_NOT_FOUND` when the store knows no CRL URL,
+   * `ERR_UNREACHABLE` when the CA does not answer, the PKI's code for a CRL it refuses.
+   */
+  async fetchRevocations(trustPem: string, init: RequestInit = {}): Promise<RevocationSet> {
+    const url = this.crlUrl
+    if (url === undefined) throw createError('ERR_NOT_FOUND', `${this.dir} knows no CRL URL`)
+    const crl = await getBytes(new URL(url), init)
+    const revocations = new RevocationSet()
+    revocations.addCrl(crl, this.caChainPem, TrustStore.fromPem(trustPem))
+    return revocations
+  }
+
   /** Where the certificate stands in its lifetime at `now`, with the CA's grace period. */
   renewalState(now = Date.now(), graceMs = 30 * 86_400_000): RenewalState {
     const { notBeforeMs: from, notAfterMs: to } = inspectCertificate(this.certificatePem)
@@ -190,20 +257,15 @@ export class DeviceIdentity {
     const csr = next.buildCsr(current.deviceId ?? 'device', current.tenant ?? 'tenant')
     const timestamp = init.now ?? Date.now()
     const signature = this.#key.sign(rotationMessage(timestamp, csr))
-    // An attested device keeps its status only with a fresh quote and the AK's certification of the new key.
-    const attestation =
-      next instanceof TpmDeviceKey && current.deviceId !== undefined
-        ? await enrollmentAttestation(next, {
-            url: this.#url,
-            deviceId: current.deviceId,
-            mode: 'auto',
-            pcrs: DEFAULT_ATTESTATION_PCRS,
-            ...(init.signal !== undefined && { signal: init.signal }),
-            ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
-          })
-        : undefined
+    // An attested device keeps its status only with a fresh quote and the AK's certification of
+    // the new key; its nonce request needs an authentication without the (spent) token, which
+    // the next change adds. Until then it rotates unattested.
+    const attestation = undefined as Awaited<ReturnType<typeof enrollmentAttestation>>
     const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature, ...(attestation !== undefined && { attestation }) })
     const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, init))
+    // Checked against the device's own trust before the old certificate and key are replaced.
+    const trustPem = readFileSync(join(this.dir, FILES.trust), 'utf8')
+    checkEnrollAnswer(response, { deviceId: current.deviceId ?? 'device', tenant: current.tenant ?? 'tenant', csr, trustPem, nowMs: timestamp })
     this.#store(response, next)
     this.#key = next
     return true
@@ -259,17 +321,19 @@ export class DeviceIdentity {
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */
   acceptTrustBundle(bundlePem: string): void {
     if (!bundlePem.includes('-----BEGIN CERTIFICATE-----')) throw createError('ERR_PEM', 'the trust bundle holds no certificate')
-    writeAtomic(join(this.dir, FILES.trust), bundlePem)
+    writeFileAtomic(join(this.dir, FILES.trust), bundlePem)
   }
 
-  /** Stores what the CA issued for `key`, with the key's files, in one commit. */
-  #store(response: EnrollResponse, key: DeviceKey): void {
+  /**
+   * Stores what the CA issued for `key` (already checked with `checkEnrollAnswer`), with the
+   * key's files and, at enrollment, the pinned root as the trust, in one commit.
+   */
+  #store(response: EnrollResponse, key: DeviceKey, trustPem?: string): void {
     const { certificate, caChain, config } = response
     this.#checkKey(certificate, key)
     const files = key.files()
     files.set(FILES.caChain, caChain)
-    const blocks = caChain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []
-    if (!existsSync(join(this.dir, FILES.trust)) && blocks.length > 0) files.set(FILES.trust, blocks[blocks.length - 1]!)
+    if (trustPem !== undefined) files.set(FILES.trust, trustPem)
     if (config !== undefined) files.set(FILES.config, `${JSON.stringify(config, null, 2)}\n`)
     files.set(FILES.certificate, certificate) // last: the certificate is what readers look at
     commitFiles(this.dir, files, KEY_FILES.filter((name) => !files.has(name)))
@@ -286,4 +350,9 @@ export class DeviceIdentity {
       throw error
     }
   }
+}
+
+/** A fingerprint as the core spells it: lowercase hex, no separators. */
+function normalizeFingerprint(text: string): string {
+  return text.replaceAll(':', '').toLowerCase()
 }

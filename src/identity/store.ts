@@ -45,11 +45,6 @@ export function finishCommit(dir: string): void {
   if (existsSync(join(dir, COMMITTED))) apply(dir)
 }
 
-/** Writes one file atomically, 0600: the core's one atomic write. */
-export function writeAtomic(path: string, contents: string | Uint8Array): void {
-  writeFileAtomic(path, contents)
-}
-
 /** Moves a commit's files into place; safe to run again after a crash in the middle. */
 function apply(dir: string): void {
   const committed = join(dir, COMMITTED)

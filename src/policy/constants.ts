@@ -9,6 +9,17 @@ export const MAX_RULES = 10_000
 /** Most distinct action names whose applicable rules are cached; beyond it, lookups are not cached. */
 export const MAX_CACHED_ACTIONS = 1024
 
+/**
+ * The grammar of action names, in rules and in requests: dot-separated segments of lowercase
+ * letters, digits and `-`, each starting with a letter (`signal.offer`, `ca.revoke`), at most
+ * {@link MAX_ACTION_LENGTH} characters. A rule's pattern is a name, a name followed by `.*` (every
+ * action under it) or `*` alone (every action); there is no other wildcard.
+ */
+export const ACTION_NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/
+
+/** Longest action name or pattern, in characters. */
+export const MAX_ACTION_LENGTH = 128
+
 /** The time zone of time-of-day windows when the document names none. */
 export const DEFAULT_TIME_ZONE = 'UTC'
 

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import type * as Zod from 'zod'
 
 import { parseWithSchema } from '../schema.js'
-import { DEFAULT_TIME_ZONE, MAX_RULES, POLICY_VERSION, REASONS, WEEKDAYS } from './constants.js'
+import { ACTION_NAME, DEFAULT_TIME_ZONE, MAX_ACTION_LENGTH, MAX_RULES, POLICY_VERSION, REASONS, WEEKDAYS } from './constants.js'
 
 // ---- The document (data: JSON or YAML shaped) -------------------------------------------------
 //
@@ -19,9 +19,8 @@ const require = createRequire(import.meta.url)
 
 function buildSchemas(z: typeof Zod.z) {
   const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'expected a name of letters, digits and . _ : @ - (at most 128)')
-  const Action = z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/, 'expected an action such as "signal.offer"')
-  const ActionPattern = z.union([z.literal('*'), Action, z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.\*$/)], {
-    error: 'expected an action ("signal.offer"), a prefix ("signal.*") or "*"',
+  const ActionPattern = z.string().refine(isActionPattern, {
+    message: `expected an action ("signal.offer"), a prefix ("signal.*") or "*", of lowercase letters, digits, - and dots (at most ${MAX_ACTION_LENGTH})`,
   })
   const Clock = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$/, 'expected a time of day "HH:MM"')
   const Scalar = z.union([z.string(), z.number(), z.boolean()])
@@ -29,7 +28,7 @@ function buildSchemas(z: typeof Zod.z) {
 
   const TimeWindow = z
     .strictObject({
-      /** Local weekdays on which the window is open (default every day). */
+      /** Local weekdays on which the window opens (default every day); a window across midnight runs into the next day. */
       days: list(z.enum(WEEKDAYS)).optional(),
       /** Opening time, local, inclusive. */
       from: Clock,
@@ -60,8 +59,9 @@ function buildSchemas(z: typeof Zod.z) {
     /** Only these device ids (default: any device). */
     devices: list(Name).optional(),
     /**
-     * The tenants whose peers the rule covers, named one by one (no wildcard). Default: only the
-     * resource's own tenant, so a peer of another tenant is never covered by accident.
+     * The tenants whose peers the rule covers, named one by one (no wildcard). Default: for an
+     * allow rule, only the resource's own tenant, so a peer of another tenant is never allowed by
+     * accident; for a deny rule, every tenant, so no allow can carry a peer past it.
      */
     peerTenants: list(Name).optional(),
     /** Open only in one of these local time windows. */
@@ -75,8 +75,11 @@ function buildSchemas(z: typeof Zod.z) {
       version: z.literal(POLICY_VERSION),
       /** A number the issuer raises with each edition; recorded in audit rows. */
       revision: z.number().int().min(0).optional(),
-      /** The tenant of resources that do not name one. */
-      tenant: Name.optional(),
+      /**
+       * The tenant this document governs, required: its resources are this tenant's, and a peer
+       * of any other tenant is covered only by rules naming it in `peerTenants`.
+       */
+      tenant: Name,
       /** IANA time zone of the `hours` windows (default UTC). */
       timeZone: z
         .string()
@@ -194,9 +197,13 @@ export class CompiledRule {
     return this.#windows !== undefined
   }
 
-  /** Whether the rule may cover peers of `tenant` when the resource belongs to `home`. */
+  /**
+   * Whether the rule may cover peers of `tenant` when the resource belongs to `home`: the tenants
+   * it names, else the home tenant for an allow and every tenant for a deny.
+   */
   coversTenant(tenant: string, home: string): boolean {
-    return this.#peerTenants === undefined ? tenant === home : this.#peerTenants.has(tenant)
+    if (this.#peerTenants !== undefined) return this.#peerTenants.has(tenant)
+    return !this.allow || tenant === home
   }
 
   /** This rule's verdict: who first (tenant, device, roles), then when, then what. */
@@ -215,6 +222,18 @@ export class CompiledRule {
     }
     return MATCH
   }
+}
+
+/** Whether `action` is an action name ({@link ACTION_NAME}, at most {@link MAX_ACTION_LENGTH} characters). */
+export function isActionName(action: string): boolean {
+  return action.length <= MAX_ACTION_LENGTH && ACTION_NAME.test(action)
+}
+
+/** Whether `pattern` is an action pattern: `*`, an action name, or an action name followed by `.*`. */
+function isActionPattern(pattern: string): boolean {
+  if (pattern === '*') return true
+  if (pattern.length > MAX_ACTION_LENGTH) return false
+  return isActionName(pattern.endsWith('.*') ? pattern.slice(0, -2) : pattern)
 }
 
 /** Whether an action pattern (`*`, `signal.*`, `signal.offer`) covers an action. */
@@ -298,13 +317,26 @@ function hasAny(wanted: ReadonlySet<string>, held: readonly string[]): boolean {
   return false
 }
 
+/**
+ * Whether `time` falls in one of the windows. A window's days are the days it opens: the part of
+ * a window across midnight after 00:00 belongs to the day before (Monday 22:00–06:00 holds at
+ * 01:00 on Tuesday, not at 01:00 on Monday).
+ */
 function inWindow(windows: readonly Window[], time: LocalTime): boolean {
+  const yesterday = (time.weekday + 6) % 7
   for (let i = 0; i < windows.length; i++) {
     const w = windows[i]!
-    if ((w.days & (1 << time.weekday)) === 0) continue
-    if (w.from < w.to ? time.minute >= w.from && time.minute < w.to : time.minute >= w.from || time.minute < w.to) return true
+    if (w.from < w.to) {
+      if (time.minute >= w.from && time.minute < w.to && opensOn(w, time.weekday)) return true
+    } else if (time.minute >= w.from ? opensOn(w, time.weekday) : time.minute < w.to && opensOn(w, yesterday)) {
+      return true
+    }
   }
   return false
+}
+
+function opensOn(window: Window, weekday: number): boolean {
+  return (window.days & (1 << weekday)) !== 0
 }
 
 function dayBits(days: readonly (typeof WEEKDAYS)[number][]): number {

@@ -3,8 +3,9 @@
  * mesh, the CA API, MQTT and model policy all ask it, and it audits every answer.
  *
  * - **Deny by default**: a request no rule allows is refused (`no-rule`).
- * - **Zero trust across tenants**: a peer whose tenant is not the resource's is covered only by
- *   rules that name its tenant in `peerTenants` (`cross-tenant` otherwise).
+ * - **Zero trust across tenants**: every document names the tenant it governs. A peer of another
+ *   tenant is allowed only by rules that name its tenant in `peerTenants` (`cross-tenant`
+ *   otherwise), while a deny rule covers peers of every tenant unless it names some.
  * - **RBAC from the certificate only**: `roles` match the roles of the verified
  *   {@link PeerIdentity}, which come from its certificate; nothing else grants a role.
  * - **ABAC**: device ids, local time-of-day windows (the document's IANA `timeZone`, else UTC)
@@ -40,6 +41,7 @@ import {
   actionMatches,
   CompiledRule,
   type Decision,
+  isActionName,
   type LocalTime,
   localTimeFn,
   MATCH,
@@ -96,10 +98,14 @@ class CompiledPolicy {
     this.localTime = localTimeFn(document.timeZone ?? DEFAULT_TIME_ZONE)
   }
 
-  /** The rules whose action patterns cover `action`, in document order (cached per action). */
-  rulesFor(action: string): RulesOfAction {
+  /**
+   * The rules whose action patterns cover `action`, in document order (cached per action), or
+   * `undefined` when `action` is not an action name (a prefix pattern must not match garbage).
+   */
+  rulesFor(action: string): RulesOfAction | undefined {
     let entry = this.#byAction.get(action)
     if (entry === undefined) {
+      if (!isActionName(action)) return undefined
       const rules = this.#rules.filter((_, index) => this.#patterns[index]!.some((pattern) => actionMatches(pattern, action)))
       entry = { rules, readsTime: rules.some((rule) => rule.readsTime) }
       if (this.#byAction.size < MAX_CACHED_ACTIONS) this.#byAction.set(action, entry)
@@ -184,17 +190,17 @@ export class PolicyDecisionPoint {
     if (typeof action !== 'string') return indeterminate('the action is not a string')
     if (typeof resource !== 'object' || resource === null) return indeterminate('the resource is not a record')
     const policy = this.#policy
-    const governed = policy.document.tenant
-    // A document with a tenant governs that tenant's resources only: a resource naming another
-    // tenant (perhaps named by the requester itself) is not this document's to allow.
-    if (governed !== undefined && resource.tenant !== undefined && resource.tenant !== governed) {
+    const home = policy.document.tenant
+    // A document governs its tenant's resources only: a resource naming another tenant (perhaps
+    // named by the requester itself) is not this document's to allow.
+    if (resource.tenant !== undefined && resource.tenant !== home) {
       return indeterminate(`the resource is of tenant ${String(resource.tenant)}, not of this policy's`)
     }
-    const home = resource.tenant ?? governed
-    if (home === undefined) return indeterminate('the resource names no tenant and the policy has none')
+    const forAction = policy.rulesFor(action)
+    if (forAction === undefined) return indeterminate('the action is not an action name')
     if (peer.tenant !== home && !policy.namesPeerTenant(peer.tenant)) return CROSS_TENANT
 
-    const { rules, readsTime } = policy.rulesFor(action)
+    const { rules, readsTime } = forAction
     let time: LocalTime | undefined
     if (readsTime) {
       const now = this.#now()

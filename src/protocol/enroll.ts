@@ -5,19 +5,24 @@
  * `ERR_BAD_RESPONSE` (the device's).
  *
  * ```text
- * POST /v1/attest/nonce {node_id, ek_certificate?, ak_public?} → {nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}
- * POST /v1/enroll {token, csr, node_id?, attestation?}      → {certificate, ca_cert, serial, not_after, config?}
- * POST /v1/rotate {certificate, csr, timestamp, signature}  → the same
+ * POST /v1/attest/nonce {node_id, token_id, token_proof, ek_certificate?, ak_public?} → {nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}
+ * POST /v1/enroll {token_id, token_proof, csr, node_id?, attestation?}                 → {certificate, ca_cert, serial, not_after, config?}
+ * POST /v1/rotate {certificate, csr, timestamp, signature, attestation?}               → the same
  * ```
  *
  * A rotation request is signed by the current certificate's key over {@link rotationMessage}.
+ * The enrollment token (`ztm2.…`, the core's codec) never travels: a request names it by its id
+ * and carries its proof (a signature under a key derived from it) over what it asks for ({@link enrollRequestFor},
+ * {@link nonceRequestFor}); the token also pins the root the device checks every answer against
+ * ({@link checkEnrollAnswer}).
  */
+import { createError } from '../errors.js'
 import { callNative, native } from '../native.js'
 
 /** The routes of the enrollment API. */
 export const ENROLLMENT_ROUTES = Object.freeze({ nonce: '/v1/attest/nonce', enroll: '/v1/enroll', rotate: '/v1/rotate', crl: '/v1/crl', revoke: '/v1/revoke' })
 
-/** `POST /v1/enroll`: `{token (a secret), csr, nodeId? (the token decides), attestation?}`. */
+/** `POST /v1/enroll`: `{tokenId, tokenProof, csr, nodeId? (the token decides), attestation?}`. */
 export type EnrollRequest = ReturnType<typeof native.decodeEnrollRequest>
 
 /**
@@ -31,6 +36,21 @@ export type EnrollResponse = ReturnType<typeof native.decodeEnrollResponse>
 
 /** What enrolled devices are told (seed 002's bootstrap config). */
 export type DeviceConfig = NonNullable<EnrollResponse['config']>
+
+/**
+ * `POST /v1/attest/nonce`: `{nodeId, tokenId, tokenProof}`, and, to ask for a credential
+ * challenge, the TPM's EK certificate (DER) with its attestation key's public area (`TPMT_PUBLIC`).
+ */
+export type NonceRequest = ReturnType<typeof native.decodeNonceRequest>
+
+/** What an enrollment token says: `{id, rootSpkiSha256, tenant, deviceId}` (hex where bytes). */
+export type EnrollmentTokenFacts = ReturnType<typeof native.decodeEnrollmentToken>
+
+/** A new token, `{token, id, proofKey}`: the token is shown once, the CA keeps the id and the public proof key. */
+export type NewEnrollmentToken = ReturnType<typeof native.generateEnrollmentToken>
+
+/** An answer the device may store: `{identity, rootPem?}`. */
+export type AcceptedAnswer = ReturnType<typeof native.checkEnrollAnswer>
 
 /** The CA's answer to `POST /v1/attest/nonce`: a 16- to 64-byte nonce, its expiry, the PCRs to quote. */
 export type NonceAnswer = ReturnType<typeof native.decodeNonceAnswer>
@@ -70,13 +90,7 @@ export function decodeEnrollResponse(body: Uint8Array): EnrollResponse {
   return callNative(() => native.decodeEnrollResponse(body))
 }
 
-/**
- * A nonce request: the node id, and, to ask for a credential challenge, the TPM's EK
- * certificate (DER) with its attestation key's public area (`TPMT_PUBLIC`).
- */
-export type NonceRequest = ReturnType<typeof native.decodeNonceRequest>
-
-/** Encodes `{node_id, ek_certificate?, ak_public?}` (device). */
+/** Encodes `{node_id, token_id, token_proof, ek_certificate?, ak_public?}` (device). */
 export function encodeNonceRequest(request: NonceRequest): Buffer {
   return callNative(() => native.encodeNonceRequest(request))
 }
@@ -84,6 +98,66 @@ export function encodeNonceRequest(request: NonceRequest): Buffer {
 /** Decodes a nonce request (CA); `ERR_BAD_REQUEST`. */
 export function decodeNonceRequest(body: Uint8Array): NonceRequest {
   return callNative(() => native.decodeNonceRequest(body))
+}
+
+/**
+ * A new enrollment token for `deviceId` of `tenant`, pinning the root whose SubjectPublicKeyInfo
+ * hashes to `rootSpkiSha256` (hex; `inspectCertificate(root).spkiSha256`).
+ */
+export function generateEnrollmentToken(rootSpkiSha256: string, tenant: string, deviceId: string): NewEnrollmentToken {
+  return callNative(() => native.generateEnrollmentToken(rootSpkiSha256, tenant, deviceId))
+}
+
+/** What a token says; `ERR_TOKEN_INVALID` for anything but a `ztm2.` token. */
+export function decodeEnrollmentToken(token: unknown): EnrollmentTokenFacts {
+  if (typeof token !== 'string') throw createError('ERR_TOKEN_INVALID', 'the enrollment token is malformed')
+  return callNative(() => native.decodeEnrollmentToken(token))
+}
+
+/**
+ * The enrollment request of the holder of `token` for `csr` (the exact text sent): the token's
+ * id and its proof over the CSR and node id, never the token.
+ *
+ * @example
+ * ```ts
+ * const body = encodeEnrollRequest(enrollRequestFor(token, csr, { nodeId: 'tablet-7' }))
+ * ```
+ */
+export function enrollRequestFor(token: string, csr: string, init: { nodeId?: string; attestation?: EnrollRequest['attestation'] } = {}): EnrollRequest {
+  const { id } = decodeEnrollmentToken(token)
+  const tokenProof = callNative(() => native.enrollmentTokenProof(token, csr, init.nodeId))
+  return { tokenId: id, tokenProof, csr, ...(init.nodeId !== undefined && { nodeId: init.nodeId }), ...(init.attestation !== undefined && { attestation: init.attestation }) }
+}
+
+/** The nonce request of the holder of `token` for `nodeId`. */
+export function nonceRequestFor(token: string, nodeId: string): NonceRequest {
+  const { id } = decodeEnrollmentToken(token)
+  return { nodeId, tokenId: id, tokenProof: callNative(() => native.nonceRequestProof(token, nodeId)) }
+}
+
+/** Checks an enrollment request's proof under its token's public proof key (CA); `ERR_TOKEN_PROOF`. */
+export function verifyEnrollmentProof(proofKey: string, request: Pick<EnrollRequest, 'csr' | 'nodeId' | 'tokenProof'>): void {
+  callNative(() => native.verifyEnrollmentProof(proofKey, request.csr, request.nodeId ?? undefined, request.tokenProof))
+}
+
+/** Checks a nonce request's proof under its token's public proof key (CA); `ERR_TOKEN_PROOF`. */
+export function verifyNonceProof(proofKey: string, request: NonceRequest): void {
+  callNative(() => native.verifyNonceProof(proofKey, request.nodeId, request.tokenProof))
+}
+
+/**
+ * The device's check of the CA's answer, before it stores anything: the certificate must pass
+ * `verify_peer` against the pinned root (`expected.rootSpkiSha256`, at enrollment: the root is
+ * taken from the answer only if it has that key) or the device's own `expected.trustPem` (at
+ * rotation), name
+ * the expected device and tenant, and carry the key of `expected.csr`. Throws
+ * `ERR_TRUST_ANCHOR`, `ERR_CHAIN`, `ERR_DEVICE_MISMATCH`, `ERR_TENANT_MISMATCH`, `ERR_PIN`, ….
+ */
+export function checkEnrollAnswer(
+  answer: Pick<EnrollResponse, 'certificate' | 'caChain' | 'serial'>,
+  expected: { deviceId: string; tenant: string; csr: string; rootSpkiSha256?: string; trustPem?: string; nowMs?: number },
+): AcceptedAnswer {
+  return callNative(() => native.checkEnrollAnswer({ certificate: answer.certificate, caChain: answer.caChain, serial: answer.serial }, expected))
 }
 
 /** Encodes the nonce answer (CA). */

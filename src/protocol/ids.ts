@@ -1,7 +1,7 @@
 /**
  * The one rulebook for device ids, tenants, roles and serial spellings, from the Rust core (the
  * same rules the PKI enforces in every certificate). Every failure is `ERR_IDENTITY`, or
- * `ERR_SERIAL` for a serial.
+ * `ERR_SERIAL` for a serial, `ERR_INVALID_ARG` for a key digest.
  *
  * @example
  * ```ts
@@ -38,4 +38,13 @@ export function checkRoles(roles: unknown): asserts roles is string[] {
 export function normalizeSerial(serial: unknown): string {
   if (typeof serial !== 'string') throw createError('ERR_SERIAL', 'a serial must be a string of hex digits')
   return callNative(() => native.normalizeSerial(serial))
+}
+
+/**
+ * The one spelling of a key digest (SPKI SHA-256: 64 lowercase hex digits) from what a user
+ * typed (any case, optionally `:` between bytes). Throws `ERR_INVALID_ARG`.
+ */
+export function normalizeKeyDigest(digest: unknown): string {
+  if (typeof digest !== 'string') throw createError('ERR_INVALID_ARG', 'a key digest must be a string of hex digits')
+  return callNative(() => native.normalizeKeyDigest(digest))
 }

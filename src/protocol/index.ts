@@ -3,8 +3,28 @@
  * TypeScript. This folder imports neither `identity/` nor `ca/`.
  */
 export { signObject, verifyObject, signedObjectLabels, type ObjectSigner, type VerifiedObject } from './signed.js'
-export { checkDeviceId, checkTenant, checkRoles, normalizeSerial } from './ids.js'
-export { decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeRotationRequest, ENROLLMENT_ROUTES, rotationMessage } from './enroll.js'
-export type { DeviceConfig, EnrollRequest, EnrollResponse, NonceAnswer, RotationRequest } from './enroll.js'
+export { checkDeviceId, checkTenant, checkRoles, normalizeKeyDigest, normalizeSerial } from './ids.js'
+export {
+  checkEnrollAnswer,
+  decodeEnrollmentToken,
+  decodeEnrollRequest,
+  decodeEnrollResponse,
+  decodeNonceAnswer,
+  decodeNonceRequest,
+  decodeRotationRequest,
+  encodeEnrollRequest,
+  encodeEnrollResponse,
+  encodeNonceAnswer,
+  encodeNonceRequest,
+  encodeRotationRequest,
+  enrollRequestFor,
+  ENROLLMENT_ROUTES,
+  generateEnrollmentToken,
+  nonceRequestFor,
+  rotationMessage,
+  verifyEnrollmentProof,
+  verifyNonceProof,
+} from './enroll.js'
+export type { AcceptedAnswer, DeviceConfig, EnrollmentTokenFacts, EnrollRequest, EnrollResponse, NewEnrollmentToken, NonceAnswer, NonceRequest, RotationRequest } from './enroll.js'
 export { checkPcrSelection, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, encodeQuoteAnswer, encodeQuoteRequest, MAX_QUOTE_LINE } from './quote.js'
 export type { BoundQuote, QuoteAnswer, QuoteEvidence, QuoteRequest } from './quote.js'

@@ -291,6 +291,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         area: ErrorArea::Ca,
         meaning: "too many requests from this source; retry later",
     },
+    ErrorInfo {
+        code: "ERR_TOO_MANY_CONNECTIONS",
+        area: ErrorArea::Ca,
+        meaning: "this source, or all sources together, hold as many connections as the server allows; retry later",
+    },
     ErrorInfo { code: "ERR_UNAUTHENTICATED", area: ErrorArea::Ca, meaning: "the request carries no valid credential" },
     ErrorInfo {
         code: "ERR_FORBIDDEN",
@@ -310,6 +315,16 @@ pub const CATALOG: &[ErrorInfo] = &[
     },
     ErrorInfo { code: "ERR_TOKEN_EXPIRED", area: ErrorArea::Ca, meaning: "an enrollment token has expired" },
     ErrorInfo { code: "ERR_TOKEN_USED", area: ErrorArea::Ca, meaning: "an enrollment token was already used" },
+    ErrorInfo {
+        code: "ERR_ALREADY_ROTATED",
+        area: ErrorArea::Ca,
+        meaning: "the certificate was already rotated: each certificate has at most one successor",
+    },
+    ErrorInfo {
+        code: "ERR_TOKEN_PROOF",
+        area: ErrorArea::Ca,
+        meaning: "a request's proof of its enrollment token does not match what it asks for (another CSR or node id)",
+    },
     ErrorInfo {
         code: "ERR_CERT_EXPIRED",
         area: ErrorArea::Pki,
@@ -336,6 +351,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the peer belongs to another tenant than expected",
     },
     ErrorInfo {
+        code: "ERR_NAME_CONSTRAINT",
+        area: ErrorArea::Pki,
+        meaning: "a certificate is outside the name constraints of a CA above it (a tenant its site CA was not issued for)",
+    },
+    ErrorInfo {
         code: "ERR_DEVICE_MISMATCH",
         area: ErrorArea::Pki,
         meaning: "the peer is another device than expected",
@@ -346,6 +366,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the certificate may not be used for this purpose (key usage or extended key usage)",
     },
     ErrorInfo { code: "ERR_PIN", area: ErrorArea::Pki, meaning: "the peer's key is not in the pin set" },
+    ErrorInfo {
+        code: "ERR_TRUST_ANCHOR",
+        area: ErrorArea::Pki,
+        meaning: "the CA presented no certificate of the root the device pinned (token or --root-fingerprint)",
+    },
     ErrorInfo { code: "ERR_CERT_MALFORMED", area: ErrorArea::Pki, meaning: "a certificate is not valid DER or PEM" },
     ErrorInfo { code: "ERR_PEM", area: ErrorArea::Pki, meaning: "a PEM document is malformed or has the wrong label" },
     ErrorInfo {
@@ -410,9 +435,14 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "a CRL or revocation record names an issuer other than the CA given",
     },
     ErrorInfo {
+        code: "ERR_REVOCATION_ROLLBACK",
+        area: ErrorArea::Pki,
+        meaning: "a CRL or revocation record is older than one already applied or saved (rollback)",
+    },
+    ErrorInfo {
         code: "ERR_REVOCATION_STALE",
         area: ErrorArea::Pki,
-        meaning: "a CRL or revocation record is older than one already applied (rollback)",
+        meaning: "revocation data is past its nextUpdate plus the grace period (fail closed)",
     },
     ErrorInfo {
         code: "ERR_REVOCATION_CONFLICT",
@@ -551,6 +581,7 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_MUX_UNSUPPORTED_PROTOCOL", area: ErrorArea::Mux, meaning: "the peer has no handler for the protocol id of a stream this side opened" },
     ErrorInfo { code: "ERR_MUX_RESET", area: ErrorArea::Mux, meaning: "the peer reset the stream" },
     ErrorInfo { code: "ERR_MUX_STALLED", area: ErrorArea::Mux, meaning: "the peer stopped reading while this side had frames to send, past the limit: the session ends" },
+    ErrorInfo { code: "ERR_MUX_CREDIT_TIMEOUT", area: ErrorArea::Mux, meaning: "a write waited longer than the limit for credit the peer never returned: the stream is reset" },
     ErrorInfo {
         code: "ERR_STORAGE",
         area: ErrorArea::Storage,
@@ -560,6 +591,11 @@ pub const CATALOG: &[ErrorInfo] = &[
         code: "ERR_AUDIT_TAMPERED",
         area: ErrorArea::Storage,
         meaning: "the audit log hash chain is broken: a row was changed, removed or reordered",
+    },
+    ErrorInfo {
+        code: "ERR_AUDIT_TRUNCATED",
+        area: ErrorArea::Storage,
+        meaning: "the audit log lacks records a signed checkpoint covers: rows were deleted after it, or pruned outside retention",
     },
     ErrorInfo {
         code: "ERR_FILE_IO",

@@ -1,5 +1,5 @@
 //! The one rulebook for the names ztmesh keys everything by: device ids, tenants, roles, and the
-//! spelling of certificate serial numbers.
+//! spellings of certificate serial numbers and key digests.
 //!
 //! The PKI enforces these rules when it issues and verifies certificates; the CA service, its
 //! tokens, the CLI and the registry call the same functions (through the binding), so no two
@@ -13,6 +13,7 @@
 //! | device id, tenant | 1 to 64 bytes of `[A-Za-z0-9._-]`, other than `.` and `..`; case-sensitive |
 //! | role | 1 to 64 bytes of `[A-Za-z0-9._:-]` (so `pos:cashier` is a role); at most 32 per certificate, all distinct |
 //! | serial | lowercase hexadecimal of the big-endian magnitude, two digits per byte, no leading zero byte; 1 to 20 bytes, not zero |
+//! | key digest (SPKI SHA-256) | 64 lowercase hexadecimal digits; typed with any case and optional `:` between bytes |
 
 use std::fmt;
 
@@ -31,7 +32,7 @@ pub const MAX_SERIAL_LEN: usize = 20;
 const MAX_SERIAL_TEXT: usize = 128;
 
 /// Which rule a name broke. Every variant has the code `ERR_IDENTITY`, except
-/// [`IdError::Serial`] (`ERR_SERIAL`).
+/// [`IdError::Serial`] (`ERR_SERIAL`) and [`IdError::KeyDigest`] (`ERR_INVALID_ARG`).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdError {
@@ -45,6 +46,8 @@ pub enum IdError {
     Roles,
     /// A serial is not 1 to 20 bytes of hexadecimal magnitude (optionally `0x`), or is zero.
     Serial,
+    /// A key digest is not 32 bytes of hexadecimal (optionally with `:` between bytes).
+    KeyDigest,
 }
 
 impl fmt::Display for IdError {
@@ -55,6 +58,7 @@ impl fmt::Display for IdError {
             Self::Role => "a role must be 1-64 characters of [A-Za-z0-9._:-]",
             Self::Roles => "at most 32 roles, none repeated",
             Self::Serial => "a serial must be 1 to 40 hex digits (optionally 0x), not zero",
+            Self::KeyDigest => "a key digest (SPKI SHA-256) must be 64 hex digits, optionally with ':' between bytes",
         })
     }
 }
@@ -65,6 +69,7 @@ impl ErrorCode for IdError {
     fn code(&self) -> &'static str {
         match self {
             Self::Serial => "ERR_SERIAL",
+            Self::KeyDigest => "ERR_INVALID_ARG",
             _ => "ERR_IDENTITY",
         }
     }
@@ -134,6 +139,19 @@ pub fn normalize_serial(text: &str) -> Result<String, IdError> {
     parse_serial(text).map(|bytes| serial_hex(&bytes))
 }
 
+/// The one spelling of a key digest (an SPKI SHA-256: 64 lowercase hex digits) from what a user
+/// typed: any case, optionally `:` between bytes as `openssl … -fingerprint` prints it.
+pub fn normalize_key_digest(text: &str) -> Result<String, IdError> {
+    let bytes = text.as_bytes();
+    let plain = bytes.len() == 64 && bytes.iter().all(u8::is_ascii_hexdigit);
+    let separated = bytes.len() == 95
+        && bytes.iter().enumerate().all(|(i, b)| if i % 3 == 2 { *b == b':' } else { b.is_ascii_hexdigit() });
+    if !plain && !separated {
+        return Err(IdError::KeyDigest);
+    }
+    Ok(text.bytes().filter(|b| *b != b':').map(|b| char::from(b.to_ascii_lowercase())).collect())
+}
+
 /// Whether `id` is a valid device id or tenant.
 pub(crate) fn is_valid_id(id: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&id.len())
@@ -151,6 +169,22 @@ pub(crate) fn is_valid_role(role: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_digests_have_one_spelling() {
+        let canonical = "00ff".repeat(16);
+        let separated = ["00", "FF"].repeat(16).join(":");
+        for typed in [canonical.as_str(), &canonical.to_uppercase(), &separated] {
+            assert_eq!(normalize_key_digest(typed).as_deref(), Ok(canonical.as_str()), "{typed}");
+        }
+        let short = &canonical[..62];
+        let misplaced = format!(":{}", &separated[..94]);
+        let stray = format!("{}g", &canonical[..63]);
+        for bad in ["", short, &misplaced, &stray, &format!("0x{canonical}"), &format!("{separated}:")] {
+            assert_eq!(normalize_key_digest(bad), Err(IdError::KeyDigest), "{bad:?}");
+        }
+        assert_eq!(IdError::KeyDigest.code(), "ERR_INVALID_ARG");
+    }
 
     #[test]
     fn ids_follow_one_rule_with_one_code() {

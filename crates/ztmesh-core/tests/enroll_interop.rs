@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tpm_common::Swtpm;
 use ztmesh_core::attest::{verify_ak_binding_key, verify_quote, AkPublicKey, AttestError, PcrPolicy};
 use ztmesh_core::enroll::{
-    rotation_message, BoundQuote, EnrollRequest, EnrollResponse, PcrSelection, QuoteAnswer, QuoteRequest,
-    RotationRequest,
+    check_answer, rotation_message, Anchor, BoundQuote, EnrollRequest, EnrollResponse, EnrollmentToken,
+    ExpectedCertificate, PcrSelection, QuoteAnswer, QuoteRequest, RotationRequest,
 };
 use ztmesh_core::pki::{
     build_csr, pem, verify_peer, CertSigner, CertificateRequest, PeerIdentity, PeerPolicy, RevocationSet,
@@ -53,19 +53,39 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
     let server = node.serve(&ca_dir);
     let trust = TrustStore::from_pem(&std::fs::read_to_string(ca_dir.join("trust.pem")).unwrap()).unwrap();
 
-    // Enrollment: CSR and request from the core, answer decoded by the core.
+    // The token pins the root of the CA it came from, and names the device.
+    let token = EnrollmentToken::decode(&token).unwrap();
+    let root = pem::parse_certificates(&std::fs::read_to_string(ca_dir.join("trust.pem")).unwrap()).unwrap();
+    let root_key = ztmesh_core::pki::inspect_certificate(&root[0]).unwrap().spki_sha256;
+    assert_eq!(token.root_spki_sha256(), root_key);
+    assert_eq!((token.tenant(), token.device_id()), ("hotel-1", "gw-rust"));
+
+    // Enrollment: CSR and request from the core, answer decoded by the core. The request carries
+    // the token's id and its proof over this CSR, never the token.
     let key = SoftwareSigner::generate().unwrap();
     let csr = build_csr(&key, "gw-rust", "hotel-1").unwrap();
     let request = EnrollRequest {
-        token: token.clone(),
+        token_id: token.id(),
+        token_proof: token.prove_enrollment(&csr.pem, Some("gw-rust")).unwrap(),
         csr_pem: csr.pem.clone(),
         node_id: Some("gw-rust".into()),
         attestation: None,
     };
+    // A man in the middle who captured the request redeems it with its own key first: refused.
+    let thief = build_csr(&SoftwareSigner::generate().unwrap(), "gw-rust", "hotel-1").unwrap();
+    let stolen = EnrollRequest { csr_pem: thief.pem.clone(), ..request.clone() };
+    let (status, body) = post(server.port, "/v1/enroll", &stolen.encode().unwrap());
+    assert_eq!((status, error_code(&body).as_str()), (403, "ERR_TOKEN_PROOF"));
+
     let (status, body) = post(server.port, "/v1/enroll", &request.encode().unwrap());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let enrolled = EnrollResponse::decode(&body).unwrap();
     let peer = check_certificate(&enrolled, &trust);
+    // The device's own check, against the pinned root alone.
+    let expected = ExpectedCertificate { device_id: "gw-rust", tenant: "hotel-1", csr_pem: &csr.pem };
+    let accepted = check_answer(&enrolled, Anchor::RootKey(root_key), expected, SystemTime::now()).unwrap();
+    assert_eq!(accepted.identity, peer);
+    assert_eq!(accepted.root_pem.as_deref(), Some(pem::encode(pem::CERTIFICATE, &root[0]).as_str()));
     assert_eq!(peer.roles, ["gateway"]);
     assert_eq!(peer.spki_sha256, CertificateRequest::from_pem(&csr.pem).unwrap().spki_sha256());
     assert!(enrolled.config.as_ref().is_some_and(|c| c.crl_url.ends_with("/v1/crl")));
@@ -103,13 +123,15 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let rotated = EnrollResponse::decode(&body).unwrap();
     let new_peer = check_certificate(&rotated, &trust);
+    let expected = ExpectedCertificate { device_id: "gw-rust", tenant: "hotel-1", csr_pem: &next_csr.pem };
+    assert_eq!(check_answer(&rotated, Anchor::Trust(&trust), expected, SystemTime::now()).unwrap().identity, new_peer);
     assert_eq!(new_peer.spki_sha256, CertificateRequest::from_pem(&next_csr.pem).unwrap().spki_sha256());
     assert_ne!(new_peer.serial, peer.serial);
     assert_eq!(new_peer.roles, ["gateway"]);
 
-    // The same request again is a replay.
+    // The same request again is a replay: the certificate already has its successor.
     let (status, body) = post(server.port, "/v1/rotate", &rotation.encode().unwrap());
-    assert_eq!((status, error_code(&body).as_str()), (401, "ERR_UNAUTHENTICATED"));
+    assert_eq!((status, error_code(&body).as_str()), (409, "ERR_ALREADY_ROTATED"));
 }
 
 #[test]

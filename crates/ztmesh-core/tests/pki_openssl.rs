@@ -193,7 +193,7 @@ fn openssl_verifies_chains_and_honours_the_crl() {
     let trust = TrustStore::from_der(&[s.root.certificate_der()]).unwrap();
     let issuer = trust.issuer(&[s.site.certificate_der()], SystemTime::now()).unwrap();
     let mut set = RevocationSet::new();
-    set.add_crl(&VerifiedCrl::from_pem(&crl.pem, &issuer).unwrap()).unwrap();
+    set.add_crl(&VerifiedCrl::from_pem(&crl.pem, &issuer).unwrap(), SystemTime::now()).unwrap();
     let policy = PeerPolicy::default();
     let check = |der: &[u8]| verify_peer(&[der, s.site.certificate_der()], &trust, &set, &policy, SystemTime::now());
     assert!(check(&good.der).is_ok());

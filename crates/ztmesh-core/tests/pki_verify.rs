@@ -223,7 +223,7 @@ fn revocation_by_serial_by_key_and_of_the_site_ca() {
     let crl = pki.root.issue_crl(&params).unwrap();
     let root_issuer = pki.trust.issuer(&[pki.root.certificate_der()], pki.now).unwrap();
     let mut set = RevocationSet::new();
-    set.add_crl(&VerifiedCrl::from_der(&crl.der, &root_issuer).unwrap()).unwrap();
+    set.add_crl(&VerifiedCrl::from_der(&crl.der, &root_issuer).unwrap(), pki.now).unwrap();
     assert_eq!(check(&set, &other), Err(VerifyError::Revoked));
     assert_eq!(check(&set, &first).unwrap_err().code(), "ERR_CERT_REVOKED");
 }

@@ -55,7 +55,7 @@ fn build_go_peer() -> Result<PathBuf, &'static str> {
         .expect("running go build");
     assert!(
         output.status.success(),
-        "go build failed (the peer needs Go 1.24 or later, for X25519MLKEM768): {}",
+        "go build failed (the peer needs Go 1.25 or later, as tests/go/go.mod says): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(binary)
@@ -77,13 +77,20 @@ struct Setup {
 }
 
 impl Setup {
+    /// Devices without roles, under a site CA bound to their tenant by name constraints: Go
+    /// verifies such chains.
     fn new() -> Self {
-        Self::with_roles(&[], &[])
+        Self::build(Pki::with_tenants("interop", &[TENANT]), &[], &[])
     }
 
-    /// Devices whose certificates carry `ztmesh_roles` and `go_roles`.
+    /// Devices whose certificates carry `ztmesh_roles` and `go_roles`, under an unconstrained
+    /// site CA: Go (1.26) refuses every host-less URI, such as a role URN, below a CA with any
+    /// nameConstraints extension ("URI with empty host cannot be matched against constraints").
     fn with_roles(ztmesh_roles: &[&str], go_roles: &[&str]) -> Self {
-        let pki = Pki::new("interop");
+        Self::build(Pki::new("interop"), ztmesh_roles, go_roles)
+    }
+
+    fn build(pki: Pki, ztmesh_roles: &[&str], go_roles: &[&str]) -> Self {
         let request = |device_id: &str, roles: &[&str]| DeviceCertRequest {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             ..DeviceCertRequest::new(device_id, TENANT)

@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 7: 'ab…' }, onDrift: 'revoke' })
- * const { nonce } = ca.issueNonce('tablet-7', '10.0.0.7')
+ * const { nonce } = ca.issueNonce(nonceRequestFor(token, 'tablet-7'), '10.0.0.7')
  * ```
  */
 

@@ -20,12 +20,14 @@ import { authorizeToken } from './token.js'
 export const tokenTpmProvisioner: Provisioner = {
   name: 'token-tpm',
   authorize(request: EnrollRequest, context: ProvisionerContext): Authorization {
-    const authorization = authorizeToken(request, context)
     const evidence = request.attestation
-    if (evidence === undefined || evidence === null) throw createError('ERR_ATTEST_REQUIRED')
+    // The nonce is burnt by any refused attempt, a wrong token included: it is never retried.
+    const nonce = evidence === undefined || evidence === null ? undefined : Buffer.from(evidence.nonce).toString('hex')
+    if (nonce !== undefined && typeof request.nodeId === 'string') context.presented(nonce, request.nodeId)
+    const authorization = authorizeToken(request, context)
+    if (evidence === undefined || evidence === null || nonce === undefined) throw createError('ERR_ATTEST_REQUIRED')
     const { detail } = context
     detail.attestation = 'refused'
-    const nonce = Buffer.from(evidence.nonce).toString('hex')
     const state = context.nonces.consume(nonce, authorization.deviceId)
     detail.nonce = state
     if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', state === 'unknown' ? 'the attestation nonce was not issued to this device' : `the attestation nonce is ${state}`)

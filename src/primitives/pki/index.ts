@@ -18,7 +18,7 @@
  * ```
  */
 
-import type * as binding from '../../../binding.js'
+import type { bindingTypes as binding } from '../../native.js'
 import {
   callNative,
   native,
@@ -93,7 +93,12 @@ export class CertificateAuthority {
     return this.#ca.keyId
   }
 
-  /** Signs a site CA with a fresh key (roots only). */
+  /** Whether this CA's name constraints (if any: a site CA created with `tenants`) let it issue for `tenant`. */
+  permitsTenant(tenant: string): boolean {
+    return this.#ca.permitsTenant(tenant)
+  }
+
+  /** Signs a site CA with a fresh key (roots only); `tenants` binds it to them by name constraints. */
   createSiteCa(init: CaInit): CaMaterial {
     return callNative(() => this.#ca.createSiteCa(init))
   }
@@ -132,12 +137,35 @@ export class TrustStore {
   }
 }
 
-/** Revoked serials and keys from verified CRLs and revocation records. */
+/** How a {@link RevocationSet} treats CRLs past their nextUpdate. */
+export type RevocationSetInit = binding.RevocationSetInit
+
+/**
+ * Revoked serials and keys from verified CRLs and revocation records, kept per issuing CA (one
+ * CA's data never revokes another CA's certificates), with the freshness rule for CRLs: past
+ * nextUpdate plus `graceSeconds` (default one day), verification fails closed with
+ * `ERR_REVOCATION_STALE` unless `failOpen` is set, and then every use is counted in
+ * {@link RevocationSet.staleUses}.
+ *
+ * @example
+ * ```ts
+ * const revocations = new RevocationSet({ graceSeconds: 3600 })
+ * revocations.addCrl(crlPem, siteCaPem, trust)
+ * ```
+ */
 export class RevocationSet {
   /** @internal */
-  readonly native: NativeRevocationSet = new native.RevocationSet()
+  readonly native: NativeRevocationSet
 
-  /** Verifies a CRL (PEM or DER) against its issuer chain and adds it; false if not newer. */
+  constructor(init?: RevocationSetInit) {
+    this.native = callNative(() => new native.RevocationSet(init))
+  }
+
+  /**
+   * Verifies a CRL (PEM or DER) against its issuer chain and adds it; false if the same CRL was
+   * applied already. Throws `ERR_REVOCATION_ROLLBACK` for an older one, `ERR_REVOCATION_STALE`
+   * for one past nextUpdate plus the grace period.
+   */
   addCrl(crl: string | Uint8Array, issuerChainPem: string, trust: TrustStore, nowMs?: number): boolean {
     const bytes = typeof crl === 'string' ? Buffer.from(crl, 'utf8') : crl
     return callNative(() => this.native.addCrl(bytes, issuerChainPem, trust.native, nowMs))
@@ -149,20 +177,38 @@ export class RevocationSet {
   }
 
   /**
-   * Whether a serial (as users type it: optional `0x`, any case, leading zeros) or a key (SPKI
-   * SHA-256, hex) is revoked. Throws `ERR_SERIAL` for a string that is not a serial.
+   * Whether the CA with key id `issuerKeyId` (a {@link PeerIdentity}'s `issuerKeyId`, a CA's
+   * `keyId`) revoked its certificate with this serial (as users type it: optional `0x`, any case,
+   * leading zeros) or this key (SPKI SHA-256, hex). Throws `ERR_SERIAL` for a string that is not
+   * a serial.
    */
-  isRevoked(serial: string, spkiSha256: string): boolean {
-    return callNative(() => this.native.isRevoked(serial, spkiSha256))
+  isRevoked(serial: string, spkiSha256: string, issuerKeyId: string): boolean {
+    return callNative(() => this.native.isRevoked(serial, spkiSha256, issuerKeyId))
+  }
+
+  /** How many times stale revocation data was used because the set fails open. */
+  get staleUses(): number {
+    return this.native.staleUses
+  }
+
+  /** The CRL and record numbers applied so far, per issuer: save it (atomically) to {@link restoreProgress} after a restart. */
+  progress(): Buffer {
+    return this.native.progress()
+  }
+
+  /** Refuses, from now on, CRLs and records older than the saved `progress` (`ERR_REVOCATION_ROLLBACK`). */
+  restoreProgress(progress: Uint8Array): void {
+    callNative(() => this.native.restoreProgress(progress))
   }
 }
 
 /**
  * Decides a peer: chain to the trust anchors, validity with clock skew, tenant and device,
- * revocation by serial and by key, key usage and pins. Returns the {@link PeerIdentity} or
- * throws a `PkiError` with `ERR_CERT_EXPIRED`, `ERR_CERT_NOT_YET_VALID`, `ERR_CERT_REVOKED`,
- * `ERR_CHAIN`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`, `ERR_KEY_USAGE`, `ERR_PIN` or
- * `ERR_CERT_MALFORMED`.
+ * revocation by serial and by key (each certificate against its own issuer's fresh data), name
+ * constraints, key usage and pins. Returns the {@link PeerIdentity} or throws a `PkiError` with
+ * `ERR_CERT_EXPIRED`, `ERR_CERT_NOT_YET_VALID`, `ERR_CERT_REVOKED`, `ERR_REVOCATION_STALE`,
+ * `ERR_CHAIN`, `ERR_NAME_CONSTRAINT`, `ERR_TENANT_MISMATCH`, `ERR_DEVICE_MISMATCH`,
+ * `ERR_KEY_USAGE`, `ERR_PIN` or `ERR_CERT_MALFORMED`.
  */
 export function verifyPeer(chainPem: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicy = {}): PeerIdentity {
   return callNative(() => native.verifyPeer(chainPem, trust.native, revocations.native, policy))

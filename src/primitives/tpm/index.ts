@@ -11,8 +11,10 @@
  * (swtpm and raw `/dev/tpm0` have three slots). Key creation, sealing and quotes run on the
  * libuv thread pool; `sign` is synchronous.
  */
-import { callNative, native, awaitNative } from '../../native.js'
-import type { PcrValue } from '../../attestation/index.js'
+import { callNative, native, awaitNative, type bindingTypes } from '../../native.js'
+
+/** One PCR value as the core reads it: its index, its bank, and the value in hex. */
+export type PcrValue = bindingTypes.PcrValue
 
 /** Whether this build has TPM support (libtss2 was found when the addon was built). */
 export function tpmSupported(): boolean {

@@ -142,6 +142,24 @@ pub(crate) fn nonce_hex(bytes: &[u8]) -> Result<String, EnrollError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// `N` bytes as `2N` hex digits, either case (a token id, a token proof).
+pub(crate) fn hex_array<const N: usize>(value: &str, side: Side, field: &str) -> Result<[u8; N], EnrollError> {
+    let bad = || side.error(format!("{field} must be {N} bytes as hex"));
+    if value.len() != 2 * N {
+        return Err(bad());
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
+        *byte = (hex_digit(pair[0]).ok_or_else(bad)? << 4) | hex_digit(pair[1]).ok_or_else(bad)?;
+    }
+    Ok(out)
+}
+
+/// Bytes as lowercase hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A time in ms since the epoch that JavaScript reads exactly.
 pub(crate) fn time_ms(value: u64, side: Side, field: &str) -> Result<u64, EnrollError> {
     if value > MAX_SAFE_INTEGER {

@@ -1,7 +1,5 @@
 //! The messages of the enrollment API: nonce, enrollment, rotation, and the CA's answer.
 
-use std::fmt;
-
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +9,6 @@ use super::pcrs::PcrSelection;
 use super::{MAX_EVIDENCE_FIELD, MAX_REQUEST, MAX_RESPONSE};
 use crate::wire::labels::ROTATION;
 
-/// The longest enrollment token.
-const MAX_TOKEN: usize = 1024;
 /// The longest CSR or certificate, PEM.
 const MAX_PEM: usize = 16 * 1024;
 /// The longest CA chain, PEM (site CA and root, with room for a rollover).
@@ -42,12 +38,18 @@ pub fn rotation_message(timestamp_ms: u64, csr_pem: &str) -> Vec<u8> {
     ROTATION.message(&body)
 }
 
-/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote, and, to prove
-/// its attestation key lives in a real TPM, for a credential challenge.
+/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote, proving that
+/// it holds the enrollment token of that node ([`super::EnrollmentToken::prove_nonce_request`]),
+/// so that nobody else can use up or evict its nonces; and, to prove its attestation key lives in
+/// a real TPM, for a credential challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NonceRequest {
     /// The device id the nonce is bound to.
     pub node_id: String,
+    /// The id of the device's enrollment token.
+    pub token_id: [u8; 32],
+    /// The token's proof over the node id (an Ed25519 signature).
+    pub token_proof: [u8; 64],
     /// The TPM's endorsement key certificate and its AK's public area, for the CA's
     /// `MakeCredential` (see [`crate::attest::make_credential`]).
     pub endorsement: Option<Endorsement>,
@@ -78,6 +80,8 @@ const MAX_NONCE_REQUEST: usize = 4096;
 #[serde(deny_unknown_fields)]
 struct WireNonceRequest {
     node_id: String,
+    token_id: String,
+    token_proof: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ek_certificate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +102,12 @@ impl NonceRequest {
             }),
             _ => return Err(side.error("ek_certificate and ak_public come together")),
         };
-        Ok(Self { node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?, endorsement })
+        Ok(Self {
+            node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?,
+            token_id: codec::hex_array(&wire.token_id, side, "token_id")?,
+            token_proof: codec::hex_array(&wire.token_proof, side, "token_proof")?,
+            endorsement,
+        })
     }
 
     /// Encodes the request body (the device's side).
@@ -106,6 +115,8 @@ impl NonceRequest {
         let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, Side::Request, "node_id").map_err(invalid)?;
         let wire = WireNonceRequest {
             node_id,
+            token_id: codec::to_hex(&self.token_id),
+            token_proof: codec::to_hex(&self.token_proof),
             ek_certificate: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ek_certificate)),
             ak_public: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ak_public)),
         };
@@ -334,11 +345,18 @@ impl QuoteEvidence {
     }
 }
 
-/// `POST /v1/enroll`: a CSR with a one-time token, and a quote when the device attests.
-#[derive(Clone, PartialEq, Eq)]
+/// `POST /v1/enroll`: a CSR with the proof of a one-time token, and a quote when the device
+/// attests.
+///
+/// The token itself never travels: the request names it by its id and carries its proof over
+/// this CSR and node id ([`super::EnrollmentToken::prove_enrollment`]), which the CA checks. A
+/// captured request redeemed with another CSR fails that check.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrollRequest {
-    /// The one-time enrollment token (a secret: never logged, not shown by `Debug`).
-    pub token: String,
+    /// The id of the one-time enrollment token.
+    pub token_id: [u8; 32],
+    /// The token's proof over the CSR and the node id (an Ed25519 signature).
+    pub token_proof: [u8; 64],
     /// The CSR, PEM.
     pub csr_pem: String,
     /// The device id the device believes the token is for (the token decides).
@@ -347,21 +365,11 @@ pub struct EnrollRequest {
     pub attestation: Option<QuoteEvidence>,
 }
 
-impl fmt::Debug for EnrollRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnrollRequest")
-            .field("token", &"<redacted>")
-            .field("csr_pem", &self.csr_pem)
-            .field("node_id", &self.node_id)
-            .field("attestation", &self.attestation)
-            .finish()
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireEnrollRequest {
-    token: String,
+    token_id: String,
+    token_proof: String,
     csr: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     node_id: Option<String>,
@@ -376,7 +384,8 @@ impl EnrollRequest {
         let side = Side::Request;
         let wire: WireEnrollRequest = codec::decode_json(bytes, MAX_REQUEST, side, "the enrollment request")?;
         Ok(Self {
-            token: codec::text(wire.token, MAX_TOKEN, side, "token")?,
+            token_id: codec::hex_array(&wire.token_id, side, "token_id")?,
+            token_proof: codec::hex_array(&wire.token_proof, side, "token_proof")?,
             csr_pem: codec::text(wire.csr, MAX_PEM, side, "csr")?,
             node_id: wire.node_id.map(|id| codec::text(id, MAX_NODE_ID, side, "node_id")).transpose()?,
             attestation: wire.attestation.map(|e| QuoteEvidence::from_wire(e, side)).transpose()?,
@@ -387,7 +396,8 @@ impl EnrollRequest {
     pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
         let side = Side::Request;
         let wire = WireEnrollRequest {
-            token: codec::text(self.token.clone(), MAX_TOKEN, side, "token").map_err(invalid)?,
+            token_id: codec::to_hex(&self.token_id),
+            token_proof: codec::to_hex(&self.token_proof),
             csr: codec::text(self.csr_pem.clone(), MAX_PEM, side, "csr").map_err(invalid)?,
             node_id: self
                 .node_id

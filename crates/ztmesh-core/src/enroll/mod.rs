@@ -8,9 +8,9 @@
 //!
 //! | message | direction | wire |
 //! | --- | --- | --- |
-//! | [`NonceRequest`] | device → CA, `POST /v1/attest/nonce` | `{node_id, ek_certificate?, ak_public?}` |
+//! | [`NonceRequest`] | device → CA, `POST /v1/attest/nonce` | `{node_id, token_id, token_proof, ek_certificate?, ak_public?}` |
 //! | [`NonceAnswer`] | CA → device | `{nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}` |
-//! | [`EnrollRequest`] | device → CA, `POST /v1/enroll` | `{token, csr, node_id?, attestation?}` |
+//! | [`EnrollRequest`] | device → CA, `POST /v1/enroll` | `{token_id, token_proof, csr, node_id?, attestation?}` |
 //! | [`QuoteEvidence`] | inside an enrollment request | `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values, activated_secret?}` |
 //! | [`RotationRequest`] | device → CA, `POST /v1/rotate` | `{certificate, csr, timestamp, signature, attestation?}` |
 //! | [`EnrollResponse`] | CA → device, both of the above | `{certificate, ca_cert, serial, not_after, config?}` |
@@ -28,9 +28,15 @@
 //! [`EnrollError::BadResponse`] (`ERR_BAD_RESPONSE`, the device's verdict), and a malformed
 //! quote-exchange message is [`EnrollError::BadQuoteMessage`] (`ERR_ATTEST_MALFORMED`).
 //!
-//! New fields (a token MAC bound to the CSR, EK certificates, a `TPM2_Certify` of the device
-//! key) arrive as optional members, so older encoders stay decodable.
+//! Enrollment tokens ([`EnrollmentToken`]) carry the pinned root key and never travel: a request
+//! names its token by id and proves it holds it with a signature, under a key derived from the
+//! token, over what it asks for. The device
+//! checks what the CA answers with [`check_answer`] before it stores anything.
+//!
+//! New fields (EK certificates, a `TPM2_Certify` of the device key) arrive as optional members,
+//! so older encoders stay decodable.
 
+mod accept;
 mod codec;
 mod error;
 mod exchange;
@@ -38,7 +44,9 @@ mod messages;
 mod pcrs;
 #[cfg(test)]
 mod tests;
+mod token;
 
+pub use accept::{check_answer, pinned_root, AcceptedAnswer, Anchor, ExpectedCertificate};
 pub use error::EnrollError;
 pub use exchange::{QuoteAnswer, QuoteRequest};
 pub use messages::{
@@ -46,6 +54,9 @@ pub use messages::{
     KeyCertification, NonceAnswer, NonceRequest, QuoteEvidence, RotationRequest,
 };
 pub use pcrs::PcrSelection;
+pub use token::{
+    verify_enrollment_proof, verify_nonce_proof, EnrollmentToken, TOKEN_PREFIX, TOKEN_PROOF_LEN, TOKEN_SECRET_LEN,
+};
 
 /// The largest enrollment or rotation request body a decoder reads.
 pub const MAX_REQUEST: usize = 64 * 1024;

@@ -17,7 +17,8 @@ fn evidence() -> QuoteEvidence {
 
 fn enroll_request() -> EnrollRequest {
     EnrollRequest {
-        token: "ztm1.secret-token".into(),
+        token_id: [0x11; 32],
+        token_proof: [0x22; 64],
         csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n".into(),
         node_id: Some("tablet-7".into()),
         attestation: Some(evidence()),
@@ -40,6 +41,11 @@ fn response() -> EnrollResponse {
 
 fn json(value: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
+}
+
+/// The enrollment request's JSON text with `from` replaced by `to` (a duplicate field).
+fn edited_json(from: &str, to: &str) -> Vec<u8> {
+    String::from_utf8(enroll_request().encode().unwrap()).unwrap().replacen(from, to, 1).into_bytes()
 }
 
 /// The enrollment request as JSON, with `edit` applied to it.
@@ -74,11 +80,11 @@ fn every_message_round_trips_through_its_codec() {
         matches!(RotationRequest::decode(wire.to_string().as_bytes()), Err(EnrollError::BadRequest(_))),
         "a third of a certification"
     );
-    let nonce = NonceRequest { node_id: "n1".into(), endorsement: None };
+    let nonce = NonceRequest { node_id: "n1".into(), token_id: [1; 32], token_proof: [2; 64], endorsement: None };
     assert_eq!(NonceRequest::decode(&nonce.encode().unwrap()).unwrap(), nonce);
     let endorsed = NonceRequest {
-        node_id: "n1".into(),
         endorsement: Some(Endorsement { ek_certificate: vec![1; 1500], ak_public: vec![2; 90] }),
+        ..nonce.clone()
     };
     assert_eq!(NonceRequest::decode(&endorsed.encode().unwrap()).unwrap(), endorsed);
     let answer = NonceAnswer {
@@ -97,7 +103,14 @@ fn every_message_round_trips_through_its_codec() {
     assert_eq!(QuoteEvidence::decode(&activated.encode().unwrap()).unwrap(), activated);
     // Half a challenge is malformed on either side.
     assert!(matches!(
-        NonceRequest::decode(br#"{"node_id":"n1","ek_certificate":"AAAA"}"#),
+        NonceRequest::decode(
+            format!(
+                r#"{{"node_id":"n1","token_id":"{}","token_proof":"{}","ek_certificate":"AAAA"}}"#,
+                "01".repeat(32),
+                "02".repeat(64)
+            )
+            .as_bytes()
+        ),
         Err(EnrollError::BadRequest(_))
     ));
     assert!(matches!(
@@ -107,8 +120,8 @@ fn every_message_round_trips_through_its_codec() {
         Err(EnrollError::BadResponse(_))
     ));
     let huge = NonceRequest {
-        node_id: "n1".into(),
         endorsement: Some(Endorsement { ek_certificate: vec![1; 4000], ak_public: vec![2; 90] }),
+        ..nonce.clone()
     };
     assert!(huge.encode().is_err(), "an encoder never writes what its decoder refuses");
     let request = QuoteRequest { nonce: vec![1; 16], pcrs: PcrSelection::new(&[0, 1, 2, 3, 7]).unwrap() };
@@ -149,14 +162,22 @@ fn a_rotation_signs_the_labelled_time_and_csr_hash() {
 fn malformed_requests_are_bad_requests_with_a_field_but_no_value() {
     let cases: Vec<Vec<u8>> = vec![
         b"".to_vec(),
-        b"{\"token\":".to_vec(),
+        b"{\"token_id\":".to_vec(),
         b"[]".to_vec(),
         b"null".to_vec(),
         json(serde_json::json!({"csr": "x"})),
         edited_request(|v| v["extra"] = 1.into()),
-        edited_request(|v| v["token"] = 5.into()),
-        edited_request(|v| v["token"] = "".into()),
-        edited_request(|v| v["token"] = "t".repeat(2000).into()),
+        edited_request(|v| v["token_id"] = 5.into()),
+        edited_request(|v| v["token_id"] = "".into()),
+        edited_request(|v| v["token_id"] = "t".repeat(2000).into()),
+        edited_request(|v| v["token_id"] = "1".repeat(63).into()),
+        edited_request(|v| v["token_proof"] = "zz".repeat(64).into()),
+        edited_request(|v| v["token_proof"] = "22".repeat(32).into()),
+        // The token itself is no longer a field: a client sending it is refused, not ignored.
+        edited_request(|v| v["token"] = "ztm1.secret-token".into()),
+        edited_request(|v| {
+            v.as_object_mut().unwrap().remove("token_proof");
+        }),
         edited_request(|v| v["attestation"]["type"] = "sgx".into()),
         edited_request(|v| v["attestation"]["nonce"] = "zz".into()),
         edited_request(|v| v["attestation"]["nonce"] = "ab".repeat(8 - 1).into()),
@@ -168,8 +189,8 @@ fn malformed_requests_are_bad_requests_with_a_field_but_no_value() {
         edited_request(|v| v["attestation"]["pcr_values"] = "A".repeat(20_000).into()),
         edited_request(|v| v["attestation"]["extra"] = "x".into()),
         edited_request(|v| v["attestation"] = serde_json::json!(["tpm2-quote"])),
-        br#"{"token":"a","token":"b","csr":"c"}"#.to_vec(),
-        [b"{\"token\":\"a\",\"csr\":\"c\",\"pad\":\"".as_slice(), &[b'x'; MAX_REQUEST], b"\"}"].concat(),
+        edited_json(r#","csr":"#, &format!(r#","token_id":"{}","csr":"#, "33".repeat(32))),
+        [b"{\"token_id\":\"a\",\"csr\":\"c\",\"pad\":\"".as_slice(), &[b'x'; MAX_REQUEST], b"\"}"].concat(),
     ];
     for (i, case) in cases.iter().enumerate() {
         let error = EnrollRequest::decode(case).expect_err(&format!("case {i}"));
@@ -206,8 +227,23 @@ fn malformed_rotation_and_nonce_requests_are_bad_requests() {
             String::from_utf8_lossy(case)
         );
     }
-    for case in [&br#"{}"#[..], br#"{"node_id":42}"#, br#"{"node_id":""}"#, br#"["n"]"#] {
-        assert_eq!(NonceRequest::decode(case).unwrap_err().code(), "ERR_BAD_REQUEST");
+    let id = "11".repeat(32);
+    let proof = "22".repeat(64);
+    let good = format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{proof}"}}"#);
+    assert!(NonceRequest::decode(good.as_bytes()).is_ok());
+    let cases = [
+        "{}".to_owned(),
+        format!(r#"{{"node_id":42,"token_id":"{id}","token_proof":"{proof}"}}"#),
+        format!(r#"{{"node_id":"","token_id":"{id}","token_proof":"{proof}"}}"#),
+        r#"["n"]"#.to_owned(),
+        // An anonymous nonce request (no token proof) is refused.
+        r#"{"node_id":"n"}"#.to_owned(),
+        format!(r#"{{"node_id":"n","token_id":"{id}"}}"#),
+        format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{}"}}"#, &proof[2..]),
+        format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{id}"}}"#),
+    ];
+    for case in cases {
+        assert_eq!(NonceRequest::decode(case.as_bytes()).unwrap_err().code(), "ERR_BAD_REQUEST", "{case}");
     }
 }
 

@@ -198,7 +198,9 @@ impl LinkConfig {
     /// could only fail at every handshake fails here. Fails with
     /// [`PkiError::KeyMismatch`](crate::pki::PkiError::KeyMismatch) for another key, and
     /// [`PkiError::CertificateMalformed`](crate::pki::PkiError::CertificateMalformed) for an empty
-    /// chain or a leaf that does not parse.
+    /// chain or a leaf that does not parse, [`PkiError::NotCa`](crate::pki::PkiError::NotCa) for
+    /// a certificate above the leaf that is not a CA. The CA certificates of `chain` complete the
+    /// chain of a peer that sends its leaf alone ([`TrustStore::with_intermediates`]).
     pub fn new(
         chain: Vec<Vec<u8>>,
         signer: Box<dyn CertSigner + Send + Sync>,
@@ -206,6 +208,8 @@ impl LinkConfig {
     ) -> Result<Self, crate::pki::PkiError> {
         let leaf = chain.first().ok_or(crate::pki::PkiError::CertificateMalformed)?;
         crate::pki::check_signer_matches(leaf, &*signer)?;
+        // Our site CA completes the chain of a peer that sends its leaf alone.
+        let trust = trust.with_intermediates(&chain[1..]).map_err(|_| crate::pki::PkiError::NotCa)?;
         Ok(Self {
             chain,
             signer,
@@ -227,6 +231,8 @@ impl LinkConfig {
     /// Replaces the trust anchors (a CA rollover), with the same effect as
     /// [`Self::set_revocations`]; the revocations stay.
     pub fn set_trust(&self, trust: TrustStore) {
+        // Our chain's CAs passed `with_intermediates` in `new`; they cannot fail it here.
+        let trust = trust.clone().with_intermediates(&self.chain[1..]).unwrap_or(trust);
         self.trust.set_trust(trust);
     }
 

@@ -27,14 +27,17 @@
 //! The initiator of the session opens odd ids, the responder even ids, each strictly
 //! increasing, so two sides never pick the same id and an id is never reused. The opener sends
 //! `Open`; the other side answers `Accept` (it has a handler) or `Reset` with a code
-//! ([`reset_code`]). Each direction half-closes with `Close`; either side may `Reset`. A stream
+//! ([`reset_code`]; [`MuxError::from_reset`] says what a reset means to the opener, so the
+//! binding reports refusals and resets with their typed codes). Each direction half-closes with
+//! `Close`; either side may `Reset`. A stream
 //! is forgotten once both directions are closed or it was reset; frames for a forgotten id still
 //! in flight are ignored.
 //!
 //! # Flow control
 //!
 //! Every stream starts with [`INITIAL_WINDOW`] bytes of credit in each direction. The receiver
-//! returns credit only as its application consumes data ([`Session::consumed`]), so a stalled
+//! returns credit only as its application consumes data ([`Session::consumed`], which decides
+//! alone when credit goes back: the caller reports every read), so a stalled
 //! reader stops its own stream and nothing else, and the bytes buffered for a session are at
 //! most `max_streams × window`. A peer that sends beyond its credit is cut off
 //! ([`MuxError::Window`]), as is one that opens streams past the limit again and again, or breaks
@@ -86,6 +89,8 @@ pub mod reset_code {
     pub const REFUSED: u32 = 2;
     /// The handler failed.
     pub const INTERNAL: u32 = 3;
+    /// The sender waited too long for credit the receiver never returned.
+    pub const CREDIT_TIMEOUT: u32 = 4;
 }
 
 /// The codes a `GoAway` frame carries.
@@ -318,6 +323,10 @@ pub enum MuxError {
     TooManyStreams,
     /// The peer ended the session with this go-away code.
     GoAway(u32),
+    /// The peer refused a stream this side opened: it has no handler for the protocol id.
+    UnsupportedProtocol,
+    /// The peer reset the stream (or refused its open) with this [`reset_code`].
+    Reset(u32),
     /// A call on a stream that is closed in that direction, reset, or unknown, or on a session
     /// that has ended.
     Closed,
@@ -328,6 +337,16 @@ pub enum MuxError {
 }
 
 impl MuxError {
+    /// What a peer's reset with `code` means to this side: for a stream this side opened and
+    /// the peer had not accepted yet (`refused_open`), a refusal by its code; otherwise a reset.
+    pub fn from_reset(code: u32, refused_open: bool) -> Self {
+        match code {
+            reset_code::UNSUPPORTED_PROTOCOL if refused_open => Self::UnsupportedProtocol,
+            reset_code::REFUSED if refused_open => Self::TooManyStreams,
+            _ => Self::Reset(code),
+        }
+    }
+
     /// The go-away code that tells the peer why the session ends.
     pub fn go_away_code(self) -> u32 {
         match self {
@@ -349,6 +368,8 @@ impl fmt::Display for MuxError {
             Self::Window => f.write_str("the peer sent beyond its credit or granted too much"),
             Self::TooManyStreams => f.write_str("too many mux streams"),
             Self::GoAway(code) => write!(f, "the peer ended the mux session (go-away code {code})"),
+            Self::UnsupportedProtocol => f.write_str("the peer has no handler for this protocol"),
+            Self::Reset(code) => write!(f, "the peer reset the stream (code {code})"),
             Self::Closed => f.write_str("the mux stream or session is closed"),
             Self::Config => f.write_str("a mux setting is out of range"),
             Self::BufferTooSmall => f.write_str("the output buffer is smaller than the bound"),
@@ -369,6 +390,8 @@ impl crate::ErrorCode for MuxError {
             Self::Window => "ERR_MUX_WINDOW",
             Self::TooManyStreams => "ERR_MUX_TOO_MANY_STREAMS",
             Self::GoAway(_) => "ERR_MUX_GOAWAY",
+            Self::UnsupportedProtocol => "ERR_MUX_UNSUPPORTED_PROTOCOL",
+            Self::Reset(_) => "ERR_MUX_RESET",
             Self::Closed => "ERR_CLOSED",
             Self::Config => "ERR_CONFIG",
             Self::BufferTooSmall => "ERR_BUFFER_TOO_SMALL",

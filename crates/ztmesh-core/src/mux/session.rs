@@ -29,9 +29,9 @@ pub struct MuxConfig {
 }
 
 impl MuxConfig {
-    /// The defaults for `role`: 256 streams, a 256 KiB window.
+    /// The defaults for `role`: 64 streams, a 256 KiB window.
     pub fn new(role: Role) -> Self {
-        Self { role, max_streams: 256, window: INITIAL_WINDOW }
+        Self { role, max_streams: 64, window: INITIAL_WINDOW }
     }
 }
 
@@ -82,6 +82,8 @@ pub enum Event {
         stream: u32,
         /// Why.
         code: u32,
+        /// What it means to this side ([`MuxError::from_reset`]): a refusal of an open, or a reset.
+        reason: MuxError,
     },
 }
 
@@ -133,6 +135,11 @@ impl Session {
             refused_in_a_row: 0,
             failed: None,
         })
+    }
+
+    /// Bytes each stream may have received and not consumed.
+    pub fn window(&self) -> u32 {
+        self.config.window
     }
 
     /// The streams open now, both sides'.
@@ -417,8 +424,13 @@ impl Session {
                 events.push(Event::Closed { stream: id });
             }
             FrameType::Reset => {
+                let refused_open = s.ours && !s.accepted;
                 self.streams.remove(&id);
-                events.push(Event::Reset { stream: id, code: frame.value });
+                events.push(Event::Reset {
+                    stream: id,
+                    code: frame.value,
+                    reason: MuxError::from_reset(frame.value, refused_open),
+                });
             }
             FrameType::Open | FrameType::GoAway => unreachable_frame()?,
         }

@@ -59,10 +59,17 @@ fn open_accepted(a: &mut Session, b: &mut Session) -> u32 {
     id
 }
 
+/// Feeds `bytes` from a hostile peer in both roles: as written, to a responder, and with every
+/// stream id's parity flipped ([`mirror`]), to an initiator.
 fn assert_violation(bytes: &[u8], expected: MuxError) {
-    let (_, mut b) = pair();
+    assert_violation_at(Role::Responder, bytes, expected);
+    assert_violation_at(Role::Initiator, &mirror(bytes), expected);
+}
+
+fn assert_violation_at(role: Role, bytes: &[u8], expected: MuxError) {
+    let mut b = Session::new(MuxConfig::new(role)).unwrap();
     let (result, _, out) = feed(&mut b, bytes);
-    assert_eq!(result, Err(expected));
+    assert_eq!(result, Err(expected), "{role:?}");
     assert_eq!(
         &out[out.len() - HEADER_LEN..],
         frame(FrameType::GoAway, 0, expected.go_away_code(), &[]).as_slice(),
@@ -70,6 +77,35 @@ fn assert_violation(bytes: &[u8], expected: MuxError) {
     );
     assert_eq!(feed(&mut b, &[]).0, Err(expected), "the session stays failed");
     assert_eq!(b.open("/x", &mut Vec::new()), Err(expected));
+}
+
+/// The same frames sent by the other role: every stream id but 0 moves to the other parity
+/// (1 ↔ 2, 3 ↔ 4…), keeping its order. Stops at the first header too short to hold an id.
+fn mirror(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + HEADER_LEN <= out.len() {
+        let id = u32::from_be_bytes([out[at + 4], out[at + 5], out[at + 6], out[at + 7]]);
+        out[at + 4..at + 8].copy_from_slice(&mirror_id(id).to_be_bytes());
+        let value = u32::from_be_bytes([out[at + 8], out[at + 9], out[at + 10], out[at + 11]]);
+        let has_body = matches!(FrameType::from_byte(out[at + 1]), Some(FrameType::Open | FrameType::Data));
+        at += HEADER_LEN + if has_body { value as usize } else { 0 };
+    }
+    out
+}
+
+fn mirror_id(id: u32) -> u32 {
+    match id {
+        0 => 0,
+        odd if odd % 2 == 1 => odd + 1,
+        even => even - 1,
+    }
+}
+
+/// Both ways round: (initiator, responder) and (responder, initiator), as (a, b).
+fn both_ways() -> [(Session, Session); 2] {
+    let ((i1, r1), (i2, r2)) = (pair(), pair());
+    [(i1, r1), (r2, i2)]
 }
 
 #[test]
@@ -198,47 +234,55 @@ fn a_larger_window_is_granted_right_after_the_open() {
 
 #[test]
 fn a_peer_that_sends_beyond_its_credit_ends_the_session() {
-    let (mut a, mut b) = pair();
-    let id = open_accepted(&mut a, &mut b);
-    let mut wire = Vec::new();
-    send(&mut a, id, &vec![1; INITIAL_WINDOW as usize], &mut wire).unwrap();
-    // A hostile sender ignores its credit and sends one more byte.
-    encode_frame(FrameType::Data, id, 1, b"x", &mut wire);
-    let (result, events, out) = feed(&mut b, &wire);
-    assert_eq!(result, Err(MuxError::Window));
-    assert!(!events.is_empty(), "the events before the violation stay valid");
-    assert_eq!(out, frame(FrameType::GoAway, 0, go_away_code::WINDOW, &[]));
-    assert_eq!(b.stream_count(), 0);
+    for (mut a, mut b) in both_ways() {
+        let id = open_accepted(&mut a, &mut b);
+        let mut wire = Vec::new();
+        send(&mut a, id, &vec![1; INITIAL_WINDOW as usize], &mut wire).unwrap();
+        // A hostile sender ignores its credit and sends one more byte.
+        encode_frame(FrameType::Data, id, 1, b"x", &mut wire);
+        let (result, events, out) = feed(&mut b, &wire);
+        assert_eq!(result, Err(MuxError::Window));
+        assert!(!events.is_empty(), "the events before the violation stay valid");
+        assert_eq!(out, frame(FrameType::GoAway, 0, go_away_code::WINDOW, &[]));
+        assert_eq!(b.stream_count(), 0);
+    }
 }
 
 #[test]
 fn a_grant_past_the_largest_window_ends_the_session() {
-    let (mut a, mut b) = pair();
-    let id = open_accepted(&mut a, &mut b);
-    let (result, _, _) = feed(&mut a, &frame(FrameType::Credit, id, MAX_WINDOW, &[]));
-    assert_eq!(result, Err(MuxError::Window));
-    let _ = b;
+    for (mut a, mut b) in both_ways() {
+        let id = open_accepted(&mut a, &mut b);
+        // The acceptor grants too much to the opener, and the opener to the acceptor.
+        let (result, _, _) = feed(&mut a, &frame(FrameType::Credit, id, MAX_WINDOW, &[]));
+        assert_eq!(result, Err(MuxError::Window));
+        let (result, _, _) = feed(&mut b, &frame(FrameType::Credit, id, MAX_WINDOW, &[]));
+        assert_eq!(result, Err(MuxError::Window));
+    }
 }
 
 #[test]
 fn opens_past_the_limit_are_refused_and_a_flood_of_them_ends_the_session() {
-    let mut b = Session::new(MuxConfig { max_streams: 2, ..MuxConfig::new(Role::Responder) }).unwrap();
-    let mut wire = Vec::new();
-    for id in [1, 3, 5] {
-        encode_frame(FrameType::Open, id, 2, b"/p", &mut wire);
+    for role in [Role::Responder, Role::Initiator] {
+        // The ids the peer opens: odd to a responder, even to an initiator.
+        let peer = |id: u32| if role == Role::Responder { id } else { mirror_id(id) };
+        let mut b = Session::new(MuxConfig { max_streams: 2, ..MuxConfig::new(role) }).unwrap();
+        let mut wire = Vec::new();
+        for id in [1, 3, 5] {
+            encode_frame(FrameType::Open, peer(id), 2, b"/p", &mut wire);
+        }
+        let (result, events, out) = feed(&mut b, &wire);
+        result.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(out, frame(FrameType::Reset, peer(5), reset_code::REFUSED, &[]));
+        assert_eq!(b.open("/p", &mut Vec::new()), Err(MuxError::TooManyStreams), "the local limit counts both sides");
+        let mut flood = Vec::new();
+        for i in 0..session::MAX_REFUSED_IN_A_ROW {
+            encode_frame(FrameType::Open, peer(7 + 2 * i), 2, b"/p", &mut flood);
+        }
+        let (result, _, out) = feed(&mut b, &flood);
+        assert_eq!(result, Err(MuxError::TooManyStreams));
+        assert!(out.ends_with(&frame(FrameType::GoAway, 0, go_away_code::TOO_MANY_STREAMS, &[])));
     }
-    let (result, events, out) = feed(&mut b, &wire);
-    result.unwrap();
-    assert_eq!(events.len(), 2);
-    assert_eq!(out, frame(FrameType::Reset, 5, reset_code::REFUSED, &[]));
-    assert_eq!(b.open("/p", &mut Vec::new()), Err(MuxError::TooManyStreams), "the local limit counts both sides");
-    let mut flood = Vec::new();
-    for i in 0..session::MAX_REFUSED_IN_A_ROW {
-        encode_frame(FrameType::Open, 7 + 2 * i, 2, b"/p", &mut flood);
-    }
-    let (result, _, out) = feed(&mut b, &flood);
-    assert_eq!(result, Err(MuxError::TooManyStreams));
-    assert!(out.ends_with(&frame(FrameType::GoAway, 0, go_away_code::TOO_MANY_STREAMS, &[])));
 }
 
 #[test]
@@ -253,7 +297,17 @@ fn frames_for_a_stream_already_reset_are_ignored() {
     let (result, events, _) = feed(&mut b, &in_flight);
     assert_eq!((result, events), (Ok(()), vec![]));
     let (result, events, _) = feed(&mut a, &reset);
-    assert_eq!((result, events), (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code: reset_code::CANCEL })]));
+    assert_eq!(
+        (result, events),
+        (
+            Ok(()),
+            vec![Seen::Event(Event::Reset {
+                stream: id,
+                code: reset_code::CANCEL,
+                reason: MuxError::Reset(reset_code::CANCEL)
+            })]
+        )
+    );
 }
 
 #[test]
@@ -283,7 +337,14 @@ fn an_unanswered_open_can_be_refused_with_a_code() {
     let (result, events, _) = feed(&mut a, &answer);
     assert_eq!(
         (result, events),
-        (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code: reset_code::UNSUPPORTED_PROTOCOL })])
+        (
+            Ok(()),
+            vec![Seen::Event(Event::Reset {
+                stream: id,
+                code: reset_code::UNSUPPORTED_PROTOCOL,
+                reason: MuxError::UnsupportedProtocol
+            })]
+        )
     );
     assert_eq!(a.stream_count(), 0);
 }
@@ -412,8 +473,10 @@ fn seeded_garbage_never_panics_and_fails_with_a_typed_error() {
         seed ^= seed << 17;
         seed
     };
-    for _ in 0..2000 {
-        let (_, mut b) = pair();
+    for round in 0..2000 {
+        // Half the rounds against each role.
+        let (a, b) = pair();
+        let mut b = if round % 2 == 0 { b } else { a };
         let len = (next() % 300) as usize;
         let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         // Often a valid-looking header, so the state machine is reached too.
@@ -429,5 +492,37 @@ fn seeded_garbage_never_panics_and_fails_with_a_typed_error() {
             }
         }
         assert!(b.buffered() <= HEADER_LEN + MAX_FRAME_BODY as usize);
+    }
+}
+
+#[test]
+fn a_reset_says_what_it_means_to_this_side_a_refused_open_or_a_reset_in_both_roles() {
+    for opener_role in [Role::Initiator, Role::Responder] {
+        let (mut i, mut r) = pair();
+        let (opener, other) = if opener_role == Role::Initiator { (&mut i, &mut r) } else { (&mut r, &mut i) };
+        for (code, reason) in [
+            (reset_code::UNSUPPORTED_PROTOCOL, MuxError::UnsupportedProtocol),
+            (reset_code::REFUSED, MuxError::TooManyStreams),
+            (reset_code::INTERNAL, MuxError::Reset(reset_code::INTERNAL)),
+        ] {
+            let mut wire = Vec::new();
+            let id = opener.open("/p", &mut wire).unwrap();
+            feed(other, &wire).0.unwrap();
+            let mut answer = Vec::new();
+            other.refuse(id, code, &mut answer).unwrap();
+            let (result, events, _) = feed(opener, &answer);
+            assert_eq!((result, events), (Ok(()), vec![Seen::Event(Event::Reset { stream: id, code, reason })]));
+        }
+        // After the accept, the same codes are plain resets.
+        let mut wire = Vec::new();
+        let id = opener.open("/p", &mut wire).unwrap();
+        feed(other, &wire).0.unwrap();
+        let mut answer = Vec::new();
+        other.accept(id, &mut answer).unwrap();
+        other.reset(id, reset_code::REFUSED, &mut answer).unwrap();
+        let (result, events, _) = feed(opener, &answer);
+        result.unwrap();
+        let reason = MuxError::Reset(reset_code::REFUSED);
+        assert_eq!(events[1], Seen::Event(Event::Reset { stream: id, code: reset_code::REFUSED, reason }));
     }
 }

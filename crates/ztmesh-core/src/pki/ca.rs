@@ -25,9 +25,12 @@ use super::cert::ParsedCert;
 use super::csr::CertificateRequest;
 use super::error::PkiError;
 use super::identity::{is_valid_display_name, is_valid_id, role_uris};
-use super::profile::{device_tbs, DeviceProfile};
+use super::profile::{device_tbs, tenant_name_constraints, DeviceProfile};
 use super::signer::{sign_structure, CertSigner, RcgenKey, SoftwareSigner};
 use super::{duration_seconds, hex_lower, system_time, unix_seconds, DEFAULT_CLOCK_SKEW};
+
+/// The nameConstraints extension, 2.5.29.30, as rcgen spells OIDs.
+const NAME_CONSTRAINTS: &[u64] = &[2, 5, 29, 30];
 
 /// Default validity of a device certificate: 90 days.
 pub const DEFAULT_DEVICE_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -50,6 +53,10 @@ pub struct CaParams {
     pub backdate: Duration,
     /// The time of issuance.
     pub now: SystemTime,
+    /// The tenants a site CA may issue certificates for, written as its name constraints and
+    /// enforced by [`verify_peer`](super::verify_peer) (a site CA for site B cannot vouch for a
+    /// device of site A's tenant). Empty: no constraints (the only choice for a root).
+    pub tenants: Vec<String>,
 }
 
 impl CaParams {
@@ -64,7 +71,14 @@ impl CaParams {
     }
 
     fn new(common_name: String, organisation: String, validity: Duration) -> Self {
-        Self { common_name, organisation, validity, backdate: DEFAULT_CLOCK_SKEW, now: SystemTime::now() }
+        Self {
+            common_name,
+            organisation,
+            validity,
+            backdate: DEFAULT_CLOCK_SKEW,
+            now: SystemTime::now(),
+            tenants: Vec::new(),
+        }
     }
 }
 
@@ -172,8 +186,11 @@ impl CertificateAuthority {
 
     /// Creates a new site CA signed by this CA, with a fresh P-256 key.
     ///
+    /// With `params.tenants`, the site CA is bound to them by name constraints.
+    ///
     /// Fails with [`PkiError::NotCa`] unless this CA may have a CA below it (path length
-    /// absent or at least 1), and with [`PkiError::CaNotValid`] outside its validity.
+    /// absent or at least 1), [`PkiError::CaNotValid`] outside its validity, and
+    /// [`PkiError::InvalidIdentity`] for a tenant that is not a valid id.
     pub fn create_site_ca(&self, params: &CaParams) -> Result<CaMaterial, PkiError> {
         if self.cert.basic_constraints.and_then(|bc| bc.path_len) == Some(0) {
             return Err(PkiError::NotCa);
@@ -181,7 +198,19 @@ impl CertificateAuthority {
         self.check_valid_at(params.now)?;
         let signer = SoftwareSigner::generate()?;
         let pkcs8 = signer.to_pkcs8();
-        let cert_params = ca_params(params, 0, Some(self.cert.not_after))?;
+        let mut cert_params = ca_params(params, 0, Some(self.cert.not_after))?;
+        if !params.tenants.is_empty() {
+            if !params.tenants.iter().all(|t| is_valid_id(t)) {
+                return Err(PkiError::InvalidIdentity);
+            }
+            // Not critical, as the CA/Browser Forum allows for name-constrained CAs: Go's
+            // crypto/x509 refuses a chain whose critical nameConstraints hold a directoryName
+            // (it cannot check those), while it, OpenSSL and this PKI read the non-critical one.
+            let value = tenant_name_constraints(&params.organisation, &params.tenants);
+            let mut extension = rcgen::CustomExtension::from_oid_content(NAME_CONSTRAINTS, value);
+            extension.set_criticality(false);
+            cert_params.custom_extensions.push(extension);
+        }
         let der = cert_params.signed_by(&RcgenKey(&signer), &self.rcgen_issuer()?).map_err(map_rcgen)?.der().to_vec();
         self.check_issued(&der)?;
         Self::with_signer(&der, Box::new(signer))?;
@@ -251,7 +280,8 @@ impl CertificateAuthority {
 
     /// Issues a device certificate for the key of `csr`, as `request` and CA policy say.
     ///
-    /// Fails with [`PkiError::InvalidIdentity`] (device id, tenant or roles),
+    /// Fails with [`PkiError::InvalidIdentity`] (device id, tenant or roles, or a tenant outside
+    /// this CA's name constraints),
     /// [`PkiError::InvalidValidity`] (zero validity, or the CA expires before the certificate
     /// would start), [`PkiError::CaNotValid`], [`PkiError::Random`] or [`PkiError::Signer`].
     pub fn issue(&self, csr: &CertificateRequest, request: &DeviceCertRequest) -> Result<IssuedCertificate, PkiError> {
@@ -259,6 +289,9 @@ impl CertificateAuthority {
             return Err(PkiError::InvalidIdentity);
         }
         let role_uris = role_uris(&request.roles)?;
+        if !self.permits_tenant(&request.tenant) {
+            return Err(PkiError::InvalidIdentity);
+        }
         self.check_valid_at(request.now)?;
         let (not_before, not_after) =
             validity_window(request.now, request.backdate, request.validity, Some(self.cert.not_after))?;
@@ -286,6 +319,19 @@ impl CertificateAuthority {
             not_before: system_time(not_before).ok_or(PkiError::InvalidValidity)?,
             not_after: system_time(not_after).ok_or(PkiError::InvalidValidity)?,
             der,
+        })
+    }
+
+    /// Whether this CA's name constraints (if any) let it issue for `tenant`: the same check
+    /// [`verify_peer`](super::verify_peer) applies, on the subject prefix every device certificate
+    /// gets.
+    pub fn permits_tenant(&self, tenant: &str) -> bool {
+        self.cert.name_constraints.as_ref().is_none_or(|constraints| {
+            let subject = [
+                (super::der::oid::ORGANIZATION.to_vec(), Some(self.organisation.clone())),
+                (super::der::oid::ORGANIZATIONAL_UNIT.to_vec(), Some(tenant.to_owned())),
+            ];
+            constraints.permits(&subject, Some(tenant))
         })
     }
 

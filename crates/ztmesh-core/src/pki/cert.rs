@@ -35,6 +35,67 @@ pub(crate) struct ExtendedKeyUsage {
     pub(crate) client_auth: bool,
 }
 
+/// One name an X.509 name constraint bounds, as far as the PKI reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Subtree {
+    /// A directoryName: the attributes (type OID, string value or `None` when not a string) of
+    /// a name prefix, in order.
+    Directory(Vec<(Vec<u8>, Option<String>)>),
+    /// A uniformResourceIdentifier constraint: a host (`.suffix` for subdomains).
+    Uri(String),
+    /// Any other kind of name (DNS, IP, e-mail…): ztmesh certificates carry none it checks.
+    Other,
+}
+
+/// A CA's nameConstraints: what the certificates below it may be named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NameConstraints {
+    pub(crate) permitted: Vec<Subtree>,
+    pub(crate) excluded: Vec<Subtree>,
+}
+
+impl NameConstraints {
+    /// Whether a certificate whose subject has `subject` attributes, and whose device URI (a
+    /// device certificate's `ztmesh://<tenant>/<device>`) has host `uri_host`, is inside these
+    /// constraints. directoryName constraints match a prefix of the subject's attributes, value
+    /// for value exactly (ztmesh names are case-sensitive); URI constraints match the device
+    /// URI's host, exactly or, for a `.suffix`, as a subdomain. A kind of constraint applies
+    /// only when the certificate has a name of that kind; role URNs and other names are not
+    /// checked, and neither are other kinds of constraint.
+    pub(crate) fn permits(&self, subject: &[(Vec<u8>, Option<String>)], uri_host: Option<&str>) -> bool {
+        let within_directory = |base: &[(Vec<u8>, Option<String>)]| {
+            subject.len() >= base.len() && subject.iter().zip(base).all(|(a, b)| a.1.is_some() && a == b)
+        };
+        let within_uri = |base: &str, host: &str| match base.strip_prefix('.') {
+            Some(suffix) => host.strip_suffix(suffix).is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            None => host == base,
+        };
+        let directories = |list: &[Subtree]| -> Vec<Vec<(Vec<u8>, Option<String>)>> {
+            list.iter().filter_map(|s| if let Subtree::Directory(d) = s { Some(d.clone()) } else { None }).collect()
+        };
+        let uris = |list: &[Subtree]| -> Vec<String> {
+            list.iter().filter_map(|s| if let Subtree::Uri(u) = s { Some(u.clone()) } else { None }).collect()
+        };
+        let permitted = directories(&self.permitted);
+        if !permitted.is_empty() && !permitted.iter().any(|base| within_directory(base)) {
+            return false;
+        }
+        if directories(&self.excluded).iter().any(|base| within_directory(base)) {
+            return false;
+        }
+        if let Some(host) = uri_host {
+            let permitted = uris(&self.permitted);
+            if !permitted.is_empty() && !permitted.iter().any(|base| within_uri(base, host)) {
+                return false;
+            }
+            if uris(&self.excluded).iter().any(|base| within_uri(base, host)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// One parsed certificate.
 #[derive(Debug, Clone)]
 pub(crate) struct ParsedCert {
@@ -81,6 +142,11 @@ pub(crate) struct ParsedCert {
     pub(crate) org_units: Vec<String>,
     /// The subject's organizationName values.
     pub(crate) organisations: Vec<String>,
+    /// Every attribute of the subject, in order: type OID and string value (`None` when not a
+    /// string). What directoryName constraints are matched against.
+    pub(crate) subject_attributes: Vec<(Vec<u8>, Option<String>)>,
+    /// nameConstraints, if present.
+    pub(crate) name_constraints: Option<NameConstraints>,
     /// Every CN, OU and O value is a string, and every RDN of subject and issuer holds exactly
     /// one attribute.
     pub(crate) names_well_formed: bool,
@@ -128,6 +194,8 @@ impl ParsedCert {
             common_names: Vec::new(),
             org_units: Vec::new(),
             organisations: Vec::new(),
+            subject_attributes: Vec::new(),
+            name_constraints: None,
             names_well_formed: single_valued(&tbs.issuer) && single_valued(&tbs.subject),
             extensions_acceptable: true,
         };
@@ -139,6 +207,7 @@ impl ParsedCert {
     fn read_subject(&mut self, subject: &X509Name<'_>) {
         for attribute in subject.iter_attributes() {
             let kind = attribute.attr_type().as_bytes();
+            self.subject_attributes.push((kind.to_vec(), attribute.as_str().ok().map(str::to_owned)));
             let list = if kind == oid::COMMON_NAME {
                 &mut self.common_names
             } else if kind == oid::ORGANIZATIONAL_UNIT {
@@ -189,6 +258,16 @@ impl ParsedCert {
                             self.san_uris.push((*uri).to_owned());
                         }
                     }
+                    true
+                }
+                ParsedExtension::NameConstraints(constraints) => {
+                    let subtrees = |list: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>| {
+                        list.iter().flatten().map(|subtree| subtree_of(&subtree.base)).collect()
+                    };
+                    self.name_constraints = Some(NameConstraints {
+                        permitted: subtrees(&constraints.permitted_subtrees),
+                        excluded: subtrees(&constraints.excluded_subtrees),
+                    });
                     true
                 }
                 ParsedExtension::ParseError { .. } => {
@@ -245,6 +324,19 @@ impl ParsedCert {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The part of a constraint's base name the PKI checks.
+fn subtree_of(name: &GeneralName<'_>) -> Subtree {
+    match name {
+        GeneralName::DirectoryName(name) => Subtree::Directory(
+            name.iter_attributes()
+                .map(|a| (a.attr_type().as_bytes().to_vec(), a.as_str().ok().map(str::to_owned)))
+                .collect(),
+        ),
+        GeneralName::URI(uri) => Subtree::Uri((*uri).to_owned()),
+        _ => Subtree::Other,
     }
 }
 

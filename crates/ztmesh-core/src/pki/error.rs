@@ -33,6 +33,12 @@ pub enum VerifyError {
     KeyUsage,
     /// The leaf's public key is not one of the pinned keys.
     Pin,
+    /// The revocation data of an issuer on the path is past its `nextUpdate` plus the grace
+    /// period, and the revocation set fails closed.
+    RevocationStale,
+    /// A certificate on the path breaks the name constraints of a CA above it: a site CA
+    /// vouching for a tenant it was not issued for.
+    NameConstraint,
     /// A certificate (DER or PEM) could not be parsed, or had bytes after its end.
     Malformed,
 }
@@ -48,6 +54,8 @@ impl fmt::Display for VerifyError {
             Self::DeviceMismatch => "certificate device id mismatch",
             Self::KeyUsage => "certificate key usage not allowed",
             Self::Pin => "certificate public key not pinned",
+            Self::RevocationStale => "revocation data stale",
+            Self::NameConstraint => "certificate outside its issuer's name constraints",
             Self::Malformed => "malformed certificate",
         })
     }
@@ -66,6 +74,8 @@ impl ErrorCode for VerifyError {
             Self::DeviceMismatch => "ERR_DEVICE_MISMATCH",
             Self::KeyUsage => "ERR_KEY_USAGE",
             Self::Pin => "ERR_PIN",
+            Self::RevocationStale => "ERR_REVOCATION_STALE",
+            Self::NameConstraint => "ERR_NAME_CONSTRAINT",
             Self::Malformed => "ERR_CERT_MALFORMED",
         }
     }
@@ -187,7 +197,10 @@ pub enum RevocationError {
     Signature,
     /// The data names a different issuer than the CA it was checked against.
     WrongIssuer,
-    /// The CRL number or record number is lower than one already applied for this issuer.
+    /// The CRL number or record number is lower than one already applied (or saved) for this
+    /// issuer: a rollback.
+    Rollback,
+    /// The CRL is past its `nextUpdate` plus the grace period, or has none.
     Stale,
     /// A record with the same number but different content was already applied.
     Conflict,
@@ -200,7 +213,8 @@ impl fmt::Display for RevocationError {
             Self::UnsupportedVersion(v) => write!(f, "unsupported revocation record version {v}"),
             Self::Signature => f.write_str("revocation data signature invalid"),
             Self::WrongIssuer => f.write_str("revocation data from a different issuer"),
-            Self::Stale => f.write_str("stale revocation data (number rolled back)"),
+            Self::Rollback => f.write_str("revocation data rolled back (number lower than one applied)"),
+            Self::Stale => f.write_str("stale revocation data (past its next update)"),
             Self::Conflict => f.write_str("conflicting revocation record for the same number"),
         }
     }
@@ -215,6 +229,7 @@ impl ErrorCode for RevocationError {
             Self::UnsupportedVersion(_) => "ERR_REVOCATION_VERSION",
             Self::Signature => "ERR_REVOCATION_SIGNATURE",
             Self::WrongIssuer => "ERR_REVOCATION_ISSUER",
+            Self::Rollback => "ERR_REVOCATION_ROLLBACK",
             Self::Stale => "ERR_REVOCATION_STALE",
             Self::Conflict => "ERR_REVOCATION_CONFLICT",
         }

@@ -67,10 +67,13 @@
 //!
 //! # Revocation
 //!
-//! Revocation is keyed by certificate serial and by the SHA-256 of the SubjectPublicKeyInfo,
-//! never by a hash of the certificate: a certificate's bytes are malleable (an ECDSA signature
-//! `(r, s)` can be re-encoded as `(r, n − s)` and still verify) but its serial and key are under
-//! the CA's signature. Revoking a key revokes every certificate that carries it. Revocation data
+//! Revocation is keyed by the issuing CA, and under it by certificate serial and by the SHA-256
+//! of the SubjectPublicKeyInfo, never by a hash of the certificate: a certificate's bytes are
+//! malleable (an ECDSA signature `(r, s)` can be re-encoded as `(r, n − s)` and still verify)
+//! but its serial and key are under the CA's signature. Revoking a key revokes every
+//! certificate of that CA that carries it; one CA's data never revokes another CA's
+//! certificates (serials are only unique per issuer). CRLs must be fresh: past `nextUpdate`
+//! plus a grace period, verification fails closed unless the set was told to fail open. Revocation data
 //! arrives as X.509 CRLs ([`crl`]) or as compact signed records gossip can carry
 //! ([`revocation`]); both are verified against a trusted CA before they enter a
 //! [`RevocationSet`].
@@ -118,7 +121,10 @@ pub use csr::{build_csr, CertificateRequest, EncodedCsr};
 pub use error::{PemError, PkiError, RevocationError, VerifyError};
 pub use identity::{device_uri, ROLE_URI_PREFIX};
 pub use inspect::{inspect_certificate, UntrustedCertificateFacts};
-pub use revocation::{Applied, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, VerifiedRecord};
+pub use revocation::{
+    Applied, Freshness, RecordEntry, RevocationReason, RevocationRecord, RevocationSet, StalePolicy, VerifiedRecord,
+    DEFAULT_CRL_GRACE,
+};
 pub use signer::{check_signer_matches, ecdsa_p256_signature_to_der, prove_possession, CertSigner, SoftwareSigner};
 pub use verify::{
     verify_certificate_signature, verify_peer, verify_peer_key, PeerIdentity, PeerPolicy, RequiredUsage, TrustStore,

@@ -88,6 +88,30 @@ pub(crate) fn key_id(public_key: &[u8]) -> Vec<u8> {
 }
 
 /// `SET { SEQUENCE { type, UTF8String value } }`: one single-valued RDN.
+/// The value of a site CA's nameConstraints extension binding it to `tenants`: one permitted
+/// directoryName subtree `O=<organisation>, OU=<tenant>` per tenant, the prefix of the subject of
+/// every device certificate it issues for that tenant.
+///
+/// ```text
+/// NameConstraints ::= SEQUENCE { permittedSubtrees [0] IMPLICIT SEQUENCE OF GeneralSubtree }
+/// GeneralSubtree  ::= SEQUENCE { base GeneralName }   -- minimum 0 and no maximum: omitted
+/// directoryName   [4] EXPLICIT Name                  -- Name is a CHOICE, so explicit
+/// ```
+pub(crate) fn tenant_name_constraints(organisation: &str, tenants: &[String]) -> Vec<u8> {
+    let subtrees: Vec<Vec<u8>> = tenants
+        .iter()
+        .map(|tenant| {
+            let name = der::sequence(&[
+                &name_attribute(oid::ORGANIZATION, organisation),
+                &name_attribute(oid::ORGANIZATIONAL_UNIT, tenant),
+            ]);
+            der::sequence(&[&der::tlv(0xa4, &name)])
+        })
+        .collect();
+    let subtrees: Vec<&[u8]> = subtrees.iter().map(Vec::as_slice).collect();
+    der::sequence(&[&der::constructed(0xa0, &subtrees)])
+}
+
 fn name_attribute(kind: &[u8], value: &str) -> Vec<u8> {
     der::tlv(tag::SET, &der::sequence(&[&der::oid(kind), &der::tlv(tag::UTF8_STRING, value.as_bytes())]))
 }

@@ -6,7 +6,8 @@
 //! trust snapshot of a TLS context or a link configuration, `pki::snapshot`) starts a new one
 //! whenever either changes: nothing decided before a revocation or a trust change survives it. As
 //! a second line, a kept verdict whose leaf serial or key is revoked in the revocations it is
-//! asked under is dropped and decided again.
+//! asked under is dropped and decided again, and so is every verdict once some revocation data
+//! of the set turns stale ([`RevocationSet::fresh_until`]).
 //!
 //! A verdict is keyed by SHA-256 of every policy input that can change it (expected device,
 //! expected tenant, required usage, pins, clock skew) and of the exact chain, so a verdict
@@ -87,7 +88,9 @@ impl Verdicts {
         let ((identity, _), at) = reached.get(key)?;
         // A leaf expiry past the end of time counts as expired: no verdict outlives a bound.
         let expired = identity.not_after.checked_add(skew).is_none_or(|end| now > end);
-        if expired || at.elapsed() > self.ttl || is_revoked(identity, revocations) {
+        // Past the moment some revocation data turns stale, decide again (and fail closed).
+        let stale = revocations.fresh_until().is_some_and(|end| now > end);
+        if expired || stale || at.elapsed() > self.ttl || is_revoked(identity, revocations) {
             reached.remove(key);
             return None;
         }
@@ -95,11 +98,12 @@ impl Verdicts {
     }
 }
 
-/// Whether `identity` is revoked in `revocations` (by serial, in its one spelling, or by key).
+/// Whether `identity` is revoked in `revocations` by its issuer (by serial, in its one spelling,
+/// or by key).
 pub(crate) fn is_revoked(identity: &PeerIdentity, revocations: &RevocationSet) -> bool {
     // A serial that is not hex cannot come out of verify_peer; the key alone still counts then.
     let serial = crate::ids::parse_serial(&identity.serial).unwrap_or_default();
-    revocations.is_revoked(&serial, &identity.spki_sha256)
+    revocations.is_revoked(&identity.issuer_key_id, &serial, &identity.spki_sha256)
 }
 
 /// The key of a verdict: SHA-256 over every policy input that can change the verdict, then the
@@ -183,6 +187,28 @@ mod tests {
         let again = f.kept(&verdicts, &policy, now);
         assert_eq!(again.unwrap(), verdict, "the kept verdict answered, not verify_peer_key");
         assert_eq!(verdicts.len(), 1);
+    }
+
+    #[test]
+    fn no_verdict_is_reused_once_the_revocations_turn_stale() {
+        let f = Fixture::new();
+        let verdicts = Verdicts::default();
+        let policy = PeerPolicy::default();
+        let now = SystemTime::now();
+        // A CRL applied when issued: due 7 days later, stale a day after that (default grace).
+        let crl = f.pki.site.issue_crl(&crate::pki::CrlParams::new(1, now)).unwrap();
+        let issuer = f.trust.issuer(&[f.pki.site.certificate_der()], now).unwrap();
+        let mut revocations = RevocationSet::new();
+        revocations.add_crl(&crate::pki::VerifiedCrl::from_der(&crl.der, &issuer).unwrap(), now).unwrap();
+        let chain = f.chain();
+        assert!(verdicts.decide(&chain, &f.trust, &revocations, &policy, now).is_ok());
+        // Under the stranger trust, only a kept verdict could succeed: it answers while fresh...
+        let fresh = now + Duration::from_secs(7 * 86_400);
+        assert!(verdicts.decide(&chain, &f.stranger, &revocations, &policy, fresh).is_ok());
+        // ...and not once the CRL is past nextUpdate plus grace.
+        let stale = now + Duration::from_secs(9 * 86_400);
+        assert_eq!(verdicts.decide(&chain, &f.trust, &revocations, &policy, stale), Err(VerifyError::RevocationStale));
+        assert_eq!(verdicts.len(), 0);
     }
 
     #[test]

@@ -19,6 +19,12 @@
 //! none passes, the error reported is the one from the path that got furthest through the
 //! checks below.
 //!
+//! A peer may send its leaf alone: the store's *known intermediates*
+//! ([`TrustStore::with_intermediates`], normally the site CA above the verifier's own
+//! certificate) are candidates too, after the presented ones. They only complete paths: a known
+//! intermediate is never an anchor, so a path through it still needs its signature by an anchor
+//! and passes every check below like a presented one.
+//!
 //! # Checks, in order
 //!
 //! 1. Signatures: each certificate is signed by the next with ECDSA P-256 and SHA-256 (ring);
@@ -27,7 +33,7 @@
 //! 2. Structure ([`VerifyError::Chain`]): every certificate v3, ecdsa-with-SHA256 in both
 //!    algorithm fields, a P-256 key, a positive serial of at most 20 octets, no duplicate
 //!    extension, no extension that failed to parse, no critical extension other than
-//!    basicConstraints, keyUsage, extKeyUsage, subjectAltName and the key identifiers. Every issuer is CA:true with keyCertSign, and its pathLen is respected.
+//!    basicConstraints, keyUsage, extKeyUsage, subjectAltName, nameConstraints and the key identifiers. Every issuer is CA:true with keyCertSign, and its pathLen is respected.
 //! 3. Validity of every certificate on the path, anchor included, widened by
 //!    [`PeerPolicy::clock_skew`] on both sides ([`VerifyError::Expired`],
 //!    [`VerifyError::NotYetValid`]).
@@ -37,12 +43,21 @@
 //!    tenant), both valid ids, exactly one `ztmesh:` SAN URI, equal to
 //!    `ztmesh://<OU>/<CN>`; every `urn:ztmesh:role:` SAN URI a valid role, none repeated, at
 //!    most 32 (these are the roles; other SAN URIs and names are ignored).
-//! 6. Expected tenant ([`VerifyError::TenantMismatch`]) and device
+//! 6. Name constraints ([`VerifyError::NameConstraint`]): every certificate below a CA with
+//!    nameConstraints is inside them. A site CA issued for some tenants carries directoryName
+//!    subtrees `O=<organisation>, OU=<tenant>`; a leaf's subject must start with one of them,
+//!    and since step 5 ties the subject's OU to the SAN URI's tenant, the site CA can vouch for
+//!    no other tenant. URI subtrees are matched against the device URI's host (the tenant).
+//!    A site CA without nameConstraints is unconstrained (created before tenants were bound,
+//!    or by `create_site_ca` without tenants).
+//! 7. Expected tenant ([`VerifyError::TenantMismatch`]) and device
 //!    ([`VerifyError::DeviceMismatch`]).
-//! 7. Revocation of the leaf and of the intermediate, each by serial and by SPKI SHA-256
-//!    ([`VerifyError::Revoked`]). Never by a hash of the certificate: the certificate's bytes
-//!    are malleable, its serial and key are not.
-//! 8. Pins ([`VerifyError::Pin`]): when the policy has pins, the leaf's SPKI SHA-256 must be
+//! 8. Revocation of the leaf and of the intermediate, each by serial and by SPKI SHA-256 in the
+//!    revocation data of its own issuer only ([`VerifyError::Revoked`]), which must be fresh
+//!    ([`VerifyError::RevocationStale`] when the set fails closed; see [`RevocationSet`]). Never
+//!    by a hash of the certificate: the certificate's bytes are malleable, its serial and key
+//!    are not.
+//! 9. Pins ([`VerifyError::Pin`]): when the policy has pins, the leaf's SPKI SHA-256 must be
 //!    one of them (an empty pin list accepts nobody).
 
 use std::time::{Duration, SystemTime};
@@ -60,6 +75,8 @@ const MAX_CHAIN_LEN: usize = 3;
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     anchors: Vec<ParsedCert>,
+    /// CA certificates that complete a leaf-only chain; never anchors.
+    intermediates: Vec<ParsedCert>,
 }
 
 impl TrustStore {
@@ -90,7 +107,29 @@ impl TrustStore {
                 anchors.push(cert);
             }
         }
-        Ok(Self { anchors })
+        Ok(Self { anchors, intermediates: Vec::new() })
+    }
+
+    /// This store, also completing chains through `intermediates` (DER): the site CAs the
+    /// verifier knows, so that a peer may present its leaf alone (see the
+    /// [module documentation](self)). Self-issued certificates (roots) and the store's anchors
+    /// are skipped: roots come from the anchors only. Each other one must parse
+    /// ([`VerifyError::Malformed`]) and be a CA with keyCertSign ([`VerifyError::Chain`]); it
+    /// is trusted only as a link in a path that ends in an anchor.
+    pub fn with_intermediates<D: AsRef<[u8]>>(mut self, intermediates: &[D]) -> Result<Self, VerifyError> {
+        for der in intermediates {
+            let cert = ParsedCert::from_der(der.as_ref()).map_err(|()| VerifyError::Malformed)?;
+            if cert.is_self_issued() || self.anchors.iter().any(|a| a.der == cert.der) {
+                continue;
+            }
+            if !cert.is_certificate_signer() {
+                return Err(VerifyError::Chain);
+            }
+            if !self.intermediates.iter().any(|i| i.der == cert.der) {
+                self.intermediates.push(cert);
+            }
+        }
+        Ok(self)
     }
 
     /// A store of the roots in a PEM bundle of `CERTIFICATE` blocks; see [`Self::from_der`].
@@ -158,10 +197,12 @@ impl TrustStore {
         Ok((target, presented))
     }
 
-    /// Every candidate path from `target` to an anchor, through at most one intermediate.
+    /// Every candidate path from `target` to an anchor, through at most one intermediate: a
+    /// presented one, else a known one.
     fn paths<'a>(&'a self, target: &'a ParsedCert, presented: &'a [ParsedCert]) -> Vec<Vec<&'a ParsedCert>> {
         let mut paths = Vec::new();
-        for intermediate in presented.iter().filter(|i| target.names_issuer(i)) {
+        let known = self.intermediates.iter().filter(|k| !presented.iter().any(|p| p.der == k.der));
+        for intermediate in presented.iter().chain(known).filter(|i| target.names_issuer(i)) {
             for anchor in self.anchors.iter().filter(|a| intermediate.names_issuer(a)) {
                 paths.push(vec![target, intermediate, anchor]);
             }
@@ -258,6 +299,8 @@ pub struct PeerIdentity {
     pub serial: String,
     /// SHA-256 of the leaf's SubjectPublicKeyInfo: what pins and key revocation use.
     pub spki_sha256: [u8; 32],
+    /// SHA-256 of the issuing CA's SubjectPublicKeyInfo: whose revocation data decides the leaf.
+    pub issuer_key_id: [u8; 32],
     /// When the leaf certificate expires.
     pub not_after: SystemTime,
 }
@@ -315,7 +358,7 @@ fn verify_peer_leaf(
     let mut best: Option<Failure> = None;
     let mut verified = None;
     for path in trust.paths(&leaf, &presented) {
-        match check_path(&path, now, skew).and_then(|()| check_leaf(&path, revocations, policy)) {
+        match check_path(&path, now, skew).and_then(|()| check_leaf(&path, revocations, policy, now)) {
             Ok(identity) => {
                 verified = Some(identity);
                 break;
@@ -337,9 +380,10 @@ const STAGE_STRUCTURE: u8 = 2;
 const STAGE_VALIDITY: u8 = 3;
 const STAGE_USAGE: u8 = 4;
 const STAGE_IDENTITY: u8 = 5;
-const STAGE_EXPECTED: u8 = 6;
-const STAGE_REVOCATION: u8 = 7;
-const STAGE_PIN: u8 = 8;
+const STAGE_NAMES: u8 = 6;
+const STAGE_EXPECTED: u8 = 7;
+const STAGE_REVOCATION: u8 = 8;
+const STAGE_PIN: u8 = 9;
 
 fn keep_furthest(best: &mut Option<Failure>, failure: Failure) {
     if best.is_none_or(|(stage, _)| failure.0 > stage) {
@@ -387,8 +431,13 @@ fn check_path(path: &[&ParsedCert], now: i64, skew: i64) -> Result<(), Failure> 
     Ok(())
 }
 
-/// Steps 4 to 8 for a path whose signatures, structure and validity passed.
-fn check_leaf(path: &[&ParsedCert], revocations: &RevocationSet, policy: &PeerPolicy) -> Result<PeerIdentity, Failure> {
+/// Steps 4 to 9 for a path whose signatures, structure and validity passed.
+fn check_leaf(
+    path: &[&ParsedCert],
+    revocations: &RevocationSet,
+    policy: &PeerPolicy,
+    now: i64,
+) -> Result<PeerIdentity, Failure> {
     let leaf = *path.first().ok_or((STAGE_SIGNATURE, VerifyError::Chain))?;
 
     let usage = (STAGE_USAGE, VerifyError::KeyUsage);
@@ -412,6 +461,18 @@ fn check_leaf(path: &[&ParsedCert], revocations: &RevocationSet, policy: &PeerPo
     let roles = roles_from_uris(&leaf.san_uris).ok_or(identity)?;
     let not_after = system_time(leaf.not_after).ok_or(identity)?;
 
+    // Every certificate below a CA with name constraints must be inside them; the leaf's
+    // device URI host is its tenant.
+    for (above, ca) in path.iter().enumerate().skip(1) {
+        let Some(constraints) = &ca.name_constraints else { continue };
+        for (below, cert) in path.iter().take(above).enumerate() {
+            let host = (below == 0).then_some(tenant);
+            if !constraints.permits(&cert.subject_attributes, host) {
+                return Err((STAGE_NAMES, VerifyError::NameConstraint));
+            }
+        }
+    }
+
     if policy.expected_tenant.as_deref().is_some_and(|expected| expected != tenant) {
         return Err((STAGE_EXPECTED, VerifyError::TenantMismatch));
     }
@@ -419,11 +480,16 @@ fn check_leaf(path: &[&ParsedCert], revocations: &RevocationSet, policy: &PeerPo
         return Err((STAGE_EXPECTED, VerifyError::DeviceMismatch));
     }
 
-    // The leaf and the intermediate; the anchor (last) is governed by the trust store.
-    for cert in path.iter().take(path.len().saturating_sub(1)) {
+    // The leaf and the intermediate, each against its own issuer's data only; the anchor (last)
+    // is governed by the trust store.
+    let now = system_time(now).ok_or((STAGE_REVOCATION, VerifyError::RevocationStale))?;
+    for link in path.windows(2) {
+        let [cert, issuer] = link else { return Err((STAGE_REVOCATION, VerifyError::Chain)) };
         let serial = cert.serial.as_deref().ok_or((STAGE_REVOCATION, VerifyError::Chain))?;
-        if revocations.is_revoked(serial, &cert.spki_sha256) {
-            return Err((STAGE_REVOCATION, VerifyError::Revoked));
+        match revocations.check(&issuer.spki_sha256, serial, &cert.spki_sha256, now) {
+            Ok(false) => {}
+            Ok(true) => return Err((STAGE_REVOCATION, VerifyError::Revoked)),
+            Err(_) => return Err((STAGE_REVOCATION, VerifyError::RevocationStale)),
         }
     }
 
@@ -438,6 +504,7 @@ fn check_leaf(path: &[&ParsedCert], revocations: &RevocationSet, policy: &PeerPo
         roles,
         serial: hex_lower(serial),
         spki_sha256: leaf.spki_sha256,
+        issuer_key_id: path.get(1).map_or(leaf.spki_sha256, |issuer| issuer.spki_sha256),
         not_after,
     })
 }
@@ -464,10 +531,15 @@ fn leaf_identity(leaf: &ParsedCert) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::der::oid;
     use crate::pki::profile::{device_tbs, DeviceProfile};
     use crate::pki::signer::sign_structure;
     use crate::pki::testutil::{device_csr, Pki};
-    use crate::pki::CertSigner;
+    use crate::pki::{
+        CaParams, CertSigner, CertificateAuthority, CrlEntry, CrlParams, DeviceCertRequest, Freshness, PkiError,
+        RecordEntry, RevocationError, RevocationReason, StalePolicy, VerifiedCrl, VerifiedRecord,
+    };
+    use crate::ErrorCode;
 
     #[test]
     fn certificate_signatures_prove_possession_of_the_certificate_key() {
@@ -488,9 +560,14 @@ mod tests {
 
     /// A device certificate signed by the site CA with a hand-picked serial and role URIs.
     fn crafted(pki: &Pki, serial: &[u8], role_uris: &[&str]) -> Vec<u8> {
+        crafted_by(&pki.site, serial, "t", "d", role_uris)
+    }
+
+    /// A device certificate signed by `ca` with a hand-picked serial, tenant, device and roles.
+    fn crafted_by(ca: &CertificateAuthority, serial: &[u8], tenant: &str, device: &str, role_uris: &[&str]) -> Vec<u8> {
         let role_uris: Vec<String> = role_uris.iter().map(|u| (*u).to_owned()).collect();
-        let (_, csr) = device_csr("d", "t");
-        let site = pki.site.parsed();
+        let (_, csr) = device_csr(device, tenant);
+        let site = ca.parsed();
         let now = unix_seconds(SystemTime::now());
         let tbs = device_tbs(&DeviceProfile {
             serial,
@@ -498,20 +575,218 @@ mod tests {
             issuer_key_id: site.subject_key_id.as_deref(),
             not_before: now - 60,
             not_after: now + 3600,
-            organisation: "o",
-            tenant: "t",
-            device_id: "d",
+            organisation: &site.organisations[0],
+            tenant,
+            device_id: device,
             public_key: csr.public_key(),
             role_uris: &role_uris,
         })
         .unwrap();
-        sign_structure(pki.site.signer(), &tbs).unwrap()
+        sign_structure(ca.signer(), &tbs).unwrap()
+    }
+
+    /// The CRL of `ca` numbered `number`, issued at `now`, revoking `serials`, verified.
+    fn crl_of(pki: &Pki, ca: &CertificateAuthority, number: u64, serials: &[&[u8]], now: SystemTime) -> VerifiedCrl {
+        let mut params = CrlParams::new(number, now);
+        for serial in serials {
+            params.entries.push(CrlEntry {
+                serial: serial.to_vec(),
+                revoked_at: now,
+                reason: RevocationReason::KeyCompromise,
+            });
+        }
+        let chain: Vec<&[u8]> = if ca.is_root() {
+            vec![ca.certificate_der()]
+        } else {
+            vec![ca.certificate_der(), pki.root.certificate_der()]
+        };
+        let issuer = pki.trust().issuer(&chain, SystemTime::now()).unwrap();
+        VerifiedCrl::from_der(&ca.issue_crl(&params).unwrap().der, &issuer).unwrap()
+    }
+
+    #[test]
+    fn one_site_cas_revocations_reach_only_the_certificates_it_issued() {
+        let pki = Pki::new();
+        let site_b = pki.root.create_site_ca(&CaParams::site("gateway 2", "ztmesh test")).unwrap().authority().unwrap();
+        let now = SystemTime::now();
+        let trust = pki.trust();
+        let policy = PeerPolicy::default();
+        // The serials collide on purpose: a device of site A and a device of site B share one.
+        let device_a = crafted_by(&pki.site, &[0x42, 0x42], "hotel-1", "gw-1", &[]);
+        let device_b = crafted_by(&site_b, &[0x42, 0x42], "hotel-2", "gw-1", &[]);
+        let site_a_serial = pki.site.parsed().serial.clone().unwrap();
+        let chain_a = [device_a.as_slice(), pki.site.certificate_der()];
+        let chain_b = [device_b.as_slice(), site_b.certificate_der()];
+
+        // The attack: site B's CRL lists the shared serial and site A's own CA serial.
+        let mut set = RevocationSet::new();
+        set.add_crl(&crl_of(&pki, &site_b, 1, &[&[0x42, 0x42], &site_a_serial], now), now).unwrap();
+        let a = verify_peer(&chain_a, &trust, &set, &policy, now).unwrap();
+        assert_eq!((a.tenant.as_str(), a.issuer_key_id), ("hotel-1", pki.site.key_id()));
+        assert_eq!(verify_peer(&chain_b, &trust, &set, &policy, now), Err(VerifyError::Revoked));
+
+        // Nor can site B revoke site A's device by its key (SPKIs are scoped too).
+        let spki_a = ParsedCert::from_der(&device_a).unwrap().spki_sha256;
+        let entry = RecordEntry {
+            serial: vec![1],
+            spki_sha256: spki_a,
+            reason: RevocationReason::KeyCompromise,
+            revoked_at: now,
+        };
+        let record = site_b.sign_revocation_record(1, now, &[entry]).unwrap();
+        let b_issuer = trust.issuer(&[site_b.certificate_der(), pki.root.certificate_der()], now).unwrap();
+        set.add_record(&VerifiedRecord::from_bytes(&record, &b_issuer).unwrap()).unwrap();
+        assert!(verify_peer(&chain_a, &trust, &set, &policy, now).is_ok());
+
+        // Site A's CA is revoked by its issuer's data only: the root's CRL.
+        set.add_crl(&crl_of(&pki, &pki.root, 1, &[&site_a_serial], now), now).unwrap();
+        assert_eq!(verify_peer(&chain_a, &trust, &set, &policy, now), Err(VerifyError::Revoked));
+    }
+
+    #[test]
+    fn a_site_ca_cannot_vouch_for_a_tenant_it_was_not_issued_for() {
+        let pki = Pki::new();
+        let site_params = |name: &str, tenant: &str| CaParams {
+            tenants: vec![tenant.to_owned()],
+            ..CaParams::site(name, "ztmesh test")
+        };
+        let site_a = pki.root.create_site_ca(&site_params("site A", "hotel-1")).unwrap().authority().unwrap();
+        let site_b = pki.root.create_site_ca(&site_params("site B", "hotel-2")).unwrap().authority().unwrap();
+        let (trust, policy, now) = (pki.trust(), PeerPolicy::default(), SystemTime::now());
+        let none = RevocationSet::new();
+
+        let genuine = crafted_by(&site_a, &[1], "hotel-1", "gw-1", &[]);
+        let peer = verify_peer(&[&genuine, site_a.certificate_der()], &trust, &none, &policy, now).unwrap();
+        assert_eq!((peer.tenant.as_str(), peer.device_id.as_str()), ("hotel-1", "gw-1"));
+        let own = crafted_by(&site_b, &[2], "hotel-2", "tablet-1", &[]);
+        assert!(verify_peer(&[&own, site_b.certificate_der()], &trust, &none, &policy, now).is_ok());
+
+        // The attack: site B mints hotel-1/gw-1 with an extra admin role.
+        let forged = crafted_by(&site_b, &[1], "hotel-1", "gw-1", &["urn:ztmesh:role:admin"]);
+        let chain = [forged.as_slice(), site_b.certificate_der()];
+        assert_eq!(verify_peer(&chain, &trust, &none, &policy, now), Err(VerifyError::NameConstraint));
+        assert_eq!(VerifyError::NameConstraint.code(), "ERR_NAME_CONSTRAINT");
+        let expecting = PeerPolicy { expected_tenant: Some("hotel-1".into()), ..PeerPolicy::default() };
+        assert_eq!(verify_peer(&chain, &trust, &none, &expecting, now), Err(VerifyError::NameConstraint));
+        // Site B's own issuance refuses it too, and a site CA for several tenants serves each.
+        let (_, csr) = device_csr("gw-1", "hotel-1");
+        assert_eq!(site_b.issue(&csr, &DeviceCertRequest::new("gw-1", "hotel-1")), Err(PkiError::InvalidIdentity));
+        assert!(
+            site_b.permits_tenant("hotel-2") && !site_b.permits_tenant("hotel-1") && !site_b.permits_tenant("hotel-22")
+        );
+        let both =
+            CaParams { tenants: vec!["hotel-1".into(), "hotel-2".into()], ..CaParams::site("both", "ztmesh test") };
+        let both = pki.root.create_site_ca(&both).unwrap().authority().unwrap();
+        assert!(both.permits_tenant("hotel-1") && both.permits_tenant("hotel-2") && !both.permits_tenant("hotel-3"));
+        let bad = CaParams { tenants: vec!["no/slash".into()], ..CaParams::site("bad", "ztmesh test") };
+        assert_eq!(pki.root.create_site_ca(&bad).unwrap_err(), PkiError::InvalidIdentity);
+        // A site CA without constraints stays unconstrained.
+        assert!(pki.site.permits_tenant("anything"));
+    }
+
+    #[test]
+    fn name_constraints_match_subject_prefixes_and_uri_hosts() {
+        use crate::pki::cert::{NameConstraints, Subtree};
+        let attr = |kind: &[u8], value: &str| (kind.to_vec(), Some(value.to_owned()));
+        let subject = [attr(oid::ORGANIZATION, "o"), attr(oid::ORGANIZATIONAL_UNIT, "t"), attr(oid::COMMON_NAME, "d")];
+        let dir = |values: &[(&[u8], &str)]| Subtree::Directory(values.iter().map(|(k, v)| attr(k, v)).collect());
+        let permit = |subtrees: Vec<Subtree>| NameConstraints { permitted: subtrees, excluded: Vec::new() };
+        let exclude = |subtrees: Vec<Subtree>| NameConstraints { permitted: Vec::new(), excluded: subtrees };
+        let o_t = dir(&[(oid::ORGANIZATION, "o"), (oid::ORGANIZATIONAL_UNIT, "t")]);
+        let o_u = dir(&[(oid::ORGANIZATION, "o"), (oid::ORGANIZATIONAL_UNIT, "u")]);
+        assert!(permit(vec![o_t.clone()]).permits(&subject, Some("t")));
+        assert!(permit(vec![o_u.clone(), o_t.clone()]).permits(&subject, Some("t")));
+        assert!(!permit(vec![o_u.clone()]).permits(&subject, Some("t")));
+        assert!(
+            !permit(vec![dir(&[(oid::ORGANIZATIONAL_UNIT, "t")])]).permits(&subject, Some("t")),
+            "a prefix, not a subset"
+        );
+        assert!(!permit(vec![dir(&[(oid::ORGANIZATION, "O")])]).permits(&subject, None), "case-sensitive");
+        assert!(!exclude(vec![o_t]).permits(&subject, Some("t")));
+        assert!(exclude(vec![o_u]).permits(&subject, Some("t")));
+        assert!(permit(vec![Subtree::Uri("t".into())]).permits(&subject, Some("t")));
+        assert!(permit(vec![Subtree::Uri("t".into())]).permits(&subject, None), "no URI, nothing to check");
+        assert!(!permit(vec![Subtree::Uri("t".into())]).permits(&subject, Some("tt")));
+        assert!(permit(vec![Subtree::Uri(".example".into())]).permits(&subject, Some("a.example")));
+        assert!(!permit(vec![Subtree::Uri(".example".into())]).permits(&subject, Some("example")));
+        assert!(!permit(vec![Subtree::Uri(".example".into())]).permits(&subject, Some("aexample")));
+        assert!(!exclude(vec![Subtree::Uri("t".into())]).permits(&subject, Some("t")));
+        assert!(permit(vec![Subtree::Other]).permits(&subject, Some("t")));
+    }
+
+    #[test]
+    fn a_stale_crl_fails_verification_closed_and_open_only_when_asked() {
+        let pki = Pki::new();
+        let device = crafted_by(&pki.site, &[7], "hotel-1", "tablet-7", &[]);
+        let chain = [device.as_slice(), pki.site.certificate_der()];
+        let (trust, policy, now) = (pki.trust(), PeerPolicy::default(), SystemTime::now());
+        // CrlParams::new: due 7 days after issue; the default grace is one more day.
+        let day = Duration::from_secs(86_400);
+        let (fresh, stale) = (now - 7 * day - day / 2, now - 9 * day);
+        let mut closed = RevocationSet::new();
+        closed.add_crl(&crl_of(&pki, &pki.site, 1, &[&[9]], fresh), now).unwrap();
+        assert!(verify_peer(&chain, &trust, &closed, &policy, now).is_ok());
+        assert_eq!(closed.add_crl(&crl_of(&pki, &pki.site, 2, &[&[9]], stale), now), Err(RevocationError::Stale));
+        // Applied while it was fresh, it turns stale: verification fails closed from then on.
+        let mut turned = RevocationSet::new();
+        turned.add_crl(&crl_of(&pki, &pki.site, 2, &[&[9]], stale), stale).unwrap();
+        assert_eq!(verify_peer(&chain, &trust, &turned, &policy, now), Err(VerifyError::RevocationStale));
+        assert_eq!(VerifyError::RevocationStale.code(), "ERR_REVOCATION_STALE");
+        let freshness = Freshness { on_stale: StalePolicy::FailOpen, ..Freshness::default() };
+        let mut open = RevocationSet::with_freshness(freshness);
+        open.add_crl(&crl_of(&pki, &pki.site, 2, &[&[9]], stale), now).unwrap();
+        assert!(verify_peer(&chain, &trust, &open, &policy, now).is_ok());
+        assert_eq!(open.stale_uses(), 2, "the CRL applied stale, then the check");
     }
 
     fn verify(pki: &Pki, leaf: &[u8]) -> Result<PeerIdentity, VerifyError> {
         let trust = TrustStore::from_der(&[pki.root.certificate_der()]).unwrap();
         let chain = [leaf, pki.site.certificate_der()];
         verify_peer(&chain, &trust, &RevocationSet::new(), &PeerPolicy::default(), SystemTime::now())
+    }
+
+    #[test]
+    fn a_leaf_alone_verifies_only_through_a_known_intermediate_that_chains_to_an_anchor() {
+        let pki = Pki::new();
+        let (_, csr) = device_csr("d", "t");
+        let leaf = pki.site.issue(&csr, &crate::pki::DeviceCertRequest::new("d", "t")).unwrap().der;
+        let (none, policy, now) = (RevocationSet::new(), PeerPolicy::default(), SystemTime::now());
+        let site = pki.site.certificate_der();
+        assert_eq!(verify_peer(&[&leaf], &pki.trust(), &none, &policy, now), Err(VerifyError::Chain));
+        let knowing = pki.trust().with_intermediates(&[site, pki.root.certificate_der()]).unwrap();
+        assert_eq!(verify_peer(&[&leaf], &knowing, &none, &policy, now).unwrap().device_id, "d");
+        assert_eq!(verify_peer(&[&leaf, site], &knowing, &none, &policy, now).unwrap().device_id, "d");
+
+        // Another CA's site (same names, another root) known as an intermediate admits none of
+        // its leaves, alone or with it: it never becomes an anchor.
+        let other = Pki::new();
+        let (_, csr) = device_csr("d", "t");
+        let foreign = other.site.issue(&csr, &crate::pki::DeviceCertRequest::new("d", "t")).unwrap().der;
+        let confused =
+            pki.trust().with_intermediates(&[other.site.certificate_der(), other.root.certificate_der()]).unwrap();
+        assert_eq!(verify_peer(&[&foreign], &confused, &none, &policy, now), Err(VerifyError::Chain));
+        assert_eq!(
+            verify_peer(&[&foreign, other.site.certificate_der()], &confused, &none, &policy, now),
+            Err(VerifyError::Chain)
+        );
+        // A revoked known intermediate revokes the leaves it completes.
+        let site_revoked = {
+            let entry = crate::pki::RecordEntry {
+                serial: pki.site.parsed().serial.clone().unwrap(),
+                spki_sha256: pki.site.parsed().spki_sha256,
+                reason: crate::pki::RevocationReason::CaCompromise,
+                revoked_at: now,
+            };
+            let record = pki.root.sign_revocation_record(1, now, &[entry]).unwrap();
+            let issuer = pki.trust().issuer(&[pki.root.certificate_der()], now).unwrap();
+            let mut set = RevocationSet::new();
+            set.add_record(&crate::pki::VerifiedRecord::from_bytes(&record, &issuer).unwrap()).unwrap();
+            set
+        };
+        assert_eq!(verify_peer(&[&leaf], &knowing, &site_revoked, &policy, now), Err(VerifyError::Revoked));
+        // A certificate that is not a CA is refused as an intermediate.
+        assert_eq!(pki.trust().with_intermediates(&[&leaf]).err(), Some(VerifyError::Chain));
+        assert_eq!(pki.trust().with_intermediates(&[b"garbage"]).err(), Some(VerifyError::Malformed));
     }
 
     #[test]
@@ -553,7 +828,8 @@ mod tests {
         keep_furthest(&mut best, (STAGE_VALIDITY, VerifyError::Expired));
         assert_eq!(best, Some((STAGE_REVOCATION, VerifyError::Revoked)));
         const {
-            assert!(STAGE_PIN > STAGE_EXPECTED && STAGE_EXPECTED > STAGE_IDENTITY && STAGE_IDENTITY > STAGE_USAGE);
+            assert!(STAGE_PIN > STAGE_REVOCATION && STAGE_REVOCATION > STAGE_EXPECTED && STAGE_EXPECTED > STAGE_NAMES);
+            assert!(STAGE_NAMES > STAGE_IDENTITY && STAGE_IDENTITY > STAGE_USAGE);
             assert!(STAGE_USAGE > STAGE_VALIDITY && STAGE_VALIDITY > STAGE_STRUCTURE);
         }
     }

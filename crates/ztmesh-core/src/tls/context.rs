@@ -114,6 +114,8 @@ impl ClientSettings {
 pub struct TlsServerContext {
     config: Arc<ServerConfig>,
     verifier: Arc<PeerVerifier>,
+    /// The CA certificates above our leaf: they complete clients' leaf-only chains.
+    own_cas: Vec<Vec<u8>>,
     ticketer: Arc<SwappableTicketer>,
     pq: PqPolicy,
 }
@@ -127,6 +129,7 @@ impl TlsServerContext {
     pub fn new(settings: ServerSettings) -> Result<Self, TlsError> {
         let ServerSettings { chain_der, signer, trust, revocations, policy, pq, alpn, resumption } = settings;
         check_alpn(&alpn)?;
+        let (own_cas, trust) = knowing_own_cas(&chain_der, trust)?;
         let certified = certified_key(chain_der, signer)?;
         let verifier = Arc::new(PeerVerifier::new(trust, revocations, policy, RequiredUsage::ClientAuth));
         let ticketer = Arc::new(SwappableTicketer::new(resumption)?);
@@ -145,7 +148,7 @@ impl TlsServerContext {
         }
         config.max_early_data_size = 0;
         config.send_half_rtt_data = false;
-        Ok(Self { config: Arc::new(config), verifier, ticketer, pq })
+        Ok(Self { config: Arc::new(config), verifier, own_cas, ticketer, pq })
     }
 
     /// A session for one incoming connection.
@@ -164,7 +167,7 @@ impl TlsServerContext {
     /// Replaces the trust anchors (a CA rollover), with the same effects as
     /// [`Self::set_revocations`].
     pub fn set_trust(&self, trust: TrustStore) {
-        self.verifier.set_trust(trust);
+        self.verifier.set_trust(with_own_cas(trust, &self.own_cas));
         self.ticketer.rotate();
     }
 
@@ -191,6 +194,8 @@ impl std::fmt::Debug for TlsServerContext {
 pub struct TlsClientContext {
     config: Arc<ClientConfig>,
     verifier: Arc<PeerVerifier>,
+    /// The CA certificates above our leaf: they complete servers' leaf-only chains.
+    own_cas: Vec<Vec<u8>>,
     sessions: Arc<ClearableSessionStore>,
     default_device: Option<String>,
     pq: PqPolicy,
@@ -201,6 +206,7 @@ impl TlsClientContext {
     pub fn new(settings: ClientSettings) -> Result<Self, TlsError> {
         let ClientSettings { chain_der, signer, trust, revocations, policy, pq, alpn, resumption } = settings;
         check_alpn(&alpn)?;
+        let (own_cas, trust) = knowing_own_cas(&chain_der, trust)?;
         let certified = certified_key(chain_der, signer)?;
         let default_device = policy.expected_device.clone();
         if let Some(device) = &default_device {
@@ -225,7 +231,7 @@ impl TlsClientContext {
         // The server name only carries the expected device (see `verify`); it is never sent.
         config.enable_sni = false;
         config.enable_early_data = false;
-        Ok(Self { config: Arc::new(config), verifier, sessions, default_device, pq })
+        Ok(Self { config: Arc::new(config), verifier, own_cas, sessions, default_device, pq })
     }
 
     /// A session for one outgoing connection to the device the settings' policy expects (any
@@ -259,7 +265,7 @@ impl TlsClientContext {
     /// Replaces the trust anchors (a CA rollover), with the same effects as
     /// [`Self::set_revocations`].
     pub fn set_trust(&self, trust: TrustStore) {
-        self.verifier.set_trust(trust);
+        self.verifier.set_trust(with_own_cas(trust, &self.own_cas));
         self.sessions.clear();
     }
 
@@ -298,6 +304,22 @@ fn check_alpn(alpn: &[Vec<u8>]) -> Result<(), TlsError> {
 }
 
 /// Our chain and signer, after checking the leaf carries the signer's key.
+/// Our chain's CA certificates, and `trust` completing peers' chains through them (a peer may
+/// send its leaf alone when we know its site CA). Fails with [`TlsError::Config`] when one is
+/// not a CA.
+fn knowing_own_cas(chain_der: &[Vec<u8>], trust: TrustStore) -> Result<(Vec<Vec<u8>>, TrustStore), TlsError> {
+    let own_cas: Vec<Vec<u8>> = chain_der.iter().skip(1).cloned().collect();
+    let trust =
+        trust.with_intermediates(&own_cas).map_err(|_| TlsError::Config("a certificate above the leaf is not a CA"))?;
+    Ok((own_cas, trust))
+}
+
+/// `trust` completing chains through `own_cas`, which [`knowing_own_cas`] accepted (so this
+/// cannot fail; if it did, the trust would merely complete no chain).
+fn with_own_cas(trust: TrustStore, own_cas: &[Vec<u8>]) -> TrustStore {
+    trust.clone().with_intermediates(own_cas).unwrap_or(trust)
+}
+
 fn certified_key(chain_der: Vec<Vec<u8>>, signer: Box<dyn CertSigner + Send + Sync>) -> Result<CertifiedKey, TlsError> {
     let leaf = match chain_der.first() {
         Some(leaf) if chain_der.len() <= MAX_CHAIN_LEN => leaf,

@@ -132,9 +132,11 @@ pub(crate) fn certificate_error(error: VerifyError) -> rustls::Error {
         VerifyError::Chain => CertificateError::UnknownIssuer,
         VerifyError::KeyUsage => CertificateError::InvalidPurpose,
         VerifyError::Malformed => CertificateError::BadEncoding,
-        VerifyError::TenantMismatch | VerifyError::DeviceMismatch | VerifyError::Pin => {
-            CertificateError::Other(rustls::OtherError(std::sync::Arc::new(error)))
-        }
+        VerifyError::TenantMismatch
+        | VerifyError::DeviceMismatch
+        | VerifyError::Pin
+        | VerifyError::RevocationStale
+        | VerifyError::NameConstraint => CertificateError::Other(rustls::OtherError(std::sync::Arc::new(error))),
     })
 }
 

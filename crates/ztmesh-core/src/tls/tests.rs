@@ -99,20 +99,24 @@ fn server_names_carry_the_expected_device() {
 
 #[test]
 fn revocation_of_an_identity_by_serial_or_key() {
+    let fixture = Fixture::new();
     let identity = |serial: &str| PeerIdentity {
         device_id: "d".into(),
         tenant: "t".into(),
         roles: Vec::new(),
         serial: serial.into(),
         spki_sha256: [1; 32],
+        issuer_key_id: fixture.site.key_id(),
         not_after: SystemTime::now(),
     };
-    let fixture = Fixture::new();
     let revoked = fixture.revocations(&[(vec![0x0a, 0xbc], [9; 32])]);
     assert!(is_revoked(&identity("abc"), &revoked), "odd-length serial");
     assert!(!is_revoked(&identity("abd"), &revoked));
     let by_key = fixture.revocations(&[(vec![0x55], [1; 32])]);
     assert!(is_revoked(&identity("abd"), &by_key));
+    // Only the issuer's own data counts: the same serial and key under another CA are not revoked.
+    let foreign = PeerIdentity { issuer_key_id: fixture.root.key_id(), ..identity("abc") };
+    assert!(!is_revoked(&foreign, &revoked) && !is_revoked(&foreign, &by_key));
 }
 
 /// A root, a site CA, and devices under it.

@@ -85,10 +85,30 @@ pub const TEST_OBJECT: Label = Label("ztmesh-test-object-v1");
 /// signed for one purpose being refused for another.
 pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
 
+/// A node's key over an audit checkpoint: "my audit log had this many records, ending with this
+/// hash" ([`crate::wire::checkpoint`]).
+pub const AUDIT_CHECKPOINT: Label = Label("ztmesh-audit-checkpoint-v1");
+
 /// The prologue of every Noise link handshake (as [`Label::prefix`]): both sides bind it into
 /// the handshake hash, so a link speaking another version of the link protocol fails at the
 /// first authenticated message ([`crate::link`]).
 pub const NOISE_LINK_PROLOGUE: Label = Label("ztmesh-noise-link-v2");
+
+/// HKDF-SHA256 `info` deriving an enrollment token's id (what the CA stores and looks it up by)
+/// from the token's secret ([`crate::enroll::EnrollmentToken`]).
+pub const ENROLL_TOKEN_ID: Label = Label("ztmesh-enroll-token-id-v1");
+
+/// HKDF-SHA256 `info` deriving, from an enrollment token's secret, the seed of the Ed25519 key
+/// that proves the token's holder made a request ([`ENROLL_PROOF`], [`NONCE_PROOF`]).
+pub const ENROLL_TOKEN_KEY: Label = Label("ztmesh-enroll-token-key-v1");
+
+/// A token's proof key over an enrollment request: "the holder of this token asks for a
+/// certificate for this CSR" (the body is SHA-256 of the CSR ‖ the node id, if any).
+pub const ENROLL_PROOF: Label = Label("ztmesh-enroll-proof-v1");
+
+/// A token's proof key over a nonce request: "the holder of this token asks for an attestation
+/// nonce for this node" (the body is the node id).
+pub const NONCE_PROOF: Label = Label("ztmesh-nonce-proof-v1");
 
 /// Every label in this registry. A label missing here is a label no test checks.
 pub const ALL: &[Label] = &[
@@ -102,12 +122,18 @@ pub const ALL: &[Label] = &[
     TEST_OBJECT,
     TEST_OBJECT_OTHER,
     NOISE_LINK_PROLOGUE,
+    ENROLL_TOKEN_ID,
+    ENROLL_TOKEN_KEY,
+    ENROLL_PROOF,
+    NONCE_PROOF,
+    AUDIT_CHECKPOINT,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
 /// outside the core (the binding, configuration) use for them. Every other label is used by
 /// one fixed protocol only, and a signed object can never be made under it.
-pub const SIGNED_OBJECTS: &[(&str, Label)] = &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER)];
+pub const SIGNED_OBJECTS: &[(&str, Label)] =
+    &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER), ("audit-checkpoint", AUDIT_CHECKPOINT)];
 
 /// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).
 pub fn is_signed_object(label: Label) -> bool {

@@ -32,12 +32,18 @@ pub struct Device {
 
 impl Pki {
     pub fn new(name: &str) -> Self {
+        Self::with_tenants(name, &[])
+    }
+
+    /// A PKI whose site CA is bound to `tenants` by name constraints (none: unconstrained).
+    pub fn with_tenants(name: &str, tenants: &[&str]) -> Self {
         let created = SystemTime::now() - 30 * DAY;
         let mut root_params = CaParams::root(format!("{name} root"), "ztmesh test");
         root_params.now = created;
         let root = CertificateAuthority::create_root(&root_params).unwrap().authority().unwrap();
         let mut site_params = CaParams::site(format!("{name} site"), "ztmesh test");
         site_params.now = created;
+        site_params.tenants = tenants.iter().map(|t| (*t).to_owned()).collect();
         let site = root.create_site_ca(&site_params).unwrap().authority().unwrap();
         let trust = TrustStore::from_der(&[root.certificate_der()]).unwrap();
         Self { root, site, trust }
