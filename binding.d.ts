@@ -1032,15 +1032,27 @@ export interface NonceAnswer {
 export interface NonceRequest {
   /** The device id the nonce is bound to. */
   nodeId: string
-  /** The id of the device's enrollment token, hex. */
-  tokenId: string
+  /** Before enrollment: the id of the device's enrollment token, hex (with `tokenProof`). */
+  tokenId?: string
   /** The token's proof over the node id (an Ed25519 signature), hex. */
-  tokenProof: string
+  tokenProof?: string
+  /**
+   * After enrollment, instead of a token: the device's current certificate, PEM (with
+   * `timestampMs` and `signature`).
+   */
+  certificate?: string
+  /** When the request was signed, milliseconds since the epoch. */
+  timestampMs?: number
+  /** The certificate key's signature over `nonceRequestMessage(timestampMs, nodeId)`. */
+  signature?: Buffer
   /** The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge). */
   ekCertificate?: Buffer
   /** The attestation key's public area, a marshalled `TPMT_PUBLIC`. */
   akPublic?: Buffer
 }
+
+/** The bytes the certificate key of a nonce request signs (after enrollment, for an attested rotation). */
+export declare function nonceRequestMessage(timestampMs: number, nodeId: string): Buffer
 
 /** The token's proof (hex) over a nonce request for `nodeId`; `ERR_TOKEN_INVALID`. */
 export declare function nonceRequestProof(token: string, nodeId: string): string

@@ -12,7 +12,7 @@ import { CaService } from '../src/ca/index.js'
 import { CA_MIGRATIONS } from '../src/ca/schema.js'
 import { createEnrollmentServer } from '../src/ca/server.js'
 import { TokenStore } from '../src/ca/tokens.js'
-import { enrollRequestFor, nonceRequestFor } from '../src/protocol/enroll.js'
+import { encodeNonceRequest, enrollRequestFor, nonceRequestByCertificate, nonceRequestFor } from '../src/protocol/enroll.js'
 import { openDatabase } from '../src/storage/index.js'
 import { akBindingMessage, buildCsr, generateP256Key, RevocationSet, SigningKey, Tpm, TrustStore, verifyPeer } from '../src/index.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
@@ -45,7 +45,7 @@ function proofOf(token: string, csr: string, nodeId?: string): { token_id: strin
 /** A nonce request of the holder of `token`, in wire form. */
 function nonceBody(token: string, nodeId: string): { node_id: string; token_id: string; token_proof: string } {
   const request = nonceRequestFor(token, nodeId)
-  return { node_id: nodeId, token_id: request.tokenId, token_proof: request.tokenProof }
+  return { node_id: nodeId, token_id: request.tokenId!, token_proof: request.tokenProof! }
 }
 
 async function post(url: string, body: unknown, type = 'application/json') {
@@ -500,4 +500,48 @@ test('a registry of before attestation migrates: its tokens get no roles, and (n
   const tokenId = createHash('sha256').update(token).digest('hex')
   t.throws(() => new TokenStore(db).check({ tokenId, tokenProof: '00'.repeat(64), csr: 'csr' }), { code: 'ERR_TOKEN_INVALID' })
   t.deepEqual(db.prepare('SELECT * FROM attestations').all(), [])
+})
+
+test('an enrolled device asks for a rotation nonce with its certificate key; a revoked, foreign, stale or forged certificate request is refused and audited', async (t) => {
+  const now = Date.now()
+  const { ca } = await freshCa(t, () => now)
+  const url = await serve(t, ca)
+  const device = (deviceId: string) => {
+    const pkcs8 = generateP256Key()
+    const enrolled = ca.enroll(enrollRequestFor(ca.createToken({ deviceId, tenant: 'hotel-1' }).token, buildCsr(pkcs8, deviceId, 'hotel-1')), 'test')
+    const key = SigningKey.fromPkcs8('ecdsa-p256-sha256', pkcs8)
+    return { certificate: enrolled.certificate, serial: enrolled.serial, sign: (message: Buffer) => key.sign(message) }
+  }
+  const node = device('node-1')
+  const other = device('node-2')
+  const codeOf = (run: () => unknown) => {
+    try {
+      run()
+      return 'issued'
+    } catch (error) {
+      return (error as { code?: string }).code
+    }
+  }
+
+  // The genuine request, over HTTP: its certificate names the node, its key signed now.
+  const answer = await post(`${url}/v1/attest/nonce`, encodeNonceRequest(nonceRequestByCertificate(node.certificate, 'node-1', node.sign, now)).toString())
+  t.is(answer.status, 200)
+  t.like(auditRows(ca, 'attest.nonce').at(-1), { outcome: 'allow', detail: { auth: 'certificate', device: 'node-1', serial: node.serial } })
+
+  // The attacks: another device's certificate (well signed) for node-1's nonces; node-1's
+  // certificate signed by another key; a signature of long ago; a certificate since revoked.
+  t.is(codeOf(() => ca.issueNonce(nonceRequestByCertificate(other.certificate, 'node-1', other.sign, now), 'attacker')), 'ERR_FORBIDDEN')
+  t.is(codeOf(() => ca.issueNonce(nonceRequestByCertificate(node.certificate, 'node-1', other.sign, now), 'attacker')), 'ERR_UNAUTHENTICATED')
+  t.is(codeOf(() => ca.issueNonce(nonceRequestByCertificate(node.certificate, 'node-1', node.sign, now - 3_600_000), 'attacker')), 'ERR_UNAUTHENTICATED')
+  ca.revoke({ serial: node.serial }, 'keyCompromise')
+  t.is(codeOf(() => ca.issueNonce(nonceRequestByCertificate(node.certificate, 'node-1', node.sign, now), 'attacker')), 'ERR_CERT_REVOKED')
+  const revoked = await post(`${url}/v1/attest/nonce`, encodeNonceRequest(nonceRequestByCertificate(node.certificate, 'node-1', node.sign, now)).toString())
+  t.like(revoked, { json: { code: 'ERR_CERT_REVOKED' } })
+  t.true(revoked.status >= 400)
+  t.deepEqual(
+    auditRows(ca, 'attest.nonce')
+      .filter((row) => row.outcome === 'deny')
+      .map((row) => row.reason),
+    ['ERR_FORBIDDEN', 'ERR_UNAUTHENTICATED', 'ERR_UNAUTHENTICATED', 'ERR_CERT_REVOKED', 'ERR_CERT_REVOKED'],
+  )
 })

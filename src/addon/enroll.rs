@@ -127,10 +127,17 @@ pub struct NonceAnswer {
 pub struct NonceRequest {
     /// The device id the nonce is bound to.
     pub node_id: String,
-    /// The id of the device's enrollment token, hex.
-    pub token_id: String,
+    /// Before enrollment: the id of the device's enrollment token, hex (with `tokenProof`).
+    pub token_id: Option<String>,
     /// The token's proof over the node id (an Ed25519 signature), hex.
-    pub token_proof: String,
+    pub token_proof: Option<String>,
+    /// After enrollment, instead of a token: the device's current certificate, PEM (with
+    /// `timestampMs` and `signature`).
+    pub certificate: Option<String>,
+    /// When the request was signed, milliseconds since the epoch.
+    pub timestamp_ms: Option<f64>,
+    /// The certificate key's signature over `nonceRequestMessage(timestampMs, nodeId)`.
+    pub signature: Option<Buffer>,
     /// The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge).
     pub ek_certificate: Option<Buffer>,
     /// The attestation key's public area, a marshalled `TPMT_PUBLIC`.
@@ -165,6 +172,12 @@ pub fn check_pcr_selection(pcrs: Vec<u32>) -> Result<Vec<u32>> {
 #[napi]
 pub fn rotation_message(timestamp_ms: f64, csr_pem: String) -> Result<Buffer> {
     sync(|| Ok(core::rotation_message(time(timestamp_ms)?, &csr_pem).into()))
+}
+
+/// The bytes the certificate key of a nonce request signs (after enrollment, for an attested rotation).
+#[napi]
+pub fn nonce_request_message(timestamp_ms: f64, node_id: String) -> Result<Buffer> {
+    sync(|| Ok(core::nonce_request_message(time(timestamp_ms)?, &node_id).into()))
 }
 
 /// Encodes an enrollment request body.
@@ -280,12 +293,27 @@ pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
             (Some(ek), Some(ak)) => Some(core::Endorsement { ek_certificate: ek.to_vec(), ak_public: ak.to_vec() }),
             _ => return Err(crate::error::invalid_argument("ekCertificate and akPublic come together")),
         };
-        let request = core::NonceRequest {
-            node_id: request.node_id,
-            token_id: hex32("tokenId", &request.token_id)?,
-            token_proof: hex_bytes::<64>("tokenProof", &request.token_proof)?,
-            endorsement,
-        };
+        let auth =
+            match (request.token_id, request.token_proof, request.certificate, request.timestamp_ms, request.signature)
+            {
+                (Some(id), Some(proof), None, None, None) => core::NonceAuth::Token {
+                    token_id: hex32("tokenId", &id)?,
+                    token_proof: hex_bytes::<64>("tokenProof", &proof)?,
+                },
+                (None, None, Some(certificate_pem), Some(timestamp_ms), Some(signature)) => {
+                    core::NonceAuth::Certificate {
+                        certificate_pem,
+                        timestamp_ms: time(timestamp_ms)?,
+                        signature: signature.to_vec(),
+                    }
+                }
+                _ => {
+                    return Err(crate::error::invalid_argument(
+                        "a nonce request has tokenId and tokenProof, or certificate, timestampMs and signature",
+                    ))
+                }
+            };
+        let request = core::NonceRequest { node_id: request.node_id, auth, endorsement };
         Ok(request.encode()?.into())
     })
 }
@@ -299,10 +327,21 @@ pub fn decode_nonce_request(body: &[u8]) -> Result<NonceRequest> {
             Some(e) => (Some(e.ek_certificate.into()), Some(e.ak_public.into())),
             None => (None, None),
         };
+        let (token_id, token_proof, certificate, timestamp_ms, signature) = match request.auth {
+            core::NonceAuth::Token { token_id, token_proof } => {
+                (Some(hex(&token_id)), Some(hex(&token_proof)), None, None, None)
+            }
+            core::NonceAuth::Certificate { certificate_pem, timestamp_ms, signature } => {
+                (None, None, Some(certificate_pem), Some(timestamp_ms as f64), Some(signature.into()))
+            }
+        };
         Ok(NonceRequest {
             node_id: request.node_id,
-            token_id: hex(&request.token_id),
-            token_proof: hex(&request.token_proof),
+            token_id,
+            token_proof,
+            certificate,
+            timestamp_ms,
+            signature,
             ek_certificate,
             ak_public,
         })

@@ -42,7 +42,7 @@ import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } 
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import { rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
+import { nonceRequestMessage, rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
 
 
 /** Options of {@link CaService.init}. */
@@ -271,9 +271,10 @@ export class CaService implements ReattestationSink {
 
   /**
    * Issues a single-use attestation nonce bound to the request's node, for the quote of its
-   * enrollment; also says which PCRs to quote. Only the holder of that node's enrollment token
-   * gets one (the request's token proof: `ERR_TOKEN_INVALID`, `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN`
-   * for another node's token), so nobody else can evict its nonces. Audited (the nonce itself is
+   * enrollment (or attested rotation); also says which PCRs to quote. Only the holder of that
+   * node's enrollment token gets one (the request's token proof: `ERR_TOKEN_INVALID`,
+   * `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN` for another node's token), or, once enrolled, of its
+   * certificate key (see #checkNonceCertificate), so nobody else can evict its nonces. Audited (the nonce itself is
    * not secret, but is not logged).
    */
   issueNonce(request: NonceRequest, actor: string): IssuedNonce {
@@ -282,7 +283,8 @@ export class CaService implements ReattestationSink {
       if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       detail.device = nodeId.slice(0, 64)
       checkDeviceId(nodeId)
-      this.tokens.checkNonceRequest(request)
+      if (request.certificate !== undefined) this.#checkNonceCertificate(request, detail)
+      else this.tokens.checkNonceRequest(request)
       const settings = this.attestationSettings()
       // The credential challenge (issue 10 §3): the EK certificate must chain to a trusted EK CA
       // and the AK must be a restricted key fixed to its TPM; the secret goes to that TPM alone.
@@ -298,6 +300,27 @@ export class CaService implements ReattestationSink {
         ...(challenge !== undefined && { challenge: { credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret } }),
       }
     })
+  }
+
+  /**
+   * The authentication of an enrolled device's nonce request (its token is spent): its current
+   * certificate, decided by `verify_peer` as for a rotation (revoked: `ERR_CERT_REVOKED`; expired
+   * within the grace period: accepted), must name the node the nonce is for (`ERR_FORBIDDEN`),
+   * and its key must have signed {@link nonceRequestMessage} within the rotation window
+   * (`ERR_UNAUTHENTICATED`).
+   */
+  #checkNonceCertificate(request: NonceRequest, detail: Detail): void {
+    const { certificate, timestampMs, signature, nodeId } = request
+    if (certificate === undefined || timestampMs === undefined || signature === undefined) throw createError('ERR_BAD_REQUEST', 'a certificate nonce request is signed and dated')
+    detail.auth = 'certificate'
+    const now = this.#now()
+    if (Math.abs(now - timestampMs) > ROTATION_WINDOW_MS) throw createError('ERR_UNAUTHENTICATED', 'the nonce request is too old or from the future')
+    const peer = this.#verifyCurrent(certificate, now, DEFAULT_GRACE_SECONDS)
+    Object.assign(detail, { tenant: peer.tenant, serial: peer.serial })
+    if (!verifyCertificateSignature(certificate, nonceRequestMessage(timestampMs, nodeId), signature)) {
+      throw createError('ERR_UNAUTHENTICATED', 'the nonce request is not signed by the certificate key')
+    }
+    if (peer.deviceId !== nodeId) throw createError('ERR_FORBIDDEN', 'the certificate is for another device')
   }
 
   /** The CA's attestation settings. */

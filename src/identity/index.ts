@@ -57,6 +57,8 @@ import {
   encodeRotationRequest,
   enrollRequestFor,
   ENROLLMENT_ROUTES,
+  nonceRequestByCertificate,
+  nonceRequestFor,
   rotationMessage,
   type EnrollResponse,
 } from '../protocol/enroll.js'
@@ -156,7 +158,7 @@ export class DeviceIdentity {
     const csr = key.buildCsr(deviceId, tenant)
     const attestation = await enrollmentAttestation(key, {
       url: init.url,
-      token: init.token,
+      authenticate: (nodeId) => nonceRequestFor(init.token, nodeId),
       deviceId,
       mode: init.attestation ?? 'auto',
       pcrs: init.attestationPcrs ?? DEFAULT_ATTESTATION_PCRS,
@@ -258,9 +260,19 @@ export class DeviceIdentity {
     const timestamp = init.now ?? Date.now()
     const signature = this.#key.sign(rotationMessage(timestamp, csr))
     // An attested device keeps its status only with a fresh quote and the AK's certification of
-    // the new key; its nonce request needs an authentication without the (spent) token, which
-    // the next change adds. Until then it rotates unattested.
-    const attestation = undefined as Awaited<ReturnType<typeof enrollmentAttestation>>
+    // the new key; its token is spent, so its current certificate key signs the nonce request.
+    const attestation =
+      next instanceof TpmDeviceKey && current.deviceId !== undefined
+        ? await enrollmentAttestation(next, {
+            url: this.#url,
+            authenticate: (nodeId) => nonceRequestByCertificate(this.certificatePem, nodeId, (message) => this.#key.sign(message), timestamp),
+            deviceId: current.deviceId,
+            mode: 'auto',
+            pcrs: DEFAULT_ATTESTATION_PCRS,
+            ...(init.signal !== undefined && { signal: init.signal }),
+            ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
+          })
+        : undefined
     const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature, ...(attestation !== undefined && { attestation }) })
     const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, init))
     // Checked against the device's own trust before the old certificate and key are replaced.

@@ -7,7 +7,7 @@ use super::codec::{self, Side};
 use super::error::EnrollError;
 use super::pcrs::PcrSelection;
 use super::{MAX_EVIDENCE_FIELD, MAX_REQUEST, MAX_RESPONSE};
-use crate::wire::labels::ROTATION;
+use crate::wire::labels::{NONCE_BY_CERTIFICATE, ROTATION};
 
 /// The longest CSR or certificate, PEM.
 const MAX_PEM: usize = 16 * 1024;
@@ -38,21 +38,51 @@ pub fn rotation_message(timestamp_ms: u64, csr_pem: &str) -> Vec<u8> {
     ROTATION.message(&body)
 }
 
-/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote, proving that
-/// it holds the enrollment token of that node ([`super::EnrollmentToken::prove_nonce_request`]),
-/// so that nobody else can use up or evict its nonces; and, to prove its attestation key lives in
-/// a real TPM, for a credential challenge.
+/// The bytes the certificate key of a [`NonceAuth::Certificate`] request signs:
+/// `NONCE_BY_CERTIFICATE.message(timestamp_ms as u64 big-endian ‖ node id)`.
+pub fn nonce_request_message(timestamp_ms: u64, node_id: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + node_id.len());
+    body.extend_from_slice(&timestamp_ms.to_be_bytes());
+    body.extend_from_slice(node_id.as_bytes());
+    NONCE_BY_CERTIFICATE.message(&body)
+}
+
+/// `POST /v1/attest/nonce`: a device asks for the nonce of a quote, proving who it is so that
+/// nobody else can use up or evict its nonces; and, to prove its attestation key lives in a real
+/// TPM, for a credential challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NonceRequest {
     /// The device id the nonce is bound to.
     pub node_id: String,
-    /// The id of the device's enrollment token.
-    pub token_id: [u8; 32],
-    /// The token's proof over the node id (an Ed25519 signature).
-    pub token_proof: [u8; 64],
+    /// How the request proves it comes from that device.
+    pub auth: NonceAuth,
     /// The TPM's endorsement key certificate and its AK's public area, for the CA's
     /// `MakeCredential` (see [`crate::attest::make_credential`]).
     pub endorsement: Option<Endorsement>,
+}
+
+/// How a [`NonceRequest`] proves it comes from its node: exactly one of the two on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NonceAuth {
+    /// Before enrollment: the proof of the node's enrollment token
+    /// ([`super::EnrollmentToken::prove_nonce_request`]).
+    Token {
+        /// The id of the device's enrollment token.
+        token_id: [u8; 32],
+        /// The token's proof over the node id (an Ed25519 signature).
+        token_proof: [u8; 64],
+    },
+    /// After enrollment (an attested rotation, when the token is spent): the device's current
+    /// certificate, and its key's signature over [`nonce_request_message`]. The CA decides the
+    /// certificate with `verify_peer` and checks its device id is the node id.
+    Certificate {
+        /// The device's current certificate, PEM.
+        certificate_pem: String,
+        /// When the request was signed, milliseconds since the epoch.
+        timestamp_ms: u64,
+        /// The certificate key's signature over [`nonce_request_message`].
+        signature: Vec<u8>,
+    },
 }
 
 /// What a device presents for a credential challenge.
@@ -80,8 +110,16 @@ const MAX_NONCE_REQUEST: usize = 4096;
 #[serde(deny_unknown_fields)]
 struct WireNonceRequest {
     node_id: String,
-    token_id: String,
-    token_proof: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_proof: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ek_certificate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +128,9 @@ struct WireNonceRequest {
 
 impl NonceRequest {
     /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed (an
-    /// EK certificate without an AK public area, or the reverse, included).
+    /// EK certificate without an AK public area, or the reverse, included), and unless it carries
+    /// exactly one whole authentication: a token proof, or a certificate with its signature.
+    /// The proof is not checked here: that needs the CA's records.
     pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
         let side = Side::Request;
         let wire: WireNonceRequest = codec::decode_json(bytes, MAX_NONCE_REQUEST, side, "the nonce request")?;
@@ -102,21 +142,51 @@ impl NonceRequest {
             }),
             _ => return Err(side.error("ek_certificate and ak_public come together")),
         };
-        Ok(Self {
-            node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?,
-            token_id: codec::hex_array(&wire.token_id, side, "token_id")?,
-            token_proof: codec::hex_array(&wire.token_proof, side, "token_proof")?,
-            endorsement,
-        })
+        let auth = match (wire.token_id, wire.token_proof, wire.certificate, wire.timestamp, wire.signature) {
+            (Some(id), Some(proof), None, None, None) => NonceAuth::Token {
+                token_id: codec::hex_array(&id, side, "token_id")?,
+                token_proof: codec::hex_array(&proof, side, "token_proof")?,
+            },
+            (None, None, Some(certificate), Some(timestamp), Some(signature)) => NonceAuth::Certificate {
+                certificate_pem: codec::text(certificate, MAX_PEM, side, "certificate")?,
+                timestamp_ms: codec::time_ms(timestamp, side, "timestamp")?,
+                signature: codec::base64(&signature, side, "signature")?,
+            },
+            _ => {
+                return Err(side.error("a nonce request carries a token proof or a signed certificate, whole, not both"))
+            }
+        };
+        Ok(Self { node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?, auth, endorsement })
     }
 
     /// Encodes the request body (the device's side).
     pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
-        let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, Side::Request, "node_id").map_err(invalid)?;
+        let side = Side::Request;
+        let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, side, "node_id").map_err(invalid)?;
+        let (mut token_id, mut token_proof, mut certificate, mut timestamp, mut signature) =
+            (None, None, None, None, None);
+        match &self.auth {
+            NonceAuth::Token { token_id: id, token_proof: proof } => {
+                token_id = Some(codec::to_hex(id));
+                token_proof = Some(codec::to_hex(proof));
+            }
+            NonceAuth::Certificate { certificate_pem, timestamp_ms, signature: signed } => {
+                if signed.is_empty() {
+                    return Err(EnrollError::InvalidArgument("the nonce request is not signed".into()));
+                }
+                certificate =
+                    Some(codec::text(certificate_pem.clone(), MAX_PEM, side, "certificate").map_err(invalid)?);
+                timestamp = Some(codec::time_ms(*timestamp_ms, side, "timestamp").map_err(invalid)?);
+                signature = Some(codec::to_base64(signed));
+            }
+        }
         let wire = WireNonceRequest {
             node_id,
-            token_id: codec::to_hex(&self.token_id),
-            token_proof: codec::to_hex(&self.token_proof),
+            token_id,
+            token_proof,
+            certificate,
+            timestamp,
+            signature,
             ek_certificate: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ek_certificate)),
             ak_public: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ak_public)),
         };

@@ -80,13 +80,31 @@ fn every_message_round_trips_through_its_codec() {
         matches!(RotationRequest::decode(wire.to_string().as_bytes()), Err(EnrollError::BadRequest(_))),
         "a third of a certification"
     );
-    let nonce = NonceRequest { node_id: "n1".into(), token_id: [1; 32], token_proof: [2; 64], endorsement: None };
+    let nonce = NonceRequest {
+        node_id: "n1".into(),
+        auth: NonceAuth::Token { token_id: [1; 32], token_proof: [2; 64] },
+        endorsement: None,
+    };
     assert_eq!(NonceRequest::decode(&nonce.encode().unwrap()).unwrap(), nonce);
     let endorsed = NonceRequest {
         endorsement: Some(Endorsement { ek_certificate: vec![1; 1500], ak_public: vec![2; 90] }),
         ..nonce.clone()
     };
     assert_eq!(NonceRequest::decode(&endorsed.encode().unwrap()).unwrap(), endorsed);
+    let by_certificate = NonceRequest {
+        auth: NonceAuth::Certificate {
+            certificate_pem: "c".into(),
+            timestamp_ms: 1_700_000_000_000,
+            signature: vec![9; 71],
+        },
+        ..nonce.clone()
+    };
+    assert_eq!(NonceRequest::decode(&by_certificate.encode().unwrap()).unwrap(), by_certificate);
+    let unsigned = NonceRequest {
+        auth: NonceAuth::Certificate { certificate_pem: "c".into(), timestamp_ms: 1, signature: vec![] },
+        ..nonce.clone()
+    };
+    assert!(unsigned.encode().is_err(), "an unsigned certificate request is never written");
     let answer = NonceAnswer {
         nonce: vec![7; 32],
         expires_at_ms: 5,
@@ -231,6 +249,7 @@ fn malformed_rotation_and_nonce_requests_are_bad_requests() {
     let proof = "22".repeat(64);
     let good = format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{proof}"}}"#);
     assert!(NonceRequest::decode(good.as_bytes()).is_ok());
+    assert!(NonceRequest::decode(br#"{"node_id":"n","certificate":"c","timestamp":1,"signature":"AA=="}"#).is_ok());
     let cases = [
         "{}".to_owned(),
         format!(r#"{{"node_id":42,"token_id":"{id}","token_proof":"{proof}"}}"#),
@@ -241,6 +260,16 @@ fn malformed_rotation_and_nonce_requests_are_bad_requests() {
         format!(r#"{{"node_id":"n","token_id":"{id}"}}"#),
         format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{}"}}"#, &proof[2..]),
         format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{id}"}}"#),
+        // A certificate without its signature or time, or both authentications at once.
+        r#"{"node_id":"n","certificate":"c","timestamp":1}"#.to_owned(),
+        r#"{"node_id":"n","certificate":"c","signature":"AA=="}"#.to_owned(),
+        r#"{"node_id":"n","timestamp":1,"signature":"AA=="}"#.to_owned(),
+        format!(
+            r#"{{"node_id":"n","token_id":"{id}","token_proof":"{proof}","certificate":"c","timestamp":1,"signature":"AA=="}}"#
+        ),
+        format!(r#"{{"node_id":"n","token_id":"{id}","certificate":"c","timestamp":1,"signature":"AA=="}}"#),
+        r#"{"node_id":"n","certificate":"c","timestamp":-1,"signature":"AA=="}"#.to_owned(),
+        r#"{"node_id":"n","certificate":"c","timestamp":1,"signature":"not base64"}"#.to_owned(),
     ];
     for case in cases {
         assert_eq!(NonceRequest::decode(case.as_bytes()).unwrap_err().code(), "ERR_BAD_REQUEST", "{case}");
