@@ -55,18 +55,26 @@ function gatewayIdentity(ca: CaService) {
  * secure server whose answers the test can replace.
  */
 async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string) {
-  const tpm = Tpm.open((await startSwtpm(t)).tcti)
-  const key = tpm.loadKey(await tpm.createSigningKey())
+  // A TPM with an EK certificate of a maker the CA trusts: `required` enrolls only such a TPM.
+  const swtpm = await startSwtpm(t, { ek: true })
+  ca.setAttestationSettings({ ekCasPem: swtpm.ekCasPem! })
+  const tpm = Tpm.open(swtpm.tcti)
+  const keyBlob = await tpm.createSigningKey()
+  const key = tpm.loadKey(keyBlob)
   const ak = await tpm.createAttestationKey()
   const genuine = async (request: QuoteRequest): Promise<BoundQuote> => {
     const quote = await tpm.quote(ak, request.nonce, request.pcrs)
     return { ...quote, akBinding: key.sign(akBindingMessage(quote.akPublicPem)) }
   }
   const { token } = ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['pos-terminal'] })
-  const issued = ca.issueNonce(nonceRequestFor(token, deviceId), 'test')
-  const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
+  const issued = ca.issueNonce({ ...nonceRequestFor(token, deviceId), ekCertificate: await tpm.ekCertificate(), akPublic: tpm.publicArea(ak) }, 'test')
+  const nonce = Buffer.from(issued.nonce, 'hex')
+  const quote = await genuine({ nonce, pcrs: issued.pcrs })
   const csr = key.buildCsr(deviceId, 'hotel-1')
-  const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), quote }
+  const activatedSecret = await tpm.activateCredential(ak, issued.challenge!.credentialBlob, issued.challenge!.encryptedSecret)
+  const certified = await tpm.certify(ak, keyBlob, nonce)
+  const certification = { keyPublic: tpm.publicArea(keyBlob), attest: certified.attest, signature: certified.signature }
+  const attestation = { nonce, quote, activatedSecret, certification }
   const enrolled = ca.enroll(enrollRequestFor(token, csr, { nodeId: deviceId, attestation }), 'test')
   // One quote budget per peer across all the node's links, as DeviceIdentity.answerQuotes has;
   // its clock stands still, so the budget never refills during a test.

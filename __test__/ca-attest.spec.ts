@@ -54,17 +54,37 @@ async function post(url: string, body: unknown, type = 'application/json') {
   return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>) }
 }
 
-/** A node whose certificate key and attestation key live in a fresh swtpm. */
+/**
+ * A node whose certificate key and attestation key live in a fresh swtpm with an EK certificate
+ * of a maker the CA may trust (`ekCasPem`): its nonce requests carry `endorsement`, and its
+ * attestations answer the credential challenge that came with the nonce and certify the CSR key.
+ */
 async function tpmNode(t: ExecutionContext, deviceId: string) {
-  const tpm = Tpm.open((await startSwtpm(t)).tcti)
-  const key = tpm.loadKey(await tpm.createSigningKey())
+  const swtpm = await startSwtpm(t, { ek: true })
+  const tpm = Tpm.open(swtpm.tcti)
+  const keyBlob = await tpm.createSigningKey()
+  const key = tpm.loadKey(keyBlob)
   const ak = await tpm.createAttestationKey()
+  const challenges = new Map<string, { credential_blob: string; encrypted_secret: string }>()
   return {
     tpm,
+    ekCasPem: swtpm.ekCasPem!,
     csr: key.buildCsr(deviceId, 'hotel-1'),
+    endorsement: { ek_certificate: (await tpm.ekCertificate()).toString('base64'), ak_public: tpm.publicArea(ak).toString('base64') },
+    /** Keeps the credential challenge of a nonce answer, for {@link attestation}. */
+    remember<T extends { nonce: string }>(answer: T): T {
+      const challenge = answer as Partial<{ credential_blob: string; encrypted_secret: string }>
+      if (challenge.credential_blob !== undefined && challenge.encrypted_secret !== undefined) {
+        challenges.set(answer.nonce, { credential_blob: challenge.credential_blob, encrypted_secret: challenge.encrypted_secret })
+      }
+      return answer
+    },
     /** The `attestation` member of an enrollment: a quote over `quotedNonce`, presented with `nonce`. */
     async attestation(nonce: string, pcrs: number[], quotedNonce = nonce, sign: (message: Buffer) => Buffer = (m) => key.sign(m)) {
       const quote = await tpm.quote(ak, Buffer.from(quotedNonce, 'hex'), pcrs)
+      const challenge = challenges.get(nonce)
+      const secret = challenge === undefined ? undefined : await tpm.activateCredential(ak, Buffer.from(challenge.credential_blob, 'base64'), Buffer.from(challenge.encrypted_secret, 'base64'))
+      const certification = await tpm.certify(ak, keyBlob, Buffer.from(nonce, 'hex'))
       return {
         type: 'tpm2-quote',
         nonce,
@@ -73,6 +93,10 @@ async function tpmNode(t: ExecutionContext, deviceId: string) {
         attest: quote.attest.toString('base64'),
         signature: quote.signature.toString('base64'),
         pcr_values: quote.pcrValues.toString('base64'),
+        key_public: tpm.publicArea(keyBlob).toString('base64'),
+        certify_attest: certification.attest.toString('base64'),
+        certify_signature: certification.signature.toString('base64'),
+        ...(secret !== undefined && { activated_secret: secret.toString('base64') }),
       }
     },
   }
@@ -87,12 +111,13 @@ tpmTestSerial('an enrollment that requires attestation succeeds with a genuine q
   const { ca } = await freshCa(t, () => now)
   const url = await serve(t, ca)
   const node = await tpmNode(t, 'node-1')
+  now = Date.now() // the CA's clock after the TPM's EK certificate was made
   const pcrs = Object.fromEntries(node.tpm.readPcrs([0, 7]).map((p) => [p.index, p.value]))
-  ca.setAttestationSettings({ mode: 'required', pcrPolicy: pcrs })
+  ca.setAttestationSettings({ mode: 'required', pcrPolicy: pcrs, ekCasPem: node.ekCasPem })
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
   const { token: node2Token } = ca.createToken({ deviceId: 'node-2', tenant: 'hotel-1' })
   const nonceFor = async (nodeId: string) =>
-    (await post(`${url}/v1/attest/nonce`, nonceBody(nodeId === 'node-2' ? node2Token : token, nodeId))).json as { nonce: string; expires_at: number; pcrs: number[] }
+    node.remember((await post(`${url}/v1/attest/nonce`, { ...nonceBody(nodeId === 'node-2' ? node2Token : token, nodeId), ...node.endorsement })).json as { nonce: string; expires_at: number; pcrs: number[] })
   const enroll = (attestation: unknown, withToken = token) => post(`${url}/v1/enroll`, { ...proofOf(withToken, node.csr, 'node-1'), csr: node.csr, node_id: 'node-1', attestation })
 
   t.like(await enroll(undefined), { status: 403, json: { code: 'ERR_ATTEST_REQUIRED' } })
@@ -157,9 +182,9 @@ tpmTestSerial('a quote that leaves out a PCR the CA asked for is refused, audite
   const url = await serve(t, ca)
   const node = await tpmNode(t, 'node-1')
   // The policy fixes PCR 7 only; the CA still asks for the boot PCRs 0 to 7, whose values become the baseline.
-  ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 7: node.tpm.readPcrs([7])[0]!.value } })
+  ca.setAttestationSettings({ mode: 'required', pcrPolicy: { 7: node.tpm.readPcrs([7])[0]!.value }, ekCasPem: node.ekCasPem })
   const { token } = ca.createToken({ deviceId: 'node-1', tenant: 'hotel-1' })
-  const nonceFor = async () => (await post(`${url}/v1/attest/nonce`, nonceBody(token, 'node-1'))).json as { nonce: string; pcrs: number[] }
+  const nonceFor = async () => node.remember((await post(`${url}/v1/attest/nonce`, { ...nonceBody(token, 'node-1'), ...node.endorsement })).json as { nonce: string; pcrs: number[] })
   const enroll = (attestation: unknown) => post(`${url}/v1/enroll`, { ...proofOf(token, node.csr, 'node-1'), csr: node.csr, node_id: 'node-1', attestation })
 
   // The attack: a quote over PCR 7 alone, which meets the policy, when 0 to 7 were asked for.
@@ -544,4 +569,34 @@ test('an enrolled device asks for a rotation nonce with its certificate key; a r
       .map((row) => row.reason),
     ['ERR_FORBIDDEN', 'ERR_UNAUTHENTICATED', 'ERR_UNAUTHENTICATED', 'ERR_CERT_REVOKED', 'ERR_CERT_REVOKED'],
   )
+})
+
+test('required mode without trusted EK CAs fails closed: a quote forged in software, which verifies as a quote, is refused and audited', async (t) => {
+  const { ca } = await freshCa(t)
+  const url = await serve(t, ca)
+  ca.setAttestationSettings({ mode: 'required' }) // and no --ek-cas: no challenge can be issued
+  const deviceKey = generateP256Key()
+  const csr = buildCsr(deviceKey, 'forger-2', 'hotel-1')
+  const { token } = ca.createToken({ deviceId: 'forger-2', tenant: 'hotel-1' })
+  const { privateKey: softwareAk } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const issued = (await post(`${url}/v1/attest/nonce`, nonceBody(token, 'forger-2'))).json as { nonce: string; pcrs: number[] }
+  t.is((issued as { credential_blob?: string }).credential_blob, undefined, 'no challenge without EK CAs')
+
+  // The attack: a quote built in JavaScript over the CA's nonce, the AK bound by the device key.
+  const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, softwareAk)
+  const attestation = {
+    type: 'tpm2-quote',
+    nonce: issued.nonce,
+    ak_public_pem: forged.akPublicPem,
+    ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
+    attest: forged.attest.toString('base64'),
+    signature: forged.signature.toString('base64'),
+    pcr_values: forged.pcrValues.toString('base64'),
+  }
+  const refused = await post(`${url}/v1/enroll`, { ...proofOf(token, csr, 'forger-2'), csr, node_id: 'forger-2', attestation })
+  t.like(refused, { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
+  t.regex(String(refused.json!.message), /attest_ek_cas/)
+  t.is(ca.listCertificates().length, 0)
+  t.is(ca.attestationStatus('forger-2'), undefined)
+  t.like(auditRows(ca, 'enroll').at(-1), { outcome: 'deny', reason: 'ERR_ATTEST_CREDENTIAL', detail: { device: 'forger-2' } })
 })

@@ -50,7 +50,8 @@ export interface AttestationSettings {
    * The trusted EK CA certificates (PEM: the TPM manufacturers' roots and CAs). When set, a
    * device that sends its EK certificate gets a credential challenge with its nonce, and under
    * `required` every enrollment must answer one (`ERR_ATTEST_CREDENTIAL`): only then is a quote
-   * known to come from a TPM. Default: none.
+   * known to come from a TPM. Default: none; `required` without any refuses every enrollment
+   * (it fails closed: a quote software can make proves nothing).
    */
   ekCasPem: string
 }

@@ -33,9 +33,12 @@ export const tokenTpmProvisioner: Provisioner = {
     if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', state === 'unknown' ? 'the attestation nonce was not issued to this device' : `the attestation nonce is ${state}`)
     context.presented(nonce, authorization.deviceId)
     // The AK is in a TPM whose EK chains to a trusted maker only if the TPM activated the
-    // nonce's credential for it; under `required` with EK CAs set, nothing less will do.
+    // nonce's credential for it; under `required`, nothing less will do. Without EK CAs no
+    // challenge can be issued, so `required` then refuses every enrollment: it fails closed
+    // rather than take a quote that software can make.
     const challenge = context.nonces.challenge(nonce)
-    if (challenge !== undefined || (context.settings.mode === 'required' && context.settings.ekCasPem !== '')) {
+    if (challenge !== undefined || context.settings.mode === 'required') {
+      if (context.settings.mode === 'required' && context.settings.ekCasPem === '') throw createError('ERR_ATTEST_CREDENTIAL', 'attestation is required, but the CA trusts no EK CAs (attest_ek_cas): no quote can be known to come from a TPM')
       if (challenge === undefined || evidence.activatedSecret === undefined) throw createError('ERR_ATTEST_CREDENTIAL', 'the enrollment answers no credential challenge of an EK the CA trusts')
       verifyActivatedSecret(evidence.activatedSecret, challenge.secretSha256)
       if (akPublicKeySha256(evidence.quote.akPublicPem) !== challenge.akSpkiSha256) throw createError('ERR_ATTEST_CREDENTIAL', 'the quote is by another attestation key than the challenged one')

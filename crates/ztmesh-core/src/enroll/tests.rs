@@ -177,6 +177,15 @@ fn a_rotation_signs_the_labelled_time_and_csr_hash() {
 }
 
 #[test]
+fn a_certificate_nonce_request_signs_the_labelled_time_and_node() {
+    let message = nonce_request_message(0x0102, "tablet-7");
+    assert_eq!(message, b"ztmesh-nonce-by-certificate-v1\0\0\0\0\0\0\0\x01\x02tablet-7".to_vec());
+    assert_ne!(nonce_request_message(0x0102, "tablet-8"), message);
+    assert_ne!(nonce_request_message(0x0103, "tablet-7"), message);
+    assert_ne!(&message[..], &rotation_message(0x0102, "tablet-7")[..], "another label than a rotation's");
+}
+
+#[test]
 fn malformed_requests_are_bad_requests_with_a_field_but_no_value() {
     let cases: Vec<Vec<u8>> = vec![
         b"".to_vec(),
