@@ -207,6 +207,20 @@ tpmTestSerial('a quote that leaves out a PCR the CA asked for is refused, audite
   )
 })
 
+/** The `attestation` of an enrollment, in wire form, around a quote forged with the software `ak`, bound by `deviceKey`. */
+function forgedAttestation(issued: { nonce: string; pcrs: number[] }, ak: KeyObject, deviceKey: Buffer) {
+  const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, ak)
+  return {
+    type: 'tpm2-quote',
+    nonce: issued.nonce,
+    ak_public_pem: forged.akPublicPem,
+    ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
+    attest: forged.attest.toString('base64'),
+    signature: forged.signature.toString('base64'),
+    pcr_values: forged.pcrValues.toString('base64'),
+  }
+}
+
 /**
  * The quote structures a machine without a TPM builds in JavaScript: a `TPMS_ATTEST` of type
  * quote over `nonce` and the all-zero SHA-256 PCRs `pcrs`, its `TPMT_SIGNATURE` by a software
@@ -263,17 +277,7 @@ tpmTestSerial('a machine without a TPM that forges the quote in JavaScript with 
   const { privateKey: softwareAk } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const nonceFor = async (body: Record<string, unknown> = {}) => (await post(`${url}/v1/attest/nonce`, { ...nonceBody(token, 'forger-1'), ...body })).json as { nonce: string; pcrs: number[]; credential_blob?: string }
   const attempt = async (issued: { nonce: string; pcrs: number[] }, extra: Record<string, unknown> = {}) => {
-    const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, softwareAk)
-    const attestation = {
-      type: 'tpm2-quote',
-      nonce: issued.nonce,
-      ak_public_pem: forged.akPublicPem,
-      ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
-      attest: forged.attest.toString('base64'),
-      signature: forged.signature.toString('base64'),
-      pcr_values: forged.pcrValues.toString('base64'),
-      ...extra,
-    }
+    const attestation = { ...forgedAttestation(issued, softwareAk, deviceKey), ...extra }
     return post(`${url}/v1/enroll`, { ...proofOf(token, csr, 'forger-1'), csr, node_id: 'forger-1', attestation })
   }
 
@@ -583,16 +587,7 @@ test('required mode without trusted EK CAs fails closed: a quote forged in softw
   t.is((issued as { credential_blob?: string }).credential_blob, undefined, 'no challenge without EK CAs')
 
   // The attack: a quote built in JavaScript over the CA's nonce, the AK bound by the device key.
-  const forged = forgeQuote(Buffer.from(issued.nonce, 'hex'), issued.pcrs, softwareAk)
-  const attestation = {
-    type: 'tpm2-quote',
-    nonce: issued.nonce,
-    ak_public_pem: forged.akPublicPem,
-    ak_binding: SigningKey.fromPkcs8('ecdsa-p256-sha256', deviceKey).sign(akBindingMessage(forged.akPublicPem)).toString('base64'),
-    attest: forged.attest.toString('base64'),
-    signature: forged.signature.toString('base64'),
-    pcr_values: forged.pcrValues.toString('base64'),
-  }
+  const attestation = forgedAttestation(issued, softwareAk, deviceKey)
   const refused = await post(`${url}/v1/enroll`, { ...proofOf(token, csr, 'forger-2'), csr, node_id: 'forger-2', attestation })
   t.like(refused, { status: 403, json: { code: 'ERR_ATTEST_CREDENTIAL' } })
   t.regex(String(refused.json!.message), /attest_ek_cas/)
