@@ -473,6 +473,24 @@ export declare class Tpm {
   unseal(blob: Uint8Array): Promise<TpmJobResult>
   /** Quotes the SHA-256 PCRs `pcrs` with the attestation key `akBlob` over `nonce`. */
   quote(akBlob: Uint8Array, nonce: Uint8Array, pcrs: Array<number>): Promise<TpmJobResult>
+  /**
+   * The endorsement key certificate (DER) stored in the TPM for its RSA 2048 EK;
+   * `ERR_TPM_COMMAND` when it holds none.
+   */
+  ekCertificate(): Promise<TpmJobResult>
+  /** The public area (marshalled `TPMT_PUBLIC`) of the key in `blob`. */
+  publicArea(blob: Uint8Array): Buffer
+  /**
+   * `TPM2_ActivateCredential` with the attestation key `akBlob` and the RSA 2048 EK: the
+   * secret of a CA's credential challenge.
+   */
+  activateCredential(akBlob: Uint8Array, credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<TpmJobResult>
+  /**
+   * `TPM2_Certify`: the attestation key `akBlob` certifies, over `nonce`, that the signing key
+   * `keyBlob` lives in this TPM; resolves with `{ attest, signature }` in `quote` (its
+   * `pcrValues` empty, `akPublicPem` the AK's).
+   */
+  certify(akBlob: Uint8Array, keyBlob: Uint8Array, nonce: Uint8Array): Promise<TpmJobResult>
   /** The current values of the SHA-256 PCRs `pcrs`. */
   readPcrs(pcrs: Array<number>): Array<PcrValue>
   /** Extends SHA-256 PCR `index` with the SHA-256 digest of `data` (what a boot stage does). */
@@ -530,6 +548,18 @@ export interface AcceptedAnswer {
  * identity.
  */
 export declare function akBindingMessage(akPublicPem: string): Buffer
+
+/** A credential challenge for an enrollment: what goes to the device, and what the CA keeps. */
+export interface AkChallenge {
+  /** For the device's TPM: the buffer of the `TPM2B_ID_OBJECT`. */
+  credentialBlob: Buffer
+  /** For the device's TPM: the buffer of the `TPM2B_ENCRYPTED_SECRET`. */
+  encryptedSecret: Buffer
+  /** SHA-256 of the secret, hex: what the CA stores. */
+  secretSha256: string
+  /** SHA-256 of the attestation key's SubjectPublicKeyInfo, hex: the AK the enrollment must quote with. */
+  akSpkiSha256: string
+}
 
 /**
  * SHA-256 (hex) of an attestation key's SubjectPublicKeyInfo, from its `PUBLIC KEY` PEM: two
@@ -640,6 +670,14 @@ export interface CaMaterial {
   privateKey: Buffer
 }
 
+/**
+ * Challenges an attestation key: `ekCertificate` (DER) must chain to `ekCasPem` (the trusted EK
+ * CA certificates) now, and `akPublic` (a marshalled `TPMT_PUBLIC`) must be a restricted signing
+ * key fixed to its TPM; then a fresh secret is encrypted to the EK for the AK's name. Throws
+ * `ERR_ATTEST_EK_CERTIFICATE`, `ERR_ATTEST_KEY_ATTRIBUTES` or `ERR_ATTEST_MALFORMED`.
+ */
+export declare function challengeAttestationKey(ekCertificate: Uint8Array, ekCasPem: string, akPublic: Uint8Array, nowMs: number): AkChallenge
+
 /** Throws `ERR_IDENTITY` unless `deviceId` is 1-64 characters of `[A-Za-z0-9._-]`, not `.`/`..`. */
 export declare function checkDeviceId(deviceId: string): void
 
@@ -746,7 +784,7 @@ export declare function encodeEnrollResponse(response: EnrollResponse): Buffer
 /** Encodes the CA's nonce answer. */
 export declare function encodeNonceAnswer(answer: NonceAnswer): Buffer
 
-/** Encodes a nonce request body `{node_id, token_id, token_proof}`. */
+/** Encodes a nonce request body `{node_id, token_id, token_proof, ek_certificate?, ak_public?}`. */
 export declare function encodeNonceRequest(request: NonceRequest): Buffer
 
 /** Encodes a quote-answer line (`
@@ -849,6 +887,16 @@ export interface IssuedCertificate {
   notBeforeMs: number
   /** End of validity, ms since the epoch. */
   notAfterMs: number
+}
+
+/** A `TPM2_Certify` of the device key by the attestation key. */
+export interface KeyCertification {
+  /** The device key's public area, a marshalled `TPMT_PUBLIC`. */
+  keyPublic: Buffer
+  /** The marshalled `TPMS_ATTEST` (type certify). */
+  attest: Buffer
+  /** The marshalled `TPMT_SIGNATURE` by the AK. */
+  signature: Buffer
 }
 
 /** One key in the keystore (never the private part). */
@@ -1017,17 +1065,40 @@ export interface NonceAnswer {
   expiresAtMs: number
   /** The PCRs to quote, ascending, when the CA names them. */
   pcrs?: Array<number>
+  /** The credential challenge (the buffer of a `TPM2B_ID_OBJECT`), when the request carried an endorsement. */
+  credentialBlob?: Buffer
+  /** Its encrypted secret (the buffer of a `TPM2B_ENCRYPTED_SECRET`). */
+  encryptedSecret?: Buffer
 }
 
-/** `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token. */
+/**
+ * `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token, and
+ * optionally what a credential challenge needs.
+ */
 export interface NonceRequest {
-  /** The device id the nonce is for. */
+  /** The device id the nonce is bound to. */
   nodeId: string
-  /** The id of the device's enrollment token, hex. */
-  tokenId: string
+  /** Before enrollment: the id of the device's enrollment token, hex (with `tokenProof`). */
+  tokenId?: string
   /** The token's proof over the node id (an Ed25519 signature), hex. */
-  tokenProof: string
+  tokenProof?: string
+  /**
+   * After enrollment, instead of a token: the device's current certificate, PEM (with
+   * `timestampMs` and `signature`).
+   */
+  certificate?: string
+  /** When the request was signed, milliseconds since the epoch. */
+  timestampMs?: number
+  /** The certificate key's signature over `nonceRequestMessage(timestampMs, nodeId)`. */
+  signature?: Buffer
+  /** The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge). */
+  ekCertificate?: Buffer
+  /** The attestation key's public area, a marshalled `TPMT_PUBLIC`. */
+  akPublic?: Buffer
 }
+
+/** The bytes the certificate key of a nonce request signs (after enrollment, for an attested rotation). */
+export declare function nonceRequestMessage(timestampMs: number, nodeId: string): Buffer
 
 /** The token's proof (hex) over a nonce request for `nodeId`; `ERR_TOKEN_INVALID`. */
 export declare function nonceRequestProof(token: string, nodeId: string): string
@@ -1111,6 +1182,10 @@ export interface QuoteEvidence {
   nonce: Buffer
   /** The quote and its AK binding. */
   quote: BoundQuote
+  /** The secret the TPM activated for the CA's credential challenge. */
+  activatedSecret?: Buffer
+  /** The AK's certification (`TPM2_Certify` over the same nonce) of the device key. */
+  certification?: KeyCertification
 }
 
 /** A verifier's quote request. */
@@ -1135,6 +1210,8 @@ export interface QuoteToVerify {
   nonce: Buffer
   /** What the SHA-256 PCRs must hold: any PCR not listed may hold anything. */
   policy?: Array<PcrValue>
+  /** The PCRs the verifier asked for (0 to 31): each must be quoted in the SHA-256 bank. */
+  requiredPcrs?: Array<number>
 }
 
 /** How a revocation set treats CRLs past their `nextUpdate`. */
@@ -1176,6 +1253,8 @@ export interface RotationRequest {
   timestampMs: number
   /** The current key's signature over `rotationMessage(timestampMs, csr)`. */
   signature: Buffer
+  /** For an attested device: a fresh quote and the AK's certification of the new key. */
+  attestation?: QuoteEvidence
 }
 
 /**
@@ -1349,6 +1428,12 @@ export interface VerifiedQuote {
 export declare function verify(algorithm: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean
 
 /**
+ * Checks the secret a device's TPM activated against the SHA-256 (hex) the CA kept, in
+ * constant time; throws `ERR_ATTEST_CREDENTIAL`.
+ */
+export declare function verifyActivatedSecret(activated: Uint8Array, secretSha256: string): void
+
+/**
  * Checks that the key of `certificateOrCsrPem` signed the binding of `akPublicPem`: a device
  * certificate already decided by `verifyPeer`, or the CSR of an enrollment. Throws
  * `ERR_ATTEST_BINDING`.
@@ -1393,6 +1478,14 @@ export interface VerifyItem {
   signature: Buffer
 }
 
+/**
+ * Checks that the key of `csrPem` lives in the TPM of the attestation key `akPublicPem`: its
+ * public area `keyPublic` is a signing key fixed to its TPM with the CSR's key
+ * (`ERR_ATTEST_KEY_ATTRIBUTES`), certified by the AK over `nonce` (`attest`, `signature`:
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_CERTIFY`).
+ */
+export declare function verifyKeyCertification(akPublicPem: string, keyPublic: Uint8Array, attest: Uint8Array, signature: Uint8Array, nonce: Uint8Array, csrPem: string): void
+
 /** Checks a nonce request's proof under the token's proof key (hex); `ERR_TOKEN_PROOF`. */
 export declare function verifyNonceProof(proofKey: string, nodeId: string, proof: string): void
 
@@ -1415,8 +1508,9 @@ export declare function verifyPeer(chainPem: string, trust: TrustStore, revocati
 
 /**
  * Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the
- * quoted ones, and the policy. Throws `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`,
- * `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
+ * quoted ones, the policy, and that every PCR asked for is quoted. Throws
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES`,
+ * `ERR_ATTEST_PCR_MISMATCH`, `ERR_ATTEST_PCR_SELECTION` or `ERR_ATTEST_MALFORMED`.
  */
 export declare function verifyQuote(quote: QuoteToVerify): VerifiedQuote
 

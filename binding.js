@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signAuditCheckpoint, signedObjectLabels, signObject, splitCertificates, syncDirectory, tpmSupported, verify, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyNonceProof, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signAuditCheckpoint, signedObjectLabels, signObject, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -797,6 +797,7 @@ export { XWingSecretKey }
 export { akBindingMessage }
 export { akPublicKeySha256 }
 export { buildCsr }
+export { challengeAttestationKey }
 export { checkDeviceId }
 export { checkEnrollAnswer }
 export { checkPcrSelection }
@@ -830,6 +831,7 @@ export { muxGoAwayCodes }
 export { muxLimits }
 export { muxResetCodes }
 export { noisePreferredCipher }
+export { nonceRequestMessage }
 export { nonceRequestProof }
 export { normalizeKeyDigest }
 export { normalizeSerial }
@@ -844,12 +846,14 @@ export { splitCertificates }
 export { syncDirectory }
 export { tpmSupported }
 export { verify }
+export { verifyActivatedSecret }
 export { verifyAkBinding }
 export { verifyAuditCheckpoint }
 export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
 export { verifyEnrollmentProof }
+export { verifyKeyCertification }
 export { verifyNonceProof }
 export { verifyObject }
 export { verifyPeer }

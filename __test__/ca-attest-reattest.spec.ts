@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,22 +25,27 @@ import {
   type QuoteRequest,
   type SecureServer,
   Signer,
+  askQuote,
+  encodeQuoteRequest,
+  QUOTE_PROTOCOL,
+  QUOTE_RATE,
 } from '../src/index.js'
+import { RateLimiter } from '../src/rate-limit.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
-async function freshCa(t: ExecutionContext) {
+async function freshCa(t: ExecutionContext, now?: () => number) {
   const dir = mkdtempSync(join(tmpdir(), 'ztmesh-reattest-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   await CaService.init({ dir: join(dir, 'ca'), name: 'Reattest Hotel' })
-  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  const ca = await CaService.open({ dir: join(dir, 'ca'), ...(now !== undefined && { now }) })
   t.teardown(() => ca.close())
   return ca
 }
 
-/** The gateway's identity: a device certificate of the site CA with a software key. */
+/** The gateway's identity: a device certificate of the site CA with a software key, and the role nodes answer quotes for. */
 function gatewayIdentity(ca: CaService) {
   const privateKey = generateP256Key()
-  const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1' })
+  const { token } = ca.createToken({ deviceId: 'gw-1', tenant: 'hotel-1', roles: ['gateway'] })
   const enrolled = ca.enroll(enrollRequestFor(token, buildCsr(privateKey, 'gw-1', 'hotel-1')), 'test')
   return { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromPkcs8(privateKey) }
 }
@@ -49,31 +55,43 @@ function gatewayIdentity(ca: CaService) {
  * secure server whose answers the test can replace.
  */
 async function attestedNode(t: ExecutionContext, ca: CaService, deviceId: string) {
-  const tpm = Tpm.open((await startSwtpm(t)).tcti)
-  const key = tpm.loadKey(await tpm.createSigningKey())
+  // A TPM with an EK certificate of a maker the CA trusts: `required` enrolls only such a TPM.
+  const swtpm = await startSwtpm(t, { ek: true })
+  ca.setAttestationSettings({ ekCasPem: swtpm.ekCasPem! })
+  const tpm = Tpm.open(swtpm.tcti)
+  const keyBlob = await tpm.createSigningKey()
+  const key = tpm.loadKey(keyBlob)
   const ak = await tpm.createAttestationKey()
   const genuine = async (request: QuoteRequest): Promise<BoundQuote> => {
     const quote = await tpm.quote(ak, request.nonce, request.pcrs)
     return { ...quote, akBinding: key.sign(akBindingMessage(quote.akPublicPem)) }
   }
   const { token } = ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['pos-terminal'] })
-  const issued = ca.issueNonce(nonceRequestFor(token, deviceId), 'test')
-  const quote = await genuine({ nonce: Buffer.from(issued.nonce, 'hex'), pcrs: issued.pcrs })
+  const issued = ca.issueNonce({ ...nonceRequestFor(token, deviceId), ekCertificate: await tpm.ekCertificate(), akPublic: tpm.publicArea(ak) }, 'test')
+  const nonce = Buffer.from(issued.nonce, 'hex')
+  const quote = await genuine({ nonce, pcrs: issued.pcrs })
   const csr = key.buildCsr(deviceId, 'hotel-1')
-  const attestation = { nonce: Buffer.from(issued.nonce, 'hex'), quote }
+  const activatedSecret = await tpm.activateCredential(ak, issued.challenge!.credentialBlob, issued.challenge!.encryptedSecret)
+  const certified = await tpm.certify(ak, keyBlob, nonce)
+  const certification = { keyPublic: tpm.publicArea(keyBlob), attest: certified.attest, signature: certified.signature }
+  const attestation = { nonce, quote, activatedSecret, certification }
   const enrolled = ca.enroll(enrollRequestFor(token, csr, { nodeId: deviceId, attestation }), 'test')
+  // One quote budget per peer across all the node's links, as DeviceIdentity.answerQuotes has;
+  // its clock stands still, so the budget never refills during a test.
+  const limiter = new RateLimiter({ ...QUOTE_RATE, now: () => 0 })
   const node = {
     tpm,
     key,
     enrolled,
     /** What the node answers quote requests with. */
     produce: genuine,
+    genuine,
     server: undefined as SecureServer | undefined,
     port: 0,
     async listen() {
       const server = createSecureServer({ identity: { certificateChainPem: enrolled.certificate + enrolled.caChain, signer: Signer.fromTpmKey(key) }, trustPem: ca.trustBundle() }, (link) => {
         link.on('error', () => {})
-        serveQuotes(new Mux(link, { role: 'responder' }), (request) => node.produce(request))
+        serveQuotes(new Mux(link, { role: 'responder' }), (request) => node.produce(request), { limiter })
       })
       node.port = (await server.listen(0)).port
       node.server = server
@@ -208,6 +226,133 @@ tpmTestSerial('re-attestation fails closed: another AK is refused, and silence, 
     ['deny', 'ERR_DEVICE_MISMATCH'],
   ])
   t.like(reattestRows(ca)[3], { detail: { device: 'node-9', known: false } })
+})
+
+tpmTestSerial('re-attestation cannot be evaded by silence: failures in a row or no good quote for too long apply the drift action; required mode refuses a device with no attested record', async (t) => {
+  let later = 0
+  const ca = await freshCa(t, () => Date.now() + later)
+  const identity = gatewayIdentity(ca)
+  ca.setAttestationSettings({ mode: 'required', onDrift: 'revoke', maxFailures: 2 })
+  const node = await attestedNode(t, ca, 'node-1')
+  const reattestor = (deviceId: string, port: number) => new Reattestor({ ca, identity, nodes: [{ deviceId, host: '127.0.0.1', port }], timeoutMs: 1000 })
+  const once = async (deviceId: string, port: number): Promise<ReattestResult> => (await reattestor(deviceId, port).runOnce())[0]!
+
+  // The attack: a node that drifted answers with errors, or not at all, instead of a quote.
+  node.produce = () => Promise.reject(createError('ERR_TPM_UNAVAILABLE'))
+  t.like(await once('node-1', node.port), { verdict: 'failed', reason: 'ERR_TPM_UNAVAILABLE', action: 'none' })
+  node.produce = () => new Promise(() => {}) // never answers
+  t.like(await once('node-1', node.port), { verdict: 'failed', reason: 'ERR_TIMEOUT', action: 'revoke', revoked: [node.enrolled.serial] })
+  assertRevoked(t, ca, node.enrolled.certificate + node.enrolled.caChain)
+  t.like(ca.attestationStatus('node-1')!, { lastVerdict: 'failed', failures: 2 })
+
+  // Required mode: a device whose enrollment was not attested is refused at its first check.
+  ca.setAttestationSettings({ mode: 'optional' })
+  const plainKey = generateP256Key()
+  const plain = ca.enroll(enrollRequestFor(ca.createToken({ deviceId: 'plain-1', tenant: 'hotel-1' }).token, buildCsr(plainKey, 'plain-1', 'hotel-1')), 'test')
+  const server = createSecureServer({ identity: { certificateChainPem: plain.certificate + plain.caChain, signer: Signer.fromPkcs8(plainKey) }, trustPem: ca.trustBundle() }, (link) => {
+    link.on('error', () => {})
+    serveQuotes(new Mux(link, { role: 'responder' }), () => Promise.reject(createError('ERR_TPM_UNSUPPORTED')))
+  })
+  const { port } = await server.listen(0)
+  t.teardown(() => server.close())
+  t.like(await once('plain-1', port), { verdict: 'failed', reason: 'ERR_ATTEST_NOT_ENROLLED', action: 'none' }, 'optional mode: recorded only')
+  ca.setAttestationSettings({ mode: 'required' })
+  t.like(await once('plain-1', port), { verdict: 'failed', reason: 'ERR_ATTEST_NOT_ENROLLED', action: 'revoke', revoked: [plain.serial] })
+
+  // No good quote for longer than maxSilenceSeconds: the next failure applies the drift action, here demote.
+  ca.setAttestationSettings({ onDrift: 'demote', maxFailures: 100, maxSilenceSeconds: 3600 })
+  const quiet = await attestedNode(t, ca, 'node-2')
+  await quiet.server!.close()
+  t.like(await once('node-2', quiet.port), { verdict: 'failed', reason: 'ERR_UNREACHABLE', action: 'none' })
+  later = 3_601_000
+  t.like(await once('node-2', quiet.port), { verdict: 'failed', reason: 'ERR_UNREACHABLE', action: 'demote', revoked: [] })
+  t.truthy(ca.attestationStatus('node-2')!.demotedAtMs)
+
+  t.deepEqual(reattestRows(ca).map((row) => [row.reason, row.detail?.action, row.detail?.silence ?? null]), [
+    ['ERR_TPM_UNAVAILABLE', 'none', null],
+    ['ERR_TIMEOUT', 'revoke', 'failures'],
+    ['ERR_ATTEST_NOT_ENROLLED', 'none', null],
+    ['ERR_ATTEST_NOT_ENROLLED', 'revoke', 'not-attested'],
+    ['ERR_UNREACHABLE', 'none', null],
+    ['ERR_UNREACHABLE', 'demote', 'stale'],
+  ])
+})
+
+tpmTestSerial('the quote responder answers gateways only, one request per stream and at a time per link, within a per-peer budget; askQuote can be aborted', async (t) => {
+  const ca = await freshCa(t)
+  const gateway = gatewayIdentity(ca)
+  const node = await attestedNode(t, ca, 'node-1')
+  let running = 0
+  let most = 0
+  let produced = 0
+  let gate = Promise.resolve()
+  node.produce = async (request) => {
+    produced++
+    most = Math.max(most, ++running)
+    try {
+      await gate
+      return await node.genuine(request)
+    } finally {
+      running--
+    }
+  }
+  const link = async (identity: { certificateChainPem: string; signer: Signer }) => {
+    const secure = await connectSecure({ host: '127.0.0.1', port: node.port, identity, trustPem: ca.trustBundle(), serverDevice: 'node-1' })
+    secure.on('error', () => {})
+    t.teardown(() => secure.destroy())
+    return new Mux(secure, { role: 'initiator' })
+  }
+  const request = () => ({ nonce: randomBytes(32), pcrs: [0, 7] })
+  const codeOf = (promise: Promise<unknown>) => promise.then(() => 'ok', (error: { code?: string }) => error.code)
+
+  // The attack: any device of the CA asks for quotes. A device without the gateway role is refused, and the TPM is not touched.
+  const tabletKey = generateP256Key()
+  const { token } = ca.createToken({ deviceId: 'tablet-9', tenant: 'hotel-1' })
+  const tablet = ca.enroll(enrollRequestFor(token, buildCsr(tabletKey, 'tablet-9', 'hotel-1')), 'test')
+  const tabletMux = await link({ certificateChainPem: tablet.certificate + tablet.caChain, signer: Signer.fromPkcs8(tabletKey) })
+  t.is(await codeOf(askQuote(tabletMux, request(), { timeoutMs: 5000 })), 'ERR_FORBIDDEN')
+  t.is(produced, 0)
+
+  // askQuote takes an AbortSignal: a node that never answers is given up on when it aborts.
+  const genuine = node.produce
+  node.produce = () => new Promise(() => {})
+  const stuck = await link(gateway)
+  const aborted = new AbortController()
+  const pending = codeOf(askQuote(stuck, request(), { timeoutMs: 60_000, signal: aborted.signal }))
+  setTimeout(() => aborted.abort(), 50)
+  t.is(await pending, 'ERR_ABORTED')
+  t.is(await codeOf(askQuote(stuck, request(), { signal: AbortSignal.abort() })), 'ERR_ABORTED')
+  node.produce = genuine
+
+  // A burst on one link: one quote at a time, one waiting, the rest refused at once.
+  // The first quote is held until the other three have arrived: one waits, two are refused.
+  const mux = await link(gateway)
+  let release = () => {}
+  gate = new Promise<void>((resolve) => (release = resolve))
+  let refused = 0
+  const asks = [1, 2, 3, 4].map(() => codeOf(askQuote(mux, request(), { timeoutMs: 20_000 })).then((code) => ((refused += code === 'ERR_RATE_LIMITED' ? 1 : 0), code)))
+  for (let i = 0; i < 1000 && refused < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.is(produced, 1, 'one quote in progress, one waiting behind it')
+  release()
+  const burst = await Promise.all(asks)
+  t.deepEqual(burst.sort(), ['ERR_RATE_LIMITED', 'ERR_RATE_LIMITED', 'ok', 'ok'])
+  t.is(most, 1, 'the TPM never worked on two requests of the link at once')
+
+  // One request per stream: a second line is never answered, and the node ends the stream.
+  const stream = await mux.open(QUOTE_PROTOCOL)
+  stream.on('error', () => {})
+  stream.write(Buffer.concat([encodeQuoteRequest(request()), encodeQuoteRequest(request())]))
+  const chunks: Buffer[] = []
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+  await new Promise((resolve) => stream.once('end', resolve))
+  stream.end()
+  t.is(Buffer.concat(chunks).toString().split('\n').filter((line) => line !== '').length, 1)
+
+  // The budget (5 at once, then 1 per 10 s; the test's clock stands still) is the peer's, not the link's: a new link does not refill it.
+  t.is(await codeOf(askQuote(mux, request())), 'ok')
+  const other = await link(gateway)
+  t.is(await codeOf(askQuote(other, request())), 'ERR_RATE_LIMITED')
+  t.is(produced, 4)
 })
 
 test('a node enrolled without attestation cannot be re-attested; periodic runs start, stop, and never overlap', async (t) => {

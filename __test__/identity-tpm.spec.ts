@@ -6,15 +6,16 @@ import { createConnection, createServer, type AddressInfo, type Socket } from 'n
 import { join } from 'node:path'
 
 import { DeviceIdentity } from '../src/identity/index.js'
-import { askQuote, Mux, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type DeviceCredential, type SecureStream } from '../src/index.js'
+import { askQuote, buildCsr, generateP256Key, Mux, rotationMessage, secureTls, TlsContext, verifyAkBinding, verifyPeer, verifyQuote, wrapNoise, RevocationSet, TrustStore, type DeviceCredential, type SecureStream } from '../src/index.js'
 import { caFetch, caOnLoopback } from './helpers/ca-site.js'
 import { startSwtpm, tpmTestSerial } from './helpers/swtpm.js'
 
 /** A CA with its enrollment API on loopback, and a gateway (software key) enrolled with it. */
 async function site(t: ExecutionContext) {
   const { dir, ca, url } = await caOnLoopback(t, 'TPM Hotel')
-  const token = (device: string) => ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token
-  const gateway = await DeviceIdentity.enroll({ url, token: token('gw-1'), dir: join(dir, 'gw-1'), passphrase: 'pw', deviceId: 'gw-1', tenant: 'hotel-1' })
+  const token = (device: string, roles: string[] = []) => ca.createToken({ deviceId: device, tenant: 'hotel-1', roles }).token
+  // The gateway role: nodes answer quote requests from their verifiers only.
+  const gateway = await DeviceIdentity.enroll({ url, token: token('gw-1', ['gateway']), dir: join(dir, 'gw-1'), passphrase: 'pw', deviceId: 'gw-1', tenant: 'hotel-1' })
   return { dir, ca, url, token, gateway, trustPem: ca.trustBundle() }
 }
 
@@ -110,6 +111,35 @@ tpmTestSerial('a TPM identity: enrolls with an attestation, links over TLS and N
   t.is(after.akPublicPem, quote.akPublicPem)
   t.notThrows(() => verifyAkBinding(reopened.certificatePem, after.akPublicPem, after.akBinding))
   t.deepEqual(await swtpm.transientHandles(), [], 'no transient handle is left behind')
+})
+
+tpmTestSerial('a TPM with an EK certificate enrolls where the CA requires credential activation; the same device without its EK certificate would not', async (t) => {
+  const swtpm = await startSwtpm(t, { ek: true })
+  const { dir, ca, url, token } = await site(t)
+  ca.setAttestationSettings({ mode: 'required', ekCasPem: swtpm.ekCasPem! })
+  const device = await DeviceIdentity.enroll({ url, token: token('tablet-8'), dir: join(dir, 'tablet-8'), keystore: 'tpm', tcti: swtpm.tcti, deviceId: 'tablet-8', tenant: 'hotel-1' })
+  t.true(device.attested)
+  t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: true })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'enroll' && row.outcome === 'allow'), { detail: { credential: 'activated', key: 'certified' } })
+
+  // Rotation keeps the attested status: the new key is in the same TPM (certified by the AK), with a fresh quote.
+  t.true(await device.renewIfDue({ force: true }))
+  t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: true, lastVerdict: 'ok' })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { attestation: 'kept' } })
+  // The laundering attack: the TPM key signs a rotation onto a software key. The CA issues it (the
+  // request is genuine), but the device is no longer attested, and re-attestation and policy see that.
+  const softwareKey = generateP256Key()
+  const csr = buildCsr(softwareKey, 'tablet-8', 'hotel-1')
+  const timestamp = Date.now()
+  ca.rotate({ certificate: device.certificatePem, csr, timestampMs: timestamp, signature: device.credential().signer.sign(rotationMessage(timestamp, csr)) }, 'test')
+  t.like(ca.attestationStatus('tablet-8', 'hotel-1'), { attested: false, lastReason: 'ERR_ATTEST_REQUIRED' })
+  t.like(ca.auditRecords(20).find((row) => row.action === 'rotate'), { outcome: 'allow', detail: { attestation: 'lost', attestation_reason: 'ERR_ATTEST_REQUIRED' } })
+
+  // A TPM without EK certificate (the device cannot be challenged): refused, typed and audited.
+  const bare = await startSwtpm(t)
+  const refused = await DeviceIdentity.enroll({ url, token: token('tablet-9'), dir: join(dir, 'tablet-9'), keystore: 'tpm', tcti: bare.tcti, deviceId: 'tablet-9', tenant: 'hotel-1' }).catch((error: unknown) => error)
+  t.like(refused, { code: 'ERR_ATTEST_CREDENTIAL' })
+  t.deepEqual(await swtpm.transientHandles(), [])
 })
 
 tpmTestSerial('a CA without attestation (404 for the nonce) enrolls a TPM device without a quote, unless one is required', async (t) => {

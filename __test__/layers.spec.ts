@@ -135,6 +135,7 @@ const LAYERS: Record<string, number> = {
   'error-catalog.ts': 1,
   'schema.ts': 1,
   'slab.ts': 1,
+  'rate-limit.ts': 1,
   'primitives/crypto': 2,
   'primitives/noise': 2,
   'primitives/pki': 2,

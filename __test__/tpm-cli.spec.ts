@@ -198,8 +198,9 @@ tpmTest('attest-responder and ca reattest: a fresh quote passes, a PCR extend is
   const swtpm = await startSwtpm(t)
   const dir = scratch(t)
   const { ca, url } = await startCa(t, join(dir, 'ca'), 'Reattest Hotel')
+  // The gateway carries the role nodes answer quote requests for.
   const enroll = (env: NodeJS.ProcessEnv, device: string, ...extra: string[]) =>
-    ztmesh(env, ['enroll', '--url', url, '--token', ca.createToken({ deviceId: device, tenant: 'hotel-1' }).token, '--store', join(dir, device), '--device', device, '--tenant', 'hotel-1', ...extra])
+    ztmesh(env, ['enroll', '--url', url, '--token', ca.createToken({ deviceId: device, tenant: 'hotel-1', roles: device === 'gw-1' ? ['gateway'] : [] }).token, '--store', join(dir, device), '--device', device, '--tenant', 'hotel-1', ...extra])
   const node = await enroll(swtpm.env, 'kiosk-4', '--keystore', 'tpm')
   t.like(node.json, { attested: true }, node.stderr)
   const gatewayEnv = { ...swtpm.env, ZTMESH_PASSPHRASE: 'gw-pass' }

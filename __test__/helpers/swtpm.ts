@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { tpmSupported } from '../../src/index.js'
-import { startSoftwareTpm } from '../../src/harness/swtpm.js'
+import { manufactureSoftwareTpm, startSoftwareTpm } from '../../src/harness/swtpm.js'
 import { requirePeer, runs } from './peers.js'
 
 // tpm2-tss logs every refused command to stderr; the tests provoke refusals on purpose.
@@ -42,16 +42,22 @@ export interface Swtpm {
   tool(command: string, args: string[]): Promise<{ stdout: string; stderr: string }>
   /** The transient handles in use (`tpm2_getcap handles-transient`). */
   transientHandles(): Promise<string[]>
+  /** With `{ ek: true }`: the certificates of the local CA that signed its EK certificates, PEM. */
+  ekCasPem?: string
 }
 
 const run = promisify(execFile)
 
 /** Starts a swtpm for the test `t`; it is stopped in the test's teardown, or with this process. */
-export async function startSwtpm(t: ExecutionContext): Promise<Swtpm> {
+export async function startSwtpm(t: ExecutionContext, init: { ek?: boolean } = {}): Promise<Swtpm> {
   const state = mkdtempSync(join(tmpdir(), 'ztmesh-swtpm-'))
   let swtpm
+  let ekCasPem: string | undefined
   try {
-    swtpm = await startSoftwareTpm(state)
+    // A TPM as its maker ships it, with EK certificates signed by a CA of this test's own.
+    const manufactured = init.ek === true ? await manufactureSoftwareTpm(state) : undefined
+    ekCasPem = manufactured?.ekCasPem
+    swtpm = await startSoftwareTpm(manufactured?.stateDir ?? state)
   } catch (error) {
     rmSync(state, { recursive: true, force: true })
     throw error
@@ -67,6 +73,7 @@ export async function startSwtpm(t: ExecutionContext): Promise<Swtpm> {
     tcti,
     env,
     tool,
+    ...(ekCasPem !== undefined && { ekCasPem }),
     transientHandles: async () => (await tool('tpm2_getcap', ['handles-transient'])).stdout.split('\n').map((l) => l.trim()).filter((l) => l.length > 0),
   }
 }

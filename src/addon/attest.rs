@@ -32,6 +32,8 @@ pub struct QuoteToVerify {
     pub nonce: Buffer,
     /// What the SHA-256 PCRs must hold: any PCR not listed may hold anything.
     pub policy: Option<Vec<PcrValue>>,
+    /// The PCRs the verifier asked for (0 to 31): each must be quoted in the SHA-256 bank.
+    pub required_pcrs: Option<Vec<u32>>,
 }
 
 /// What a verified quote says.
@@ -52,8 +54,9 @@ pub struct VerifiedQuote {
 }
 
 /// Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the
-/// quoted ones, and the policy. Throws `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`,
-/// `ERR_ATTEST_PCR_VALUES`, `ERR_ATTEST_PCR_MISMATCH` or `ERR_ATTEST_MALFORMED`.
+/// quoted ones, the policy, and that every PCR asked for is quoted. Throws
+/// `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES`,
+/// `ERR_ATTEST_PCR_MISMATCH`, `ERR_ATTEST_PCR_SELECTION` or `ERR_ATTEST_MALFORMED`.
 #[napi]
 pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
     sync(|| {
@@ -62,6 +65,13 @@ pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
             None => PcrPolicy::default(),
             Some(expected) => PcrPolicy::sha256(&sha256_values(expected)?)?,
         };
+        let required = quote
+            .required_pcrs
+            .iter()
+            .flatten()
+            .map(|index| u8::try_from(*index).map_err(|_| invalid_argument("PCR index out of range")))
+            .collect::<std::result::Result<Vec<u8>, Failure>>()?;
+        let policy = policy.requiring(&required)?;
         let info =
             attest::verify_quote(&ak, &quote.attest, &quote.signature, &quote.pcr_values, &quote.nonce, &policy)?;
         Ok(VerifiedQuote {
@@ -72,6 +82,73 @@ pub fn verify_quote(quote: QuoteToVerify) -> Result<VerifiedQuote> {
             clock_safe: info.clock.safe,
             firmware_version: info.firmware_version as f64,
         })
+    })
+}
+
+/// A credential challenge for an enrollment: what goes to the device, and what the CA keeps.
+#[napi(object)]
+pub struct AkChallenge {
+    /// For the device's TPM: the buffer of the `TPM2B_ID_OBJECT`.
+    pub credential_blob: Buffer,
+    /// For the device's TPM: the buffer of the `TPM2B_ENCRYPTED_SECRET`.
+    pub encrypted_secret: Buffer,
+    /// SHA-256 of the secret, hex: what the CA stores.
+    pub secret_sha256: String,
+    /// SHA-256 of the attestation key's SubjectPublicKeyInfo, hex: the AK the enrollment must quote with.
+    pub ak_spki_sha256: String,
+}
+
+/// Challenges an attestation key: `ekCertificate` (DER) must chain to `ekCasPem` (the trusted EK
+/// CA certificates) now, and `akPublic` (a marshalled `TPMT_PUBLIC`) must be a restricted signing
+/// key fixed to its TPM; then a fresh secret is encrypted to the EK for the AK's name. Throws
+/// `ERR_ATTEST_EK_CERTIFICATE`, `ERR_ATTEST_KEY_ATTRIBUTES` or `ERR_ATTEST_MALFORMED`.
+#[napi]
+pub fn challenge_attestation_key(
+    ek_certificate: &[u8],
+    ek_cas_pem: String,
+    ak_public: &[u8],
+    now_ms: f64,
+) -> Result<AkChallenge> {
+    sync(|| {
+        let cas = ztmesh_core::pki::pem::parse_certificates(&ek_cas_pem)?;
+        let now = (now_ms / 1000.0).floor() as i64;
+        let challenge = attest::challenge_attestation_key(ek_certificate, &cas, ak_public, now)?;
+        Ok(AkChallenge {
+            credential_blob: challenge.credential.credential_blob.into(),
+            encrypted_secret: challenge.credential.encrypted_secret.into(),
+            secret_sha256: hex(&challenge.secret_sha256),
+            ak_spki_sha256: hex(&challenge.ak.spki_sha256()),
+        })
+    })
+}
+
+/// Checks the secret a device's TPM activated against the SHA-256 (hex) the CA kept, in
+/// constant time; throws `ERR_ATTEST_CREDENTIAL`.
+#[napi]
+pub fn verify_activated_secret(activated: &[u8], secret_sha256: String) -> Result<()> {
+    sync(|| {
+        let expected = unhex(&secret_sha256).ok_or_else(|| invalid_argument("a SHA-256 is 64 hex digits"))?;
+        Ok(attest::verify_activated_secret(activated, &expected)?)
+    })
+}
+
+/// Checks that the key of `csrPem` lives in the TPM of the attestation key `akPublicPem`: its
+/// public area `keyPublic` is a signing key fixed to its TPM with the CSR's key
+/// (`ERR_ATTEST_KEY_ATTRIBUTES`), certified by the AK over `nonce` (`attest`, `signature`:
+/// `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_CERTIFY`).
+#[napi]
+pub fn verify_key_certification(
+    ak_public_pem: String,
+    key_public: &[u8],
+    attest: &[u8],
+    signature: &[u8],
+    nonce: &[u8],
+    csr_pem: String,
+) -> Result<()> {
+    sync(|| {
+        let ak = AkPublicKey::from_pem(&ak_public_pem)?;
+        let csr = ztmesh_core::pki::CertificateRequest::from_pem(&csr_pem)?;
+        Ok(attest::verify_key_certification(&ak, key_public, attest, signature, nonce, csr.public_key())?)
     })
 }
 

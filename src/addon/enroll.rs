@@ -30,6 +30,21 @@ pub struct QuoteEvidence {
     pub nonce: Buffer,
     /// The quote and its AK binding.
     pub quote: BoundQuote,
+    /// The secret the TPM activated for the CA's credential challenge.
+    pub activated_secret: Option<Buffer>,
+    /// The AK's certification (`TPM2_Certify` over the same nonce) of the device key.
+    pub certification: Option<KeyCertification>,
+}
+
+/// A `TPM2_Certify` of the device key by the attestation key.
+#[napi(object)]
+pub struct KeyCertification {
+    /// The device key's public area, a marshalled `TPMT_PUBLIC`.
+    pub key_public: Buffer,
+    /// The marshalled `TPMS_ATTEST` (type certify).
+    pub attest: Buffer,
+    /// The marshalled `TPMT_SIGNATURE` by the AK.
+    pub signature: Buffer,
 }
 
 /// `POST /v1/enroll`.
@@ -58,6 +73,8 @@ pub struct RotationRequest {
     pub timestamp_ms: f64,
     /// The current key's signature over `rotationMessage(timestampMs, csr)`.
     pub signature: Buffer,
+    /// For an attested device: a fresh quote and the AK's certification of the new key.
+    pub attestation: Option<QuoteEvidence>,
 }
 
 /// What the CA tells an enrolled device (snake_case, as stored in `config.json`).
@@ -98,6 +115,33 @@ pub struct NonceAnswer {
     pub expires_at_ms: f64,
     /// The PCRs to quote, ascending, when the CA names them.
     pub pcrs: Option<Vec<u32>>,
+    /// The credential challenge (the buffer of a `TPM2B_ID_OBJECT`), when the request carried an endorsement.
+    pub credential_blob: Option<Buffer>,
+    /// Its encrypted secret (the buffer of a `TPM2B_ENCRYPTED_SECRET`).
+    pub encrypted_secret: Option<Buffer>,
+}
+
+/// `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token, and
+/// optionally what a credential challenge needs.
+#[napi(object)]
+pub struct NonceRequest {
+    /// The device id the nonce is bound to.
+    pub node_id: String,
+    /// Before enrollment: the id of the device's enrollment token, hex (with `tokenProof`).
+    pub token_id: Option<String>,
+    /// The token's proof over the node id (an Ed25519 signature), hex.
+    pub token_proof: Option<String>,
+    /// After enrollment, instead of a token: the device's current certificate, PEM (with
+    /// `timestampMs` and `signature`).
+    pub certificate: Option<String>,
+    /// When the request was signed, milliseconds since the epoch.
+    pub timestamp_ms: Option<f64>,
+    /// The certificate key's signature over `nonceRequestMessage(timestampMs, nodeId)`.
+    pub signature: Option<Buffer>,
+    /// The TPM's EK certificate, DER (with `akPublic`: asks for a credential challenge).
+    pub ek_certificate: Option<Buffer>,
+    /// The attestation key's public area, a marshalled `TPMT_PUBLIC`.
+    pub ak_public: Option<Buffer>,
 }
 
 /// A verifier's quote request.
@@ -128,6 +172,12 @@ pub fn check_pcr_selection(pcrs: Vec<u32>) -> Result<Vec<u32>> {
 #[napi]
 pub fn rotation_message(timestamp_ms: f64, csr_pem: String) -> Result<Buffer> {
     sync(|| Ok(core::rotation_message(time(timestamp_ms)?, &csr_pem).into()))
+}
+
+/// The bytes the certificate key of a nonce request signs (after enrollment, for an attested rotation).
+#[napi]
+pub fn nonce_request_message(timestamp_ms: f64, node_id: String) -> Result<Buffer> {
+    sync(|| Ok(core::nonce_request_message(time(timestamp_ms)?, &node_id).into()))
 }
 
 /// Encodes an enrollment request body.
@@ -175,6 +225,7 @@ pub fn encode_rotation_request(request: RotationRequest) -> Result<Buffer> {
             csr_pem: request.csr,
             timestamp_ms: time(request.timestamp_ms)?,
             signature: request.signature.to_vec(),
+            attestation: request.attestation.map(evidence_from_js),
         };
         Ok(request.encode()?.into())
     })
@@ -190,6 +241,7 @@ pub fn decode_rotation_request(body: &[u8]) -> Result<RotationRequest> {
             csr: request.csr_pem,
             timestamp_ms: request.timestamp_ms as f64,
             signature: request.signature.into(),
+            attestation: request.attestation.map(evidence_to_js),
         })
     })
 }
@@ -232,26 +284,36 @@ pub fn decode_enroll_response(body: &[u8]) -> Result<EnrollResponse> {
     })
 }
 
-/// `POST /v1/attest/nonce`: a node id, with the proof of that node's enrollment token.
-#[napi(object)]
-pub struct NonceRequest {
-    /// The device id the nonce is for.
-    pub node_id: String,
-    /// The id of the device's enrollment token, hex.
-    pub token_id: String,
-    /// The token's proof over the node id (an Ed25519 signature), hex.
-    pub token_proof: String,
-}
-
-/// Encodes a nonce request body `{node_id, token_id, token_proof}`.
+/// Encodes a nonce request body `{node_id, token_id, token_proof, ek_certificate?, ak_public?}`.
 #[napi]
 pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
     sync(|| {
-        let request = core::NonceRequest {
-            node_id: request.node_id,
-            token_id: hex32("tokenId", &request.token_id)?,
-            token_proof: hex_bytes::<64>("tokenProof", &request.token_proof)?,
+        let endorsement = match (request.ek_certificate, request.ak_public) {
+            (None, None) => None,
+            (Some(ek), Some(ak)) => Some(core::Endorsement { ek_certificate: ek.to_vec(), ak_public: ak.to_vec() }),
+            _ => return Err(crate::error::invalid_argument("ekCertificate and akPublic come together")),
         };
+        let auth =
+            match (request.token_id, request.token_proof, request.certificate, request.timestamp_ms, request.signature)
+            {
+                (Some(id), Some(proof), None, None, None) => core::NonceAuth::Token {
+                    token_id: hex32("tokenId", &id)?,
+                    token_proof: hex_bytes::<64>("tokenProof", &proof)?,
+                },
+                (None, None, Some(certificate_pem), Some(timestamp_ms), Some(signature)) => {
+                    core::NonceAuth::Certificate {
+                        certificate_pem,
+                        timestamp_ms: time(timestamp_ms)?,
+                        signature: signature.to_vec(),
+                    }
+                }
+                _ => {
+                    return Err(crate::error::invalid_argument(
+                        "a nonce request has tokenId and tokenProof, or certificate, timestampMs and signature",
+                    ))
+                }
+            };
+        let request = core::NonceRequest { node_id: request.node_id, auth, endorsement };
         Ok(request.encode()?.into())
     })
 }
@@ -261,10 +323,27 @@ pub fn encode_nonce_request(request: NonceRequest) -> Result<Buffer> {
 pub fn decode_nonce_request(body: &[u8]) -> Result<NonceRequest> {
     sync(|| {
         let request = core::NonceRequest::decode(body)?;
+        let (ek_certificate, ak_public) = match request.endorsement {
+            Some(e) => (Some(e.ek_certificate.into()), Some(e.ak_public.into())),
+            None => (None, None),
+        };
+        let (token_id, token_proof, certificate, timestamp_ms, signature) = match request.auth {
+            core::NonceAuth::Token { token_id, token_proof } => {
+                (Some(hex(&token_id)), Some(hex(&token_proof)), None, None, None)
+            }
+            core::NonceAuth::Certificate { certificate_pem, timestamp_ms, signature } => {
+                (None, None, Some(certificate_pem), Some(timestamp_ms as f64), Some(signature.into()))
+            }
+        };
         Ok(NonceRequest {
             node_id: request.node_id,
-            token_id: hex(&request.token_id),
-            token_proof: hex(&request.token_proof),
+            token_id,
+            token_proof,
+            certificate,
+            timestamp_ms,
+            signature,
+            ek_certificate,
+            ak_public,
         })
     })
 }
@@ -277,6 +356,14 @@ pub fn encode_nonce_answer(answer: NonceAnswer) -> Result<Buffer> {
             nonce: answer.nonce.to_vec(),
             expires_at_ms: time(answer.expires_at_ms)?,
             pcrs: answer.pcrs.map(|p| PcrSelection::new(&p)).transpose()?,
+            challenge: match (answer.credential_blob, answer.encrypted_secret) {
+                (None, None) => None,
+                (Some(blob), Some(secret)) => Some(core::CredentialChallenge {
+                    credential_blob: blob.to_vec(),
+                    encrypted_secret: secret.to_vec(),
+                }),
+                _ => return Err(crate::error::invalid_argument("credentialBlob and encryptedSecret come together")),
+            },
         };
         Ok(answer.encode()?.into())
     })
@@ -291,6 +378,8 @@ pub fn decode_nonce_answer(body: &[u8]) -> Result<NonceAnswer> {
             nonce: answer.nonce.into(),
             expires_at_ms: answer.expires_at_ms as f64,
             pcrs: answer.pcrs.as_ref().map(indices),
+            credential_blob: answer.challenge.as_ref().map(|c| c.credential_blob.clone().into()),
+            encrypted_secret: answer.challenge.map(|c| c.encrypted_secret.into()),
         })
     })
 }
@@ -381,9 +470,27 @@ fn quote_to_js(quote: core::BoundQuote) -> BoundQuote {
 }
 
 fn evidence_from_js(evidence: QuoteEvidence) -> core::QuoteEvidence {
-    core::QuoteEvidence { nonce: evidence.nonce.to_vec(), quote: quote_from_js(evidence.quote) }
+    core::QuoteEvidence {
+        nonce: evidence.nonce.to_vec(),
+        quote: quote_from_js(evidence.quote),
+        activated_secret: evidence.activated_secret.map(|s| s.to_vec()),
+        certification: evidence.certification.map(|c| core::KeyCertification {
+            key_public: c.key_public.to_vec(),
+            attest: c.attest.to_vec(),
+            signature: c.signature.to_vec(),
+        }),
+    }
 }
 
 fn evidence_to_js(evidence: core::QuoteEvidence) -> QuoteEvidence {
-    QuoteEvidence { nonce: evidence.nonce.into(), quote: quote_to_js(evidence.quote) }
+    QuoteEvidence {
+        nonce: evidence.nonce.into(),
+        quote: quote_to_js(evidence.quote),
+        activated_secret: evidence.activated_secret.map(Into::into),
+        certification: evidence.certification.map(|c| KeyCertification {
+            key_public: c.key_public.into(),
+            attest: c.attest.into(),
+            signature: c.signature.into(),
+        }),
+    }
 }

@@ -192,6 +192,80 @@ impl Tpm {
         })
     }
 
+    /// The endorsement key certificate (DER) stored in the TPM for its RSA 2048 EK;
+    /// `ERR_TPM_COMMAND` when it holds none.
+    #[napi(ts_return_type = "Promise<TpmJobResult>")]
+    pub fn ek_certificate(&self) -> AsyncTask<TpmJob> {
+        self.job(move |_t| {
+            #[cfg(feature = "tpm")]
+            return Ok(JobOutput::Bytes(_t.ek_certificate()?));
+            #[cfg(not(feature = "tpm"))]
+            Err(unsupported())
+        })
+    }
+
+    /// The public area (marshalled `TPMT_PUBLIC`) of the key in `blob`.
+    #[napi]
+    pub fn public_area(&self, blob: &[u8]) -> Result<Buffer> {
+        sync(|| {
+            #[cfg(feature = "tpm")]
+            return Ok(tpm::Tpm::public_area(&tpm::KeyBlob::from_bytes(blob)?)?.into());
+            #[cfg(not(feature = "tpm"))]
+            {
+                let _ = blob;
+                Err(unsupported())
+            }
+        })
+    }
+
+    /// `TPM2_ActivateCredential` with the attestation key `akBlob` and the RSA 2048 EK: the
+    /// secret of a CA's credential challenge.
+    #[napi(ts_return_type = "Promise<TpmJobResult>")]
+    pub fn activate_credential(
+        &self,
+        ak_blob: &[u8],
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> AsyncTask<TpmJob> {
+        let (ak_blob, credential_blob, encrypted_secret) =
+            (ak_blob.to_vec(), credential_blob.to_vec(), encrypted_secret.to_vec());
+        self.job(move |_t| {
+            #[cfg(feature = "tpm")]
+            return Ok(JobOutput::Secret(_t.activate_credential(
+                &tpm::KeyBlob::from_bytes(&ak_blob)?,
+                &credential_blob,
+                &encrypted_secret,
+            )?));
+            #[cfg(not(feature = "tpm"))]
+            {
+                let _ = (&ak_blob, &credential_blob, &encrypted_secret);
+                Err(unsupported())
+            }
+        })
+    }
+
+    /// `TPM2_Certify`: the attestation key `akBlob` certifies, over `nonce`, that the signing key
+    /// `keyBlob` lives in this TPM; resolves with `{ attest, signature }` in `quote` (its
+    /// `pcrValues` empty, `akPublicPem` the AK's).
+    #[napi(ts_return_type = "Promise<TpmJobResult>")]
+    pub fn certify(&self, ak_blob: &[u8], key_blob: &[u8], nonce: &[u8]) -> AsyncTask<TpmJob> {
+        let (ak_blob, key_blob, nonce) = (ak_blob.to_vec(), key_blob.to_vec(), nonce.to_vec());
+        self.job(move |_t| {
+            #[cfg(feature = "tpm")]
+            {
+                let ak = tpm::KeyBlob::from_bytes(&ak_blob)?;
+                let (attest, signature) = _t.certify(&ak, &tpm::KeyBlob::from_bytes(&key_blob)?, &nonce)?;
+                let ak_public_pem = ak.ak_public_key()?.to_pem();
+                return Ok(JobOutput::Quote(tpm::Quote { attest, signature, pcr_values: Vec::new(), ak_public_pem }));
+            }
+            #[cfg(not(feature = "tpm"))]
+            {
+                let _ = (&ak_blob, &key_blob, &nonce);
+                Err(unsupported())
+            }
+        })
+    }
+
     /// The current values of the SHA-256 PCRs `pcrs`.
     #[napi]
     pub fn read_pcrs(&self, pcrs: Vec<u32>) -> Result<Vec<PcrValue>> {

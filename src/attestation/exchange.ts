@@ -5,8 +5,15 @@
  *
  * The exchange runs on its own stream of the link's message layer ({@link Mux}), protocol id
  * {@link QUOTE_PROTOCOL}, so a link to a node carries quotes beside its other protocols:
- * {@link serveQuotes} on the node, {@link askQuote} on the verifier. A stream carries one
- * request and its answer; a broken line resets that stream, not the link.
+ * {@link serveQuotes} on the node, {@link askQuote} on the verifier. A stream carries exactly
+ * one request and its answer, and the node ends it after the answer; a broken line resets that
+ * stream, not the link.
+ *
+ * A quote costs the node's TPM real time (tens to hundreds of ms, and a TPM does one thing at a
+ * time), so the node answers sparingly: by default only peers whose certificate carries the
+ * {@link VERIFIER_ROLE} role (`ERR_FORBIDDEN` otherwise), one request at a time per link with at
+ * most {@link ServeQuotesInit.maxQueued} waiting, and each peer within a token bucket
+ * (`ERR_RATE_LIMITED`); refusals are answered at once, without touching the TPM.
  *
  * One JSON object per line, in both directions, at most {@link MAX_LINE} bytes a line; the
  * messages are encoded and decoded by the core (see `protocol/quote.ts`). This module moves
@@ -17,8 +24,10 @@
  */
 import type { Duplex } from 'node:stream'
 
+import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, isErrorCode, ZtError } from '../errors.js'
+import type { PeerIdentity } from '../primitives/pki/index.js'
 import { decodeQuoteAnswer, decodeQuoteRequest, encodeQuoteAnswer, encodeQuoteRequest, MAX_QUOTE_LINE, type BoundQuote, type QuoteAnswer, type QuoteRequest } from '../protocol/quote.js'
 
 export type { BoundQuote, QuoteRequest } from '../protocol/quote.js'
@@ -29,21 +38,58 @@ export const MAX_LINE = MAX_QUOTE_LINE
 /** The message-layer protocol id of the quote exchange. */
 export const QUOTE_PROTOCOL = '/ztmesh/quote/1'
 
+/** The role a peer's certificate must carry for {@link serveQuotes}' default `allow`. */
+export const VERIFIER_ROLE = 'gateway'
+
+/** The default quote budget of one peer: {@link QUOTE_RATE.burst} at once, then one per 10 s. */
+export const QUOTE_RATE = Object.freeze({ perSecond: 0.1, burst: 5 })
+
+/** Options of {@link serveQuotes}. */
+export interface ServeQuotesInit {
+  /** Which peers may ask for quotes. Default: those whose certificate has the role {@link VERIFIER_ROLE}. */
+  allow?: (peer: PeerIdentity) => boolean
+  /**
+   * The per-peer budget (keyed by tenant and device). Share one across the links of a process
+   * (as `DeviceIdentity.answerQuotes` does) so a peer cannot multiply it by opening links.
+   * Default: a {@link QUOTE_RATE} bucket for this link alone.
+   */
+  limiter?: RateLimiter
+  /** Requests that may wait on this link behind the one being answered. Default 1. */
+  maxQueued?: number
+}
+
 /**
- * Answers quote requests on every {@link QUOTE_PROTOCOL} stream the verifier opens on `mux`, with
- * `produce` (see {@link answerQuoteRequests}).
+ * Answers quote requests on the {@link QUOTE_PROTOCOL} streams the verifier opens on `mux`, with
+ * `produce`: one request per stream, the stream ended after its answer, one `produce` at a time
+ * on this link, within the allow rule and the per-peer budget of `init` (see the module notes).
  */
-export function serveQuotes(mux: Mux, produce: (request: QuoteRequest) => Promise<BoundQuote>): void {
-  mux.handle(QUOTE_PROTOCOL, (stream) => {
+export function serveQuotes(mux: Mux, produce: (request: QuoteRequest) => Promise<BoundQuote>, init: ServeQuotesInit = {}): void {
+  const allow = init.allow ?? ((peer: PeerIdentity) => peer.roles.includes(VERIFIER_ROLE))
+  const limiter = init.limiter ?? new RateLimiter({ ...QUOTE_RATE, maxSources: 16 })
+  const maxQueued = init.maxQueued ?? 1
+  let busy = 0
+  let queue = Promise.resolve()
+  mux.handle(QUOTE_PROTOCOL, (stream, peer) => {
     stream.on('error', () => {}) // a reset stream concerns only its own request
-    answerQuoteRequests(stream, produce)
+    answerQuoteRequest(stream, (request) => {
+      if (!allow(peer)) throw createError('ERR_FORBIDDEN', 'this node answers quote requests from its verifiers only')
+      if (busy > maxQueued || !limiter.take(`${peer.tenant}/${peer.deviceId}`)) throw createError('ERR_RATE_LIMITED', 'too many quote requests')
+      busy++
+      const answer = queue.then(() => produce(request))
+      queue = answer.then(
+        () => undefined,
+        () => undefined,
+      )
+      return answer.finally(() => busy--)
+    })
   })
 }
 
 /**
  * Asks the node at the other end of `mux` for a quote on a stream of its own; rejects as
  * {@link requestQuote} does, and with `ERR_MUX_UNSUPPORTED_PROTOCOL` when the node serves no
- * quotes. The whole exchange, the stream's opening included, is bounded by `timeoutMs`.
+ * quotes. The whole exchange, the stream's opening included, is bounded by `timeoutMs` and ends
+ * with `ERR_ABORTED` when `signal` aborts.
  */
 export async function askQuote(mux: Mux, request: QuoteRequest, init: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<BoundQuote> {
   const timeoutMs = init.timeoutMs ?? 10_000
@@ -51,7 +97,7 @@ export async function askQuote(mux: Mux, request: QuoteRequest, init: { timeoutM
   const stream = await mux.open(QUOTE_PROTOCOL, { timeoutMs, ...(init.signal !== undefined && { signal: init.signal }) })
   stream.on('error', () => {}) // failures surface through requestQuote
   try {
-    return await requestQuote(stream, request, Math.max(1, timeoutMs - (Date.now() - started)))
+    return await requestQuote(stream, request, Math.max(1, timeoutMs - (Date.now() - started)), init.signal)
   } finally {
     stream.end()
   }
@@ -59,12 +105,12 @@ export async function askQuote(mux: Mux, request: QuoteRequest, init: { timeoutM
 
 /**
  * Asks the node at the other end of `link` for a quote; rejects with `ERR_TIMEOUT` after
- * `timeoutMs`, `ERR_CLOSED` when the link ends first, `ERR_ATTEST_MALFORMED` for an answer that
- * is not one, or the code the node reported.
+ * `timeoutMs`, `ERR_ABORTED` when `signal` aborts, `ERR_CLOSED` when the link ends first,
+ * `ERR_ATTEST_MALFORMED` for an answer that is not one, or the code the node reported.
  */
-export function requestQuote(link: Duplex, request: QuoteRequest, timeoutMs = 10_000): Promise<BoundQuote> {
+export function requestQuote(link: Duplex, request: QuoteRequest, timeoutMs = 10_000, signal?: AbortSignal): Promise<BoundQuote> {
   link.write(encodeQuoteRequest(request))
-  return readLine(link, timeoutMs).then((line) => {
+  return readLine(link, timeoutMs, signal).then((line) => {
     const answer = decodeQuoteAnswer(line)
     if ('errorCode' in answer) throw createError(isErrorCode(answer.errorCode) ? answer.errorCode : 'ERR_ATTEST_MALFORMED', `the node could not quote (${answer.errorCode})`)
     return answer.quote
@@ -72,23 +118,25 @@ export function requestQuote(link: Duplex, request: QuoteRequest, timeoutMs = 10
 }
 
 /**
- * Answers the quote requests that arrive on `link` with `produce`, until the link ends. A request
- * that is not one, or a failure of `produce`, is answered with an error line carrying the code.
+ * Answers the one quote request of `stream` with `produce`, then ends the stream: whatever
+ * follows the request's line is never read. A request that is not one, or a failure of
+ * `produce`, is answered with an error line carrying the code.
  */
-export function answerQuoteRequests(link: Duplex, produce: (request: QuoteRequest) => Promise<BoundQuote>): void {
+export function answerQuoteRequest(stream: Duplex, produce: (request: QuoteRequest) => Promise<BoundQuote>): void {
   let buffered = Buffer.alloc(0)
-  let queue = Promise.resolve()
-  link.on('data', (chunk: Buffer | string) => {
+  const onData = (chunk: Buffer | string) => {
     buffered = Buffer.concat([buffered, typeof chunk === 'string' ? Buffer.from(chunk) : chunk])
-    let newline: number
-    while ((newline = buffered.indexOf(0x0a)) >= 0) {
-      const line = buffered.subarray(0, newline)
-      buffered = buffered.subarray(newline + 1)
-      // One request at a time, answered in order.
-      queue = queue.then(() => answer(line))
+    const newline = buffered.indexOf(0x0a)
+    if (newline >= 0) {
+      stream.off('data', onData)
+      stream.pause()
+      void answer(buffered.subarray(0, newline))
+    } else if (buffered.length > MAX_LINE) {
+      stream.off('data', onData)
+      stream.destroy(createError('ERR_ATTEST_MALFORMED', 'a quote request line is too long'))
     }
-    if (buffered.length > MAX_LINE) link.destroy(createError('ERR_ATTEST_MALFORMED', 'a quote request line is too long'))
-  })
+  }
+  stream.on('data', onData)
   const answer = async (line: Buffer) => {
     let reply: QuoteAnswer
     try {
@@ -103,16 +151,22 @@ export function answerQuoteRequests(link: Duplex, produce: (request: QuoteReques
       // A quote too large for the line, say: the verifier hears the code, not a half answer.
       bytes = encodeQuoteAnswer({ errorCode: error instanceof ZtError ? error.code : 'ERR_INTERNAL' })
     }
-    if (!link.destroyed) link.write(bytes)
+    if (!stream.destroyed) stream.end(bytes)
   }
 }
 
-/** The next line from `link` (bounded in length and time). */
-function readLine(link: Duplex, timeoutMs: number): Promise<Buffer> {
+/** The next line from `link` (bounded in length and time, and cut short by `signal`). */
+function readLine(link: Duplex, timeoutMs: number, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(createError('ERR_ABORTED', 'the quote request was aborted'))
+      return
+    }
     let buffered = Buffer.alloc(0)
+    const onAbort = () => done(createError('ERR_ABORTED', 'the quote request was aborted'))
     const done = (error: unknown, line?: Buffer) => {
       clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
       link.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError)
       if (error === undefined) resolve(line!)
       else reject(error)
@@ -126,6 +180,7 @@ function readLine(link: Duplex, timeoutMs: number): Promise<Buffer> {
     const onEnd = () => done(createError('ERR_CLOSED', 'the link closed before the node answered'))
     const onError = (error: unknown) => done(error)
     const timer = setTimeout(() => done(createError('ERR_TIMEOUT', 'the node did not answer the quote request in time')), timeoutMs)
+    signal?.addEventListener('abort', onAbort, { once: true })
     link.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onError)
   })
 }

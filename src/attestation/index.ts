@@ -3,7 +3,7 @@
  *
  * ```text
  * attestation/index.ts     quotes and AK bindings checked by the core (no TPM needed), for both sides
- * attestation/exchange.ts  the quote exchange over a secure link (requestQuote / answerQuoteRequests)
+ * attestation/exchange.ts  the quote exchange over a secure link (askQuote / serveQuotes)
  * attestation/verifier/    the CA's side: settings, nonce store, registry, evidence checks, re-attestation
  * attestation/device/      the device's side: the evidence of an enrollment
  * ```
@@ -48,11 +48,13 @@ export function checkPcrPolicy(policy: unknown): PcrPolicy {
 export type VerifiedQuote = ReturnType<typeof native.verifyQuote>
 
 /**
- * Verifies `quote` against `nonce` and `policy`. Throws an `AttestationError`:
+ * Verifies `quote` against `nonce` and `policy`, and that it covers every PCR of `requiredPcrs`
+ * (the selection the verifier asked for) in the SHA-256 bank. Throws an `AttestationError`:
  * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE`, `ERR_ATTEST_PCR_VALUES` (the values are not the
- * quoted ones), `ERR_ATTEST_PCR_MISMATCH` (policy not met) or `ERR_ATTEST_MALFORMED`.
+ * quoted ones), `ERR_ATTEST_PCR_MISMATCH` (policy not met), `ERR_ATTEST_PCR_SELECTION` (a PCR
+ * asked for is not quoted) or `ERR_ATTEST_MALFORMED`.
  */
-export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPolicy): VerifiedQuote {
+export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPolicy, requiredPcrs?: readonly number[]): VerifiedQuote {
   return callNative(() =>
     native.verifyQuote({
       akPublicPem: quote.akPublicPem,
@@ -61,6 +63,7 @@ export function verifyQuote(quote: QuoteFiles, nonce: Uint8Array, policy?: PcrPo
       pcrValues: Buffer.from(quote.pcrValues),
       nonce: Buffer.from(nonce),
       ...(policy !== undefined && { policy: Object.entries(policy).map(([index, value]) => ({ index: Number(index), bank: 'sha256', value: value.toLowerCase() })) }),
+      ...(requiredPcrs !== undefined && { requiredPcrs: [...requiredPcrs] }),
     }),
   )
 }
@@ -78,6 +81,40 @@ export function akPublicKeySha256(akPublicPem: string): string {
   return callNative(() => native.akPublicKeySha256(akPublicPem))
 }
 
+/** A credential challenge: what goes to the device, and the SHA-256s (hex) the CA keeps. */
+export type AkChallenge = ReturnType<typeof native.challengeAttestationKey>
+
+/**
+ * Challenges an attestation key (the CA's `MakeCredential`, in the core): `ekCertificate` (DER)
+ * must chain to `ekCasPem` at `nowMs` (`ERR_ATTEST_EK_CERTIFICATE`), and `akPublic` (its
+ * `TPMT_PUBLIC`) must be a restricted signing key fixed to its TPM (`ERR_ATTEST_KEY_ATTRIBUTES`).
+ */
+export function challengeAttestationKey(ekCertificate: Uint8Array, ekCasPem: string, akPublic: Uint8Array, nowMs: number): AkChallenge {
+  return callNative(() => native.challengeAttestationKey(ekCertificate, ekCasPem, akPublic, nowMs))
+}
+
+/** Checks an activated secret against the SHA-256 (hex) kept with its challenge, in constant time; `ERR_ATTEST_CREDENTIAL`. */
+export function verifyActivatedSecret(activated: Uint8Array, secretSha256: string): void {
+  callNative(() => native.verifyActivatedSecret(activated, secretSha256))
+}
+
+/** A `TPM2_Certify` of a device key by its attestation key. */
+export interface KeyCertification {
+  /** The device key's public area (`TPMT_PUBLIC`). */
+  keyPublic: Uint8Array
+  attest: Uint8Array
+  signature: Uint8Array
+}
+
+/**
+ * Checks that the key of `csrPem` lives in the TPM of `akPublicPem`: certified by the AK over
+ * `nonce`, a signing key fixed to its TPM. Throws `ERR_ATTEST_KEY_ATTRIBUTES`, `ERR_ATTEST_CERTIFY`,
+ * `ERR_ATTEST_SIGNATURE`, `ERR_ATTEST_NONCE` or `ERR_ATTEST_MALFORMED`.
+ */
+export function verifyKeyCertification(akPublicPem: string, certification: KeyCertification, nonce: Uint8Array, csrPem: string): void {
+  callNative(() => native.verifyKeyCertification(akPublicPem, Buffer.from(certification.keyPublic), Buffer.from(certification.attest), Buffer.from(certification.signature), Buffer.from(nonce), csrPem))
+}
+
 /** What a device signs, with its certificate key, to bind an attestation key to itself. */
 export function akBindingMessage(akPublicPem: string): Buffer {
   return callNative(() => native.akBindingMessage(akPublicPem))
@@ -91,4 +128,4 @@ export function verifyAkBinding(certificateOrCsrPem: string, akPublicPem: string
   callNative(() => native.verifyAkBinding(certificateOrCsrPem, akPublicPem, signature))
 }
 
-export { answerQuoteRequests, askQuote, QUOTE_PROTOCOL, requestQuote, serveQuotes, type BoundQuote, type QuoteRequest } from './exchange.js'
+export { answerQuoteRequest, askQuote, QUOTE_PROTOCOL, QUOTE_RATE, requestQuote, serveQuotes, VERIFIER_ROLE, type BoundQuote, type QuoteRequest, type ServeQuotesInit } from './exchange.js'

@@ -89,4 +89,9 @@ export const CA_MIGRATIONS: readonly Migration[] = [
   `,
   // Signed audit checkpoints (issue 10 §5): what truncation and retention are checked against.
   AUDIT_CHECKPOINT_MIGRATION,
+  // Credential activation (issue 10 §3): what a nonce's challenge expects back, and for which AK.
+  `
+  ALTER TABLE attest_nonces ADD COLUMN credential_sha256 TEXT;
+  ALTER TABLE attest_nonces ADD COLUMN ak_spki_sha256 TEXT;
+  `,
 ]

@@ -7,13 +7,16 @@
  * Plain HTTP only with `insecureHttp` (tests), which warns, and which refuses the admin
  * credential (`POST /v1/revoke`, `ERR_INSECURE_TRANSPORT`).
  *
- * - `POST /v1/attest/nonce {node_id, token_id, token_proof}` → `{nonce, expires_at, pcrs}`: a
- *   single-use nonce for the TPM quote of that node's enrollment, and the PCRs to quote; only for
- *   the holder of that node's enrollment token
+ * - `POST /v1/attest/nonce {node_id, token_id, token_proof, ek_certificate?, ak_public?}` →
+ *   `{nonce, expires_at, pcrs, credential_blob?, encrypted_secret?}`: a single-use nonce for the
+ *   TPM quote of that node's enrollment, the PCRs to quote, and a credential challenge for an
+ *   endorsed AK; only for the holder of that node's enrollment token, or, for an attested
+ *   rotation, `{node_id, certificate, timestamp, signature}`: that node's current certificate
+ *   and its key's signature
  * - `POST /v1/enroll {token_id, token_proof, csr, attestation?, node_id?}` → `{certificate,
  *   ca_cert, serial, not_after, config}`; the token's proof covers the CSR and node id, and the
  *   CA's attestation mode decides whether `attestation` is required
- * - `POST /v1/rotate {certificate, csr, timestamp, signature}` (signed by the current key) → the same
+ * - `POST /v1/rotate {certificate, csr, timestamp, signature, attestation?}` (signed by the current key) → the same
  *
  * The bodies of these three are encoded and decoded by the core (`protocol/enroll.ts`).
  * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
@@ -208,9 +211,19 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: R
   try {
     switch (route) {
       case `POST ${ENROLLMENT_ROUTES.nonce}`: {
-        const body = await readMessage(refuse, request, 1024, timeout, decodeNonceRequest)
+        // Room for an EK certificate in base64 (the core's codec bounds it the same).
+        const body = await readMessage(refuse, request, 4096, timeout, decodeNonceRequest)
         const issued = ca.issueNonce(body, address)
-        sendEncoded(response, 200, encodeNonceAnswer({ nonce: Buffer.from(issued.nonce, 'hex'), expiresAtMs: issued.expiresAt, pcrs: issued.pcrs }))
+        sendEncoded(
+          response,
+          200,
+          encodeNonceAnswer({
+            nonce: Buffer.from(issued.nonce, 'hex'),
+            expiresAtMs: issued.expiresAt,
+            pcrs: issued.pcrs,
+            ...(issued.challenge !== undefined && { credentialBlob: issued.challenge.credentialBlob, encryptedSecret: issued.challenge.encryptedSecret }),
+          }),
+        )
         return
       }
       case `POST ${ENROLLMENT_ROUTES.enroll}`: {

@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 
 import { AuditLog, type AuditEvent, type AuditLogInit, type AuditRecord } from '../audit/index.js'
+import { akPublicKeySha256, challengeAttestationKey, verifyAkBinding, verifyKeyCertification, verifyQuote } from '../attestation/index.js'
 import { createError, ZtError } from '../errors.js'
 import {
   inspectCertificate,
@@ -29,6 +30,8 @@ import {
   NonceStore,
   quoteSelection,
   readAttestationSettings,
+  reattestationPolicy,
+  silenceOf,
   type AttestationRecord,
   type AttestationSettings,
   type DriftAction,
@@ -40,7 +43,7 @@ import { currentCrl, INITIAL_CRL_SETTINGS, publishedCrlPem, type PublishedCrl } 
 import { selectProvisioner, type Detail } from './provisioners/index.js'
 import { Registry, type CertificateRecord, type CertificateTarget } from './registry.js'
 import { TokenStore, type CreateTokenInit } from './tokens.js'
-import { CA_API_IDENTITY, rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
+import { CA_API_IDENTITY, nonceRequestMessage, rotationMessage, type EnrollRequest, type NonceRequest, type RotationRequest } from '../protocol/enroll.js'
 
 
 /** Options of {@link CaService.init}. */
@@ -331,9 +334,10 @@ export class CaService implements ReattestationSink {
 
   /**
    * Issues a single-use attestation nonce bound to the request's node, for the quote of its
-   * enrollment; also says which PCRs to quote. Only the holder of that node's enrollment token
-   * gets one (the request's token proof: `ERR_TOKEN_INVALID`, `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN`
-   * for another node's token), so nobody else can evict its nonces. Audited (the nonce itself is
+   * enrollment (or attested rotation); also says which PCRs to quote. Only the holder of that
+   * node's enrollment token gets one (the request's token proof: `ERR_TOKEN_INVALID`,
+   * `ERR_TOKEN_PROOF`, `ERR_FORBIDDEN` for another node's token), or, once enrolled, of its
+   * certificate key (see #checkNonceCertificate), so nobody else can evict its nonces. Audited (the nonce itself is
    * not secret, but is not logged).
    */
   issueNonce(request: NonceRequest, actor: string): IssuedNonce {
@@ -342,12 +346,44 @@ export class CaService implements ReattestationSink {
       if (typeof nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       detail.device = nodeId.slice(0, 64)
       checkDeviceId(nodeId)
-      this.tokens.checkNonceRequest(request)
+      if (request.certificate !== undefined) this.#checkNonceCertificate(request, detail)
+      else this.tokens.checkNonceRequest(request)
       const settings = this.attestationSettings()
-      const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds)
+      // The credential challenge (issue 10 §3): the EK certificate must chain to a trusted EK CA
+      // and the AK must be a restricted key fixed to its TPM; the secret goes to that TPM alone.
+      const { ekCertificate, akPublic } = request
+      const challenge = ekCertificate !== undefined && akPublic !== undefined && settings.ekCasPem !== '' ? challengeAttestationKey(ekCertificate, settings.ekCasPem, akPublic, this.#now()) : undefined
+      if (challenge !== undefined) detail.challenge = 'issued'
+      const { nonce, expiresAt } = this.nonces.issue(nodeId, settings.nonceTtlSeconds, challenge)
       detail.expires_at = expiresAt
-      return { nonce, expiresAt, pcrs: quoteSelection(settings.pcrPolicy) }
+      return {
+        nonce,
+        expiresAt,
+        pcrs: quoteSelection(settings.pcrPolicy),
+        ...(challenge !== undefined && { challenge: { credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret } }),
+      }
     })
+  }
+
+  /**
+   * The authentication of an enrolled device's nonce request (its token is spent): its current
+   * certificate, decided by `verify_peer` as for a rotation (revoked: `ERR_CERT_REVOKED`; expired
+   * within the grace period: accepted), must name the node the nonce is for (`ERR_FORBIDDEN`),
+   * and its key must have signed {@link nonceRequestMessage} within the rotation window
+   * (`ERR_UNAUTHENTICATED`).
+   */
+  #checkNonceCertificate(request: NonceRequest, detail: Detail): void {
+    const { certificate, timestampMs, signature, nodeId } = request
+    if (certificate === undefined || timestampMs === undefined || signature === undefined) throw createError('ERR_BAD_REQUEST', 'a certificate nonce request is signed and dated')
+    detail.auth = 'certificate'
+    const now = this.#now()
+    if (Math.abs(now - timestampMs) > ROTATION_WINDOW_MS) throw createError('ERR_UNAUTHENTICATED', 'the nonce request is too old or from the future')
+    const peer = this.#verifyCurrent(certificate, now, DEFAULT_GRACE_SECONDS)
+    Object.assign(detail, { tenant: peer.tenant, serial: peer.serial })
+    if (!verifyCertificateSignature(certificate, nonceRequestMessage(timestampMs, nodeId), signature)) {
+      throw createError('ERR_UNAUTHENTICATED', 'the nonce request is not signed by the certificate key')
+    }
+    if (peer.deviceId !== nodeId) throw createError('ERR_FORBIDDEN', 'the certificate is for another device')
   }
 
   /** The CA's attestation settings. */
@@ -382,22 +418,36 @@ export class CaService implements ReattestationSink {
    * Records the verdict of one re-attestation and acts on it, in one transaction with its audit
    * row (action `reattest`). `drift` and `refused` apply the drift action: `revoke` revokes
    * every live certificate of the device (reason `privilegeWithdrawn`) and publishes a new CRL;
-   * `demote` marks the device demoted (see {@link rotate}). `failed` is recorded, nothing more:
-   * an unreachable node is not a reason to revoke, but its status shows the failure.
+   * `demote` marks the device demoted (see {@link rotate}).
+   *
+   * `failed` is recorded, and silence is no way out: for an attested device, the drift action
+   * applies once `maxFailures` checks failed in a row or no good quote came for longer than
+   * `maxSilenceSeconds`; under the mode `required`, a device the link proved to be itself
+   * (the outcome has its serial) with no attested record gets it at once (revoked when the
+   * registry has no record to demote). The audit row's `silence` says which rule applied.
    */
   applyReattestation(outcome: ReattestOutcome, actor = 'reattest'): ReattestResult {
     const { deviceId, verdict, reason } = outcome
     const result: ReattestResult = { deviceId, tenant: outcome.tenant ?? null, verdict, reason, action: 'none', revoked: [] }
     const detail: Detail = { device: deviceId, tenant: result.tenant, serial: outcome.serial ?? null, verdict }
-    const onDrift = this.attestationSettings().onDrift
+    const settings = this.attestationSettings()
+    const onDrift = settings.onDrift
     this.#registry.transaction(() => {
+      const now = this.#now()
       const record = this.attestations.find(deviceId, outcome.tenant)
       detail.known = record !== undefined
+      // Only a failure of the device itself counts against it: one whose link got as far as its certificate.
+      const silence = verdict === 'failed' && (record?.attested === true || outcome.serial !== undefined) ? silenceOf(record, settings, now) : undefined
+      if (silence !== undefined) detail.silence = silence
       if (record !== undefined) {
         result.tenant = record.tenant
         detail.tenant = record.tenant
-        this.attestations.recordCheck(record, verdict, reason, this.#now())
-        if (verdict === 'drift' || verdict === 'refused') this.#applyDriftAction(record, onDrift, outcome.roles ?? [], actor, result)
+        this.attestations.recordCheck(record, verdict, reason, now)
+        if (verdict === 'drift' || verdict === 'refused' || silence !== undefined) this.#applyDriftAction(record, onDrift, outcome.roles ?? [], actor, result)
+      } else if (silence !== undefined && outcome.tenant !== undefined) {
+        const target = { device: deviceId, tenant: outcome.tenant }
+        result.action = 'revoke'
+        if (this.#registry.liveSerials(target).length > 0) result.revoked = this.revoke(target, DRIFT_REVOCATION_REASON, actor)
       }
       Object.assign(detail, { action: result.action, revoked: result.revoked.length })
       this.#audit.append({ actor, action: 'reattest', outcome: verdict === 'ok' ? 'allow' : 'deny', reason, detail })
@@ -471,9 +521,42 @@ export class CaService implements ReattestationSink {
       const overlapEndsAt = Math.min(now + this.#rotationOverlapMs, peer.notAfterMs)
       this.#registry.scheduleSupersession(peer.serial, overlapEndsAt)
       Object.assign(detail, { serial: issued.serial, overlap_ends_at: overlapEndsAt })
+      this.#attestRotation(peer, request, issued.serial, detail)
       finish?.(issued)
       return issued
     })
+  }
+
+  /**
+   * An attested device keeps its status through a rotation only if the new key is in the same
+   * TPM: the request carries a quote over a nonce issued to the device, by the AK on record,
+   * bound to the new CSR's key, meeting its baseline and the CA's policy, and the AK's
+   * `TPM2_Certify` of the new key. Otherwise the rotation goes through and the device loses its
+   * attested status (`attested: false`, visible to re-attestation and policy), audited as
+   * `attestation: 'lost'` with the reason.
+   */
+  #attestRotation(peer: { deviceId: string; tenant: string }, request: RotationRequest, serial: string, detail: Detail): void {
+    const record = this.attestations.find(peer.deviceId, peer.tenant)
+    if (record === undefined || !record.attested || record.akPublicPem === null) return
+    const now = this.#now()
+    try {
+      const evidence = request.attestation
+      if (evidence === undefined || evidence.certification === undefined) throw createError('ERR_ATTEST_REQUIRED', 'an attested device rotates with a fresh quote and the certification of its new key')
+      const nonce = Buffer.from(evidence.nonce).toString('hex')
+      const state = this.nonces.consume(nonce, peer.deviceId)
+      if (state !== 'consumed') throw createError('ERR_ATTEST_NONCE', `the attestation nonce is ${state}`)
+      if (akPublicKeySha256(evidence.quote.akPublicPem) !== akPublicKeySha256(record.akPublicPem)) throw createError('ERR_ATTEST_KEY_CHANGED')
+      verifyKeyCertification(record.akPublicPem, evidence.certification, evidence.nonce, request.csr)
+      verifyAkBinding(request.csr, record.akPublicPem, evidence.quote.akBinding)
+      const policy = reattestationPolicy(record, this.attestationSettings().pcrPolicy)
+      verifyQuote({ ...evidence.quote, akPublicPem: record.akPublicPem }, evidence.nonce, policy, quoteSelection(policy))
+      this.attestations.recordAttestedRotation(record, serial, now)
+      detail.attestation = 'kept'
+    } catch (error) {
+      const reason = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
+      this.attestations.loseAttestation(record, reason, now)
+      Object.assign(detail, { attestation: 'lost', attestation_reason: reason })
+    }
   }
 
   /**

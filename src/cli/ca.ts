@@ -31,6 +31,15 @@ function readJsonFile(file: string): unknown {
   }
 }
 
+/** A text file an operator named; `ERR_INVALID_ARG` if it cannot be read. */
+function readTextFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (error) {
+    throw createError('ERR_INVALID_ARG', `${file} is not a readable file`, { cause: error })
+  }
+}
+
 async function withCa<T>(dir: string, run: (ca: CaService) => T): Promise<T> {
   const ca = await CaService.open({ dir })
   try {
@@ -191,13 +200,14 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   },
   /**
    * `ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote]
-   * [--nonce-ttl SECONDS]`: changes the options given (FILE is JSON `{"0": "hex", …}`) and prints
-   * the resulting settings as JSON.
+   * [--nonce-ttl SECONDS] [--max-failures N] [--max-silence SECONDS] [--ek-cas PEMFILE]`: changes
+   * the options given (FILE is JSON `{"0": "hex", …}`; PEMFILE the trusted EK CA certificates, `''`
+   * for none) and prints the resulting settings as JSON (the EK CAs as PEM).
    */
   async attestation(args) {
     const { values } = parseArgs({
       args,
-      options: { dir: { type: 'string' }, mode: { type: 'string' }, 'pcr-policy': { type: 'string' }, 'on-drift': { type: 'string' }, 'nonce-ttl': { type: 'string' } },
+      options: { dir: { type: 'string' }, mode: { type: 'string' }, 'pcr-policy': { type: 'string' }, 'on-drift': { type: 'string' }, 'nonce-ttl': { type: 'string' }, 'max-failures': { type: 'string' }, 'max-silence': { type: 'string' }, 'ek-cas': { type: 'string' } },
       strict: true,
     })
     const changes = {
@@ -205,6 +215,9 @@ const CA_COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
       ...(values['pcr-policy'] !== undefined && { pcrPolicy: readJsonFile(values['pcr-policy']) }),
       ...(values['on-drift'] !== undefined && { onDrift: values['on-drift'] }),
       ...(values['nonce-ttl'] !== undefined && { nonceTtlSeconds: Number(values['nonce-ttl']) }),
+      ...(values['max-failures'] !== undefined && { maxFailures: Number(values['max-failures']) }),
+      ...(values['max-silence'] !== undefined && { maxSilenceSeconds: Number(values['max-silence']) }),
+      ...(values['ek-cas'] !== undefined && { ekCasPem: values['ek-cas'] === '' ? '' : readTextFile(values['ek-cas']) }),
     }
     const settings = await withCa(required(values, 'dir'), (ca) => (Object.keys(changes).length === 0 ? ca.attestationSettings() : ca.setAttestationSettings(changes)))
     out(JSON.stringify(settings))

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
+import { VERIFIER_ROLE } from '../attestation/index.js'
 import type { AuditEvent } from '../audit/index.js'
 import { connectSecure, createSecureServer, type SecureEndpointInit } from '../channels/endpoints.js'
 import { Mux } from '../channels/mux.js'
@@ -112,11 +113,10 @@ export async function echoServer(args: string[]): Promise<void> {
  * one device `--peer` names.
  */
 export async function attestResponder(args: string[]): Promise<void> {
-  await serveLinks(args, 'attest', GATEWAY_ROLE, (link, identity) => identity.answerQuotes(new Mux(link, { role: 'responder' })))
+  // One rule decides who may ask: the link's admission (by default the verifier role, the one
+  // serveQuotes defaults to), so a peer admitted by --peer or --policy is not refused again per stream.
+  await serveLinks(args, 'attest', VERIFIER_ROLE, (link, identity) => identity.answerQuotes(new Mux(link, { role: 'responder' }), { allow: () => true }))
 }
-
-/** The certified role of the identities that may ask a node for quotes, by default. */
-const GATEWAY_ROLE = 'gateway'
 
 /**
  * A secure server of this device ({@link createSecureServer}): one JSON line per accepted (or

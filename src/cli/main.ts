@@ -13,7 +13,7 @@
  * ztmesh ca init --dir D --name NAME [--org ORG] [--tenant T]...   (tests and demos: root key in D)
  * ztmesh ca trust|crl|fingerprint --dir D
  * ztmesh ca token --dir D --device ID --tenant T [--ttl SECONDS] [--roles R1,R2]
- * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S]
+ * ztmesh ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE] [--on-drift revoke|demote] [--nonce-ttl S] [--max-failures N] [--max-silence S]
  * ztmesh ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]
  * ztmesh attest-responder --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--peer GW | --role R | --policy FILE] [--crl FILE]
  * ztmesh echo-server --store DIR --trust CA.pem --listen HOST:PORT [--protocol tls|noise] [--peer ID | --role R | --policy FILE] [--crl FILE]
@@ -68,6 +68,7 @@ commands:
                                             names the device and pins the root's SPKI SHA-256
   ca attestation --dir D [--mode off|optional|required] [--pcr-policy FILE]
          [--on-drift revoke|demote] [--nonce-ttl SECONDS]
+         [--max-failures N] [--max-silence SECONDS]
                                             show or change the TPM attestation policy (JSON);
                                             policy file: {"7": "<sha256 hex>"}
   ca reattest --dir D --store GW --nodes FILE [--protocol tls|noise] [--interval SECONDS]

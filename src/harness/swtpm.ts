@@ -4,8 +4,11 @@
  * the caller's, and a watchdog shell that stops swtpm when it is told to, when swtpm exits, or
  * when this process is gone (even killed), so no swtpm outlives the process that started it.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 
 /** A running swtpm. */
 export interface SoftwareTpm {
@@ -51,6 +54,29 @@ export async function startSoftwareTpm(stateDir: string): Promise<SoftwareTpm> {
     await stop(watchdog, () => exited)
   }
   throw new Error('could not start swtpm on 127.0.0.1')
+}
+
+/**
+ * Manufactures a TPM state in `root/tpm` as a TPM maker would (`swtpm_setup --create-ek-cert
+ * --create-platform-cert`): its EK certificates are signed by a fresh `swtpm_localca` CA of its
+ * own in `root/localca`, with configuration files of its own (nothing depends on the machine's
+ * `/var/lib/swtpm-localca`). Returns the state directory for {@link startSoftwareTpm} and the
+ * local CA's certificates (root and issuing CA), PEM: the EK CAs a verifier trusts.
+ */
+export async function manufactureSoftwareTpm(root: string): Promise<{ stateDir: string; ekCasPem: string }> {
+  const stateDir = join(root, 'tpm')
+  const ca = join(root, 'localca')
+  mkdirSync(stateDir, { recursive: true })
+  mkdirSync(ca, { recursive: true })
+  const localcaConf = join(root, 'swtpm-localca.conf')
+  writeFileSync(localcaConf, `statedir = ${ca}\nsigningkey = ${ca}/signkey.pem\nissuercert = ${ca}/issuercert.pem\ncertserial = ${ca}/certserial\n`)
+  const options = join(root, 'swtpm-localca.options')
+  writeFileSync(options, '--platform-manufacturer ztmesh\n--platform-version 2.1\n--platform-model test\n')
+  const setupConf = join(root, 'swtpm_setup.conf')
+  writeFileSync(setupConf, `create_certs_tool = swtpm_localca\ncreate_certs_tool_config = ${localcaConf}\ncreate_certs_tool_options = ${options}\nactive_pcr_banks = sha256\n`)
+  await promisify(execFile)('swtpm_setup', ['--tpm2', '--create-ek-cert', '--create-platform-cert', '--overwrite', '--tpmstate', stateDir, '--config', setupConf], { timeout: 60_000 })
+  const ekCasPem = readFileSync(join(ca, 'swtpm-localca-rootca-cert.pem'), 'utf8') + readFileSync(join(ca, 'issuercert.pem'), 'utf8')
+  return { stateDir, ekCasPem }
 }
 
 async function stop(watchdog: ChildProcess, exited: () => boolean): Promise<void> {

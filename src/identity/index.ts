@@ -42,7 +42,8 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { serveQuotes, type BoundQuote, type QuoteRequest } from '../attestation/index.js'
+import { QUOTE_RATE, serveQuotes, type BoundQuote, type QuoteRequest, type ServeQuotesInit } from '../attestation/index.js'
+import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
@@ -57,6 +58,8 @@ import {
   encodeRotationRequest,
   enrollRequestFor,
   ENROLLMENT_ROUTES,
+  nonceRequestByCertificate,
+  nonceRequestFor,
   rotationMessage,
   type EnrollResponse,
 } from '../protocol/enroll.js'
@@ -129,6 +132,8 @@ export class DeviceIdentity {
   #url: string | undefined
   #insecureHttp: boolean
   #attested = false
+  /** One quote budget per peer for every link this identity answers quotes on. */
+  readonly #quoteLimiter = new RateLimiter({ ...QUOTE_RATE, maxSources: 256 })
 
   private constructor(dir: string, key: DeviceKey, url?: string, insecureHttp = false) {
     this.dir = dir
@@ -166,7 +171,7 @@ export class DeviceIdentity {
     const attestation = await enrollmentAttestation(key, {
       ...transport,
       url: init.url,
-      token: init.token,
+      authenticate: (nodeId) => nonceRequestFor(init.token, nodeId),
       deviceId,
       mode: init.attestation ?? 'auto',
       pcrs: init.attestationPcrs ?? DEFAULT_ATTESTATION_PCRS,
@@ -278,7 +283,22 @@ export class DeviceIdentity {
     const csr = next.buildCsr(current.deviceId ?? 'device', current.tenant ?? 'tenant')
     const timestamp = init.now ?? Date.now()
     const signature = this.#key.sign(rotationMessage(timestamp, csr))
-    const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature })
+    // An attested device keeps its status only with a fresh quote and the AK's certification of
+    // the new key; its token is spent, so its current certificate key signs the nonce request.
+    const attestation =
+      next instanceof TpmDeviceKey && current.deviceId !== undefined
+        ? await enrollmentAttestation(next, {
+            ...this.#caServer(),
+            url: this.#url,
+            authenticate: (nodeId) => nonceRequestByCertificate(this.certificatePem, nodeId, (message) => this.#key.sign(message), timestamp),
+            deviceId: current.deviceId,
+            mode: 'auto',
+            pcrs: DEFAULT_ATTESTATION_PCRS,
+            ...(init.signal !== undefined && { signal: init.signal }),
+            ...(init.timeoutMs !== undefined && { timeoutMs: init.timeoutMs }),
+          })
+        : undefined
+    const request = encodeRotationRequest({ certificate: this.certificatePem, csr, timestampMs: timestamp, signature, ...(attestation !== undefined && { attestation }) })
     const trustPem = readFileSync(join(this.dir, FILES.trust), 'utf8')
     const response = decodeEnrollResponse(await postJson(new URL(ENROLLMENT_ROUTES.rotate, this.#url), request, { ...init, ...this.#caServer() }))
     // Checked against the device's own trust before the old certificate and key are replaced.
@@ -321,7 +341,9 @@ export class DeviceIdentity {
 
   /**
    * Answers a verifier's quote requests on the message layer of a secure link to the gateway
-   * (the quote protocol's streams), until the link ends.
+   * (the quote protocol's streams), until the link ends: by default only for peers with the
+   * `gateway` role, one at a time per link, and within one per-peer budget shared by all the
+   * links of this identity (see `serveQuotes`).
    *
    * @example
    * ```ts
@@ -329,8 +351,8 @@ export class DeviceIdentity {
    * id.answerQuotes(new Mux(link, { role: 'initiator' }))
    * ```
    */
-  answerQuotes(mux: Mux): void {
-    serveQuotes(mux, (request) => this.quote(request))
+  answerQuotes(mux: Mux, init: Omit<ServeQuotesInit, 'limiter'> = {}): void {
+    serveQuotes(mux, (request) => this.quote(request), { ...init, limiter: this.#quoteLimiter })
   }
 
   /** Accepts a CA rollover: a new trust bundle holding the old and the new root. */

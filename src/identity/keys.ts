@@ -172,6 +172,29 @@ export class TpmDeviceKey implements DeviceKey {
     return files
   }
 
+  /**
+   * What the TPM shows a CA for a credential challenge: its EK certificate and the attestation
+   * key's public area; `undefined` when the TPM holds no EK certificate (or there is no AK).
+   */
+  async endorsement(): Promise<{ ekCertificate: Buffer; akPublic: Buffer } | undefined> {
+    if (this.#akBlob === undefined) return undefined
+    const ekCertificate = await this.#tpm.ekCertificate().catch(() => undefined)
+    return ekCertificate === undefined ? undefined : { ekCertificate, akPublic: this.#tpm.publicArea(this.#akBlob) }
+  }
+
+  /** Answers a CA's credential challenge with the attestation key (`TPM2_ActivateCredential`). */
+  async activateCredential(credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Buffer> {
+    if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)
+    return this.#tpm.activateCredential(this.#akBlob, credentialBlob, encryptedSecret)
+  }
+
+  /** The attestation key's certification (`TPM2_Certify` over `nonce`) of this device key: it lives in the AK's TPM. */
+  async certify(nonce: Uint8Array): Promise<{ keyPublic: Buffer; attest: Buffer; signature: Buffer }> {
+    if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)
+    const { attest, signature } = await this.#tpm.certify(this.#akBlob, this.#blob, nonce)
+    return { keyPublic: this.#tpm.publicArea(this.#blob), attest, signature }
+  }
+
   /** A quote of `pcrs` over `nonce` by the attestation key, bound to the device key. */
   async quote(nonce: Uint8Array, pcrs: readonly number[]): Promise<BoundQuote> {
     if (this.#akBlob === undefined) throw createError('ERR_TPM_BLOB', `this identity has no attestation key (${FILES.tpmAk}): enroll again to create one`)

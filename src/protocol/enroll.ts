@@ -5,9 +5,10 @@
  * `ERR_BAD_RESPONSE` (the device's).
  *
  * ```text
- * POST /v1/attest/nonce {node_id, token_id, token_proof}                   → {nonce, expires_at, pcrs?}
- * POST /v1/enroll {token_id, token_proof, csr, node_id?, attestation?}      → {certificate, ca_cert, serial, not_after, config?}
- * POST /v1/rotate {certificate, csr, timestamp, signature}                  → the same
+ * POST /v1/attest/nonce {node_id, token_id, token_proof, ek_certificate?, ak_public?} → {nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}
+ *                       {node_id, certificate, timestamp, signature}              (an enrolled device: its certificate key signs)
+ * POST /v1/enroll {token_id, token_proof, csr, node_id?, attestation?}                 → {certificate, ca_cert, serial, not_after, config?}
+ * POST /v1/rotate {certificate, csr, timestamp, signature, attestation?}               → the same
  * ```
  *
  * A rotation request is signed by the current certificate's key over {@link rotationMessage}.
@@ -44,7 +45,11 @@ export type EnrollResponse = ReturnType<typeof native.decodeEnrollResponse>
 /** What enrolled devices are told (seed 002's bootstrap config). */
 export type DeviceConfig = NonNullable<EnrollResponse['config']>
 
-/** `POST /v1/attest/nonce`: `{nodeId, tokenId, tokenProof}`. */
+/**
+ * `POST /v1/attest/nonce`: `{nodeId, tokenId, tokenProof}` (or, from an enrolled device,
+ * `{nodeId, certificate, timestampMs, signature}`), and, to ask for a credential
+ * challenge, the TPM's EK certificate (DER) with its attestation key's public area (`TPMT_PUBLIC`).
+ */
 export type NonceRequest = ReturnType<typeof native.decodeNonceRequest>
 
 /** What an enrollment token says: `{id, rootSpkiSha256, tenant, deviceId}` (hex where bytes). */
@@ -94,12 +99,12 @@ export function decodeEnrollResponse(body: Uint8Array): EnrollResponse {
   return callNative(() => native.decodeEnrollResponse(body))
 }
 
-/** Encodes `{node_id, token_id, token_proof}` (device). */
+/** Encodes `{node_id, token_id, token_proof, ek_certificate?, ak_public?}` (device). */
 export function encodeNonceRequest(request: NonceRequest): Buffer {
   return callNative(() => native.encodeNonceRequest(request))
 }
 
-/** Decodes `{node_id, token_id, token_proof}` (CA); `ERR_BAD_REQUEST`. */
+/** Decodes a nonce request (CA); `ERR_BAD_REQUEST`. */
 export function decodeNonceRequest(body: Uint8Array): NonceRequest {
   return callNative(() => native.decodeNonceRequest(body))
 }
@@ -133,6 +138,23 @@ export function enrollRequestFor(token: string, csr: string, init: { nodeId?: st
   return { tokenId: id, tokenProof, csr, ...(init.nodeId !== undefined && { nodeId: init.nodeId }), ...(init.attestation !== undefined && { attestation: init.attestation }) }
 }
 
+/**
+ * The bytes the current certificate key of an enrolled device signs to ask for a nonce
+ * ({@link nonceRequestByCertificate}).
+ */
+export function nonceRequestMessage(timestampMs: number, nodeId: string): Buffer {
+  return callNative(() => native.nonceRequestMessage(timestampMs, nodeId))
+}
+
+/**
+ * The nonce request of an enrolled device, whose token is spent (for an attested rotation): its
+ * current certificate, and `sign` (its certificate key) over {@link nonceRequestMessage}. The CA
+ * decides the certificate with `verify_peer` and gives the nonce only to the device it names.
+ */
+export function nonceRequestByCertificate(certificatePem: string, nodeId: string, sign: (message: Buffer) => Buffer, timestampMs = Date.now()): NonceRequest {
+  return { nodeId, certificate: certificatePem, timestampMs, signature: sign(nonceRequestMessage(timestampMs, nodeId)) }
+}
+
 /** The nonce request of the holder of `token` for `nodeId`. */
 export function nonceRequestFor(token: string, nodeId: string): NonceRequest {
   const { id } = decodeEnrollmentToken(token)
@@ -146,7 +168,9 @@ export function verifyEnrollmentProof(proofKey: string, request: Pick<EnrollRequ
 
 /** Checks a nonce request's proof under its token's public proof key (CA); `ERR_TOKEN_PROOF`. */
 export function verifyNonceProof(proofKey: string, request: NonceRequest): void {
-  callNative(() => native.verifyNonceProof(proofKey, request.nodeId, request.tokenProof))
+  const proof = request.tokenProof
+  if (proof === undefined) throw createError('ERR_TOKEN_PROOF', 'the nonce request carries no token proof')
+  callNative(() => native.verifyNonceProof(proofKey, request.nodeId, proof))
 }
 
 /**

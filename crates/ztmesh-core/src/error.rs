@@ -522,9 +522,34 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "the quoted PCRs do not hold the values the verifier's policy expects",
     },
     ErrorInfo {
+        code: "ERR_ATTEST_PCR_SELECTION",
+        area: ErrorArea::Attest,
+        meaning: "the quote does not cover every PCR the verifier asked for",
+    },
+    ErrorInfo {
         code: "ERR_ATTEST_BINDING",
         area: ErrorArea::Attest,
         meaning: "the attestation key is not bound to the device's certificate key",
+    },
+    ErrorInfo {
+        code: "ERR_ATTEST_KEY_ATTRIBUTES",
+        area: ErrorArea::Attest,
+        meaning: "a TPM key's public area is not acceptable: an attestation key that is not restricted and fixed to its TPM, a device key that can leave its TPM, or another key than the one presented",
+    },
+    ErrorInfo {
+        code: "ERR_ATTEST_CERTIFY",
+        area: ErrorArea::Attest,
+        meaning: "the attestation key's certification (TPM2_Certify) is of another key than the device key",
+    },
+    ErrorInfo {
+        code: "ERR_ATTEST_EK_CERTIFICATE",
+        area: ErrorArea::Attest,
+        meaning: "the endorsement key certificate does not chain to a trusted EK CA, or is not valid now",
+    },
+    ErrorInfo {
+        code: "ERR_ATTEST_CREDENTIAL",
+        area: ErrorArea::Attest,
+        meaning: "credential activation failed: the secret returned is not the one encrypted to the endorsement key",
     },
     ErrorInfo {
         code: "ERR_ATTEST_REQUIRED",

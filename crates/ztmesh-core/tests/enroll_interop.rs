@@ -108,6 +108,7 @@ fn a_rust_device_enrolls_and_rotates_against_the_typescript_ca() {
         csr_pem: next_csr.pem.clone(),
         timestamp_ms,
         signature: key.sign(&rotation_message(timestamp_ms, &next_csr.pem)).unwrap(),
+        attestation: None,
     };
     assert!(rotation.signed_message().starts_with(&ROTATION.prefix()));
 
@@ -140,12 +141,13 @@ fn the_quote_exchange_speaks_both_ways_with_the_typescript_side() {
     let Some(node) = Node::find() else { return };
     let exchange = node.dist.join("attestation/exchange.js");
 
-    // The TypeScript responder (answerQuoteRequests) answers a Rust-encoded request; its answer
-    // echoes what it decoded, so the Rust side sees both directions of the codec.
+    // The TypeScript responder (answerQuoteRequest, one request per connection) answers a
+    // Rust-encoded request; its answer echoes what it decoded, so the Rust side sees both
+    // directions of the codec.
     let responder = format!(
         r#"import {{ createServer }} from 'node:net'
-           import {{ answerQuoteRequests }} from {exchange:?}
-           const server = createServer((socket) => answerQuoteRequests(socket, async (request) => ({{
+           import {{ answerQuoteRequest }} from {exchange:?}
+           const server = createServer((socket) => answerQuoteRequest(socket, async (request) => ({{
              akPublicPem: 'pcrs ' + request.pcrs.join(','), akBinding: request.nonce, attest: Buffer.from('attest'),
              signature: Buffer.from('signature'), pcrValues: Buffer.from(request.pcrs) }})))
            server.listen(0, '127.0.0.1', () => console.log(server.address().port))
@@ -164,7 +166,12 @@ fn the_quote_exchange_speaks_both_ways_with_the_typescript_side() {
     assert_eq!(quote.ak_public_pem, "pcrs 0,3,7");
     assert_eq!(quote.ak_binding, nonce);
     assert_eq!(quote.pcr_values, [0, 3, 7]);
+    // The responder ended the exchange after its answer.
+    assert_eq!(read_line(&mut reader), "");
     // A request the responder's codec refuses is answered with the code, not silence.
+    let mut link = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    link.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut reader = BufReader::new(link.try_clone().unwrap());
     let duplicate = String::from_utf8(request.encode().unwrap()).unwrap().replace("[0,3,7]", "[0,3,3]");
     link.write_all(duplicate.as_bytes()).unwrap();
     assert_eq!(
@@ -227,16 +234,16 @@ fn a_genuine_quote_from_the_typescript_responder_verifies_in_rust() {
     // Swtpm::start reports a missing swtpm through `peers` (a failure under CI).
     let Some(swtpm) = Swtpm::start() else { return };
     // A node as the TypeScript device runs it: device key and AK in the TPM, answering with
-    // answerQuoteRequests exactly as DeviceIdentity.answerQuotes does.
+    // answerQuoteRequest, the handler of each stream of DeviceIdentity.answerQuotes.
     let responder = format!(
         r#"import {{ createServer }} from 'node:net'
            import {{ Tpm }} from {tpm:?}
            import {{ akBindingMessage }} from {attestation:?}
-           import {{ answerQuoteRequests }} from {exchange:?}
+           import {{ answerQuoteRequest }} from {exchange:?}
            const tpm = Tpm.open({tcti:?})
            const key = tpm.loadKey(await tpm.createSigningKey())
            const ak = await tpm.createAttestationKey()
-           const server = createServer((socket) => answerQuoteRequests(socket, async (request) => {{
+           const server = createServer((socket) => answerQuoteRequest(socket, async (request) => {{
              const quote = await tpm.quote(ak, request.nonce, request.pcrs)
              return {{ ...quote, akBinding: key.sign(akBindingMessage(quote.akPublicPem)) }}
            }}))

@@ -36,10 +36,30 @@ export interface AttestationSettings {
   onDrift: DriftAction
   /** How long an enrollment nonce lives. Default 300 s; 10 s to 1 hour. */
   nonceTtlSeconds: number
+  /**
+   * Re-attestations of an attested device that may fail in a row (no answer, a timeout, an
+   * error) before the drift action applies: silence is not a way out. Default 3; 1 to 100.
+   */
+  maxFailures: number
+  /**
+   * How long an attested device may go without a good quote: a failed re-attestation after
+   * that applies the drift action. Default 86,400 s (one day); 60 s to 30 days.
+   */
+  maxSilenceSeconds: number
+  /**
+   * The trusted EK CA certificates (PEM: the TPM manufacturers' roots and CAs). When set, a
+   * device that sends its EK certificate gets a credential challenge with its nonce, and under
+   * `required` every enrollment must answer one (`ERR_ATTEST_CREDENTIAL`): only then is a quote
+   * known to come from a TPM. Default: none; `required` without any refuses every enrollment
+   * (it fails closed: a quote software can make proves nothing).
+   */
+  ekCasPem: string
 }
 
 /** What an enrollment nonce request returns. */
 export interface IssuedNonce {
+  /** The credential challenge for the device's TPM, when it sent its EK certificate and the CA trusts EK CAs. */
+  challenge?: { credentialBlob: Buffer; encryptedSecret: Buffer }
   /** 32 random bytes, hex. */
   nonce: string
   /** ms since the epoch. */
@@ -80,7 +100,7 @@ export interface AttestationRecord {
  * - `ok`: a fresh quote by the recorded AK, bound to the device's certificate, meets the policy;
  * - `drift`: such a quote, but the PCRs differ from the policy or baseline;
  * - `refused`: the node answered with evidence that does not verify (signature, nonce, PCR
- *   values, AK binding, another AK), which a genuine node never does;
+ *   values, fewer PCRs than asked, AK binding, another AK), which a genuine node never does;
  * - `failed`: the check could not finish (unreachable, timeout, malformed answer, no AK on
  *   record, an error reported by the node): recorded, nothing else.
  */
@@ -94,18 +114,32 @@ export const DEFAULT_ATTESTATION_SETTINGS: Readonly<AttestationSettings> = Objec
   pcrPolicy: Object.freeze({}),
   onDrift: 'revoke',
   nonceTtlSeconds: 300,
+  maxFailures: 3,
+  maxSilenceSeconds: 86_400,
+  ekCasPem: '',
 })
 
 const MODES: readonly AttestationMode[] = ['off', 'optional', 'required']
 const DRIFT_ACTIONS: readonly DriftAction[] = ['revoke', 'demote']
 const MIN_NONCE_TTL_SECONDS = 10
 const MAX_NONCE_TTL_SECONDS = 3600
+const MAX_FAILURES = 100
+const MIN_SILENCE_SECONDS = 60
+const MAX_SILENCE_SECONDS = 30 * 86_400
 export { AttestationRegistry, NonceStore, type NonceState } from './store.js'
 
-const SETTING_KEYS = { mode: 'attest_mode', pcrPolicy: 'attest_pcr_policy', onDrift: 'attest_on_drift', nonceTtlSeconds: 'attest_nonce_ttl' } as const
+const SETTING_KEYS = {
+  mode: 'attest_mode',
+  pcrPolicy: 'attest_pcr_policy',
+  onDrift: 'attest_on_drift',
+  nonceTtlSeconds: 'attest_nonce_ttl',
+  maxFailures: 'attest_max_failures',
+  maxSilenceSeconds: 'attest_max_silence',
+  ekCasPem: 'attest_ek_cas',
+} as const
 
 /** Codes of evidence that was answered but does not verify: the `refused` verdict. */
-const REFUSALS = new Set<ErrorCode>(['ERR_ATTEST_SIGNATURE', 'ERR_ATTEST_NONCE', 'ERR_ATTEST_PCR_VALUES', 'ERR_ATTEST_BINDING', 'ERR_ATTEST_KEY_CHANGED'])
+const REFUSALS = new Set<ErrorCode>(['ERR_ATTEST_SIGNATURE', 'ERR_ATTEST_NONCE', 'ERR_ATTEST_PCR_VALUES', 'ERR_ATTEST_PCR_SELECTION', 'ERR_ATTEST_BINDING', 'ERR_ATTEST_KEY_CHANGED'])
 
 /**
  * Checks settings changes given by an operator (CLI or API); throws `ERR_INVALID_ARG` for
@@ -129,7 +163,21 @@ export function checkAttestationSettings(changes: Partial<Record<keyof Attestati
     }
     checked.nonceTtlSeconds = ttl
   }
+  if (changes.ekCasPem !== undefined) {
+    const pem = changes.ekCasPem
+    if (typeof pem !== 'string' || pem.length > 256 * 1024 || (pem !== '' && !pem.includes('-----BEGIN CERTIFICATE-----'))) {
+      throw createError('ERR_INVALID_ARG', 'the EK CAs are PEM certificates (or empty for none)')
+    }
+    checked.ekCasPem = pem
+  }
+  if (changes.maxFailures !== undefined) checked.maxFailures = integerIn('the failures allowed in a row', changes.maxFailures, 1, MAX_FAILURES)
+  if (changes.maxSilenceSeconds !== undefined) checked.maxSilenceSeconds = integerIn('the longest time without a good quote (seconds)', changes.maxSilenceSeconds, MIN_SILENCE_SECONDS, MAX_SILENCE_SECONDS)
   return checked
+}
+
+function integerIn(what: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw createError('ERR_INVALID_ARG', `${what} must be an integer in ${min}..${max}`)
+  return value
 }
 
 /** The attestation settings held in the CA's settings table (defaults where unset). */
@@ -138,6 +186,8 @@ export function readAttestationSettings(settings: Record<string, string | undefi
   try {
     const policy = stored(SETTING_KEYS.pcrPolicy)
     const ttl = stored(SETTING_KEYS.nonceTtlSeconds)
+    const maxFailures = stored(SETTING_KEYS.maxFailures)
+    const maxSilence = stored(SETTING_KEYS.maxSilenceSeconds)
     return {
       ...DEFAULT_ATTESTATION_SETTINGS,
       pcrPolicy: {},
@@ -146,6 +196,9 @@ export function readAttestationSettings(settings: Record<string, string | undefi
         onDrift: stored(SETTING_KEYS.onDrift),
         pcrPolicy: policy === undefined ? undefined : (JSON.parse(policy) as unknown),
         nonceTtlSeconds: ttl === undefined ? undefined : Number(ttl),
+        maxFailures: maxFailures === undefined ? undefined : Number(maxFailures),
+        maxSilenceSeconds: maxSilence === undefined ? undefined : Number(maxSilence),
+        ekCasPem: stored(SETTING_KEYS.ekCasPem),
       }),
     }
   } catch (error) {
@@ -161,6 +214,9 @@ export function attestationSettingRows(changes: Partial<AttestationSettings>): A
   if (changes.onDrift !== undefined) rows.push([SETTING_KEYS.onDrift, changes.onDrift])
   if (changes.pcrPolicy !== undefined) rows.push([SETTING_KEYS.pcrPolicy, JSON.stringify(changes.pcrPolicy)])
   if (changes.nonceTtlSeconds !== undefined) rows.push([SETTING_KEYS.nonceTtlSeconds, String(changes.nonceTtlSeconds)])
+  if (changes.maxFailures !== undefined) rows.push([SETTING_KEYS.maxFailures, String(changes.maxFailures)])
+  if (changes.ekCasPem !== undefined) rows.push([SETTING_KEYS.ekCasPem, changes.ekCasPem])
+  if (changes.maxSilenceSeconds !== undefined) rows.push([SETTING_KEYS.maxSilenceSeconds, String(changes.maxSilenceSeconds)])
   return rows
 }
 
@@ -172,23 +228,25 @@ export function quoteSelection(policy: PcrPolicy, defaults: readonly number[] = 
 /**
  * Checks enrollment evidence (decoded by the core, see `protocol/quote.ts`) whose nonce the
  * caller has consumed: the AK is bound to the CSR's key, and the quote is over the nonce by that
- * AK and meets `policy`. Returns the verified quote.
+ * AK, meets `policy` and covers every PCR the nonce answer asked for ({@link quoteSelection} of
+ * it: `ERR_ATTEST_PCR_SELECTION`). Returns the verified quote.
  */
 export function verifyEnrollmentEvidence(evidence: QuoteEvidence, csrPem: string, policy: PcrPolicy): VerifiedQuote {
   verifyAkBinding(csrPem, evidence.quote.akPublicPem, evidence.quote.akBinding)
-  return verifyQuote(evidence.quote, evidence.nonce, policy)
+  return verifyQuote(evidence.quote, evidence.nonce, policy, quoteSelection(policy))
 }
 
 /**
  * Checks a re-attestation answer: quoted with the AK recorded at enrollment
  * (`ERR_ATTEST_KEY_CHANGED`), that AK bound to the certificate the node presented on the link
- * (`ERR_ATTEST_BINDING`), over `nonce`, meeting `policy` (`ERR_ATTEST_PCR_MISMATCH` is drift).
+ * (`ERR_ATTEST_BINDING`), over `nonce`, meeting `policy` (`ERR_ATTEST_PCR_MISMATCH` is drift)
+ * and covering every PCR of `asked`, the selection sent to the node (`ERR_ATTEST_PCR_SELECTION`).
  */
-export function verifyReattestation(record: AttestationRecord, certificatePem: string, quote: BoundQuote, nonce: Uint8Array, policy: PcrPolicy): VerifiedQuote {
+export function verifyReattestation(record: AttestationRecord, certificatePem: string, quote: BoundQuote, nonce: Uint8Array, policy: PcrPolicy, asked: readonly number[]): VerifiedQuote {
   if (!record.attested || record.akPublicPem === null) throw createError('ERR_ATTEST_NOT_ENROLLED')
   if (!sameKey(quote.akPublicPem, record.akPublicPem)) throw createError('ERR_ATTEST_KEY_CHANGED')
   verifyAkBinding(certificatePem, record.akPublicPem, quote.akBinding)
-  return verifyQuote({ ...quote, akPublicPem: record.akPublicPem }, nonce, policy)
+  return verifyQuote({ ...quote, akPublicPem: record.akPublicPem }, nonce, policy, asked)
 }
 
 /**
@@ -198,6 +256,19 @@ export function verifyReattestation(record: AttestationRecord, certificatePem: s
  */
 export function reattestationPolicy(record: AttestationRecord, caPolicy: PcrPolicy): PcrPolicy {
   return { ...record.pcrs, ...caPolicy }
+}
+
+/**
+ * Why a `failed` re-attestation must still apply the drift action, if it must: `failures` (the
+ * device failed `maxFailures` times in a row, this one included), `stale` (its last good quote,
+ * or its enrollment, is older than `maxSilenceSeconds`), or `not-attested` (the CA requires
+ * attestation and the device has no attested record). `record` is as it was before this check.
+ */
+export function silenceOf(record: AttestationRecord | undefined, settings: AttestationSettings, nowMs: number): 'failures' | 'stale' | 'not-attested' | undefined {
+  if (record === undefined || !record.attested) return settings.mode === 'required' ? 'not-attested' : undefined
+  if (record.failures + 1 >= settings.maxFailures) return 'failures'
+  if (nowMs - (record.lastAttestedAtMs ?? record.enrolledAtMs) > settings.maxSilenceSeconds * 1000) return 'stale'
+  return undefined
 }
 
 /** The verdict for a failed verification (see {@link ReattestVerdict}). */

@@ -238,8 +238,9 @@ export class Reattestor {
     if (record === undefined || !record.attested) throw createError('ERR_ATTEST_NOT_ENROLLED')
     const policy = reattestationPolicy(record, ca.attestationSettings().pcrPolicy)
     const nonce = randomBytes(32)
-    const quote = await askQuote(mux, { nonce, pcrs: pcrsToQuote(policy) }, { timeoutMs: this.#timeoutMs, signal })
-    return { record, quote, nonce, policy }
+    const pcrs = pcrsToQuote(policy)
+    const quote = await askQuote(mux, { nonce, pcrs }, { timeoutMs: this.#timeoutMs, signal })
+    return { record, quote, nonce, policy, pcrs }
   }
 
   #connect(node: NodeEndpoint, signal: AbortSignal): Promise<SecureStream> {
@@ -271,6 +272,8 @@ interface Answer {
   quote: BoundQuote
   nonce: Buffer
   policy: PcrPolicy
+  /** The PCRs the node was asked to quote. */
+  pcrs: number[]
 }
 
 /** Verifies an answer against the registry: `ok`, or the verdict its failure means. */
@@ -279,7 +282,7 @@ function judge(answer: Answer, peer: PeerIdentity, ca: ReattestationSink): Reatt
   try {
     const certificate = ca.certificate(peer.serial)
     if (certificate === undefined) throw createError('ERR_NOT_FOUND', 'the node presented a certificate this CA has no record of')
-    verifyReattestation(answer.record, certificate.pem, answer.quote, answer.nonce, answer.policy)
+    verifyReattestation(answer.record, certificate.pem, answer.quote, answer.nonce, answer.policy, answer.pcrs)
     return { ...identity, verdict: 'ok', reason: 'ok' }
   } catch (error) {
     return { ...identity, verdict: verdictOf(error), reason: reasonOf(error) }

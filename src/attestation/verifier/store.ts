@@ -20,6 +20,12 @@ const MAX_NONCES = 100_000
 /** Expired nonces are kept this long, so a late use is reported as expired rather than unknown. */
 const EXPIRED_NONCE_RETENTION_MS = 3_600_000
 
+/** What a nonce's credential challenge expects: SHA-256 (hex) of the secret, and of the AK's SubjectPublicKeyInfo. */
+export interface NonceChallenge {
+  secretSha256: string
+  akSpkiSha256: string
+}
+
 /** What happened to a presented nonce: consumed now, or why it was refused. */
 export type NonceState = 'consumed' | 'unknown' | 'used' | 'expired'
 
@@ -36,8 +42,12 @@ export class NonceStore {
     this.#now = now
   }
 
-  /** Issues a nonce for `nodeId`; `ERR_INVALID_ARG` for a malformed id, `ERR_RATE_LIMITED` when too many are outstanding. */
-  issue(nodeId: unknown, ttlSeconds: number): { nonce: string; expiresAt: number } {
+  /**
+   * Issues a nonce for `nodeId`, with the credential challenge it carries if any (what the
+   * activated secret must hash to, and the AK it is for); `ERR_INVALID_ARG` for a malformed id,
+   * `ERR_RATE_LIMITED` when too many are outstanding.
+   */
+  issue(nodeId: unknown, ttlSeconds: number, challenge?: NonceChallenge): { nonce: string; expiresAt: number } {
     checkDeviceId(nodeId)
     const now = this.#now()
     this.#db.prepare('DELETE FROM attest_nonces WHERE expires_at <= ?').run(now - EXPIRED_NONCE_RETENTION_MS)
@@ -48,8 +58,19 @@ export class NonceStore {
       .run(nodeId, nodeId, MAX_NONCES_PER_NODE - 1)
     const nonce = randomBytes(32).toString('hex')
     const expiresAt = now + ttlSeconds * 1000
-    this.#db.prepare('INSERT INTO attest_nonces (nonce, node_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(nonce, nodeId, now, expiresAt)
+    this.#db
+      .prepare('INSERT INTO attest_nonces (nonce, node_id, created_at, expires_at, credential_sha256, ak_spki_sha256) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(nonce, nodeId, now, expiresAt, challenge?.secretSha256 ?? null, challenge?.akSpkiSha256 ?? null)
     return { nonce, expiresAt }
+  }
+
+  /** The credential challenge `nonce` was issued with, if any. */
+  challenge(nonce: string): NonceChallenge | undefined {
+    const row = this.#db.prepare('SELECT credential_sha256, ak_spki_sha256 FROM attest_nonces WHERE nonce = ?').get(nonce.toLowerCase()) as
+      | { credential_sha256: string | null; ak_spki_sha256: string | null }
+      | undefined
+    if (row === undefined || row.credential_sha256 === null || row.ak_spki_sha256 === null) return undefined
+    return { secretSha256: row.credential_sha256, akSpkiSha256: row.ak_spki_sha256 }
   }
 
   /** Marks `nonce` used if it was issued to `nodeId`, is unexpired and unused; else says why not. */
@@ -112,6 +133,23 @@ export class AttestationRegistry {
          WHERE tenant = ? AND device_id = ?`,
       )
       .run(atMs, verdict, reason, verdict === 'ok' ? 1 : 0, atMs, verdict === 'ok' ? 1 : 0, record.tenant, record.deviceId)
+  }
+
+  /**
+   * Takes the attested status away (a rotation without a fresh quote and the AK's certification
+   * of the new key): the record keeps its AK and baseline, `lastReason` says why.
+   */
+  loseAttestation(record: AttestationRecord, reason: string, atMs: number): void {
+    this.#db
+      .prepare("UPDATE attestations SET attested = 0, last_checked_at = ?, last_verdict = 'refused', last_reason = ? WHERE tenant = ? AND device_id = ?")
+      .run(atMs, reason, record.tenant, record.deviceId)
+  }
+
+  /** Records an attested rotation: the new certificate, and a good quote now. */
+  recordAttestedRotation(record: AttestationRecord, serial: string, atMs: number): void {
+    this.#db
+      .prepare("UPDATE attestations SET serial = ?, last_checked_at = ?, last_attested_at = ?, last_verdict = 'ok', last_reason = 'ok', failures = 0 WHERE tenant = ? AND device_id = ?")
+      .run(serial, atMs, atMs, record.tenant, record.deviceId)
   }
 
   /** Marks a device demoted (keeping the first demotion's time and roles). */

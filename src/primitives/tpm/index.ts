@@ -111,6 +111,28 @@ export class Tpm {
     return quote
   }
 
+  /** The endorsement key certificate (DER) the TPM stores for its RSA 2048 EK; `ERR_TPM_COMMAND` when it has none. */
+  async ekCertificate(): Promise<Buffer> {
+    return bytes(await awaitNative(() => this.#tpm.ekCertificate()))
+  }
+
+  /** The public area (`TPMT_PUBLIC`) of the key in `blob`: what a verifier names it by. */
+  publicArea(blob: Uint8Array): Buffer {
+    return callNative(() => this.#tpm.publicArea(blob))
+  }
+
+  /** `TPM2_ActivateCredential`: the secret of a CA's credential challenge for the attestation key `akBlob`. */
+  async activateCredential(akBlob: Uint8Array, credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Buffer> {
+    return bytes(await awaitNative(() => this.#tpm.activateCredential(akBlob, credentialBlob, encryptedSecret)))
+  }
+
+  /** `TPM2_Certify`: the attestation key `akBlob` certifies, over `nonce`, that the signing key `keyBlob` lives in this TPM. */
+  async certify(akBlob: Uint8Array, keyBlob: Uint8Array, nonce: Uint8Array): Promise<{ attest: Buffer; signature: Buffer }> {
+    const { quote } = await awaitNative(() => this.#tpm.certify(akBlob, keyBlob, nonce))
+    if (quote === undefined || quote === null) throw new Error('ztmesh: a certify job returned no certification')
+    return { attest: quote.attest, signature: quote.signature }
+  }
+
   /** The current values of the SHA-256 PCRs `pcrs`. */
   readPcrs(pcrs: readonly number[]): PcrValue[] {
     return callNative(() => this.#tpm.readPcrs([...pcrs]))

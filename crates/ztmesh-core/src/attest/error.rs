@@ -26,8 +26,21 @@ pub enum AttestError {
     PcrValues,
     /// A PCR the policy names is not quoted, or is quoted with another value.
     PcrMismatch,
+    /// A PCR the verifier asked to be quoted is not in the quote's SHA-256 selection.
+    PcrSelection,
     /// The AK binding signature does not verify under the device key.
     Binding,
+    /// A TPM public area is not what it must be: an attestation key that is not restricted,
+    /// fixed to its TPM and a signing key, a device key that could leave its TPM, or a key
+    /// other than the one it is presented as.
+    KeyAttributes,
+    /// A certification (`TPM2_Certify`) certifies another object than the key presented.
+    Certify,
+    /// An endorsement key certificate does not chain to a trusted EK CA, or is not valid now.
+    EkCertificate,
+    /// The secret returned by credential activation is not the one the verifier encrypted to
+    /// the endorsement key, or there is no such challenge.
+    Credential,
 }
 
 impl fmt::Display for AttestError {
@@ -38,7 +51,12 @@ impl fmt::Display for AttestError {
             Self::Nonce => "quote nonce mismatch",
             Self::PcrValues => "PCR values do not match the quote",
             Self::PcrMismatch => "PCR values do not satisfy the policy",
+            Self::PcrSelection => "the quote does not cover every PCR asked for",
             Self::Binding => "attestation key binding signature invalid",
+            Self::KeyAttributes => "TPM key attributes not acceptable",
+            Self::Certify => "the certification is of another key",
+            Self::EkCertificate => "endorsement key certificate not trusted",
+            Self::Credential => "credential activation failed",
         })
     }
 }
@@ -53,7 +71,12 @@ impl ErrorCode for AttestError {
             Self::Nonce => "ERR_ATTEST_NONCE",
             Self::PcrValues => "ERR_ATTEST_PCR_VALUES",
             Self::PcrMismatch => "ERR_ATTEST_PCR_MISMATCH",
+            Self::PcrSelection => "ERR_ATTEST_PCR_SELECTION",
             Self::Binding => "ERR_ATTEST_BINDING",
+            Self::KeyAttributes => "ERR_ATTEST_KEY_ATTRIBUTES",
+            Self::Certify => "ERR_ATTEST_CERTIFY",
+            Self::EkCertificate => "ERR_ATTEST_EK_CERTIFICATE",
+            Self::Credential => "ERR_ATTEST_CREDENTIAL",
         }
     }
 }

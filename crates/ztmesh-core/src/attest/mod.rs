@@ -33,7 +33,10 @@
 //!    order as the quote, and SHA-256 over its values is the quoted PCR digest
 //!    ([`AttestError::PcrValues`]);
 //! 6. every PCR of the [`PcrPolicy`] is quoted with the expected value
-//!    ([`AttestError::PcrMismatch`]).
+//!    ([`AttestError::PcrMismatch`]);
+//! 7. every PCR the verifier asked for ([`PcrPolicy::requiring`]) is quoted in the SHA-256
+//!    bank ([`AttestError::PcrSelection`]): a quote over fewer PCRs than asked would shrink
+//!    the baseline recorded from it.
 //!
 //! The signature is checked before the quote is parsed, so unauthenticated bytes only ever
 //! reach the two small signature and PCR-file parsers.
@@ -51,8 +54,10 @@
 //! | `quote` | `TPMS_ATTEST` and `TPMT_SIGNATURE` parsers |
 //! | `pcrs` | PCR banks, selections and the tpm2-tools PCR file ([`PcrValues`]) |
 //! | `binding` | the AK binding statement |
+//! | `public` | TPM public areas, names and attributes; certifications (`TPM2_Certify`) |
+//! | `credential` | EK certificates and `TPM2_MakeCredential` |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use subtle::ConstantTimeEq;
@@ -60,8 +65,10 @@ use subtle::ConstantTimeEq;
 use crate::pki::{ecdsa_p256_signature_to_der, pem};
 
 mod binding;
+mod credential;
 mod error;
 mod pcrs;
+mod public;
 mod quote;
 mod wire;
 
@@ -69,8 +76,13 @@ mod wire;
 mod tests;
 
 pub use binding::{ak_binding_message, sign_ak_binding, verify_ak_binding, verify_ak_binding_key};
+pub use credential::{
+    challenge_attestation_key, make_credential, verify_activated_secret, verify_ek_certificate, AkChallenge,
+    MadeCredential, CREDENTIAL_SECRET_LEN,
+};
 pub use error::AttestError;
 pub use pcrs::{PcrBank, PcrValue, PcrValues};
+pub use public::{verify_certify, verify_key_certification, TpmPublic};
 
 /// The shortest nonce [`verify_quote`] accepts: 128 bits.
 pub const MIN_NONCE_LEN: usize = 16;
@@ -143,11 +155,13 @@ impl AkPublicKey {
     }
 }
 
-/// The PCR values a verifier expects, in the SHA-256 bank. An empty policy accepts any values
-/// (the quote is still checked for freshness and consistency).
+/// The PCR values a verifier expects, in the SHA-256 bank, and the PCRs it asked to be quoted.
+/// An empty policy accepts any values (the quote is still checked for freshness and
+/// consistency).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PcrPolicy {
     sha256: BTreeMap<u8, [u8; 32]>,
+    required: BTreeSet<u8>,
 }
 
 impl PcrPolicy {
@@ -160,7 +174,25 @@ impl PcrPolicy {
                 return Err(AttestError::Malformed);
             }
         }
-        Ok(Self { sha256 })
+        Ok(Self { sha256, required: BTreeSet::new() })
+    }
+
+    /// This policy, also requiring each PCR of `indexes` to be quoted in the SHA-256 bank, with
+    /// any value: the selection the verifier asked the device to quote. Fails with
+    /// [`AttestError::Malformed`] for an index above 31.
+    pub fn requiring(mut self, indexes: &[u8]) -> Result<Self, AttestError> {
+        for index in indexes {
+            if *index > 31 {
+                return Err(AttestError::Malformed);
+            }
+            self.required.insert(*index);
+        }
+        Ok(self)
+    }
+
+    /// The PCRs that must be quoted in the SHA-256 bank, with any value, ascending.
+    pub fn required(&self) -> impl Iterator<Item = u8> + '_ {
+        self.required.iter().copied()
     }
 
     /// The expected `(index, value)` pairs, by ascending index.
@@ -168,9 +200,9 @@ impl PcrPolicy {
         self.sha256.iter().map(|(index, value)| (*index, value))
     }
 
-    /// Whether the policy expects nothing.
+    /// Whether the policy expects nothing: no values and no required PCRs.
     pub fn is_empty(&self) -> bool {
-        self.sha256.is_empty()
+        self.sha256.is_empty() && self.required.is_empty()
     }
 }
 
@@ -239,6 +271,9 @@ pub fn verify_quote(
             Some(value) if value == expected => {}
             _ => return Err(AttestError::PcrMismatch),
         }
+    }
+    if policy.required().any(|index| values.get(PcrBank::Sha256, index).is_none()) {
+        return Err(AttestError::PcrSelection);
     }
 
     Ok(QuoteInfo {

@@ -113,6 +113,7 @@ fn refuses_quotes_that_break_a_rule() {
         AttestError::Nonce,
         AttestError::PcrValues,
         AttestError::PcrMismatch,
+        AttestError::PcrSelection,
         AttestError::Binding,
     ]
     .iter()
@@ -126,6 +127,7 @@ fn refuses_quotes_that_break_a_rule() {
             "ERR_ATTEST_NONCE",
             "ERR_ATTEST_PCR_VALUES",
             "ERR_ATTEST_PCR_MISMATCH",
+            "ERR_ATTEST_PCR_SELECTION",
             "ERR_ATTEST_BINDING"
         ]
     );
@@ -260,6 +262,29 @@ fn ak_bindings_name_the_device() {
     // The same key signing the bare SPKI hash (another statement) does not bind.
     let bare = device.sign(&crate::pki::sha256(&ak.spki_der())).unwrap();
     assert_eq!(verify_ak_binding(&certificate, &ak, &bare), Err(AttestError::Binding));
+}
+
+#[test]
+fn refuses_quotes_that_leave_out_a_pcr_asked_for() {
+    // The attack: the verifier asks for PCRs 0 to 10 and 16 (whose values it does not fix yet:
+    // the quote becomes the baseline); a quote over PCR 16 alone would shrink that baseline.
+    let twelve = vector("swtpm-quote-12pcrs");
+    let asked: Vec<u8> = (0..=10).chain([16]).collect();
+    assert!(twelve.verify(&PcrPolicy::default().requiring(&asked).unwrap()).is_ok());
+    let more = PcrPolicy::default().requiring(&[11]).unwrap();
+    assert_eq!(twelve.verify(&more), Err(AttestError::PcrSelection));
+    // A policy on the values is checked first, and coverage then still holds with values fixed.
+    let both = PcrPolicy::sha256(&[(16, pcr16())]).unwrap().requiring(&asked).unwrap();
+    assert!(twelve.verify(&both).is_ok());
+
+    // Quoted in the SHA-1 bank only does not count: the baseline is SHA-256.
+    let two = vector("swtpm-quote-2banks");
+    assert!(two.verify(&PcrPolicy::default().requiring(&[16]).unwrap()).is_ok());
+    assert_eq!(two.verify(&PcrPolicy::default().requiring(&[0, 16]).unwrap()), Err(AttestError::PcrSelection));
+
+    assert_eq!(PcrPolicy::default().requiring(&[32]), Err(AttestError::Malformed));
+    assert!(!PcrPolicy::default().requiring(&[7]).unwrap().is_empty());
+    assert_eq!(PcrPolicy::default().requiring(&[7, 0, 7]).unwrap().required().collect::<Vec<_>>(), [0, 7]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use super::codec::{self, Side};
 use super::error::EnrollError;
 use super::pcrs::PcrSelection;
 use super::{MAX_EVIDENCE_FIELD, MAX_REQUEST, MAX_RESPONSE};
-use crate::wire::labels::ROTATION;
+use crate::wire::labels::{NONCE_BY_CERTIFICATE, ROTATION};
 
 /// The longest CSR or certificate, PEM.
 const MAX_PEM: usize = 16 * 1024;
@@ -38,47 +38,163 @@ pub fn rotation_message(timestamp_ms: u64, csr_pem: &str) -> Vec<u8> {
     ROTATION.message(&body)
 }
 
-/// `POST /v1/attest/nonce`: a device asks for the nonce of its enrollment quote, proving that
-/// it holds the enrollment token of that node ([`super::EnrollmentToken::prove_nonce_request`]),
-/// so that nobody else can use up or evict its nonces.
+/// The bytes the certificate key of a [`NonceAuth::Certificate`] request signs:
+/// `NONCE_BY_CERTIFICATE.message(timestamp_ms as u64 big-endian ‖ node id)`.
+pub fn nonce_request_message(timestamp_ms: u64, node_id: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + node_id.len());
+    body.extend_from_slice(&timestamp_ms.to_be_bytes());
+    body.extend_from_slice(node_id.as_bytes());
+    NONCE_BY_CERTIFICATE.message(&body)
+}
+
+/// `POST /v1/attest/nonce`: a device asks for the nonce of a quote, proving who it is so that
+/// nobody else can use up or evict its nonces; and, to prove its attestation key lives in a real
+/// TPM, for a credential challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NonceRequest {
     /// The device id the nonce is bound to.
     pub node_id: String,
-    /// The id of the device's enrollment token.
-    pub token_id: [u8; 32],
-    /// The token's proof over the node id (an Ed25519 signature).
-    pub token_proof: [u8; 64],
+    /// How the request proves it comes from that device.
+    pub auth: NonceAuth,
+    /// The TPM's endorsement key certificate and its AK's public area, for the CA's
+    /// `MakeCredential` (see [`crate::attest::make_credential`]).
+    pub endorsement: Option<Endorsement>,
 }
+
+/// How a [`NonceRequest`] proves it comes from its node: exactly one of the two on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NonceAuth {
+    /// Before enrollment: the proof of the node's enrollment token
+    /// ([`super::EnrollmentToken::prove_nonce_request`]).
+    Token {
+        /// The id of the device's enrollment token.
+        token_id: [u8; 32],
+        /// The token's proof over the node id (an Ed25519 signature).
+        token_proof: [u8; 64],
+    },
+    /// After enrollment (an attested rotation, when the token is spent): the device's current
+    /// certificate, and its key's signature over [`nonce_request_message`]. The CA decides the
+    /// certificate with `verify_peer` and checks its device id is the node id.
+    Certificate {
+        /// The device's current certificate, PEM.
+        certificate_pem: String,
+        /// When the request was signed, milliseconds since the epoch.
+        timestamp_ms: u64,
+        /// The certificate key's signature over [`nonce_request_message`].
+        signature: Vec<u8>,
+    },
+}
+
+/// What a device presents for a credential challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endorsement {
+    /// The EK certificate, DER.
+    pub ek_certificate: Vec<u8>,
+    /// The attestation key's public area, a marshalled `TPMT_PUBLIC`.
+    pub ak_public: Vec<u8>,
+}
+
+/// A credential challenge: a secret encrypted to the device's EK for its AK's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialChallenge {
+    /// The buffer of the `TPM2B_ID_OBJECT`.
+    pub credential_blob: Vec<u8>,
+    /// The buffer of the `TPM2B_ENCRYPTED_SECRET`.
+    pub encrypted_secret: Vec<u8>,
+}
+
+/// The largest nonce request: room for an EK certificate in base64.
+const MAX_NONCE_REQUEST: usize = 4096;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireNonceRequest {
     node_id: String,
-    token_id: String,
-    token_proof: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_proof: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ek_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ak_public: Option<String>,
 }
 
 impl NonceRequest {
-    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed.
+    /// Decodes a request body (the CA's side): [`EnrollError::BadRequest`] when malformed (an
+    /// EK certificate without an AK public area, or the reverse, included), and unless it carries
+    /// exactly one whole authentication: a token proof, or a certificate with its signature.
+    /// The proof is not checked here: that needs the CA's records.
     pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
         let side = Side::Request;
-        let wire: WireNonceRequest = codec::decode_json(bytes, 1024, side, "the nonce request")?;
-        Ok(Self {
-            node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?,
-            token_id: codec::hex_array(&wire.token_id, side, "token_id")?,
-            token_proof: codec::hex_array(&wire.token_proof, side, "token_proof")?,
-        })
+        let wire: WireNonceRequest = codec::decode_json(bytes, MAX_NONCE_REQUEST, side, "the nonce request")?;
+        let endorsement = match (wire.ek_certificate, wire.ak_public) {
+            (None, None) => None,
+            (Some(ek), Some(ak)) => Some(Endorsement {
+                ek_certificate: codec::base64(&ek, side, "ek_certificate")?,
+                ak_public: codec::base64(&ak, side, "ak_public")?,
+            }),
+            _ => return Err(side.error("ek_certificate and ak_public come together")),
+        };
+        let auth = match (wire.token_id, wire.token_proof, wire.certificate, wire.timestamp, wire.signature) {
+            (Some(id), Some(proof), None, None, None) => NonceAuth::Token {
+                token_id: codec::hex_array(&id, side, "token_id")?,
+                token_proof: codec::hex_array(&proof, side, "token_proof")?,
+            },
+            (None, None, Some(certificate), Some(timestamp), Some(signature)) => NonceAuth::Certificate {
+                certificate_pem: codec::text(certificate, MAX_PEM, side, "certificate")?,
+                timestamp_ms: codec::time_ms(timestamp, side, "timestamp")?,
+                signature: codec::base64(&signature, side, "signature")?,
+            },
+            _ => {
+                return Err(side.error("a nonce request carries a token proof or a signed certificate, whole, not both"))
+            }
+        };
+        Ok(Self { node_id: codec::text(wire.node_id, MAX_NODE_ID, side, "node_id")?, auth, endorsement })
     }
 
     /// Encodes the request body (the device's side).
     pub fn encode(&self) -> Result<Vec<u8>, EnrollError> {
-        let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, Side::Request, "node_id").map_err(invalid)?;
-        Ok(codec::encode_json(&WireNonceRequest {
+        let side = Side::Request;
+        let node_id = codec::text(self.node_id.clone(), MAX_NODE_ID, side, "node_id").map_err(invalid)?;
+        let (mut token_id, mut token_proof, mut certificate, mut timestamp, mut signature) =
+            (None, None, None, None, None);
+        match &self.auth {
+            NonceAuth::Token { token_id: id, token_proof: proof } => {
+                token_id = Some(codec::to_hex(id));
+                token_proof = Some(codec::to_hex(proof));
+            }
+            NonceAuth::Certificate { certificate_pem, timestamp_ms, signature: signed } => {
+                if signed.is_empty() {
+                    return Err(EnrollError::InvalidArgument("the nonce request is not signed".into()));
+                }
+                certificate =
+                    Some(codec::text(certificate_pem.clone(), MAX_PEM, side, "certificate").map_err(invalid)?);
+                timestamp = Some(codec::time_ms(*timestamp_ms, side, "timestamp").map_err(invalid)?);
+                signature = Some(codec::to_base64(signed));
+            }
+        }
+        let wire = WireNonceRequest {
             node_id,
-            token_id: codec::to_hex(&self.token_id),
-            token_proof: codec::to_hex(&self.token_proof),
-        }))
+            token_id,
+            token_proof,
+            certificate,
+            timestamp,
+            signature,
+            ek_certificate: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ek_certificate)),
+            ak_public: self.endorsement.as_ref().map(|e| codec::to_base64(&e.ak_public)),
+        };
+        let bytes = codec::encode_json(&wire);
+        if bytes.len() > MAX_NONCE_REQUEST {
+            return Err(EnrollError::InvalidArgument(format!("a nonce request is at most {MAX_NONCE_REQUEST} bytes")));
+        }
+        Ok(bytes)
     }
 }
 
@@ -91,6 +207,8 @@ pub struct NonceAnswer {
     pub expires_at_ms: u64,
     /// The PCRs the CA asks the device to quote, when it names them.
     pub pcrs: Option<PcrSelection>,
+    /// The credential challenge, when the request carried an endorsement.
+    pub challenge: Option<CredentialChallenge>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,6 +218,10 @@ struct WireNonceAnswer {
     expires_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pcrs: Option<PcrSelection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_blob: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encrypted_secret: Option<String>,
 }
 
 impl NonceAnswer {
@@ -107,10 +229,19 @@ impl NonceAnswer {
     pub fn decode(bytes: &[u8]) -> Result<Self, EnrollError> {
         let side = Side::Response;
         let wire: WireNonceAnswer = codec::decode_json(bytes, 4096, side, "the nonce answer")?;
+        let challenge = match (wire.credential_blob, wire.encrypted_secret) {
+            (None, None) => None,
+            (Some(blob), Some(secret)) => Some(CredentialChallenge {
+                credential_blob: codec::base64(&blob, side, "credential_blob")?,
+                encrypted_secret: codec::base64(&secret, side, "encrypted_secret")?,
+            }),
+            _ => return Err(side.error("credential_blob and encrypted_secret come together")),
+        };
         Ok(Self {
             nonce: codec::nonce(&wire.nonce, side, "nonce")?,
             expires_at_ms: codec::time_ms(wire.expires_at, side, "expires_at")?,
             pcrs: wire.pcrs,
+            challenge,
         })
     }
 
@@ -120,6 +251,8 @@ impl NonceAnswer {
             nonce: codec::nonce_hex(&self.nonce)?,
             expires_at: codec::time_ms(self.expires_at_ms, Side::Response, "expires_at").map_err(invalid)?,
             pcrs: self.pcrs.clone(),
+            credential_blob: self.challenge.as_ref().map(|c| codec::to_base64(&c.credential_blob)),
+            encrypted_secret: self.challenge.as_ref().map(|c| codec::to_base64(&c.encrypted_secret)),
         };
         Ok(codec::encode_json(&wire))
     }
@@ -186,6 +319,21 @@ pub struct QuoteEvidence {
     pub nonce: Vec<u8>,
     /// The quote and its AK binding.
     pub quote: BoundQuote,
+    /// The secret the TPM gave back for the CA's credential challenge (`TPM2_ActivateCredential`).
+    pub activated_secret: Option<Vec<u8>>,
+    /// The AK's certification of the device key (`TPM2_Certify` over the same nonce).
+    pub certification: Option<KeyCertification>,
+}
+
+/// A `TPM2_Certify` of the device key by the attestation key: the key lives in the AK's TPM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCertification {
+    /// The device key's public area, a marshalled `TPMT_PUBLIC`.
+    pub key_public: Vec<u8>,
+    /// The marshalled `TPMS_ATTEST` (type certify).
+    pub attest: Vec<u8>,
+    /// The marshalled `TPMT_SIGNATURE` by the AK.
+    pub signature: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -199,6 +347,14 @@ struct WireEvidence {
     attest: String,
     signature: String,
     pcr_values: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activated_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_public: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certify_attest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certify_signature: Option<String>,
 }
 
 impl QuoteEvidence {
@@ -214,7 +370,20 @@ impl QuoteEvidence {
             signature: wire.signature,
             pcr_values: wire.pcr_values,
         };
-        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)? })
+        let activated_secret = wire
+            .activated_secret
+            .map(|secret| codec::base64(&secret, side, "attestation.activated_secret"))
+            .transpose()?;
+        let certification = match (wire.key_public, wire.certify_attest, wire.certify_signature) {
+            (None, None, None) => None,
+            (Some(key_public), Some(attest), Some(signature)) => Some(KeyCertification {
+                key_public: codec::base64(&key_public, side, "attestation.key_public")?,
+                attest: codec::base64(&attest, side, "attestation.certify_attest")?,
+                signature: codec::base64(&signature, side, "attestation.certify_signature")?,
+            }),
+            _ => return Err(side.error("key_public, certify_attest and certify_signature come together")),
+        };
+        Ok(Self { nonce, quote: BoundQuote::from_text(text, side)?, activated_secret, certification })
     }
 
     fn to_wire(&self) -> Result<WireEvidence, EnrollError> {
@@ -227,6 +396,10 @@ impl QuoteEvidence {
             attest: text.attest,
             signature: text.signature,
             pcr_values: text.pcr_values,
+            activated_secret: self.activated_secret.as_ref().map(|secret| codec::to_base64(secret)),
+            key_public: self.certification.as_ref().map(|c| codec::to_base64(&c.key_public)),
+            certify_attest: self.certification.as_ref().map(|c| codec::to_base64(&c.attest)),
+            certify_signature: self.certification.as_ref().map(|c| codec::to_base64(&c.signature)),
         })
     }
 
@@ -319,6 +492,9 @@ pub struct RotationRequest {
     pub timestamp_ms: u64,
     /// The current key's signature over [`Self::signed_message`] (DER ECDSA; base64 on the wire).
     pub signature: Vec<u8>,
+    /// For an attested device: a fresh quote over a CA nonce by its AK, and the AK's
+    /// certification of the new key (else the device loses its attested status).
+    pub attestation: Option<QuoteEvidence>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -328,6 +504,8 @@ struct WireRotationRequest {
     csr: String,
     timestamp: u64,
     signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attestation: Option<WireEvidence>,
 }
 
 impl RotationRequest {
@@ -346,6 +524,7 @@ impl RotationRequest {
             csr_pem: codec::text(wire.csr, MAX_PEM, side, "csr")?,
             timestamp_ms: codec::time_ms(wire.timestamp, side, "timestamp")?,
             signature: codec::base64(&wire.signature, side, "signature")?,
+            attestation: wire.attestation.map(|evidence| QuoteEvidence::from_wire(evidence, side)).transpose()?,
         })
     }
 
@@ -361,6 +540,7 @@ impl RotationRequest {
             csr: codec::text(self.csr_pem.clone(), MAX_PEM, side, "csr").map_err(invalid)?,
             timestamp: codec::time_ms(self.timestamp_ms, side, "timestamp").map_err(invalid)?,
             signature: codec::to_base64(&self.signature),
+            attestation: self.attestation.as_ref().map(QuoteEvidence::to_wire).transpose()?,
         };
         Ok(codec::encode_json(&wire))
     }

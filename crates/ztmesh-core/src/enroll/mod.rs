@@ -8,11 +8,11 @@
 //!
 //! | message | direction | wire |
 //! | --- | --- | --- |
-//! | [`NonceRequest`] | device → CA, `POST /v1/attest/nonce` | `{node_id, token_id, token_proof}` |
-//! | [`NonceAnswer`] | CA → device | `{nonce, expires_at, pcrs?}` |
+//! | [`NonceRequest`] | device → CA, `POST /v1/attest/nonce` | `{node_id, token_id, token_proof` or `certificate, timestamp, signature, ek_certificate?, ak_public?}` |
+//! | [`NonceAnswer`] | CA → device | `{nonce, expires_at, pcrs?, credential_blob?, encrypted_secret?}` |
 //! | [`EnrollRequest`] | device → CA, `POST /v1/enroll` | `{token_id, token_proof, csr, node_id?, attestation?}` |
-//! | [`QuoteEvidence`] | inside an enrollment request | `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values}` |
-//! | [`RotationRequest`] | device → CA, `POST /v1/rotate` | `{certificate, csr, timestamp, signature}` |
+//! | [`QuoteEvidence`] | inside an enrollment request | `{type: 'tpm2-quote', nonce, ak_public_pem, ak_binding, attest, signature, pcr_values, activated_secret?}` |
+//! | [`RotationRequest`] | device → CA, `POST /v1/rotate` | `{certificate, csr, timestamp, signature, attestation?}` |
 //! | [`EnrollResponse`] | CA → device, both of the above | `{certificate, ca_cert, serial, not_after, config?}` |
 //! | [`QuoteRequest`] | verifier → node, quote exchange | `{v: 1, type: 'quote-request', nonce, pcrs}` |
 //! | [`QuoteAnswer`] | node → verifier | `{v: 1, type: 'quote', …}` or `{v: 1, type: 'error', code}` |
@@ -50,8 +50,8 @@ pub use accept::{check_answer, pinned_root, AcceptedAnswer, Anchor, ExpectedCert
 pub use error::EnrollError;
 pub use exchange::{QuoteAnswer, QuoteRequest};
 pub use messages::{
-    rotation_message, BoundQuote, DeviceConfig, EnrollRequest, EnrollResponse, NonceAnswer, NonceRequest,
-    QuoteEvidence, RotationRequest,
+    nonce_request_message, rotation_message, BoundQuote, CredentialChallenge, DeviceConfig, Endorsement, EnrollRequest,
+    EnrollResponse, KeyCertification, NonceAnswer, NonceAuth, NonceRequest, QuoteEvidence, RotationRequest,
 };
 pub use pcrs::PcrSelection;
 pub use token::{

@@ -12,7 +12,7 @@ fn quote() -> BoundQuote {
 }
 
 fn evidence() -> QuoteEvidence {
-    QuoteEvidence { nonce: vec![0xab; 32], quote: quote() }
+    QuoteEvidence { nonce: vec![0xab; 32], quote: quote(), activated_secret: None, certification: None }
 }
 
 fn enroll_request() -> EnrollRequest {
@@ -65,12 +65,83 @@ fn every_message_round_trips_through_its_codec() {
         csr_pem: "r".into(),
         timestamp_ms: 1_700_000_000_000,
         signature: vec![9; 71],
+        attestation: None,
     };
     assert_eq!(RotationRequest::decode(&rotation.encode().unwrap()).unwrap(), rotation);
-    let nonce = NonceRequest { node_id: "n1".into(), token_id: [1; 32], token_proof: [2; 64] };
+    let certification = KeyCertification { key_public: vec![6; 90], attest: vec![7; 130], signature: vec![8; 72] };
+    let attested = RotationRequest {
+        attestation: Some(QuoteEvidence { certification: Some(certification), ..evidence() }),
+        ..rotation.clone()
+    };
+    assert_eq!(RotationRequest::decode(&attested.encode().unwrap()).unwrap(), attested);
+    let mut wire: serde_json::Value = serde_json::from_slice(&attested.encode().unwrap()).unwrap();
+    wire["attestation"].as_object_mut().unwrap().remove("certify_signature");
+    assert!(
+        matches!(RotationRequest::decode(wire.to_string().as_bytes()), Err(EnrollError::BadRequest(_))),
+        "a third of a certification"
+    );
+    let nonce = NonceRequest {
+        node_id: "n1".into(),
+        auth: NonceAuth::Token { token_id: [1; 32], token_proof: [2; 64] },
+        endorsement: None,
+    };
     assert_eq!(NonceRequest::decode(&nonce.encode().unwrap()).unwrap(), nonce);
-    let answer = NonceAnswer { nonce: vec![7; 32], expires_at_ms: 5, pcrs: Some(PcrSelection::new(&[7, 0]).unwrap()) };
+    let endorsed = NonceRequest {
+        endorsement: Some(Endorsement { ek_certificate: vec![1; 1500], ak_public: vec![2; 90] }),
+        ..nonce.clone()
+    };
+    assert_eq!(NonceRequest::decode(&endorsed.encode().unwrap()).unwrap(), endorsed);
+    let by_certificate = NonceRequest {
+        auth: NonceAuth::Certificate {
+            certificate_pem: "c".into(),
+            timestamp_ms: 1_700_000_000_000,
+            signature: vec![9; 71],
+        },
+        ..nonce.clone()
+    };
+    assert_eq!(NonceRequest::decode(&by_certificate.encode().unwrap()).unwrap(), by_certificate);
+    let unsigned = NonceRequest {
+        auth: NonceAuth::Certificate { certificate_pem: "c".into(), timestamp_ms: 1, signature: vec![] },
+        ..nonce.clone()
+    };
+    assert!(unsigned.encode().is_err(), "an unsigned certificate request is never written");
+    let answer = NonceAnswer {
+        nonce: vec![7; 32],
+        expires_at_ms: 5,
+        pcrs: Some(PcrSelection::new(&[7, 0]).unwrap()),
+        challenge: None,
+    };
     assert_eq!(NonceAnswer::decode(&answer.encode().unwrap()).unwrap(), answer);
+    let challenged = NonceAnswer {
+        challenge: Some(CredentialChallenge { credential_blob: vec![3; 68], encrypted_secret: vec![4; 256] }),
+        ..answer
+    };
+    assert_eq!(NonceAnswer::decode(&challenged.encode().unwrap()).unwrap(), challenged);
+    let activated = QuoteEvidence { activated_secret: Some(vec![5; 32]), ..evidence() };
+    assert_eq!(QuoteEvidence::decode(&activated.encode().unwrap()).unwrap(), activated);
+    // Half a challenge is malformed on either side.
+    assert!(matches!(
+        NonceRequest::decode(
+            format!(
+                r#"{{"node_id":"n1","token_id":"{}","token_proof":"{}","ek_certificate":"AAAA"}}"#,
+                "01".repeat(32),
+                "02".repeat(64)
+            )
+            .as_bytes()
+        ),
+        Err(EnrollError::BadRequest(_))
+    ));
+    assert!(matches!(
+        NonceAnswer::decode(
+            format!(r#"{{"nonce":"{}","expires_at":5,"credential_blob":"AAAA"}}"#, "ab".repeat(16)).as_bytes()
+        ),
+        Err(EnrollError::BadResponse(_))
+    ));
+    let huge = NonceRequest {
+        endorsement: Some(Endorsement { ek_certificate: vec![1; 4000], ak_public: vec![2; 90] }),
+        ..nonce.clone()
+    };
+    assert!(huge.encode().is_err(), "an encoder never writes what its decoder refuses");
     let request = QuoteRequest { nonce: vec![1; 16], pcrs: PcrSelection::new(&[0, 1, 2, 3, 7]).unwrap() };
     assert_eq!(QuoteRequest::decode(&request.encode().unwrap()).unwrap(), request);
     for answer in [QuoteAnswer::Quote(quote()), QuoteAnswer::Error { code: "ERR_TPM_UNAVAILABLE".into() }] {
@@ -103,6 +174,15 @@ fn a_rotation_signs_the_labelled_time_and_csr_hash() {
     assert_eq!(message.len(), "ztmesh-rotate-v1".len() + 1 + 8 + 32);
     assert_ne!(rotation_message(0x0102, "csr2"), message);
     assert_ne!(rotation_message(0x0103, "csr"), message);
+}
+
+#[test]
+fn a_certificate_nonce_request_signs_the_labelled_time_and_node() {
+    let message = nonce_request_message(0x0102, "tablet-7");
+    assert_eq!(message, b"ztmesh-nonce-by-certificate-v1\0\0\0\0\0\0\0\x01\x02tablet-7".to_vec());
+    assert_ne!(nonce_request_message(0x0102, "tablet-8"), message);
+    assert_ne!(nonce_request_message(0x0103, "tablet-7"), message);
+    assert_ne!(&message[..], &rotation_message(0x0102, "tablet-7")[..], "another label than a rotation's");
 }
 
 #[test]
@@ -178,6 +258,7 @@ fn malformed_rotation_and_nonce_requests_are_bad_requests() {
     let proof = "22".repeat(64);
     let good = format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{proof}"}}"#);
     assert!(NonceRequest::decode(good.as_bytes()).is_ok());
+    assert!(NonceRequest::decode(br#"{"node_id":"n","certificate":"c","timestamp":1,"signature":"AA=="}"#).is_ok());
     let cases = [
         "{}".to_owned(),
         format!(r#"{{"node_id":42,"token_id":"{id}","token_proof":"{proof}"}}"#),
@@ -188,6 +269,16 @@ fn malformed_rotation_and_nonce_requests_are_bad_requests() {
         format!(r#"{{"node_id":"n","token_id":"{id}"}}"#),
         format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{}"}}"#, &proof[2..]),
         format!(r#"{{"node_id":"n","token_id":"{id}","token_proof":"{id}"}}"#),
+        // A certificate without its signature or time, or both authentications at once.
+        r#"{"node_id":"n","certificate":"c","timestamp":1}"#.to_owned(),
+        r#"{"node_id":"n","certificate":"c","signature":"AA=="}"#.to_owned(),
+        r#"{"node_id":"n","timestamp":1,"signature":"AA=="}"#.to_owned(),
+        format!(
+            r#"{{"node_id":"n","token_id":"{id}","token_proof":"{proof}","certificate":"c","timestamp":1,"signature":"AA=="}}"#
+        ),
+        format!(r#"{{"node_id":"n","token_id":"{id}","certificate":"c","timestamp":1,"signature":"AA=="}}"#),
+        r#"{"node_id":"n","certificate":"c","timestamp":-1,"signature":"AA=="}"#.to_owned(),
+        r#"{"node_id":"n","certificate":"c","timestamp":1,"signature":"not base64"}"#.to_owned(),
     ];
     for case in cases {
         assert_eq!(NonceRequest::decode(case.as_bytes()).unwrap_err().code(), "ERR_BAD_REQUEST", "{case}");
@@ -279,8 +370,13 @@ fn encoders_refuse_what_their_decoders_would_refuse() {
     let mut answer = response();
     answer.not_after_ms = u64::MAX;
     assert_eq!(answer.encode().unwrap_err().code(), "ERR_INVALID_ARG");
-    let unsigned =
-        RotationRequest { certificate_pem: "c".into(), csr_pem: "r".into(), timestamp_ms: 1, signature: vec![] };
+    let unsigned = RotationRequest {
+        certificate_pem: "c".into(),
+        csr_pem: "r".into(),
+        timestamp_ms: 1,
+        signature: vec![],
+        attestation: None,
+    };
     assert_eq!(unsigned.encode().unwrap_err().code(), "ERR_INVALID_ARG");
 }
 

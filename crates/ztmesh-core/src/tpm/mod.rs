@@ -82,15 +82,18 @@
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use tss_esapi::abstraction::{ek, AsymmetricAlgorithmSelection};
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
-use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle, SessionHandle};
+use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, PcrHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    AttestInfo, CapabilityData, Data, Digest, DigestValues, PcrSelectionList, PcrSelectionListBuilder, PcrSlot,
-    Private, Public, PublicParameters, SensitiveData, SignatureScheme, SymmetricDefinition,
+    AttestInfo, CapabilityData, Data, Digest, DigestValues, EncryptedSecret, IdObject, Nonce, PcrSelectionList,
+    PcrSelectionListBuilder, PcrSlot, Private, Public, PublicParameters, SensitiveData, SignatureScheme,
+    SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::Marshall;
@@ -334,6 +337,111 @@ impl Tpm {
             Err(TpmError::Internal)
         })();
         flush(&mut ctx, handle.into(), quoted)
+    }
+
+    /// The endorsement key certificate (DER) its manufacturer stored in the TPM's NV memory,
+    /// for the RSA 2048 EK (index `0x01c00002`). Fails with [`TpmError::Command`] when the TPM
+    /// holds none.
+    pub fn ek_certificate(&self) -> Result<Vec<u8>, TpmError> {
+        let mut ctx = self.lock();
+        ek::retrieve_ek_pubcert(&mut ctx, AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048)).map_err(from_tss)
+    }
+
+    /// The public area (a marshalled `TPMT_PUBLIC`) of the key in `blob`: what a verifier
+    /// hashes into the key's name and reads its attributes from.
+    pub fn public_area(blob: &KeyBlob) -> Result<Vec<u8>, TpmError> {
+        blob.public().marshall().map_err(from_tss)
+    }
+
+    /// `TPM2_ActivateCredential`: gives back the secret a verifier encrypted to this TPM's RSA
+    /// 2048 endorsement key for the attestation key in `ak` (see
+    /// [`attest::make_credential`](crate::attest::make_credential)). Fails with
+    /// [`TpmError::Command`] when the credential is for another EK or another key.
+    pub fn activate_credential(
+        &self,
+        ak: &KeyBlob,
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, TpmError> {
+        if ak.kind() != KeyKind::Attestation {
+            return Err(TpmError::Blob);
+        }
+        let blob = IdObject::try_from(credential_blob.to_vec()).map_err(|_| TpmError::Argument)?;
+        let secret = EncryptedSecret::try_from(encrypted_secret.to_vec()).map_err(|_| TpmError::Argument)?;
+        let mut ctx = self.lock();
+        let handle = with_primary(&mut ctx, |ctx, primary| load_object(ctx, primary, ak.public(), ak.private()))?;
+        // (tss-esapi runs it in an HMAC session of its own.)
+        let ek_handle = ek::create_ek_object_2(&mut ctx, AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048), None)
+            .map_err(from_tss);
+        let ek_handle = match ek_handle {
+            Ok(ek_handle) => ek_handle,
+            Err(error) => return flush(&mut ctx, handle.into(), Err(error)),
+        };
+        let activated = (|| {
+            let session = ctx
+                .start_auth_session(
+                    None,
+                    None,
+                    None,
+                    SessionType::Policy,
+                    SymmetricDefinition::AES_128_CFB,
+                    HashingAlgorithm::Sha256,
+                )
+                .map_err(from_tss)?
+                .ok_or(TpmError::Internal)?;
+            // The EK's policy: PolicySecret with the endorsement hierarchy's (empty) authorization.
+            let result = (|| {
+                let policy = PolicySession::try_from(session).map_err(from_tss)?;
+                ctx.execute_with_session(Some(AuthSession::Password), |c| {
+                    c.policy_secret(
+                        policy,
+                        AuthHandle::Endorsement,
+                        Nonce::default(),
+                        Digest::default(),
+                        Nonce::default(),
+                        None,
+                    )
+                })
+                .map_err(from_tss)?;
+                let digest = ctx
+                    .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
+                        c.activate_credential(handle, ek_handle, blob, secret)
+                    })
+                    .map_err(from_tss)?;
+                Ok(Zeroizing::new(digest.value().to_vec()))
+            })();
+            flush(&mut ctx, SessionHandle::from(session).into(), result)
+        })();
+        let activated = flush(&mut ctx, ek_handle.into(), activated);
+        flush(&mut ctx, handle.into(), activated)
+    }
+
+    /// `TPM2_Certify`: the attestation key in `ak` certifies, over `nonce` (at most 64 bytes),
+    /// that the signing key in `key` lives in this TPM. Returns the marshalled `TPMS_ATTEST`
+    /// and `TPMT_SIGNATURE` ([`attest::verify_certify`](crate::attest::verify_certify) checks them).
+    pub fn certify(&self, ak: &KeyBlob, key: &KeyBlob, nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
+        if ak.kind() != KeyKind::Attestation || key.kind() != KeyKind::Signing {
+            return Err(TpmError::Blob);
+        }
+        let qualifying = Data::try_from(nonce).map_err(|_| TpmError::Argument)?;
+        let mut ctx = self.lock();
+        let (ak_handle, key_handle) = with_primary(&mut ctx, |ctx, primary| {
+            let ak_handle = load_object(ctx, primary, ak.public(), ak.private())?;
+            match load_object(ctx, primary, key.public(), key.private()) {
+                Ok(key_handle) => Ok((ak_handle, key_handle)),
+                Err(error) => flush(ctx, ak_handle.into(), Err(error)),
+            }
+        })?;
+        let certified = ctx
+            .execute_with_sessions((Some(AuthSession::Password), Some(AuthSession::Password), None), |c| {
+                c.certify(key_handle.into(), ak_handle, qualifying, SignatureScheme::Null)
+            })
+            .map_err(from_tss)
+            .and_then(|(attest, signature)| {
+                Ok((attest.marshall().map_err(from_tss)?, signature.marshall().map_err(from_tss)?))
+            });
+        let certified = flush(&mut ctx, key_handle.into(), certified);
+        flush(&mut ctx, ak_handle.into(), certified)
     }
 
     /// The current values of the SHA-256 PCRs `pcrs` (indexes 0 to 23, each once, at least

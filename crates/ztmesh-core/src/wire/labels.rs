@@ -110,6 +110,11 @@ pub const ENROLL_PROOF: Label = Label("ztmesh-enroll-proof-v1");
 /// nonce for this node" (the body is the node id).
 pub const NONCE_PROOF: Label = Label("ztmesh-nonce-proof-v1");
 
+/// A device's current certificate key over a nonce request: "give me an attestation nonce for
+/// this node, which I am" (the body is [`crate::enroll::nonce_request_message`]'s: time ‖ node
+/// id). How an enrolled device, whose token is spent, asks for the nonce of an attested rotation.
+pub const NONCE_BY_CERTIFICATE: Label = Label("ztmesh-nonce-by-certificate-v1");
+
 /// Every label in this registry. A label missing here is a label no test checks.
 pub const ALL: &[Label] = &[
     AK_BINDING,
@@ -126,6 +131,7 @@ pub const ALL: &[Label] = &[
     ENROLL_TOKEN_KEY,
     ENROLL_PROOF,
     NONCE_PROOF,
+    NONCE_BY_CERTIFICATE,
     AUDIT_CHECKPOINT,
 ];
 

@@ -55,9 +55,49 @@ impl Swtpm {
         panic!("could not start swtpm: {failures:?}");
     }
 
+    /// [`Swtpm::start`] for a TPM manufactured by `swtpm_setup --create-ek-cert
+    /// --create-platform-cert`: its RSA 2048 and ECC EKs are certified by a fresh
+    /// `swtpm_localca` CA of its own (the test's "manufacturer"), in [`Swtpm::ek_ca_dir`]:
+    /// `swtpm-localca-rootca-cert.pem` (root) and `issuercert.pem` (the CA that signs the EK
+    /// certificates). `None` when swtpm_setup is not installed (a failure under CI).
+    pub fn start_with_ek() -> Option<Self> {
+        if !crate::peers::runs("swtpm_setup", &["--print-capabilities"]) {
+            crate::peers::missing("`swtpm_setup` is not installed (Debian: swtpm-tools)");
+            return None;
+        }
+        let _ports = PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = TempDir::new().unwrap();
+        manufacture(state.path());
+        let mut failures = Vec::new();
+        let mut state = Some(state);
+        for _ in 0..START_ATTEMPTS {
+            let Some(port) = free_port_pair() else { continue };
+            match Self::spawn_in(port, state.take().unwrap()) {
+                Ok(swtpm) => return Some(swtpm),
+                Err((why, dir)) => {
+                    failures.push(why);
+                    state = Some(dir);
+                }
+            }
+        }
+        panic!("could not start swtpm: {failures:?}");
+    }
+
+    /// The directory of the local EK CA of a TPM started by [`Swtpm::start_with_ek`].
+    pub fn ek_ca_dir(&self) -> PathBuf {
+        self.state.path().join("localca")
+    }
+
     fn spawn(port: u16) -> Result<Self, String> {
         let state = TempDir::new().map_err(|e| e.to_string())?;
-        let dir = state.path().display().to_string();
+        Self::spawn_in(port, state).map_err(|(why, _)| why)
+    }
+
+    fn spawn_in(port: u16, state: TempDir) -> Result<Self, (String, TempDir)> {
+        let dir = state.path().join("tpm").display().to_string();
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err((e.to_string(), state));
+        }
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2"])
             .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
@@ -67,22 +107,29 @@ impl Swtpm {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        // From here on `Drop` kills the process, whatever happens.
-        let mut swtpm = Self { child, port, state };
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => return Err((e.to_string(), state)),
+        };
+        let mut child = child;
         let deadline = Instant::now() + READY_TIMEOUT;
+        let mut failure = format!("swtpm on port {port} did not listen within {READY_TIMEOUT:?}");
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = swtpm.child.try_wait() {
-                return Err(format!("swtpm on port {port} exited: {status}"));
+            if let Ok(Some(status)) = child.try_wait() {
+                failure = format!("swtpm on port {port} exited: {status}");
+                break;
             }
             let ready = |p: u16| TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p)).is_ok();
-            if ready(port + 1) && ready(port) && matches!(swtpm.child.try_wait(), Ok(None)) {
-                return Ok(swtpm);
+            if ready(port + 1) && ready(port) && matches!(child.try_wait(), Ok(None)) {
+                // From here on `Drop` kills the process, whatever happens.
+                return Ok(Self { child, port, state });
             }
             thread::sleep(POLL);
         }
-        Err(format!("swtpm on port {port} did not listen within {READY_TIMEOUT:?}"))
+        let _ = child.kill();
+        let _ = child.wait();
+        Err((failure, state))
     }
 
     /// The TCTI configuration of this swtpm, in tpm2-tools syntax.
@@ -270,6 +317,52 @@ fn relay(mut from: TcpStream, mut to: TcpStream, stop: &AtomicBool, seen: &Mutex
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Runs `swtpm_setup` to manufacture a TPM state in `root/tpm`, its EK certificates signed by
+/// a fresh local CA in `root/localca` (configuration files of its own, so nothing depends on
+/// the machine's `/var/lib/swtpm-localca`).
+fn manufacture(root: &Path) {
+    let (tpm, ca) = (root.join("tpm"), root.join("localca"));
+    std::fs::create_dir_all(&tpm).unwrap();
+    std::fs::create_dir_all(&ca).unwrap();
+    let localca_conf = root.join("swtpm-localca.conf");
+    let ca_path = ca.display();
+    std::fs::write(
+        &localca_conf,
+        format!(
+            "statedir = {ca_path}\nsigningkey = {ca_path}/signkey.pem\nissuercert = {ca_path}/issuercert.pem\ncertserial = {ca_path}/certserial\n"
+        ),
+    )
+    .unwrap();
+    let options = root.join("swtpm-localca.options");
+    std::fs::write(&options, "--platform-manufacturer ztmesh\n--platform-version 2.1\n--platform-model test\n")
+        .unwrap();
+    let setup_conf = root.join("swtpm_setup.conf");
+    std::fs::write(
+        &setup_conf,
+        format!(
+            "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = {}\ncreate_certs_tool_options = {}\nactive_pcr_banks = sha256\n",
+            localca_conf.display(),
+            options.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new("swtpm_setup")
+        .args(["--tpm2", "--create-ek-cert", "--create-platform-cert", "--overwrite"])
+        .arg("--tpmstate")
+        .arg(&tpm)
+        .arg("--config")
+        .arg(&setup_conf)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run swtpm_setup");
+    assert!(
+        output.status.success(),
+        "swtpm_setup failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A port `p` such that `p` and `p + 1` were both free a moment ago.
