@@ -8,8 +8,8 @@ import { join } from 'node:path'
 
 const ROOT = process.cwd()
 const TESTS = join(ROOT, '__test__')
-/** Where Rust citations are looked for: the core and the addon. */
-const RUST_ROOTS = [join(ROOT, 'crates', 'ztmesh-core', 'src'), join(ROOT, 'src', 'addon')]
+/** Where Rust citations are looked for: the core, its integration tests (`tpm_ek::…`) and the addon. */
+const RUST_ROOTS = [join(ROOT, 'crates', 'ztmesh-core', 'src'), join(ROOT, 'crates', 'ztmesh-core', 'tests'), join(ROOT, 'src', 'addon')]
 
 /** The titles of the tests declared in a spec file (`test(`, `test.serial(`, `tpmTest(`, `tpmTestSerial(`…). */
 function titles(file: string): string[] {
