@@ -561,10 +561,16 @@ export class MuxStream extends Duplex {
     this.#fail(createError('ERR_MUX_CREDIT_TIMEOUT', `the peer returned no credit in ${this.#mux.creditTimeoutMs} ms`))
   }
 
-  /** Tells the core what the reader took; the core decides when credit goes back. */
+  /**
+   * Tells the core what the reader took; the core decides when credit goes back (once half a
+   * window is taken). Reads are told in batches of a quarter window, one call into the core per
+   * batch instead of per chunk: a sender that has used its whole window has then been read for
+   * all but less than a quarter of it, so at least three quarters have been told, past the
+   * core's half, and its credit goes back.
+   */
   #report(): void {
     const unreported = this.#delivered - this.bufferedLength - this.#reported
-    if (this.#gone || unreported === 0) return
+    if (this.#gone || unreported === 0 || unreported < this.#mux.window / 4) return
     this.#reported += unreported
     this.#call(() => this.#mux.writeControl(this.#mux.session.consumed(this.id, unreported)))
   }
