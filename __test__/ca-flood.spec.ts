@@ -12,6 +12,7 @@ import { CaService } from '../src/ca/index.js'
 import { sourceOf } from '../src/ca/rate-limit.js'
 import { RequestTally, ROUTE_IDS, routeId, TALLY_ACTION } from '../src/ca/request-tally.js'
 import { createEnrollmentServer, type EnrollmentServerInit } from '../src/ca/server.js'
+import { caFetch, serveCa } from './helpers/ca-site.js'
 
 async function caServing(t: ExecutionContext, init: Omit<EnrollmentServerInit, 'ca'>) {
   const dir = mkdtempSync(join(tmpdir(), 'ztmesh-flood-'))
@@ -106,6 +107,39 @@ test('attack: connections over the per-source and total caps get a typed 503 and
   await close()
   const refused = ca.auditRecords(50).filter((row) => row.reason === 'ERR_TOO_MANY_CONNECTIONS').map((row) => row.actor).sort()
   t.deepEqual(refused, ['127.0.0.1', '127.0.0.3'])
+})
+
+test('attack over TLS: a connection over the per-source cap is closed before any handshake work, and audited; other sources are still served', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-flood-tls-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  await CaService.init({ dir: join(dir, 'ca'), name: 'Flood Hotel' })
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  const url = await serveCa(t, ca, { maxConnectionsPerSource: 2 })
+  const port = Number(new URL(url).port)
+  const open = (localAddress: string) =>
+    new Promise<Socket>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, localAddress })
+      socket.once('connect', () => resolve(socket))
+      socket.once('error', reject)
+    })
+  const held = [await open('127.0.0.2'), await open('127.0.0.2')]
+  t.teardown(() => held.forEach((socket) => socket.destroy()))
+  // The third from the same source: closed by the server, not a byte answered.
+  const third = await open('127.0.0.2')
+  const received = await new Promise<number>((resolve, reject) => {
+    let bytes = 0
+    const timer = setTimeout(() => reject(new Error('the server kept a connection over the cap open')), 10_000)
+    third.on('data', (chunk: Buffer) => (bytes += chunk.length))
+    third.on('error', () => {})
+    third.once('close', () => {
+      clearTimeout(timer)
+      resolve(bytes)
+    })
+  })
+  t.is(received, 0)
+  t.is((await caFetch(`${url}/v1/crl`)).status, 200, 'another source is served over TLS')
+  t.true(ca.auditRecords(50).some((row) => row.reason === 'ERR_TOO_MANY_CONNECTIONS' && row.actor === '127.0.0.2'))
 })
 
 test('an IPv6 client is counted by its /64: a fresh address in the same prefix gets no fresh budget', (t) => {
