@@ -208,6 +208,17 @@ test('a checkpoint of another log, by another signer, or forged into the table i
   t.throws(() => open(db).verify(), { code: 'ERR_AUDIT_TAMPERED', message: /stored checkpoint at row 4 does not verify \(ERR_DEVICE_MISMATCH\)/ })
 })
 
+test('retention that reaches the head keeps the head row: the chain goes on from it and still verifies', (t) => {
+  const { log, done } = signed({ every: 5 })
+  t.teardown(done)
+  appendEvents(log, 10) // a checkpoint on the head, row 10
+  t.is(log.prune({ maxRows: 0 }), 5, 'up to the checkpoint before the head, never the head itself')
+  t.is(log.verify(), 6)
+  appendEvents(log, 3)
+  t.is(log.verify(), 9)
+  t.like(log.recent(1)[0], { seq: 14 })
+})
+
 test('retention prunes up to a signed checkpoint it keeps, the rest verifies from it, and the prune is audited', (t) => {
   let clock = Date.now() - 60_000
   const { log, path, db, open, done } = signed({ every: 10, now: () => clock })

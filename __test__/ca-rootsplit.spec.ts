@@ -248,6 +248,12 @@ test('ca site root-crl brings the offline root CRL to the gateway: verify-peer r
   t.is(refused.code, 1)
   t.like(JSON.parse(refused.stderr), { code: 'ERR_REVOCATION_SIGNATURE' })
   t.like(await verify(), { code: 'ERR_CERT_REVOKED' })
+  // The running service applies it too (rotations and certificate-authenticated requests are
+  // decided under its revocations): the revoked site CA's devices are refused there as well.
+  const service = await CaService.open({ dir: ca })
+  t.teardown(() => service.close())
+  const device = readFileSync(join(dir, 'device.pem'), 'utf8')
+  t.throws(() => verifyPeer(device, TrustStore.fromPem(service.trustBundle()), service.revocations()), { code: 'ERR_CERT_REVOKED' })
 })
 
 test('ca init still works as the one-machine shortcut, and warns that the root key is on this machine', async (t) => {

@@ -320,6 +320,8 @@ export class AuditLog {
           const old = this.#db.prepare('SELECT MAX(seq) AS seq FROM audit WHERE at < ?').get(this.#now() - retention.maxAgeMs) as { seq: number | null }
           cut = Math.max(cut, old.seq ?? 0)
         }
+        // The head row always stays: the chain goes on from it, and the prune record links to it.
+        cut = Math.min(cut, last.seq - 1)
         const anchor = this.#db.prepare('SELECT seq FROM audit_checkpoint WHERE seq <= ? ORDER BY seq DESC LIMIT 1').get(cut) as { seq: number } | undefined
         const first = this.#db.prepare('SELECT MIN(seq) AS seq FROM audit').get() as { seq: number }
         if (anchor === undefined || anchor.seq < first.seq) return 0

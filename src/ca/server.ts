@@ -104,7 +104,12 @@ export function createEnrollmentServer(init: EnrollmentServerInit): Server {
   capConnections(init.ca, server, tally, refused, init.maxConnectionsPerSource ?? 32, init.maxConnections ?? 1024, overTls)
   const flush = (): void => {
     const events = tally.flush()
-    if (events.length > 0) init.ca.recordAudit(...events)
+    try {
+      if (events.length > 0) init.ca.recordAudit(...events)
+    } catch (error) {
+      // A timer must not take the server down (a busy or full disk): the counts are lost, said so.
+      process.emitWarning(`the request counts could not be audited: ${(error as Error).message}`, { code: 'ZTMESH_AUDIT_FLUSH' })
+    }
   }
   const timer = setInterval(flush, init.auditIntervalMs ?? 60_000).unref()
   server.on('close', () => {
@@ -159,8 +164,16 @@ function serveOverTls(server: Server, init: EnrollmentServerInit, tally: Request
   const { ca, tenant } = init
   if (tenant === undefined) throw createError('ERR_INVALID_ARG', 'the enrollment server needs the tenant its TLS certificate names (or insecureHttp)')
   let context = apiContext(ca, tenant)
-  // Renewed at half its life; connections from then on get the new certificate.
-  const renewal = setInterval(() => (context = apiContext(ca, tenant)), (API_CERTIFICATE_VALIDITY_SECONDS * 1000) / 2)
+  // Renewed at half its life; connections from then on get the new certificate. A renewal that
+  // fails (a busy or full disk) keeps the current one, which has half its life left, and warns.
+  const renew = (): void => {
+    try {
+      context = apiContext(ca, tenant)
+    } catch (error) {
+      process.emitWarning(`the CA API certificate could not be renewed: ${(error as Error).message}`, { code: 'ZTMESH_API_CERTIFICATE' })
+    }
+  }
+  const renewal = setInterval(renew, (API_CERTIFICATE_VALIDITY_SECONDS * 1000) / 2)
   renewal.unref()
   server.once('close', () => clearInterval(renewal))
   // node:http's own listener (the first) gets the TLS stream instead of the socket; the cap's stays.

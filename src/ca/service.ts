@@ -299,8 +299,7 @@ export class CaService implements ReattestationSink {
     const burnNonce = () => {
       if (presented.nonce !== undefined && presented.deviceId !== undefined) this.nonces.burn(presented.nonce, presented.deviceId)
     }
-    let superseded = 0
-    const enrollment = this.#audited(actor, 'enroll', {}, (detail) => {
+    return this.#audited(actor, 'enroll', {}, (detail) => {
       if (typeof request.csr !== 'string') throw createError('ERR_BAD_REQUEST', 'csr must be a PEM string')
       if (request.nodeId !== undefined && typeof request.nodeId !== 'string') throw createError('ERR_BAD_REQUEST', 'node_id must be a string')
       const settings = this.attestationSettings()
@@ -323,13 +322,12 @@ export class CaService implements ReattestationSink {
       if (earlier.length > 0) {
         this.#registry.markRevoked(earlier, this.#now(), 'superseded')
         detail.superseded = earlier.join(',')
-        superseded = earlier.length
+        // Published in the same transaction: nothing can fail after the commit.
+        this.crl()
       }
       finish?.(issued)
       return issued
     }, burnNonce)
-    if (superseded > 0) this.crl()
-    return enrollment
   }
 
   /**
@@ -481,7 +479,11 @@ export class CaService implements ReattestationSink {
   /** The site CA's current revocations (its CRL), for links the CA side opens itself. */
   revocations(): RevocationSet {
     const revocations = new RevocationSet()
-    revocations.addCrl(this.crl().der, this.#site.certificatePem, TrustStore.fromPem(this.trustBundle()), this.#now())
+    const trust = TrustStore.fromPem(this.trustBundle())
+    revocations.addCrl(this.crl().der, this.#site.certificatePem, trust, this.#now())
+    // The offline root's CRL too, as verify-peer applies it: a site CA the root revoked vouches for nothing.
+    const rootCrl = this.#directory.rootCrl()
+    if (rootCrl !== undefined) revocations.addCrl(rootCrl, this.#directory.rootPem(), trust, this.#now())
     return revocations
   }
 

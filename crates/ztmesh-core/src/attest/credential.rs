@@ -24,7 +24,6 @@ use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext, UnboundCipherKey, AES_
 use aws_lc_rs::iv::FixedLength;
 use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
 use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, UnparsedPublicKey};
 use subtle::ConstantTimeEq;
 use x509_parser::certificate::X509Certificate;
@@ -115,7 +114,7 @@ pub fn challenge_attestation_key(
     let area = TpmPublic::parse(ak_public)?;
     let ak = area.attestation_key()?;
     let mut secret = Zeroizing::new([0u8; CREDENTIAL_SECRET_LEN]);
-    SystemRandom::new().fill(&mut secret[..]).map_err(|_| AttestError::Malformed)?;
+    crate::rand::fill(&mut secret[..]).map_err(|_| AttestError::Random)?;
     let credential = make_credential(&ek_spki, &area.name(), &secret[..])?;
     Ok(AkChallenge { credential, secret_sha256: crate::pki::sha256(&secret[..]), ak })
 }
@@ -136,7 +135,7 @@ pub fn verify_activated_secret(activated: &[u8], secret_sha256: &[u8]) -> Result
 /// out of range.
 pub fn make_credential(ek_spki: &[u8], name: &[u8], secret: &[u8]) -> Result<MadeCredential, AttestError> {
     let mut seed = Zeroizing::new([0u8; 32]);
-    SystemRandom::new().fill(&mut seed[..]).map_err(|_| AttestError::Malformed)?;
+    crate::rand::fill(&mut seed[..]).map_err(|_| AttestError::Random)?;
     make_credential_with_seed(ek_spki, name, secret, &seed)
 }
 

@@ -41,6 +41,8 @@ pub enum AttestError {
     /// The secret returned by credential activation is not the one the verifier encrypted to
     /// the endorsement key, or there is no such challenge.
     Credential,
+    /// The operating system's random source failed (a challenge could not be made).
+    Random,
 }
 
 impl fmt::Display for AttestError {
@@ -57,6 +59,7 @@ impl fmt::Display for AttestError {
             Self::Certify => "the certification is of another key",
             Self::EkCertificate => "endorsement key certificate not trusted",
             Self::Credential => "credential activation failed",
+            Self::Random => "the random source failed",
         })
     }
 }
@@ -77,6 +80,7 @@ impl ErrorCode for AttestError {
             Self::Certify => "ERR_ATTEST_CERTIFY",
             Self::EkCertificate => "ERR_ATTEST_EK_CERTIFICATE",
             Self::Credential => "ERR_ATTEST_CREDENTIAL",
+            Self::Random => "ERR_RANDOM",
         }
     }
 }

@@ -54,6 +54,11 @@ impl SharedTrust {
         snapshot.verdicts.decide(chain, &snapshot.trust, &snapshot.revocations, policy, now)
     }
 
+    /// The revocations in force now (for a verifier that takes its anchor from elsewhere).
+    pub(crate) fn revocations(&self) -> RevocationSet {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).revocations.clone()
+    }
+
     /// How many verdicts the current snapshot keeps.
     #[cfg(test)]
     pub(crate) fn verdicts_len(&self) -> usize {

@@ -336,6 +336,15 @@ fn an_anonymous_client_reaches_only_the_gateway_of_its_pinned_root() {
         assert_eq!(s.read_plaintext(&mut nothing), 0);
     }
 
+    // The pinned client decides under its revocations like any other: a revoked CA API
+    // certificate is refused.
+    let server = gateway(&fixture, "ca", &["ca"]);
+    let (c, _) = handshake_to("ca", &client, &server);
+    let serial = crate::ids::parse_serial(&c.peer().unwrap().serial).unwrap();
+    client.set_revocations(fixture.revocations(&[(serial, [0; 32])]));
+    let (c, _) = handshake_to("ca", &client, &server);
+    assert_eq!(c.error(), Some(&TlsError::Peer(VerifyError::Revoked)));
+
     // A server that does not accept anonymous clients refuses them.
     let (_, s) = handshake_to("ca", &client, &gateway_with(&fixture, "ca", &["ca"], false));
     assert_eq!(s.error(), Some(&TlsError::NoCertificate));

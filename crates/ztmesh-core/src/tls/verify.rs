@@ -115,9 +115,10 @@ impl PeerVerifier {
             None => self.trust.decide(chain, policy, now)?.0,
             Some(pin) => {
                 // The pinned root, taken from the presented chain: a chain without it has no path.
+                // The revocations are this context's, as for any other verifier.
                 let root = pinned_root(chain, &pin).map_err(|_| VerifyError::Chain)?;
                 let trust = TrustStore::from_der(&[root]).map_err(|_| VerifyError::Chain)?;
-                verify_peer(chain, &trust, &RevocationSet::new(), policy, now)?
+                verify_peer(chain, &trust, &self.trust.revocations(), policy, now)?
             }
         };
         if let Some(role) = &self.required_role {
