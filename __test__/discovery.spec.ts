@@ -80,6 +80,26 @@ inNetns('mDNS: hostile announcements (oversized, wrong types, bad ids, garbage, 
   t.deepEqual(result.expired, ['brief-1'], 'an announcement whose TTL ran out is forgotten without a goodbye')
 })
 
+inNetns('mDNS spoofing: a device announcing another device id at its own address is refused by the link (ERR_DEVICE_MISMATCH), with or without the announced pin; the genuine announcement leads to a link', async (t) => {
+  const { status, result } = await scenario('spoof')
+  t.is(status, 0, JSON.stringify(result))
+  const results = result.results as Record<string, { discovered: string; pinned: { ok: boolean; code?: string; data?: string }; unpinned: { ok: boolean; code?: string; data?: string } }>
+  t.deepEqual(results.genuine, { discovered: 'tablet-9', pinned: { ok: true, data: 'victim' }, unpinned: { ok: true, data: 'victim' } })
+  for (const key of ['spoofed', 'spoofedOwnKey']) {
+    t.is(results[key]!.discovered, 'tablet-9', `${key}: the hint was believed as a hint`)
+    t.deepEqual(results[key]!.pinned, { ok: false, code: 'ERR_DEVICE_MISMATCH' }, key)
+    t.deepEqual(results[key]!.unpinned, { ok: false, code: 'ERR_DEVICE_MISMATCH' }, key)
+  }
+})
+
+inNetns('mDNS: a query flood is not amplified: answers stay within one per interval', async (t) => {
+  const { status, result } = await scenario('queryFlood')
+  t.is(status, 0, JSON.stringify(result))
+  const bound = Math.ceil((result.elapsedMs as number) / 250) + 2
+  t.true((result.answered as number) >= 1, 'queries are answered')
+  t.true((result.answered as number) <= bound, `${String(result.answered)} answers to ${String(result.queries)} queries (bound ${bound})`)
+})
+
 inNetns('mDNS never multicasts in the main namespace: the scenario refuses to run outside a private one', async (t) => {
   const { status, result } = await scenario('pair', false)
   t.is(status, 2)

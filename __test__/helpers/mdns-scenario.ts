@@ -9,10 +9,11 @@ import { readlinkSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import packet, { type Answer } from 'dns-packet'
+import packet, { type Answer, type Question } from 'dns-packet'
 import makeMdns from 'multicast-dns'
 
 import { MdnsDiscovery, instanceName, type DiscoveredPeer } from '../../src/discovery/index.js'
+import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, Signer } from '../../src/index.js'
 
 const interfaces = Object.keys(networkInterfaces())
 if (interfaces.some((name) => name !== 'lo')) {
@@ -216,7 +217,104 @@ async function hostile() {
   }
 }
 
-const scenarios: Record<string, () => Promise<unknown>> = { pair, hostile }
+/**
+ * Announcement spoofing: a device of the same tenant, with a valid certificate of its own,
+ * announces the victim's device id and key digest at its own address. The client that connects
+ * to what it discovered, naming the device it expects, is refused by the link's handshake; the
+ * victim's own announcement leads to a link.
+ */
+async function spoof() {
+  const root = CertificateAuthority.createRoot({ commonName: 'Spoof Root', organisation: 'Acme' })
+  const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Spoof Site', organisation: 'Acme' })
+  const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
+  const device = (deviceId: string) => {
+    const privateKey = generateP256Key()
+    const cert = siteCa.issue(buildCsr(privateKey, deviceId, 'hotel-1'), { deviceId, tenant: 'hotel-1' })
+    return { identity: { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(privateKey) }, cert }
+  }
+  const trustPem = root.certificatePem
+  const victim = device('tablet-9')
+  const attacker = device('evil-1')
+  const client = device('pos-1')
+  const victimServer = createSecureServer({ identity: victim.identity, trustPem }, (link) => link.end('victim'))
+  const attackerServer = createSecureServer({ identity: attacker.identity, trustPem }, (link) => link.end('attacker'))
+  const victimPort = (await victimServer.listen(0, '127.0.0.1')).port
+  const attackerPort = (await attackerServer.listen(0, '127.0.0.1')).port
+
+  const connectTo = async (peer: DiscoveredPeer, pin: boolean) => {
+    try {
+      const link = await connectSecure({
+        host: peer.host,
+        port: peer.port,
+        identity: client.identity,
+        trustPem,
+        serverDevice: peer.deviceId,
+        policy: { expectedTenant: peer.tenant, ...(pin && { pins: [peer.spkiSha256] }) },
+        handshakeTimeoutMs: 5000,
+      })
+      const data = await new Promise<string>((resolve, reject) => {
+        let text = ''
+        link.on('data', (chunk: Buffer) => (text += chunk.toString()))
+        link.once('end', () => resolve(text))
+        link.once('error', reject)
+      })
+      link.destroy()
+      return { ok: true, data }
+    } catch (error) {
+      return { ok: false, code: (error as { code?: string }).code }
+    }
+  }
+
+  const results: Record<string, unknown> = {}
+  for (const [label, port, spki] of [
+    ['genuine', victimPort, victim.cert.spkiSha256],
+    ['spoofed', attackerPort, victim.cert.spkiSha256],
+    ['spoofedOwnKey', attackerPort, attacker.cert.spkiSha256],
+  ] as const) {
+    const advertiser = new MdnsDiscovery(LO)
+    const browser = new MdnsDiscovery(LO)
+    await Promise.all([advertiser.ready(), browser.ready()])
+    advertiser.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: spki, port, role: 'node', host: '127.0.0.1' })
+    const found: DiscoveredPeer[] = []
+    browser.browse((p) => found.push(p))
+    await until(() => found.length > 0)
+    const peer = found[0]!
+    results[label] = { discovered: peer.deviceId, pinned: await connectTo(peer, true), unpinned: await connectTo(peer, false) }
+    await advertiser.close()
+    await browser.close()
+  }
+  await victimServer.close()
+  await attackerServer.close()
+  return { netns, results }
+}
+
+/** A query flood: the advertiser's multicast answers stay within one per MIN_ANSWER_INTERVAL_MS (plus the one deferred answer). */
+async function queryFlood() {
+  const advertiser = new MdnsDiscovery(LO)
+  const attacker = makeMdns({ ...LO, loopback: true })
+  const attackerReady = new Promise((resolve) => attacker.once('ready', resolve))
+  attacker.on('warning', () => {})
+  await Promise.all([advertiser.ready(), attackerReady])
+  advertiser.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: SPKI_A, port: 7443, role: 'node' })
+  await sleep(1500) // the start-up announcements are over
+  const before = advertiser.stats().answered
+  const start = Date.now()
+  for (let i = 0; i < 300; i++) {
+    const questions: Question[] = [
+      { name: '_ztmesh._tcp.local', type: 'PTR' },
+      { name: instanceName('tablet-9', 'hotel-1'), type: 'ANY' as unknown as Question['type'] }, // QTYPE 255, missing from the typings
+    ]
+    await new Promise<void>((resolve) => attacker.query({ questions }, () => resolve()))
+  }
+  await sleep(400) // the deferred answer, if any, goes out
+  const elapsedMs = Date.now() - start
+  const answered = advertiser.stats().answered - before
+  await new Promise((resolve) => attacker.destroy(() => resolve(undefined)))
+  await advertiser.close()
+  return { netns, queries: 300, answered, elapsedMs }
+}
+
+const scenarios: Record<string, () => Promise<unknown>> = { pair, hostile, spoof, queryFlood }
 const name = process.argv[2] ?? ''
 const run = scenarios[name]
 if (run === undefined) {
