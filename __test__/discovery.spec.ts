@@ -11,7 +11,7 @@ import { requirePeer, runs } from './helpers/peers.js'
 
 const SCENARIO = '__test__/helpers/mdns-scenario.ts'
 const netnsMissing = runs('unshare', ['-rn', 'sh', '-c', 'ip link set lo up']) ? undefined : 'unshare -rn (a private network namespace) is not available'
-const inNetns = requirePeer(netnsMissing, test)
+const netnsTest = requirePeer(netnsMissing, test)
 
 interface Run {
   status: number | null
@@ -37,7 +37,7 @@ function scenario(name: string, netns = true): Promise<Run> {
 
 const ownNetns = readlinkSync('/proc/self/ns/net')
 
-inNetns('mDNS: two devices in a private namespace find each other by query and by announcement, once each, and a goodbye removes a peer', async (t) => {
+netnsTest('mDNS: two devices in a private namespace find each other by query and by announcement, once each, and a goodbye removes a peer', async (t) => {
   const { status, result } = await scenario('pair')
   t.is(status, 0, JSON.stringify(result))
   t.not(result.netns, ownNetns, 'the scenario ran in another network namespace')
@@ -57,13 +57,13 @@ inNetns('mDNS: two devices in a private namespace find each other by query and b
   }
 })
 
-inNetns('mDNS: advertise refuses a bad device id, tenant, key digest, port, role or host with its code, and refuses after close', async (t) => {
+netnsTest('mDNS: advertise refuses a bad device id, tenant, key digest, port, role or host with its code, and refuses after close', async (t) => {
   const { status, result } = await scenario('pair')
   t.is(status, 0, JSON.stringify(result))
   t.deepEqual(result.refusals, { deviceId: 'ERR_IDENTITY', tenant: 'ERR_IDENTITY', spkiSha256: 'ERR_INVALID_ARG', port: 'ERR_INVALID_ARG', role: 'ERR_INVALID_ARG', host: 'ERR_INVALID_ARG', afterClose: 'ERR_CLOSED' })
 })
 
-inNetns('mDNS: hostile announcements (oversized, wrong types, bad ids, garbage, a flood of distinct names) are dropped and counted, the table stays bounded, the process lives', async (t) => {
+netnsTest('mDNS: hostile announcements (oversized, wrong types, bad ids, garbage, a flood of distinct names) are dropped and counted, the table stays bounded, the process lives', async (t) => {
   const { status, result } = await scenario('hostile')
   t.is(status, 0, JSON.stringify(result))
   t.not(result.netns, ownNetns)
@@ -80,7 +80,7 @@ inNetns('mDNS: hostile announcements (oversized, wrong types, bad ids, garbage, 
   t.deepEqual(result.expired, ['brief-1'], 'an announcement whose TTL ran out is forgotten without a goodbye')
 })
 
-inNetns('mDNS spoofing: a device announcing another device id at its own address is refused by the link (ERR_DEVICE_MISMATCH), with or without the announced pin; the genuine announcement leads to a link', async (t) => {
+netnsTest('mDNS spoofing: a device announcing another device id at its own address is refused by the link (ERR_DEVICE_MISMATCH), with or without the announced pin; the genuine announcement leads to a link', async (t) => {
   const { status, result } = await scenario('spoof')
   t.is(status, 0, JSON.stringify(result))
   const results = result.results as Record<string, { discovered: string; pinned: { ok: boolean; code?: string; data?: string }; unpinned: { ok: boolean; code?: string; data?: string } }>
@@ -92,7 +92,7 @@ inNetns('mDNS spoofing: a device announcing another device id at its own address
   }
 })
 
-inNetns('mDNS: a query flood is not amplified: answers stay within one per interval', async (t) => {
+netnsTest('mDNS: a query flood is not amplified: answers stay within one per interval', async (t) => {
   const { status, result } = await scenario('queryFlood')
   t.is(status, 0, JSON.stringify(result))
   const bound = Math.ceil((result.elapsedMs as number) / 250) + 2
@@ -100,7 +100,7 @@ inNetns('mDNS: a query flood is not amplified: answers stay within one per inter
   t.true((result.answered as number) <= bound, `${String(result.answered)} answers to ${String(result.queries)} queries (bound ${bound})`)
 })
 
-inNetns('mDNS never multicasts in the main namespace: the scenario refuses to run outside a private one', async (t) => {
+netnsTest('mDNS never multicasts in the main namespace: the scenario refuses to run outside a private one', async (t) => {
   const { status, result } = await scenario('pair', false)
   t.is(status, 2)
   t.regex(String(result.error), /refusing to multicast outside a private namespace/)

@@ -1,7 +1,10 @@
 // Random and mutated inputs at every native entry point that parses untrusted bytes: each call
 // must either succeed or throw a ZtError with a catalogued code — never crash, hang or throw
 // anything else. The PRNG is seeded, so a failure names the input that caused it.
+import { isIP } from 'node:net'
+
 import test from 'ava'
+import packet from 'dns-packet'
 
 import * as protocol from '../src/protocol/index.js'
 import {
@@ -18,6 +21,7 @@ import {
   Signer,
 } from '../src/index.js'
 import { NoiseLinkContext } from '../src/channels/noise-link.js'
+import { instanceName, readResponse } from '../src/discovery/announcement.js'
 import { callNative } from '../src/native.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, TrustStore } from '../src/primitives/pki/index.js'
 
@@ -201,4 +205,48 @@ test(`enrollment and quote-exchange decoders: ${ITERATIONS} random and mutated i
     for (const decode of decoders) expectTyped(t, `${decode.name} #${n}`, () => decode(input))
   }
   t.pass()
+})
+
+test(`mDNS responses: ${ITERATIONS} mutated announcements never throw, and every peer believed passes every check`, (t) => {
+  const next = prng(0x5eed_3d45)
+  const instance = instanceName('tablet-9', 'hotel-1')
+  const announce = (ttl: number) =>
+    packet.encode({
+      type: 'response',
+      answers: [
+        { name: '_ztmesh._tcp.local', type: 'PTR', ttl, data: instance },
+        { name: instance, type: 'SRV', ttl, data: { port: 7443, target: 'zt-1.local', priority: 0, weight: 0 } },
+        { name: instance, type: 'TXT', ttl, data: ['v=1', 'id=tablet-9', 'tenant=hotel-1', `spki=${'a'.repeat(64)}`, 'port=7443', 'role=node'] },
+        { name: 'zt-1.local', type: 'A', ttl, data: '127.0.0.1' },
+      ],
+    })
+  const seeds = [announce(120), announce(0)]
+  t.is(readResponse(packet.decode(seeds[0]!), { address: '127.0.0.1', port: 5353 }, 5353).found.length, 1, 'the seed itself is believed')
+  let decoded = 0
+  for (let n = 0; n < ITERATIONS; n++) {
+    let message: ReturnType<typeof packet.decode>
+    try {
+      message = packet.decode(mutate(next, seeds[n % seeds.length]!))
+    } catch {
+      continue // dns-packet refuses it: counted as malformed by the socket's warning
+    }
+    decoded++
+    try {
+      const reading = readResponse(message, { address: '10.0.0.1', port: 5353 }, 5353)
+      for (const { instance: name, peer, ttl } of reading.found) {
+        protocol.checkDeviceId(peer.deviceId)
+        protocol.checkTenant(peer.tenant)
+        if (name !== instanceName(peer.deviceId, peer.tenant) || !/^[0-9a-f]{64}$/.test(peer.spkiSha256) || !(peer.port >= 1 && peer.port <= 65535) || !['node', 'gateway'].includes(peer.role) || isIP(peer.host) === 0 || !(ttl >= 1 && ttl <= 600)) {
+          t.fail(`#${n}: a peer that breaks a check was believed: ${JSON.stringify(peer)}`)
+        }
+      }
+    } catch (error) {
+      t.fail(`#${n}: readResponse threw ${String(error)}`)
+    }
+  }
+  t.true(decoded > ITERATIONS / 10, 'enough mutations decode to reach the checks')
+  // Decoded shapes dns-packet never makes, in case a future version does.
+  for (const answers of [null, 7, [null], [{ name: 5 }], [{ name: instance, type: 'TXT', data: 'x' }, { name: instance, type: 'SRV', data: null }], [{ name: instance, type: 'SRV', ttl: 9, data: { port: '7443', target: [] } }, { name: instance, type: 'TXT', ttl: 9, data: [{}] }]]) {
+    t.notThrows(() => readResponse({ answers }, { address: '10.0.0.1', port: 5353 }, 5353))
+  }
 })

@@ -89,6 +89,14 @@ async function pair() {
 
 const GOOD_TTL = 120
 
+/** A bare multicast-dns socket on the group: the attacker, who sends whatever it likes. */
+async function rawMdns() {
+  const mdns = makeMdns({ ...LO, loopback: true })
+  mdns.on('warning', () => {})
+  await new Promise((resolve) => mdns.once('ready', resolve))
+  return mdns
+}
+
 /** The records of an announcement, with each part overridable to make it hostile. */
 function announcement(init: { deviceId?: string; tenant?: string; instance?: string; port?: number; srvPort?: number; txt?: (string | Buffer)[]; ttl?: number; extra?: Record<string, string> }): Answer[] {
   const deviceId = init.deviceId ?? 'good-1'
@@ -109,10 +117,8 @@ function announcement(init: { deviceId?: string; tenant?: string; instance?: str
 /** One victim browsing, an attacker on the same group sending hostile announcements and garbage. */
 async function hostile() {
   const victim = new MdnsDiscovery({ ...LO, maxPeers: 32 })
-  const attacker = makeMdns({ ...LO, loopback: true })
-  const attackerReady = new Promise((resolve) => attacker.once('ready', resolve))
-  attacker.on('warning', () => {})
-  await Promise.all([victim.ready(), attackerReady])
+  const attacker = await rawMdns()
+  await victim.ready()
   const found: string[] = []
   const lost: string[] = []
   victim.browse(
@@ -291,10 +297,8 @@ async function spoof() {
 /** A query flood: the advertiser's multicast answers stay within one per MIN_ANSWER_INTERVAL_MS (plus the one deferred answer). */
 async function queryFlood() {
   const advertiser = new MdnsDiscovery(LO)
-  const attacker = makeMdns({ ...LO, loopback: true })
-  const attackerReady = new Promise((resolve) => attacker.once('ready', resolve))
-  attacker.on('warning', () => {})
-  await Promise.all([advertiser.ready(), attackerReady])
+  const attacker = await rawMdns()
+  await advertiser.ready()
   advertiser.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: SPKI_A, port: 7443, role: 'node' })
   await sleep(1500) // the start-up announcements are over
   const before = advertiser.stats().answered

@@ -11,7 +11,8 @@
  * handshake (`connectSecure` with `serverDevice`, deciding through `verify_peer` and the policy
  * decision point), never by an announcement or a list entry.
  */
-export { MdnsDiscovery, instanceName, type Advertised, type DiscoveredPeer, type MdnsDiscoveryInit, type MdnsStats } from './mdns.js'
+export { MdnsDiscovery, type Advertised, type MdnsDiscoveryInit, type MdnsStats } from './mdns.js'
+export { instanceName, type DiscoveredPeer } from './announcement.js'
 export { bootstrapPeers, type BootstrapPeer } from './bootstrap.js'
 export { runFallbackChain, type AttemptEvent, type FallbackError, type FallbackInit, type FallbackPath, type FallbackResult, type PathAttempt } from './fallback.js'
 export { FALLBACK_PATHS, SERVICE_TYPE } from './constants.js'

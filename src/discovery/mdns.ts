@@ -17,45 +17,18 @@
  * remain.
  */
 
-import { createHash } from 'node:crypto'
 import type { RemoteInfo } from 'node:dgram'
 import { isIPv4, isIPv6 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 
 import makeMdns from 'multicast-dns'
-import type { Answer, StringAnswer, TxtAnswer } from 'dns-packet'
 
 import { createError } from '../errors.js'
 import { checkDeviceId, checkTenant, normalizeKeyDigest } from '../protocol/index.js'
-import {
-  ADVERTISED_ROLES,
-  DEFAULT_MAX_PEERS,
-  DEFAULT_TTL_SECONDS,
-  INSTANCE_SUFFIX,
-  MAX_QUESTIONS_PER_PACKET,
-  MAX_RECORDS_PER_PACKET,
-  MAX_TTL_SECONDS,
-  MAX_TXT_BYTES,
-  MAX_TXT_ENTRIES,
-  MDNS_PORT,
-  MIN_ANSWER_INTERVAL_MS,
-  REANNOUNCE_MS,
-  SERVICE_TYPE,
-  SWEEP_INTERVAL_MS,
-  TXT_VERSION,
-} from './constants.js'
+import { hostTarget, instanceName, readResponse, records, type AdvertisedRecords, type DiscoveredPeer } from './announcement.js'
+import { ADVERTISED_ROLES, DEFAULT_MAX_PEERS, DEFAULT_TTL_SECONDS, MAX_QUESTIONS_PER_PACKET, MAX_TTL_SECONDS, MDNS_PORT, MIN_ANSWER_INTERVAL_MS, REANNOUNCE_MS, SERVICE_TYPE, SWEEP_INTERVAL_MS } from './constants.js'
 
-/** A device found by discovery. A hint: the link proves who answers at `host:port`. */
-export interface DiscoveredPeer {
-  deviceId: string
-  tenant: string
-  /** SHA-256 of the certificate's SubjectPublicKeyInfo, 64 lowercase hex digits, as announced. */
-  spkiSha256: string
-  host: string
-  port: number
-  role: 'node' | 'gateway'
-  via: 'mdns' | 'bootstrap' | 'gateway'
-}
+export type { DiscoveredPeer } from './announcement.js'
 
 /** What {@link MdnsDiscovery.advertise} announces; `host` defaults to this machine's address. */
 export type Advertised = Omit<DiscoveredPeer, 'host' | 'via'> & { host?: string }
@@ -95,12 +68,12 @@ export interface MdnsStats {
   socketErrors: number
 }
 
-interface Advertisement {
-  instance: string
-  target: string
-  peer: Omit<DiscoveredPeer, 'via'>
+interface Advertisement extends AdvertisedRecords {
   lastSent: number
+  /** The deferred answer to queries inside the answer interval. */
   pending: NodeJS.Timeout | undefined
+  /** The re-announcements. */
+  timers: NodeJS.Timeout[]
 }
 
 interface Entry {
@@ -193,18 +166,27 @@ export class MdnsDiscovery {
     if (typeof host !== 'string' || !(isIPv4(host) || isIPv6(host))) throw createError('ERR_INVALID_ARG', 'host must be an IPv4 or IPv6 address')
     const instance = instanceName(peer.deviceId, peer.tenant)
     const previous = this.#ads.get(instance)
-    if (previous?.pending !== undefined) clearTimeout(previous.pending)
+    if (previous !== undefined) this.#stop(previous)
     const ad: Advertisement = {
       instance,
       target: hostTarget(instance),
       peer: { deviceId: peer.deviceId, tenant: peer.tenant, spkiSha256, host, port: peer.port, role: peer.role },
       lastSent: 0,
       pending: undefined,
+      timers: [],
     }
     this.#ads.set(instance, ad)
     this.#announce(ad)
-    this.#later(REANNOUNCE_MS, () => this.#announce(ad))
-    this.#every((this.#ttl * 1000) / 2, () => this.#ads.get(instance) === ad && this.#announce(ad))
+    ad.timers.push(this.#later(REANNOUNCE_MS, () => this.#announce(ad)), this.#every((this.#ttl * 1000) / 2, () => this.#announce(ad)))
+  }
+
+  /** Stops the timers of a replaced advertisement. */
+  #stop(ad: Advertisement): void {
+    if (ad.pending !== undefined) clearTimeout(ad.pending)
+    for (const timer of ad.timers) {
+      clearTimeout(timer)
+      this.#timers.delete(timer)
+    }
   }
 
   /**
@@ -251,7 +233,7 @@ export class MdnsDiscovery {
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
     if (this.#sweep !== undefined) clearInterval(this.#sweep)
-    for (const ad of this.#ads.values()) if (ad.pending !== undefined) clearTimeout(ad.pending)
+    for (const ad of this.#ads.values()) this.#stop(ad)
     const bound = await this.#ready.then(
       () => true,
       () => false,
@@ -319,56 +301,15 @@ export class MdnsDiscovery {
   #onResponse(packet: makeMdns.ResponsePacket, rinfo: RemoteInfo): void {
     this.#stats.packets++
     if (!this.#browsing || this.#closed !== undefined) return
-    const all = [...(Array.isArray(packet.answers) ? packet.answers : []), ...(Array.isArray(packet.additionals) ? packet.additionals : [])]
-    if (all.length > MAX_RECORDS_PER_PACKET) {
-      this.#stats.malformed++
-      return
-    }
-    const ours = all.filter((r) => typeof r?.name === 'string' && isOurs(r.name))
-    if (ours.length === 0) return // another service's traffic
-    if (rinfo.port !== this.#port) {
-      this.#stats.refused++
-      return
-    }
-    const now = Date.now()
-    const srv = new Map<string, Answer>()
-    const txt = new Map<string, Answer>()
-    const gone = new Set<string>()
-    for (const r of ours) {
-      const name = r.name
-      if (r.type === 'PTR' && name.toLowerCase() === SERVICE_TYPE) {
-        const data = (r as StringAnswer).data
-        if (typeof data !== 'string' || !data.endsWith(INSTANCE_SUFFIX)) {
-          this.#stats.refused++
-          continue
-        }
-        if (r.ttl === 0) gone.add(data)
-      } else if (r.type === 'SRV' && name.endsWith(INSTANCE_SUFFIX)) {
-        if (r.ttl === 0) gone.add(name)
-        else if (!srv.has(name)) srv.set(name, r)
-      } else if (r.type === 'TXT' && name.endsWith(INSTANCE_SUFFIX)) {
-        if (r.ttl === 0) gone.add(name)
-        else if (!txt.has(name)) txt.set(name, r)
-      } else if (r.type !== 'NSEC') {
-        this.#stats.refused++ // a record of another type under our names, or a PTR elsewhere
-      }
-    }
-    for (const instance of gone) {
-      srv.delete(instance)
-      txt.delete(instance)
-      this.#remove(instance)
-    }
-    for (const [instance, s] of srv) {
-      const t = txt.get(instance)
-      if (t === undefined) continue // a lone SRV: its TXT comes in another packet or not at all
+    const reading = readResponse(packet, rinfo, this.#port)
+    if (reading.malformed) this.#stats.malformed++
+    this.#stats.refused += reading.refused
+    for (const instance of reading.gone) this.#remove(instance)
+    const expiresFrom = Date.now()
+    for (const { instance, peer, ttl } of reading.found) {
       if (this.#ads.has(instance)) continue // our own announcement, looped back
-      const checked = checkAnnouncement(instance, s, t, all, rinfo)
-      if (typeof checked === 'string') {
-        this.#stats.refused++
-        continue
-      }
-      if (this.#tenant !== undefined && checked.peer.tenant !== this.#tenant) continue
-      this.#upsert(instance, checked.peer, now + checked.ttl * 1000)
+      if (this.#tenant !== undefined && peer.tenant !== this.#tenant) continue
+      this.#upsert(instance, peer, expiresFrom + ttl * 1000)
     }
   }
 
@@ -412,21 +353,23 @@ export class MdnsDiscovery {
     return '127.0.0.1'
   }
 
-  #later(ms: number, f: () => void): void {
+  #later(ms: number, f: () => void): NodeJS.Timeout {
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
       if (this.#closed === undefined) f()
     }, ms)
     timer.unref()
     this.#timers.add(timer)
+    return timer
   }
 
-  #every(ms: number, f: () => void): void {
+  #every(ms: number, f: () => void): NodeJS.Timeout {
     const timer = setInterval(() => {
       if (this.#closed === undefined) f()
     }, ms)
     timer.unref()
     this.#timers.add(timer)
+    return timer
   }
 
   /** A listener's exception must not take the socket (and the process) down. */
@@ -446,104 +389,6 @@ export class MdnsDiscovery {
       this.#stats.malformed++
     }
   }
-}
-
-/** The DNS-SD instance name of a device: `<deviceId>@<tenant>._ztmesh._tcp.local` (`@` is in neither rule, so the name is unambiguous). */
-export function instanceName(deviceId: string, tenant: string): string {
-  return `${deviceId}@${tenant}${INSTANCE_SUFFIX}`
-}
-
-/** The host name an advertisement's SRV points to: a hash of the instance, a valid DNS label whatever the ids hold. */
-function hostTarget(instance: string): string {
-  return `zt-${createHash('sha256').update(instance).digest('hex').slice(0, 16)}.local`
-}
-
-/** The PTR, SRV, TXT and A/AAAA records of an advertisement; `ttl` 0 is the goodbye. */
-function records(ad: Advertisement, ttl: number): Answer[] {
-  const { peer } = ad
-  return [
-    { name: SERVICE_TYPE, type: 'PTR', ttl, data: ad.instance },
-    { name: ad.instance, type: 'SRV', ttl, flush: true, data: { port: peer.port, target: ad.target, priority: 0, weight: 0 } },
-    {
-      name: ad.instance,
-      type: 'TXT',
-      ttl,
-      flush: true,
-      data: [`v=${TXT_VERSION}`, `id=${peer.deviceId}`, `tenant=${peer.tenant}`, `spki=${peer.spkiSha256}`, `port=${peer.port}`, `role=${peer.role}`],
-    },
-    isIPv4(peer.host) ? { name: ad.target, type: 'A', ttl, flush: true, data: peer.host } : { name: ad.target, type: 'AAAA', ttl, flush: true, data: peer.host },
-  ]
-}
-
-function isOurs(name: string): boolean {
-  const lower = name.toLowerCase()
-  return lower === SERVICE_TYPE || lower.endsWith(INSTANCE_SUFFIX)
-}
-
-const SPKI = /^[0-9a-f]{64}$/
-const PORT = /^[1-9][0-9]{0,4}$/
-const TXT_KEYS = new Set(['v', 'id', 'tenant', 'spki', 'port', 'role'])
-
-/**
- * The peer an SRV and a TXT record of one instance describe, with its TTL (clamped), or the
- * reason it is refused. Every field is checked: the TXT's size and shape, the core's id rules,
- * the key digest's length, the port's range and agreement with the SRV, the role, and that the
- * instance name is the one its TXT fields make.
- */
-export function checkAnnouncement(instance: string, srv: Answer, txt: Answer, all: readonly Answer[], rinfo: Pick<RemoteInfo, 'address'>): { peer: DiscoveredPeer; ttl: number } | string {
-  const s = (srv as { data?: unknown }).data as { port?: unknown; target?: unknown } | undefined
-  if (typeof s !== 'object' || s === null || typeof s.port !== 'number' || typeof s.target !== 'string') return 'SRV data malformed'
-  const strings = (txt as TxtAnswer).data
-  if (!Array.isArray(strings) || strings.length > MAX_TXT_ENTRIES) return 'TXT has too many strings'
-  let size = 0
-  const fields = new Map<string, string>()
-  for (const item of strings) {
-    if (!Buffer.isBuffer(item) && typeof item !== 'string') return 'TXT string of a wrong type'
-    const bytes = Buffer.isBuffer(item) ? item : Buffer.from(item)
-    size += bytes.length + 1
-    if (size > MAX_TXT_BYTES) return 'TXT too large'
-    if (!bytes.every((b) => b >= 0x20 && b < 0x7f)) return 'TXT not printable ASCII'
-    const text = bytes.toString('ascii')
-    const eq = text.indexOf('=')
-    if (eq <= 0) return 'TXT string without key'
-    const key = text.slice(0, eq).toLowerCase()
-    if (fields.has(key)) return 'TXT key repeated'
-    fields.set(key, text.slice(eq + 1))
-  }
-  for (const key of TXT_KEYS) if (!fields.has(key)) return `TXT lacks ${key}`
-  if (fields.get('v') !== TXT_VERSION) return 'TXT version unknown'
-  const deviceId = fields.get('id')!
-  const tenant = fields.get('tenant')!
-  try {
-    checkDeviceId(deviceId)
-    checkTenant(tenant)
-  } catch {
-    return 'device id or tenant breaks the id rules'
-  }
-  const spkiSha256 = fields.get('spki')!
-  if (!SPKI.test(spkiSha256)) return 'spki is not 64 lowercase hex digits'
-  const portText = fields.get('port')!
-  if (!PORT.test(portText) || Number(portText) > 65535) return 'port out of range'
-  const port = Number(portText)
-  if (s.port !== port) return 'SRV and TXT ports differ'
-  const role = fields.get('role')!
-  if (role !== 'node' && role !== 'gateway') return 'role unknown'
-  if (instance !== instanceName(deviceId, tenant)) return 'instance name does not match its TXT'
-  const target = s.target.toLowerCase()
-  const address = all.find((r) => typeof r?.name === 'string' && r.name.toLowerCase() === target && (r.type === 'A' || r.type === 'AAAA'))
-  let host = rinfo.address
-  if (address !== undefined) {
-    const data = (address as StringAnswer).data
-    if (typeof data !== 'string' || !(address.type === 'A' ? isIPv4(data) : isIPv6(data))) return 'address record malformed'
-    host = data
-  }
-  if (!(isIPv4(host) || isIPv6(host))) return 'no address'
-  const ttl = Math.min(clampTtl((srv as { ttl?: unknown }).ttl), clampTtl((txt as { ttl?: unknown }).ttl))
-  return { peer: { deviceId, tenant, spkiSha256, host, port, role, via: 'mdns' }, ttl }
-}
-
-function clampTtl(ttl: unknown): number {
-  return typeof ttl === 'number' && Number.isFinite(ttl) ? Math.min(Math.max(Math.floor(ttl), 1), MAX_TTL_SECONDS) : DEFAULT_TTL_SECONDS
 }
 
 function samePeer(a: DiscoveredPeer, b: DiscoveredPeer): boolean {
