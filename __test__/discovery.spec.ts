@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import test from 'ava'
 
-import { bootstrapPeers, runFallbackChain, type AttemptEvent, type FallbackError, type PathAttempt } from '../src/index.js'
+import { bootstrapPeers, instanceName, runFallbackChain, type AttemptEvent, type FallbackError, type PathAttempt } from '../src/index.js'
+import { readResponse } from '../src/discovery/announcement.js'
 import { requirePeer, runs } from './helpers/peers.js'
 
 const SCENARIO = '__test__/helpers/mdns-scenario.ts'
@@ -37,12 +38,13 @@ function scenario(name: string, netns = true): Promise<Run> {
 
 const ownNetns = readlinkSync('/proc/self/ns/net')
 
-netnsTest('mDNS: two devices in a private namespace find each other by query and by announcement, once each, and a goodbye removes a peer', async (t) => {
+netnsTest('mDNS: two devices in a private namespace find each other by query and by announcement, once each; a tenant filter hides other tenants; a goodbye removes a peer', async (t) => {
   const { status, result } = await scenario('pair')
   t.is(status, 0, JSON.stringify(result))
   t.not(result.netns, ownNetns, 'the scenario ran in another network namespace')
   t.deepEqual(result.interfaces, ['lo'], 'with loopback only')
-  t.deepEqual(result.foundByA, [{ deviceId: 'gw-1', tenant: 'hotel-1', role: 'gateway', host: '127.0.0.1', port: 7443, spkiSha256: 'b'.repeat(64), via: 'mdns' }], 'A found B by asking, once')
+  t.deepEqual(result.foundByA, [{ deviceId: 'gw-1', tenant: 'hotel-1', role: 'gateway', host: '127.0.0.1', port: 7443, spkiSha256: 'b'.repeat(64), via: 'mdns' }], 'A found B by asking, once, and never the gateway of another tenant')
+  t.deepEqual(result.otherTenantSeenByB, ['hotel-2'], 'B, browsing every tenant, saw it')
   t.deepEqual(result.foundByB, [{ deviceId: 'tablet-9', tenant: 'hotel-1', role: 'node', host: '127.0.0.1', port: 7444, spkiSha256: 'a'.repeat(64), via: 'mdns' }], 'B found A by its announcement, once despite re-announcements')
   t.is((result.tableB as unknown[]).length, 1, 'B never lists itself')
   t.deepEqual(
@@ -104,6 +106,41 @@ netnsTest('mDNS never multicasts in the main namespace: the scenario refuses to 
   const { status, result } = await scenario('pair', false)
   t.is(status, 2)
   t.regex(String(result.error), /refusing to multicast outside a private namespace/)
+})
+
+/** The records of an announcement of `tablet-9` as a decoded response holds them. */
+function announced(ttl: number, extra: object[] = []) {
+  const instance = instanceName('tablet-9', 'hotel-1')
+  return {
+    answers: [
+      { name: '_ztmesh._tcp.local', type: 'PTR', ttl, data: instance },
+      { name: instance, type: 'SRV', ttl, data: { port: 7443, target: 'zt-1.local', priority: 0, weight: 0 } },
+      { name: instance, type: 'TXT', ttl, data: ['v=1', 'id=tablet-9', 'tenant=hotel-1', `spki=${'a'.repeat(64)}`, 'port=7443', 'role=node'].map((s) => Buffer.from(s)) },
+      ...extra,
+    ],
+  }
+}
+const MDNS_SOURCE = { address: '192.0.2.7', port: 5353 }
+
+test('an mDNS response is read without a socket: TTLs are clamped to 600 s, the SRV target address is used, else the source address', (t) => {
+  const instance = instanceName('tablet-9', 'hotel-1')
+  const withAddress = readResponse(announced(2 ** 31 - 1, [{ name: 'zt-1.local', type: 'A', ttl: 120, data: '127.0.0.1' }]), MDNS_SOURCE, 5353)
+  t.deepEqual(withAddress, {
+    malformed: false,
+    refused: 0,
+    gone: [],
+    found: [{ instance, ttl: 600, peer: { deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: 'a'.repeat(64), host: '127.0.0.1', port: 7443, role: 'node', via: 'mdns' } }],
+  })
+  t.is(readResponse(announced(120), MDNS_SOURCE, 5353).found[0]!.peer.host, '192.0.2.7')
+  t.is(readResponse(announced(120), MDNS_SOURCE, 5353).found[0]!.ttl, 120)
+})
+
+test('an mDNS goodbye (TTL 0) names the instance and believes nothing; a response from another port than 5353 is refused whole; other services are ignored', (t) => {
+  const instance = instanceName('tablet-9', 'hotel-1')
+  t.deepEqual(readResponse(announced(0), MDNS_SOURCE, 5353), { malformed: false, refused: 0, gone: [instance], found: [] })
+  t.deepEqual(readResponse(announced(120), { address: '192.0.2.7', port: 40000 }, 5353), { malformed: false, refused: 1, gone: [], found: [] })
+  t.deepEqual(readResponse({ answers: [{ name: '_http._tcp.local', type: 'PTR', ttl: 120, data: 'printer._http._tcp.local' }] }, { address: '192.0.2.7', port: 40000 }, 5353), { malformed: false, refused: 0, gone: [], found: [] })
+  t.true(readResponse({ answers: Array.from({ length: 65 }, () => announced(120).answers[0]) }, MDNS_SOURCE, 5353).malformed, 'more than 64 records')
 })
 
 test('bootstrapPeers parses IPv4, bracketed IPv6 and DNS names, trims and drops duplicates', (t) => {

@@ -43,8 +43,10 @@ async function until(check: () => boolean, ms = 5000): Promise<boolean> {
 async function pair() {
   const a = new MdnsDiscovery({ ...LO, tenant: 'hotel-1' })
   const b = new MdnsDiscovery(LO)
-  await Promise.all([a.ready(), b.ready()])
+  const other = new MdnsDiscovery(LO)
+  await Promise.all([a.ready(), b.ready(), other.ready()])
   b.advertise({ deviceId: 'gw-1', tenant: 'hotel-1', spkiSha256: SPKI_B, port: 7443, role: 'gateway' })
+  other.advertise({ deviceId: 'gw-1', tenant: 'hotel-2', spkiSha256: SPKI_B, port: 7445, role: 'gateway' })
   await sleep(1500) // B's start-up announcements are over: A can only learn of B by asking
   const foundByA: DiscoveredPeer[] = []
   const foundByB: DiscoveredPeer[] = []
@@ -55,6 +57,12 @@ async function pair() {
     (p) => lostByB.push(p),
   )
   await until(() => foundByA.length > 0)
+  await until(() => foundByB.length > 0) // the other tenant's gateway, seen by B (no tenant filter), never by A
+  const otherTenantSeenByB = foundByB.map((p) => p.tenant)
+  await other.close()
+  await until(() => lostByB.length > 0)
+  foundByB.length = 0
+  lostByB.length = 0
   a.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: SPKI_A, port: 7444, role: 'node', host: '127.0.0.1' })
   await until(() => foundByB.length > 0)
   await sleep(1500) // the re-announcement and the second query come and go: no new report (dedupe)
@@ -84,7 +92,7 @@ async function pair() {
   } catch (error) {
     refusals.afterClose = (error as { code?: string }).code
   }
-  return { refusals, netns, interfaces, foundByA: foundByA.map(brief), foundByB: foundByB.map(brief), tableB: tableB.map(brief), lostByB: lostByB.map(brief), afterGoodbye: after.length, statsA: a.stats(), statsB: b.stats() }
+  return { refusals, otherTenantSeenByB, netns, interfaces, foundByA: foundByA.map(brief), foundByB: foundByB.map(brief), tableB: tableB.map(brief), lostByB: lostByB.map(brief), afterGoodbye: after.length, statsA: a.stats(), statsB: b.stats() }
 }
 
 const GOOD_TTL = 120

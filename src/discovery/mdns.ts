@@ -136,7 +136,7 @@ export class MdnsDiscovery {
     })
     this.#ready.catch(() => {})
     // An EventEmitter with no 'error' listener throws: keep one for the whole life of the socket.
-    this.#mdns.on('error', () => {})
+    this.#mdns.on('error', () => this.#stats.socketErrors++)
     this.#mdns.on('warning', (error: Error) => {
       if ((error as NodeJS.ErrnoException).syscall !== undefined) this.#stats.socketErrors++
       else this.#stats.malformed++ // dns-packet could not decode it
