@@ -102,6 +102,14 @@ netnsTest('mDNS: a query flood is not amplified: answers stay within one per int
   t.true((result.answered as number) <= bound, `${String(result.answered)} answers to ${String(result.queries)} queries (bound ${bound})`)
 })
 
+netnsTest('mDNS: a forged goodbye or a conflicting announcement of a device\'s own name is answered by the device re-announcing at once', async (t) => {
+  const { status, result } = await scenario('defend')
+  t.is(status, 0, JSON.stringify(result))
+  t.deepEqual(result.afterGoodbye, ['found 7443', 'lost 7443', 'found 7443'], 'the forged goodbye removed it for a moment only')
+  t.deepEqual(result.afterConflict, ['found 7443', 'lost 7443', 'found 7443', 'found 6666', 'found 7443'], 'the conflicting announcement was overridden')
+  t.deepEqual(result.table, [7443])
+})
+
 netnsTest('mDNS never multicasts in the main namespace: the scenario refuses to run outside a private one', async (t) => {
   const { status, result } = await scenario('pair', false)
   t.is(status, 2)

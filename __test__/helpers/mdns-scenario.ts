@@ -326,7 +326,36 @@ async function queryFlood() {
   return { netns, queries: 300, answered, elapsedMs }
 }
 
-const scenarios: Record<string, () => Promise<unknown>> = { pair, hostile, spoof, queryFlood }
+/** A forged goodbye and a conflicting announcement of a device's own name: the device re-announces at once. */
+async function defend() {
+  const owner = new MdnsDiscovery(LO)
+  const browser = new MdnsDiscovery(LO)
+  const attacker = await rawMdns()
+  await Promise.all([owner.ready(), browser.ready()])
+  owner.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: SPKI_A, port: 7443, role: 'node', host: '127.0.0.1' })
+  const events: string[] = []
+  browser.browse(
+    (p) => events.push(`found ${p.port}`),
+    (p) => events.push(`lost ${p.port}`),
+  )
+  await until(() => events.length > 0)
+  await sleep(1500) // the start-up announcements are over
+  const send = (answers: Answer[]) => new Promise<void>((resolve) => attacker.respond({ answers }, () => resolve()))
+  const instance = instanceName('tablet-9', 'hotel-1')
+  await send([{ name: '_ztmesh._tcp.local', type: 'PTR', ttl: 0, data: instance }])
+  await until(() => events.length >= 3)
+  const afterGoodbye = [...events]
+  await send(announcement({ deviceId: 'tablet-9', port: 6666 }))
+  await until(() => events.length >= 5)
+  const afterConflict = [...events]
+  const table = browser.peers().map((p) => p.port)
+  await new Promise((resolve) => attacker.destroy(() => resolve(undefined)))
+  await browser.close()
+  await owner.close()
+  return { netns, afterGoodbye, afterConflict, table }
+}
+
+const scenarios: Record<string, () => Promise<unknown>> = { pair, hostile, spoof, queryFlood, defend }
 const name = process.argv[2] ?? ''
 const run = scenarios[name]
 if (run === undefined) {

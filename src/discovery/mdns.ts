@@ -300,15 +300,24 @@ export class MdnsDiscovery {
 
   #onResponse(packet: makeMdns.ResponsePacket, rinfo: RemoteInfo): void {
     this.#stats.packets++
-    if (!this.#browsing || this.#closed !== undefined) return
+    if ((!this.#browsing && this.#ads.size === 0) || this.#closed !== undefined) return
     const reading = readResponse(packet, rinfo, this.#port)
     if (reading.malformed) this.#stats.malformed++
     this.#stats.refused += reading.refused
-    for (const instance of reading.gone) this.#remove(instance)
+    for (const instance of reading.gone) {
+      const own = this.#ads.get(instance)
+      if (own !== undefined) this.#answer(own) // a goodbye for this device, sent by someone else: defend the name
+      else if (this.#browsing) this.#remove(instance)
+    }
     const expiresFrom = Date.now()
     for (const { instance, peer, ttl } of reading.found) {
-      if (this.#ads.has(instance)) continue // our own announcement, looped back
-      if (this.#tenant !== undefined && peer.tenant !== this.#tenant) continue
+      const own = this.#ads.get(instance)
+      if (own !== undefined) {
+        // Our own announcement looped back, or another sender claiming our name: defend it.
+        if (!samePeer({ ...own.peer, via: 'mdns' }, peer)) this.#answer(own)
+        continue
+      }
+      if (!this.#browsing || (this.#tenant !== undefined && peer.tenant !== this.#tenant)) continue
       this.#upsert(instance, peer, expiresFrom + ttl * 1000)
     }
   }
