@@ -82,16 +82,20 @@ netnsTest('mDNS: hostile announcements (oversized, wrong types, bad ids, garbage
   t.deepEqual(result.expired, ['brief-1'], 'an announcement whose TTL ran out is forgotten without a goodbye')
 })
 
-netnsTest('mDNS spoofing: a device announcing another device id at its own address is refused by the link (ERR_DEVICE_MISMATCH), with or without the announced pin; the genuine announcement leads to a link', async (t) => {
+netnsTest('mDNS spoofing: a device announcing another device id at its own address is refused by the link (ERR_DEVICE_MISMATCH), with or without the announced pin; a stranger of another tenant, and a node announced as a gateway, are refused by connectDiscovered; genuine announcements lead to a link', async (t) => {
   const { status, result } = await scenario('spoof')
   t.is(status, 0, JSON.stringify(result))
-  const results = result.results as Record<string, { discovered: string; pinned: { ok: boolean; code?: string; data?: string }; unpinned: { ok: boolean; code?: string; data?: string } }>
-  t.deepEqual(results.genuine, { discovered: 'tablet-9', pinned: { ok: true, data: 'victim' }, unpinned: { ok: true, data: 'victim' } })
+  type Outcome = { ok: boolean; code?: string; data?: string }
+  const results = result.results as Record<string, { discovered: string; pinned: Outcome; helper: Outcome }>
+  t.deepEqual(results.genuine, { discovered: 'tablet-9', pinned: { ok: true, data: 'victim' }, helper: { ok: true, data: 'victim' } })
+  t.deepEqual(results.genuineGateway, { discovered: 'gw-1', pinned: { ok: true, data: 'gateway' }, helper: { ok: true, data: 'gateway' } })
   for (const key of ['spoofed', 'spoofedOwnKey']) {
     t.is(results[key]!.discovered, 'tablet-9', `${key}: the hint was believed as a hint`)
     t.deepEqual(results[key]!.pinned, { ok: false, code: 'ERR_DEVICE_MISMATCH' }, key)
-    t.deepEqual(results[key]!.unpinned, { ok: false, code: 'ERR_DEVICE_MISMATCH' }, key)
+    t.deepEqual(results[key]!.helper, { ok: false, code: 'ERR_DEVICE_MISMATCH' }, key)
   }
+  t.deepEqual(results.otherTenant!.helper, { ok: false, code: 'ERR_TENANT_MISMATCH' }, 'a device of another tenant announced under this tenant')
+  t.deepEqual(results.nodeAsGateway!.helper, { ok: false, code: 'ERR_POLICY_DENIED' }, 'an announced gateway role must be certified')
 })
 
 netnsTest('mDNS: a query flood is not amplified: answers stay within one per interval', async (t) => {

@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import packet, { type Answer, type Question } from 'dns-packet'
 import makeMdns from 'multicast-dns'
 
-import { MdnsDiscovery, instanceName, type DiscoveredPeer } from '../../src/discovery/index.js'
-import { buildCsr, CertificateAuthority, connectSecure, createSecureServer, generateP256Key, Signer } from '../../src/index.js'
+import { connectDiscovered, MdnsDiscovery, instanceName, type DiscoveredPeer } from '../../src/discovery/index.js'
+import { buildCsr, CertificateAuthority, connectSecure, createPolicyDecisionPoint, createSecureServer, generateP256Key, Signer, type SecureStream } from '../../src/index.js'
 
 const interfaces = Object.keys(networkInterfaces())
 if (interfaces.some((name) => name !== 'lo')) {
@@ -241,31 +241,30 @@ async function spoof() {
   const root = CertificateAuthority.createRoot({ commonName: 'Spoof Root', organisation: 'Acme' })
   const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Spoof Site', organisation: 'Acme' })
   const siteCa = CertificateAuthority.load(site.certificatePem, site.privateKey)
-  const device = (deviceId: string) => {
+  const device = (deviceId: string, roles?: string[], tenant = 'hotel-1') => {
     const privateKey = generateP256Key()
-    const cert = siteCa.issue(buildCsr(privateKey, deviceId, 'hotel-1'), { deviceId, tenant: 'hotel-1' })
+    const cert = siteCa.issue(buildCsr(privateKey, deviceId, tenant), { deviceId, tenant, ...(roles !== undefined && { roles }) })
     return { identity: { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(privateKey) }, cert }
   }
   const trustPem = root.certificatePem
   const victim = device('tablet-9')
   const attacker = device('evil-1')
   const client = device('pos-1')
+  const gateway = device('gw-1', ['gateway'])
+  const stranger = device('evil-2', undefined, 'hotel-2')
   const victimServer = createSecureServer({ identity: victim.identity, trustPem }, (link) => link.end('victim'))
   const attackerServer = createSecureServer({ identity: attacker.identity, trustPem }, (link) => link.end('attacker'))
+  const gatewayServer = createSecureServer({ identity: gateway.identity, trustPem }, (link) => link.end('gateway'))
+  // The stranger's server would talk to anyone: only the client's checks stand between them.
+  const strangerServer = createSecureServer({ identity: stranger.identity, trustPem, access: createPolicyDecisionPoint({ policy: { version: 1, tenant: 'hotel-2', rules: [{ id: 'any', effect: 'allow', actions: ['*'], peerTenants: ['hotel-1'] }] }, audit: { append: () => undefined } }) }, (link) => link.end('stranger'))
   const victimPort = (await victimServer.listen(0, '127.0.0.1')).port
   const attackerPort = (await attackerServer.listen(0, '127.0.0.1')).port
+  const gatewayPort = (await gatewayServer.listen(0, '127.0.0.1')).port
+  const strangerPort = (await strangerServer.listen(0, '127.0.0.1')).port
 
-  const connectTo = async (peer: DiscoveredPeer, pin: boolean) => {
+  const outcome = async (connecting: Promise<SecureStream>) => {
     try {
-      const link = await connectSecure({
-        host: peer.host,
-        port: peer.port,
-        identity: client.identity,
-        trustPem,
-        serverDevice: peer.deviceId,
-        policy: { expectedTenant: peer.tenant, ...(pin && { pins: [peer.spkiSha256] }) },
-        handshakeTimeoutMs: 5000,
-      })
+      const link = await connecting
       const data = await new Promise<string>((resolve, reject) => {
         let text = ''
         link.on('data', (chunk: Buffer) => (text += chunk.toString()))
@@ -278,27 +277,36 @@ async function spoof() {
       return { ok: false, code: (error as { code?: string }).code }
     }
   }
+  // The announced key digest as a pin, by hand; and the one helper, which checks device, tenant and a gateway's role.
+  const pinned = (peer: DiscoveredPeer) =>
+    outcome(connectSecure({ host: peer.host, port: peer.port, identity: client.identity, trustPem, serverDevice: peer.deviceId, policy: { expectedTenant: peer.tenant, pins: [peer.spkiSha256] }, handshakeTimeoutMs: 5000 }))
+  const helper = (peer: DiscoveredPeer) => outcome(connectDiscovered(peer, { identity: client.identity, trustPem, handshakeTimeoutMs: 5000 }))
 
   const results: Record<string, unknown> = {}
-  for (const [label, port, spki] of [
-    ['genuine', victimPort, victim.cert.spkiSha256],
-    ['spoofed', attackerPort, victim.cert.spkiSha256],
-    ['spoofedOwnKey', attackerPort, attacker.cert.spkiSha256],
+  for (const [label, deviceId, port, spki, role] of [
+    ['genuine', 'tablet-9', victimPort, victim.cert.spkiSha256, 'node'],
+    ['spoofed', 'tablet-9', attackerPort, victim.cert.spkiSha256, 'node'],
+    ['spoofedOwnKey', 'tablet-9', attackerPort, attacker.cert.spkiSha256, 'node'],
+    ['genuineGateway', 'gw-1', gatewayPort, gateway.cert.spkiSha256, 'gateway'],
+    ['nodeAsGateway', 'tablet-9', victimPort, victim.cert.spkiSha256, 'gateway'],
+    ['otherTenant', 'evil-2', strangerPort, stranger.cert.spkiSha256, 'node'],
   ] as const) {
     const advertiser = new MdnsDiscovery(LO)
     const browser = new MdnsDiscovery(LO)
     await Promise.all([advertiser.ready(), browser.ready()])
-    advertiser.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256: spki, port, role: 'node', host: '127.0.0.1' })
+    advertiser.advertise({ deviceId, tenant: 'hotel-1', spkiSha256: spki, port, role, host: '127.0.0.1' })
     const found: DiscoveredPeer[] = []
     browser.browse((p) => found.push(p))
     await until(() => found.length > 0)
     const peer = found[0]!
-    results[label] = { discovered: peer.deviceId, pinned: await connectTo(peer, true), unpinned: await connectTo(peer, false) }
+    results[label] = { discovered: peer.deviceId, pinned: await pinned(peer), helper: await helper(peer) }
     await advertiser.close()
     await browser.close()
   }
   await victimServer.close()
   await attackerServer.close()
+  await gatewayServer.close()
+  await strangerServer.close()
   return { netns, results }
 }
 

@@ -8,11 +8,13 @@
  *   own time limit and AbortSignal, every attempt reported.
  *
  * Everything found here is a **hint**. Who answers at an address is decided by the link's
- * handshake (`connectSecure` with `serverDevice`, deciding through `verify_peer` and the policy
- * decision point), never by an announcement or a list entry.
+ * handshake ({@link connectDiscovered}: `connectSecure` with `serverDevice` and the announced
+ * tenant, deciding through `verify_peer` and the policy decision point), never by an
+ * announcement or a list entry.
  */
 export { MdnsDiscovery, type Advertised, type MdnsDiscoveryInit, type MdnsStats } from './mdns.js'
 export { instanceName, type DiscoveredPeer } from './announcement.js'
+export { connectDiscovered, type DiscoveredAddress } from './connect.js'
 export { bootstrapPeers, type BootstrapPeer } from './bootstrap.js'
 export { runFallbackChain, type AttemptEvent, type FallbackError, type FallbackInit, type FallbackPath, type FallbackResult, type PathAttempt } from './fallback.js'
 export { FALLBACK_PATHS, SERVICE_TYPE } from './constants.js'
