@@ -9,8 +9,6 @@
 import { createHash } from 'node:crypto'
 import { isIPv4, isIPv6 } from 'node:net'
 
-import type { Answer, StringAnswer, TxtAnswer } from 'dns-packet'
-
 import { checkDeviceId, checkTenant } from '../protocol/index.js'
 import { DEFAULT_TTL_SECONDS, INSTANCE_SUFFIX, MAX_RECORDS_PER_PACKET, MAX_TTL_SECONDS, MAX_TXT_BYTES, MAX_TXT_ENTRIES, SERVICE_TYPE, TXT_VERSION } from './constants.js'
 
@@ -24,6 +22,19 @@ export interface DiscoveredPeer {
   port: number
   role: 'node' | 'gateway'
   via: 'mdns' | 'bootstrap' | 'gateway'
+}
+
+/**
+ * A DNS resource record as multicast-dns (dns-packet) encodes and decodes it: only the fields read
+ * here, and `data` unknown until checked. (Our own type, so the published declarations do not
+ * depend on dns-packet's.)
+ */
+export interface MdnsRecord {
+  name: string
+  type: string
+  ttl?: number
+  flush?: boolean
+  data?: unknown
 }
 
 /** What the records of one advertisement are made of. */
@@ -56,18 +67,18 @@ export function readResponse(packet: { answers?: unknown; additionals?: unknown 
   const answers = Array.isArray(packet.answers) ? (packet.answers as unknown[]) : []
   const additionals = Array.isArray(packet.additionals) ? (packet.additionals as unknown[]) : []
   if (answers.length + additionals.length > MAX_RECORDS_PER_PACKET) return { ...reading, malformed: true }
-  const all = [...answers, ...additionals].filter((r): r is Answer => typeof r === 'object' && r !== null && typeof (r as { name?: unknown }).name === 'string')
+  const all = [...answers, ...additionals].filter((r): r is MdnsRecord => typeof r === 'object' && r !== null && typeof (r as { name?: unknown }).name === 'string')
   const ours = all.filter((r) => isOurs(r.name))
   if (ours.length === 0) return reading // another service's traffic
   if (source.port !== mdnsPort) return { ...reading, refused: 1 }
-  const srv = new Map<string, Answer>()
-  const txt = new Map<string, Answer>()
+  const srv = new Map<string, MdnsRecord>()
+  const txt = new Map<string, MdnsRecord>()
   const gone = new Set<string>()
   for (const r of ours) {
     const name = r.name
-    const ttl = (r as { ttl?: unknown }).ttl
+    const ttl = r.ttl
     if (r.type === 'PTR' && name.toLowerCase() === SERVICE_TYPE) {
-      const data = (r as StringAnswer).data
+      const data = r.data
       if (typeof data !== 'string' || !data.endsWith(INSTANCE_SUFFIX)) reading.refused++
       else if (ttl === 0) gone.add(data)
     } else if (r.type === 'SRV' && name.endsWith(INSTANCE_SUFFIX)) {
@@ -102,7 +113,7 @@ export function hostTarget(instance: string): string {
 }
 
 /** The PTR, SRV, TXT and A/AAAA records of an advertisement; `ttl` 0 is the goodbye. */
-export function records(ad: AdvertisedRecords, ttl: number): Answer[] {
+export function records(ad: AdvertisedRecords, ttl: number): MdnsRecord[] {
   const { peer } = ad
   return [
     { name: SERVICE_TYPE, type: 'PTR', ttl, data: ad.instance },
@@ -133,10 +144,10 @@ const TXT_KEYS = new Set(['v', 'id', 'tenant', 'spki', 'port', 'role'])
  * the key digest's length, the port's range and agreement with the SRV, the role, and that the
  * instance name is the one its TXT fields make.
  */
-export function checkAnnouncement(instance: string, srv: Answer, txt: Answer, all: readonly Answer[], rinfo: { address: string }): { peer: DiscoveredPeer; ttl: number } | string {
-  const s = (srv as { data?: unknown }).data as { port?: unknown; target?: unknown } | undefined
+export function checkAnnouncement(instance: string, srv: MdnsRecord, txt: MdnsRecord, all: readonly MdnsRecord[], rinfo: { address: string }): { peer: DiscoveredPeer; ttl: number } | string {
+  const s = srv.data as { port?: unknown; target?: unknown } | undefined
   if (typeof s !== 'object' || s === null || typeof s.port !== 'number' || typeof s.target !== 'string') return 'SRV data malformed'
-  const strings = (txt as TxtAnswer).data
+  const strings = txt.data
   if (!Array.isArray(strings) || strings.length > MAX_TXT_ENTRIES) return 'TXT has too many strings'
   let size = 0
   const fields = new Map<string, string>()
@@ -176,12 +187,12 @@ export function checkAnnouncement(instance: string, srv: Answer, txt: Answer, al
   const address = all.find((r) => typeof r?.name === 'string' && r.name.toLowerCase() === target && (r.type === 'A' || r.type === 'AAAA'))
   let host = rinfo.address
   if (address !== undefined) {
-    const data = (address as StringAnswer).data
+    const data = address.data
     if (typeof data !== 'string' || !(address.type === 'A' ? isIPv4(data) : isIPv6(data))) return 'address record malformed'
     host = data
   }
   if (!(isIPv4(host) || isIPv6(host))) return 'no address'
-  const ttl = Math.min(clampTtl((srv as { ttl?: unknown }).ttl), clampTtl((txt as { ttl?: unknown }).ttl))
+  const ttl = Math.min(clampTtl(srv.ttl), clampTtl(txt.ttl))
   return { peer: { deviceId, tenant, spkiSha256, host, port, role, via: 'mdns' }, ttl }
 }
 

@@ -2,25 +2,27 @@
  * mDNS / DNS-SD discovery of ztmesh devices (`_ztmesh._tcp.local`) over multicast-dns.
  *
  * **A hint only.** Anything on the LAN can send an mDNS packet, so nothing here is trusted: an
- * announcement tells where a device *says* it listens. Identity is proven by the link: connect
- * with `connectSecure({ host, port, serverDevice: peer.deviceId, policy: { expectedTenant } })`
- * and the handshake's `verify_peer` refuses a spoofed announcement (another device, another
- * tenant, a revoked or unchained certificate). The SPKI hash may be given as a pin too, but a
- * pin taken from an unauthenticated hint adds nothing beyond the device id check.
+ * announcement tells where a device *says* it listens. Identity is proven by the link:
+ * `connectDiscovered(peer, …)` requires the server to be the announced device, of the announced
+ * tenant (and certified as a gateway when announced as one), so the handshake's `verify_peer`
+ * refuses a spoofed announcement. The announced SPKI hash may be given as a pin too, but a pin
+ * taken from an unauthenticated hint adds nothing beyond the device id check.
  *
- * What an announcement can still do is bounded: every field is checked (the core's id rules, hex
- * length, port range, TXT size), packets that do not decode or do not fit are dropped and
- * counted, the table of peers has a cap and TTLs are clamped, and answers to queries are rate
- * limited, so a flood costs memory and CPU within fixed limits and never crashes the process.
- * A forged goodbye can make a peer disappear from the table until it announces again: that is
- * denial of service on the LAN, which mDNS cannot prevent; the other paths of the fallback chain
- * remain.
+ * What an announcement can still do is bounded: every field is checked (`announcement.ts`: the
+ * core's id rules, hex length, port range, TXT size), packets that do not decode or do not fit
+ * are dropped and counted, the table of peers has a cap and TTLs are clamped, and answers to
+ * queries are rate limited, so a flood costs memory and CPU within fixed limits and never
+ * crashes the process. A device defends its own name: a goodbye or a different announcement of
+ * it from anyone else is answered by a re-announcement. What mDNS cannot prevent is denial of
+ * service on the LAN (a flooded table, a peer's entry kept flapping); the other paths of the
+ * fallback chain remain.
  */
 
 import type { RemoteInfo } from 'node:dgram'
 import { isIPv4, isIPv6 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 
+import type { Answer } from 'dns-packet'
 import makeMdns from 'multicast-dns'
 
 import { createError } from '../errors.js'
@@ -90,7 +92,7 @@ interface Entry {
  * mdns.advertise({ deviceId: 'tablet-9', tenant: 'hotel-1', spkiSha256, port: 7443, role: 'node' })
  * mdns.browse((peer) => console.log(JSON.stringify({ event: 'discovered', deviceId: peer.deviceId, via: peer.via })))
  * // identity is proven by the link, never by the announcement:
- * const link = await connectSecure({ host: peer.host, port: peer.port, serverDevice: peer.deviceId, identity, trustPem })
+ * const link = await connectDiscovered(peer, { identity, trustPem })
  * await mdns.close() // sends goodbyes (TTL 0)
  * ```
  */
@@ -239,7 +241,7 @@ export class MdnsDiscovery {
       () => false,
     )
     if (bound && this.#ads.size > 0) {
-      const answers = [...this.#ads.values()].flatMap((ad) => records(ad, 0))
+      const answers = [...this.#ads.values()].flatMap((ad) => records(ad, 0)) as Answer[]
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 1000)
         this.#mdns.respond({ answers }, () => {
@@ -295,7 +297,7 @@ export class MdnsDiscovery {
   #announce(ad: Advertisement): void {
     if (this.#closed !== undefined) return
     ad.lastSent = Date.now()
-    this.#mdns.respond({ answers: records(ad, this.#ttl) })
+    this.#mdns.respond({ answers: records(ad, this.#ttl) as Answer[] })
   }
 
   #onResponse(packet: makeMdns.ResponsePacket, rinfo: RemoteInfo): void {
