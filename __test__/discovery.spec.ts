@@ -62,7 +62,7 @@ netnsTest('mDNS: two devices in a private namespace find each other by query and
 netnsTest('mDNS: advertise refuses a bad device id, tenant, key digest, port, role or host with its code, and refuses after close', async (t) => {
   const { status, result } = await scenario('pair')
   t.is(status, 0, JSON.stringify(result))
-  t.deepEqual(result.refusals, { deviceId: 'ERR_IDENTITY', tenant: 'ERR_IDENTITY', spkiSha256: 'ERR_INVALID_ARG', port: 'ERR_INVALID_ARG', role: 'ERR_INVALID_ARG', host: 'ERR_INVALID_ARG', afterClose: 'ERR_CLOSED' })
+  t.deepEqual(result.refusals, { deviceId: 'ERR_IDENTITY', tenant: 'ERR_IDENTITY', spkiSha256: 'ERR_INVALID_ARG', port: 'ERR_INVALID_ARG', role: 'ERR_INVALID_ARG', host: 'ERR_INVALID_ARG', unspecifiedHost: 'ERR_INVALID_ARG', afterClose: 'ERR_CLOSED' })
 })
 
 netnsTest('mDNS: hostile announcements (oversized, wrong types, bad ids, garbage, a flood of distinct names) are dropped and counted, the table stays bounded, the process lives', async (t) => {
@@ -145,6 +145,16 @@ test('an mDNS response is read without a socket: TTLs are clamped to 600 s, the 
   })
   t.is(readResponse(announced(120), MDNS_SOURCE, 5353).found[0]!.peer.host, '192.0.2.7')
   t.is(readResponse(announced(120), MDNS_SOURCE, 5353).found[0]!.ttl, 120)
+})
+
+test('an mDNS announcement pointing at an unspecified, multicast or broadcast address is refused; loopback and unicast addresses are kept', (t) => {
+  const at = (type: 'A' | 'AAAA', data: string) => readResponse(announced(120, [{ name: 'zt-1.local', type, ttl: 120, data }]), MDNS_SOURCE, 5353)
+  for (const [type, address] of [['A', '0.0.0.0'], ['A', '0.1.2.3'], ['A', '224.0.0.251'], ['A', '239.1.1.1'], ['A', '255.255.255.255'], ['AAAA', '::'], ['AAAA', '0:0:0:0:0:0:0:0'], ['AAAA', 'ff02::fb']] as const) {
+    t.deepEqual(at(type, address), { malformed: false, refused: 1, gone: [], found: [] }, address)
+  }
+  for (const [type, address] of [['A', '127.0.0.1'], ['A', '10.1.2.3'], ['A', '192.168.1.20'], ['AAAA', '::1'], ['AAAA', 'fe80::1'], ['AAAA', '2001:db8::7']] as const) {
+    t.is(at(type, address).found[0]?.peer.host, address, address)
+  }
 })
 
 test('an mDNS goodbye (TTL 0) names the instance and believes nothing; a response from another port than 5353 is refused whole; other services are ignored', (t) => {

@@ -79,6 +79,7 @@ async function pair() {
     port: { port: 70000 },
     role: { role: 'admin' },
     host: { host: 'not-an-address' },
+    unspecifiedHost: { host: '0.0.0.0' },
   })) {
     try {
       b.advertise({ ...good, ...bad } as typeof good)

@@ -191,9 +191,26 @@ export function checkAnnouncement(instance: string, srv: MdnsRecord, txt: MdnsRe
     if (typeof data !== 'string' || !(address.type === 'A' ? isIPv4(data) : isIPv6(data))) return 'address record malformed'
     host = data
   }
-  if (!(isIPv4(host) || isIPv6(host))) return 'no address'
+  if (!isUnicast(host)) return 'the address is not a unicast address'
   const ttl = Math.min(clampTtl(srv.ttl), clampTtl(txt.ttl))
   return { peer: { deviceId, tenant, spkiSha256, host, port, role, via: 'mdns' }, ttl }
+}
+
+/**
+ * Whether `host` is an IPv4 or IPv6 address a device could listen on: not unspecified (`0.0.0.0`,
+ * `::`, which connect to this machine), not multicast or broadcast. Loopback stays allowed: devices
+ * on one machine, and tests.
+ */
+export function isUnicast(host: string): boolean {
+  if (isIPv4(host)) {
+    const first = Number(host.split('.')[0])
+    return first !== 0 && first < 224
+  }
+  if (isIPv6(host)) {
+    const lower = host.toLowerCase()
+    return !/^(0*:)*:?0*$/.test(lower) && !lower.startsWith('ff')
+  }
+  return false
 }
 
 function clampTtl(ttl: unknown): number {

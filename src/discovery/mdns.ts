@@ -19,7 +19,7 @@
  */
 
 import type { RemoteInfo } from 'node:dgram'
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIPv4 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 
 import type { Answer } from 'dns-packet'
@@ -27,7 +27,7 @@ import makeMdns from 'multicast-dns'
 
 import { createError } from '../errors.js'
 import { checkDeviceId, checkTenant, normalizeKeyDigest } from '../protocol/index.js'
-import { hostTarget, instanceName, readResponse, records, type AdvertisedRecords, type DiscoveredPeer } from './announcement.js'
+import { hostTarget, instanceName, isUnicast, readResponse, records, type AdvertisedRecords, type DiscoveredPeer } from './announcement.js'
 import { ADVERTISED_ROLES, DEFAULT_MAX_PEERS, DEFAULT_TTL_SECONDS, MAX_QUESTIONS_PER_PACKET, MAX_TTL_SECONDS, MDNS_PORT, MIN_ANSWER_INTERVAL_MS, REANNOUNCE_MS, SERVICE_TYPE, SWEEP_INTERVAL_MS } from './constants.js'
 
 export type { DiscoveredPeer } from './announcement.js'
@@ -165,7 +165,7 @@ export class MdnsDiscovery {
     if (!Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) throw createError('ERR_INVALID_ARG', 'port must be an integer from 1 to 65535')
     if (!(ADVERTISED_ROLES as readonly string[]).includes(peer.role)) throw createError('ERR_INVALID_ARG', `role must be one of ${ADVERTISED_ROLES.join(', ')}`)
     const host = peer.host ?? this.#defaultHost()
-    if (typeof host !== 'string' || !(isIPv4(host) || isIPv6(host))) throw createError('ERR_INVALID_ARG', 'host must be an IPv4 or IPv6 address')
+    if (typeof host !== 'string' || !isUnicast(host)) throw createError('ERR_INVALID_ARG', 'host must be a unicast IPv4 or IPv6 address')
     const instance = instanceName(peer.deviceId, peer.tenant)
     const previous = this.#ads.get(instance)
     if (previous !== undefined) this.#stop(previous)
