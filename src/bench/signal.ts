@@ -16,6 +16,7 @@ import { createHash, verify, X509Certificate } from 'node:crypto'
 
 import type { Operation } from './harness.js'
 import type { Case } from './index.js'
+import { checkChainByHand } from './pki.js'
 import { createPolicyDecisionPoint, sameTenantPolicy } from '../policy/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, Signer, TrustStore, type RevokedEntry } from '../primitives/pki/index.js'
 import { signOffer } from '../protocol/signal.js'
@@ -93,22 +94,12 @@ export const SIGNAL_CASES: Case[] = [
           handNext = 0
         }
         const message = handOffers[handNext++]!
-        const [leafPem, sitePem] = message.chainPem.split(/(?<=-----END CERTIFICATE-----\n)/)
-        const leaf = new X509Certificate(leafPem!)
-        const site = new X509Certificate(sitePem!)
-        const now = Date.now()
-        const valid = (c: X509Certificate) => now >= new Date(c.validFrom).getTime() - 300_000 && now <= new Date(c.validTo).getTime() + 300_000
-        if (!site.verify(rootX509.publicKey) || !site.checkIssued(rootX509) || !site.ca) throw new Error('bench: site CA')
-        if (!leaf.verify(site.publicKey) || !leaf.checkIssued(site) || leaf.ca) throw new Error('bench: leaf')
-        if (!valid(leaf) || !valid(site) || !valid(rootX509)) throw new Error('bench: validity')
-        const subject = Object.fromEntries(leaf.subject.split('\n').map((line) => line.split('=')))
+        const { leaf, subject } = checkChainByHand(message.chainPem, rootX509, revokedSerials, revokedKeys)
         if (subject.OU !== 'hotel-1' || !leaf.subjectAltName?.startsWith(`URI:ztmesh://hotel-1/${subject.CN},`)) throw new Error('bench: identity')
-        const spki = createHash('sha256').update(leaf.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
-        const siteSpki = createHash('sha256').update(site.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
-        if (revokedSerials.has(leaf.serialNumber) || revokedSerials.has(site.serialNumber) || revokedKeys.has(spki) || revokedKeys.has(siteSpki)) throw new Error('bench: revoked')
         if (!verify('sha256', Buffer.concat([HAND_LABEL, message.body]), leaf.publicKey, message.signature)) throw new Error('bench: signature')
         const body = JSON.parse(message.body.toString('utf8')) as { from: string; to: string; tenant: string; sdp: string; ts: number; nonce: string }
         if (body.from !== subject.CN || body.tenant !== subject.OU || body.to !== 'kiosk-2') throw new Error('bench: routing')
+        const now = Date.now()
         if (body.ts < now - 60_000 || body.ts > now + 5_000) throw new Error('bench: time')
         if (body.sdp.match(/^a=fingerprint:sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\r?$/gim)?.length !== 1) throw new Error('bench: fingerprint')
         if (subject.OU !== 'hotel-1') throw new Error('bench: policy')
