@@ -34,7 +34,7 @@ export interface SignalingGuardInit {
   identity: DeviceCredential
   /** The trust anchors (PEM) signers must chain to. */
   trustPem: string
-  /** Revocations in force (replace them with {@link SignalingGuard.setRevocations}). */
+  /** Revocations in force. The guard decides under a copy: after changing the set, hand it to {@link SignalingGuard.setRevocations}. */
   revocations?: RevocationSet
   /** The policy decision point; default: {@link sameTenantPolicy} of this device's tenant, auditing to `audit`. */
   access?: PolicyDecisionPoint
