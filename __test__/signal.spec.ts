@@ -10,7 +10,7 @@ import { AUDIT_MIGRATION, AuditLog } from '../src/audit/index.js'
 import { createPolicyDecisionPoint } from '../src/policy/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, Signer, TrustStore } from '../src/primitives/pki/index.js'
 import { sdpFingerprint, signAnswer, signCandidate, signedObjectLabels, signObject, signOffer, SignalVerifier } from '../src/protocol/index.js'
-import { createSignalingGuard, SignalingGuard, type SignalingGuardInit } from '../src/signaling/index.js'
+import { createSignalingGuard, refusalStatus, SignalingGuard, type SignalingGuardInit } from '../src/signaling/index.js'
 import { openDatabase } from '../src/storage/index.js'
 import { ZtError } from '../src/errors.js'
 
@@ -375,4 +375,11 @@ test('ICE candidates are refused for another offer, from another device, when re
   t.throws(() => candidate(bob, digest, 'a\r\nb'), { code: 'ERR_MESSAGE_SIZE' })
   t.throws(() => candidate(bob, digest, 'c'.repeat(1025)), { code: 'ERR_MESSAGE_SIZE' })
   t.throws(() => signCandidate({ from: 'kiosk-2', to: 'tablet-1', tenant: 'hotel-1', offerDigest: digest, mid: 'a b', candidate: '' }, bob), { code: 'ERR_MESSAGE_SIZE' })
+})
+
+test('a signaling endpoint answers 401 for what does not authenticate, 403 for what policy refuses, 400 for garbage', (t) => {
+  for (const code of ['ERR_SIGNATURE', 'ERR_CHAIN', 'ERR_CERT_REVOKED', 'ERR_CERT_EXPIRED', 'ERR_REPLAY', 'ERR_SIGNAL_STALE', 'ERR_SIGNAL_SENDER', 'ERR_SIGNAL_LINK', 'ERR_WIRE_LABEL', 'toString']) t.is(refusalStatus(code), 401, code)
+  for (const code of ['ERR_POLICY_DENIED', 'ERR_TENANT_MISMATCH', 'ERR_SIGNAL_RECIPIENT']) t.is(refusalStatus(code), 403, code)
+  for (const code of ['ERR_WIRE_MALFORMED', 'ERR_SIGNAL_MALFORMED', 'ERR_SIGNAL_SDP']) t.is(refusalStatus(code), 400, code)
+  t.is(refusalStatus('ERR_REPLAY_FULL'), 503)
 })

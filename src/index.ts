@@ -20,4 +20,4 @@ export { openDatabase, type Db, type Migration, type OpenDatabaseInit } from './
 export { DeviceIdentity, type EnrollInit, type OpenInit, type RenewalState } from './identity/index.js'
 export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateRecord, type Enrollment } from './ca/index.js'
 export * from './policy/index.js'
-export { createSignalingGuard, DEFAULT_SIGNAL_WINDOW_MS, SIGNAL_ACTIONS, SignalingGuard, type SignalAction, type SignalingGuardInit } from './signaling/index.js'
+export { createSignalingGuard, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, refusalStatus, SIGNAL_ACTIONS, SignalingGuard, type SignalAction, type SignalingGuardInit } from './signaling/index.js'
