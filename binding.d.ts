@@ -324,18 +324,23 @@ export declare class SignalVerifier {
   /** The verifier of device `deviceId` of `tenant`, trusting `trust` under `revocations`. */
   constructor(trust: TrustStore, revocations: RevocationSet, deviceId: string, tenant: string, init?: SignalWindowInit | undefined | null)
   /**
-   * Verifies an offer to this device: the signed object (chain, expiry, tenant, revocation,
+   * Checks an offer to this device: the signed object (chain, expiry, tenant, revocation,
    * signature), the body and its SDP, from = signer, tenant, to = this device, the link's peer
-   * if given, then time and nonce. Throws the code of the first check that fails.
+   * if given, then time and nonce. A refusal is returned (with its code, and the signer when
+   * the signature had verified), not thrown; only bad arguments throw (`ERR_INVALID_ARG`).
    */
-  verifyOffer(object: Uint8Array, check?: SignalCheck | undefined | null): VerifiedSignal
+  checkOffer(object: Uint8Array, check?: SignalCheck | undefined | null): SignalOutcome
   /**
-   * Verifies an answer to the offer whose digest is `offerDigest` (hex); `check.expectedFrom`
-   * (the device offered to) must be its signer when given (`ERR_SIGNAL_MISMATCH`).
+   * Checks an answer to the offer whose digest is `offerDigest` (hex); `check.expectedFrom`
+   * (the device offered to) must be its signer when given (`ERR_SIGNAL_MISMATCH`). As
+   * `checkOffer`, a refusal is returned.
    */
-  verifyAnswer(object: Uint8Array, offerDigest: string, check?: SignalCheck | undefined | null): VerifiedSignal
-  /** Verifies an ICE candidate of the session of the offer whose digest is `offerDigest`. */
-  verifyCandidate(object: Uint8Array, offerDigest: string, check?: SignalCheck | undefined | null): VerifiedCandidate
+  checkAnswer(object: Uint8Array, offerDigest: string, check?: SignalCheck | undefined | null): SignalOutcome
+  /**
+   * Checks an ICE candidate of the session of the offer whose digest is `offerDigest`. As
+   * `checkOffer`, a refusal is returned.
+   */
+  checkCandidate(object: Uint8Array, offerDigest: string, check?: SignalCheck | undefined | null): CandidateOutcome
   /** Replaces the revocations; no verdict reached before survives. */
   setRevocations(revocations: RevocationSet): void
   /** How many nonces the replay window remembers. */
@@ -746,6 +751,14 @@ export interface CandidateInit {
   mid: string
   /** The candidate line (at most 1024 printable characters; empty for end of candidates). */
   candidate: string
+}
+
+/** The outcome of checking an ICE candidate: `verified`, or `refusal`. */
+export interface CandidateOutcome {
+  /** The candidate, when every check passed. */
+  verified?: VerifiedCandidate
+  /** Why it was refused, otherwise. */
+  refusal?: SignalRefusal
 }
 
 /**
@@ -1385,6 +1398,27 @@ export interface SignalCheck {
   expectedFrom?: string
   /** The time to verify at, ms since the epoch (default now). */
   nowMs?: number
+}
+
+/** The outcome of checking an offer or answer: `verified`, or `refusal`. */
+export interface SignalOutcome {
+  /** The message, when every check passed. */
+  verified?: VerifiedSignal
+  /** Why it was refused, otherwise. */
+  refusal?: SignalRefusal
+}
+
+/** Why a message was refused, and who signed it when its signature had verified first. */
+export interface SignalRefusal {
+  /** The stable `ERR_…` code. */
+  code: string
+  /** What went wrong. */
+  message: string
+  /**
+   * The verified signer, when the refusal came after the signature check (a replay, a stale
+   * message, one for another device…): for the audit log.
+   */
+  signer?: PeerIdentity
 }
 
 /** The limits of a verifier's replay window. */

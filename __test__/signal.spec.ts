@@ -166,6 +166,7 @@ test('forged offers are refused: a key that is not the certificate’s, another 
   const signed = parts(offer(mallory, 'kiosk-2', { from: 'tablet-1' }))
   const forged = assemble({ ...signed, chain: ders(alice.certificateChainPem) })
   refused(t, audit, () => guard.verifyOffer(forged), 'ERR_SIGNATURE', 'signal.offer', 'key not the certificate’s')
+  t.like(audit.recent(1)[0], { actor: 'unknown', detail: { signer: null } }, 'no one is named on a signature that did not verify')
   // With her own certificate, the body names another sender than its signer.
   refused(t, audit, () => guard.verifyOffer(offer(mallory, 'kiosk-2', { from: 'tablet-1' })), 'ERR_SIGNAL_SENDER', 'signal.offer', 'CN ≠ from')
   // Another CA issued a certificate for the same name.
@@ -196,6 +197,7 @@ test('a replayed offer is refused, and an offer is accepted once only whoever de
   const o = offer(alice, 'kiosk-2')
   guard.verifyOffer(o)
   refused(t, audit, () => guard.verifyOffer(o), 'ERR_REPLAY')
+  t.like(audit.recent(1)[0], { actor: 'tablet-1', detail: { signer: 'tablet-1', serial: alice.cert.serial } }, 'a refusal after the signature names the signer')
   refused(t, audit, () => guard.verifyOffer(o, { linkPeer: guard.verifyOffer(offer(alice, 'kiosk-2')).peer }), 'ERR_REPLAY', 'signal.offer', 'over a link')
   t.is(guard.nonces, 2)
 })
@@ -352,6 +354,10 @@ test('the core verifier stands alone: the same checks without policy or audit', 
   const o = offer(alice, 'kiosk-2')
   t.is(verifier.verifyOffer(o).peer.deviceId, 'tablet-1')
   t.throws(() => verifier.verifyOffer(o), { code: 'ERR_REPLAY' })
+  const replay = verifier.checkOffer(o)
+  t.like(replay, { ok: false, error: { code: 'ERR_REPLAY' }, signer: { deviceId: 'tablet-1' } })
+  t.like(verifier.checkOffer(o.subarray(1)), { ok: false, error: { code: 'ERR_WIRE_VERSION' } })
+  t.is((verifier.checkOffer(o.subarray(0, 9)) as { signer?: unknown }).signer, undefined)
   t.throws(() => new SignalVerifier({ trust: h.trust, deviceId: 'a/b', tenant: 'hotel-1' }), { code: 'ERR_IDENTITY' })
   t.throws(() => new SignalVerifier({ trust: h.trust, deviceId: 'a', tenant: 'hotel-1', maxNonces: 0 }), { code: 'ERR_MESSAGE_SIZE' })
 })

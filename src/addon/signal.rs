@@ -8,6 +8,7 @@ use napi_derive::napi;
 use ztmesh_core::pki;
 use ztmesh_core::signal::{self, Answer, Candidate, Description, LinkPeer, WindowLimits};
 use ztmesh_core::wire::SignedObject;
+use ztmesh_core::ErrorCode;
 
 use crate::error::{invalid_argument, sync, Failure, Result};
 use crate::pki::{counter_arg, hex, hex_arg, peer_identity, time_arg, PeerIdentity, RevocationSet, TrustStore};
@@ -124,6 +125,36 @@ pub struct VerifiedCandidate {
     pub body: CandidateBody,
     /// Its signed-object digest, hex.
     pub digest: String,
+}
+
+/// Why a message was refused, and who signed it when its signature had verified first.
+#[napi(object)]
+pub struct SignalRefusal {
+    /// The stable `ERR_…` code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// The verified signer, when the refusal came after the signature check (a replay, a stale
+    /// message, one for another device…): for the audit log.
+    pub signer: Option<PeerIdentity>,
+}
+
+/// The outcome of checking an offer or answer: `verified`, or `refusal`.
+#[napi(object)]
+pub struct SignalOutcome {
+    /// The message, when every check passed.
+    pub verified: Option<VerifiedSignal>,
+    /// Why it was refused, otherwise.
+    pub refusal: Option<SignalRefusal>,
+}
+
+/// The outcome of checking an ICE candidate: `verified`, or `refusal`.
+#[napi(object)]
+pub struct CandidateOutcome {
+    /// The candidate, when every check passed.
+    pub verified: Option<VerifiedCandidate>,
+    /// Why it was refused, otherwise.
+    pub refusal: Option<SignalRefusal>,
 }
 
 /// The limits of a verifier's replay window.
@@ -252,11 +283,12 @@ impl SignalVerifier {
         })
     }
 
-    /// Verifies an offer to this device: the signed object (chain, expiry, tenant, revocation,
+    /// Checks an offer to this device: the signed object (chain, expiry, tenant, revocation,
     /// signature), the body and its SDP, from = signer, tenant, to = this device, the link's peer
-    /// if given, then time and nonce. Throws the code of the first check that fails.
+    /// if given, then time and nonce. A refusal is returned (with its code, and the signer when
+    /// the signature had verified), not thrown; only bad arguments throw (`ERR_INVALID_ARG`).
     #[napi]
-    pub fn verify_offer(&self, object: &[u8], check: Option<SignalCheck>) -> Result<VerifiedSignal> {
+    pub fn check_offer(&self, object: &[u8], check: Option<SignalCheck>) -> Result<SignalOutcome> {
         sync(|| {
             let (check, now) = check_arg(check)?;
             let link = match (&check.link_device, &check.link_tenant) {
@@ -264,63 +296,72 @@ impl SignalVerifier {
                 (None, None) => None,
                 _ => return Err(invalid_argument("linkDevice and linkTenant go together")),
             };
-            let verified = self.inner.verify_offer(object, link, now)?;
-            Ok(VerifiedSignal {
-                peer: peer_identity(verified.peer),
-                body: body(verified.description, None),
-                digest: hex(&verified.digest),
+            Ok(match self.inner.verify_offer(object, link, now) {
+                Ok(v) => verified(VerifiedSignal {
+                    peer: peer_identity(v.peer),
+                    body: body(v.description, None),
+                    digest: hex(&v.digest),
+                }),
+                Err(refusal) => refused(refusal),
             })
         })
     }
 
-    /// Verifies an answer to the offer whose digest is `offerDigest` (hex); `check.expectedFrom`
-    /// (the device offered to) must be its signer when given (`ERR_SIGNAL_MISMATCH`).
+    /// Checks an answer to the offer whose digest is `offerDigest` (hex); `check.expectedFrom`
+    /// (the device offered to) must be its signer when given (`ERR_SIGNAL_MISMATCH`). As
+    /// `checkOffer`, a refusal is returned.
     #[napi]
-    pub fn verify_answer(
+    pub fn check_answer(
         &self,
         object: &[u8],
         offer_digest: String,
         check: Option<SignalCheck>,
-    ) -> Result<VerifiedSignal> {
+    ) -> Result<SignalOutcome> {
         sync(|| {
             let (check, now) = check_arg(check)?;
             let digest = digest_arg(&offer_digest)?;
-            let verified = self.inner.verify_answer(object, &digest, check.expected_from.as_deref(), now)?;
-            let answer = verified.answer;
-            Ok(VerifiedSignal {
-                peer: peer_identity(verified.peer),
-                body: body(answer.description, Some(&answer.offer_digest)),
-                digest: hex(&verified.digest),
+            Ok(match self.inner.verify_answer(object, &digest, check.expected_from.as_deref(), now) {
+                Ok(v) => verified(VerifiedSignal {
+                    peer: peer_identity(v.peer),
+                    body: body(v.answer.description, Some(&v.answer.offer_digest)),
+                    digest: hex(&v.digest),
+                }),
+                Err(refusal) => refused(refusal),
             })
         })
     }
 
-    /// Verifies an ICE candidate of the session of the offer whose digest is `offerDigest`.
+    /// Checks an ICE candidate of the session of the offer whose digest is `offerDigest`. As
+    /// `checkOffer`, a refusal is returned.
     #[napi]
-    pub fn verify_candidate(
+    pub fn check_candidate(
         &self,
         object: &[u8],
         offer_digest: String,
         check: Option<SignalCheck>,
-    ) -> Result<VerifiedCandidate> {
+    ) -> Result<CandidateOutcome> {
         sync(|| {
             let (check, now) = check_arg(check)?;
             let digest = digest_arg(&offer_digest)?;
-            let verified = self.inner.verify_candidate(object, &digest, check.expected_from.as_deref(), now)?;
-            let c = verified.candidate;
-            Ok(VerifiedCandidate {
-                peer: peer_identity(verified.peer),
-                body: CandidateBody {
-                    from: c.from,
-                    to: c.to,
-                    tenant: c.tenant,
-                    offer_digest: hex(&c.offer_digest),
-                    mid: c.mid,
-                    candidate: c.candidate,
-                    ts: c.ts_ms as f64,
-                    nonce: hex(&c.nonce),
-                },
-                digest: hex(&verified.digest),
+            Ok(match self.inner.verify_candidate(object, &digest, check.expected_from.as_deref(), now) {
+                Ok(v) => {
+                    let c = v.candidate;
+                    let body = CandidateBody {
+                        from: c.from,
+                        to: c.to,
+                        tenant: c.tenant,
+                        offer_digest: hex(&c.offer_digest),
+                        mid: c.mid,
+                        candidate: c.candidate,
+                        ts: c.ts_ms as f64,
+                        nonce: hex(&c.nonce),
+                    };
+                    CandidateOutcome {
+                        verified: Some(VerifiedCandidate { peer: peer_identity(v.peer), body, digest: hex(&v.digest) }),
+                        refusal: None,
+                    }
+                }
+                Err(refusal) => CandidateOutcome { verified: None, refusal: Some(refusal_of(refusal)) },
             })
         })
     }
@@ -348,6 +389,22 @@ fn signed(
     let key = signer.for_chain(&chain)?;
     let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
     Ok(sign(&chain, key.as_ref())?.encode().into())
+}
+
+fn verified(signal: VerifiedSignal) -> SignalOutcome {
+    SignalOutcome { verified: Some(signal), refusal: None }
+}
+
+fn refused(refusal: signal::Refusal) -> SignalOutcome {
+    SignalOutcome { verified: None, refusal: Some(refusal_of(refusal)) }
+}
+
+fn refusal_of(refusal: signal::Refusal) -> SignalRefusal {
+    SignalRefusal {
+        code: refusal.code().to_owned(),
+        message: refusal.to_string(),
+        signer: refusal.signer.map(|signer| peer_identity(*signer)),
+    }
 }
 
 fn check_arg(check: Option<SignalCheck>) -> std::result::Result<(SignalCheck, SystemTime), Failure> {

@@ -39,6 +39,7 @@ export type {
   OfferInit,
   SignalBody,
   SignalCheckOptions,
+  SignalVerdict,
   SignalVerifierInit,
   VerifiedAnswer,
   VerifiedCandidate,

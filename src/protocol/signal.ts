@@ -23,6 +23,7 @@
  * ```
  */
 
+import { createError, isErrorCode, type ZtError } from '../errors.js'
 import { callNative, native, type bindingTypes } from '../native.js'
 import { credentialSigner, RevocationSet, type PeerIdentity, type TrustStore } from '../primitives/pki/index.js'
 import type { ObjectSigner } from './signed.js'
@@ -158,8 +159,16 @@ export interface VerifiedCandidate {
 }
 
 /**
+ * What a check found: the verified message, or the refusal (a `ZtError` with the code of the
+ * first check that failed) and, when the signature had verified before a later check refused
+ * the message (a replay, a stale message, one for another device), its signer.
+ */
+export type SignalVerdict<T> = { ok: true; value: T } | { ok: false; error: ZtError; signer?: PeerIdentity }
+
+/**
  * The core's receiver-side check of signed signaling for one device, with its replay window.
- * Every method throws a `ZtError` with the code of the first check that fails.
+ * The `verify…` methods throw a `ZtError` with the code of the first check that fails; the
+ * `check…` methods return it, with the signer when known.
  */
 export class SignalVerifier {
   readonly #native: bindingTypes.SignalVerifier
@@ -170,25 +179,40 @@ export class SignalVerifier {
     this.#native = callNative(() => new native.SignalVerifier(init.trust.native, revocations.native, init.deviceId, init.tenant, window))
   }
 
-  /** Verifies an offer to this device (`ERR_SIGNATURE`, `ERR_CHAIN`, `ERR_CERT_REVOKED`, `ERR_SIGNAL_*`, `ERR_REPLAY`…). */
-  verifyOffer(object: Uint8Array, options: SignalCheckOptions = {}): VerifiedOffer {
+  /** Checks an offer to this device (`ERR_SIGNATURE`, `ERR_CHAIN`, `ERR_CERT_REVOKED`, `ERR_SIGNAL_*`, `ERR_REPLAY`…). */
+  checkOffer(object: Uint8Array, options: SignalCheckOptions = {}): SignalVerdict<VerifiedOffer> {
     const check = { linkDevice: options.linkPeer?.deviceId, linkTenant: options.linkPeer?.tenant, nowMs: options.nowMs }
-    const { peer, body, digest } = callNative(() => this.#native.verifyOffer(object, check))
-    return { peer, offer: signalBody(body), digest }
+    const outcome = callNative(() => this.#native.checkOffer(object, check))
+    return verdict(outcome, ({ peer, body, digest }) => ({ peer, offer: signalBody(body), digest }))
   }
 
-  /** Verifies an answer to the offer whose digest is `offerDigest`. */
+  /** Checks an answer to the offer whose digest is `offerDigest`. */
+  checkAnswer(object: Uint8Array, offerDigest: string, options: SignalCheckOptions = {}): SignalVerdict<VerifiedAnswer> {
+    const check = { expectedFrom: options.expectedFrom, nowMs: options.nowMs }
+    const outcome = callNative(() => this.#native.checkAnswer(object, offerDigest, check))
+    return verdict(outcome, ({ peer, body, digest }) => ({ peer, answer: { ...signalBody(body), offerDigest: body.offerDigest ?? offerDigest }, digest }))
+  }
+
+  /** Checks an ICE candidate of the session of the offer `offerDigest`. */
+  checkCandidate(object: Uint8Array, offerDigest: string, options: SignalCheckOptions = {}): SignalVerdict<VerifiedCandidate> {
+    const check = { expectedFrom: options.expectedFrom, nowMs: options.nowMs }
+    const outcome = callNative(() => this.#native.checkCandidate(object, offerDigest, check))
+    return verdict(outcome, ({ peer, body, digest }) => ({ peer, candidate: body, digest }))
+  }
+
+  /** Verifies an offer to this device, or throws the refusal. */
+  verifyOffer(object: Uint8Array, options: SignalCheckOptions = {}): VerifiedOffer {
+    return settle(this.checkOffer(object, options))
+  }
+
+  /** Verifies an answer to the offer whose digest is `offerDigest`, or throws the refusal. */
   verifyAnswer(object: Uint8Array, offerDigest: string, options: SignalCheckOptions = {}): VerifiedAnswer {
-    const check = { expectedFrom: options.expectedFrom, nowMs: options.nowMs }
-    const { peer, body, digest } = callNative(() => this.#native.verifyAnswer(object, offerDigest, check))
-    return { peer, answer: { ...signalBody(body), offerDigest: body.offerDigest ?? offerDigest }, digest }
+    return settle(this.checkAnswer(object, offerDigest, options))
   }
 
-  /** Verifies an ICE candidate of the session of the offer `offerDigest`. */
+  /** Verifies an ICE candidate of the session of the offer `offerDigest`, or throws the refusal. */
   verifyCandidate(object: Uint8Array, offerDigest: string, options: SignalCheckOptions = {}): VerifiedCandidate {
-    const check = { expectedFrom: options.expectedFrom, nowMs: options.nowMs }
-    const { peer, body, digest } = callNative(() => this.#native.verifyCandidate(object, offerDigest, check))
-    return { peer, candidate: body, digest }
+    return settle(this.checkCandidate(object, offerDigest, options))
   }
 
   /** Replaces the revocations: every message from now on is decided under them. */
@@ -200,6 +224,19 @@ export class SignalVerifier {
   get nonces(): number {
     return this.#native.nonces
   }
+}
+
+function verdict<N, T>(outcome: { verified?: N | null; refusal?: bindingTypes.SignalRefusal | null }, convert: (verified: N) => T): SignalVerdict<T> {
+  if (outcome.verified != null) return { ok: true, value: convert(outcome.verified) }
+  const refusal = outcome.refusal
+  const code = refusal != null && isErrorCode(refusal.code) ? refusal.code : 'ERR_INTERNAL'
+  const error = createError(code, refusal?.message ?? 'signal check returned nothing')
+  return refusal?.signer != null ? { ok: false, error, signer: refusal.signer } : { ok: false, error }
+}
+
+function settle<T>(verdict: SignalVerdict<T>): T {
+  if (!verdict.ok) throw verdict.error
+  return verdict.value
 }
 
 function signalBody(body: bindingTypes.SignalBody): SignalBody {

@@ -23,7 +23,7 @@ import type { AuditEvent } from '../audit/index.js'
 import { createError, ZtError } from '../errors.js'
 import { createPolicyDecisionPoint, sameTenantPolicy, type AuditSink, type PolicyDecisionPoint } from '../policy/index.js'
 import { inspectCertificate, TrustStore, type DeviceCredential, type PeerIdentity, type RevocationSet } from '../primitives/pki/index.js'
-import { SignalVerifier, type VerifiedAnswer, type VerifiedCandidate, type VerifiedOffer } from '../protocol/signal.js'
+import { SignalVerifier, type SignalVerdict, type VerifiedAnswer, type VerifiedCandidate, type VerifiedOffer } from '../protocol/signal.js'
 import { DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, SIGNAL_ACTIONS, type SignalAction } from './constants.js'
 
 export { SIGNAL_ACTIONS, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, type SignalAction } from './constants.js'
@@ -90,10 +90,9 @@ export class SignalingGuard {
    * `ZtError` of the first refusal, after auditing it.
    */
   verifyOffer(bytes: Uint8Array, opts: { linkPeer?: PeerIdentity } = {}): VerifiedOffer {
-    const verified = this.#check(SIGNAL_ACTIONS.offer, opts.linkPeer?.deviceId, bytes, () =>
-      this.#verifier.verifyOffer(bytes, { linkPeer: opts.linkPeer, nowMs: this.#now() }),
-    )
-    this.#allow(SIGNAL_ACTIONS.offer, verified.peer, bytes)
+    const action = SIGNAL_ACTIONS.offer
+    const verified = this.#settle(action, opts.linkPeer?.deviceId, bytes, () => this.#verifier.checkOffer(bytes, { linkPeer: opts.linkPeer, nowMs: this.#now() }))
+    this.#allow(action, verified.peer, bytes)
     return verified
   }
 
@@ -103,19 +102,17 @@ export class SignalingGuard {
    * `signal.answer`. Throws after auditing, as {@link verifyOffer}.
    */
   verifyAnswer(bytes: Uint8Array, offerDigest: string, opts: { expectedFrom?: string } = {}): VerifiedAnswer {
-    const verified = this.#check(SIGNAL_ACTIONS.answer, opts.expectedFrom, bytes, () =>
-      this.#verifier.verifyAnswer(bytes, offerDigest, { expectedFrom: opts.expectedFrom, nowMs: this.#now() }),
-    )
-    this.#allow(SIGNAL_ACTIONS.answer, verified.peer, bytes)
+    const action = SIGNAL_ACTIONS.answer
+    const verified = this.#settle(action, opts.expectedFrom, bytes, () => this.#verifier.checkAnswer(bytes, offerDigest, { expectedFrom: opts.expectedFrom, nowMs: this.#now() }))
+    this.#allow(action, verified.peer, bytes)
     return verified
   }
 
   /** Verifies an ICE candidate of the session of the offer `offerDigest`; then the policy for `signal.candidate`. */
   verifyCandidate(bytes: Uint8Array, offerDigest: string, opts: { expectedFrom?: string } = {}): VerifiedCandidate {
-    const verified = this.#check(SIGNAL_ACTIONS.candidate, opts.expectedFrom, bytes, () =>
-      this.#verifier.verifyCandidate(bytes, offerDigest, { expectedFrom: opts.expectedFrom, nowMs: this.#now() }),
-    )
-    this.#allow(SIGNAL_ACTIONS.candidate, verified.peer, bytes)
+    const action = SIGNAL_ACTIONS.candidate
+    const verified = this.#settle(action, opts.expectedFrom, bytes, () => this.#verifier.checkCandidate(bytes, offerDigest, { expectedFrom: opts.expectedFrom, nowMs: this.#now() }))
+    this.#allow(action, verified.peer, bytes)
     return verified
   }
 
@@ -129,32 +126,47 @@ export class SignalingGuard {
     return this.#verifier.nonces
   }
 
-  /** Runs the core's check; a refusal is audited (the actor is who the caller expected, if anyone) and rethrown. */
-  #check<T>(action: SignalAction, expected: string | undefined, bytes: Uint8Array, verify: () => T): T {
+  /**
+   * Runs the core's check; a refusal is audited and thrown. The actor is who delivered or was
+   * expected to send the message (the link's peer, the device offered to), else its verified
+   * signer, else `unknown`; the signer, when known, is in the detail.
+   */
+  #settle<T>(action: SignalAction, expected: string | undefined, bytes: Uint8Array, check: () => SignalVerdict<T>): T {
+    let verdict: SignalVerdict<T>
     try {
-      return verify()
+      verdict = check()
     } catch (error) {
-      const refusal = error instanceof ZtError ? error : createError('ERR_INTERNAL', 'signal verification failed', { cause: error })
-      this.#record(action, expected ?? 'unknown', refusal.code, bytes, null)
-      throw refusal
+      // Bad arguments (not bytes, a digest that is not hex): refused and audited the same way.
+      verdict = { ok: false, error: error instanceof ZtError ? error : createError('ERR_INTERNAL', 'signal verification failed', { cause: error }) }
     }
+    if (verdict.ok) return verdict.value
+    const signer = verdict.signer
+    this.#record(action, expected ?? signer?.deviceId ?? 'unknown', verdict.error.code, bytes, signer ?? null)
+    throw verdict.error
   }
 
   /** The policy decision for a verified signer; a denial is audited with `ERR_POLICY_DENIED` and thrown. */
   #allow(action: SignalAction, peer: PeerIdentity, bytes: Uint8Array): void {
     const decision = this.#access.decide(peer, action, { tenant: this.me.tenant, device: this.me.deviceId })
     if (decision.allow) return
-    this.#record(action, peer.deviceId, 'ERR_POLICY_DENIED', bytes, peer.serial, decision.reason)
+    this.#record(action, peer.deviceId, 'ERR_POLICY_DENIED', bytes, peer, decision.reason)
     throw createError('ERR_POLICY_DENIED', decision.reason)
   }
 
-  #record(action: SignalAction, actor: string, code: string, bytes: Uint8Array, serial: string | null, policy?: string): void {
+  #record(action: SignalAction, actor: string, code: string, bytes: Uint8Array, signer: PeerIdentity | null, policy?: string): void {
     const event: AuditEvent = {
       actor,
       action,
       outcome: 'deny',
       reason: code,
-      detail: { device: this.me.deviceId, tenant: this.me.tenant, bytes: bytes?.length ?? 0, serial, policy: policy ?? null },
+      detail: {
+        device: this.me.deviceId,
+        tenant: this.me.tenant,
+        bytes: bytes?.length ?? 0,
+        signer: signer?.deviceId ?? null,
+        serial: signer?.serial ?? null,
+        policy: policy ?? null,
+      },
     }
     try {
       this.#audit.append(event)

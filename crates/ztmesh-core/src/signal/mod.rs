@@ -148,6 +148,37 @@ impl From<RandomError> for SignalError {
     }
 }
 
+/// Why a message was refused ([`Self::error`]), and who signed it ([`Self::signer`]) when its
+/// signature had verified before a later check refused it: a refused replay, a stale message or
+/// one for another device still names its signer, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why.
+    pub error: SignalError,
+    /// The verified signer, if the refusal came after the signature check.
+    pub signer: Option<Box<PeerIdentity>>,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl ErrorCode for Refusal {
+    fn code(&self) -> &'static str {
+        self.error.code()
+    }
+}
+
+impl From<SignalError> for Refusal {
+    fn from(error: SignalError) -> Self {
+        Self { error, signer: None }
+    }
+}
+
 impl Description {
     /// A description dated `now` with a fresh nonce from the core's random source.
     pub fn new(
@@ -332,17 +363,18 @@ impl SignalVerifier {
         bytes: &[u8],
         link: Option<LinkPeer<'_>>,
         now: SystemTime,
-    ) -> Result<VerifiedOffer, SignalError> {
+    ) -> Result<VerifiedOffer, Refusal> {
         let verified = self.signed(bytes, labels::OFFER, now)?;
-        let description = Description::decode(&verified.body)?;
-        sdp_fingerprint(&description.sdp)?;
-        self.routing(&verified.peer, &description.from, &description.to, &description.tenant)?;
-        if let Some(link) = link {
-            if link.device_id != verified.peer.device_id || link.tenant != verified.peer.tenant {
+        let description = signed_by(&verified.peer, || {
+            let description = Description::decode(&verified.body)?;
+            sdp_fingerprint(&description.sdp)?;
+            self.routing(&verified.peer, &description.from, &description.to, &description.tenant)?;
+            if link.is_some_and(|l| l.device_id != verified.peer.device_id || l.tenant != verified.peer.tenant) {
                 return Err(SignalError::Link);
             }
-        }
-        self.admit(Kind::Offer, &verified.peer, &description.nonce, description.ts_ms, now)?;
+            self.admit(Kind::Offer, &verified.peer, &description.nonce, description.ts_ms, now)?;
+            Ok(description)
+        })?;
         Ok(VerifiedOffer { peer: verified.peer, description, digest: verified.digest })
     }
 
@@ -354,14 +386,17 @@ impl SignalVerifier {
         offer_digest: &[u8; 32],
         expected_from: Option<&str>,
         now: SystemTime,
-    ) -> Result<VerifiedAnswer, SignalError> {
+    ) -> Result<VerifiedAnswer, Refusal> {
         let verified = self.signed(bytes, labels::ANSWER, now)?;
-        let answer = Answer::decode(&verified.body)?;
-        let description = &answer.description;
-        sdp_fingerprint(&description.sdp)?;
-        self.routing(&verified.peer, &description.from, &description.to, &description.tenant)?;
-        expect(&answer.offer_digest, offer_digest, expected_from, &verified.peer)?;
-        self.admit(Kind::Answer, &verified.peer, &description.nonce, description.ts_ms, now)?;
+        let answer = signed_by(&verified.peer, || {
+            let answer = Answer::decode(&verified.body)?;
+            let description = &answer.description;
+            sdp_fingerprint(&description.sdp)?;
+            self.routing(&verified.peer, &description.from, &description.to, &description.tenant)?;
+            expect(&answer.offer_digest, offer_digest, expected_from, &verified.peer)?;
+            self.admit(Kind::Answer, &verified.peer, &description.nonce, description.ts_ms, now)?;
+            Ok(answer)
+        })?;
         Ok(VerifiedAnswer { peer: verified.peer, answer, digest: verified.digest })
     }
 
@@ -373,12 +408,15 @@ impl SignalVerifier {
         offer_digest: &[u8; 32],
         expected_from: Option<&str>,
         now: SystemTime,
-    ) -> Result<VerifiedCandidate, SignalError> {
+    ) -> Result<VerifiedCandidate, Refusal> {
         let verified = self.signed(bytes, labels::ICE_CANDIDATE, now)?;
-        let candidate = Candidate::decode(&verified.body)?;
-        self.routing(&verified.peer, &candidate.from, &candidate.to, &candidate.tenant)?;
-        expect(&candidate.offer_digest, offer_digest, expected_from, &verified.peer)?;
-        self.admit(Kind::Candidate, &verified.peer, &candidate.nonce, candidate.ts_ms, now)?;
+        let candidate = signed_by(&verified.peer, || {
+            let candidate = Candidate::decode(&verified.body)?;
+            self.routing(&verified.peer, &candidate.from, &candidate.to, &candidate.tenant)?;
+            expect(&candidate.offer_digest, offer_digest, expected_from, &verified.peer)?;
+            self.admit(Kind::Candidate, &verified.peer, &candidate.nonce, candidate.ts_ms, now)?;
+            Ok(candidate)
+        })?;
         Ok(VerifiedCandidate { peer: verified.peer, candidate, digest: verified.digest })
     }
 
@@ -418,6 +456,11 @@ impl SignalVerifier {
         key.extend_from_slice(nonce);
         self.window.lock().unwrap_or_else(PoisonError::into_inner).admit(sha256(&key), ts_ms, millis(now))
     }
+}
+
+/// The checks after the signature's: a refusal names the verified signer.
+fn signed_by<T>(signer: &PeerIdentity, checks: impl FnOnce() -> Result<T, SignalError>) -> Result<T, Refusal> {
+    checks().map_err(|error| Refusal { error, signer: Some(Box::new(signer.clone())) })
 }
 
 /// Step 4 of answers and candidates: the offer they name, and their signer.

@@ -79,7 +79,7 @@ fn encode_raw(label: Label, chain: &[&[u8]], body: &[u8], signature: &[u8]) -> V
     out
 }
 
-fn code<T: fmt::Debug>(result: Result<T, SignalError>) -> &'static str {
+fn code<T: fmt::Debug, E: ErrorCode + fmt::Debug>(result: Result<T, E>) -> &'static str {
     result.unwrap_err().code()
 }
 
@@ -252,7 +252,14 @@ fn forged_tampered_and_foreign_offers_are_refused() {
     // Nothing refused used up a nonce: the genuine offer still passes, once.
     assert_eq!(bob.nonces(), 0);
     bob.verify_offer(&offer, None, now).unwrap();
-    assert_eq!(code(bob.verify_offer(&offer, None, now)), "ERR_REPLAY");
+    let replay = bob.verify_offer(&offer, None, now).unwrap_err();
+    assert_eq!(replay.code(), "ERR_REPLAY");
+    assert_eq!(
+        replay.signer.map(|p| p.device_id).as_deref(),
+        Some("alice"),
+        "a refusal after the signature names the signer"
+    );
+    assert_eq!(bob.verify_offer(&offer[..10], None, now).unwrap_err().signer, None, "one before it names no one");
 }
 
 #[test]
