@@ -1400,6 +1400,19 @@ export interface SignalCheck {
   nowMs?: number
 }
 
+/** The size limits of signed signaling. */
+export declare function signalLimits(): SignalLimits
+
+/** The size limits of signed signaling, in bytes. */
+export interface SignalLimits {
+  /** The longest signed offer, answer or candidate a verifier reads (`ERR_MESSAGE_SIZE` beyond). */
+  maxObjectLen: number
+  /** The longest SDP. */
+  maxSdpLen: number
+  /** The longest ICE candidate line. */
+  maxCandidateLen: number
+}
+
 /** The outcome of checking an offer or answer: `verified`, or `refusal`. */
 export interface SignalOutcome {
   /** The message, when every check passed. */

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { AUDIT_MIGRATION, AuditLog } from '../src/audit/index.js'
 import { createPolicyDecisionPoint } from '../src/policy/index.js'
 import { buildCsr, CertificateAuthority, generateP256Key, RevocationSet, Signer, TrustStore } from '../src/primitives/pki/index.js'
-import { sdpFingerprint, signAnswer, signCandidate, signedObjectLabels, signObject, signOffer, SignalVerifier } from '../src/protocol/index.js'
+import { sdpFingerprint, SIGNAL_LIMITS, signAnswer, signCandidate, signedObjectLabels, signObject, signOffer, SignalVerifier } from '../src/protocol/index.js'
 import { createSignalingGuard, refusalStatus, SignalingGuard, type SignalingGuardInit } from '../src/signaling/index.js'
 import { openDatabase } from '../src/storage/index.js'
 import { ZtError } from '../src/errors.js'
@@ -331,7 +331,10 @@ test('malformed objects and bodies are refused with typed codes: truncated, trai
   for (const [name, b] of Object.entries(bodies)) refused(t, audit, () => guard.verifyOffer(signObject('offer', b, alice)), 'ERR_SIGNAL_MALFORMED', 'signal.offer', name)
   t.throws(() => signOffer({ from: 'tablet-1', to: 'kiosk-2', tenant: 'hotel-1', sdp: sdp() + 'x'.repeat(17 * 1024), epoch: 0 }, alice), { code: 'ERR_MESSAGE_SIZE' })
   t.throws(() => signOffer({ from: 'tablet/1', to: 'kiosk-2', tenant: 'hotel-1', sdp: sdp(), epoch: 0 }, alice), { code: 'ERR_IDENTITY' })
-  t.throws(() => guard.verifyOffer('not bytes' as never), { code: 'ERR_INVALID_ARG' })
+  refused(t, audit, () => guard.verifyOffer(Buffer.concat([o, Buffer.alloc(SIGNAL_LIMITS.maxObjectLen)])), 'ERR_MESSAGE_SIZE', 'signal.offer', 'longer than any offer')
+  t.true(SIGNAL_LIMITS.maxObjectLen > 16 * 1024 && SIGNAL_LIMITS.maxObjectLen < 64 * 1024)
+  t.is(SIGNAL_LIMITS.maxSdpLen, 16 * 1024)
+  refused(t, audit, () => guard.verifyOffer('not bytes' as never), 'ERR_INVALID_ARG', 'signal.offer', 'not bytes')
   t.is(guard.nonces, 0, 'no refused message took a nonce')
 })
 

@@ -240,6 +240,28 @@ pub fn sdp_fingerprint(sdp: String) -> Result<String> {
     sync(|| Ok(hex(&signal::sdp_fingerprint(&sdp)?)))
 }
 
+/// The size limits of signed signaling, in bytes.
+#[napi(object)]
+pub struct SignalLimits {
+    /// The longest signed offer, answer or candidate a verifier reads (`ERR_MESSAGE_SIZE` beyond).
+    pub max_object_len: u32,
+    /// The longest SDP.
+    pub max_sdp_len: u32,
+    /// The longest ICE candidate line.
+    pub max_candidate_len: u32,
+}
+
+/// The size limits of signed signaling.
+#[napi]
+pub fn signal_limits() -> SignalLimits {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    SignalLimits {
+        max_object_len: len(signal::MAX_OBJECT_LEN),
+        max_sdp_len: len(signal::MAX_SDP_LEN),
+        max_candidate_len: len(signal::MAX_CANDIDATE_LEN),
+    }
+}
+
 /// The receiver-side check of signed offers, answers and candidates for one device, with its
 /// replay window.
 #[napi]

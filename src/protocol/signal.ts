@@ -84,6 +84,13 @@ export interface CandidateInit {
   mid: string
 }
 
+/**
+ * The size limits of signed signaling, in bytes: `maxObjectLen` (a verifier refuses anything
+ * longer unread, `ERR_MESSAGE_SIZE`: what a transport may cap its signaling messages at),
+ * `maxSdpLen`, `maxCandidateLen`.
+ */
+export const SIGNAL_LIMITS: Readonly<bindingTypes.SignalLimits> = Object.freeze(native.signalLimits())
+
 /** Signs an offer. Throws `ERR_SIGNAL_SDP`, `ERR_IDENTITY`, `ERR_MESSAGE_SIZE`, `ERR_KEY_MISMATCH`. */
 export function signOffer(init: OfferInit, signer: ObjectSigner): Buffer {
   const key = credentialSigner(signer).native

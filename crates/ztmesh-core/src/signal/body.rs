@@ -36,6 +36,9 @@ pub const MAX_MID_LEN: usize = 64;
 /// The length of a nonce, in bytes.
 pub const NONCE_LEN: usize = 16;
 
+/// The longest body of any kind (an answer with the longest ids and SDP), in bytes.
+pub const MAX_BODY_LEN: usize = 1 + 3 * (1 + crate::ids::MAX_ID_LEN) + 2 + MAX_SDP_LEN + 8 + NONCE_LEN + 8 + 32;
+
 /// A session description with its routing: what an offer says, and what an answer says besides
 /// the offer it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]

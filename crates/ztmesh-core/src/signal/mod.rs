@@ -24,6 +24,9 @@
 //!    remembered only once every other check has passed, so a refused message never uses up
 //!    the nonce of a genuine one.
 //!
+//! Before any of it, a message longer than [`MAX_OBJECT_LEN`] is refused unread
+//! ([`SignalError::TooLarge`]).
+//!
 //! Roles, time of day and other policy are for the policy decision point, after this.
 
 mod body;
@@ -35,7 +38,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use body::{
-    Answer, Candidate, Description, MAX_CANDIDATE_LEN, MAX_MID_LEN, MAX_SDP_LEN, NONCE_LEN, VERSION as BODY_VERSION,
+    Answer, Candidate, Description, MAX_BODY_LEN, MAX_CANDIDATE_LEN, MAX_MID_LEN, MAX_SDP_LEN, NONCE_LEN,
+    VERSION as BODY_VERSION,
 };
 pub use replay::{ReplayWindow, DEFAULT_CAPACITY, DEFAULT_FUTURE_SKEW, DEFAULT_WINDOW, MAX_CAPACITY};
 pub use sdp::sdp_fingerprint;
@@ -46,6 +50,19 @@ use crate::pki::{sha256, CertSigner, PeerIdentity, PeerPolicy, RevocationSet, Tr
 use crate::rand::RandomError;
 use crate::wire::{labels, Label, SignedObject, WireError};
 use crate::ErrorCode;
+
+/// The longest signed offer, answer or candidate, in bytes: a signed object with the longest
+/// label and chain around the longest body. Anything longer is refused before it is decoded
+/// ([`SignalError::TooLarge`]), so a peer cannot make a verifier hash a megabyte per message.
+pub const MAX_OBJECT_LEN: usize = 1
+    + 1
+    + crate::wire::signed::MAX_LABEL_LEN
+    + 1
+    + crate::wire::signed::MAX_CHAIN_LEN * (2 + crate::wire::signed::MAX_CERT_LEN)
+    + 4
+    + MAX_BODY_LEN
+    + 1
+    + 72;
 
 /// Why a signed offer, answer or candidate was refused, or could not be made.
 #[non_exhaustive]
@@ -422,6 +439,9 @@ impl SignalVerifier {
 
     /// Step 1: the signed object under `label`, its chain decided under this verifier's tenant.
     fn signed(&self, bytes: &[u8], label: Label, now: SystemTime) -> Result<crate::wire::Verified, SignalError> {
+        if bytes.len() > MAX_OBJECT_LEN {
+            return Err(SignalError::TooLarge);
+        }
         let policy = PeerPolicy { expected_tenant: Some(self.tenant.clone()), ..PeerPolicy::default() };
         Ok(SignedObject::decode(bytes)?.verify_decided(label, |chain| self.trust.decide(chain, &policy, now))?)
     }

@@ -127,6 +127,17 @@ fn bodies_are_strict_and_bounded() {
     let mut bad_id = body.clone();
     bad_id[2] = b'/';
     assert_eq!(Description::decode(&bad_id).unwrap_err(), SignalError::Malformed);
+    let longest = Answer {
+        description: Description {
+            from: "f".repeat(64),
+            to: "t".repeat(64),
+            tenant: "n".repeat(64),
+            sdp: "a".repeat(MAX_SDP_LEN),
+            ..description.clone()
+        },
+        offer_digest: [0; 32],
+    };
+    assert_eq!(longest.encode().unwrap().len(), MAX_BODY_LEN);
     let big = Description { sdp: "a".repeat(MAX_SDP_LEN + 1), ..description.clone() };
     assert_eq!(big.encode().unwrap_err(), SignalError::TooLarge);
     assert_eq!(Description { from: "a/b".into(), ..description.clone() }.encode().unwrap_err().code(), "ERR_IDENTITY");
@@ -249,6 +260,9 @@ fn forged_tampered_and_foreign_offers_are_refused() {
     for bad in [&offer[..offer.len() - 1], &[offer.as_slice(), &[0]].concat(), &[][..], &[1, 2, 3]] {
         assert_eq!(code(bob.verify_offer(bad, None, now)), "ERR_WIRE_MALFORMED");
     }
+    // Longer than any signal can be: refused unread.
+    let huge = [offer.as_slice(), &vec![0; MAX_OBJECT_LEN]].concat();
+    assert_eq!(code(bob.verify_offer(&huge, None, now)), "ERR_MESSAGE_SIZE");
     // Nothing refused used up a nonce: the genuine offer still passes, once.
     assert_eq!(bob.nonces(), 0);
     bob.verify_offer(&offer, None, now).unwrap();
