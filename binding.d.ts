@@ -316,6 +316,37 @@ export declare class RevocationSet {
   restoreProgress(progress: Uint8Array): void
 }
 
+/**
+ * The receiver-side check of signed offers, answers and candidates for one device, with its
+ * replay window.
+ */
+export declare class SignalVerifier {
+  /** The verifier of device `deviceId` of `tenant`, trusting `trust` under `revocations`. */
+  constructor(trust: TrustStore, revocations: RevocationSet, deviceId: string, tenant: string, init?: SignalWindowInit | undefined | null)
+  /**
+   * Checks an offer to this device: the signed object (chain, expiry, tenant, revocation,
+   * signature), the body and its SDP, from = signer, tenant, to = this device, the link's peer
+   * if given, then time and nonce. A refusal is returned (with its code, and the signer when
+   * the signature had verified), not thrown; only bad arguments throw (`ERR_INVALID_ARG`).
+   */
+  checkOffer(object: Uint8Array, check?: SignalCheck | undefined | null): SignalOutcome
+  /**
+   * Checks an answer to the offer whose digest is `offerDigest` (hex); `check.expectedFrom`
+   * (the device offered to) must be its signer when given (`ERR_SIGNAL_MISMATCH`). As
+   * `checkOffer`, a refusal is returned.
+   */
+  checkAnswer(object: Uint8Array, offerDigest: string, check?: SignalCheck | undefined | null): SignalOutcome
+  /**
+   * Checks an ICE candidate of the session of the offer whose digest is `offerDigest`. As
+   * `checkOffer`, a refusal is returned.
+   */
+  checkCandidate(object: Uint8Array, offerDigest: string, check?: SignalCheck | undefined | null): CandidateOutcome
+  /** Replaces the revocations; no verdict reached before survives. */
+  setRevocations(revocations: RevocationSet): void
+  /** How many nonces the replay window remembers. */
+  get nonces(): number
+}
+
 /** An ECDSA P-256 signing key, in software or in a TPM. */
 export declare class Signer {
   /**
@@ -603,6 +634,22 @@ export interface AnswerExpectation {
   nowMs?: number
 }
 
+/** What an answer says, before the core dates it and draws its nonce. */
+export interface AnswerInit {
+  /** The answerer: the signer's device id. */
+  from: string
+  /** The offerer. */
+  to: string
+  /** The tenant of both. */
+  tenant: string
+  /** The answer's SDP, under the same rule as an offer's. */
+  sdp: string
+  /** The answerer's trust epoch. */
+  epoch: number
+  /** The digest of the offer answered, 64 hex digits (`digest` of its verification). */
+  offerDigest: string
+}
+
 /** The CA's answer, as the device checks it. */
 export interface AnswerToCheck {
   /** The issued certificate, PEM. */
@@ -668,6 +715,50 @@ export interface CaMaterial {
   certificatePem: string
   /** The CA's ECDSA P-256 private key, PKCS#8 DER. Store it encrypted and zero-fill this buffer. */
   privateKey: Buffer
+}
+
+/** The body of a verified ICE candidate. */
+export interface CandidateBody {
+  /** The sender. */
+  from: string
+  /** The recipient. */
+  to: string
+  /** The tenant. */
+  tenant: string
+  /** The digest of the offer of the session, hex. */
+  offerDigest: string
+  /** The media id. */
+  mid: string
+  /** The candidate line. */
+  candidate: string
+  /** When it was signed, ms since the epoch. */
+  ts: number
+  /** Its nonce, hex. */
+  nonce: string
+}
+
+/** What an ICE candidate says, before the core dates it and draws its nonce. */
+export interface CandidateInit {
+  /** The sender. */
+  from: string
+  /** The recipient. */
+  to: string
+  /** The tenant of both. */
+  tenant: string
+  /** The digest of the offer of the session, 64 hex digits. */
+  offerDigest: string
+  /** The media id (at most 64 printable characters, no spaces). */
+  mid: string
+  /** The candidate line (at most 1024 printable characters; empty for end of candidates). */
+  candidate: string
+}
+
+/** The outcome of checking an ICE candidate: `verified`, or `refusal`. */
+export interface CandidateOutcome {
+  /** The candidate, when every check passed. */
+  verified?: VerifiedCandidate
+  /** Why it was refused, otherwise. */
+  refusal?: SignalRefusal
 }
 
 /**
@@ -1115,6 +1206,20 @@ export declare function normalizeKeyDigest(digest: string): string
  */
 export declare function normalizeSerial(serial: string): string
 
+/** What an offer says, before the core dates it and draws its nonce. */
+export interface OfferInit {
+  /** The sender: the signer's device id. */
+  from: string
+  /** The recipient's device id. */
+  to: string
+  /** The tenant of both. */
+  tenant: string
+  /** The SDP: exactly one `a=fingerprint:sha-256` (session or every media section), at most 16 KiB. */
+  sdp: string
+  /** The sender's trust epoch (a safe integer). */
+  epoch: number
+}
+
 /** Opens an existing keystore file; Argon2id runs off the JS thread. */
 export declare function openKeystore(path: string, passphrase: Uint8Array): Promise<Keystore>
 
@@ -1258,11 +1363,102 @@ export interface RotationRequest {
 }
 
 /**
+ * The SHA-256 DTLS fingerprint an SDP commits to, 64 lowercase hex digits. Throws
+ * `ERR_SIGNAL_SDP` unless there is exactly one, sha-256, agreed by every section.
+ */
+export declare function sdpFingerprint(sdp: string): string
+
+/** The body of a verified offer, or of a verified answer (then with `offerDigest`). */
+export interface SignalBody {
+  /** The sender (the signer's device id). */
+  from: string
+  /** The recipient (this device). */
+  to: string
+  /** The tenant. */
+  tenant: string
+  /** The SDP. */
+  sdp: string
+  /** When it was signed, ms since the epoch. */
+  ts: number
+  /** Its nonce, 32 hex digits. */
+  nonce: string
+  /** The sender's trust epoch. */
+  epoch: number
+  /** For an answer: the digest of the offer it answers, hex. */
+  offerDigest?: string
+}
+
+/** Where a message is checked from: the link it came over, the sender expected, the time. */
+export interface SignalCheck {
+  /** The device id of the authenticated peer of the link the offer came over. */
+  linkDevice?: string
+  /** That peer's tenant (required with `linkDevice`). */
+  linkTenant?: string
+  /** For answers and candidates: the device that must have signed (the offer's `to`). */
+  expectedFrom?: string
+  /** The time to verify at, ms since the epoch (default now). */
+  nowMs?: number
+}
+
+/** The size limits of signed signaling. */
+export declare function signalLimits(): SignalLimits
+
+/** The size limits of signed signaling, in bytes. */
+export interface SignalLimits {
+  /** The longest signed offer, answer or candidate a verifier reads (`ERR_MESSAGE_SIZE` beyond). */
+  maxObjectLen: number
+  /** The longest SDP. */
+  maxSdpLen: number
+  /** The longest ICE candidate line. */
+  maxCandidateLen: number
+}
+
+/** The outcome of checking an offer or answer: `verified`, or `refusal`. */
+export interface SignalOutcome {
+  /** The message, when every check passed. */
+  verified?: VerifiedSignal
+  /** Why it was refused, otherwise. */
+  refusal?: SignalRefusal
+}
+
+/** Why a message was refused, and who signed it when its signature had verified first. */
+export interface SignalRefusal {
+  /** The stable `ERR_…` code. */
+  code: string
+  /** What went wrong. */
+  message: string
+  /**
+   * The verified signer, when the refusal came after the signature check (a replay, a stale
+   * message, one for another device…): for the audit log.
+   */
+  signer?: PeerIdentity
+}
+
+/** The limits of a verifier's replay window. */
+export interface SignalWindowInit {
+  /** How old a message may be, ms (default 60000). */
+  windowMs?: number
+  /** How far ahead a message may be dated, ms (default 5000). */
+  futureSkewMs?: number
+  /**
+   * How many live nonces are remembered (default 65536, at most 4194304); when full, new
+   * messages are refused with `ERR_REPLAY_FULL`.
+   */
+  maxNonces?: number
+}
+
+/** Signs an answer; as `signOffer`, and `ERR_INVALID_ARG` for an offer digest that is not 64 hex digits. */
+export declare function signAnswer(init: AnswerInit, chainPem: string, signer: Signer): Buffer
+
+/**
  * Signs an audit checkpoint as a signed object under the `audit-checkpoint` label with
  * `signer` and its chain (PEM, leaf first). Throws `ERR_INVALID_ARG` for a field out of range,
  * `ERR_MESSAGE_SIZE` for a log id that is not 1-64 printable characters, `ERR_KEY_MISMATCH`.
  */
 export declare function signAuditCheckpoint(checkpoint: AuditCheckpoint, chainPem: string, signer: Signer): Buffer
+
+/** Signs an ICE candidate; throws `ERR_IDENTITY`, `ERR_MESSAGE_SIZE`, `ERR_KEY_MISMATCH`, `ERR_INVALID_ARG`. */
+export declare function signCandidate(init: CandidateInit, chainPem: string, signer: Signer): Buffer
 
 /** A signed CRL. */
 export interface SignedCrl {
@@ -1282,6 +1478,12 @@ export declare function signedObjectLabels(): Array<string>
  * leaf's.
  */
 export declare function signObject(label: string, chainPem: string, body: Uint8Array, signer: Signer): Buffer
+
+/**
+ * Signs an offer with `signer` and its chain (PEM, leaf first); the core dates it and draws its
+ * nonce. Throws `ERR_SIGNAL_SDP`, `ERR_IDENTITY`, `ERR_MESSAGE_SIZE`, `ERR_KEY_MISMATCH`.
+ */
+export declare function signOffer(init: OfferInit, chainPem: string, signer: Signer): Buffer
 
 /**
  * The certificates of a PEM chain, each as its own PEM block, in order; throws
@@ -1394,6 +1596,16 @@ export interface VerifiedAuditCheckpoint {
   digest: string
 }
 
+/** A verified ICE candidate. */
+export interface VerifiedCandidate {
+  /** The signer. */
+  peer: PeerIdentity
+  /** What it says. */
+  body: CandidateBody
+  /** Its signed-object digest, hex. */
+  digest: string
+}
+
 /** A verified signed object: who signed it and what. */
 export interface VerifiedObject {
   /** The signer, as `verifyPeer` decided it. */
@@ -1422,6 +1634,16 @@ export interface VerifiedQuote {
   clockSafe: boolean
   /** The firmware version (vendor-specific). */
   firmwareVersion: number
+}
+
+/** A verified offer or answer: who signed it, what it says, and its digest (hex). */
+export interface VerifiedSignal {
+  /** The signer, as `verifyPeer` decided it. */
+  peer: PeerIdentity
+  /** What it says. */
+  body: SignalBody
+  /** Its signed-object digest, hex: what an answer names. */
+  digest: string
 }
 
 /** Verifies one signature; `false` for any bad signature, key or encoding. */

@@ -250,3 +250,31 @@ test(`mDNS responses: ${ITERATIONS} mutated announcements never throw, and every
     t.notThrows(() => readResponse({ answers }, { address: '10.0.0.1', port: 5353 }, 5353))
   }
 })
+
+test(`signed offers, answers and candidates: ${ITERATIONS / 5} random and mutated objects through the verifier`, (t) => {
+  const next = prng(0x5eed_5196)
+  const root = CertificateAuthority.createRoot({ commonName: 'Fuzz Root', organisation: 'Fuzz' })
+  const site = CertificateAuthority.load(root.certificatePem, root.privateKey).createSiteCa({ commonName: 'Fuzz Site', organisation: 'Fuzz' })
+  const key = generateP256Key()
+  const cert = CertificateAuthority.load(site.certificatePem, site.privateKey).issue(buildCsr(key, 'a', 'fuzz'), { deviceId: 'a', tenant: 'fuzz' })
+  const identity = { certificateChainPem: cert.pem + site.certificatePem, signer: Signer.fromPkcs8(key) }
+  const sdp = `v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:sha-256 ${Array(32).fill('AB').join(':')}\r\n`
+  const verifier = new protocol.SignalVerifier({ trust: TrustStore.fromPem(root.certificatePem), deviceId: 'b', tenant: 'fuzz' })
+  const offer = protocol.signOffer({ from: 'a', to: 'b', tenant: 'fuzz', sdp, epoch: 0 }, identity)
+  const digest = '11'.repeat(32)
+  const answer = protocol.signAnswer({ from: 'a', to: 'b', tenant: 'fuzz', sdp, epoch: 0, offerDigest: digest }, identity)
+  const candidate = protocol.signCandidate({ from: 'a', to: 'b', tenant: 'fuzz', offerDigest: digest, mid: '0', candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host' }, identity)
+  let accepted = 0
+  for (let n = 0; n < ITERATIONS / 5; n++) {
+    const kind = n % 3
+    const input = mutate(next, [offer, answer, candidate][kind]!)
+    expectTyped(t, `signal #${n}`, () => {
+      if (kind === 0) verifier.verifyOffer(input)
+      else if (kind === 1) verifier.verifyAnswer(input, digest)
+      else verifier.verifyCandidate(input, digest)
+      accepted++
+    })
+    expectTyped(t, `sdpFingerprint #${n}`, () => protocol.sdpFingerprint(mutate(next, Buffer.from(sdp)).toString('latin1')))
+  }
+  t.true(accepted <= 3, 'only the genuine objects, once each, ever verify')
+})

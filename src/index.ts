@@ -21,3 +21,4 @@ export { DeviceIdentity, type EnrollInit, type OpenInit, type RenewalState } fro
 export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateRecord, type Enrollment } from './ca/index.js'
 export * from './policy/index.js'
 export * from './discovery/index.js'
+export { createSignalingGuard, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, refusalStatus, SIGNAL_ACTIONS, SignalingGuard, type SignalAction, type SignalingGuardInit } from './signaling/index.js'

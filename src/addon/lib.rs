@@ -18,6 +18,7 @@ mod mux;
 mod noise;
 mod pki;
 mod sign;
+mod signal;
 mod signer;
 mod tls;
 mod token;

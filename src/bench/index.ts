@@ -17,6 +17,7 @@ import { loadLibp2pNoise } from './libp2p-noise.js'
 import { CHANNEL_CASES } from './channels.js'
 import { PKI_CASES } from './pki.js'
 import { POLICY_CASES } from './policy.js'
+import { SIGNAL_CASES } from './signal.js'
 import { TPM_CASES } from './tpm.js'
 
 /** One row of the report. */
@@ -155,6 +156,7 @@ const CASES: Case[] = [
   ...CHANNEL_CASES,
   ...TPM_CASES,
   ...POLICY_CASES,
+  ...SIGNAL_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */

@@ -26,6 +26,28 @@ function fixture() {
   return { root, site, siteCa, csr, leaf, trust, revocations, entries }
 }
 
+/**
+ * What the hand-written baselines do to a device's chain (PEM: leaf, then site CA) with
+ * node:crypto: parse both, verify each signature up to `root`, the CA flags, the validity dates
+ * (5 minutes of skew) and revocation by serial and by key. Returns the leaf and its subject's
+ * fields; throws when a check fails.
+ */
+export function checkChainByHand(chainPem: string, root: X509Certificate, revokedSerials: ReadonlySet<string>, revokedKeys: ReadonlySet<string | undefined>): { leaf: X509Certificate; subject: Record<string, string | undefined> } {
+  const [leafPem, sitePem] = chainPem.split(/(?<=-----END CERTIFICATE-----\n)/)
+  const leaf = new X509Certificate(leafPem!)
+  const site = new X509Certificate(sitePem!)
+  const now = Date.now()
+  const valid = (c: X509Certificate) => now >= new Date(c.validFrom).getTime() - 300_000 && now <= new Date(c.validTo).getTime() + 300_000
+  if (!site.verify(root.publicKey) || !site.checkIssued(root) || !site.ca) throw new Error('bench: site CA')
+  if (!leaf.verify(site.publicKey) || !leaf.checkIssued(site) || leaf.ca) throw new Error('bench: leaf')
+  if (!valid(leaf) || !valid(site) || !valid(root)) throw new Error('bench: validity')
+  const spki = createHash('sha256').update(leaf.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
+  const siteSpki = createHash('sha256').update(site.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
+  if (revokedSerials.has(leaf.serialNumber) || revokedSerials.has(site.serialNumber) || revokedKeys.has(spki) || revokedKeys.has(siteSpki)) throw new Error('bench: revoked')
+  const subject: Record<string, string | undefined> = Object.fromEntries(leaf.subject.split('\n').map((line) => line.split('=')))
+  return { leaf, subject }
+}
+
 export const PKI_CASES: Case[] = [
   {
     op: 'verify-peer',
@@ -44,20 +66,9 @@ export const PKI_CASES: Case[] = [
           return 1
         },
         baseline: () => {
-          const [leafPem, sitePem] = chain.split(/(?<=-----END CERTIFICATE-----\n)/)
-          const leaf = new X509Certificate(leafPem!)
-          const site = new X509Certificate(sitePem!)
-          const now = Date.now()
-          const valid = (c: X509Certificate) => now >= new Date(c.validFrom).getTime() - 300_000 && now <= new Date(c.validTo).getTime() + 300_000
-          if (!site.verify(rootX509.publicKey) || !site.checkIssued(rootX509) || !site.ca) throw new Error('bench: site CA')
-          if (!leaf.verify(site.publicKey) || !leaf.checkIssued(site) || leaf.ca) throw new Error('bench: leaf')
-          if (!valid(leaf) || !valid(site) || !valid(rootX509)) throw new Error('bench: validity')
-          const subject = Object.fromEntries(leaf.subject.split('\n').map((line) => line.split('=')))
+          const { leaf, subject } = checkChainByHand(chain, rootX509, revokedSerials, revokedKeys)
           if (subject.CN !== 'tablet-7' || subject.OU !== 'hotel-1' || leaf.subjectAltName !== 'URI:ztmesh://hotel-1/tablet-7') throw new Error('bench: identity')
           if (!(leaf.keyUsage ?? []).includes('1.3.6.1.5.5.7.3.2')) throw new Error('bench: usage')
-          const spki = createHash('sha256').update(leaf.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
-          const siteSpki = createHash('sha256').update(site.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
-          if (revokedSerials.has(leaf.serialNumber) || revokedSerials.has(site.serialNumber) || revokedKeys.has(spki) || revokedKeys.has(siteSpki)) throw new Error('bench: revoked')
           return 1
         },
       }

@@ -30,3 +30,18 @@ export {
 export type { AcceptedAnswer, DeviceConfig, EnrollmentTokenFacts, EnrollRequest, EnrollResponse, NewEnrollmentToken, NonceAnswer, NonceRequest, RotationRequest } from './enroll.js'
 export { checkPcrSelection, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, encodeQuoteAnswer, encodeQuoteRequest, MAX_QUOTE_LINE } from './quote.js'
 export type { BoundQuote, QuoteAnswer, QuoteEvidence, QuoteRequest } from './quote.js'
+export { sdpFingerprint, SIGNAL_LIMITS, signAnswer, signCandidate, signOffer, SignalVerifier } from './signal.js'
+export type {
+  AnswerBody,
+  AnswerInit,
+  CandidateBody,
+  CandidateInit,
+  OfferInit,
+  SignalBody,
+  SignalCheckOptions,
+  SignalVerdict,
+  SignalVerifierInit,
+  VerifiedAnswer,
+  VerifiedCandidate,
+  VerifiedOffer,
+} from './signal.js'

@@ -19,6 +19,7 @@
 //! | [`ids`] | the one rulebook for device ids, tenants, roles and serial spellings |
 //! | [`mux`] | the message layer: typed, multiplexed, flow-controlled streams over one secure link |
 //! | [`wire`] | the registry of domain-separation labels; signed objects |
+//! | [`signal`] | signed WebRTC offers, answers and ICE candidates, the SDP fingerprint rule, their verifier and replay window |
 //! | `tpm` | TPM 2.0 keys, sealing and quotes through tpm2-tss (cargo feature `tpm`) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod noise;
 pub mod pki;
 pub mod rand;
 pub mod sign;
+pub mod signal;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;

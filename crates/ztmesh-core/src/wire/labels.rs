@@ -115,6 +115,19 @@ pub const NONCE_PROOF: Label = Label("ztmesh-nonce-proof-v1");
 /// id). How an enrolled device, whose token is spent, asks for the nonce of an attested rotation.
 pub const NONCE_BY_CERTIFICATE: Label = Label("ztmesh-nonce-by-certificate-v1");
 
+/// A device's key over a WebRTC offer: "I, `from`, offer this session description to `to`"
+/// ([`crate::signal`]). The SDP is under the signature, so its DTLS fingerprint and ICE
+/// credentials are bound to the device's identity.
+pub const OFFER: Label = Label("ztmesh-offer-v1");
+
+/// A device's key over a WebRTC answer to one offer (named by its signed-object digest)
+/// ([`crate::signal`]).
+pub const ANSWER: Label = Label("ztmesh-answer-v1");
+
+/// A device's key over one trickled ICE candidate of the session of one offer
+/// ([`crate::signal`]).
+pub const ICE_CANDIDATE: Label = Label("ztmesh-ice-candidate-v1");
+
 /// Every label in this registry. A label missing here is a label no test checks.
 pub const ALL: &[Label] = &[
     AK_BINDING,
@@ -133,13 +146,22 @@ pub const ALL: &[Label] = &[
     NONCE_PROOF,
     NONCE_BY_CERTIFICATE,
     AUDIT_CHECKPOINT,
+    OFFER,
+    ANSWER,
+    ICE_CANDIDATE,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
 /// outside the core (the binding, configuration) use for them. Every other label is used by
 /// one fixed protocol only, and a signed object can never be made under it.
-pub const SIGNED_OBJECTS: &[(&str, Label)] =
-    &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER), ("audit-checkpoint", AUDIT_CHECKPOINT)];
+pub const SIGNED_OBJECTS: &[(&str, Label)] = &[
+    ("test", TEST_OBJECT),
+    ("test-other", TEST_OBJECT_OTHER),
+    ("audit-checkpoint", AUDIT_CHECKPOINT),
+    ("offer", OFFER),
+    ("answer", ANSWER),
+    ("candidate", ICE_CANDIDATE),
+];
 
 /// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).
 pub fn is_signed_object(label: Label) -> bool {

@@ -290,11 +290,22 @@ impl SignedObject {
         policy: &PeerPolicy,
         now: SystemTime,
     ) -> Result<Verified, WireError> {
+        self.verify_decided(expected, |chain| verify_peer_key(chain, trust, revocations, policy, now))
+    }
+
+    /// [`Self::verify`] with the chain decided by `decide`, which must be [`verify_peer_key`]
+    /// or a cache of its verdicts (`pki::snapshot`): for verifiers that keep a trust snapshot,
+    /// as the TLS contexts do. The label is checked before `decide` runs, the signature after.
+    pub(crate) fn verify_decided(
+        self,
+        expected: Label,
+        decide: impl FnOnce(&[&[u8]]) -> Result<(PeerIdentity, Vec<u8>), VerifyError>,
+    ) -> Result<Verified, WireError> {
         if self.label.as_bytes() != expected.as_bytes() || !labels::is_signed_object(expected) {
             return Err(WireError::Label);
         }
         let chain: Vec<&[u8]> = self.chain.iter().map(Vec::as_slice).collect();
-        let (peer, leaf_key) = verify_peer_key(&chain, trust, revocations, policy, now)?;
+        let (peer, leaf_key) = decide(&chain)?;
         if !verify_p256(&leaf_key, &signed_message(expected, &self.leaf_sha256, &self.body), &self.signature) {
             return Err(WireError::Signature);
         }
