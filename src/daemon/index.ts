@@ -89,6 +89,11 @@ export interface DaemonDefinition<S extends z.ZodType<BaseConfig>> {
    * configuration stays. `metrics.listen` is always one.
    */
   fixedKeys?: readonly string[]
+  /**
+   * Fields added to the `ready` event once every component started (the addresses a daemon bound,
+   * which a port 0 in the configuration leaves to the system).
+   */
+  ready?(): Record<string, unknown>
   /** Builds the components, in start order, from the checked configuration. */
   components(config: z.output<S>, context: DaemonContext): Component<z.output<S>>[] | Promise<Component<z.output<S>>[]>
 }
@@ -207,7 +212,7 @@ async function run<S extends z.ZodType<BaseConfig>>(definition: DaemonDefinition
     }
   })
   logger.info({ metrics: metrics.address }, 'ready')
-  emit({ event: 'ready', daemon: definition.name, metrics: metrics.address })
+  emit({ ...definition.ready?.(), event: 'ready', daemon: definition.name, metrics: metrics.address })
   // Only now: the signals that came while starting (a stop wins over a reload).
   signals.deliverEarly()
   return stopped

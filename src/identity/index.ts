@@ -47,7 +47,7 @@ import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
-import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
+import { inspectCertificate, RevocationSet, splitCertificates, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
 import { normalizeKeyDigest } from '../protocol/ids.js'
 import {
@@ -217,6 +217,11 @@ export class DeviceIdentity {
     return readFileSync(join(this.dir, FILES.certificate), 'utf8')
   }
 
+  /** The trust bundle this device checks peers and its CA against (the pinned root, or roots during a rollover), PEM. */
+  get trustPem(): string {
+    return readFileSync(join(this.dir, FILES.trust), 'utf8')
+  }
+
   /** The CA chain above it, PEM. */
   get caChainPem(): string {
     return readFileSync(join(this.dir, FILES.caChain), 'utf8')
@@ -238,15 +243,26 @@ export class DeviceIdentity {
 
   /**
    * The CA's current revocations: its CRL fetched from {@link crlUrl} and verified against this
-   * device's CA chain and `trustPem`. `ERR_NOT_FOUND` when the store knows no CRL URL,
+   * device's CA chain and `trustPem`, with the offline root's CRL (`/v1/root-crl` beside it) when
+   * the CA serves one. `ERR_NOT_FOUND` when the store knows no CRL URL,
    * `ERR_UNREACHABLE` when the CA does not answer, the PKI's code for a CRL it refuses.
    */
   async fetchRevocations(trustPem: string, init: RequestInit = {}): Promise<RevocationSet> {
     const url = this.crlUrl
     if (url === undefined) throw createError('ERR_NOT_FOUND', `${this.dir} knows no CRL URL`)
-    const crl = await getBytes(new URL(url), { ...init, ...this.#caServer() })
+    const server = { ...init, ...this.#caServer() }
+    const crl = await getBytes(new URL(url), server)
+    const trust = TrustStore.fromPem(trustPem)
     const revocations = new RevocationSet()
-    revocations.addCrl(crl, this.caChainPem, TrustStore.fromPem(trustPem))
+    revocations.addCrl(crl, this.caChainPem, trust)
+    // The offline root's CRL beside it (a revoked site CA vouches for nothing), when the CA has one.
+    let rootCrl: Buffer | undefined
+    try {
+      rootCrl = await getBytes(new URL(ENROLLMENT_ROUTES.rootCrl, url), server)
+    } catch (error) {
+      if (!(error instanceof ZtError && error.code === 'ERR_NOT_FOUND')) throw error
+    }
+    if (rootCrl !== undefined) revocations.addCrl(rootCrl, splitCertificates(this.caChainPem).at(-1)!, trust)
     return revocations
   }
 
