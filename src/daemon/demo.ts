@@ -90,7 +90,7 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
 
     step = 'choosing where the device keys live'
     const tctis = await deviceTpms(keystore, dir, NODES.length, tpms)
-    say('operator', tctis === undefined ? 'device keys: software keystore (no swtpm here)' : `device keys: a TPM each (${NODES.length} swtpm on loopback)`)
+    say('operator', tctis === undefined ? `device keys: software keystore${keystore === 'auto' ? ' (swtpm is not installed)' : ''}` : `device keys: a TPM each (${NODES.length} swtpm on loopback)`)
 
     step = 'starting the gateway'
     const gatewayConfig = join(dir, 'gateway.yaml')

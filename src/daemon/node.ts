@@ -234,6 +234,10 @@ class NodeDaemon {
   }
 
   components(): Component<NodeConfig>[] {
+    // Refused before anything starts: the first start needs its enrollment.
+    if (this.#config.enroll === undefined && !existsSync(join(this.#config.store, FILES.certificate))) {
+      throw createError('ERR_CONFIG', `config: enroll: ${this.#config.store} holds no identity; give enroll.url and enroll.token for the first start`)
+    }
     const identity: Component<NodeConfig> = {
       name: 'identity',
       start: () => this.#openIdentity(),
@@ -290,7 +294,7 @@ class NodeDaemon {
     if (existsSync(join(store, FILES.certificate))) {
       this.#identity = await DeviceIdentity.open(store, passphrase, url, tcti)
     } else {
-      if (enroll === undefined) throw createError('ERR_CONFIG', `config: enroll: ${store} holds no identity; give enroll.url and enroll.token for the first start`)
+      if (enroll === undefined) throw createError('ERR_CONFIG', `config: enroll: ${store} holds no identity`)
       const enrolled = await DeviceIdentity.enroll({ url: enroll.url, token: enroll.token, dir: store, passphrase, keystore: idConfig.keystore, ...tcti })
       this.#context.logger.info({ store, keystore: enrolled.keystore, attested: enrolled.attested }, 'enrolled')
       this.#identity = await DeviceIdentity.open(store, passphrase, url, tcti)
@@ -365,12 +369,16 @@ class NodeDaemon {
     this.#revoked = true
     this.#record({ actor: 'ca', action: 'node.revoked', outcome: 'deny', reason: 'ERR_CERT_REVOKED' })
     this.#context.logger.error('this device was revoked: it stops serving')
-    this.#context.emit({ event: 'revoked' })
     this.#aborts.abort(createError('ERR_CERT_REVOKED', 'this device was revoked'))
     clearInterval(this.#refresh)
     clearInterval(this.#renewal)
-    await this.#stopConnector()
-    await this.#stopApi()
+    // Reported once nothing serves any more: whoever reads the event finds the node cut off.
+    try {
+      await this.#stopConnector()
+    } finally {
+      await this.#stopApi()
+      this.#context.emit({ event: 'revoked' })
+    }
   }
 
   #armRefresh(): void {
