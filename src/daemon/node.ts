@@ -326,6 +326,16 @@ class NodeDaemon {
     }
   }
 
+  /** The audit log as a sink that throws when a row cannot be written (the store is closed, the disk full). */
+  #auditSink(): AuditSink {
+    return {
+      append: (event) => {
+        if (this.#audit === undefined) throw createError('ERR_STORAGE', 'the audit log is closed')
+        return this.#audit.append(event)
+      },
+    }
+  }
+
   #record(event: AuditEvent): void {
     try {
       this.#audit?.append(event)
@@ -419,7 +429,8 @@ class NodeDaemon {
     const http = createServer((request, response) => void this.#handle(request, response))
     this.#http = http
     const api = createSecureServer(
-      { identity: liveCredential(identity), trustPem: identity.trustPem, revocations: this.#revocations, audit: { append: (event) => this.#record(event) }, service: 'local-api' },
+      // The decision point's sink throws when a row cannot be written: it then denies (fail closed).
+      { identity: liveCredential(identity), trustPem: identity.trustPem, revocations: this.#revocations, audit: this.#auditSink(), service: 'local-api' },
       (link) => http.emit('connection', link),
       (error) => {
         const code = error instanceof ZtError ? error.code : 'ERR_TLS_HANDSHAKE'
@@ -464,7 +475,7 @@ class NodeDaemon {
       identity: liveCredential(identity),
       trustPem: identity.trustPem,
       revocations: this.#revocations,
-      audit: { append: (event) => this.#record(event) },
+      audit: this.#auditSink(),
       config: this.#config,
       localApi: { host: this.#apiAddress?.address ?? this.#config.listen.host, port: this.#apiAddress?.port ?? this.#config.listen.port },
       emit: this.#context.emit,
@@ -515,7 +526,8 @@ class NodeDaemon {
       const handler = this.#connector?.handleOffer
       if (handler === undefined) throw createError('ERR_POLICY_DENIED', 'this node has no signaling guard: offers are refused')
       const answer = await handler.call(this.#connector, offer, peer)
-      this.#record({ actor: peer.deviceId, action: 'local-api.offer', outcome: 'allow', reason: 'ok', detail: { tenant: peer.tenant } })
+      // No answer leaves without its audit row (a row that cannot be written refuses the offer).
+      this.#auditSink().append({ actor: peer.deviceId, action: 'local-api.offer', outcome: 'allow', reason: 'ok', detail: { tenant: peer.tenant } })
       response.writeHead(200, { 'content-type': OFFER_CONTENT_TYPE, 'content-length': answer.length, 'cache-control': 'no-store' })
       response.end(answer)
     } catch (error) {
