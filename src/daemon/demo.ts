@@ -89,12 +89,14 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
     say('operator', `site CA created; enrollment tokens for ${NODES.join(', ')}`)
 
     step = 'choosing where the device keys live'
-    const tctis = await deviceTpms(keystore, dir, NODES.length, tpms)
-    say('operator', tctis === undefined ? `device keys: software keystore${keystore === 'auto' ? ' (swtpm is not installed)' : ''}` : `device keys: a TPM each (${NODES.length} swtpm on loopback)`)
+    // One TPM per device, the gateway's last.
+    const tctis = await deviceTpms(keystore, dir, NODES.length + 1, tpms)
+    const gatewayTcti = tctis?.[NODES.length]
+    say('operator', tctis === undefined ? `device keys: software keystore${keystore === 'auto' ? ' (swtpm is not installed)' : ''}` : `device keys: a TPM each (${tctis.length} swtpm on loopback)`)
 
     step = 'starting the gateway'
     const gatewayConfig = join(dir, 'gateway.yaml')
-    writeFileSync(gatewayConfig, stringify({ log: { level: 'warn' }, metrics: { listen: '127.0.0.1:0' }, ca: { dir: caDir, listen: '127.0.0.1:0', tenant: TENANT }, revocations: { pollMs: 500 } }))
+    writeFileSync(gatewayConfig, stringify({ log: { level: 'warn' }, metrics: { listen: '127.0.0.1:0' }, ca: { dir: caDir, listen: '127.0.0.1:0', tenant: TENANT }, identity: gatewayTcti === undefined ? {} : { keystore: 'tpm', tcti: gatewayTcti }, revocations: { pollMs: 500 } }))
     const gateway = startDaemon('gateway', ['gateway', '--config', gatewayConfig], daemons)
     const gatewayReady = await gateway.next((line) => line.event === 'ready', 'ready')
     const caUrl = String(gatewayReady.ca)
@@ -129,11 +131,11 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
     say('demo', '[next: discovery and verified WebRTC data channels between the nodes (wired by the lead)]')
 
     step = `revoking ${REVOKED}`
-    const revokedAt = Date.now()
     await withCa(caDir, (ca) => {
       ca.revoke({ device: REVOKED, tenant: TENANT }, 'keyCompromise', 'demo')
       ca.crl()
     })
+    const revokedAt = Date.now()
     say('operator', `revoked ${REVOKED} (ztmesh ca revoke --device ${REVOKED}); the CRL is published`)
     const victim = nodes[NODES.indexOf(REVOKED)]!
     await victim.next((line) => line.event === 'revoked', 'revoked')
