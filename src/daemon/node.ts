@@ -32,6 +32,7 @@ import { z } from 'zod'
 
 import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION, AuditLog, type AuditEvent } from '../audit/index.js'
 import { keystorePassphrase } from '../ca/directory.js'
+import { readBodyBytes, sendJson } from '../ca/http.js'
 import { createSecureServer, type SecureServer } from '../channels/endpoints.js'
 import type { SecureStream } from '../channels/noise-link.js'
 import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
@@ -51,6 +52,7 @@ export const LOCAL_API_ROUTES = Object.freeze({ offer: '/offer', health: '/v1/he
 
 /** The content type of `POST /offer` bodies and answers: the signed object's bytes as the core encodes them. */
 export const OFFER_CONTENT_TYPE = 'application/octet-stream'
+const OFFER_CONTENT_TYPE_PATTERN = /^application\/octet-stream\s*(;|$)/i
 
 /** The node's configuration (YAML, then flags). */
 export const nodeConfigSchema = daemonConfigSchema({
@@ -539,30 +541,7 @@ class NodeDaemon {
 
 /** Reads a signed object's bytes: `application/octet-stream`, not empty, at most `limit` bytes, within `timeoutMs`. */
 async function readBody(request: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
-  const type = request.headers['content-type'] ?? ''
-  if (type.split(';')[0]!.trim().toLowerCase() !== OFFER_CONTENT_TYPE) throw createError('ERR_BAD_REQUEST', `the body must be ${OFFER_CONTENT_TYPE}`)
-  if (Number(request.headers['content-length'] ?? 0) > limit) throw createError('ERR_PAYLOAD_TOO_LARGE', `the body exceeds ${limit} bytes`)
-  const chunks: Buffer[] = []
-  let size = 0
-  const timer = setTimeout(() => request.destroy(createError('ERR_BAD_REQUEST', 'the body did not arrive in time')), timeoutMs)
-  try {
-    for await (const chunk of request as AsyncIterable<Buffer>) {
-      size += chunk.length
-      if (size > limit) throw createError('ERR_PAYLOAD_TOO_LARGE', `the body exceeds ${limit} bytes`)
-      chunks.push(chunk)
-    }
-  } catch (error) {
-    if (error instanceof ZtError) throw error
-    throw createError('ERR_BAD_REQUEST', 'the body could not be read')
-  } finally {
-    clearTimeout(timer)
-  }
-  if (size === 0) throw createError('ERR_BAD_REQUEST', 'the body is empty: expected a signed offer')
-  return Buffer.concat(chunks)
-}
-
-function sendJson(response: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
-  response.end(text)
+  const body = await readBodyBytes(request, { contentType: OFFER_CONTENT_TYPE_PATTERN, typeName: OFFER_CONTENT_TYPE, limit, timeoutMs })
+  if (body.length === 0) throw createError('ERR_BAD_REQUEST', 'the body is empty: expected a signed offer')
+  return body
 }
