@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+import { onJsonLines } from '../../src/daemon/demo.js'
+
 export const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts')
 
 export type Line = Record<string, unknown>
@@ -24,26 +26,13 @@ export interface CliProcess {
 export function jsonLines(stream: NodeJS.ReadableStream, describe: () => string, all: Line[] = []): (match: (line: Line) => boolean) => Promise<Line> {
   const waiters: Array<{ match: (line: Line) => boolean; resolve: (line: Line) => void }> = []
   let cursor = 0
-  let buffered = ''
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    let newline: number
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, newline)
-      buffered = buffered.slice(newline + 1)
-      let line: Line
-      try {
-        line = JSON.parse(text) as Line
-      } catch {
-        continue
-      }
-      all.push(line)
-      const waiter = waiters.find((w) => w.match(line))
-      if (waiter !== undefined) {
-        waiters.splice(waiters.indexOf(waiter), 1)
-        cursor = all.length
-        waiter.resolve(line)
-      }
+  onJsonLines(stream, (line) => {
+    all.push(line)
+    const waiter = waiters.find((w) => w.match(line))
+    if (waiter !== undefined) {
+      waiters.splice(waiters.indexOf(waiter), 1)
+      cursor = all.length
+      waiter.resolve(line)
     }
   })
   return (match) =>

@@ -202,6 +202,29 @@ async function deviceTpms(keystore: 'auto' | 'tpm' | 'software', dir: string, co
   return tctis
 }
 
+/**
+ * Calls `onLine` with each line of `stream` that is a JSON object (a daemon's events); other
+ * lines (a crash's stack trace) are skipped.
+ */
+export function onJsonLines(stream: NodeJS.ReadableStream, onLine: (line: Record<string, unknown>) => void): void {
+  let buffered = ''
+  stream.on('data', (chunk: Buffer | string) => {
+    buffered += chunk.toString()
+    let newline: number
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const text = buffered.slice(0, newline)
+      buffered = buffered.slice(newline + 1)
+      let line: unknown
+      try {
+        line = JSON.parse(text)
+      } catch {
+        continue
+      }
+      if (typeof line === 'object' && line !== null && !Array.isArray(line)) onLine(line as Record<string, unknown>)
+    }
+  })
+}
+
 /** Starts `ztmesh ARGS` as a child process of this very CLI (same Node, same loader). */
 function startDaemon(name: string, args: string[], daemons: Daemon[]): Daemon {
   const main = process.argv[1]!
@@ -213,24 +236,11 @@ function startDaemon(name: string, args: string[], daemons: Daemon[]): Daemon {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const lines: Line[] = []
   const waiters: Array<{ match: (line: Line) => boolean; resolve: (line: Line) => void }> = []
-  let buffered = ''
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    let newline: number
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, newline)
-      buffered = buffered.slice(newline + 1)
-      let line: Line
-      try {
-        line = JSON.parse(text) as Line
-      } catch {
-        continue
-      }
-      lines.push(line)
-      for (const waiter of waiters.filter((w) => w.match(line))) {
-        waiters.splice(waiters.indexOf(waiter), 1)
-        waiter.resolve(line)
-      }
+  onJsonLines(child.stdout!, (line) => {
+    lines.push(line)
+    for (const waiter of waiters.filter((w) => w.match(line))) {
+      waiters.splice(waiters.indexOf(waiter), 1)
+      waiter.resolve(line)
     }
   })
   const tail = (): string => `--- ${name} log ---\n${log.trim().split('\n').slice(-15).join('\n')}`

@@ -38,7 +38,8 @@ import { DeviceIdentity } from '../identity/index.js'
 import type { AuditSink } from '../policy/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
 import { liveCredential } from './credential.js'
-import { daemonConfigSchema, listenAddress, runDaemon, type Component, type DaemonContext, type RunDaemonInit } from './index.js'
+import { daemonConfigSchema, listenAddress } from './config.js'
+import { runDaemon, type Component, type DaemonContext, type RunDaemonInit } from './index.js'
 
 /** The gateway's own device id and role in its site. */
 export const GATEWAY_IDENTITY = Object.freeze({ deviceId: 'gateway', role: 'gateway' })

@@ -60,6 +60,8 @@ export { EXIT_CONFIG, EXIT_FAILURE } from './constants.js'
 export { Lifecycle, type Component, type LifecycleInit, type LifecycleState, type StopOutcome } from './lifecycle.js'
 export { createLogger, type Logger, type LoggerInit } from './log.js'
 export { MetricsServer, type HealthCheck, type MetricsServerInit } from './metrics.js'
+export { GATEWAY_IDENTITY, gatewayConfigSchema, runGateway, type GatewayConfig, type GatewayHub, type GatewayHubContext, type GatewayHubFactory, type RunGatewayInit } from './gateway.js'
+export { LOCAL_API_ROUTES, nodeConfigSchema, OFFER_CONTENT_TYPE, runNode, type NodeConfig, type OfferHandler, type PeerChannel, type PeerConnector, type PeerConnectorContext, type RunNodeInit } from './node.js'
 
 /** One event line on stdout. */
 export interface DaemonEvent {

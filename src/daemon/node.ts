@@ -42,7 +42,8 @@ import type { AuditSink } from '../policy/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, verifyPeer, type DeviceCredential, type PeerIdentity } from '../primitives/pki/index.js'
 import { openDatabase, type Db } from '../storage/index.js'
 import { liveCredential } from './credential.js'
-import { daemonConfigSchema, listenAddress, runDaemon, type Component, type DaemonContext, type DaemonEvent, type ListenAddress, type RunDaemonInit } from './index.js'
+import { daemonConfigSchema, listenAddress, type ListenAddress } from './config.js'
+import { runDaemon, type Component, type DaemonContext, type DaemonEvent, type RunDaemonInit } from './index.js'
 
 /** The environment variable holding the node's software keystore passphrase (else `<store>/passphrase`). */
 export const NODE_PASSPHRASE_ENV = 'ZTMESH_PASSPHRASE'
