@@ -1,10 +1,11 @@
 import test, { type ExecutionContext } from 'ava'
 import Database from 'better-sqlite3'
 import { request } from 'node:http'
-import { connect as connectTcp } from 'node:net'
+import { connect as connectTcp, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 
 import { CaService } from '../src/ca/index.js'
+import { createEnrollmentServer } from '../src/ca/server.js'
 import { connectSecure } from '../src/channels/endpoints.js'
 import type { SecureStream } from '../src/channels/noise-link.js'
 import { runNode } from '../src/daemon/node.js'
@@ -248,4 +249,41 @@ test.serial('node: a revocation reaches the node: a revoked peer loses its live 
   t.like(await health.json(), { failing: { identity: 'this device is revoked' } })
   t.is(node.events().filter((e) => e.event === 'revoked').length, 1, 'reported once')
   t.is(await stop(node), 0)
+})
+
+test.serial('node: restarted while the gateway is unreachable, it enforces the CRL it fetched last', async (t) => {
+  const dir = workdir(t)
+  await CaService.init({ dir: join(dir, 'ca'), name: 'Offline Hotel' })
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  const server = createEnrollmentServer({ ca, tenant: 'hotel-1', rateLimit: { perSecond: 1000, burst: 1000 } })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const closeServer = () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve())))
+  t.teardown(() => (server.listening ? closeServer() : undefined))
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const enroll = (deviceId: string) => DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId, tenant: 'hotel-1' }).token, dir: join(dir, deviceId), passphrase: 'pw' })
+  const lost = await enroll('lost-tablet')
+  const kept = await enroll('kept-tablet')
+  const config = writeFile(dir, 'node.yaml', `metrics:\n  listen: 127.0.0.1:0\nstore: ${join(dir, 'node-5')}\nenroll:\n  url: ${url}\n  token: ${ca.createToken({ deviceId: 'node-5', tenant: 'hotel-1' }).token}\nlisten: 127.0.0.1:0\nrevocations:\n  refreshMs: 200\n`)
+
+  const first = startCli(t, ['--config', config], { script: WITH_CONNECTOR })
+  const api = apiOf(await first.next((e) => e.event === 'ready'))
+  t.is((await offer(api, lost, 'hello')).status, 200)
+  ca.revoke({ device: 'lost-tablet' }, 'keyCompromise')
+  ca.crl()
+  let refused = false
+  for (let i = 0; i < 100 && !refused; i++) {
+    refused = await offer(api, lost, 'hello').then((answer) => answer.status !== 200, () => true)
+    if (!refused) await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  t.true(refused, 'the node applied the revocation')
+  t.is(await stop(first), 0)
+
+  await closeServer()
+  const second = startCli(t, ['--config', config], { script: WITH_CONNECTOR })
+  const api2 = apiOf(await second.next((e) => e.event === 'ready'))
+  t.is((await offer(api2, kept, 'hello')).status, 200, 'it serves')
+  t.not(await offer(api2, lost, 'hello').then((answer) => answer.status, (error: Error) => error.message), 200, 'with the revocations it fetched last')
+  t.regex(second.stderr(), /the CRL fetched last is in force/)
+  t.is(await stop(second), 0)
 })

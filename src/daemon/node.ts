@@ -23,7 +23,7 @@
  * `stopping`, `stopped`).
  */
 
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -36,10 +36,11 @@ import { readBodyBytes, sendJson } from '../ca/http.js'
 import { createSecureServer, type SecureServer } from '../channels/endpoints.js'
 import type { SecureStream } from '../channels/noise-link.js'
 import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
-import { DeviceIdentity } from '../identity/index.js'
+import { DeviceIdentity, type FetchedCrls } from '../identity/index.js'
 import { FILES } from '../identity/constants.js'
 import type { AuditSink } from '../policy/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, verifyPeer, type DeviceCredential, type PeerIdentity } from '../primitives/pki/index.js'
+import { writeFileAtomic } from '../storage/files.js'
 import { openDatabase, type Db } from '../storage/index.js'
 import { liveCredential } from './credential.js'
 import { daemonConfigSchema, listenAddress, type ListenAddress } from './config.js'
@@ -54,6 +55,9 @@ export const LOCAL_API_ROUTES = Object.freeze({ offer: '/offer', health: '/v1/he
 /** The content type of `POST /offer` bodies and answers: the signed object's bytes as the core encodes them. */
 export const OFFER_CONTENT_TYPE = 'application/octet-stream'
 const OFFER_CONTENT_TYPE_PATTERN = /^application\/octet-stream\s*(;|$)/i
+
+/** Where the node keeps the CRLs it fetched last and the CRL numbers it applied (in its store). */
+const CRL_FILES = { crl: 'crl.der', rootCrl: 'root-crl.der', progress: 'crl-progress.bin' } as const
 
 /** The node's configuration (YAML, then flags). */
 export const nodeConfigSchema = daemonConfigSchema({
@@ -215,6 +219,7 @@ class NodeDaemon {
   #refresh: NodeJS.Timeout | undefined
   #refreshing: Promise<void> | undefined
   #connectorStarted = false
+  #refreshedOnce = false
   readonly #aborts = new AbortController()
 
   constructor(config: NodeConfig, context: DaemonContext, connector: PeerConnector | undefined) {
@@ -359,13 +364,23 @@ class NodeDaemon {
   async #refreshOnce(): Promise<void> {
     const identity = this.#identity
     if (identity === undefined || this.#revoked) return
+    const first = !this.#refreshedOnce
+    this.#refreshedOnce = true
     let revocations: RevocationSet
     try {
-      revocations = await identity.fetchRevocations(identity.trustPem, { timeoutMs: 10_000, signal: this.#aborts.signal })
+      revocations = await identity.fetchRevocations(identity.trustPem, { timeoutMs: 10_000, signal: this.#aborts.signal, into: this.#newRevocationSet(), onVerified: (crls) => this.#keepCrls(crls) })
     } catch (error) {
-      this.#context.logger.warn({ code: (error as ZtError).code, message: (error as Error).message }, 'the CRL could not be fetched; the revocations in force stay')
-      return
+      const code = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
+      // A CRL the PKI refused (older than one applied, badly signed, stale) is an attack or a
+      // broken CA: audited. An unreachable gateway is only logged (it is down now and then).
+      if (code !== 'ERR_UNREACHABLE' && code !== 'ERR_TIMEOUT' && code !== 'ERR_ABORTED') this.#record({ actor: 'gateway', action: 'revocations.refresh', outcome: 'deny', reason: code })
+      this.#context.logger.warn({ code, message: (error as Error).message }, 'the CRL could not be fetched; the revocations in force stay')
+      const cached = first ? this.#cachedRevocations() : undefined
+      if (cached === undefined) return
+      this.#context.logger.warn('the gateway is unreachable: the CRL fetched last is in force')
+      revocations = cached
     }
+    writeFileAtomic(join(this.#config.store, CRL_FILES.progress), revocations.progress())
     this.#revocations = revocations
     this.#api?.setRevocations(revocations)
     this.#connector?.setRevocations(revocations)
@@ -374,6 +389,34 @@ class NodeDaemon {
     } catch (error) {
       if (error instanceof ZtError && error.code === 'ERR_CERT_REVOKED') return this.#onRevoked()
       this.#context.logger.error({ code: (error as ZtError).code }, 'this device does not verify under its own trust')
+    }
+  }
+
+  /** A revocation set that refuses CRLs older than those applied before (also before a restart). */
+  #newRevocationSet(): RevocationSet {
+    const set = new RevocationSet()
+    const progress = join(this.#config.store, CRL_FILES.progress)
+    if (existsSync(progress)) set.restoreProgress(readFileSync(progress))
+    return set
+  }
+
+  /** Keeps the CRLs just verified, for a restart while the gateway is unreachable. */
+  #keepCrls(crls: FetchedCrls): void {
+    writeFileAtomic(join(this.#config.store, CRL_FILES.crl), crls.crl)
+    if (crls.rootCrl !== undefined) writeFileAtomic(join(this.#config.store, CRL_FILES.rootCrl), crls.rootCrl)
+  }
+
+  /** The CRLs kept from the last fetch, verified again; undefined when there are none or they no longer verify. */
+  #cachedRevocations(): RevocationSet | undefined {
+    const identity = this.#identity!
+    const path = join(this.#config.store, CRL_FILES.crl)
+    if (!existsSync(path)) return undefined
+    const rootPath = join(this.#config.store, CRL_FILES.rootCrl)
+    try {
+      return identity.revocationsFrom({ crl: readFileSync(path), ...(existsSync(rootPath) && { rootCrl: readFileSync(rootPath) }) }, identity.trustPem, new RevocationSet())
+    } catch (error) {
+      this.#context.logger.error({ code: (error as ZtError).code }, 'the CRL kept from the last fetch does not verify any more')
+      return undefined
     }
   }
 
