@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava'
 import Database from 'better-sqlite3'
+import { cpSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect as connectTcp, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -286,4 +287,51 @@ test.serial('node: restarted while the gateway is unreachable, it enforces the C
   t.not(await offer(api2, lost, 'hello').then((answer) => answer.status, (error: Error) => error.message), 200, 'with the revocations it fetched last')
   t.regex(second.stderr(), /the CRL fetched last is in force/)
   t.is(await stop(second), 0)
+})
+
+test.serial('node: a gateway that serves an older CRL (rolled back, or an old copy of the CA) cannot un-revoke a peer: ERR_REVOCATION_ROLLBACK, audited', async (t) => {
+  const dir = workdir(t)
+  const caDir = join(dir, 'ca')
+  await CaService.init({ dir: caDir, name: 'Rollback Hotel' })
+  const ca = await CaService.open({ dir: caDir })
+  t.teardown(() => ca.close())
+  const serve = async (service: CaService, port = 0) => {
+    const server = createEnrollmentServer({ ca: service, tenant: 'hotel-1', rateLimit: { perSecond: 1000, burst: 1000 } })
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+    const close = () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve())))
+    t.teardown(() => (server.listening ? close() : undefined))
+    return { port: (server.address() as AddressInfo).port, close }
+  }
+  let served = await serve(ca)
+  const url = `https://127.0.0.1:${served.port}`
+  const lost = await DeviceIdentity.enroll({ url, token: ca.createToken({ deviceId: 'lost-tablet', tenant: 'hotel-1' }).token, dir: join(dir, 'lost-tablet'), passphrase: 'pw' })
+  const config = writeFile(dir, 'node.yaml', `metrics:\n  listen: 127.0.0.1:0\nstore: ${join(dir, 'node-6')}\nenroll:\n  url: ${url}\n  token: ${ca.createToken({ deviceId: 'node-6', tenant: 'hotel-1' }).token}\nlisten: 127.0.0.1:0\nrevocations:\n  refreshMs: 200\n`)
+  ca.crl()
+  // The attacker's copy of the CA (its database with its write-ahead log), from before the revocation.
+  cpSync(caDir, join(dir, 'ca-old'), { recursive: true })
+
+  const node = startCli(t, ['--config', config], { script: WITH_CONNECTOR })
+  const api = apiOf(await node.next((e) => e.event === 'ready'))
+  ca.revoke({ device: 'lost-tablet' }, 'keyCompromise')
+  ca.crl()
+  let refused = false
+  for (let i = 0; i < 100 && !refused; i++) {
+    refused = await offer(api, lost, 'hello').then((answer) => answer.status !== 200, () => true)
+    if (!refused) await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  t.true(refused, 'the node applied the revocation')
+
+  // The old copy answers on the gateway's address now.
+  await served.close()
+  const old = await CaService.open({ dir: join(dir, 'ca-old') })
+  t.teardown(() => old.close())
+  served = await serve(old, served.port)
+  let audited = false
+  for (let i = 0; i < 100 && !audited; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    audited = auditRows(join(dir, 'node-6')).some((row) => row.action === 'revocations.refresh' && row.reason === 'ERR_REVOCATION_ROLLBACK')
+  }
+  t.true(audited, 'the older CRL is refused and audited')
+  t.not(await offer(api, lost, 'hello').then((answer) => answer.status, (error: Error) => error.message), 200, 'the peer stays revoked')
+  t.is(await stop(node), 0)
 })
