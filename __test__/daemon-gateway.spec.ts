@@ -179,3 +179,15 @@ test('the CA API serves the offline root CRL at GET /v1/root-crl (404 ERR_NOT_FO
   t.like(t.throws(() => verifyPeer(peerChain, trust, revocations)), { code: 'ERR_CERT_REVOKED' })
   t.true(ca.auditRecords(50).some((row) => row.action === 'http.rootCrl' && row.outcome === 'allow'), 'served CRLs are audited')
 })
+
+test.serial('gateway: the flags alone run it (ztmesh gateway --dir CA_DIR --listen HOST:PORT --tenant T)', async (t) => {
+  const dir = workdir(t)
+  const caDir = join(dir, 'ca')
+  await CaService.init({ dir: caDir, name: 'Flag Hotel', tenants: ['hotel-1'] })
+  const gateway = startCli(t, ['gateway', '--dir', caDir, '--listen', '127.0.0.1:0', '--tenant', 'hotel-1', '--metrics-listen', '127.0.0.1:0'])
+  const ready = await gateway.next((e) => e.event === 'ready')
+  t.like(ready, { identity: { deviceId: 'gateway', tenant: 'hotel-1' } })
+  t.is((await fetch(`http://${String(ready.metrics)}/healthz`)).status, 200)
+  gateway.child.kill('SIGTERM')
+  t.is((await gateway.exited).code, 0)
+})

@@ -144,7 +144,8 @@ test.serial('node: enrolls from its configuration on the first start, restarts w
 test.serial('node: POST /offer hands the offer and the link peer to the signaling seam, and refuses malformed bodies and refused offers with typed codes, each audited', async (t) => {
   const { dir, device, nodeConfig } = await site(t)
   const node = startCli(t, ['--config', nodeConfig('node-2')], { script: WITH_CONNECTOR })
-  const api = apiOf(await node.next((e) => e.event === 'ready'))
+  const ready = await node.next((e) => e.event === 'ready')
+  const api = apiOf(ready)
   const tablet = await device('tablet-2')
 
   const answered = await offer(api, tablet, 'hello')
@@ -169,6 +170,9 @@ test.serial('node: POST /offer hands the offer and the link peer to the signalin
     t.false(body.message.includes('secret'), 'an internal error does not leak its message')
     t.like(await node.next((e) => e.event === 'rejected'), { peer: 'tablet-2', code })
   }
+  const metrics = await (await fetch(`http://${String(ready.metrics)}/metrics`)).text()
+  t.regex(metrics, /^ztmesh_node_offers_total\{outcome="refused",code="ERR_SIGNATURE"\} 1$/m)
+  t.regex(metrics, /^ztmesh_node_offers_total\{outcome="answered",code="ok"\} 1$/m)
   t.is(await stop(node), 0)
   const rows = auditRows(join(dir, 'node-2')).filter((row) => row.action === 'local-api.offer')
   t.deepEqual(
@@ -333,5 +337,16 @@ test.serial('node: a gateway that serves an older CRL (rolled back, or an old co
   }
   t.true(audited, 'the older CRL is refused and audited')
   t.not(await offer(api, lost, 'hello').then((answer) => answer.status, (error: Error) => error.message), 200, 'the peer stays revoked')
+  t.is(await stop(node), 0)
+})
+
+test.serial('node: --connect and --send go to the peer connector once the node is ready, and ready is the first event', async (t) => {
+  const { nodeConfig } = await site(t)
+  const node = startCli(t, ['--config', nodeConfig('node-7'), '--connect', 'node-8', '--send', 'good morning'], { script: WITH_CONNECTOR })
+  await node.next((e) => e.event === 'connector' && e.call === 'send')
+  const events = node.events().filter((e) => e.event !== 'connector' || e.call !== 'setRevocations')
+  t.like(events[0], { event: 'ready', deviceId: 'node-7' })
+  t.like(events[1], { event: 'connector', call: 'connect', deviceId: 'node-8' })
+  t.like(events[2], { event: 'connector', call: 'send', data: 'good morning' })
   t.is(await stop(node), 0)
 })

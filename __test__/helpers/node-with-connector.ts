@@ -2,7 +2,7 @@
  * The node daemon with a stand-in in its connector slot (the lead plugs discovery, the hub client
  * and WebRTC in there): its `handleOffer` answers `answer:<link peer>:<offer>`, and refuses the
  * offers `forged` (ERR_SIGNATURE), `other-tenant` (ERR_TENANT_MISMATCH) and `crash` (a bug);
- * revocations are reported as event lines. Run as
+ * revocations, connections and sends are reported as event lines. Run as
  * `node --import=tsx __test__/helpers/node-with-connector.ts --config FILE`.
  */
 import { createError } from '../../src/errors.js'
@@ -15,8 +15,10 @@ process.exit(
       start(init) {
         context = init
       },
-      connect() {
-        return Promise.reject(createError('ERR_UNREACHABLE', 'no transport in this stand-in'))
+      async connect(deviceId) {
+        if (deviceId === 'nobody') throw createError('ERR_UNREACHABLE', 'no transport in this stand-in')
+        context?.emit({ event: 'connector', call: 'connect', deviceId })
+        return { send: (data) => context?.emit({ event: 'connector', call: 'send', data: String(data) }), close() {} }
       },
       setRevocations() {
         context?.emit({ event: 'connector', call: 'setRevocations' })

@@ -28,6 +28,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 
+import { Counter } from 'prom-client'
 import { z } from 'zod'
 
 import { AUDIT_CHECKPOINT_MIGRATION, AUDIT_MIGRATION, AuditLog, type AuditEvent } from '../audit/index.js'
@@ -221,11 +222,13 @@ class NodeDaemon {
   #connectorStarted = false
   #refreshedOnce = false
   readonly #aborts = new AbortController()
+  readonly #offers: Counter<'outcome' | 'code'>
 
   constructor(config: NodeConfig, context: DaemonContext, connector: PeerConnector | undefined) {
     this.#config = config
     this.#context = context
     this.#connector = connector
+    this.#offers = new Counter({ name: 'ztmesh_node_offers_total', help: 'Offers on the local API, answered or refused (by code)', labelNames: ['outcome', 'code'], registers: [context.metrics.registry] })
     context.metrics.addHealthCheck('identity', () => (this.#revoked ? 'this device is revoked' : true))
   }
 
@@ -558,6 +561,7 @@ class NodeDaemon {
       const status = code === 'ERR_INTERNAL' ? 500 : (STATUS[code] ?? 403)
       this.#record({ actor: peer.deviceId, action: 'local-api.offer', outcome: status === 500 ? 'error' : 'deny', reason: code, detail: { tenant: peer.tenant } })
       this.#context.emit({ event: 'rejected', peer: peer.deviceId, code })
+      this.#offers.inc({ outcome: 'refused', code })
       sendJson(response, status, { code, message: status === 500 ? 'internal error' : (error as Error).message })
     }
     try {
@@ -574,6 +578,7 @@ class NodeDaemon {
       const answer = await handler.call(this.#connector, offer, peer)
       // No answer leaves without its audit row (a row that cannot be written refuses the offer).
       this.#auditSink().append({ actor: peer.deviceId, action: 'local-api.offer', outcome: 'allow', reason: 'ok', detail: { tenant: peer.tenant } })
+      this.#offers.inc({ outcome: 'answered', code: 'ok' })
       response.writeHead(200, { 'content-type': OFFER_CONTENT_TYPE, 'content-length': answer.length, 'cache-control': 'no-store' })
       response.end(answer)
     } catch (error) {
