@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava'
 import Database from 'better-sqlite3'
-import { cpSync } from 'node:fs'
+import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect as connectTcp, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -349,4 +349,22 @@ test.serial('node: --connect and --send go to the peer connector once the node i
   t.like(events[1], { event: 'connector', call: 'connect', deviceId: 'node-8' })
   t.like(events[2], { event: 'connector', call: 'send', data: 'good morning' })
   t.is(await stop(node), 0)
+})
+
+test.serial('node: offers are rate limited per peer identity (429 ERR_RATE_LIMITED), audited once per peer and minute, and other peers are still served', async (t) => {
+  const { device, nodeConfig } = await site(t)
+  const config = nodeConfig('node-9')
+  writeFileSync(config, readFileSync(config, 'utf8').replace('maxOfferBytes: 256', 'maxOfferBytes: 256\n  offerBurst: 2\n  offersPerMinute: 1'))
+  const node = startCli(t, ['--config', config], { script: WITH_CONNECTOR })
+  const api = apiOf(await node.next((e) => e.event === 'ready'))
+  const [flooder, other] = await Promise.all([device('flooder'), device('colleague')])
+  const statuses: number[] = []
+  for (let i = 0; i < 6; i++) statuses.push((await offer(api, flooder, `offer ${i}`)).status)
+  t.deepEqual(statuses, [200, 200, 429, 429, 429, 429])
+  t.is((await offer(api, other, 'hello')).status, 200, 'the limit is per identity, not per address')
+  t.like(await node.next((e) => e.event === 'rejected'), { peer: 'flooder', code: 'ERR_RATE_LIMITED' })
+  t.is(await stop(node), 0)
+  t.is(node.events().filter((e) => e.event === 'rejected').length, 1, 'reported once')
+  const limited = auditRows(join(config, '..', 'node-9')).filter((row) => row.reason === 'ERR_RATE_LIMITED')
+  t.is(limited.length, 1, 'audited once')
 })

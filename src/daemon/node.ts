@@ -43,6 +43,7 @@ import type { AuditSink } from '../policy/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, verifyPeer, type DeviceCredential, type PeerIdentity } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
 import { openDatabase, type Db } from '../storage/index.js'
+import { RateLimiter } from '../rate-limit.js'
 import { liveCredential } from './credential.js'
 import { daemonConfigSchema, listenAddress, type ListenAddress } from './config.js'
 import { runDaemon, type Component, type DaemonContext, type DaemonEvent, type RunDaemonInit } from './index.js'
@@ -86,6 +87,10 @@ export const nodeConfigSchema = daemonConfigSchema({
       maxConnections: z.number().int().min(1).max(100_000).default(256),
       /** Time limit of one request (headers and body), ms. */
       requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+      /** Offers one peer identity (tenant and device, not an address) may send per minute on average … */
+      offersPerMinute: z.number().int().min(1).max(60_000).default(120),
+      /** … and at once. */
+      offerBurst: z.number().int().min(1).max(10_000).default(20),
     })
     .prefault({}),
   discovery: z.strictObject({ mdns: z.boolean().default(false), bootstrap: z.array(listenAddress).max(1_000).default([]) }).prefault({}),
@@ -223,11 +228,15 @@ class NodeDaemon {
   #refreshedOnce = false
   readonly #aborts = new AbortController()
   readonly #offers: Counter<'outcome' | 'code'>
+  #offerLimiter: RateLimiter
+  /** When each peer's last rate-limit refusal was audited (one row per peer per minute, not per request). */
+  readonly #limitAudited = new Map<string, number>()
 
   constructor(config: NodeConfig, context: DaemonContext, connector: PeerConnector | undefined) {
     this.#config = config
     this.#context = context
     this.#connector = connector
+    this.#offerLimiter = offerLimiter(config)
     this.#offers = new Counter({ name: 'ztmesh_node_offers_total', help: 'Offers on the local API, answered or refused (by code)', labelNames: ['outcome', 'code'], registers: [context.metrics.registry] })
     context.metrics.addHealthCheck('identity', () => (this.#revoked ? 'this device is revoked' : true))
   }
@@ -279,6 +288,7 @@ class NodeDaemon {
       stop: () => this.#stopApi(),
       reload: (next) => {
         this.#config = next
+        this.#offerLimiter = offerLimiter(next)
         this.#applyLimits()
       },
     }
@@ -551,6 +561,23 @@ class NodeDaemon {
     await this.#connector?.stop()
   }
 
+  /**
+   * Refuses an offer over the peer's rate (429 `ERR_RATE_LIMITED`): counted every time, audited
+   * and reported once per peer per minute, so a flood cannot flood the audit log.
+   */
+  #rateLimited(peer: PeerIdentity, response: ServerResponse): void {
+    const key = `${peer.tenant}/${peer.deviceId}`
+    const now = Date.now()
+    this.#offers.inc({ outcome: 'refused', code: 'ERR_RATE_LIMITED' })
+    if ((this.#limitAudited.get(key) ?? 0) + 60_000 <= now) {
+      if (this.#limitAudited.size >= 10_000) this.#limitAudited.clear()
+      this.#limitAudited.set(key, now)
+      this.#record({ actor: peer.deviceId, action: 'local-api.offer', outcome: 'deny', reason: 'ERR_RATE_LIMITED', detail: { tenant: peer.tenant } })
+      this.#context.emit({ event: 'rejected', peer: peer.deviceId, code: 'ERR_RATE_LIMITED' })
+    }
+    sendJson(response, 429, { code: 'ERR_RATE_LIMITED', message: 'too many offers; retry later' })
+  }
+
   /** One request of the local API; the link's peer is already authenticated and admitted. */
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const link = request.socket as unknown as SecureStream
@@ -572,6 +599,7 @@ class NodeDaemon {
       if (path !== LOCAL_API_ROUTES.offer) throw createError('ERR_NOT_FOUND', 'no such route')
       if (request.method !== 'POST') throw createError('ERR_METHOD_NOT_ALLOWED', 'POST only')
       if (this.#revoked) throw createError('ERR_CERT_REVOKED', 'this device was revoked')
+      if (!this.#offerLimiter.take(`${peer.tenant}/${peer.deviceId}`)) return this.#rateLimited(peer, response)
       const offer = await readBody(request, this.#config.limits.maxOfferBytes, this.#config.limits.requestTimeoutMs)
       const handler = this.#connector?.handleOffer
       if (handler === undefined) throw createError('ERR_POLICY_DENIED', 'this node has no signaling guard: offers are refused')
@@ -586,6 +614,11 @@ class NodeDaemon {
       refuse(error)
     }
   }
+}
+
+/** The per-identity token bucket of `POST /offer`. */
+function offerLimiter(config: NodeConfig): RateLimiter {
+  return new RateLimiter({ perSecond: config.limits.offersPerMinute / 60, burst: config.limits.offerBurst, maxSources: 10_000 })
 }
 
 /** Reads a signed object's bytes: `application/octet-stream`, not empty, at most `limit` bytes, within `timeoutMs`. */
