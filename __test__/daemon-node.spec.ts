@@ -368,3 +368,33 @@ test.serial('node: offers are rate limited per peer identity (429 ERR_RATE_LIMIT
   const limited = auditRows(join(config, '..', 'node-9')).filter((row) => row.reason === 'ERR_RATE_LIMITED')
   t.is(limited.length, 1, 'audited once')
 })
+
+test.serial('node: a flood of connections that never complete a TLS handshake is audited as its first refusal and one count, not a row each', async (t) => {
+  const { dir, nodeConfig } = await site(t)
+  const node = startCli(t, ['--config', nodeConfig('node-10')], { script: WITH_CONNECTOR })
+  const ready = await node.next((e) => e.event === 'ready')
+  const api = apiOf(ready)
+  const plainRequest = () =>
+    new Promise<void>((resolve) => {
+      const socket = connectTcp(api, () => socket.write('POST /offer HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 5\r\n\r\nhello'))
+      socket.on('close', () => resolve())
+      socket.on('error', () => {})
+      // The TLS layer waits for the rest of the "record" these bytes announce: the client gives up.
+      setTimeout(() => socket.destroy(), 200)
+    })
+  for (let i = 0; i < 8; i++) await plainRequest()
+  let counted = 0
+  for (let i = 0; i < 100 && counted < 8; i++) {
+    const metrics = await (await fetch(`http://${String(ready.metrics)}/metrics`)).text()
+    counted = [...metrics.matchAll(/^ztmesh_node_link_refusals_total\{code="[A-Z_]+"\} (\d+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+    if (counted < 8) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.is(counted, 8, 'every refusal is counted')
+  t.is(node.events().filter((e) => e.event === 'rejected').length, 1, 'reported once')
+  t.is(await stop(node), 0)
+  const db = new Database(join(dir, 'node-10', 'audit.db'), { readonly: true })
+  const rows = db.prepare("SELECT reason, detail FROM audit WHERE action = 'local-api.link' ORDER BY seq").all() as Array<{ reason: string; detail: string }>
+  db.close()
+  t.is(rows.length, 2, JSON.stringify(rows))
+  t.deepEqual(JSON.parse(rows[1]!.detail), { count: 7, tally: true })
+})

@@ -231,12 +231,16 @@ class NodeDaemon {
   #offerLimiter: RateLimiter
   /** When each peer's last rate-limit refusal was audited (one row per peer per minute, not per request). */
   readonly #limitAudited = new Map<string, number>()
+  /** Link refusals by code: when the first was audited, and how many came after it in its minute. */
+  readonly #refusalWindows = new Map<string, { since: number; suppressed: number }>()
+  readonly #linkRefusals: Counter<'code'>
 
   constructor(config: NodeConfig, context: DaemonContext, connector: PeerConnector | undefined) {
     this.#config = config
     this.#context = context
     this.#connector = connector
     this.#offerLimiter = offerLimiter(config)
+    this.#linkRefusals = new Counter({ name: 'ztmesh_node_link_refusals_total', help: 'Links to the local API refused before any request, by code', labelNames: ['code'], registers: [context.metrics.registry] })
     this.#offers = new Counter({ name: 'ztmesh_node_offers_total', help: 'Offers on the local API, answered or refused (by code)', labelNames: ['outcome', 'code'], registers: [context.metrics.registry] })
     context.metrics.addHealthCheck('identity', () => (this.#revoked ? 'this device is revoked' : true))
   }
@@ -336,6 +340,7 @@ class NodeDaemon {
   /** Signs a checkpoint over the audit head and closes the store. */
   #closeStore(): void {
     clearInterval(this.#renewal)
+    this.#flushRefusals()
     try {
       if (this.#audit !== undefined && this.#identity !== undefined) this.#audit.checkpoint()
     } catch (error) {
@@ -491,17 +496,42 @@ class NodeDaemon {
       // The decision point's sink throws when a row cannot be written: it then denies (fail closed).
       { identity: liveCredential(identity), trustPem: identity.trustPem, revocations: this.#revocations, audit: this.#auditSink(), service: 'local-api' },
       (link) => http.emit('connection', link),
-      (error) => {
-        const code = error instanceof ZtError ? error.code : 'ERR_TLS_HANDSHAKE'
-        // Policy refusals are audited by the decision point; the rest (no client certificate, a
-        // chain that does not verify, a revoked peer) here.
-        if (code !== 'ERR_POLICY_DENIED') this.#record({ actor: 'unknown', action: 'local-api.link', outcome: 'deny', reason: code })
-        this.#context.emit({ event: 'rejected', peer: null, code })
-      },
+      (error) => this.#linkRefused(error instanceof ZtError ? error.code : 'ERR_TLS_HANDSHAKE'),
     )
     this.#api = api
     this.#applyLimits()
     this.#apiAddress = await api.listen(listen.port, listen.host)
+  }
+
+  /**
+   * A link refused before any request. Policy refusals (an authenticated peer) are audited by
+   * the decision point, each. The others come from anyone who can open a socket (no client
+   * certificate, a chain that does not verify, a revoked peer): the first of each code per
+   * minute is audited and reported, the rest counted, and the count written as one row when the
+   * minute is over (or at stop), so a flood of handshakes cannot flood the audit log.
+   */
+  #linkRefused(code: string): void {
+    this.#linkRefusals.inc({ code })
+    if (code === 'ERR_POLICY_DENIED') return void this.#context.emit({ event: 'rejected', peer: null, code })
+    const now = Date.now()
+    const window = this.#refusalWindows.get(code)
+    if (window !== undefined && now - window.since < 60_000) {
+      window.suppressed++
+      return
+    }
+    if (window !== undefined) this.#flushRefusals(code)
+    this.#refusalWindows.set(code, { since: now, suppressed: 0 })
+    this.#record({ actor: 'unknown', action: 'local-api.link', outcome: 'deny', reason: code })
+    this.#context.emit({ event: 'rejected', peer: null, code })
+  }
+
+  /** Writes the count of refusals not audited one by one (all codes, or one). */
+  #flushRefusals(only?: string): void {
+    for (const [code, window] of this.#refusalWindows) {
+      if (only !== undefined && code !== only) continue
+      if (window.suppressed > 0) this.#record({ actor: 'unknown', action: 'local-api.link', outcome: 'deny', reason: code, detail: { count: window.suppressed, tally: true } })
+      this.#refusalWindows.delete(code)
+    }
   }
 
   #applyLimits(): void {
