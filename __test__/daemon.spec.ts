@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { ConfigError } from '../src/errors.js'
 import { createLogger, daemonConfigSchema, Lifecycle, listenAddress, loadConfig, loadYamlFile, MetricsServer, parseFlags, type Component } from '../src/daemon/index.js'
 import { parsePolicy } from '../src/policy/index.js'
+import { jsonLines } from './helpers/daemon-process.js'
 
 const TINY = join(import.meta.dirname, 'helpers', 'tiny-daemon.ts')
 
@@ -19,47 +20,6 @@ interface Daemon {
   nextLog(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stderr: () => string
-}
-
-type Line = Record<string, unknown>
-
-/** Parses a stream's JSON lines and hands out the ones asked for, in order. */
-function jsonLines(stream: NodeJS.ReadableStream, describe: () => string): (match: (line: Line) => boolean) => Promise<Line> {
-  const lines: Line[] = []
-  const waiters: Array<{ match: (line: Line) => boolean; resolve: (line: Line) => void }> = []
-  let cursor = 0 // lines before it were consumed by a waiter
-  let buffered = ''
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    let newline: number
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, newline)
-      buffered = buffered.slice(newline + 1)
-      let line: Line
-      try {
-        line = JSON.parse(text) as Line
-      } catch {
-        continue // a crash's stack trace on stderr: kept in stderr(), not a line to wait for
-      }
-      lines.push(line)
-      const waiter = waiters.find((w) => w.match(line))
-      if (waiter !== undefined) {
-        waiters.splice(waiters.indexOf(waiter), 1)
-        cursor = lines.length
-        waiter.resolve(line)
-      }
-    }
-  })
-  return (match) =>
-    new Promise((resolve, reject) => {
-      const index = lines.findIndex((line, i) => i >= cursor && match(line))
-      if (index >= 0) {
-        cursor = index + 1
-        return resolve(lines[index]!)
-      }
-      const timer = setTimeout(() => reject(new Error(`no matching line (${describe()}) after ${JSON.stringify(lines)}`)), 30_000)
-      waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) })
-    })
 }
 
 function start(args: string[]): Daemon {

@@ -79,13 +79,32 @@ export async function readJsonBody(request: IncomingMessage, limit = 64 * 1024, 
  * type or a body that does not arrive in time.
  */
 export async function readJsonBytes(request: IncomingMessage, limit = 64 * 1024, timeoutMs = 10_000): Promise<Buffer> {
+  return readBodyBytes(request, { contentType: /^application\/json\b/i, typeName: 'application/json', limit, timeoutMs })
+}
+
+/** What {@link readBodyBytes} accepts. */
+export interface ReadBodyInit {
+  /** What the `content-type` header must match, and its name for the error message. */
+  contentType: RegExp
+  typeName: string
+  limit: number
+  timeoutMs: number
+}
+
+/**
+ * Reads a body of the given content type, of at most `limit` bytes (announced or sent) within
+ * `timeoutMs`. Throws `ERR_PAYLOAD_TOO_LARGE`, or `ERR_BAD_REQUEST` for a wrong content type or
+ * a body that does not arrive in time.
+ */
+export async function readBodyBytes(request: IncomingMessage, init: ReadBodyInit): Promise<Buffer> {
+  const { limit } = init
   const type = request.headers['content-type'] ?? ''
-  if (!/^application\/json\b/i.test(type)) throw createError('ERR_BAD_REQUEST', 'the body must be application/json')
+  if (!init.contentType.test(type)) throw createError('ERR_BAD_REQUEST', `the body must be ${init.typeName}`)
   const declared = Number(request.headers['content-length'] ?? 0)
   if (declared > limit) throw createError('ERR_PAYLOAD_TOO_LARGE', `the body exceeds ${limit} bytes`)
   const chunks: Buffer[] = []
   let size = 0
-  const timer = setTimeout(() => request.destroy(createError('ERR_BAD_REQUEST', 'the body did not arrive in time')), timeoutMs)
+  const timer = setTimeout(() => request.destroy(createError('ERR_BAD_REQUEST', 'the body did not arrive in time')), init.timeoutMs)
   try {
     for await (const chunk of request as AsyncIterable<Buffer>) {
       size += chunk.length

@@ -15,7 +15,7 @@ import type { AuditEvent } from '../audit/index.js'
 import { ENROLLMENT_ROUTES } from '../protocol/enroll.js'
 
 /** The routes of the enrollment API, and `other` for every path it does not serve. */
-export const ROUTE_IDS = ['nonce', 'enroll', 'rotate', 'crl', 'revoke', 'other'] as const
+export const ROUTE_IDS = ['nonce', 'enroll', 'rotate', 'crl', 'rootCrl', 'revoke', 'other'] as const
 
 /** A route id: what audit rows name instead of a path. */
 export type RouteId = (typeof ROUTE_IDS)[number]

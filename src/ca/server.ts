@@ -20,6 +20,8 @@
  *
  * The bodies of these three are encoded and decoded by the core (`protocol/enroll.ts`).
  * - `GET /v1/crl` → PEM, or DER for `Accept: application/pkix-crl` / `?format=der`; ETag, Cache-Control
+ * - `GET /v1/root-crl` → the offline root's CRL as installed (`ca site root-crl`), PEM; 404
+ *   `ERR_NOT_FOUND` before one was installed. Devices apply it as verify-peer does (a revoked site CA)
  * - `POST /v1/revoke {serial | spki_sha256 | device, tenant?, reason}` with `Authorization: Bearer
  *   <admin token>` → 204; a serial or a key revokes its whole live lineage (see `CaService.revoke`)
  *
@@ -267,6 +269,19 @@ async function handle(init: EnrollmentServerInit, limiter: RateLimiter, tally: R
         const der = url.searchParams.get('format') === 'der' || /application\/pkix-crl/.test(request.headers.accept ?? '')
         const body = der ? crl.der : Buffer.from(crl.pem, 'utf8')
         response.writeHead(200, { ...headers, 'content-type': der ? 'application/pkix-crl' : 'application/x-pem-file', 'content-length': body.length })
+        response.end(body)
+        return
+      }
+      case `GET ${ENROLLMENT_ROUTES.rootCrl}`: {
+        const pem = ca.rootCrl()
+        if (pem === undefined) throw refuse('ERR_NOT_FOUND', 'no root CRL is installed')
+        const body = Buffer.from(pem, 'utf8')
+        const etag = crlEtag(body)
+        const headers = { etag, 'cache-control': 'public, max-age=60, must-revalidate' }
+        const notModified = request.headers['if-none-match'] === etag
+        ca.recordAudit({ actor: address, action: routeAction(id), outcome: 'allow', reason: notModified ? 'not-modified' : 'ok' })
+        if (notModified) return void response.writeHead(304, headers).end()
+        response.writeHead(200, { ...headers, 'content-type': 'application/x-pem-file', 'content-length': body.length })
         response.end(body)
         return
       }

@@ -638,6 +638,11 @@ export class CaService implements ReattestationSink {
     })
   }
 
+  /** The offline root's CRL as installed (`ca site root-crl`), PEM; undefined before the first. */
+  rootCrl(): string | undefined {
+    return this.#directory.rootCrl()
+  }
+
   /** The registry's view of one certificate. */
   certificate(serial: string): CertificateRecord | undefined {
     return this.#registry.certificate(serial)

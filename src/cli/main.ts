@@ -27,12 +27,16 @@
  * ztmesh tpm quote --nonce HEX --pcrs 0,1,2,3,7 --out DIR [--ak FILE] [--tcti T]
  * ztmesh tpm verify-quote --in DIR --nonce HEX [--policy FILE]
  * ztmesh verify-peer --dir D --cert FILE [--tenant T] [--device ID]
+ * ztmesh gateway [--config gateway.yaml] [--dir CA_DIR] [--listen HOST:PORT] [--tenant T] [--redis URL]
+ * ztmesh node [--config node.yaml] [--store DIR] [--gateway URL] [--mdns] [--bootstrap HOST:PORT,…] [--listen HOST:PORT] [--connect DEVICE_ID] [--send TEXT]
+ * ztmesh demo [--keystore auto|tpm|software] [--keep]
  * ```
  */
 import { parseArgs } from 'node:util'
 
 import { ca, enrollCommand, verifyPeerCommand } from './ca.js'
 import { attestResponder, connect, echoServer } from './channels.js'
+import { demo, gateway, node } from './daemons.js'
 import { tpm } from './tpm.js'
 import { createError, ZtError } from '../errors.js'
 
@@ -40,6 +44,19 @@ const USAGE = `usage: ztmesh <command> [options]
 (the TPM: --tcti, else TPM2TOOLS_TCTI, TCTI, /dev/tpmrm0)
 
 commands:
+  demo [--keystore auto|tpm|software] [--keep]
+                                            run the main job: a gateway and three nodes on loopback in a
+                                            temporary directory (TPM keys via swtpm when installed), a
+                                            timeline of enrollment and revocation, then nothing left running
+  gateway [--config gateway.yaml] [--dir CA_DIR] [--listen HOST:PORT] [--tenant T] [--redis URL]
+                                            run the site: the CA API (TLS), the gateway's own identity
+                                            (enrolled on first start, renewed), CRL distribution, the hub;
+                                            SIGHUP reloads, SIGTERM stops gracefully (78: a config mistake)
+  node [--config node.yaml] [--store DIR] [--gateway URL] [--mdns] [--bootstrap HOST:PORT,…]
+       [--listen HOST:PORT] [--connect DEVICE_ID] [--send TEXT]
+                                            run a device: its identity (enroll: {url, token} on first
+                                            start), revocations from the gateway, the local API (mutual
+                                            TLS, POST /offer); one JSON event per line on stdout
   bench [--json] [--quick] [--filter OP]   measure ztmesh against the Node alternatives
                                             (--filter idle-memory: only the memory of idle connections)
   ca root init --dir R --name NAME [--org ORG]
@@ -140,7 +157,7 @@ async function bench(args: string[]): Promise<void> {
   else process.stdout.write([rows.length > 0 ? formatTable(rows) : '', memory.length > 0 ? formatIdleMemory(memory) : ''].filter(Boolean).map((part) => `${part}\n`).join('\n'))
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { 'attest-responder': attestResponder, bench, ca, connect, 'echo-server': echoServer, enroll: enrollCommand, tpm, 'verify-peer': verifyPeerCommand }
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { 'attest-responder': attestResponder, bench, ca, connect, demo, 'echo-server': echoServer, enroll: enrollCommand, gateway, node, tpm, 'verify-peer': verifyPeerCommand }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv

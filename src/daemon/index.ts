@@ -60,6 +60,8 @@ export { EXIT_CONFIG, EXIT_FAILURE } from './constants.js'
 export { Lifecycle, type Component, type LifecycleInit, type LifecycleState, type StopOutcome } from './lifecycle.js'
 export { createLogger, type Logger, type LoggerInit } from './log.js'
 export { MetricsServer, type HealthCheck, type MetricsServerInit } from './metrics.js'
+export { GATEWAY_IDENTITY, gatewayConfigSchema, runGateway, type GatewayConfig, type GatewayHub, type GatewayHubContext, type GatewayHubFactory, type RunGatewayInit } from './gateway.js'
+export { LOCAL_API_ROUTES, nodeConfigSchema, OFFER_CONTENT_TYPE, runNode, type NodeConfig, type OfferHandler, type PeerChannel, type PeerConnector, type PeerConnectorContext, type RunNodeInit } from './node.js'
 
 /** One event line on stdout. */
 export interface DaemonEvent {
@@ -89,6 +91,11 @@ export interface DaemonDefinition<S extends z.ZodType<BaseConfig>> {
    * configuration stays. `metrics.listen` is always one.
    */
   fixedKeys?: readonly string[]
+  /**
+   * Fields added to the `ready` event once every component started (the addresses a daemon bound,
+   * which a port 0 in the configuration leaves to the system).
+   */
+  ready?(): Record<string, unknown>
   /** Builds the components, in start order, from the checked configuration. */
   components(config: z.output<S>, context: DaemonContext): Component<z.output<S>>[] | Promise<Component<z.output<S>>[]>
 }
@@ -207,7 +214,7 @@ async function run<S extends z.ZodType<BaseConfig>>(definition: DaemonDefinition
     }
   })
   logger.info({ metrics: metrics.address }, 'ready')
-  emit({ event: 'ready', daemon: definition.name, metrics: metrics.address })
+  emit({ ...definition.ready?.(), event: 'ready', daemon: definition.name, metrics: metrics.address })
   // Only now: the signals that came while starting (a stop wins over a reload).
   signals.deliverEarly()
   return stopped

@@ -21,12 +21,15 @@ export interface SoftwareTpm {
 /**
  * swtpm under a watchdog: `$1` is the pid to outlive, the rest are swtpm's arguments. The shell
  * waits on swtpm itself, so it exits the moment swtpm does (a lost port race shows at once); a
- * background loop stops swtpm when the parent process is gone.
+ * background loop stops swtpm when the parent process is gone, and is ended with it (nothing of
+ * the watchdog outlives swtpm).
  */
 const WATCHDOG = `parent=$1; shift
 swtpm "$@" & child=$!
-( while kill -0 "$parent" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; kill $child 2>/dev/null ) &
+( while kill -0 "$parent" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; kill $child 2>/dev/null ) & loop=$!
 trap 'kill $child 2>/dev/null' TERM INT
+wait $child
+kill $loop 2>/dev/null
 wait $child`
 
 /**

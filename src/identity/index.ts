@@ -47,7 +47,7 @@ import { RateLimiter } from '../rate-limit.js'
 import type { Mux } from '../channels/mux.js'
 import { createError, ZtError } from '../errors.js'
 import type { Passphrase } from '../primitives/keystore/index.js'
-import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
+import { inspectCertificate, RevocationSet, splitCertificates, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
 import { writeFileAtomic } from '../storage/files.js'
 import { normalizeKeyDigest } from '../protocol/ids.js'
 import {
@@ -120,6 +120,12 @@ export interface OpenInit {
   tcti?: string
   /** Allow an `http:` CA URL for renewals (no server authentication at all): for tests only. */
   insecureHttp?: boolean
+}
+
+/** The CRLs {@link DeviceIdentity.fetchRevocations} fetched: the site CA's, and the offline root's when the CA serves one. */
+export interface FetchedCrls {
+  crl: Buffer
+  rootCrl?: Buffer
 }
 
 /** The state of the certificate's lifetime. */
@@ -217,6 +223,11 @@ export class DeviceIdentity {
     return readFileSync(join(this.dir, FILES.certificate), 'utf8')
   }
 
+  /** The trust bundle this device checks peers and its CA against (the pinned root, or roots during a rollover), PEM. */
+  get trustPem(): string {
+    return readFileSync(join(this.dir, FILES.trust), 'utf8')
+  }
+
   /** The CA chain above it, PEM. */
   get caChainPem(): string {
     return readFileSync(join(this.dir, FILES.caChain), 'utf8')
@@ -238,16 +249,43 @@ export class DeviceIdentity {
 
   /**
    * The CA's current revocations: its CRL fetched from {@link crlUrl} and verified against this
-   * device's CA chain and `trustPem`. `ERR_NOT_FOUND` when the store knows no CRL URL,
-   * `ERR_UNREACHABLE` when the CA does not answer, the PKI's code for a CRL it refuses.
+   * device's CA chain and `trustPem`, with the offline root's CRL (`/v1/root-crl` beside it) when
+   * the CA serves one. `ERR_NOT_FOUND` when the store knows no CRL URL,
+   * `ERR_UNREACHABLE` when the CA does not answer, the PKI's code for a CRL it refuses
+   * (`ERR_REVOCATION_ROLLBACK` for one older than what `init.into` already applied).
+   *
+   * `init.into`: the set to add them to (one with restored progress, or freshness rules), else a
+   * new one. `init.onVerified`: told the CRLs' bytes once both verified (to keep them for a
+   * restart while the CA is unreachable, see {@link revocationsFrom}).
    */
-  async fetchRevocations(trustPem: string, init: RequestInit = {}): Promise<RevocationSet> {
+  async fetchRevocations(trustPem: string, init: RequestInit & { into?: RevocationSet; onVerified?: (crls: FetchedCrls) => void } = {}): Promise<RevocationSet> {
     const url = this.crlUrl
     if (url === undefined) throw createError('ERR_NOT_FOUND', `${this.dir} knows no CRL URL`)
-    const crl = await getBytes(new URL(url), { ...init, ...this.#caServer() })
-    const revocations = new RevocationSet()
-    revocations.addCrl(crl, this.caChainPem, TrustStore.fromPem(trustPem))
+    const server = { ...init, ...this.#caServer() }
+    const crl = await getBytes(new URL(url), server)
+    // The offline root's CRL beside it (a revoked site CA vouches for nothing), when the CA has one.
+    let rootCrl: Buffer | undefined
+    try {
+      rootCrl = await getBytes(new URL(ENROLLMENT_ROUTES.rootCrl, url), server)
+    } catch (error) {
+      if (!(error instanceof ZtError && error.code === 'ERR_NOT_FOUND')) throw error
+    }
+    const fetched = { crl, ...(rootCrl !== undefined && { rootCrl }) }
+    const revocations = this.revocationsFrom(fetched, trustPem, init.into)
+    init.onVerified?.(fetched)
     return revocations
+  }
+
+  /**
+   * Verifies CRLs this device fetched earlier ({@link fetchRevocations}'s `onVerified`) against
+   * its CA chain and `trustPem`, into `into` (else a new set). Throws the PKI's code for a CRL
+   * it refuses (`ERR_REVOCATION_STALE` past its freshness).
+   */
+  revocationsFrom(crls: FetchedCrls, trustPem: string, into: RevocationSet = new RevocationSet()): RevocationSet {
+    const trust = TrustStore.fromPem(trustPem)
+    into.addCrl(crls.crl, this.caChainPem, trust)
+    if (crls.rootCrl !== undefined) into.addCrl(crls.rootCrl, splitCertificates(this.caChainPem).at(-1)!, trust)
+    return into
   }
 
   /**

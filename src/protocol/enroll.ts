@@ -21,7 +21,7 @@ import { createError } from '../errors.js'
 import { callNative, native } from '../native.js'
 
 /** The routes of the enrollment API. */
-export const ENROLLMENT_ROUTES = Object.freeze({ nonce: '/v1/attest/nonce', enroll: '/v1/enroll', rotate: '/v1/rotate', crl: '/v1/crl', revoke: '/v1/revoke' })
+export const ENROLLMENT_ROUTES = Object.freeze({ nonce: '/v1/attest/nonce', enroll: '/v1/enroll', rotate: '/v1/rotate', crl: '/v1/crl', rootCrl: '/v1/root-crl', revoke: '/v1/revoke' })
 
 /**
  * Who the CA API's own TLS certificate names: device `ca` with role `ca`, in the tenant it
