@@ -1,0 +1,235 @@
+// WebRTC data channels (src/webrtc): the shipped stack (node-datachannel) opens, carries and
+// closes channels; the DTLS fingerprint is enforced during the handshake in both roles, against
+// a tampered fingerprint and against a relay that terminates DTLS with its own certificate;
+// node-datachannel and werift interoperate; malformed descriptions are refused with typed errors.
+// Everything runs on 127.0.0.1 (empty ICE servers), and every session is closed in teardown.
+
+import test from 'ava'
+
+import { createStack, createWeriftStackForTestingOnly, openChannelPair, type DataChannel, type RtcSession, type WebRtcStack, ZtError } from '../src/index.js'
+
+/** Closes the session when the test ends, whatever happened (tests of a file run concurrently). */
+function track<T extends RtcSession>(t: { teardown: (f: () => void) => void }, session: T): T {
+  t.teardown(() => session.close())
+  return session
+}
+
+const ndc = () => createStack('node-datachannel', { timeoutMs: 20_000 })
+const werift = () => createWeriftStackForTestingOnly({ timeoutMs: 20_000 })
+
+/** The typed error a promise rejects with. */
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    if (error instanceof ZtError) return error.code
+    return `untyped: ${String(error)}`
+  }
+  return 'resolved'
+}
+
+/** Records what a session's channel receives, and sends from it as soon as (if ever) it opens. */
+function watch(session: RtcSession, name: string) {
+  const seen = { opened: false, received: [] as (string | Buffer)[] }
+  session.channel.then((channel) => {
+    seen.opened = true
+    channel.on('message', (data) => seen.received.push(data))
+    try {
+      channel.send(`application data from ${name}`)
+      channel.send(Buffer.from(`binary data from ${name}`))
+    } catch {}
+  }, () => {})
+  return seen
+}
+
+/** The description with the last hex digit of its DTLS fingerprint changed. */
+function tamperFingerprint(sdp: string): string {
+  const tampered = sdp.replace(/(a=fingerprint:sha-256 [0-9A-F:]*)([0-9A-F])(\r?\n)/i, (_, head: string, last: string, eol: string) => `${head}${last === '0' ? '1' : '0'}${eol}`)
+  if (tampered === sdp) throw new Error('no fingerprint to tamper with')
+  return tampered
+}
+
+const fingerprintLine = (sdp: string) => /a=fingerprint:[^\r\n]+/.exec(sdp)![0]
+
+/**
+ * The relay's description: the genuine party's SDP (its genuine fingerprint) with the attacker's
+ * ICE credentials, candidates and port spliced in, so that ICE and DTLS reach the attacker.
+ */
+function splice(genuine: string, attacker: string): string {
+  const pick = (sdp: string, prefix: string) => sdp.split(/\r?\n/).filter((line) => line.startsWith(prefix))
+  const iceLines = (sdp: string) => [...pick(sdp, 'a=ice-ufrag:'), ...pick(sdp, 'a=ice-pwd:'), ...pick(sdp, 'a=candidate:')]
+  const attackerPort = /^m=application (\d+)/m.exec(attacker)![1]
+  const lines = genuine.split(/\r?\n/).filter((line) => !/^a=(ice-ufrag|ice-pwd|candidate):/.test(line))
+  const at = lines.findIndex((line) => line.startsWith('a=mid:'))
+  lines.splice(at + 1, 0, ...iceLines(attacker))
+  const forged = lines.join('\r\n').replace(/^m=application \d+/m, `m=application ${attackerPort}`)
+  if (fingerprintLine(forged) !== fingerprintLine(genuine)) throw new Error('the splice lost the genuine fingerprint')
+  return forged
+}
+
+/** Lets any data in flight arrive before the "nothing arrived" assertions. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 500))
+
+async function exchange(t: { is: (a: unknown, b: unknown) => void; deepEqual: (a: unknown, b: unknown) => void }, a: DataChannel, b: DataChannel) {
+  const atB = new Promise<Buffer | string>((resolve) => b.once?.('message', resolve) ?? b.on('message', resolve))
+  a.send('hello from the offerer')
+  t.is(await atB, 'hello from the offerer')
+  const atA = new Promise<Buffer | string>((resolve) => a.on('message', resolve))
+  b.send(Uint8Array.from([1, 2, 3, 250]))
+  t.deepEqual([...(await atA as Buffer)], [1, 2, 3, 250])
+}
+
+for (const [name, make] of [['node-datachannel', ndc], ['werift', werift]] as [string, () => WebRtcStack][]) {
+  test(`${name}: two sessions open a data channel on loopback and exchange text and binary messages both ways`, async (t) => {
+    const pair = await openChannelPair(make(), make(), { label: 'chat' })
+    track(t, pair.offerer)
+    track(t, pair.answerer)
+    t.is(pair.offererChannel.label, 'chat')
+    t.is(pair.answererChannel.label, 'chat')
+    await exchange(t, pair.offererChannel, pair.answererChannel)
+    const closed = new Promise<void>((resolve) => pair.answererChannel.on('close', resolve))
+    pair.offerer.close()
+    // libdatachannel tells the peer at once; werift's peer notices only when its transport times out.
+    if (name === 'node-datachannel') await closed
+    t.is(await codeOf(pair.offerer.localDescription()), 'ERR_WEBRTC_CLOSED', 'a closed session offers nothing more')
+    t.throws(() => pair.offererChannel.send('late'), { code: 'ERR_WEBRTC_CLOSED' })
+  })
+
+  test(`${name}: the local description is complete (fingerprint, ICE credentials and a loopback candidate) before it is handed out`, async (t) => {
+    const offerer = track(t, await make().offer())
+    const sdp = await offerer.localDescription()
+    t.regex(sdp, /a=fingerprint:sha-256 /)
+    t.regex(sdp, /a=ice-ufrag:/)
+    t.regex(sdp, /a=candidate:.* 127\.0\.0\.1 \d+ typ host/)
+  })
+
+  test(`${name}: a malformed description is refused with ERR_WEBRTC_SDP, by the answerer and by the offerer, without a crash or a hang`, async (t) => {
+    const stack = make()
+    const good = await track(t, await stack.offer()).localDescription()
+    const bad = [
+      '',
+      'garbage',
+      'v=0\r\n'.repeat(20_000),
+      good.replace(/a=fingerprint:[^\r\n]+\r?\n/, ''),
+      good.replace(/a=ice-pwd:[^\r\n]+\r?\n/, ''),
+      good.replace(/^m=application[^\r\n]+/m, 'm=audio 9 UDP/TLS/RTP/SAVPF 111'),
+      good.replace('a=fingerprint:sha-256', 'a=fingerprint:md5'),
+      `${good}\u0000`,
+    ]
+    for (const sdp of bad) t.is(await codeOf(stack.answer(sdp)), 'ERR_WEBRTC_SDP', JSON.stringify(sdp.slice(0, 40)))
+    t.is(await codeOf(stack.answer(42 as unknown as string)), 'ERR_WEBRTC_SDP')
+    for (const sdp of bad.slice(0, 3)) {
+      const offerer = track(t, await stack.offer())
+      await offerer.localDescription()
+      t.is(await codeOf(offerer.acceptAnswer(sdp)), 'ERR_WEBRTC_SDP')
+      t.is(await codeOf(offerer.channel), 'ERR_WEBRTC_SDP', 'the session ends with the refusal')
+    }
+  })
+
+  test(`${name}: a channel that does not open in time ends with ERR_WEBRTC_TIMEOUT, and an aborted session with ERR_ABORTED`, async (t) => {
+    const offerer = track(t, await make().offer({ timeoutMs: 1_500 }))
+    await offerer.localDescription()
+    t.is(await codeOf(offerer.channel), 'ERR_WEBRTC_TIMEOUT')
+    const controller = new AbortController()
+    const aborted = track(t, await make().offer({ signal: controller.signal }))
+    controller.abort()
+    t.is(await codeOf(aborted.channel), 'ERR_ABORTED')
+  })
+}
+
+test('node-datachannel: a message above the size limit is refused with ERR_WEBRTC_MESSAGE_SIZE and the channel stays usable', async (t) => {
+  const stack = createStack('node-datachannel', { maxMessageSize: 1024 })
+  const pair = await openChannelPair(stack, stack)
+  track(t, pair.offerer)
+  track(t, pair.answerer)
+  t.throws(() => pair.offererChannel.send(new Uint8Array(1025)), { code: 'ERR_WEBRTC_MESSAGE_SIZE' })
+  t.throws(() => pair.offererChannel.send('é'.repeat(513)), { code: 'ERR_WEBRTC_MESSAGE_SIZE' }, 'counted in bytes, not characters')
+  await exchange(t, pair.offererChannel, pair.answererChannel)
+})
+
+test('werift is not shipped: createStack refuses it with ERR_WEBRTC_STACK', (t) => {
+  t.throws(() => createStack('werift'), { code: 'ERR_WEBRTC_STACK' })
+  t.throws(() => createStack('nope' as 'werift'), { code: 'ERR_WEBRTC_STACK' })
+})
+
+for (const [offering, answering] of [['node-datachannel', 'werift'], ['werift', 'node-datachannel']] as const) {
+  test(`interop: a ${offering} offerer and a ${answering} answerer open a channel and exchange messages`, async (t) => {
+    const stackOf = (name: string) => (name === 'werift' ? werift() : ndc())
+    const pair = await openChannelPair(stackOf(offering), stackOf(answering))
+    track(t, pair.offerer)
+    track(t, pair.answerer)
+    await exchange(t, pair.offererChannel, pair.answererChannel)
+  })
+}
+
+// The fingerprint tests, for each shipped stack (node-datachannel), in both roles. In each, the
+// victim's channel never opens, no application data reaches it (everything that opens sends),
+// and its session ends with ERR_WEBRTC_DTLS.
+const shipped: [string, () => WebRtcStack][] = [['node-datachannel', ndc]]
+for (const [name, make] of shipped) {
+  test(`${name}: a tampered fingerprint in the offer ends the connection in the DTLS handshake, before any application data`, async (t) => {
+    const offerer = track(t, await make().offer())
+    const victim = track(t, await make().answer(tamperFingerprint(await offerer.localDescription())))
+    const atOfferer = watch(offerer, 'offerer')
+    const atVictim = watch(victim, 'victim')
+    await offerer.acceptAnswer(await victim.localDescription())
+    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
+    t.true((await codeOf(offerer.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
+    await settle()
+    t.false(atVictim.opened)
+    t.false(atOfferer.opened)
+    t.deepEqual(atVictim.received, [])
+    t.deepEqual(atOfferer.received, [])
+  })
+
+  test(`${name}: a tampered fingerprint in the answer ends the connection in the DTLS handshake, before any application data`, async (t) => {
+    const victim = track(t, await make().offer())
+    const answerer = track(t, await make().answer(await victim.localDescription()))
+    const atVictim = watch(victim, 'victim')
+    const atAnswerer = watch(answerer, 'answerer')
+    await victim.acceptAnswer(tamperFingerprint(await answerer.localDescription()))
+    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
+    t.true((await codeOf(answerer.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
+    await settle()
+    t.false(atVictim.opened)
+    t.false(atAnswerer.opened)
+    t.deepEqual(atVictim.received, [])
+    t.deepEqual(atAnswerer.received, [])
+  })
+
+  test(`${name}: a relay that forwards the genuine offer but terminates DTLS with its own certificate never gets a channel (attacker as offerer)`, async (t) => {
+    const genuine = track(t, await make().offer())
+    const attacker = track(t, await make().offer())
+    const forged = splice(await genuine.localDescription(), await attacker.localDescription())
+    const victim = track(t, await make().answer(forged))
+    const atVictim = watch(victim, 'victim')
+    const atAttacker = watch(attacker, 'attacker')
+    // The attacker takes the victim's genuine answer on its own connection: ICE reaches it.
+    await attacker.acceptAnswer(await victim.localDescription())
+    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
+    t.true((await codeOf(attacker.channel)).startsWith('ERR_WEBRTC_'), 'the relay gets no channel either')
+    await settle()
+    t.false(atVictim.opened)
+    t.false(atAttacker.opened)
+    t.deepEqual(atVictim.received, [])
+    t.deepEqual(atAttacker.received, [])
+  })
+
+  test(`${name}: a relay that forwards the genuine answer but terminates DTLS with its own certificate never gets a channel (attacker as answerer)`, async (t) => {
+    const victim = track(t, await make().offer())
+    const offer = await victim.localDescription()
+    const genuine = track(t, await make().answer(offer))
+    const attacker = track(t, await make().answer(offer))
+    const forged = splice(await genuine.localDescription(), await attacker.localDescription())
+    const atVictim = watch(victim, 'victim')
+    const atAttacker = watch(attacker, 'attacker')
+    await victim.acceptAnswer(forged)
+    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
+    t.true((await codeOf(attacker.channel)).startsWith('ERR_WEBRTC_'), 'the relay gets no channel either')
+    await settle()
+    t.false(atVictim.opened)
+    t.false(atAttacker.opened)
+    t.deepEqual(atVictim.received, [])
+    t.deepEqual(atAttacker.received, [])
+  })
+}
