@@ -71,7 +71,7 @@ function splice(genuine: string, attacker: string): string {
 const settle = () => new Promise((resolve) => setTimeout(resolve, 500))
 
 async function exchange(t: { is: (a: unknown, b: unknown) => void; deepEqual: (a: unknown, b: unknown) => void }, a: DataChannel, b: DataChannel) {
-  const atB = new Promise<Buffer | string>((resolve) => b.once?.('message', resolve) ?? b.on('message', resolve))
+  const atB = new Promise<Buffer | string>((resolve) => b.on('message', resolve))
   a.send('hello from the offerer')
   t.is(await atB, 'hello from the offerer')
   const atA = new Promise<Buffer | string>((resolve) => a.on('message', resolve))
@@ -233,3 +233,25 @@ for (const [name, make] of shipped) {
     t.deepEqual(atAttacker.received, [])
   })
 }
+
+test('node-datachannel: a process with open sessions ends on its own once closeAllSessions() has run, and sessions made afterwards still work', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const script = `
+    import { closeAllSessions, createStack, openChannelPair } from './src/index.ts'
+    const stack = createStack()
+    await openChannelPair(stack, stack)
+    await closeAllSessions()
+    const again = await openChannelPair(stack, stack)
+    again.offererChannel.send('still works')
+    await closeAllSessions()
+    console.log('done')
+  `
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  clearTimeout(timer)
+  t.is(code, 0, 'the process ended by itself, not by the kill')
+  t.is(out.trim(), 'done')
+})

@@ -20,4 +20,4 @@ export { openDatabase, type Db, type Migration, type OpenDatabaseInit } from './
 export { DeviceIdentity, type EnrollInit, type OpenInit, type RenewalState } from './identity/index.js'
 export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateRecord, type Enrollment } from './ca/index.js'
 export * from './policy/index.js'
-export { createStack, createWeriftStackForTestingOnly, openChannelPair, checkRemoteDescription, type AnswerInit, type ChannelPair, type DataChannel, type OfferInit, type PairInit, type RtcSession, type StackInit, type StackName, type WebRtcStack } from './webrtc/index.js'
+export { closeAllSessions, createStack, createWeriftStackForTestingOnly, openChannelPair, checkRemoteDescription, type AnswerInit, type ChannelPair, type DataChannel, type OfferInit, type PairInit, type RtcSession, type StackInit, type StackName, type WebRtcStack } from './webrtc/index.js'

@@ -18,6 +18,7 @@ import { CHANNEL_CASES } from './channels.js'
 import { PKI_CASES } from './pki.js'
 import { POLICY_CASES } from './policy.js'
 import { TPM_CASES } from './tpm.js'
+import { WEBRTC_CASES } from './webrtc.js'
 
 /** One row of the report. */
 export interface BenchRow {
@@ -155,6 +156,7 @@ const CASES: Case[] = [
   ...CHANNEL_CASES,
   ...TPM_CASES,
   ...POLICY_CASES,
+  ...WEBRTC_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */

@@ -41,9 +41,14 @@ export function createDataChannelStack(init: Required<StackInit>): WebRtcStack {
   }
 }
 
-/** Ends every live node-datachannel session (process exit; libdatachannel's own threads are stopped by its cleanup). */
-export function closeAllForExit(): void {
+/**
+ * Ends every live node-datachannel session, then stops libdatachannel's threads (its
+ * `cleanup()`). An open session holds the process like an open socket does; a daemon calls this
+ * when it stops so the process can end on its own. Sessions made afterwards still work.
+ */
+export async function closeAllDataChannelSessions(): Promise<void> {
   for (const session of [...live]) session.close()
+  if (loading !== undefined) (await loading).cleanup()
 }
 
 class NdcSession implements RtcSession {

@@ -27,7 +27,7 @@
 
 import { createError } from '../errors.js'
 import { DEFAULT_BIND_ADDRESS, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TIMEOUT_MS } from './constants.js'
-import { createDataChannelStack } from './datachannel.js'
+import { closeAllDataChannelSessions, createDataChannelStack } from './datachannel.js'
 import type { DataChannel } from './session.js'
 import { createWeriftStack } from './werift.js'
 
@@ -111,6 +111,14 @@ export function createStack(name: StackName = 'node-datachannel', init: StackIni
     throw createError('ERR_WEBRTC_STACK', 'werift is not shipped: its DTLS neither enforces the fingerprint during the handshake nor verifies the handshake signatures')
   }
   throw createError('ERR_WEBRTC_STACK', 'unknown WebRTC stack')
+}
+
+/**
+ * Closes every live session of the shipped stack and stops its native threads, so that the
+ * process can end on its own (an open session holds it, like an open socket). For a daemon's stop.
+ */
+export function closeAllSessions(): Promise<void> {
+  return closeAllDataChannelSessions()
 }
 
 /**

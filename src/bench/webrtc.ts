@@ -1,0 +1,35 @@
+/**
+ * WebRTC benchmark cases: the time from the first offer call to an open data channel on
+ * loopback, both peers in this process (`datachannel-open`, stack part): the shipped stack
+ * (node-datachannel) against werift in the same run. The signed variant (signing and verifying
+ * offers and answers through openChannelPair's hooks) is measured against this one.
+ */
+
+import { createStack, createWeriftStackForTestingOnly, openChannelPair, type PairInit, type WebRtcStack } from '../webrtc/index.js'
+import type { Operation } from './harness.js'
+import type { Case } from './index.js'
+
+/** One open: both sessions, the channel open at both ends, then both closed. */
+export function openOnce(offering: WebRtcStack, answering: WebRtcStack = offering, init: PairInit = {}): Operation {
+  return async () => {
+    const pair = await openChannelPair(offering, answering, init)
+    pair.close()
+    return 1
+  }
+}
+
+export const WEBRTC_CASES: Case[] = [
+  {
+    op: 'datachannel-open',
+    baseline: 'werift 0.24.4, same steps (ztmesh: node-datachannel)',
+    target: null,
+    setup: async () => {
+      const ztmesh = openOnce(createStack())
+      const baseline = openOnce(createWeriftStackForTestingOnly())
+      // A first open of each loads the stack (werift is imported on first use) outside the clock.
+      await ztmesh()
+      await baseline()
+      return { ztmesh, baseline }
+    },
+  },
+]
