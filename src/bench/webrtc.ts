@@ -1,20 +1,32 @@
 /**
- * WebRTC benchmark cases: the time from the first offer call to an open data channel on
- * loopback, both peers in this process (`datachannel-open`, stack part): the shipped stack
- * (node-datachannel) against werift in the same run. The signed variant (signing and verifying
- * offers and answers through openChannelPair's hooks) is measured against this one.
+ * WebRTC benchmark cases: the time from the first offer call to an open data channel at both
+ * ends, on loopback, both peers in this process (`datachannel-open`, stack part): the shipped
+ * stack (node-datachannel) against werift in the same run. The signed variant (signing and
+ * verifying offers and answers through openChannelPair's hooks) is measured against this one.
  */
 
-import { createStack, createWeriftStackForTestingOnly, openChannelPair, type PairInit, type WebRtcStack } from '../webrtc/index.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { createStack, createWeriftStackForTestingOnly, openChannelPair, type ChannelPair, type PairInit, type WebRtcStack } from '../webrtc/index.js'
 import type { Operation } from './harness.js'
 import type { Case } from './index.js'
 
-/** One open: both sessions, the channel open at both ends, then both closed. */
-export function openOnce(offering: WebRtcStack, answering: WebRtcStack = offering, init: PairInit = {}): Operation {
-  return async () => {
-    const pair = await openChannelPair(offering, answering, init)
-    pair.close()
-    return 1
+/**
+ * One open, both sessions and the channel open at both ends. The pairs stay open until
+ * `closeAll`: libdatachannel closes a connection on its own threads, and an open started in the
+ * same instant as a close fails now and then (about 1 in 200 here), which a daemon never does.
+ */
+export function opener(offering: WebRtcStack, answering: WebRtcStack = offering, init: PairInit = {}): { open: Operation; closeAll: () => Promise<void> } {
+  const pairs: ChannelPair[] = []
+  return {
+    open: async () => {
+      pairs.push(await openChannelPair(offering, answering, init))
+      return 1
+    },
+    closeAll: async () => {
+      for (const pair of pairs.splice(0)) pair.close()
+      await sleep(100)
+    },
   }
 }
 
@@ -24,12 +36,19 @@ export const WEBRTC_CASES: Case[] = [
     baseline: 'werift 0.24.4, same steps (ztmesh: node-datachannel)',
     target: null,
     setup: async () => {
-      const ztmesh = openOnce(createStack())
-      const baseline = openOnce(createWeriftStackForTestingOnly())
+      const ztmesh = opener(createStack())
+      const baseline = opener(createWeriftStackForTestingOnly())
       // A first open of each loads the stack (werift is imported on first use) outside the clock.
-      await ztmesh()
-      await baseline()
-      return { ztmesh, baseline }
+      await ztmesh.open()
+      await baseline.open()
+      return {
+        ztmesh: ztmesh.open,
+        baseline: baseline.open,
+        teardown: async () => {
+          await ztmesh.closeAll()
+          await baseline.closeAll()
+        },
+      }
     },
   },
 ]
