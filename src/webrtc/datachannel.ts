@@ -4,10 +4,11 @@
 // starts (`disableFingerprintVerification` is never set here).
 
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { DataChannel as NdcChannel, PeerConnection } from 'node-datachannel'
 
-import { createError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import { DEFAULT_LABEL } from './constants.js'
 import { Channel, checkRemoteDescription, gathered, Lifecycle, stackError } from './session.js'
 import type { OfferInit, AnswerInit, RtcSession, StackInit, WebRtcStack } from './index.js'
@@ -144,6 +145,18 @@ class NdcSession implements RtcSession {
     try {
       this.#pc.setRemoteDescription(checkRemoteDescription(sdp), 'answer')
     } catch (error) {
+      // libdatachannel sometimes fails the connection while it applies an answer (its ICE
+      // transport is gone: "Got a remote candidate without ICE transport", about 1 open in 300
+      // on loopback here); that is a connectivity failure before any DTLS, not a bad answer.
+      // A DTLS handshake refused at once ends the same way. The connection's own events say
+      // which (they arrive on the next turns): wait for them briefly, ICE failure otherwise.
+      const state = this.#pc.state()
+      if (state === 'closed' || state === 'failed') {
+        const outcome = await Promise.race([this.#lifecycle.channel.then(() => undefined, (reason: unknown) => reason), sleep(1_000)])
+        const failure = outcome instanceof ZtError ? outcome : createError('ERR_WEBRTC_ICE', 'the connection failed while the answer was applied', { cause: error })
+        this.#lifecycle.fail(failure)
+        throw failure
+      }
       const refused = stackError('ERR_WEBRTC_SDP', 'the answer is not a usable session description', error)
       this.#lifecycle.fail(refused)
       throw refused

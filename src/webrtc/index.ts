@@ -25,7 +25,7 @@
  * ```
  */
 
-import { createError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import { DEFAULT_BIND_ADDRESS, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TIMEOUT_MS } from './constants.js'
 import { closeAllDataChannelSessions, createDataChannelStack } from './datachannel.js'
 import type { DataChannel } from './session.js'
@@ -150,7 +150,18 @@ export interface PairInit {
   receiveOffer?: (sent: string) => string | Promise<string>
   sendAnswer?: (sdp: string) => string | Promise<string>
   receiveAnswer?: (sent: string) => string | Promise<string>
+  /**
+   * How many more times to try, with new sessions, when an attempt ends with `ERR_WEBRTC_ICE` or
+   * `ERR_WEBRTC_DTLS`. libdatachannel loses about 1 loopback open in 500 between genuine peers
+   * that way (its ICE transport closes under the connection; seen as either code). Every attempt
+   * is verified in full, so a retry never lets a wrong certificate through; SDP, timeout and
+   * abort failures are never retried. Default 0.
+   */
+  retries?: number
 }
+
+/** The failures {@link PairInit.retries} retries. */
+const RETRIED = new Set<string>(['ERR_WEBRTC_ICE', 'ERR_WEBRTC_DTLS'])
 
 /**
  * Opens one data channel from `offering` to `answering` (two stacks, or one twice) in one process,
@@ -158,6 +169,16 @@ export interface PairInit {
  * (the signed variant passes signing and verifying hooks). Both sessions are closed on failure.
  */
 export async function openChannelPair(offering: WebRtcStack, answering: WebRtcStack, init: PairInit = {}): Promise<ChannelPair> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openOnce(offering, answering, init)
+    } catch (error) {
+      if (!(error instanceof ZtError) || !RETRIED.has(error.code) || attempt >= (init.retries ?? 0)) throw error
+    }
+  }
+}
+
+async function openOnce(offering: WebRtcStack, answering: WebRtcStack, init: PairInit): Promise<ChannelPair> {
   const identity = (text: string) => text
   const sessions: RtcSession[] = []
   try {
