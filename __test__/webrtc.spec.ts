@@ -363,3 +363,24 @@ test('why werift is not shipped: a werift victim opens a channel to a peer that 
   t.true(atVictim.opened, 'werift accepted the stolen certificate')
   t.true(thief.seen.received.length > 0, 'and its application data reached the thief')
 })
+
+test('node-datachannel: a message above the receiver\'s limit is never delivered (refused by the sender\'s stack, or the receiving session closes: fail closed)', async (t) => {
+  const small = createStack('node-datachannel', { maxMessageSize: 1024 })
+  const large = createWeriftStackForTestingOnly({ maxMessageSize: 65_536 })
+  const pair = await openChannelPair(large, small, { retries: 2 })
+  track(t, pair.offerer)
+  track(t, pair.answerer)
+  const received: (Buffer | string)[] = []
+  pair.answererChannel.on('message', (data) => received.push(data))
+  const closed = new Promise<void>((resolve) => pair.answererChannel.on('close', resolve))
+  try {
+    pair.offererChannel.send(new Uint8Array(4096).fill(7))
+  } catch {}
+  pair.offererChannel.send('small')
+  // Either the sender's stack refuses the large message, or the receiver closes on it.
+  const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('open'), 3_000))])
+  t.log(`outcome: ${String(outcome)}, received ${received.length}`)
+  t.true(received.every((data) => (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength) <= 1024), 'nothing above the limit was delivered')
+  if (outcome === 'open') t.deepEqual(received, ['small'])
+  else t.pass('the receiving session closed')
+})

@@ -52,6 +52,7 @@ class WeriftSession implements RtcSession {
   readonly #lifecycle: Lifecycle
   readonly #timeoutMs: number
   readonly #maxMessageSize: number
+  readonly #bindAddress: string
   readonly #channels: RTCDataChannel[] = []
   readonly id = randomUUID()
   #role: 'offerer' | 'answerer' | undefined
@@ -62,6 +63,7 @@ class WeriftSession implements RtcSession {
   constructor(werift: Werift, init: Required<StackInit>, timeoutMs: number, signal?: AbortSignal) {
     this.#timeoutMs = timeoutMs
     this.#maxMessageSize = init.maxMessageSize
+    this.#bindAddress = init.bindAddress
     this.#pc = new werift.RTCPeerConnection({
       iceServers: [],
       iceAdditionalHostAddresses: [init.bindAddress],
@@ -137,7 +139,9 @@ class WeriftSession implements RtcSession {
     return this.#gathering.then(() => {
       const sdp = this.#pc.localDescription?.sdp
       if (sdp === undefined) throw createError('ERR_WEBRTC_CLOSED', 'the WebRTC session has no local description')
-      return sdp
+      // werift gathers on every interface besides the bind address (its interface filter keeps
+      // all when loopback is asked for): offer only the bind address, as node-datachannel does.
+      return sdp.split('\r\n').filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === this.#bindAddress).join('\r\n')
     })
   }
 
