@@ -148,6 +148,7 @@ const LAYERS: Record<string, number> = {
   audit: 3,
   storage: 3,
   harness: 3,
+  webrtc: 3,
   identity: 4,
   ca: 4,
   attestation: 4,

@@ -49,6 +49,13 @@ export const CATALOG = {
     ERR_TIMEOUT: 'a peer did not answer a request within its time limit',
     ERR_CLOSED: 'the link or stream closed, or data was written after it ended',
     ERR_BAD_RESPONSE: 'a server or peer answered with something that is not a valid response',
+    ERR_WEBRTC_SDP: 'a WebRTC session description is malformed or unusable (no DTLS fingerprint, no ICE credentials, no data section)',
+    ERR_WEBRTC_DTLS: "the WebRTC DTLS handshake failed: the peer's certificate does not match the fingerprint in its session description, or the handshake broke",
+    ERR_WEBRTC_ICE: 'WebRTC connectivity failed: ICE found no working candidate pair, or the path was lost',
+    ERR_WEBRTC_TIMEOUT: 'a WebRTC session did not gather its candidates or open its data channel within its time limit',
+    ERR_WEBRTC_CLOSED: 'the WebRTC session or data channel closed, or data was sent after it ended',
+    ERR_WEBRTC_STACK: 'a WebRTC stack is unknown or not shipped (werift: its DTLS does not authenticate the peer)',
+    ERR_WEBRTC_MESSAGE_SIZE: 'a WebRTC data channel message is larger than the session allows',
   },
   keystore: {
     ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',

@@ -19,6 +19,7 @@ import { PKI_CASES } from './pki.js'
 import { POLICY_CASES } from './policy.js'
 import { SIGNAL_CASES } from './signal.js'
 import { TPM_CASES } from './tpm.js'
+import { WEBRTC_CASES } from './webrtc.js'
 
 /** One row of the report. */
 export interface BenchRow {
@@ -49,8 +50,11 @@ export interface Case {
   op: string
   baseline: string
   target: number | null
-  /** Both sides, or `null` when this machine cannot run the case (no TPM, say): no row then. */
-  setup: () => Promise<{ ztmesh: Operation; baseline: Operation } | null>
+  /**
+   * Both sides, or `null` when this machine cannot run the case (no TPM, say): no row then.
+   * `teardown`, if given, runs after the measurement, even when it fails.
+   */
+  setup: () => Promise<{ ztmesh: Operation; baseline: Operation; teardown?: () => Promise<void> } | null>
 }
 
 const CASES: Case[] = [
@@ -157,6 +161,7 @@ const CASES: Case[] = [
   ...TPM_CASES,
   ...POLICY_CASES,
   ...SIGNAL_CASES,
+  ...WEBRTC_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */
@@ -234,8 +239,8 @@ export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
       throw missingBaseline(c.op, error)
     })
     if (sides === null) continue
-    const { ztmesh, baseline } = sides
-    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options)
+    const { ztmesh, baseline, teardown } = sides
+    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options).finally(() => teardown?.())
     rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
   }
   return rows

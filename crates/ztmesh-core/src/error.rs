@@ -232,6 +232,41 @@ pub const CATALOG: &[ErrorInfo] = &[
         meaning: "a server or peer answered with something that is not a valid response",
     },
     ErrorInfo {
+        code: "ERR_WEBRTC_SDP",
+        area: ErrorArea::Channel,
+        meaning: "a WebRTC session description is malformed or unusable (no DTLS fingerprint, no ICE credentials, no data section)",
+    },
+    ErrorInfo {
+        code: "ERR_WEBRTC_DTLS",
+        area: ErrorArea::Channel,
+        meaning: "the WebRTC DTLS handshake failed: the peer's certificate does not match the fingerprint in its session description, or the handshake broke",
+    },
+    ErrorInfo {
+        code: "ERR_WEBRTC_ICE",
+        area: ErrorArea::Channel,
+        meaning: "WebRTC connectivity failed: ICE found no working candidate pair, or the path was lost",
+    },
+    ErrorInfo {
+        code: "ERR_WEBRTC_TIMEOUT",
+        area: ErrorArea::Channel,
+        meaning: "a WebRTC session did not gather its candidates or open its data channel within its time limit",
+    },
+    ErrorInfo {
+        code: "ERR_WEBRTC_CLOSED",
+        area: ErrorArea::Channel,
+        meaning: "the WebRTC session or data channel closed, or data was sent after it ended",
+    },
+    ErrorInfo {
+        code: "ERR_WEBRTC_STACK",
+        area: ErrorArea::Channel,
+        meaning: "a WebRTC stack is unknown or not shipped (werift: its DTLS does not authenticate the peer)",
+    },
+    ErrorInfo {
+        code: "ERR_WEBRTC_MESSAGE_SIZE",
+        area: ErrorArea::Channel,
+        meaning: "a WebRTC data channel message is larger than the session allows",
+    },
+    ErrorInfo {
         code: "ERR_KEYSTORE_PASSPHRASE",
         area: ErrorArea::Keystore,
         meaning: "the keystore passphrase is wrong",
