@@ -22,4 +22,4 @@ export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateReco
 export * from './policy/index.js'
 export * from './discovery/index.js'
 export { createSignalingGuard, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, refusalStatus, SIGNAL_ACTIONS, SignalingGuard, type SignalAction, type SignalingGuardInit } from './signaling/index.js'
-export { closeAllSessions, createStack, openChannelPair, checkRemoteDescription, type AnswerInit, type ChannelPair, type DataChannel, type OfferInit, type PairInit, type RtcSession, type StackInit, type StackName, type WebRtcStack } from './webrtc/index.js'
+export { closeAllSessions, createStack, createWeriftStackForTestingOnly, openChannelPair, checkRemoteDescription, type AnswerInit, type ChannelPair, type DataChannel, type OfferInit, type PairInit, type RtcSession, type StackInit, type StackName, type WebRtcStack } from './webrtc/index.js'
