@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signAuditCheckpoint, signedObjectLabels, signObject, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, signAuditCheckpoint, signedObjectLabels, signObject, signPresenceLease, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyPresenceLease, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -842,6 +842,7 @@ export { rotationMessage }
 export { signAuditCheckpoint }
 export { signedObjectLabels }
 export { signObject }
+export { signPresenceLease }
 export { splitCertificates }
 export { syncDirectory }
 export { tpmSupported }
@@ -857,6 +858,7 @@ export { verifyKeyCertification }
 export { verifyNonceProof }
 export { verifyObject }
 export { verifyPeer }
+export { verifyPresenceLease }
 export { verifyQuote }
 export { writeFileAtomic }
 export { x25519PublicKey }

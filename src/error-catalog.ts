@@ -49,6 +49,11 @@ export const CATALOG = {
     ERR_TIMEOUT: 'a peer did not answer a request within its time limit',
     ERR_CLOSED: 'the link or stream closed, or data was written after it ended',
     ERR_BAD_RESPONSE: 'a server or peer answered with something that is not a valid response',
+    ERR_HUB_FRAME: 'a hub frame is malformed: not JSON, a missing or unknown field, a wrong type, or a bad base64 object',
+    ERR_HUB_FRAME_SIZE: 'a hub frame or the object it carries is larger than the hub allows',
+    ERR_HUB_CROSS_TENANT: 'the hub refused to relay to a device of another tenant',
+    ERR_HUB_RATE_LIMITED: 'this device identity sent more offers or frames than the hub allows per minute',
+    ERR_HUB_TOO_MANY_CONNECTIONS: 'this device identity already holds as many hub connections as allowed',
   },
   keystore: {
     ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
@@ -142,6 +147,8 @@ export const CATALOG = {
     ERR_WIRE_MALFORMED: 'a signed object is truncated, has a field out of range, a non-canonical signature, or bytes after its end',
     ERR_WIRE_VERSION: 'a signed object has a format version this build cannot read',
     ERR_WIRE_LABEL: 'a signed object was signed for another purpose (label) than the one expected, or under a label signed objects may not use',
+    ERR_PRESENCE_EXPIRED: 'a presence lease is not valid now: it expired (the device is offline) or claims a future issue time',
+    ERR_PRESENCE_MISMATCH: 'a presence lease names another device or tenant than the certificate that signed it (a forged lease)',
   },
   policy: {
     ERR_POLICY_DENIED: 'the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)',

@@ -89,6 +89,10 @@ pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
 /// hash" ([`crate::wire::checkpoint`]).
 pub const AUDIT_CHECKPOINT: Label = Label("ztmesh-audit-checkpoint-v1");
 
+/// A device's key over its presence lease: "I am reachable through this hub until then"
+/// ([`crate::wire::presence`]). Hubs relay leases; receivers verify them.
+pub const PRESENCE: Label = Label("ztmesh-presence-v1");
+
 /// The prologue of every Noise link handshake (as [`Label::prefix`]): both sides bind it into
 /// the handshake hash, so a link speaking another version of the link protocol fails at the
 /// first authenticated message ([`crate::link`]).
@@ -133,13 +137,18 @@ pub const ALL: &[Label] = &[
     NONCE_PROOF,
     NONCE_BY_CERTIFICATE,
     AUDIT_CHECKPOINT,
+    PRESENCE,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
 /// outside the core (the binding, configuration) use for them. Every other label is used by
 /// one fixed protocol only, and a signed object can never be made under it.
-pub const SIGNED_OBJECTS: &[(&str, Label)] =
-    &[("test", TEST_OBJECT), ("test-other", TEST_OBJECT_OTHER), ("audit-checkpoint", AUDIT_CHECKPOINT)];
+pub const SIGNED_OBJECTS: &[(&str, Label)] = &[
+    ("test", TEST_OBJECT),
+    ("test-other", TEST_OBJECT_OTHER),
+    ("audit-checkpoint", AUDIT_CHECKPOINT),
+    ("presence", PRESENCE),
+];
 
 /// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).
 pub fn is_signed_object(label: Label) -> bool {
