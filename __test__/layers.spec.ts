@@ -150,6 +150,7 @@ const LAYERS: Record<string, number> = {
   identity: 4,
   ca: 4,
   attestation: 4,
+  hub: 4,
   daemon: 5,
   cli: 5,
   bench: 5,
