@@ -402,7 +402,8 @@ async function rogueHub(onClient: (send: (frame: string) => void) => void) {
   const wss = new WebSocketServer({ noServer: true })
   const { createServer } = await import('node:http')
   const http = createServer()
-  http.on('upgrade', (request, socket, head) => wss.handleUpgrade(request, socket, head, (ws) => onClient((frame) => ws.send(frame))))
+  // It answers the client's first frame (its own lease), so the client is listening by then.
+  http.on('upgrade', (request, socket, head) => wss.handleUpgrade(request, socket, head, (ws) => ws.once('message', () => onClient((frame) => ws.send(frame)))))
   const secure = createSecureServer({ identity: hubDevice.identity, trustPem }, (link: SecureStream) => http.emit('connection', link))
   const { port } = await secure.listen(0, '127.0.0.1')
   return { port, close: () => secure.close() }
@@ -412,13 +413,13 @@ test('a hub that rewrites or forges leases cannot make a device present: the cli
   const victim = device('tablet-v')
   const reader = device('tablet-r')
   const foreign = device('tablet-f', 'hotel-2')
-  const now = Date.now()
-  const genuine = signPresenceLease({ deviceId: 'tablet-v', tenant: 'hotel-1', hubId: 'hub-1', seq: 10, issuedAtMs: now, expiresAtMs: now + 1500 }, victim.identity)
-  const rewritten = rewriteExpiry(genuine)
-  const forged = signPresenceLease({ deviceId: 'tablet-v', tenant: 'hotel-1', hubId: 'hub-1', seq: 11, issuedAtMs: now, expiresAtMs: now + 600_000 }, hubDevice.identity)
-  const otherTenant = signPresenceLease({ deviceId: 'tablet-f', tenant: 'hotel-2', hubId: 'hub-1', seq: 1, issuedAtMs: now, expiresAtMs: now + 60_000 }, foreign.identity)
-  const expired = signPresenceLease({ deviceId: 'tablet-v', tenant: 'hotel-1', hubId: 'hub-1', seq: 12, issuedAtMs: now - 60_000, expiresAtMs: now - 1000 }, victim.identity)
   const rogue = await rogueHub((send) => {
+    const now = Date.now()
+    const genuine = signPresenceLease({ deviceId: 'tablet-v', tenant: 'hotel-1', hubId: 'hub-1', seq: 10, issuedAtMs: now, expiresAtMs: now + 3000 }, victim.identity)
+    const rewritten = rewriteExpiry(genuine)
+    const forged = signPresenceLease({ deviceId: 'tablet-v', tenant: 'hotel-1', hubId: 'hub-1', seq: 11, issuedAtMs: now, expiresAtMs: now + 600_000 }, hubDevice.identity)
+    const otherTenant = signPresenceLease({ deviceId: 'tablet-f', tenant: 'hotel-2', hubId: 'hub-1', seq: 1, issuedAtMs: now, expiresAtMs: now + 60_000 }, foreign.identity)
+    const expired = signPresenceLease({ deviceId: 'tablet-v', tenant: 'hotel-1', hubId: 'hub-1', seq: 12, issuedAtMs: now - 60_000, expiresAtMs: now - 1000 }, victim.identity)
     send(encodeFrame({ type: 'presence', deviceId: 'tablet-v', lease: rewritten }))
     send(encodeFrame({ type: 'presence', deviceId: 'tablet-v', lease: forged }))
     send(encodeFrame({ type: 'presence', deviceId: 'tablet-f', lease: otherTenant }))
@@ -446,7 +447,7 @@ test('a hub that rewrites or forges leases cannot make a device present: the cli
     ],
   )
   // The hub never renews it: the lease runs out and the device is offline.
-  await next<HubPresence>(client, 'presence', offline('tablet-v'), 5000)
+  await next<HubPresence>(client, 'presence', offline('tablet-v'), 10_000)
   t.deepEqual(client.peers(), [])
 })
 
