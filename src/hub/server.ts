@@ -386,8 +386,9 @@ export class HubServer {
   #onDeviceMessage(key: string, tenant: string, raw: Buffer): void {
     const message = parseBus(raw)
     if (message?.t !== 'signal' || message.tenant !== tenant) return
-    const frame: HubFrame = { type: 'signal', from: message.from, kind: message.kind, object: Buffer.from(message.object, 'base64') }
-    for (const conn of this.#conns.get(key) ?? []) this.#send(conn, frame)
+    // The object stays in the base64 it was checked in: encoded once per relay, never decoded here.
+    const text = JSON.stringify({ type: 'signal', from: message.from, kind: message.kind, object: message.object })
+    for (const conn of this.#conns.get(key) ?? []) if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(text)
   }
 
   #onTenantMessage(tenant: string, raw: Buffer): void {
