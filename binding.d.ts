@@ -1273,6 +1273,21 @@ export interface PeerPolicyInit {
   nowMs?: number
 }
 
+/**
+ * What a presence lease says: device `deviceId` of `tenant` is reachable through hub `hubId`
+ * from `issuedAtMs` until `expiresAtMs`; lease number `seq`.
+ */
+export interface PresenceLease {
+  deviceId: string
+  tenant: string
+  hubId: string
+  /** ≥ 1; grows with each lease the device signs. */
+  seq: number
+  issuedAtMs: number
+  /** After `issuedAtMs`, by at most 10 minutes. */
+  expiresAtMs: number
+}
+
 /** A node's answer: `quote`, or the `errorCode` it could not quote with. */
 export interface QuoteAnswer {
   /** The quote. */
@@ -1486,6 +1501,14 @@ export declare function signObject(label: string, chainPem: string, body: Uint8A
 export declare function signOffer(init: OfferInit, chainPem: string, signer: Signer): Buffer
 
 /**
+ * Signs a presence lease as a signed object under the `presence` label with `signer` and its
+ * chain (PEM, leaf first). Throws `ERR_INVALID_ARG` for a number out of range,
+ * `ERR_MESSAGE_SIZE` for an id out of range, `ERR_WIRE_MALFORMED` for seq 0 or a bad validity,
+ * `ERR_KEY_MISMATCH`.
+ */
+export declare function signPresenceLease(lease: PresenceLease, chainPem: string, signer: Signer): Buffer
+
+/**
  * The certificates of a PEM chain, each as its own PEM block, in order; throws
  * `ERR_PEM` or `ERR_CERT_MALFORMED` if a block is not a certificate the PKI parses.
  */
@@ -1620,6 +1643,15 @@ export interface VerifiedObject {
   digest: string
 }
 
+/** A presence lease that verified, with its signer. */
+export interface VerifiedPresenceLease {
+  lease: PresenceLease
+  /** The device that signed it (the one the lease names). */
+  peer: PeerIdentity
+  /** The signed object's digest, hex. */
+  digest: string
+}
+
 /** What a verified quote says. */
 export interface VerifiedQuote {
   /** The quoted PCR values. */
@@ -1727,6 +1759,13 @@ export declare function verifyObject(object: Uint8Array, label: string, trust: T
  * `ERR_CERT_MALFORMED`.
  */
 export declare function verifyPeer(chainPem: string, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): PeerIdentity
+
+/**
+ * Verifies a signed presence lease at `policy.nowMs` (default now): label and body, the
+ * signer's chain (`trust`, `revocations`, `policy`), that the signer is the device and tenant
+ * the lease names (`ERR_PRESENCE_MISMATCH`), and that it is valid now (`ERR_PRESENCE_EXPIRED`).
+ */
+export declare function verifyPresenceLease(object: Uint8Array, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit): VerifiedPresenceLease
 
 /**
  * Verifies a quote: the attestation key's signature, the nonce, that the PCR values are the

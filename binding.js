@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SignalVerifier, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, sdpFingerprint, signalLimits, signAnswer, signAuditCheckpoint, signCandidate, signedObjectLabels, signObject, signOffer, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SignalVerifier, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, sdpFingerprint, signalLimits, signAnswer, signAuditCheckpoint, signCandidate, signedObjectLabels, signObject, signOffer, signPresenceLease, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyPresenceLease, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -848,6 +848,7 @@ export { signCandidate }
 export { signedObjectLabels }
 export { signObject }
 export { signOffer }
+export { signPresenceLease }
 export { splitCertificates }
 export { syncDirectory }
 export { tpmSupported }
@@ -863,6 +864,7 @@ export { verifyKeyCertification }
 export { verifyNonceProof }
 export { verifyObject }
 export { verifyPeer }
+export { verifyPresenceLease }
 export { verifyQuote }
 export { writeFileAtomic }
 export { x25519PublicKey }

@@ -154,6 +154,7 @@ const LAYERS: Record<string, number> = {
   attestation: 4,
   discovery: 4,
   signaling: 4,
+  hub: 4,
   daemon: 5,
   cli: 5,
   bench: 5,

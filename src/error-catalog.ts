@@ -56,6 +56,11 @@ export const CATALOG = {
     ERR_WEBRTC_CLOSED: 'the WebRTC session or data channel closed, or data was sent after it ended',
     ERR_WEBRTC_STACK: 'a WebRTC stack is unknown or not shipped (werift: its DTLS does not authenticate the peer)',
     ERR_WEBRTC_MESSAGE_SIZE: 'a WebRTC data channel message is larger than the session allows',
+    ERR_HUB_FRAME: 'a hub frame is malformed: not JSON, a missing or unknown field, a wrong type, or a bad base64 object',
+    ERR_HUB_FRAME_SIZE: 'a hub frame or the object it carries is larger than the hub allows',
+    ERR_HUB_CROSS_TENANT: 'the hub refused to relay to a device of another tenant',
+    ERR_HUB_RATE_LIMITED: 'this device identity sent more offers or frames than the hub allows per minute',
+    ERR_HUB_TOO_MANY_CONNECTIONS: 'this device identity already holds as many hub connections as allowed',
   },
   keystore: {
     ERR_KEYSTORE_PASSPHRASE: 'the keystore passphrase is wrong',
@@ -159,6 +164,8 @@ export const CATALOG = {
     ERR_SIGNAL_LINK: 'a signed offer came over a link whose authenticated peer is not its signer',
     ERR_REPLAY: 'a signed message was seen before: its nonce is already in the replay window',
     ERR_REPLAY_FULL: 'the replay window holds as many live nonces as it may: new messages are refused until old ones leave the window (fail closed)',
+    ERR_PRESENCE_EXPIRED: 'a presence lease is not valid now: it expired (the device is offline) or claims a future issue time',
+    ERR_PRESENCE_MISMATCH: 'a presence lease names another device or tenant than the certificate that signed it (a forged lease)',
   },
   policy: {
     ERR_POLICY_DENIED: 'the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)',

@@ -7,7 +7,7 @@
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use ztmesh_core::pki;
-use ztmesh_core::wire::{checkpoint, labels, Label, SignedObject, WireError};
+use ztmesh_core::wire::{checkpoint, labels, presence, Label, SignedObject, WireError};
 
 use crate::error::{invalid_argument, sync, Failure, Result};
 use crate::pki::{
@@ -139,6 +139,81 @@ pub fn verify_audit_checkpoint(
                 seq: checkpoint.seq as f64,
                 head_sha256: hex(&checkpoint.head),
                 at_ms: checkpoint.at_ms as f64,
+            },
+            peer: peer_identity(verified.peer),
+            digest: hex(&verified.digest),
+        })
+    })
+}
+
+/// What a presence lease says: device `deviceId` of `tenant` is reachable through hub `hubId`
+/// from `issuedAtMs` until `expiresAtMs`; lease number `seq`.
+#[napi(object)]
+pub struct PresenceLease {
+    pub device_id: String,
+    pub tenant: String,
+    pub hub_id: String,
+    /// ≥ 1; grows with each lease the device signs.
+    pub seq: f64,
+    pub issued_at_ms: f64,
+    /// After `issuedAtMs`, by at most 10 minutes.
+    pub expires_at_ms: f64,
+}
+
+/// A presence lease that verified, with its signer.
+#[napi(object)]
+pub struct VerifiedPresenceLease {
+    pub lease: PresenceLease,
+    /// The device that signed it (the one the lease names).
+    pub peer: PeerIdentity,
+    /// The signed object's digest, hex.
+    pub digest: String,
+}
+
+/// Signs a presence lease as a signed object under the `presence` label with `signer` and its
+/// chain (PEM, leaf first). Throws `ERR_INVALID_ARG` for a number out of range,
+/// `ERR_MESSAGE_SIZE` for an id out of range, `ERR_WIRE_MALFORMED` for seq 0 or a bad validity,
+/// `ERR_KEY_MISMATCH`.
+#[napi]
+pub fn sign_presence_lease(lease: PresenceLease, chain_pem: String, signer: &Signer) -> Result<Buffer> {
+    sync(|| {
+        let lease = presence::Lease {
+            device_id: lease.device_id,
+            tenant: lease.tenant,
+            hub_id: lease.hub_id,
+            seq: counter_arg("seq", lease.seq)?,
+            issued_at_ms: counter_arg("issuedAtMs", lease.issued_at_ms)?,
+            expires_at_ms: counter_arg("expiresAtMs", lease.expires_at_ms)?,
+        };
+        let chain = pki::pem::parse_certificates(&chain_pem)?;
+        let signer = signer.for_chain(&chain)?;
+        let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+        Ok(lease.sign(&chain, signer.as_ref())?.encode().into())
+    })
+}
+
+/// Verifies a signed presence lease at `policy.nowMs` (default now): label and body, the
+/// signer's chain (`trust`, `revocations`, `policy`), that the signer is the device and tenant
+/// the lease names (`ERR_PRESENCE_MISMATCH`), and that it is valid now (`ERR_PRESENCE_EXPIRED`).
+#[napi]
+pub fn verify_presence_lease(
+    object: &[u8],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: PeerPolicyInit,
+) -> Result<VerifiedPresenceLease> {
+    sync(|| {
+        let (rules, now) = peer_policy(policy)?;
+        let verified = presence::verify(object, &trust.inner, &revocations.inner, &rules, now)?;
+        let lease = verified.lease;
+        Ok(VerifiedPresenceLease {
+            lease: PresenceLease {
+                device_id: lease.device_id,
+                tenant: lease.tenant,
+                hub_id: lease.hub_id,
+                seq: lease.seq as f64,
+                issued_at_ms: lease.issued_at_ms as f64,
+                expires_at_ms: lease.expires_at_ms as f64,
             },
             peer: peer_identity(verified.peer),
             digest: hex(&verified.digest),

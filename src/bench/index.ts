@@ -20,6 +20,7 @@ import { POLICY_CASES } from './policy.js'
 import { SIGNAL_CASES } from './signal.js'
 import { TPM_CASES } from './tpm.js'
 import { WEBRTC_CASES } from './webrtc.js'
+import { HUB_CASES, hubRelayLatency } from './hub.js'
 
 /** One row of the report. */
 export interface BenchRow {
@@ -162,6 +163,7 @@ const CASES: Case[] = [
   ...POLICY_CASES,
   ...SIGNAL_CASES,
   ...WEBRTC_CASES,
+  ...HUB_CASES,
 ]
 
 /** `batch` messages of `size` bytes per native call through `sealBatch`, reported per message. */
@@ -276,6 +278,12 @@ export function formatTable(rows: readonly BenchRow[]): string {
   const tpmSign = rows.find((row) => row.op === 'tpm-sign')
   const tpmQuote = rows.find((row) => row.op === 'tpm-quote')
   if (tpmSign !== undefined) lines.push('', `TPM: ${Math.round(1e9 / tpmSign.ztmesh_ns)} signatures per second with the key in the TPM, against ${Math.round(1e9 / tpmSign.baseline_ns)} with a software key${tpmQuote === undefined ? '' : `; a quote of PCRs 0-3 and 7 takes ${formatNs(tpmQuote.ztmesh_ns)}`}.`)
+  const relay = rows.find((row) => row.op === 'hub-relay')
+  const latency = hubRelayLatency()
+  if (relay !== undefined && latency !== undefined) {
+    const ms = (value: number) => `${value.toFixed(2)} ms`
+    lines.push('', `Hub relay, 1,000 devices connected: ${Math.round(1e9 / relay.ztmesh_ns)} messages per second over mutual TLS (latency p50 ${ms(latency.ztmesh.p50)}, p99 ${ms(latency.ztmesh.p99)}), against ${Math.round(1e9 / relay.baseline_ns)} through a plain ws relay (p50 ${ms(latency.baseline.p50)}, p99 ${ms(latency.baseline.p99)}).`)
+  }
   return lines.join('\n')
 }
 

@@ -3,6 +3,7 @@
  * TypeScript. This folder imports neither `identity/` nor `ca/`.
  */
 export { signObject, verifyObject, signedObjectLabels, type ObjectSigner, type VerifiedObject } from './signed.js'
+export { signPresenceLease, verifyPresenceLease, MAX_LEASE_MS, type PresenceLease, type VerifiedPresenceLease } from './presence.js'
 export { checkDeviceId, checkTenant, checkRoles, normalizeKeyDigest, normalizeSerial } from './ids.js'
 export {
   checkEnrollAnswer,

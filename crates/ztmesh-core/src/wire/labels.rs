@@ -89,6 +89,10 @@ pub const TEST_OBJECT_OTHER: Label = Label("ztmesh-test-object-other-v1");
 /// hash" ([`crate::wire::checkpoint`]).
 pub const AUDIT_CHECKPOINT: Label = Label("ztmesh-audit-checkpoint-v1");
 
+/// A device's key over its presence lease: "I am reachable through this hub until then"
+/// ([`crate::wire::presence`]). Hubs relay leases; receivers verify them.
+pub const PRESENCE: Label = Label("ztmesh-presence-v1");
+
 /// The prologue of every Noise link handshake (as [`Label::prefix`]): both sides bind it into
 /// the handshake hash, so a link speaking another version of the link protocol fails at the
 /// first authenticated message ([`crate::link`]).
@@ -149,6 +153,7 @@ pub const ALL: &[Label] = &[
     OFFER,
     ANSWER,
     ICE_CANDIDATE,
+    PRESENCE,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
@@ -161,6 +166,7 @@ pub const SIGNED_OBJECTS: &[(&str, Label)] = &[
     ("offer", OFFER),
     ("answer", ANSWER),
     ("candidate", ICE_CANDIDATE),
+    ("presence", PRESENCE),
 ];
 
 /// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod labels;
+pub mod presence;
 pub mod signed;
 
 pub use labels::Label;
