@@ -4,7 +4,7 @@
 // node-datachannel and werift interoperate; malformed descriptions are refused with typed errors.
 // Everything runs on 127.0.0.1 (empty ICE servers), and every session is closed in teardown.
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { createStack, createWeriftStackForTestingOnly, openChannelPair, type DataChannel, type RtcSession, type WebRtcStack, ZtError } from '../src/index.js'
 
@@ -82,6 +82,21 @@ async function settledAnswer(session: RtcSession, sdp: string): Promise<void> {
 
 /** Lets any data in flight arrive before the "nothing arrived" assertions. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 500))
+
+/**
+ * The outcome every fingerprint test asserts: the victim's session ends with ERR_WEBRTC_DTLS,
+ * the other session (if ours) ends typed too, and after a moment for data in flight, no channel
+ * opened and nothing arrived at either end.
+ */
+async function refusedInDtls(t: ExecutionContext, victim: RtcSession, other: RtcSession | undefined, ...ends: { opened: boolean; received: unknown[] }[]): Promise<void> {
+  t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
+  if (other !== undefined) t.true((await codeOf(other.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
+  await settle()
+  for (const end of ends) {
+    t.false(end.opened)
+    t.deepEqual(end.received, [])
+  }
+}
 
 async function exchange(t: { is: (a: unknown, b: unknown) => void; deepEqual: (a: unknown, b: unknown) => void }, a: DataChannel, b: DataChannel) {
   const atB = new Promise<Buffer | string>((resolve) => b.on('message', resolve))
@@ -186,13 +201,7 @@ for (const [name, make] of shipped) {
     const atOfferer = watch(offerer, 'offerer')
     const atVictim = watch(victim, 'victim')
     await settledAnswer(offerer, await victim.localDescription())
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(offerer.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atOfferer.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atOfferer.received, [])
+    await refusedInDtls(t, victim, offerer, atVictim, atOfferer)
   })
 
   test(`${name}: a tampered fingerprint in the answer ends the connection in the DTLS handshake, before any application data`, async (t) => {
@@ -201,13 +210,7 @@ for (const [name, make] of shipped) {
     const atVictim = watch(victim, 'victim')
     const atAnswerer = watch(answerer, 'answerer')
     await settledAnswer(victim, tamperFingerprint(await answerer.localDescription()))
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(answerer.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atAnswerer.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atAnswerer.received, [])
+    await refusedInDtls(t, victim, answerer, atVictim, atAnswerer)
   })
 
   test(`${name}: a relay that forwards the genuine offer but terminates DTLS with its own certificate never gets a channel (attacker as offerer)`, async (t) => {
@@ -219,13 +222,7 @@ for (const [name, make] of shipped) {
     const atAttacker = watch(attacker, 'attacker')
     // The attacker takes the victim's genuine answer on its own connection: ICE reaches it.
     await settledAnswer(attacker, await victim.localDescription())
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(attacker.channel)).startsWith('ERR_WEBRTC_'), 'the relay gets no channel either')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atAttacker.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atAttacker.received, [])
+    await refusedInDtls(t, victim, attacker, atVictim, atAttacker)
   })
 
   test(`${name}: a relay that forwards the genuine answer but terminates DTLS with its own certificate never gets a channel (attacker as answerer)`, async (t) => {
@@ -237,13 +234,7 @@ for (const [name, make] of shipped) {
     const atVictim = watch(victim, 'victim')
     const atAttacker = watch(attacker, 'attacker')
     await settledAnswer(victim, forged)
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(attacker.channel)).startsWith('ERR_WEBRTC_'), 'the relay gets no channel either')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atAttacker.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atAttacker.received, [])
+    await refusedInDtls(t, victim, attacker, atVictim, atAttacker)
   })
 }
 
@@ -320,12 +311,7 @@ for (const [name, make] of shipped) {
     const answer = await thief.gathered()
     t.regex(answer, /a=setup:active/, 'the thief is the DTLS client: it must sign a CertificateVerify')
     await settledAnswer(victim, answer)
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(thief.seen.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(thief.seen.received, [])
+    await refusedInDtls(t, victim, undefined, atVictim, thief.seen)
   })
 
   test(`${name}: a peer presenting the genuine certificate without its key, as DTLS server (attacker as offerer), never gets a channel`, async (t) => {
@@ -338,12 +324,7 @@ for (const [name, make] of shipped) {
     const answer = await victim.localDescription()
     t.regex(answer, /a=setup:active/, 'the victim is the DTLS client: the thief must sign the ServerKeyExchange')
     await thief.pc.setRemoteDescription({ type: 'answer', sdp: answer })
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(thief.seen.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(thief.seen.received, [])
+    await refusedInDtls(t, victim, undefined, atVictim, thief.seen)
   })
 }
 
