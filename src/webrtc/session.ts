@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 
 import { createError, type ErrorCode, ZtError } from '../errors.js'
+import { sdpFingerprint } from '../protocol/signal.js'
 import { MAX_SDP_LENGTH } from './constants.js'
 
 /** An open WebRTC data channel. Messages above the session's size limit are refused both ways. */
@@ -285,8 +286,12 @@ export function checkRemoteDescription(sdp: unknown): string {
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(sdp)) throw createError('ERR_WEBRTC_SDP', 'a session description holds control characters')
   const lines = sdp.split(/\r?\n/)
   const has = (prefix: string) => lines.some((line) => line.startsWith(prefix))
-  if (!lines.some((line) => /^a=fingerprint:sha-(256|384|512) [0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$/.test(line.trim()))) {
-    throw createError('ERR_WEBRTC_SDP', 'a session description must carry a SHA-2 DTLS fingerprint')
+  // The fingerprint rule is the core's, the one signed offers are held to (exactly one sha-256
+  // fingerprint, agreed by every section): a description that could never be signed is not applied.
+  try {
+    sdpFingerprint(sdp)
+  } catch (error) {
+    throw createError('ERR_WEBRTC_SDP', `a session description must carry exactly one sha-256 DTLS fingerprint (${error instanceof ZtError ? error.code : 'unreadable'})`, { cause: error })
   }
   if (!has('a=ice-ufrag:') || !has('a=ice-pwd:')) throw createError('ERR_WEBRTC_SDP', 'a session description must carry ICE credentials')
   if (!lines.some((line) => /^m=application \d+ UDP\/DTLS\/SCTP webrtc-datachannel/.test(line))) {
