@@ -13,6 +13,7 @@ use ztmesh_core::ErrorCode;
 use crate::error::{invalid_argument, sync, Failure, Result};
 use crate::pki::{counter_arg, hex, hex_arg, peer_identity, time_arg, PeerIdentity, RevocationSet, TrustStore};
 use crate::signer::Signer;
+use crate::wire::PreparedObject;
 
 /// What an offer says, before the core dates it and draws its nonce.
 #[napi(object)]
@@ -454,4 +455,66 @@ fn body(d: Description, offer_digest: Option<&[u8; 32]>) -> SignalBody {
         epoch: d.epoch as f64,
         offer_digest: offer_digest.map(|digest| hex(digest)),
     }
+}
+
+/// Prepares an offer for a signature made outside the core (`PreparedObject`); the core dates
+/// it and draws its nonce, as `signOffer` does. Throws `signOffer`'s codes but `ERR_KEY_MISMATCH`.
+#[napi]
+pub fn prepare_offer(init: OfferInit, chain_pem: String) -> Result<PreparedObject> {
+    sync(|| {
+        let description = Description::new(
+            &init.from,
+            &init.to,
+            &init.tenant,
+            &init.sdp,
+            counter_arg("epoch", init.epoch)?,
+            SystemTime::now(),
+        )?;
+        prepared(&chain_pem, |chain| signal::prepare_offer(&description, chain))
+    })
+}
+
+/// Prepares an answer; as `prepareOffer`.
+#[napi]
+pub fn prepare_answer(init: AnswerInit, chain_pem: String) -> Result<PreparedObject> {
+    sync(|| {
+        let description = Description::new(
+            &init.from,
+            &init.to,
+            &init.tenant,
+            &init.sdp,
+            counter_arg("epoch", init.epoch)?,
+            SystemTime::now(),
+        )?;
+        let answer = Answer { description, offer_digest: digest_arg(&init.offer_digest)? };
+        prepared(&chain_pem, |chain| signal::prepare_answer(&answer, chain))
+    })
+}
+
+/// Prepares an ICE candidate; as `prepareOffer`.
+#[napi]
+pub fn prepare_candidate(init: CandidateInit, chain_pem: String) -> Result<PreparedObject> {
+    sync(|| {
+        let candidate = Candidate::new(
+            &init.from,
+            &init.to,
+            &init.tenant,
+            digest_arg(&init.offer_digest)?,
+            &init.mid,
+            &init.candidate,
+            SystemTime::now(),
+        )?;
+        prepared(&chain_pem, |chain| signal::prepare_candidate(&candidate, chain))
+    })
+}
+
+fn prepared(
+    chain_pem: &str,
+    prepare: impl FnOnce(
+        &[&[u8]],
+    ) -> std::result::Result<ztmesh_core::wire::signed::external::Unsigned, signal::SignalError>,
+) -> std::result::Result<PreparedObject, Failure> {
+    let chain = pki::pem::parse_certificates(chain_pem)?;
+    let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+    Ok(PreparedObject::new(prepare(&chain)?))
 }

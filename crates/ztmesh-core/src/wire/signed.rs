@@ -465,5 +465,7 @@ impl<'a> Input<'a> {
     }
 }
 
+pub mod external;
+
 #[cfg(test)]
 mod tests;
