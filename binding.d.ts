@@ -1586,6 +1586,11 @@ export interface TlsContextInit {
    * established with no `peer`.
    */
   anonymousClients?: boolean
+  /**
+   * Servers: the ALPN protocols offered (default `['ztmesh/1']`); the staff page's server
+   * offers `['http/1.1']`, what a browser asks for.
+   */
+  alpn?: Array<string>
 }
 
 /** What a TPM says about itself. */
