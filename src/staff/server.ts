@@ -528,11 +528,9 @@ function readBody(request: IncomingMessage, max: number): Promise<string> {
     let size = 0
     request.on('data', (chunk: Buffer) => {
       size += chunk.length
-      if (size > max) {
-        reject(createError('ERR_MESSAGE_SIZE', 'the body is too large'))
-        request.destroy()
-        return
-      }
+      // Past the limit the rest is drained unread (bounded by the request timeout), so that the
+      // client reads its 413 rather than a reset.
+      if (size > max) return reject(createError('ERR_PAYLOAD_TOO_LARGE', 'the body is too large'))
       chunks.push(chunk)
     })
     request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
