@@ -210,6 +210,7 @@ export class StaffServer {
       return void response.end(asset.body)
     }
     if (request.method === 'POST' && url.pathname === STAFF_ROUTES.enroll) return this.#enroll(request, response)
+    if (request.method === 'GET' && url.pathname === '/favicon.ico') return void response.writeHead(204).end()
     sendError(response, createError('ERR_NOT_FOUND', 'no such route'))
   }
 
