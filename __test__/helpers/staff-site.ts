@@ -40,7 +40,7 @@ export interface StaffSite {
   applyRevocations(): void
 }
 
-export async function staffSite(t: ExecutionContext, init: { tenant?: string; tenants?: string[] } = {}): Promise<StaffSite> {
+export async function staffSite(t: ExecutionContext, init: { tenant?: string; tenants?: string[]; challengeMaxAgeMs?: number } = {}): Promise<StaffSite> {
   const tenant = init.tenant ?? 'hotel-1'
   const dir = mkdtempSync(join(tmpdir(), 'ztmesh-staff-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -56,7 +56,7 @@ export async function staffSite(t: ExecutionContext, init: { tenant?: string; te
   const identity = enroll('gateway', ['gateway'])
   const hub = new HubServer({ identity, trustPem: ca.trustBundle(), revocations: ca.revocations(), audit })
   const { port: hubPort } = await hub.listen(0, '127.0.0.1')
-  const staff = new StaffServer({ ca, hub, identity, trustPem: ca.trustBundle(), tenant, revocations: ca.revocations(), audit })
+  const staff = new StaffServer({ ca, hub, identity, trustPem: ca.trustBundle(), tenant, revocations: ca.revocations(), audit, ...(init.challengeMaxAgeMs !== undefined && { challengeMaxAgeMs: init.challengeMaxAgeMs }) })
   const { port } = await staff.listen(0, '127.0.0.1')
   t.teardown(async () => {
     await staff.close()

@@ -119,9 +119,13 @@ export class StaffServer {
   readonly #net: NetServer
   readonly #http: HttpServer
   readonly #wss: WebSocketServer
-  readonly #tls: TlsContext
+  #tls: TlsContext
+  /** The chain #tls presents: rebuilt when the gateway's identity was renewed. */
+  #tlsChain: string
   readonly #trust: TrustStore
   readonly #limiter = new RateLimiter({ perSecond: 1, burst: 10 })
+  /** Frames per admitted identity (prepare and signed): as the hub's own frame limit. */
+  readonly frames = new RateLimiter({ perSecond: 20, burst: 200, maxSources: 100_000 })
   readonly #sessions = new Set<StaffSession>()
   readonly #sockets = new Set<Duplex>()
   readonly #assets: Map<string, { type: string; body: Buffer }>
@@ -132,13 +136,19 @@ export class StaffServer {
     this.#trust = TrustStore.fromPem(init.trustPem)
     this.#revocations = init.revocations ?? new RevocationSet()
     this.#assets = loadAssets()
-    this.#tls = new TlsContext('server', { identity: init.identity, trustPem: init.trustPem, anonymousClients: true, alpn: ['http/1.1'] })
+    this.#tlsChain = init.identity.certificateChainPem
+    this.#tls = pageTls(init)
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_STAFF_FRAME_BYTES, perMessageDeflate: false, clientTracking: false })
     this.#http = createHttpServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, (request, response) => void this.#handle(request, response))
     this.#http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(request, socket, head))
     this.#http.on('clientError', (_error, socket: Duplex) => socket.destroy())
     this.#net = createNetServer((socket: Socket) => {
       socket.on('error', () => {})
+      if (init.identity.certificateChainPem !== this.#tlsChain) {
+        // The gateway's identity was renewed: new connections get the new certificate.
+        this.#tlsChain = init.identity.certificateChainPem
+        this.#tls = pageTls(init)
+      }
       secureTls(socket, this.#tls, { handshakeTimeoutMs: init.handshakeTimeoutMs ?? 10_000 }).then(
         (stream) => {
           this.#sockets.add(stream)
@@ -272,14 +282,21 @@ class StaffSession {
   #guard: SignalingGuard | undefined
   #hubSocket: HubSocketShim | undefined
   #seq = 0
+  readonly #joinTimer: NodeJS.Timeout
 
   constructor(server: StaffServer, ws: WebSocket, source: string) {
     this.#server = server
     this.#ws = ws
     this.#source = source
+    // A socket that does not complete its challenge in time is closed: no idle unauthenticated sockets.
+    this.#joinTimer = setTimeout(() => {
+      if (this.#state === 'hello' || this.#state === 'challenged') this.#refuse(AUDIT_STAFF_JOIN, createError('ERR_TIMEOUT', 'the challenge was not answered in time'))
+    }, server.init.challengeMaxAgeMs ?? DEFAULT_CHALLENGE_MAX_AGE_MS)
+    this.#joinTimer.unref()
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary))
     ws.on('error', () => {})
     ws.on('close', () => {
+      clearTimeout(this.#joinTimer)
       this.#state = 'closed'
       this.#hubSocket?.closed()
       this.#server.forget(this)
@@ -331,6 +348,7 @@ class StaffSession {
           if (frame.type !== 'answer') throw createError('ERR_UNAUTHENTICATED', 'answer the challenge first')
           return this.#answer(frame)
         case 'admitted':
+          if (!this.#server.frames.take(`${this.#peer!.tenant}/${this.#peer!.deviceId}`)) throw createError('ERR_RATE_LIMITED', 'too many frames from this identity')
           if (frame.type === 'prepare') return this.#prepare(frame)
           if (frame.type === 'signed') return this.#signed(frame.id, frame.signature)
           // A second hello or answer on an admitted connection: the challenge is spent.
@@ -501,6 +519,10 @@ class HubSocketShim extends EventEmitter {
     this.#open = false
     this.emit('close')
   }
+}
+
+function pageTls(init: StaffServerInit): TlsContext {
+  return new TlsContext('server', { identity: init.identity, trustPem: init.trustPem, anonymousClients: true, alpn: ['http/1.1'] })
 }
 
 /** The chain to keep for a peer admitted by a complete object: the hello's chain must name it. */
