@@ -188,14 +188,7 @@ pub struct SignalCheck {
 #[napi]
 pub fn sign_offer(init: OfferInit, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let description = Description::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            &init.sdp,
-            counter_arg("epoch", init.epoch)?,
-            SystemTime::now(),
-        )?;
+        let description = offer_of(&init)?;
         signed(&chain_pem, signer, |chain, key| signal::sign_offer(&description, chain, key))
     })
 }
@@ -204,15 +197,7 @@ pub fn sign_offer(init: OfferInit, chain_pem: String, signer: &Signer) -> Result
 #[napi]
 pub fn sign_answer(init: AnswerInit, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let description = Description::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            &init.sdp,
-            counter_arg("epoch", init.epoch)?,
-            SystemTime::now(),
-        )?;
-        let answer = Answer { description, offer_digest: digest_arg(&init.offer_digest)? };
+        let answer = answer_of(&init)?;
         signed(&chain_pem, signer, |chain, key| signal::sign_answer(&answer, chain, key))
     })
 }
@@ -221,15 +206,7 @@ pub fn sign_answer(init: AnswerInit, chain_pem: String, signer: &Signer) -> Resu
 #[napi]
 pub fn sign_candidate(init: CandidateInit, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let candidate = Candidate::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            digest_arg(&init.offer_digest)?,
-            &init.mid,
-            &init.candidate,
-            SystemTime::now(),
-        )?;
+        let candidate = candidate_of(&init)?;
         signed(&chain_pem, signer, |chain, key| signal::sign_candidate(&candidate, chain, key))
     })
 }
@@ -462,14 +439,7 @@ fn body(d: Description, offer_digest: Option<&[u8; 32]>) -> SignalBody {
 #[napi]
 pub fn prepare_offer(init: OfferInit, chain_pem: String) -> Result<PreparedObject> {
     sync(|| {
-        let description = Description::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            &init.sdp,
-            counter_arg("epoch", init.epoch)?,
-            SystemTime::now(),
-        )?;
+        let description = offer_of(&init)?;
         prepared(&chain_pem, |chain| signal::prepare_offer(&description, chain))
     })
 }
@@ -478,15 +448,7 @@ pub fn prepare_offer(init: OfferInit, chain_pem: String) -> Result<PreparedObjec
 #[napi]
 pub fn prepare_answer(init: AnswerInit, chain_pem: String) -> Result<PreparedObject> {
     sync(|| {
-        let description = Description::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            &init.sdp,
-            counter_arg("epoch", init.epoch)?,
-            SystemTime::now(),
-        )?;
-        let answer = Answer { description, offer_digest: digest_arg(&init.offer_digest)? };
+        let answer = answer_of(&init)?;
         prepared(&chain_pem, |chain| signal::prepare_answer(&answer, chain))
     })
 }
@@ -495,15 +457,7 @@ pub fn prepare_answer(init: AnswerInit, chain_pem: String) -> Result<PreparedObj
 #[napi]
 pub fn prepare_candidate(init: CandidateInit, chain_pem: String) -> Result<PreparedObject> {
     sync(|| {
-        let candidate = Candidate::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            digest_arg(&init.offer_digest)?,
-            &init.mid,
-            &init.candidate,
-            SystemTime::now(),
-        )?;
+        let candidate = candidate_of(&init)?;
         prepared(&chain_pem, |chain| signal::prepare_candidate(&candidate, chain))
     })
 }
@@ -517,4 +471,42 @@ fn prepared(
     let chain = pki::pem::parse_certificates(chain_pem)?;
     let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
     Ok(PreparedObject::new(prepare(&chain)?))
+}
+
+/// The offer `init` describes, dated now with a fresh nonce.
+fn offer_of(init: &OfferInit) -> std::result::Result<Description, Failure> {
+    Ok(Description::new(
+        &init.from,
+        &init.to,
+        &init.tenant,
+        &init.sdp,
+        counter_arg("epoch", init.epoch)?,
+        SystemTime::now(),
+    )?)
+}
+
+/// The answer `init` describes, dated now with a fresh nonce.
+fn answer_of(init: &AnswerInit) -> std::result::Result<Answer, Failure> {
+    let description = Description::new(
+        &init.from,
+        &init.to,
+        &init.tenant,
+        &init.sdp,
+        counter_arg("epoch", init.epoch)?,
+        SystemTime::now(),
+    )?;
+    Ok(Answer { description, offer_digest: digest_arg(&init.offer_digest)? })
+}
+
+/// The candidate `init` describes, dated now with a fresh nonce.
+fn candidate_of(init: &CandidateInit) -> std::result::Result<Candidate, Failure> {
+    Ok(Candidate::new(
+        &init.from,
+        &init.to,
+        &init.tenant,
+        digest_arg(&init.offer_digest)?,
+        &init.mid,
+        &init.candidate,
+        SystemTime::now(),
+    )?)
 }

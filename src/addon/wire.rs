@@ -178,14 +178,7 @@ pub struct VerifiedPresenceLease {
 #[napi]
 pub fn sign_presence_lease(lease: PresenceLease, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let lease = presence::Lease {
-            device_id: lease.device_id,
-            tenant: lease.tenant,
-            hub_id: lease.hub_id,
-            seq: counter_arg("seq", lease.seq)?,
-            issued_at_ms: counter_arg("issuedAtMs", lease.issued_at_ms)?,
-            expires_at_ms: counter_arg("expiresAtMs", lease.expires_at_ms)?,
-        };
+        let lease = lease_arg(lease)?;
         let chain = pki::pem::parse_certificates(&chain_pem)?;
         let signer = signer.for_chain(&chain)?;
         let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
@@ -336,14 +329,7 @@ impl PreparedObject {
     #[napi(factory)]
     pub fn presence_lease(lease: PresenceLease, chain_pem: String) -> Result<PreparedObject> {
         sync(|| {
-            let lease = presence::Lease {
-                device_id: lease.device_id,
-                tenant: lease.tenant,
-                hub_id: lease.hub_id,
-                seq: counter_arg("seq", lease.seq)?,
-                issued_at_ms: counter_arg("issuedAtMs", lease.issued_at_ms)?,
-                expires_at_ms: counter_arg("expiresAtMs", lease.expires_at_ms)?,
-            };
+            let lease = lease_arg(lease)?;
             let chain = pki::pem::parse_certificates(&chain_pem)?;
             let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
             Ok(PreparedObject::new(Unsigned::prepare(labels::PRESENCE, &chain, &lease.encode()?)?))
@@ -411,5 +397,16 @@ pub fn verify_hub_challenge(
             body: verified.body.into(),
             digest: hex(&verified.digest),
         })
+    })
+}
+
+fn lease_arg(lease: PresenceLease) -> std::result::Result<presence::Lease, Failure> {
+    Ok(presence::Lease {
+        device_id: lease.device_id,
+        tenant: lease.tenant,
+        hub_id: lease.hub_id,
+        seq: counter_arg("seq", lease.seq)?,
+        issued_at_ms: counter_arg("issuedAtMs", lease.issued_at_ms)?,
+        expires_at_ms: counter_arg("expiresAtMs", lease.expires_at_ms)?,
     })
 }

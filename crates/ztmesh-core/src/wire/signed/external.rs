@@ -13,11 +13,11 @@
 //! signature over *its* bytes, which is what a compromised page could ask for anyway; see
 //! `docs/ARCHITECTURE.md` (the staff page) for why that is sound for the gateway that serves it.
 
-use super::{low_s, signed_message, SignedObject, WireError, MAX_BODY_LEN, MAX_CERT_LEN, MAX_CHAIN_LEN, MAX_LABEL_LEN};
+use super::{check_fields, low_s, signed_message, SignedObject, WireError};
 use crate::pki::cert::ParsedCert;
 use crate::pki::signer::{ecdsa_p256_signature_to_der, verify_p256};
 use crate::pki::{sha256, VerifyError};
-use crate::wire::{labels, Label};
+use crate::wire::Label;
 
 /// A signed object waiting for its signature: label, chain and body are fixed.
 #[derive(Debug, Clone)]
@@ -35,17 +35,7 @@ impl Unsigned {
     /// label, [`WireError::TooLarge`] for a field out of range, [`WireError::Peer`] with
     /// [`VerifyError::Malformed`] for a leaf that does not parse or has no P-256 key.
     pub fn prepare(label: Label, chain: &[&[u8]], body: &[u8]) -> Result<Self, WireError> {
-        if !labels::is_signed_object(label) {
-            return Err(WireError::Label);
-        }
-        let [leaf, ..] = chain else { return Err(WireError::TooLarge) };
-        if chain.len() > MAX_CHAIN_LEN
-            || chain.iter().any(|c| c.is_empty() || c.len() > MAX_CERT_LEN)
-            || body.len() > MAX_BODY_LEN
-            || label.as_bytes().len() > MAX_LABEL_LEN
-        {
-            return Err(WireError::TooLarge);
-        }
+        let leaf = check_fields(label, chain, body)?;
         let parsed = ParsedCert::from_der(leaf).map_err(|()| WireError::Peer(VerifyError::Malformed))?;
         let leaf_key = parsed.p256_point.ok_or(WireError::Peer(VerifyError::Malformed))?;
         Ok(Self {
@@ -99,6 +89,7 @@ mod tests {
     use crate::pki::testutil::{device_csr, Pki};
     use crate::pki::{CertSigner, DeviceCertRequest, PeerPolicy, RevocationSet, TrustStore};
     use crate::wire::labels::{OFFER, ROTATION, TEST_OBJECT, TEST_OBJECT_OTHER};
+    use crate::wire::signed::MAX_BODY_LEN;
 
     fn fixture() -> (Pki, crate::pki::SoftwareSigner, Vec<u8>) {
         let pki = Pki::new();
