@@ -475,27 +475,17 @@ fn prepared(
 
 /// The offer `init` describes, dated now with a fresh nonce.
 fn offer_of(init: &OfferInit) -> std::result::Result<Description, Failure> {
-    Ok(Description::new(
-        &init.from,
-        &init.to,
-        &init.tenant,
-        &init.sdp,
-        counter_arg("epoch", init.epoch)?,
-        SystemTime::now(),
-    )?)
+    description(&init.from, &init.to, &init.tenant, &init.sdp, init.epoch)
 }
 
 /// The answer `init` describes, dated now with a fresh nonce.
 fn answer_of(init: &AnswerInit) -> std::result::Result<Answer, Failure> {
-    let description = Description::new(
-        &init.from,
-        &init.to,
-        &init.tenant,
-        &init.sdp,
-        counter_arg("epoch", init.epoch)?,
-        SystemTime::now(),
-    )?;
+    let description = description(&init.from, &init.to, &init.tenant, &init.sdp, init.epoch)?;
     Ok(Answer { description, offer_digest: digest_arg(&init.offer_digest)? })
+}
+
+fn description(from: &str, to: &str, tenant: &str, sdp: &str, epoch: f64) -> std::result::Result<Description, Failure> {
+    Ok(Description::new(from, to, tenant, sdp, counter_arg("epoch", epoch)?, SystemTime::now())?)
 }
 
 /// The candidate `init` describes, dated now with a fresh nonce.

@@ -19,6 +19,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::presence::valid_hub_id;
 use super::{labels, SignedObject, Verified, WireError};
 #[cfg(doc)]
 use crate::pki::verify_peer;
@@ -30,8 +31,8 @@ pub const VERSION: u8 = 1;
 /// The length of the nonce.
 pub const NONCE_LEN: usize = 16;
 
-/// The longest hub id.
-pub const MAX_HUB_ID_LEN: usize = 64;
+/// The longest hub id (the rule of presence leases).
+pub use super::presence::MAX_HUB_ID_LEN;
 
 /// A hub's challenge, as issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,10 +160,6 @@ pub fn verify(
 
 fn millis(t: SystemTime) -> u64 {
     u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis()).unwrap_or(u64::MAX)
-}
-
-fn valid_hub_id(id: &[u8]) -> bool {
-    (1..=MAX_HUB_ID_LEN).contains(&id.len()) && id.iter().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
