@@ -124,7 +124,7 @@ export class StaffServer {
   #tlsChain: string
   readonly #trust: TrustStore
   readonly #limiter = new RateLimiter({ perSecond: 1, burst: 10 })
-  /** Frames per admitted identity (prepare and signed): as the hub's own frame limit. */
+  /** @internal Frames per admitted identity (prepare and signed): as the hub's own frame limit. */
   readonly frames = new RateLimiter({ perSecond: 20, burst: 200, maxSources: 100_000 })
   readonly #sessions = new Set<StaffSession>()
   readonly #sockets = new Set<Duplex>()
@@ -176,14 +176,17 @@ export class StaffServer {
     for (const session of this.#sessions) session.setRevocations(revocations)
   }
 
+  /** @internal For the sessions. */
   get revocations(): RevocationSet {
     return this.#revocations
   }
 
+  /** @internal For the sessions. */
   get trust(): TrustStore {
     return this.#trust
   }
 
+  /** @internal For the sessions. */
   get init(): StaffServerInit {
     return this.#init
   }
@@ -194,6 +197,7 @@ export class StaffServer {
     await new Promise((resolve) => this.#net.close(resolve))
   }
 
+  /** @internal For the sessions. */
   audit(event: AuditEvent): void {
     try {
       this.#init.audit?.append(event)
@@ -202,6 +206,7 @@ export class StaffServer {
     }
   }
 
+  /** @internal For the sessions. */
   forget(session: StaffSession): void {
     this.#sessions.delete(session)
   }
