@@ -311,3 +311,28 @@ test('the prepare/assemble and challenge entry points take garbage with typed er
   assemble(spent, staff.signer.sign(toBeSigned(spent)))
   t.throws(() => assemble(spent, Buffer.alloc(64, 1)), { instanceOf: ZtError, code: 'ERR_CLOSED' })
 })
+
+test('the page, its module and both browser bundles are served over the core TLS with a strict content security policy', async (t) => {
+  const site = await staffSite(t)
+  const get = (path: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> =>
+    new Promise((resolve, reject) => {
+      const request = httpsRequest(`${site.staffUrl}${path}`, { ...TLS_OPTIONS }, (response) => {
+        let body = ''
+        response.on('data', (c: Buffer) => (body += String(c)))
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
+      })
+      request.on('error', reject)
+      request.end()
+    })
+  const page = await get('/staff/')
+  t.is(page.status, 200)
+  t.regex(String(page.headers['content-security-policy']), /default-src 'self'/)
+  t.regex(page.body, /\/staff\/app\.js/)
+  for (const path of ['/staff/app.js', '/staff/vendor/reflect.js', '/staff/vendor/x509.js']) {
+    const asset = await get(path)
+    t.is(asset.status, 200, path)
+    t.regex(String(asset.headers['content-type']), /javascript/, path)
+  }
+  t.regex((await get('/staff/app.js')).body, /extractable|generateKey\(\{ name: 'ECDSA', namedCurve: 'P-256' \}, false/)
+  t.like(await get('/nowhere'), { status: 404 })
+})
