@@ -2,7 +2,11 @@
 // the real TLS listener: forged, replayed and second challenge answers, a revoked certificate,
 // another tenant, a certificate without the staff role, malformed frames and enrollment bodies.
 // Every refusal is typed and audited. The page itself runs in Chromium in staff.spec.ts.
+import 'reflect-metadata'
+import { webcrypto } from 'node:crypto'
 import { request as httpsRequest } from 'node:https'
+
+import * as x509 from '@peculiar/x509'
 
 import test from 'ava'
 import WebSocket from 'ws'
@@ -335,4 +339,32 @@ test('the page, its module and both browser bundles are served over the core TLS
   }
   t.regex((await get('/staff/app.js')).body, /extractable|generateKey\(\{ name: 'ECDSA', namedCurve: 'P-256' \}, false/)
   t.like(await get('/nowhere'), { status: 404 })
+})
+
+test('a non-extractable WebCrypto key (Node webcrypto, P1363 signatures, a CSR by @peculiar/x509) enrolls through the route and joins, as the page does', async (t) => {
+  const site = await staffSite(t)
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+  const ecdsa = { name: 'ECDSA', hash: 'SHA-256' }
+  const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])
+  t.false(keys.privateKey.extractable)
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=staff', keys: keys as unknown as NonNullable<Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys']>, signingAlgorithm: ecdsa })
+  const enrolled = await new Promise<{ chainPem: string; identity: { deviceId: string } }>((resolve, reject) => {
+    const request = httpsRequest(`${site.staffUrl}/staff/v1/enroll`, { method: 'POST', ...TLS_OPTIONS, headers: { 'content-type': 'application/json' } }, (response) => {
+      let text = ''
+      response.on('data', (c: Buffer) => (text += String(c)))
+      response.on('end', () => resolve(JSON.parse(text) as { chainPem: string; identity: { deviceId: string } }))
+    })
+    request.on('error', reject)
+    request.end(JSON.stringify({ token: site.token('tablet-5'), csr: csr.toString('pem') }))
+  })
+  t.is(enrolled.identity.deviceId, 'tablet-5')
+  const conn = await socket(site)
+  conn.ws.send(JSON.stringify({ type: 'hello', chain: enrolled.chainPem }))
+  const challenge = await conn.next('challenge')
+  const signature = Buffer.from(await webcrypto.subtle.sign(ecdsa, keys.privateKey, Buffer.from(challenge.toBeSigned as string, 'base64')))
+  t.is(signature.length, 64, 'WebCrypto signs in IEEE P1363 r ‖ s')
+  conn.ws.send(JSON.stringify({ type: 'answer', signature: signature.toString('base64') }))
+  t.like(await conn.next('welcome'), { identity: { deviceId: 'tablet-5', tenant: 'hotel-1' } })
+  t.is(site.hub.connections, 1)
+  conn.ws.close()
 })
