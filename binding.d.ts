@@ -273,6 +273,30 @@ export declare class NoiseTransport {
 }
 
 /**
+ * A signed object waiting for a signature made outside the core (a browser's non-extractable
+ * WebCrypto key): label, chain and body are fixed when it is prepared; `toBeSigned` is the
+ * exact message to sign; `assemble` takes the signature (P1363 `r ‖ s` or DER), normalises and
+ * verifies it under the leaf's key, and returns the encoded object. Single use.
+ */
+export declare class PreparedObject {
+  /**
+   * Prepares `body` under the label named `label` for the chain (PEM, leaf first). Throws
+   * `ERR_WIRE_LABEL`, `ERR_MESSAGE_SIZE`, `ERR_CERT_MALFORMED`-family codes for a bad leaf.
+   */
+  static object(label: string, chainPem: string, body: Uint8Array): PreparedObject
+  /** Prepares a presence lease (as `signPresenceLease`) for the chain (PEM, leaf first). */
+  static presenceLease(lease: PresenceLease, chainPem: string): PreparedObject
+  /** The exact bytes to sign (ECDSA P-256 with SHA-256). Throws `ERR_CLOSED` once assembled. */
+  get toBeSigned(): Buffer
+  /**
+   * Completes the object with `signature` and returns its encoding; verified under the leaf's
+   * key first (`ERR_SIGNATURE`). Consumes the prepared object (`ERR_CLOSED` after), whether
+   * the signature verified or not.
+   */
+  assemble(signature: Uint8Array): Buffer
+}
+
+/**
  * Revoked serials and keys, merged from verified CRLs and revocation records, kept per issuing
  * CA, with the freshness rule for CRLs.
  */
@@ -961,6 +985,12 @@ export declare function generateP256Key(): Buffer
 export declare function generateX25519KeyPair(): X25519KeyPair
 
 /**
+ * A fresh hub challenge of `hubId` (its body bytes: version, hub id, time, 16 random bytes):
+ * what the hub keeps for one connection and sends to the client to sign under `hub-challenge`.
+ */
+export declare function hubChallenge(hubId: string): Buffer
+
+/**
  * Reads the facts of the first certificate in `pem`, with no trust decision. Throws
  * `ERR_CERT_MALFORMED` or `ERR_PEM`.
  */
@@ -1273,6 +1303,18 @@ export interface PeerPolicyInit {
   nowMs?: number
 }
 
+/** Prepares an answer; as `prepareOffer`. */
+export declare function prepareAnswer(init: AnswerInit, chainPem: string): PreparedObject
+
+/** Prepares an ICE candidate; as `prepareOffer`. */
+export declare function prepareCandidate(init: CandidateInit, chainPem: string): PreparedObject
+
+/**
+ * Prepares an offer for a signature made outside the core (`PreparedObject`); the core dates
+ * it and draws its nonce, as `signOffer` does. Throws `signOffer`'s codes but `ERR_KEY_MISMATCH`.
+ */
+export declare function prepareOffer(init: OfferInit, chainPem: string): PreparedObject
+
 /**
  * What a presence lease says: device `deviceId` of `tenant` is reachable through hub `hubId`
  * from `issuedAtMs` until `expiresAtMs`; lease number `seq`.
@@ -1544,6 +1586,11 @@ export interface TlsContextInit {
    * established with no `peer`.
    */
   anonymousClients?: boolean
+  /**
+   * Servers: the ALPN protocols offered (default `['ztmesh/1']`); the staff page's server
+   * offers `['http/1.1']`, what a browser asks for.
+   */
+  alpn?: Array<string>
 }
 
 /** What a TPM says about itself. */
@@ -1719,6 +1766,13 @@ export declare function verifyCertificateSignature(chainPem: string, message: Ui
  * when it is not the proof of this CSR and node id.
  */
 export declare function verifyEnrollmentProof(proofKey: string, csr: string, nodeId: string | undefined | null, proof: string): void
+
+/**
+ * Verifies a client's answer to the challenge `issued` (the exact bytes `hubChallenge`
+ * returned): the label, that it signs those bytes and they are at most `maxAgeMs` old
+ * (`ERR_HUB_CHALLENGE`), then the chain (`trust`, `revocations`, `policy`) and the signature.
+ */
+export declare function verifyHubChallenge(answer: Uint8Array, issued: Uint8Array, trust: TrustStore, revocations: RevocationSet, policy: PeerPolicyInit, maxAgeMs: number): VerifiedObject
 
 /** One (message, signature, public key) triple of a batch. */
 export interface VerifyItem {

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, RevocationSet, SignalVerifier, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, rotationMessage, sdpFingerprint, signalLimits, signAnswer, signAuditCheckpoint, signCandidate, signedObjectLabels, signObject, signOffer, signPresenceLease, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyPresenceLease, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
+const { AeadKey, CertificateAuthority, Keystore, MlKem768SecretKey, MuxSession, NoiseHandshake, NoiseLinkContext, NoiseLinkHandshake, NoiseRecordLayer, NoiseTransport, PreparedObject, RevocationSet, SignalVerifier, Signer, SigningKey, TlsClientContext, TlsServerContext, TlsSession, Tpm, TpmKey, TrustStore, XWingSecretKey, akBindingMessage, akPublicKeySha256, buildCsr, challengeAttestationKey, checkDeviceId, checkEnrollAnswer, checkPcrSelection, checkRoles, checkTenant, createKeystore, decodeEnrollmentToken, decodeEnrollRequest, decodeEnrollResponse, decodeNonceAnswer, decodeNonceRequest, decodeQuoteAnswer, decodeQuoteEvidence, decodeQuoteRequest, decodeRotationRequest, encodeEnrollRequest, encodeEnrollResponse, encodeNonceAnswer, encodeNonceRequest, encodeQuoteAnswer, encodeQuoteRequest, encodeRotationRequest, enrollmentTokenProof, errorCatalog, generateEnrollmentToken, generateP256Key, generateX25519KeyPair, hubChallenge, inspectCertificate, mlkem768Encapsulate, muxGoAwayCodes, muxLimits, muxResetCodes, noisePreferredCipher, nonceRequestMessage, nonceRequestProof, normalizeKeyDigest, normalizeSerial, openKeystore, parseCsr, parsePcrValues, prepareAnswer, prepareCandidate, prepareOffer, rotationMessage, sdpFingerprint, signalLimits, signAnswer, signAuditCheckpoint, signCandidate, signedObjectLabels, signObject, signOffer, signPresenceLease, splitCertificates, syncDirectory, tpmSupported, verify, verifyActivatedSecret, verifyAkBinding, verifyAuditCheckpoint, verifyBatch, verifyBatchAsync, verifyCertificateSignature, verifyEnrollmentProof, verifyHubChallenge, verifyKeyCertification, verifyNonceProof, verifyObject, verifyPeer, verifyPresenceLease, verifyQuote, writeFileAtomic, x25519PublicKey, x25519SharedSecret, xwingEncapsulate } = nativeBinding
 export { AeadKey }
 export { CertificateAuthority }
 export { Keystore }
@@ -784,6 +784,7 @@ export { NoiseLinkContext }
 export { NoiseLinkHandshake }
 export { NoiseRecordLayer }
 export { NoiseTransport }
+export { PreparedObject }
 export { RevocationSet }
 export { SignalVerifier }
 export { Signer }
@@ -826,6 +827,7 @@ export { errorCatalog }
 export { generateEnrollmentToken }
 export { generateP256Key }
 export { generateX25519KeyPair }
+export { hubChallenge }
 export { inspectCertificate }
 export { mlkem768Encapsulate }
 export { muxGoAwayCodes }
@@ -839,6 +841,9 @@ export { normalizeSerial }
 export { openKeystore }
 export { parseCsr }
 export { parsePcrValues }
+export { prepareAnswer }
+export { prepareCandidate }
+export { prepareOffer }
 export { rotationMessage }
 export { sdpFingerprint }
 export { signalLimits }
@@ -860,6 +865,7 @@ export { verifyBatch }
 export { verifyBatchAsync }
 export { verifyCertificateSignature }
 export { verifyEnrollmentProof }
+export { verifyHubChallenge }
 export { verifyKeyCertification }
 export { verifyNonceProof }
 export { verifyObject }

@@ -41,7 +41,7 @@ test('a signed object round-trips through the core and names its signer', (t) =>
   t.like(verified.peer, { deviceId: 'tablet-7', tenant: 'hotel-1', roles: ['pos:cashier'], serial: tablet.cert.serial })
   t.regex(verified.digest, /^[0-9a-f]{64}$/)
   t.not(verifyObject(signObject('test', body, tablet), 'test', trust, new RevocationSet()).digest, verified.digest, 'each signature is its own object')
-  t.deepEqual(signedObjectLabels(), ['test', 'test-other', 'audit-checkpoint', 'offer', 'answer', 'candidate', 'presence'])
+  t.deepEqual(signedObjectLabels(), ['test', 'test-other', 'audit-checkpoint', 'offer', 'answer', 'candidate', 'presence', 'hub-challenge'])
 })
 
 test('an object signed for one purpose is refused for another, and labels are names, never strings', (t) => {

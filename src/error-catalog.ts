@@ -165,6 +165,7 @@ export const CATALOG = {
     ERR_REPLAY: 'a signed message was seen before: its nonce is already in the replay window',
     ERR_REPLAY_FULL: 'the replay window holds as many live nonces as it may: new messages are refused until old ones leave the window (fail closed)',
     ERR_PRESENCE_EXPIRED: 'a presence lease is not valid now: it expired (the device is offline) or claims a future issue time',
+    ERR_HUB_CHALLENGE: "an answer to the hub's challenge signs another challenge than the one issued on this connection (another hub, a replay, a second answer) or one no longer fresh",
     ERR_PRESENCE_MISMATCH: 'a presence lease names another device or tenant than the certificate that signed it (a forged lease)',
   },
   policy: {

@@ -13,6 +13,7 @@ use ztmesh_core::ErrorCode;
 use crate::error::{invalid_argument, sync, Failure, Result};
 use crate::pki::{counter_arg, hex, hex_arg, peer_identity, time_arg, PeerIdentity, RevocationSet, TrustStore};
 use crate::signer::Signer;
+use crate::wire::PreparedObject;
 
 /// What an offer says, before the core dates it and draws its nonce.
 #[napi(object)]
@@ -187,14 +188,7 @@ pub struct SignalCheck {
 #[napi]
 pub fn sign_offer(init: OfferInit, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let description = Description::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            &init.sdp,
-            counter_arg("epoch", init.epoch)?,
-            SystemTime::now(),
-        )?;
+        let description = offer_of(&init)?;
         signed(&chain_pem, signer, |chain, key| signal::sign_offer(&description, chain, key))
     })
 }
@@ -203,15 +197,7 @@ pub fn sign_offer(init: OfferInit, chain_pem: String, signer: &Signer) -> Result
 #[napi]
 pub fn sign_answer(init: AnswerInit, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let description = Description::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            &init.sdp,
-            counter_arg("epoch", init.epoch)?,
-            SystemTime::now(),
-        )?;
-        let answer = Answer { description, offer_digest: digest_arg(&init.offer_digest)? };
+        let answer = answer_of(&init)?;
         signed(&chain_pem, signer, |chain, key| signal::sign_answer(&answer, chain, key))
     })
 }
@@ -220,15 +206,7 @@ pub fn sign_answer(init: AnswerInit, chain_pem: String, signer: &Signer) -> Resu
 #[napi]
 pub fn sign_candidate(init: CandidateInit, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let candidate = Candidate::new(
-            &init.from,
-            &init.to,
-            &init.tenant,
-            digest_arg(&init.offer_digest)?,
-            &init.mid,
-            &init.candidate,
-            SystemTime::now(),
-        )?;
+        let candidate = candidate_of(&init)?;
         signed(&chain_pem, signer, |chain, key| signal::sign_candidate(&candidate, chain, key))
     })
 }
@@ -454,4 +432,71 @@ fn body(d: Description, offer_digest: Option<&[u8; 32]>) -> SignalBody {
         epoch: d.epoch as f64,
         offer_digest: offer_digest.map(|digest| hex(digest)),
     }
+}
+
+/// Prepares an offer for a signature made outside the core (`PreparedObject`); the core dates
+/// it and draws its nonce, as `signOffer` does. Throws `signOffer`'s codes but `ERR_KEY_MISMATCH`.
+#[napi]
+pub fn prepare_offer(init: OfferInit, chain_pem: String) -> Result<PreparedObject> {
+    sync(|| {
+        let description = offer_of(&init)?;
+        prepared(&chain_pem, |chain| signal::prepare_offer(&description, chain))
+    })
+}
+
+/// Prepares an answer; as `prepareOffer`.
+#[napi]
+pub fn prepare_answer(init: AnswerInit, chain_pem: String) -> Result<PreparedObject> {
+    sync(|| {
+        let answer = answer_of(&init)?;
+        prepared(&chain_pem, |chain| signal::prepare_answer(&answer, chain))
+    })
+}
+
+/// Prepares an ICE candidate; as `prepareOffer`.
+#[napi]
+pub fn prepare_candidate(init: CandidateInit, chain_pem: String) -> Result<PreparedObject> {
+    sync(|| {
+        let candidate = candidate_of(&init)?;
+        prepared(&chain_pem, |chain| signal::prepare_candidate(&candidate, chain))
+    })
+}
+
+fn prepared(
+    chain_pem: &str,
+    prepare: impl FnOnce(
+        &[&[u8]],
+    ) -> std::result::Result<ztmesh_core::wire::signed::external::Unsigned, signal::SignalError>,
+) -> std::result::Result<PreparedObject, Failure> {
+    let chain = pki::pem::parse_certificates(chain_pem)?;
+    let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+    Ok(PreparedObject::new(prepare(&chain)?))
+}
+
+/// The offer `init` describes, dated now with a fresh nonce.
+fn offer_of(init: &OfferInit) -> std::result::Result<Description, Failure> {
+    description(&init.from, &init.to, &init.tenant, &init.sdp, init.epoch)
+}
+
+/// The answer `init` describes, dated now with a fresh nonce.
+fn answer_of(init: &AnswerInit) -> std::result::Result<Answer, Failure> {
+    let description = description(&init.from, &init.to, &init.tenant, &init.sdp, init.epoch)?;
+    Ok(Answer { description, offer_digest: digest_arg(&init.offer_digest)? })
+}
+
+fn description(from: &str, to: &str, tenant: &str, sdp: &str, epoch: f64) -> std::result::Result<Description, Failure> {
+    Ok(Description::new(from, to, tenant, sdp, counter_arg("epoch", epoch)?, SystemTime::now())?)
+}
+
+/// The candidate `init` describes, dated now with a fresh nonce.
+fn candidate_of(init: &CandidateInit) -> std::result::Result<Candidate, Failure> {
+    Ok(Candidate::new(
+        &init.from,
+        &init.to,
+        &init.tenant,
+        digest_arg(&init.offer_digest)?,
+        &init.mid,
+        &init.candidate,
+        SystemTime::now(),
+    )?)
 }

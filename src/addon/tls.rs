@@ -32,6 +32,9 @@ pub struct TlsContextInit {
     /// Servers: whether clients may present no certificate (default false); their sessions are
     /// established with no `peer`.
     pub anonymous_clients: Option<bool>,
+    /// Servers: the ALPN protocols offered (default `['ztmesh/1']`); the staff page's server
+    /// offers `['http/1.1']`, what a browser asks for.
+    pub alpn: Option<Vec<String>>,
 }
 
 /// What a client with no certificate needs: the pinned root key and who the server must be.
@@ -69,6 +72,9 @@ impl TlsServerContext {
                 settings.resumption = resumption;
             }
             settings.anonymous_clients = parts.anonymous_clients;
+            if let Some(alpn) = parts.alpn {
+                settings.alpn = alpn;
+            }
             Ok(TlsServerContext { inner: Arc::new(tls::TlsServerContext::new(settings)?) })
         })
     }
@@ -253,6 +259,7 @@ struct Parts {
     pq: PqPolicy,
     resumption: Option<bool>,
     anonymous_clients: bool,
+    alpn: Option<Vec<Vec<u8>>>,
 }
 
 impl Parts {
@@ -277,6 +284,7 @@ impl Parts {
             pq,
             resumption: init.resumption,
             anonymous_clients: init.anonymous_clients.unwrap_or(false),
+            alpn: init.alpn.map(|list| list.into_iter().map(String::into_bytes).collect()),
         })
     }
 }

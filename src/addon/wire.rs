@@ -7,7 +7,8 @@
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use ztmesh_core::pki;
-use ztmesh_core::wire::{checkpoint, labels, presence, Label, SignedObject, WireError};
+use ztmesh_core::wire::signed::external::Unsigned;
+use ztmesh_core::wire::{challenge, checkpoint, labels, presence, Label, SignedObject, WireError};
 
 use crate::error::{invalid_argument, sync, Failure, Result};
 use crate::pki::{
@@ -177,14 +178,7 @@ pub struct VerifiedPresenceLease {
 #[napi]
 pub fn sign_presence_lease(lease: PresenceLease, chain_pem: String, signer: &Signer) -> Result<Buffer> {
     sync(|| {
-        let lease = presence::Lease {
-            device_id: lease.device_id,
-            tenant: lease.tenant,
-            hub_id: lease.hub_id,
-            seq: counter_arg("seq", lease.seq)?,
-            issued_at_ms: counter_arg("issuedAtMs", lease.issued_at_ms)?,
-            expires_at_ms: counter_arg("expiresAtMs", lease.expires_at_ms)?,
-        };
+        let lease = lease_arg(lease)?;
         let chain = pki::pem::parse_certificates(&chain_pem)?;
         let signer = signer.for_chain(&chain)?;
         let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
@@ -306,4 +300,113 @@ pub fn ak_public_key_sha256(ak_public_pem: String) -> Result<String> {
 
 fn label_arg(name: &str) -> std::result::Result<Label, Failure> {
     labels::signed_object(name).ok_or_else(|| Failure::from(WireError::Label))
+}
+
+/// A signed object waiting for a signature made outside the core (a browser's non-extractable
+/// WebCrypto key): label, chain and body are fixed when it is prepared; `toBeSigned` is the
+/// exact message to sign; `assemble` takes the signature (P1363 `r ‖ s` or DER), normalises and
+/// verifies it under the leaf's key, and returns the encoded object. Single use.
+#[napi]
+pub struct PreparedObject {
+    inner: std::sync::Mutex<Option<Unsigned>>,
+}
+
+#[napi]
+impl PreparedObject {
+    /// Prepares `body` under the label named `label` for the chain (PEM, leaf first). Throws
+    /// `ERR_WIRE_LABEL`, `ERR_MESSAGE_SIZE`, `ERR_CERT_MALFORMED`-family codes for a bad leaf.
+    #[napi(factory)]
+    pub fn object(label: String, chain_pem: String, body: &[u8]) -> Result<PreparedObject> {
+        sync(|| {
+            let label = label_arg(&label)?;
+            let chain = pki::pem::parse_certificates(&chain_pem)?;
+            let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+            Ok(PreparedObject::new(Unsigned::prepare(label, &chain, body)?))
+        })
+    }
+
+    /// Prepares a presence lease (as `signPresenceLease`) for the chain (PEM, leaf first).
+    #[napi(factory)]
+    pub fn presence_lease(lease: PresenceLease, chain_pem: String) -> Result<PreparedObject> {
+        sync(|| {
+            let lease = lease_arg(lease)?;
+            let chain = pki::pem::parse_certificates(&chain_pem)?;
+            let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+            Ok(PreparedObject::new(Unsigned::prepare(labels::PRESENCE, &chain, &lease.encode()?)?))
+        })
+    }
+
+    /// The exact bytes to sign (ECDSA P-256 with SHA-256). Throws `ERR_CLOSED` once assembled.
+    #[napi(getter)]
+    pub fn to_be_signed(&self) -> Result<Buffer> {
+        sync(|| {
+            let inner = self.inner.lock().map_err(|_| Failure::new("ERR_INTERNAL", "lock poisoned"))?;
+            let prepared = inner.as_ref().ok_or_else(|| Failure::new("ERR_CLOSED", "already assembled"))?;
+            Ok(prepared.to_be_signed().into())
+        })
+    }
+
+    /// Completes the object with `signature` and returns its encoding; verified under the leaf's
+    /// key first (`ERR_SIGNATURE`). Consumes the prepared object (`ERR_CLOSED` after), whether
+    /// the signature verified or not.
+    #[napi]
+    pub fn assemble(&self, signature: &[u8]) -> Result<Buffer> {
+        sync(|| {
+            let prepared = self
+                .inner
+                .lock()
+                .map_err(|_| Failure::new("ERR_INTERNAL", "lock poisoned"))?
+                .take()
+                .ok_or_else(|| Failure::new("ERR_CLOSED", "already assembled"))?;
+            Ok(prepared.assemble(signature)?.encode().into())
+        })
+    }
+}
+
+impl PreparedObject {
+    pub(crate) fn new(prepared: Unsigned) -> Self {
+        Self { inner: std::sync::Mutex::new(Some(prepared)) }
+    }
+}
+
+/// A fresh hub challenge of `hubId` (its body bytes: version, hub id, time, 16 random bytes):
+/// what the hub keeps for one connection and sends to the client to sign under `hub-challenge`.
+#[napi]
+pub fn hub_challenge(hub_id: String) -> Result<Buffer> {
+    sync(|| Ok(challenge::Challenge::new(&hub_id, std::time::SystemTime::now())?.encode().into()))
+}
+
+/// Verifies a client's answer to the challenge `issued` (the exact bytes `hubChallenge`
+/// returned): the label, that it signs those bytes and they are at most `maxAgeMs` old
+/// (`ERR_HUB_CHALLENGE`), then the chain (`trust`, `revocations`, `policy`) and the signature.
+#[napi]
+pub fn verify_hub_challenge(
+    answer: &[u8],
+    issued: &[u8],
+    trust: &TrustStore,
+    revocations: &RevocationSet,
+    policy: PeerPolicyInit,
+    max_age_ms: u32,
+) -> Result<VerifiedObject> {
+    sync(|| {
+        let (rules, now) = peer_policy(policy)?;
+        let max_age = std::time::Duration::from_millis(u64::from(max_age_ms));
+        let verified = challenge::verify(answer, issued, &trust.inner, &revocations.inner, &rules, max_age, now)?;
+        Ok(VerifiedObject {
+            peer: peer_identity(verified.peer),
+            body: verified.body.into(),
+            digest: hex(&verified.digest),
+        })
+    })
+}
+
+fn lease_arg(lease: PresenceLease) -> std::result::Result<presence::Lease, Failure> {
+    Ok(presence::Lease {
+        device_id: lease.device_id,
+        tenant: lease.tenant,
+        hub_id: lease.hub_id,
+        seq: counter_arg("seq", lease.seq)?,
+        issued_at_ms: counter_arg("issuedAtMs", lease.issued_at_ms)?,
+        expires_at_ms: counter_arg("expiresAtMs", lease.expires_at_ms)?,
+    })
 }

@@ -34,6 +34,8 @@ export interface TlsContextInit {
    * prove themselves inside the protocol.
    */
   anonymousClients?: boolean
+  /** Servers: the ALPN protocols offered (default `['ztmesh/1']`); a server for browsers offers `['http/1.1']`. */
+  alpn?: string[]
 }
 
 /** Options of {@link TlsContext.anonymous}: who the server must be, known by a pinned root. */
@@ -87,6 +89,7 @@ export class TlsContext {
       ...(init.policy?.pins !== undefined && { pins: init.policy.pins }),
       ...(init.resumption !== undefined && { resumption: init.resumption }),
       ...(init.anonymousClients !== undefined && { anonymousClients: init.anonymousClients }),
+      ...(init.alpn !== undefined && { alpn: init.alpn }),
     }
     const signer = credentialSigner(init.identity).native
     try {

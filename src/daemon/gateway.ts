@@ -39,6 +39,8 @@ import type { AuditSink } from '../policy/index.js'
 import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential } from '../primitives/pki/index.js'
 import { liveCredential } from './credential.js'
 import { daemonConfigSchema, listenAddress } from './config.js'
+import { GatewayStaff } from './staff.js'
+import type { HubServer } from '../hub/index.js'
 import { runDaemon, type Component, type DaemonContext, type RunDaemonInit } from './index.js'
 
 /** The gateway's own device id and role in its site. */
@@ -84,6 +86,8 @@ export const gatewayConfigSchema = daemonConfigSchema({
       redis: z.url({ protocol: /^rediss?$/ }).optional(),
     })
     .prefault({}),
+  /** The staff page (browser clients, `src/staff/`): its own HTTPS listener; off unless set. */
+  staff: z.strictObject({ listen: listenAddress.optional() }).prefault({}),
   reattest: z
     .strictObject({
       /** The nodes to ask for fresh quotes (each runs an attest responder); none: off. */
@@ -98,7 +102,7 @@ export const gatewayConfigSchema = daemonConfigSchema({
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>
 
 /** Keys that cannot change while the gateway runs (a reload changing one is refused, naming it). */
-export const GATEWAY_FIXED_KEYS = ['ca.dir', 'ca.listen', 'ca.tenant', 'ca.url', 'ca.tcti', 'identity.store', 'identity.keystore', 'identity.tcti', 'hub.listen', 'hub.redis', 'reattest.protocol']
+export const GATEWAY_FIXED_KEYS = ['ca.dir', 'ca.listen', 'ca.tenant', 'ca.url', 'ca.tcti', 'identity.store', 'identity.keystore', 'identity.tcti', 'hub.listen', 'hub.redis', 'staff.listen', 'reattest.protocol']
 
 /** Flags of `ztmesh gateway` and the keys they override. */
 export const GATEWAY_FLAGS = {
@@ -118,6 +122,8 @@ export interface GatewayHub {
   start(): void | Promise<void>
   stop(): void | Promise<void>
   setRevocations(revocations: RevocationSet, crlPem?: string): void
+  /** The hub server, when the slot runs one: the staff page joins browsers to it (`staff.listen`). */
+  readonly server?: HubServer
 }
 
 /** What a hub is built with. */
@@ -173,6 +179,7 @@ class Gateway {
   #renewal: NodeJS.Timeout | undefined
   #poll: NodeJS.Timeout | undefined
   #reattestor: Reattestor | undefined
+  readonly #staff = new GatewayStaff()
   /** What the last revocation set was built from: the CRL number and the root CRL. */
   #crlSeen = ''
   readonly #crlNumber: Gauge
@@ -191,7 +198,7 @@ class Gateway {
 
   readyInfo(): Record<string, unknown> {
     const facts = this.#identity === undefined ? undefined : inspectCertificate(this.#identity.certificatePem)
-    return { ca: this.#url, identity: facts === undefined ? undefined : { deviceId: facts.deviceId, tenant: facts.tenant, serial: facts.serial, keystore: this.#identity!.keystore } }
+    return { ca: this.#url, ...(this.#staff.url !== undefined && { staff: this.#staff.url }), identity: facts === undefined ? undefined : { deviceId: facts.deviceId, tenant: facts.tenant, serial: facts.serial, keystore: this.#identity!.keystore } }
   }
 
   components(): Component<GatewayConfig>[] {
@@ -247,7 +254,21 @@ class Gateway {
         this.#startReattest()
       },
     }
-    return [ca, identity, hub, revocations, reattest]
+    const staff: Component<GatewayConfig> = {
+      name: 'staff',
+      start: () =>
+        this.#staff.start({
+          listen: this.#config.staff.listen,
+          ca: this.#ca!,
+          hub: this.#hub?.server,
+          identity: liveCredential(this.#identity!),
+          tenant: this.#config.ca.tenant,
+          audit: { append: (event) => this.#ca!.recordAudit(event) },
+          daemon: this.#context,
+        }),
+      stop: () => this.#staff.stop(),
+    }
+    return [ca, identity, hub, staff, revocations, reattest]
   }
 
   /**
@@ -375,6 +396,7 @@ class Gateway {
       const revocations = ca.revocations()
       this.#crlNumber.set(Number(crl.crlNumber))
       this.#hub?.setRevocations(revocations, crl.pem)
+      this.#staff.setRevocations(revocations)
       if (!first) this.#context.emit({ event: 'crl', crlNumber: crl.crlNumber })
     } catch (error) {
       this.#context.logger.error({ err: error }, 'the revocations could not be refreshed; the ones in force stay')

@@ -26,7 +26,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 
-import { WebSocketServer, type WebSocket } from 'ws'
+import { WebSocketServer } from 'ws'
 
 import { createSecureServer, type SecureServer, type SecureStream } from '../channels/index.js'
 import { createError, ZtError, type ErrorCode } from '../errors.js'
@@ -92,10 +92,26 @@ const AUDIT_PRESENCE = 'hub.presence'
 const AUDIT_REVOKED = 'hub.revoked'
 const AUDIT_FRAME = 'hub.frame'
 
+/**
+ * What the hub needs of a client's socket: a `ws` WebSocket, or a stand-in for a client admitted
+ * by {@link HubServer.admit} (the staff page, whose frames a gateway module carries).
+ */
+export interface HubSocket {
+  readonly readyState: number
+  readonly OPEN: number
+  send(text: string): void
+  close(code?: number, reason?: string): void
+  terminate(): void
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): unknown
+  on(event: 'close', listener: () => void): unknown
+  on(event: 'error', listener: (error: Error & { code?: string }) => void): unknown
+}
+
 /** One device connection. */
 interface Conn {
-  readonly ws: WebSocket
-  readonly link: SecureStream
+  readonly ws: HubSocket
+  /** Closes the connection's transport if `revocations` name its peer; whether it did. */
+  readonly closeIfRevoked: (revocations: RevocationSet) => boolean
   readonly peer: PeerIdentity
   readonly key: string
   refusals: number
@@ -247,10 +263,34 @@ export class HubServer {
       return
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      const conn: Conn = { ws, link, peer, key, refusals: 0 }
+      const conn: Conn = { ws, closeIfRevoked: (revocations) => link.closeIfRevoked(revocations), peer, key, refusals: 0 }
       this.#audit({ actor: peer.deviceId, action: AUDIT_CONNECT, outcome: 'allow', reason: 'ok', detail })
       void this.#attach(conn)
     })
+  }
+
+  /**
+   * Admits a client whose identity was proven by other means than its TLS link: the staff page,
+   * whose WebCrypto key cannot be a TLS client certificate, after its signed challenge
+   * (`src/staff/`). From here it is a device like any other: the same per-identity limits,
+   * `from` stamped from `peer`, relays within its tenant, its leases verified, and
+   * `closeIfRevoked` asked on every revocation cut. Refused (and audited) over the connection
+   * limit: `ERR_HUB_TOO_MANY_CONNECTIONS` is thrown.
+   */
+  admit(peer: PeerIdentity, socket: HubSocket, closeIfRevoked: (revocations: RevocationSet) => boolean): void {
+    const key = `${peer.tenant}/${peer.deviceId}`
+    const detail = { tenant: peer.tenant, serial: peer.serial, via: 'challenge' }
+    if (this.#closed) throw createError('ERR_CLOSED', 'the hub is closed')
+    if ((this.#conns.get(key)?.size ?? 0) >= this.#limits.connectionsPerDevice) {
+      this.#audit({ actor: peer.deviceId, action: AUDIT_CONNECT, outcome: 'deny', reason: 'ERR_HUB_TOO_MANY_CONNECTIONS', detail })
+      throw createError('ERR_HUB_TOO_MANY_CONNECTIONS', 'this identity holds as many hub connections as allowed')
+    }
+    if (closeIfRevoked(this.#revocations)) {
+      this.#audit({ actor: peer.deviceId, action: AUDIT_CONNECT, outcome: 'deny', reason: 'ERR_CERT_REVOKED', detail })
+      throw createError('ERR_CERT_REVOKED', 'the certificate is revoked')
+    }
+    this.#audit({ actor: peer.deviceId, action: AUDIT_CONNECT, outcome: 'allow', reason: 'ok', detail })
+    void this.#attach({ ws: socket, closeIfRevoked, peer, key, refusals: 0 })
   }
 
   async #attach(conn: Conn): Promise<void> {
@@ -481,7 +521,7 @@ export class HubServer {
     const tenants = new Set<string>()
     for (const set of this.#conns.values()) {
       for (const conn of set) {
-        if (!conn.link.closeIfRevoked(this.#revocations)) continue
+        if (!conn.closeIfRevoked(this.#revocations)) continue
         tenants.add(conn.peer.tenant)
         this.#audit({ actor: conn.peer.deviceId, action: AUDIT_REVOKED, outcome: 'deny', reason: 'ERR_CERT_REVOKED', detail: { tenant: conn.peer.tenant, serial: conn.peer.serial } })
         conn.ws.terminate()

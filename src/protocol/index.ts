@@ -46,3 +46,5 @@ export type {
   VerifiedCandidate,
   VerifiedOffer,
 } from './signal.js'
+export { assemble, hubChallenge, prepareAnswer, prepareObject, prepareOffer, preparePresenceLease, toBeSigned, verifyHubChallenge } from './prepared.js'
+export type { PreparedObject } from './prepared.js'

@@ -36,7 +36,7 @@ export function refusalStatus(code: string): 400 | 401 | 403 | 503 {
 /** Options of {@link SignalingGuard}. */
 export interface SignalingGuardInit {
   /** This device's credential: its certificate names the device messages must be addressed to, and its tenant. */
-  identity: DeviceCredential
+  identity: Pick<DeviceCredential, 'certificateChainPem'>
   /** The trust anchors (PEM) signers must chain to. */
   trustPem: string
   /** Revocations in force. The guard decides under a copy: after changing the set, hand it to {@link SignalingGuard.setRevocations}. */

@@ -620,6 +620,7 @@ pub const CATALOG: &[ErrorInfo] = &[
     ErrorInfo { code: "ERR_REPLAY", area: ErrorArea::Wire, meaning: "a signed message was seen before: its nonce is already in the replay window" },
     ErrorInfo { code: "ERR_REPLAY_FULL", area: ErrorArea::Wire, meaning: "the replay window holds as many live nonces as it may: new messages are refused until old ones leave the window (fail closed)" },
     ErrorInfo { code: "ERR_PRESENCE_EXPIRED", area: ErrorArea::Wire, meaning: "a presence lease is not valid now: it expired (the device is offline) or claims a future issue time" },
+    ErrorInfo { code: "ERR_HUB_CHALLENGE", area: ErrorArea::Wire, meaning: "an answer to the hub's challenge signs another challenge than the one issued on this connection (another hub, a replay, a second answer) or one no longer fresh" },
     ErrorInfo { code: "ERR_PRESENCE_MISMATCH", area: ErrorArea::Wire, meaning: "a presence lease names another device or tenant than the certificate that signed it (a forged lease)" },
     ErrorInfo { code: "ERR_POLICY_DENIED", area: ErrorArea::Policy, meaning: "the policy decision point refused the request (the message gives its reason: the rule, or that no rule allowed it)" },
     ErrorInfo { code: "ERR_MUX_MALFORMED", area: ErrorArea::Mux, meaning: "a mux frame has another version, an unknown type, flags set, or a value its type forbids" },

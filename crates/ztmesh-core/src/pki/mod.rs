@@ -104,7 +104,7 @@ pub mod revocation;
 pub mod signer;
 pub mod verify;
 
-mod cert;
+pub(crate) mod cert;
 pub(crate) mod der;
 mod error;
 mod identity;

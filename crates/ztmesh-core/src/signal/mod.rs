@@ -48,6 +48,7 @@ use crate::ids::IdError;
 use crate::pki::snapshot::SharedTrust;
 use crate::pki::{sha256, CertSigner, PeerIdentity, PeerPolicy, RevocationSet, TrustStore};
 use crate::rand::RandomError;
+use crate::wire::signed::external::Unsigned;
 use crate::wire::{labels, Label, SignedObject, WireError};
 use crate::ErrorCode;
 
@@ -263,6 +264,24 @@ pub fn sign_candidate(
     signer: &dyn CertSigner,
 ) -> Result<SignedObject, SignalError> {
     Ok(SignedObject::sign(labels::ICE_CANDIDATE, chain, &candidate.encode()?, signer)?)
+}
+
+/// Prepares an offer for a signature made outside the core ([`Unsigned`]); the checks of
+/// [`sign_offer`] but the signer's.
+pub fn prepare_offer(offer: &Description, chain: &[&[u8]]) -> Result<Unsigned, SignalError> {
+    sdp_fingerprint(&offer.sdp)?;
+    Ok(Unsigned::prepare(labels::OFFER, chain, &offer.encode()?)?)
+}
+
+/// Prepares an answer; as [`prepare_offer`].
+pub fn prepare_answer(answer: &Answer, chain: &[&[u8]]) -> Result<Unsigned, SignalError> {
+    sdp_fingerprint(&answer.description.sdp)?;
+    Ok(Unsigned::prepare(labels::ANSWER, chain, &answer.encode()?)?)
+}
+
+/// Prepares an ICE candidate; as [`prepare_offer`].
+pub fn prepare_candidate(candidate: &Candidate, chain: &[&[u8]]) -> Result<Unsigned, SignalError> {
+    Ok(Unsigned::prepare(labels::ICE_CANDIDATE, chain, &candidate.encode()?)?)
 }
 
 /// An offer that passed every check of [`SignalVerifier::verify_offer`].

@@ -132,6 +132,11 @@ pub const ANSWER: Label = Label("ztmesh-answer-v1");
 /// ([`crate::signal`]).
 pub const ICE_CANDIDATE: Label = Label("ztmesh-ice-candidate-v1");
 
+/// A client's key over a hub's fresh challenge ([`crate::wire::challenge`]): how a browser,
+/// whose WebCrypto key cannot be a TLS client certificate, proves to the hub that it holds the
+/// key of the chain it presents.
+pub const HUB_CHALLENGE: Label = Label("ztmesh-hub-challenge-v1");
+
 /// Every label in this registry. A label missing here is a label no test checks.
 pub const ALL: &[Label] = &[
     AK_BINDING,
@@ -154,6 +159,7 @@ pub const ALL: &[Label] = &[
     ANSWER,
     ICE_CANDIDATE,
     PRESENCE,
+    HUB_CHALLENGE,
 ];
 
 /// The labels a [`crate::wire::SignedObject`] may be signed under, by the short name callers
@@ -167,6 +173,7 @@ pub const SIGNED_OBJECTS: &[(&str, Label)] = &[
     ("answer", ANSWER),
     ("candidate", ICE_CANDIDATE),
     ("presence", PRESENCE),
+    ("hub-challenge", HUB_CHALLENGE),
 ];
 
 /// Whether a [`crate::wire::SignedObject`] may be signed under `label` ([`SIGNED_OBJECTS`]).

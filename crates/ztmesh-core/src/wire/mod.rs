@@ -5,6 +5,7 @@
 //! Every byte a ztmesh peer signs or verifies is encoded by the core, so a Rust gateway and the
 //! Node runtime can never disagree on it.
 
+pub mod challenge;
 pub mod checkpoint;
 pub mod labels;
 pub mod presence;

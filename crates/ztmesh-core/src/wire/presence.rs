@@ -225,7 +225,8 @@ pub fn verify(
     Ok(VerifiedLease { lease, peer: verified.peer, digest: verified.digest })
 }
 
-fn valid_hub_id(id: &[u8]) -> bool {
+/// The hub id rule, shared by leases and hub challenges: 1..=[`MAX_HUB_ID_LEN`] printable ASCII.
+pub(crate) fn valid_hub_id(id: &[u8]) -> bool {
     (1..=MAX_HUB_ID_LEN).contains(&id.len()) && id.iter().all(|b| b.is_ascii_graphic())
 }
 

@@ -172,17 +172,7 @@ impl SignedObject {
     /// format, [`WireError::KeyMismatch`] when `signer` is not the leaf's key,
     /// [`WireError::Signer`] when the signer fails or yields a signature that does not verify.
     pub fn sign(label: Label, chain: &[&[u8]], body: &[u8], signer: &dyn CertSigner) -> Result<Self, WireError> {
-        if !labels::is_signed_object(label) {
-            return Err(WireError::Label);
-        }
-        let [leaf, ..] = chain else { return Err(WireError::TooLarge) };
-        if chain.len() > MAX_CHAIN_LEN
-            || chain.iter().any(|c| c.is_empty() || c.len() > MAX_CERT_LEN)
-            || body.len() > MAX_BODY_LEN
-            || label.as_bytes().len() > MAX_LABEL_LEN
-        {
-            return Err(WireError::TooLarge);
-        }
+        let leaf = check_fields(label, chain, body)?;
         check_signer_matches(leaf, signer).map_err(|e| match e {
             PkiError::KeyMismatch => WireError::KeyMismatch,
             PkiError::CertificateMalformed => WireError::Peer(VerifyError::Malformed),
@@ -347,6 +337,24 @@ pub fn verify(
     SignedObject::decode(bytes)?.verify(expected, trust, revocations, policy, now)
 }
 
+/// The checks of what is signed, before any key is involved (signing here or outside the core):
+/// a signed-object label ([`WireError::Label`]) and every field within the format
+/// ([`WireError::TooLarge`]). Returns the leaf.
+fn check_fields<'a>(label: Label, chain: &[&'a [u8]], body: &[u8]) -> Result<&'a [u8], WireError> {
+    if !labels::is_signed_object(label) {
+        return Err(WireError::Label);
+    }
+    let [leaf, ..] = chain else { return Err(WireError::TooLarge) };
+    if chain.len() > MAX_CHAIN_LEN
+        || chain.iter().any(|c| c.is_empty() || c.len() > MAX_CERT_LEN)
+        || body.len() > MAX_BODY_LEN
+        || label.as_bytes().len() > MAX_LABEL_LEN
+    {
+        return Err(WireError::TooLarge);
+    }
+    Ok(leaf)
+}
+
 /// The bytes a signature covers: [`Label::message`] of the leaf's SHA-256 followed by the body.
 fn signed_message(label: Label, leaf_sha256: &[u8; 32], body: &[u8]) -> Vec<u8> {
     let mut message = label.prefix();
@@ -464,6 +472,8 @@ impl<'a> Input<'a> {
         self.take(len)
     }
 }
+
+pub mod external;
 
 #[cfg(test)]
 mod tests;
