@@ -155,6 +155,7 @@ const LAYERS: Record<string, number> = {
   discovery: 4,
   signaling: 4,
   hub: 4,
+  peering: 4,
   daemon: 5,
   cli: 5,
   bench: 5,

@@ -1,0 +1,324 @@
+// The node's peer connector, composed in-process from the real parts: the signaling guard,
+// node-datachannel on loopback, real hubs (one in memory, two over a real redis-server), and a
+// local API over mutual TLS answering POST /offer through the connector. Two nodes open a
+// verified data channel over each path of the fallback chain, the chain falls through, attacks
+// are refused with their codes (audited, `rejected`), and a revoked device is cut off.
+import test, { type ExecutionContext } from 'ava'
+import { createServer, type IncomingMessage } from 'node:http'
+import { request } from 'node:http'
+
+import { connectSecure, createSecureServer, type SecureStream } from '../src/channels/index.js'
+import { ZtError } from '../src/errors.js'
+import { HubServer, RedisBus } from '../src/hub/index.js'
+import { createPolicyDecisionPoint } from '../src/policy/index.js'
+import { RevocationSet } from '../src/primitives/pki/index.js'
+import { signOffer } from '../src/protocol/signal.js'
+import { WebRtcConnector, type PeerAddress, type PeerLink, type PeeringContext } from '../src/peering/index.js'
+import { refusalStatus } from '../src/signaling/index.js'
+import { createStack } from '../src/webrtc/index.js'
+import { device, freePort, memoryAudit, redisMissing, revoking, startRedis, trustPem, type TestDevice } from './helpers/hub.js'
+import { requirePeer } from './helpers/peers.js'
+
+type Event = { event: string; [field: string]: unknown }
+
+interface Node {
+  device: TestDevice
+  connector: WebRtcConnector
+  events: Event[]
+  audit: ReturnType<typeof memoryAudit>
+  api: PeerAddress
+  /** Waits for the first event (from the start) matching. */
+  next(match: (e: Event) => boolean, what?: string): Promise<Event>
+  setRevocations(revocations: RevocationSet): void
+}
+
+const SDP_FP = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89'
+const fakeSdp = () =>
+  'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n' +
+  `c=IN IP4 127.0.0.1\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef012345\r\na=fingerprint:sha-256 ${SDP_FP}\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n`
+
+async function until(condition: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/**
+ * A node: the connector and a local API (mutual TLS, node:http) whose POST /offer goes to
+ * `connector.handleOffer` with the link's peer, refusals answered with `refusalStatus`, as the
+ * node daemon does. `linkTenants`: the tenants the local API admits (default its own).
+ */
+async function startNode(t: ExecutionContext, d: TestDevice, config: Partial<PeeringContext['config']> = {}, init: { manual?: Record<string, PeerAddress>; linkTenants?: string[]; pathTimeoutMs?: number; published?: { current: RevocationSet } } = {}): Promise<Node> {
+  const events: Event[] = []
+  const audit = memoryAudit()
+  const connector = new WebRtcConnector({ stack: createStack(), pathTimeoutMs: init.pathTimeoutMs ?? 8_000, ...(init.manual !== undefined && { manual: init.manual }) })
+  const http = createServer((req, res) => void answerOffer(connector, req, res, events))
+  const access = init.linkTenants === undefined ? undefined : createPolicyDecisionPoint({ policy: { version: 1, tenant: d.tenant, rules: [{ id: 'tenants', effect: 'allow', actions: ['link.accept'], peerTenants: init.linkTenants }] }, audit })
+  const api = createSecureServer({ identity: d.identity, trustPem, service: 'local-api', ...(access !== undefined && { access }) }, (link) => http.emit('connection', link))
+  const address = await api.listen(0, '127.0.0.1')
+  let revocations = new RevocationSet()
+  const waiters: Array<{ match: (e: Event) => boolean; resolve: (e: Event) => void }> = []
+  const node: Node = {
+    device: d,
+    connector,
+    events,
+    audit,
+    api: { host: '127.0.0.1', port: address.port },
+    next: (match, what = 'an event') =>
+      new Promise((resolve, reject) => {
+        const seen = events.find(match)
+        if (seen !== undefined) return resolve(seen)
+        const timer = setTimeout(() => reject(new Error(`${d.deviceId}: no ${what} in ${JSON.stringify(events)}`)), 20_000)
+        waiters.push({ match, resolve: (e) => (clearTimeout(timer), resolve(e)) })
+      }),
+    setRevocations: (next) => {
+      revocations = next
+      api.setRevocations(next)
+      connector.setRevocations(next)
+    },
+  }
+  await connector.start({
+    identity: d.identity,
+    trustPem,
+    revocations,
+    audit,
+    config: { discovery: { mdns: false, bootstrap: [] }, ...config },
+    localApi: node.api,
+    emit: (event) => {
+      events.push(event)
+      for (const waiter of waiters.filter((w) => w.match(event))) {
+        waiters.splice(waiters.indexOf(waiter), 1)
+        waiter.resolve(event)
+      }
+    },
+    // What the node's CRL fetch does: the CA's published revocations applied everywhere.
+    refreshRevocations: async () => node.setRevocations(init.published?.current ?? revocations),
+  })
+  t.teardown(async () => {
+    await connector.stop()
+    await api.close()
+  })
+  return node
+}
+
+async function answerOffer(connector: WebRtcConnector, req: IncomingMessage, res: import('node:http').ServerResponse, events: Event[]): Promise<void> {
+  const peer = (req.socket as unknown as SecureStream).peer
+  const chunks: Buffer[] = []
+  for await (const chunk of req) chunks.push(chunk as Buffer)
+  try {
+    const answer = await connector.handleOffer(Buffer.concat(chunks), peer)
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answer)
+  } catch (error) {
+    const code = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
+    events.push({ event: 'rejected', peer: peer.deviceId, code })
+    res.writeHead(refusalStatus(code), { 'content-type': 'application/json' }).end(JSON.stringify({ code, message: (error as Error).message }))
+  }
+}
+
+async function startHub(t: ExecutionContext, init: Partial<ConstructorParameters<typeof HubServer>[0]> = {}) {
+  const audit = memoryAudit()
+  const hub = new HubServer({ identity: device('hub-1', 'hotel-1', ['gateway']).identity, trustPem, audit, ...init })
+  const { port } = await hub.listen(0, '127.0.0.1')
+  t.teardown(() => hub.close())
+  return { hub, audit, address: { host: '127.0.0.1', port } }
+}
+
+/** Messages both ways over an open link pair; the events say who sent what. */
+async function exchange(t: ExecutionContext, a: Node, link: PeerLink, b: Node): Promise<void> {
+  await b.next((e) => e.event === 'connected' && (e.peer as { deviceId: string }).deviceId === a.device.deviceId, 'connected at the answerer')
+  link.send('hello from a')
+  t.like(await b.next((e) => e.event === 'message' && e.data === 'hello from a', 'the message at b'), { from: a.device.deviceId })
+  t.is(link.peer.deviceId, b.device.deviceId)
+  t.like(await a.next((e) => e.event === 'connected'), { transport: 'webrtc', peer: { deviceId: b.device.deviceId, tenant: 'hotel-1' } })
+}
+
+/** POST raw bytes to a node's local API as `as`. */
+async function post(node: Node, as: TestDevice, body: Buffer): Promise<{ status: number; code?: string }> {
+  const link = await connectSecure({ ...node.api, identity: as.identity, trustPem, serverDevice: node.device.deviceId, ...(as.tenant !== node.device.tenant && { policy: { expectedTenant: node.device.tenant }, access: createPolicyDecisionPoint({ policy: { version: 1, tenant: as.tenant, rules: [{ id: 'any', effect: 'allow', actions: ['link.connect'], peerTenants: [node.device.tenant] }] }, audit: { append() {} } }) }) })
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = request({ createConnection: () => link as never, method: 'POST', path: '/offer', headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString()
+          resolve({ status: res.statusCode ?? 0, ...(res.statusCode !== 200 && { code: (JSON.parse(text) as { code: string }).code }) })
+        })
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+  } finally {
+    link.destroy()
+  }
+}
+
+test.serial('two nodes open a verified data channel through the gateway hub (path gateway) and exchange messages both ways', async (t) => {
+  const { address } = await startHub(t)
+  const a = await startNode(t, device('tablet-a'), { hub: address })
+  const b = await startNode(t, device('tablet-b'), { hub: address })
+  await a.next((e) => e.event === 'discovered' && e.deviceId === 'tablet-b' && e.via === 'gateway', 'tablet-b discovered through the gateway')
+  const link = await a.connector.connect('tablet-b')
+  t.is(link.path, 'gateway')
+  t.like(await a.next((e) => e.event === 'path'), { peer: 'tablet-b', path: 'gateway' })
+  await exchange(t, a, link, b)
+  // And back: b's end of the channel is in its registry too.
+  t.like(await b.next((e) => e.event === 'connected'), { transport: 'webrtc', peer: { deviceId: 'tablet-a', tenant: 'hotel-1' } })
+  link.close()
+  await b.next((e) => e.event === 'closed' && e.peer === 'tablet-a', 'the channel closed at b')
+})
+
+test.serial('the chain falls through a gateway hub that is down, no mDNS peer and no cloud hub to the manual address (path manual), an attempt event for each', async (t) => {
+  const down = { host: '127.0.0.1', port: await freePort() }
+  const b = await startNode(t, device('tablet-d'))
+  const a = await startNode(t, device('tablet-c'), { hub: down }, { manual: { 'tablet-d': b.api } })
+  const link = await a.connector.connect('tablet-d')
+  t.is(link.path, 'manual')
+  const attempts = a.events.filter((e) => e.event === 'attempt')
+  t.deepEqual(
+    attempts.map((e) => [e.path, e.ok]),
+    [
+      ['gateway', false],
+      ['mdns', false],
+      ['cloud', false],
+      ['manual', true],
+    ],
+  )
+  t.is(attempts[0]!.code, 'ERR_UNREACHABLE')
+  t.like(await a.next((e) => e.event === 'path'), { peer: 'tablet-d', path: 'manual' })
+  await exchange(t, a, link, b)
+})
+
+test.serial('a bootstrap address is proven by a handshake (discovered via bootstrap) and reached as the manual path', async (t) => {
+  const b = await startNode(t, device('tablet-f'))
+  const a = await startNode(t, device('tablet-e'), { discovery: { mdns: false, bootstrap: [b.api] } })
+  await a.next((e) => e.event === 'discovered' && e.deviceId === 'tablet-f' && e.via === 'bootstrap', 'discovered via bootstrap')
+  const link = await a.connector.connect('tablet-f')
+  t.is(link.path, 'manual')
+  await exchange(t, a, link, b)
+})
+
+requirePeer(redisMissing(), test.serial)('two nodes on two cloud hub instances sharing a real redis-server open a channel (path cloud)', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const busA = new RedisBus(redis.url)
+  const busB = new RedisBus(redis.url)
+  t.teardown(async () => {
+    await busA.close()
+    await busB.close()
+  })
+  const one = await startHub(t, { bus: busA })
+  const two = await startHub(t, { bus: busB })
+  const a = await startNode(t, device('tablet-g'), { cloud: one.address })
+  const b = await startNode(t, device('tablet-h'), { cloud: two.address })
+  await until(() => a.connector.known().length >= 0 && b.events.length >= 0, 'start')
+  const link = await a.connector.connect('tablet-h')
+  t.is(link.path, 'cloud')
+  t.deepEqual(
+    a.events.filter((e) => e.event === 'attempt').map((e) => [e.path, e.ok]),
+    [
+      ['gateway', false],
+      ['mdns', false],
+      ['cloud', true],
+    ],
+  )
+  await exchange(t, a, link, b)
+})
+
+test.serial('a spoofed address (another device listening where tablet-j is claimed) never yields a channel: the link proves who answers', async (t) => {
+  const impostor = await startNode(t, device('tablet-x'))
+  const a = await startNode(t, device('tablet-i'), {}, { manual: { 'tablet-j': impostor.api }, pathTimeoutMs: 5_000 })
+  const error = await t.throwsAsync(a.connector.connect('tablet-j'))
+  const attempts = a.events.filter((e) => e.event === 'attempt')
+  t.like(attempts.at(-1), { path: 'manual', ok: false, code: 'ERR_DEVICE_MISMATCH' }, JSON.stringify(attempts))
+  t.truthy(error)
+  t.false(a.events.some((e) => e.event === 'connected'))
+  t.false(impostor.events.some((e) => e.event === 'connected' || e.event === 'rejected'), 'the impostor never saw an offer')
+})
+
+test.serial('POST /offer: forged, tampered, replayed, misaddressed and cross-tenant offers are refused with their codes, audited, and reported as rejected', async (t) => {
+  const b = await startNode(t, device('kiosk-1'), {}, { linkTenants: ['hotel-1', 'hotel-2'] })
+  const alice = device('tablet-k')
+  const mallory = device('tablet-m', 'hotel-2')
+  const good = signOffer({ from: 'tablet-k', to: 'kiosk-1', tenant: 'hotel-1', sdp: fakeSdp(), epoch: 0 }, alice.identity)
+  const tampered = Buffer.from(good)
+  const at = good.indexOf('ice-pwd:') + 9
+  tampered[at] = tampered[at]! ^ 0x01
+  const cases: Array<[string, TestDevice, Buffer, string]> = [
+    ['tampered', alice, tampered, 'ERR_SIGNATURE'],
+    ['signed by another device than the link', alice, signOffer({ from: 'tablet-m', to: 'kiosk-1', tenant: 'hotel-2', sdp: fakeSdp(), epoch: 0 }, mallory.identity), 'ERR_TENANT_MISMATCH'],
+    ['addressed to another device', alice, signOffer({ from: 'tablet-k', to: 'kiosk-9', tenant: 'hotel-1', sdp: fakeSdp(), epoch: 0 }, alice.identity), 'ERR_SIGNAL_RECIPIENT'],
+    ['not a signed object', alice, Buffer.from('forged'), 'ERR_WIRE_MALFORMED'],
+    ['cross-tenant, over a link of that tenant', mallory, signOffer({ from: 'tablet-m', to: 'kiosk-1', tenant: 'hotel-2', sdp: fakeSdp(), epoch: 0 }, mallory.identity), 'ERR_TENANT_MISMATCH'],
+  ]
+  for (const [what, as, bytes, code] of cases) {
+    const answer = await post(b, as, bytes)
+    t.is(answer.code, code, what)
+    t.is(answer.status, refusalStatus(code), what)
+    t.true(b.audit.events.some((e) => e.action === 'signal.offer' && e.outcome === 'deny' && e.reason === code), `${what}: audited`)
+    t.truthy(b.events.find((e) => e.event === 'rejected' && e.code === code), `${what}: rejected event`)
+  }
+  // The genuine offer is answered once (its fake SDP gets an answer: the guard passed it) …
+  const first = await post(b, alice, good)
+  t.true(first.status === 200 || first.code?.startsWith('ERR_WEBRTC') === true, JSON.stringify(first))
+  // … and refused when replayed.
+  const replay = await post(b, alice, good)
+  t.is(replay.code, 'ERR_REPLAY')
+  t.true(b.audit.events.some((e) => e.action === 'signal.offer' && e.reason === 'ERR_REPLAY'))
+})
+
+test.serial('hub-relayed offers: a forged or replayed offer is refused (audited, rejected event) and a cross-tenant offer is never relayed', async (t) => {
+  const { address, hub } = await startHub(t, { access: createPolicyDecisionPoint({ policy: { version: 1, tenant: 'hotel-1', rules: [{ id: 'hub-tenants', effect: 'allow', actions: ['link.accept', 'link.connect'], peerTenants: ['hotel-1', 'hotel-2'] }] }, audit: { append() {} } }) })
+  t.truthy(hub)
+  const b = await startNode(t, device('kiosk-2'), { hub: address })
+  const { HubClient } = await import('../src/hub/index.js')
+  const alice = device('tablet-n')
+  const mallory = device('tablet-o', 'hotel-2')
+  const client = await HubClient.connect({ ...address, identity: alice.identity, trustPem })
+  t.teardown(() => client.close())
+  await until(() => client.peers().includes('kiosk-2'), 'kiosk-2 present')
+  const good = signOffer({ from: 'tablet-n', to: 'kiosk-2', tenant: 'hotel-1', sdp: fakeSdp(), epoch: 0 }, alice.identity)
+  const tampered = Buffer.from(good)
+  const at = good.indexOf('ice-pwd:') + 9
+  tampered[at] = tampered[at]! ^ 0x01
+  client.send('kiosk-2', 'offer', tampered)
+  t.like(await b.next((e) => e.event === 'rejected' && e.code === 'ERR_SIGNATURE', 'tampered refused'), { peer: 'tablet-n' })
+  client.send('kiosk-2', 'offer', good)
+  client.send('kiosk-2', 'offer', good)
+  t.like(await b.next((e) => e.event === 'rejected' && e.code === 'ERR_REPLAY', 'replay refused'), { peer: 'tablet-n' })
+  t.true(b.audit.events.some((e) => e.action === 'signal.offer' && e.reason === 'ERR_SIGNATURE'))
+  t.true(b.audit.events.some((e) => e.action === 'signal.offer' && e.reason === 'ERR_REPLAY'))
+  // Another tenant's device on the same hub: the hub relays within a tenant only.
+  const other = await HubClient.connect({ ...address, identity: mallory.identity, trustPem, access: createPolicyDecisionPoint({ policy: { version: 1, tenant: 'hotel-2', rules: [{ id: 'hub', effect: 'allow', actions: ['link.connect'], peerTenants: ['hotel-1'] }] }, audit: { append() {} } }) })
+  t.teardown(() => other.close())
+  const refused = new Promise<{ code: string }>((resolve) => other.once('refused', resolve))
+  other.send('kiosk-2', 'offer', signOffer({ from: 'tablet-o', to: 'kiosk-2', tenant: 'hotel-2', sdp: fakeSdp(), epoch: 0 }, mallory.identity), { tenant: 'hotel-1' })
+  const refusal = await Promise.race([refused, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2_000))])
+  t.truthy(refusal === undefined || refusal.code.startsWith('ERR_'), 'the hub refuses or drops it')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.false(b.events.some((e) => e.peer === 'tablet-o'), 'kiosk-2 never received it')
+})
+
+test.serial('a revoked device is cut from the hub within 5 s, its live data channel closes, and its peers are told', async (t) => {
+  const { address, hub } = await startHub(t)
+  const published = { current: new RevocationSet() }
+  const a = await startNode(t, device('tablet-p'), { hub: address }, { published })
+  const victim = device('tablet-q')
+  const b = await startNode(t, victim, { hub: address })
+  const link = await a.connector.connect('tablet-q')
+  await exchange(t, a, link, b)
+  const { revocations, crlPem } = revoking(victim)
+  published.current = revocations
+  const started = Date.now()
+  // The gateway hands the new CRL to its hub: the victim is cut, its tenant told; a's connector
+  // hears the hub's notice, fetches the CRL (here: the published set) and closes its channel.
+  hub.setRevocations(revocations, crlPem)
+  t.like(await a.next((e) => e.event === 'rejected' && e.code === 'ERR_CERT_REVOKED', 'a cuts tablet-q'), { peer: 'tablet-q' })
+  await a.next((e) => e.event === 'closed' && e.peer === 'tablet-q', 'a closed its channel')
+  await b.next((e) => e.event === 'closed' && e.peer === 'tablet-p', "the victim's end closes too")
+  t.true(Date.now() - started < 5_000, 'within 5 s')
+  t.throws(() => link.send('still there?'))
+  t.false(hub.connections > 1, 'the hub dropped the revoked device')
+})
