@@ -4,7 +4,7 @@
 // node-datachannel and werift interoperate; malformed descriptions are refused with typed errors.
 // Everything runs on 127.0.0.1 (empty ICE servers), and every session is closed in teardown.
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { createStack, createWeriftStackForTestingOnly, openChannelPair, type DataChannel, type RtcSession, type WebRtcStack, ZtError } from '../src/index.js'
 
@@ -82,6 +82,21 @@ async function settledAnswer(session: RtcSession, sdp: string): Promise<void> {
 
 /** Lets any data in flight arrive before the "nothing arrived" assertions. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 500))
+
+/**
+ * The outcome every fingerprint test asserts: the victim's session ends with ERR_WEBRTC_DTLS,
+ * the other session (if ours) ends typed too, and after a moment for data in flight, no channel
+ * opened and nothing arrived at either end.
+ */
+async function refusedInDtls(t: ExecutionContext, victim: RtcSession, other: RtcSession | undefined, ...ends: { opened: boolean; received: unknown[] }[]): Promise<void> {
+  t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
+  if (other !== undefined) t.true((await codeOf(other.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
+  await settle()
+  for (const end of ends) {
+    t.false(end.opened)
+    t.deepEqual(end.received, [])
+  }
+}
 
 async function exchange(t: { is: (a: unknown, b: unknown) => void; deepEqual: (a: unknown, b: unknown) => void }, a: DataChannel, b: DataChannel) {
   const atB = new Promise<Buffer | string>((resolve) => b.on('message', resolve))
@@ -186,13 +201,7 @@ for (const [name, make] of shipped) {
     const atOfferer = watch(offerer, 'offerer')
     const atVictim = watch(victim, 'victim')
     await settledAnswer(offerer, await victim.localDescription())
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(offerer.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atOfferer.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atOfferer.received, [])
+    await refusedInDtls(t, victim, offerer, atVictim, atOfferer)
   })
 
   test(`${name}: a tampered fingerprint in the answer ends the connection in the DTLS handshake, before any application data`, async (t) => {
@@ -201,13 +210,7 @@ for (const [name, make] of shipped) {
     const atVictim = watch(victim, 'victim')
     const atAnswerer = watch(answerer, 'answerer')
     await settledAnswer(victim, tamperFingerprint(await answerer.localDescription()))
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(answerer.channel)).startsWith('ERR_WEBRTC_'), 'the other side ends too, typed')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atAnswerer.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atAnswerer.received, [])
+    await refusedInDtls(t, victim, answerer, atVictim, atAnswerer)
   })
 
   test(`${name}: a relay that forwards the genuine offer but terminates DTLS with its own certificate never gets a channel (attacker as offerer)`, async (t) => {
@@ -219,13 +222,7 @@ for (const [name, make] of shipped) {
     const atAttacker = watch(attacker, 'attacker')
     // The attacker takes the victim's genuine answer on its own connection: ICE reaches it.
     await settledAnswer(attacker, await victim.localDescription())
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(attacker.channel)).startsWith('ERR_WEBRTC_'), 'the relay gets no channel either')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atAttacker.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atAttacker.received, [])
+    await refusedInDtls(t, victim, attacker, atVictim, atAttacker)
   })
 
   test(`${name}: a relay that forwards the genuine answer but terminates DTLS with its own certificate never gets a channel (attacker as answerer)`, async (t) => {
@@ -237,13 +234,7 @@ for (const [name, make] of shipped) {
     const atVictim = watch(victim, 'victim')
     const atAttacker = watch(attacker, 'attacker')
     await settledAnswer(victim, forged)
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    t.true((await codeOf(attacker.channel)).startsWith('ERR_WEBRTC_'), 'the relay gets no channel either')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(atAttacker.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(atAttacker.received, [])
+    await refusedInDtls(t, victim, attacker, atVictim, atAttacker)
   })
 }
 
@@ -320,12 +311,7 @@ for (const [name, make] of shipped) {
     const answer = await thief.gathered()
     t.regex(answer, /a=setup:active/, 'the thief is the DTLS client: it must sign a CertificateVerify')
     await settledAnswer(victim, answer)
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(thief.seen.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(thief.seen.received, [])
+    await refusedInDtls(t, victim, undefined, atVictim, thief.seen)
   })
 
   test(`${name}: a peer presenting the genuine certificate without its key, as DTLS server (attacker as offerer), never gets a channel`, async (t) => {
@@ -338,12 +324,7 @@ for (const [name, make] of shipped) {
     const answer = await victim.localDescription()
     t.regex(answer, /a=setup:active/, 'the victim is the DTLS client: the thief must sign the ServerKeyExchange')
     await thief.pc.setRemoteDescription({ type: 'answer', sdp: answer })
-    t.is(await codeOf(victim.channel), 'ERR_WEBRTC_DTLS')
-    await settle()
-    t.false(atVictim.opened)
-    t.false(thief.seen.opened)
-    t.deepEqual(atVictim.received, [])
-    t.deepEqual(thief.seen.received, [])
+    await refusedInDtls(t, victim, undefined, atVictim, thief.seen)
   })
 }
 
@@ -383,4 +364,48 @@ test('node-datachannel: a message above the receiver\'s limit is never delivered
   t.true(received.every((data) => (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength) <= 1024), 'nothing above the limit was delivered')
   if (outcome === 'open') t.deepEqual(received, ['small'])
   else t.pass('the receiving session closed')
+})
+
+test('node-datachannel: 300 randomly damaged offers and answers each end in a session or a typed error, never a crash or a hang', async (t) => {
+  const stack = ndc()
+  const offerer = track(t, await stack.offer())
+  const offer = await offerer.localDescription()
+  const answer = await track(t, await stack.answer(offer)).localDescription()
+  // A fixed seed, so that a failure can be replayed.
+  let seed = 0x5eed
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  const damage = (sdp: string): string => {
+    const at = random(sdp.length)
+    switch (random(5)) {
+      case 0: return sdp.slice(0, at)
+      case 1: return sdp.slice(0, at) + String.fromCharCode(32 + random(95)) + sdp.slice(at + 1)
+      case 2: return sdp.slice(0, at) + sdp.slice(at + 1 + random(40))
+      case 3: return sdp.slice(0, at) + '\r\na=candidate:1 1 UDP 1 999.1.1.1 99999 typ host\r\n' + sdp.slice(at)
+      default: return sdp.replace(/\r\n/g, random(2) === 0 ? '\n' : '\r')
+    }
+  }
+  const outcomes = new Map<string, number>()
+  for (let i = 0; i < 300; i++) {
+    const asOffer = i % 2 === 0
+    let outcome: string
+    try {
+      if (asOffer) {
+        const session = await stack.answer(damage(offer), { timeoutMs: 5_000 })
+        session.close()
+      } else {
+        const session = track(t, await stack.offer({ timeoutMs: 5_000 }))
+        await session.localDescription()
+        await session.acceptAnswer(damage(answer)).finally(() => session.close())
+      }
+      outcome = 'accepted'
+    } catch (error) {
+      outcome = error instanceof ZtError ? error.code : `untyped: ${String(error)}`
+    }
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+  }
+  t.log(Object.fromEntries(outcomes))
+  for (const outcome of outcomes.keys()) t.true(outcome === 'accepted' || outcome.startsWith('ERR_WEBRTC_'), outcome)
 })

@@ -51,11 +51,8 @@ export interface Case {
   op: string
   baseline: string
   target: number | null
-  /**
-   * Both sides, or `null` when this machine cannot run the case (no TPM, say): no row then.
-   * `teardown`, if given, runs after the measurement, even when it fails.
-   */
-  setup: () => Promise<{ ztmesh: Operation; baseline: Operation; teardown?: () => Promise<void> } | null>
+  /** Both sides, or `null` when this machine cannot run the case (no TPM, say): no row then. */
+  setup: () => Promise<{ ztmesh: Operation; baseline: Operation } | null>
 }
 
 const CASES: Case[] = [
@@ -241,8 +238,8 @@ export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
       throw missingBaseline(c.op, error)
     })
     if (sides === null) continue
-    const { ztmesh, baseline, teardown } = sides
-    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options).finally(() => teardown?.())
+    const { ztmesh, baseline } = sides
+    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options)
     rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
   }
   return rows

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 
 import { createError, type ErrorCode, ZtError } from '../errors.js'
+import { sdpFingerprint } from '../protocol/signal.js'
 import { MAX_SDP_LENGTH } from './constants.js'
 
 /** An open WebRTC data channel. Messages above the session's size limit are refused both ways. */
@@ -158,6 +159,99 @@ export class Lifecycle {
   }
 }
 
+/**
+ * What every stack's session does the same way: the role, the one answer, the gathering wait,
+ * the meaning of the connection's states, the one data channel. A stack supplies the calls.
+ */
+export abstract class StackSession {
+  protected readonly lifecycle: Lifecycle
+  protected role: 'offerer' | 'answerer' | undefined
+  readonly #timeoutMs: number
+  readonly #maxMessageSize: number
+  #iceConnected = false
+  #answered = false
+  #adopted = false
+  #gathering: Promise<void> | undefined
+
+  constructor(timeoutMs: number, maxMessageSize: number, signal?: AbortSignal) {
+    this.#timeoutMs = timeoutMs
+    this.#maxMessageSize = maxMessageSize
+    this.lifecycle = new Lifecycle(timeoutMs, () => this.release(), signal)
+  }
+
+  get channel(): Promise<DataChannel> {
+    return this.lifecycle.channel
+  }
+
+  localDescription(): Promise<string> {
+    if (this.lifecycle.closed) return Promise.reject(createError('ERR_WEBRTC_CLOSED', 'the WebRTC session is closed'))
+    this.#gathering ??= gathered(this.lifecycle, (done) => this.whenGathered(done), this.#timeoutMs)
+    return this.#gathering.then(() => {
+      const sdp = this.currentDescription()
+      if (sdp === undefined) throw createError('ERR_WEBRTC_CLOSED', 'the WebRTC session has no local description')
+      return sdp
+    })
+  }
+
+  async acceptAnswer(sdp: string): Promise<void> {
+    if (this.lifecycle.closed) throw createError('ERR_WEBRTC_CLOSED', 'the WebRTC session is closed')
+    if (this.role !== 'offerer' || this.#answered) throw createError('ERR_WEBRTC_SDP', 'only an offering session takes an answer, once')
+    this.#answered = true
+    try {
+      await this.applyAnswer(checkRemoteDescription(sdp))
+    } catch (error) {
+      const failure = await this.answerFailure(error)
+      this.lifecycle.fail(failure)
+      throw failure
+    }
+  }
+
+  close(): void {
+    this.lifecycle.close()
+  }
+
+  /** The ICE state changed (the stack's names: `connected`, `completed`, `failed`…). */
+  protected iceStateChanged(state: string): void {
+    if (state === 'connected' || state === 'completed') this.#iceConnected = true
+    if (state === 'failed') this.lifecycle.fail(createError('ERR_WEBRTC_ICE', 'ICE found no working path to the peer'))
+  }
+
+  /** The connection's state changed. `failed` after ICE connected is the DTLS handshake. */
+  protected connectionStateChanged(state: string): void {
+    if (state === 'failed') {
+      this.lifecycle.fail(this.#iceConnected
+        ? createError('ERR_WEBRTC_DTLS', 'the DTLS handshake failed: the peer did not prove the certificate of its session description')
+        : createError('ERR_WEBRTC_ICE', 'ICE found no working path to the peer'))
+    } else if (state === 'closed' || state === 'disconnected') {
+      this.lifecycle.fail(createError('ERR_WEBRTC_CLOSED', 'the peer connection ended'))
+    }
+  }
+
+  /**
+   * Takes a stack's data channel as the session's one channel: the offerer's own, or the first
+   * the answerer receives. Any other is refused (undefined: the caller closes it).
+   */
+  protected adopt(label: string, raw: RawChannel, incoming: boolean): Channel | undefined {
+    if (this.#adopted || (incoming && this.role !== 'answerer')) return undefined
+    this.#adopted = true
+    return new Channel(label, raw, this.#maxMessageSize, () => this.lifecycle.close())
+  }
+
+  /** Why applying an answer failed: an unusable answer unless the stack knows better. */
+  protected async answerFailure(error: unknown): Promise<ZtError> {
+    if (error instanceof ZtError) return error
+    return stackError('ERR_WEBRTC_SDP', 'the answer is not a usable session description', error)
+  }
+
+  /** Calls `done` once the stack has gathered every local candidate. */
+  protected abstract whenGathered(done: () => void): void
+  /** The complete local description, as it is handed out. */
+  protected abstract currentDescription(): string | undefined
+  protected abstract applyAnswer(sdp: string): void | Promise<void>
+  /** Closes the stack's connection (once, from the lifecycle). */
+  protected abstract release(): void
+}
+
 /** Waits for `ready` (a stack's "gathering complete"), or fails with `ERR_WEBRTC_TIMEOUT`/the session's end. */
 export function gathered(lifecycle: Lifecycle, ready: (done: () => void) => void, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -192,8 +286,12 @@ export function checkRemoteDescription(sdp: unknown): string {
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(sdp)) throw createError('ERR_WEBRTC_SDP', 'a session description holds control characters')
   const lines = sdp.split(/\r?\n/)
   const has = (prefix: string) => lines.some((line) => line.startsWith(prefix))
-  if (!lines.some((line) => /^a=fingerprint:sha-(256|384|512) [0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$/.test(line.trim()))) {
-    throw createError('ERR_WEBRTC_SDP', 'a session description must carry a SHA-2 DTLS fingerprint')
+  // The fingerprint rule is the core's, the one signed offers are held to (exactly one sha-256
+  // fingerprint, agreed by every section): a description that could never be signed is not applied.
+  try {
+    sdpFingerprint(sdp)
+  } catch (error) {
+    throw createError('ERR_WEBRTC_SDP', `a session description must carry exactly one sha-256 DTLS fingerprint (${error instanceof ZtError ? error.code : 'unreadable'})`, { cause: error })
   }
   if (!has('a=ice-ufrag:') || !has('a=ice-pwd:')) throw createError('ERR_WEBRTC_SDP', 'a session description must carry ICE credentials')
   if (!lines.some((line) => /^m=application \d+ UDP\/DTLS\/SCTP webrtc-datachannel/.test(line))) {
@@ -205,4 +303,14 @@ export function checkRemoteDescription(sdp: unknown): string {
 /** A stack's failure as a typed error: what the stack said stays in `cause`, never in the message. */
 export function stackError(code: ErrorCode, message: string, cause: unknown): ZtError {
   return cause instanceof ZtError ? cause : createError(code, message, { cause })
+}
+
+/** A module loaded on its first use, once; `loaded` says whether that has happened. */
+export function lazyModule<T>(importer: () => Promise<unknown>): (() => Promise<T>) & { readonly loaded: boolean } {
+  let loading: Promise<T> | undefined
+  const load = () => {
+    loading ??= importer().then((module) => ((module as { default?: T }).default ?? module) as T)
+    return loading
+  }
+  return Object.defineProperty(load, 'loaded', { get: () => loading !== undefined }) as (() => Promise<T>) & { readonly loaded: boolean }
 }

@@ -11,22 +11,16 @@
 // layer rule. `createStack('werift')` therefore refuses; this factory says in its name that it
 // is for tests.
 
-import { randomUUID } from 'node:crypto'
-
 import type { RTCDataChannel, RTCPeerConnection } from 'werift'
 
 import { createError } from '../errors.js'
 import { DEFAULT_LABEL } from './constants.js'
-import { Channel, checkRemoteDescription, gathered, Lifecycle, stackError } from './session.js'
+import { checkRemoteDescription, lazyModule, StackSession, stackError } from './session.js'
 import type { AnswerInit, OfferInit, RtcSession, StackInit, WebRtcStack } from './index.js'
 
 type Werift = typeof import('werift')
-let loading: Promise<Werift> | undefined
 /** werift, loaded on first use (it is large, and only tests and benchmarks use it). */
-function load(): Promise<Werift> {
-  loading ??= import('werift').then((module) => ((module as { default?: Werift }).default ?? module) as Werift)
-  return loading
-}
+const load = lazyModule<Werift>(() => import('werift'))
 
 /** Creates the werift stack. Not for production: see the top of this file. */
 export function createWeriftStack(init: Required<StackInit>): WebRtcStack {
@@ -47,22 +41,13 @@ export function createWeriftStack(init: Required<StackInit>): WebRtcStack {
   }
 }
 
-class WeriftSession implements RtcSession {
+class WeriftSession extends StackSession implements RtcSession {
   readonly #pc: RTCPeerConnection
-  readonly #lifecycle: Lifecycle
-  readonly #timeoutMs: number
-  readonly #maxMessageSize: number
-  readonly #bindAddress: string
   readonly #channels: RTCDataChannel[] = []
-  readonly id = randomUUID()
-  #role: 'offerer' | 'answerer' | undefined
-  #iceConnected = false
-  #answered = false
-  #gathering: Promise<void> | undefined
+  readonly #bindAddress: string
 
   constructor(werift: Werift, init: Required<StackInit>, timeoutMs: number, signal?: AbortSignal) {
-    this.#timeoutMs = timeoutMs
-    this.#maxMessageSize = init.maxMessageSize
+    super(timeoutMs, init.maxMessageSize, signal)
     this.#bindAddress = init.bindAddress
     this.#pc = new werift.RTCPeerConnection({
       iceServers: [],
@@ -71,36 +56,14 @@ class WeriftSession implements RtcSession {
       iceUseIpv6: false,
       maxMessageSize: init.maxMessageSize,
     } as ConstructorParameters<Werift['RTCPeerConnection']>[0])
-    this.#lifecycle = new Lifecycle(timeoutMs, () => this.#release(), signal)
-    this.#pc.iceConnectionStateChange.subscribe((state) => {
-      if (state === 'connected' || state === 'completed') this.#iceConnected = true
-      if (state === 'failed') this.#lifecycle.fail(createError('ERR_WEBRTC_ICE', 'ICE found no working path to the peer'))
-    })
-    this.#pc.connectionStateChange.subscribe((state) => {
-      if (state === 'failed') {
-        this.#lifecycle.fail(this.#iceConnected
-          ? createError('ERR_WEBRTC_DTLS', 'the DTLS handshake failed: the peer did not prove the certificate of its session description')
-          : createError('ERR_WEBRTC_ICE', 'ICE found no working path to the peer'))
-      } else if (state === 'closed' || state === 'disconnected') {
-        this.#lifecycle.fail(createError('ERR_WEBRTC_CLOSED', 'the peer connection ended'))
-      }
-    })
-    this.#pc.onDataChannel.subscribe((dc) => {
-      if (this.#role !== 'answerer' || this.#channels.length > 0) {
-        dc.close()
-        return
-      }
-      this.#adopt(dc)
-    })
-  }
-
-  get channel() {
-    return this.#lifecycle.channel
+    this.#pc.iceConnectionStateChange.subscribe((state) => this.iceStateChanged(state))
+    this.#pc.connectionStateChange.subscribe((state) => this.connectionStateChanged(state))
+    this.#pc.onDataChannel.subscribe((dc) => this.#take(dc, true))
   }
 
   createChannel(label: string): void {
-    this.#role = 'offerer'
-    this.#adopt(this.#pc.createDataChannel(label))
+    this.role = 'offerer'
+    this.#take(this.#pc.createDataChannel(label), false)
   }
 
   async createOffer(): Promise<void> {
@@ -108,81 +71,71 @@ class WeriftSession implements RtcSession {
       await this.#pc.setLocalDescription(await this.#pc.createOffer())
     } catch (error) {
       const failed = stackError('ERR_WEBRTC_SDP', 'werift could not create an offer', error)
-      this.#lifecycle.fail(failed)
+      this.lifecycle.fail(failed)
       throw failed
     }
   }
 
   async applyOffer(sdp: string): Promise<void> {
-    this.#role = 'answerer'
+    this.role = 'answerer'
     try {
       await this.#pc.setRemoteDescription({ type: 'offer', sdp })
       await this.#pc.setLocalDescription(await this.#pc.createAnswer())
     } catch (error) {
       const refused = stackError('ERR_WEBRTC_SDP', 'the offer is not a usable session description', error)
-      this.#lifecycle.fail(refused)
+      this.lifecycle.fail(refused)
       throw refused
     }
   }
 
-  localDescription(): Promise<string> {
-    if (this.#lifecycle.closed) return Promise.reject(createError('ERR_WEBRTC_CLOSED', 'the WebRTC session is closed'))
-    this.#gathering ??= gathered(this.#lifecycle, (done) => {
-      if (this.#pc.iceGatheringState === 'complete') return done()
-      const { unSubscribe } = this.#pc.iceGatheringStateChange.subscribe((state) => {
-        if (state === 'complete') {
-          unSubscribe()
-          done()
-        }
-      })
-    }, this.#timeoutMs)
-    return this.#gathering.then(() => {
-      const sdp = this.#pc.localDescription?.sdp
-      if (sdp === undefined) throw createError('ERR_WEBRTC_CLOSED', 'the WebRTC session has no local description')
-      // werift gathers on every interface besides the bind address (its interface filter keeps
-      // all when loopback is asked for): offer only the bind address, as node-datachannel does.
-      return sdp.split('\r\n').filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === this.#bindAddress).join('\r\n')
+  protected whenGathered(done: () => void): void {
+    if (this.#pc.iceGatheringState === 'complete') return done()
+    const { unSubscribe } = this.#pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') {
+        unSubscribe()
+        done()
+      }
     })
   }
 
-  async acceptAnswer(sdp: string): Promise<void> {
-    if (this.#lifecycle.closed) throw createError('ERR_WEBRTC_CLOSED', 'the WebRTC session is closed')
-    if (this.#role !== 'offerer' || this.#answered) throw createError('ERR_WEBRTC_SDP', 'only an offering session takes an answer, once')
-    this.#answered = true
-    try {
-      await this.#pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(sdp) })
-    } catch (error) {
-      const refused = stackError('ERR_WEBRTC_SDP', 'the answer is not a usable session description', error)
-      this.#lifecycle.fail(refused)
-      throw refused
-    }
+  protected currentDescription(): string | undefined {
+    // werift gathers on every interface besides the bind address (its interface filter keeps
+    // all when loopback is asked for): offer only the bind address, as node-datachannel does.
+    return this.#pc.localDescription?.sdp
+      .split('\r\n')
+      .filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === this.#bindAddress)
+      .join('\r\n')
   }
 
-  close(): void {
-    this.#lifecycle.close()
+  protected async applyAnswer(sdp: string): Promise<void> {
+    await this.#pc.setRemoteDescription({ type: 'answer', sdp })
   }
 
-  #adopt(dc: RTCDataChannel): void {
-    this.#channels.push(dc)
-    const channel = new Channel(dc.label, {
-      sendText: (text) => dc.send(text),
-      sendBinary: (data) => dc.send(Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
-      close: () => dc.close(),
-    }, this.#maxMessageSize, () => this.#lifecycle.close())
-    dc.onMessage.subscribe((message) => channel.received(message))
-    dc.stateChanged.subscribe((state) => {
-      if (state === 'open') this.#lifecycle.opened(channel)
-      if (state === 'closed' || state === 'closing') this.#lifecycle.fail(createError('ERR_WEBRTC_CLOSED', 'the data channel closed'))
-    })
-    if (dc.readyState === 'open') this.#lifecycle.opened(channel)
-  }
-
-  #release(): void {
+  protected release(): void {
     for (const dc of this.#channels) {
       try {
         dc.close()
       } catch {}
     }
     this.#pc.close().catch(() => {})
+  }
+
+  #take(dc: RTCDataChannel, incoming: boolean): void {
+    this.#channels.push(dc)
+    const channel = this.adopt(dc.label, {
+      sendText: (text) => dc.send(text),
+      sendBinary: (data) => dc.send(Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
+      close: () => dc.close(),
+    }, incoming)
+    if (channel === undefined) {
+      dc.close()
+      return
+    }
+    dc.onMessage.subscribe((message) => channel.received(message))
+    dc.stateChanged.subscribe((state) => {
+      if (state === 'open') this.lifecycle.opened(channel)
+      if (state === 'closed' || state === 'closing') this.lifecycle.fail(createError('ERR_WEBRTC_CLOSED', 'the data channel closed'))
+    })
+    if (dc.readyState === 'open') this.lifecycle.opened(channel)
   }
 }
