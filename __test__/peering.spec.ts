@@ -250,7 +250,7 @@ test.serial('POST /offer: forged, tampered, replayed, misaddressed and cross-ten
     ['tampered', alice, tampered, 'ERR_SIGNATURE'],
     ['signed by another device than the link', alice, signOffer({ from: 'tablet-m', to: 'kiosk-1', tenant: 'hotel-2', sdp: fakeSdp(), epoch: 0 }, mallory.identity), 'ERR_TENANT_MISMATCH'],
     ['addressed to another device', alice, signOffer({ from: 'tablet-k', to: 'kiosk-9', tenant: 'hotel-1', sdp: fakeSdp(), epoch: 0 }, alice.identity), 'ERR_SIGNAL_RECIPIENT'],
-    ['not a signed object', alice, Buffer.from('forged'), 'ERR_WIRE_MALFORMED'],
+    ['not a signed object', alice, Buffer.from('forged'), 'ERR_WIRE_VERSION'],
     ['cross-tenant, over a link of that tenant', mallory, signOffer({ from: 'tablet-m', to: 'kiosk-1', tenant: 'hotel-2', sdp: fakeSdp(), epoch: 0 }, mallory.identity), 'ERR_TENANT_MISMATCH'],
   ]
   for (const [what, as, bytes, code] of cases) {

@@ -253,8 +253,25 @@ export class WebRtcConnector {
     })
   }
 
-  /** The offering side: session, signed offer, `deliver`, the answer through the guard, the channel. */
+  /**
+   * {@link #offerOnce}, tried again (up to three times) with a new session and a new signed offer when the
+   * connection fails between genuine peers (libdatachannel loses about 1 loopback open in 500,
+   * seen as `ERR_WEBRTC_DTLS` or `ERR_WEBRTC_ICE`; see `openChannelPair`). The retry is verified
+   * in full, so it never lets a wrong certificate through.
+   */
   async #offer(deviceId: string, signal: AbortSignal, deliver: (offer: Buffer) => Promise<Buffer>): Promise<Opened> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#offerOnce(deviceId, signal, deliver)
+      } catch (error) {
+        const code = codeOf(error)
+        if (attempt >= CONNECT_RETRIES || signal.aborted || (code !== 'ERR_WEBRTC_DTLS' && code !== 'ERR_WEBRTC_ICE')) throw error
+        this.#context?.daemon?.logger.warn({ peer: deviceId, code }, 'the connection failed; retrying once with a new session')
+      }
+    }
+  }
+
+  async #offerOnce(deviceId: string, signal: AbortSignal, deliver: (offer: Buffer) => Promise<Buffer>): Promise<Opened> {
     const context = this.#running()
     const me = this.#me!
     const session = await this.#stack!.offer({ label: CHANNEL_LABEL, timeoutMs: this.#sessionTimeoutMs, signal })
@@ -454,6 +471,9 @@ export class WebRtcConnector {
 export function createWebRtcConnector(init: WebRtcConnectorInit = {}): WebRtcConnector {
   return new WebRtcConnector(init)
 }
+
+/** Extra tries of a connection that failed in ICE or DTLS. */
+const CONNECT_RETRIES = 3
 
 /** How long a path waits for its configured hub to connect, ms. */
 const HUB_WAIT_MS = 3_000
