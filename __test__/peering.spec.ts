@@ -4,33 +4,19 @@
 // verified data channel over each path of the fallback chain, the chain falls through, attacks
 // are refused with their codes (audited, `rejected`), and a revoked device is cut off.
 import test, { type ExecutionContext } from 'ava'
-import { createServer, type IncomingMessage } from 'node:http'
+import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 
-import { connectSecure, createSecureServer, type SecureStream } from '../src/channels/index.js'
-import { ZtError } from '../src/errors.js'
+import { connectSecure } from '../src/channels/index.js'
 import { HubServer, RedisBus } from '../src/hub/index.js'
 import { createPolicyDecisionPoint } from '../src/policy/index.js'
 import { RevocationSet } from '../src/primitives/pki/index.js'
 import { signOffer } from '../src/protocol/signal.js'
-import { WebRtcConnector, type PeerAddress, type PeerLink, type PeeringContext } from '../src/peering/index.js'
+import type { PeerLink } from '../src/peering/index.js'
 import { refusalStatus } from '../src/signaling/index.js'
-import { createStack } from '../src/webrtc/index.js'
 import { device, freePort, memoryAudit, redisMissing, revoking, startRedis, trustPem, type TestDevice } from './helpers/hub.js'
-import { requirePeer } from './helpers/peers.js'
-
-type Event = { event: string; [field: string]: unknown }
-
-interface Node {
-  device: TestDevice
-  connector: WebRtcConnector
-  events: Event[]
-  audit: ReturnType<typeof memoryAudit>
-  api: PeerAddress
-  /** Waits for the first event (from the start) matching. */
-  next(match: (e: Event) => boolean, what?: string): Promise<Event>
-  setRevocations(revocations: RevocationSet): void
-}
+import { startPeeringNode, type Node } from './helpers/peering-node.js'
+import { requirePeer, runs } from './helpers/peers.js'
 
 const SDP_FP = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89'
 const fakeSdp = () =>
@@ -45,76 +31,10 @@ async function until(condition: () => boolean, what: string, ms = 20_000): Promi
   }
 }
 
-/**
- * A node: the connector and a local API (mutual TLS, node:http) whose POST /offer goes to
- * `connector.handleOffer` with the link's peer, refusals answered with `refusalStatus`, as the
- * node daemon does. `linkTenants`: the tenants the local API admits (default its own).
- */
-async function startNode(t: ExecutionContext, d: TestDevice, config: Partial<PeeringContext['config']> = {}, init: { manual?: Record<string, PeerAddress>; linkTenants?: string[]; pathTimeoutMs?: number; published?: { current: RevocationSet } } = {}): Promise<Node> {
-  const events: Event[] = []
-  const audit = memoryAudit()
-  const connector = new WebRtcConnector({ stack: createStack(), pathTimeoutMs: init.pathTimeoutMs ?? 8_000, ...(init.manual !== undefined && { manual: init.manual }) })
-  const http = createServer((req, res) => void answerOffer(connector, req, res, events))
-  const access = init.linkTenants === undefined ? undefined : createPolicyDecisionPoint({ policy: { version: 1, tenant: d.tenant, rules: [{ id: 'tenants', effect: 'allow', actions: ['link.accept'], peerTenants: init.linkTenants }] }, audit })
-  const api = createSecureServer({ identity: d.identity, trustPem, service: 'local-api', ...(access !== undefined && { access }) }, (link) => http.emit('connection', link))
-  const address = await api.listen(0, '127.0.0.1')
-  let revocations = new RevocationSet()
-  const waiters: Array<{ match: (e: Event) => boolean; resolve: (e: Event) => void }> = []
-  const node: Node = {
-    device: d,
-    connector,
-    events,
-    audit,
-    api: { host: '127.0.0.1', port: address.port },
-    next: (match, what = 'an event') =>
-      new Promise((resolve, reject) => {
-        const seen = events.find(match)
-        if (seen !== undefined) return resolve(seen)
-        const timer = setTimeout(() => reject(new Error(`${d.deviceId}: no ${what} in ${JSON.stringify(events)}`)), 20_000)
-        waiters.push({ match, resolve: (e) => (clearTimeout(timer), resolve(e)) })
-      }),
-    setRevocations: (next) => {
-      revocations = next
-      api.setRevocations(next)
-      connector.setRevocations(next)
-    },
-  }
-  await connector.start({
-    identity: d.identity,
-    trustPem,
-    revocations,
-    audit,
-    config: { discovery: { mdns: false, bootstrap: [] }, ...config },
-    localApi: node.api,
-    emit: (event) => {
-      events.push(event)
-      for (const waiter of waiters.filter((w) => w.match(event))) {
-        waiters.splice(waiters.indexOf(waiter), 1)
-        waiter.resolve(event)
-      }
-    },
-    // What the node's CRL fetch does: the CA's published revocations applied everywhere.
-    refreshRevocations: async () => node.setRevocations(init.published?.current ?? revocations),
-  })
-  t.teardown(async () => {
-    await connector.stop()
-    await api.close()
-  })
+async function startNode(t: ExecutionContext, ...args: Parameters<typeof startPeeringNode>): Promise<Node> {
+  const node = await startPeeringNode(...args)
+  t.teardown(() => node.stop())
   return node
-}
-
-async function answerOffer(connector: WebRtcConnector, req: IncomingMessage, res: import('node:http').ServerResponse, events: Event[]): Promise<void> {
-  const peer = (req.socket as unknown as SecureStream).peer
-  const chunks: Buffer[] = []
-  for await (const chunk of req) chunks.push(chunk as Buffer)
-  try {
-    const answer = await connector.handleOffer(Buffer.concat(chunks), peer)
-    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answer)
-  } catch (error) {
-    const code = error instanceof ZtError ? error.code : 'ERR_INTERNAL'
-    events.push({ event: 'rejected', peer: peer.deviceId, code })
-    res.writeHead(refusalStatus(code), { 'content-type': 'application/json' }).end(JSON.stringify({ code, message: (error as Error).message }))
-  }
 }
 
 async function startHub(t: ExecutionContext, init: Partial<ConstructorParameters<typeof HubServer>[0]> = {}) {
@@ -321,4 +241,49 @@ test.serial('a revoked device is cut from the hub within 5 s, its live data chan
   t.true(Date.now() - started < 5_000, 'within 5 s')
   t.throws(() => link.send('still there?'))
   t.false(hub.connections > 1, 'the hub dropped the revoked device')
+})
+
+const MDNS_SCENARIO = '__test__/helpers/peering-mdns-scenario.ts'
+const netnsMissing = runs('unshare', ['-rn', 'sh', '-c', 'ip link set lo up']) ? undefined : 'unshare -rn (a private network namespace) is not available'
+
+/** Runs a scenario of peering-mdns-scenario.ts in a fresh network namespace with only loopback up. */
+function mdnsScenario(name: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const child = spawn('unshare', ['-rn', 'sh', '-c', `ip link set lo up && exec node --import=tsx ${MDNS_SCENARIO} "$0"`, name], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    child.once('exit', () => {
+      clearTimeout(timer)
+      const line = stdout.trim().split('\n').at(-1) ?? ''
+      try {
+        resolve(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        resolve({ error: `no JSON from the scenario: ${stdout} ${stderr.slice(-2000)}` })
+      }
+    })
+  })
+}
+
+requirePeer(netnsMissing, test.serial)('in a private network namespace, two nodes find each other over mDNS and open a verified data channel (path mdns) after the gateway path fails', async (t) => {
+  const result = await mdnsScenario('pair')
+  t.is(result.error, undefined, String(result.error))
+  t.is(result.path, 'mdns')
+  t.like(result.message, { from: 'tablet-a', data: 'hello over the LAN' })
+  t.deepEqual(result.attempts, [
+    { path: 'gateway', ok: false, code: 'ERR_UNREACHABLE' },
+    { path: 'mdns', ok: true },
+  ])
+  t.deepEqual(result.discovered, [{ event: 'discovered', deviceId: 'tablet-b', via: 'mdns' }])
+})
+
+requirePeer(netnsMissing, test.serial)('a spoofed mDNS announcement (tablet-b at another genuine device\'s address) never yields a channel: the mdns path fails with ERR_DEVICE_MISMATCH', async (t) => {
+  const result = await mdnsScenario('spoof')
+  t.is(result.error, undefined, String(result.error))
+  t.like((result.attempts as unknown[])[1], { path: 'mdns', ok: false, code: 'ERR_DEVICE_MISMATCH' })
+  t.is(result.connected, 0)
+  t.false(result.impostorSawOffer, 'the offer never left: the handshake refused the server first')
+  t.truthy(result.code)
 })
