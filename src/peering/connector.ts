@@ -15,7 +15,7 @@ import { signAnswer, signOffer } from '../protocol/signal.js'
 import { verifyObject } from '../protocol/signed.js'
 import { SignalingGuard } from '../signaling/index.js'
 import { createStack, type DataChannel, type RtcSession, type WebRtcStack } from '../webrtc/index.js'
-import { BOOTSTRAP_PROBE_TIMEOUT_MS, CHANNEL_LABEL, DEFAULT_PATH_TIMEOUT_MS, DEFAULT_SESSION_TIMEOUT_MS, MAX_ANSWER_BYTES, MAX_CHANNELS, OFFER_ROUTE } from './constants.js'
+import { BOOTSTRAP_PROBE_TIMEOUT_MS, CHANNEL_LABEL, DEFAULT_DISCOVERY_WAIT_MS, DEFAULT_PATH_TIMEOUT_MS, DEFAULT_SESSION_TIMEOUT_MS, MAX_ANSWER_BYTES, MAX_CHANNELS, OFFER_ROUTE } from './constants.js'
 
 /** A `HOST:PORT` address, as the node's configuration parses it. */
 export interface PeerAddress {
@@ -64,6 +64,12 @@ export interface WebRtcConnectorInit {
   leaseMs?: number
   /** Addresses of devices known by hand (the `manual` path), by device id. */
   manual?: Record<string, PeerAddress>
+  /**
+   * How long `connect` waits for the device to be discovered (hub presence, mDNS, bootstrap)
+   * before it runs the chain anyway, ms. Default 30 s: a node told to `--connect` at start
+   * waits for its peer to come up.
+   */
+  discoveryWaitMs?: number
 }
 
 /** An open, verified data channel to a peer, as {@link WebRtcConnector.connect} resolves it. */
@@ -193,8 +199,8 @@ export class WebRtcConnector {
       { path: 'manual', attempt: (signal) => this.#viaLocalApi(this.#manual.get(deviceId), 'manual', deviceId, signal) },
     ]
     const signal = AbortSignal.any([this.#aborts.signal, ...(init.signal !== undefined ? [init.signal] : [])])
-    // Right after start nothing may be known yet: wait (bounded) until some path could work.
-    await until(() => this.#hubs.size > 0 || this.#mdnsPeers.has(deviceId) || this.#manual.has(deviceId), signal, this.#pathTimeoutMs)
+    // Right after start the peer may not be known yet: wait (bounded) until some source names it.
+    await until(() => this.#knows(deviceId), signal, this.#init.discoveryWaitMs ?? DEFAULT_DISCOVERY_WAIT_MS)
     const result = await runFallbackChain(attempts, {
       timeoutMs: this.#pathTimeoutMs,
       signal,
@@ -216,6 +222,11 @@ export class WebRtcConnector {
    */
   async handleOffer(offer: Buffer, linkPeer: PeerIdentity): Promise<Buffer> {
     return this.#answer(offer, linkPeer, 'incoming')
+  }
+
+  /** Whether a hub reports the device present, or mDNS, bootstrap or the manual list has an address for it. */
+  #knows(deviceId: string): boolean {
+    return this.#mdnsPeers.has(deviceId) || this.#manual.has(deviceId) || [...this.#hubs.values()].some((hub) => hub.peers().includes(deviceId))
   }
 
   // ── paths ─────────────────────────────────────────────────────────────────────────────────

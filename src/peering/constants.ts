@@ -20,3 +20,6 @@ export const CHANNEL_LABEL = 'ztmesh'
 
 /** The local API route offers are posted to (the node's `LOCAL_API_ROUTES.offer`). */
 export const OFFER_ROUTE = '/offer'
+
+/** How long `connect` waits for its peer to be discovered before trying the paths anyway, ms. */
+export const DEFAULT_DISCOVERY_WAIT_MS = 30_000
