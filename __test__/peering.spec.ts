@@ -5,14 +5,23 @@
 // are refused with their codes (audited, `rejected`), and a revoked device is cut off.
 import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { request } from 'node:http'
 
 import { connectSecure } from '../src/channels/index.js'
 import { HubServer, RedisBus } from '../src/hub/index.js'
 import { createPolicyDecisionPoint } from '../src/policy/index.js'
-import { RevocationSet } from '../src/primitives/pki/index.js'
+import { RevocationSet, TrustStore, type DeviceCredential } from '../src/primitives/pki/index.js'
+import { verifyObject } from '../src/protocol/signed.js'
 import { signOffer } from '../src/protocol/signal.js'
-import type { PeerLink } from '../src/peering/index.js'
+import { CaService } from '../src/ca/index.js'
+import { DeviceIdentity } from '../src/identity/index.js'
+import { SignalingGuard } from '../src/signaling/index.js'
+import { createStack } from '../src/webrtc/index.js'
+import { serveCa } from './helpers/ca-site.js'
+import { startCli, workdir, writeFile } from './helpers/daemon-process.js'
+import Database from 'better-sqlite3'
+import type { PeerAddress, PeerLink } from '../src/peering/index.js'
 import { refusalStatus } from '../src/signaling/index.js'
 import { device, freePort, memoryAudit, redisMissing, revoking, startRedis, trustPem, type TestDevice } from './helpers/hub.js'
 import { startPeeringNode, type Node } from './helpers/peering-node.js'
@@ -55,16 +64,23 @@ async function exchange(t: ExecutionContext, a: Node, link: PeerLink, b: Node): 
 }
 
 /** POST raw bytes to a node's local API as `as`. */
-async function post(node: Node, as: TestDevice, body: Buffer): Promise<{ status: number; code?: string }> {
-  const link = await connectSecure({ ...node.api, identity: as.identity, trustPem, serverDevice: node.device.deviceId, ...(as.tenant !== node.device.tenant && { policy: { expectedTenant: node.device.tenant }, access: createPolicyDecisionPoint({ policy: { version: 1, tenant: as.tenant, rules: [{ id: 'any', effect: 'allow', actions: ['link.connect'], peerTenants: [node.device.tenant] }] }, audit: { append() {} } }) }) })
+async function post(node: Node, as: TestDevice, body: Buffer): Promise<{ status: number; code?: string; body: Buffer }> {
+  const crossTenant = as.tenant !== node.device.tenant
+  const access = crossTenant ? createPolicyDecisionPoint({ policy: { version: 1, tenant: as.tenant, rules: [{ id: 'any', effect: 'allow', actions: ['link.connect'], peerTenants: [node.device.tenant] }] }, audit: { append() {} } }) : undefined
+  return postTo(node.api, node.device.deviceId, as.identity, trustPem, body, access !== undefined ? { access, policy: { expectedTenant: node.device.tenant } } : {})
+}
+
+/** POST raw bytes to the local API at `api` (which must be `serverDevice`) over mutual TLS. */
+async function postTo(api: PeerAddress, serverDevice: string, identity: DeviceCredential, trust: string, body: Buffer, extra: Partial<Parameters<typeof connectSecure>[0]> = {}): Promise<{ status: number; code?: string; body: Buffer }> {
+  const link = await connectSecure({ ...api, identity, trustPem: trust, serverDevice, ...extra })
   try {
     return await new Promise((resolve, reject) => {
       const req = request({ createConnection: () => link as never, method: 'POST', path: '/offer', headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => {
-          const text = Buffer.concat(chunks).toString()
-          resolve({ status: res.statusCode ?? 0, ...(res.statusCode !== 200 && { code: (JSON.parse(text) as { code: string }).code }) })
+          const answer = Buffer.concat(chunks)
+          resolve({ status: res.statusCode ?? 0, body: answer, ...(res.statusCode !== 200 && { code: (JSON.parse(answer.toString()) as { code: string }).code }) })
         })
       })
       req.on('error', reject)
@@ -286,4 +302,57 @@ requirePeer(netnsMissing, test.serial)('a spoofed mDNS announcement (tablet-b at
   t.is(result.connected, 0)
   t.false(result.impostorSawOffer, 'the offer never left: the handshake refused the server first')
   t.truthy(result.code)
+})
+
+test.serial('ztmesh node (the daemon, its connector plugged in) answers a genuine offer on POST /offer with a verified signed answer and opens the channel; tampered and replayed offers are refused with their codes, audited and reported as rejected', async (t) => {
+  const dir = workdir(t, 'ztmesh-peering-')
+  await CaService.init({ dir: join(dir, 'ca'), name: 'Peering Hotel' })
+  const ca = await CaService.open({ dir: join(dir, 'ca') })
+  t.teardown(() => ca.close())
+  const url = await serveCa(t, ca)
+  const token = (deviceId: string) => ca.createToken({ deviceId, tenant: 'hotel-1', roles: ['staff'] }).token
+  const config = writeFile(dir, 'node.yaml', `log:\n  level: warn\nmetrics:\n  listen: 127.0.0.1:0\nstore: ${join(dir, 'kiosk')}\nenroll:\n  url: ${url}\n  token: ${token('kiosk-7')}\nlisten: 127.0.0.1:0\n`)
+  const node = startCli(t, ['node', '--config', config])
+  const ready = await node.next((e) => e.event === 'ready')
+  const [host, port] = String(ready.listen).split(':')
+  const api = { host: host!, port: Number(port) }
+  const tablet = await DeviceIdentity.enroll({ url, token: token('tablet-7'), dir: join(dir, 'tablet'), passphrase: 'pw' })
+  const credential = tablet.credential()
+  const guard = new SignalingGuard({ identity: credential, trustPem: tablet.trustPem })
+
+  const session = await createStack().offer()
+  t.teardown(() => session.close())
+  const good = signOffer({ from: 'tablet-7', to: 'kiosk-7', tenant: 'hotel-1', sdp: await session.localDescription(), epoch: 0 }, credential)
+  const tampered = Buffer.from(good)
+  const at = good.indexOf('ice-pwd:') + 9
+  tampered[at] = tampered[at]! ^ 0x01
+  const refusedTampered = await postTo(api, 'kiosk-7', credential, tablet.trustPem, tampered)
+  t.like(refusedTampered, { status: 401, code: 'ERR_SIGNATURE' })
+  t.like(await node.next((e) => e.event === 'rejected'), { peer: 'tablet-7', code: 'ERR_SIGNATURE' })
+
+  const answered = await postTo(api, 'kiosk-7', credential, tablet.trustPem, good)
+  t.is(answered.status, 200)
+  const { digest } = verifyObject(good, 'offer', TrustStore.fromPem(tablet.trustPem), new RevocationSet())
+  const { answer, peer } = guard.verifyAnswer(answered.body, digest, { expectedFrom: 'kiosk-7' })
+  t.is(peer.deviceId, 'kiosk-7')
+  await session.acceptAnswer(answer.sdp)
+  const channel = await session.channel
+  t.like(await node.next((e) => e.event === 'connected'), { transport: 'webrtc', peer: { deviceId: 'tablet-7', tenant: 'hotel-1' } })
+  channel.send('hello kiosk')
+  t.like(await node.next((e) => e.event === 'message'), { from: 'tablet-7', data: 'hello kiosk' })
+
+  const replayed = await postTo(api, 'kiosk-7', credential, tablet.trustPem, good)
+  t.like(replayed, { status: 401, code: 'ERR_REPLAY' })
+  t.like(await node.next((e) => e.event === 'rejected'), { peer: 'tablet-7', code: 'ERR_REPLAY' })
+
+  node.child.kill('SIGTERM')
+  t.is((await node.exited).code, 0)
+  const db = new Database(join(dir, 'kiosk', 'audit.db'), { readonly: true, fileMustExist: true })
+  const rows = db.prepare("SELECT action, outcome, reason FROM audit WHERE action IN ('signal.offer', 'local-api.offer') ORDER BY seq").all() as Array<{ action: string; outcome: string; reason: string }>
+  db.close()
+  for (const code of ['ERR_SIGNATURE', 'ERR_REPLAY']) {
+    t.true(rows.some((r) => r.action === 'signal.offer' && r.outcome === 'deny' && r.reason === code), `the guard audited ${code}`)
+    t.true(rows.some((r) => r.action === 'local-api.offer' && r.outcome === 'deny' && r.reason === code), `the local API audited ${code}`)
+  }
+  t.true(rows.some((r) => r.action === 'local-api.offer' && r.outcome === 'allow'))
 })

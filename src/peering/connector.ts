@@ -15,7 +15,7 @@ import { signAnswer, signOffer } from '../protocol/signal.js'
 import { verifyObject } from '../protocol/signed.js'
 import { SignalingGuard } from '../signaling/index.js'
 import { createStack, type DataChannel, type RtcSession, type WebRtcStack } from '../webrtc/index.js'
-import { BOOTSTRAP_PROBE_TIMEOUT_MS, CHANNEL_LABEL, DEFAULT_DISCOVERY_WAIT_MS, DEFAULT_PATH_TIMEOUT_MS, DEFAULT_SESSION_TIMEOUT_MS, MAX_ANSWER_BYTES, MAX_CHANNELS, OFFER_ROUTE } from './constants.js'
+import { BOOTSTRAP_PROBE_TIMEOUT_MS, CHANNEL_LABEL, DEFAULT_DISCOVERY_WAIT_MS, DEFAULT_PATH_TIMEOUT_MS, DEFAULT_SESSION_TIMEOUT_MS, MAX_ANSWER_BYTES, MAX_CHANNELS, MAX_PENDING_ANSWERS, OFFER_ROUTE } from './constants.js'
 
 /** A `HOST:PORT` address, as the node's configuration parses it. */
 export interface PeerAddress {
@@ -127,6 +127,7 @@ export class WebRtcConnector {
   readonly #waiting = new Set<AnswerWaiter>()
   readonly #live = new Set<Live>()
   readonly #aborts = new AbortController()
+  #answering = 0
   #stopped = false
 
   constructor(init: WebRtcConnectorInit = {}) {
@@ -313,7 +314,17 @@ export class WebRtcConnector {
     const context = this.#running()
     const me = this.#me!
     const { peer, offer: body, digest } = this.#guard!.verifyOffer(offer, { linkPeer: linkPeer as PeerIdentity })
-    const session = await this.#stack!.answer(body.sdp, { timeoutMs: this.#sessionTimeoutMs, signal: this.#aborts.signal })
+    // Each verified offer costs a session until it opens or times out: their number is capped.
+    if (this.#answering >= MAX_PENDING_ANSWERS) throw createError('ERR_RATE_LIMITED', 'too many channels are opening; retry later')
+    this.#answering++
+    const session = await this.#stack!.answer(body.sdp, { timeoutMs: this.#sessionTimeoutMs, signal: this.#aborts.signal }).catch((error: unknown) => {
+      this.#answering--
+      throw error
+    })
+    session.channel.then(
+      () => this.#answering--,
+      () => this.#answering--,
+    )
     try {
       const sdp = await session.localDescription()
       const answer = signAnswer({ from: me.deviceId, to: peer.deviceId, tenant: me.tenant, sdp, epoch: 0, offerDigest: digest }, context.identity)

@@ -15,6 +15,9 @@ export const MAX_ANSWER_BYTES = 64 * 1024
 /** Live data channels held at most (all peers together); a new one beyond it is closed at once. */
 export const MAX_CHANNELS = 256
 
+/** Answering sessions opening at once (verified offers not yet open or failed); beyond, `ERR_RATE_LIMITED`. */
+export const MAX_PENDING_ANSWERS = 32
+
 /** The data channel label of a peer link. */
 export const CHANNEL_LABEL = 'ztmesh'
 
