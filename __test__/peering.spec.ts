@@ -356,3 +356,11 @@ test.serial('ztmesh node (the daemon, its connector plugged in) answers a genuin
   }
   t.true(rows.some((r) => r.action === 'local-api.offer' && r.outcome === 'allow'))
 })
+
+requirePeer(netnsMissing, test.serial)('in a private network namespace, the gateway announces its hub over mDNS (hub.mdns) and nodes with no hub configured find it, discover each other through it and open a channel over the gateway path', async (t) => {
+  const result = await mdnsScenario('gateway')
+  t.is(result.error, undefined, String(result.error))
+  t.is(result.path, 'gateway')
+  t.like(result.message, { from: 'tablet-a', data: 'hello through the gateway' })
+  t.true((result.discovered as Array<{ via: string }>).some((e) => e.via === 'gateway'))
+})

@@ -6,6 +6,9 @@
  *
  * - `pair`: two nodes advertise and browse; A finds B over mDNS, connects (path mdns: no hub is
  *   configured, so the gateway path fails first), and they exchange a message.
+ * - `gateway`: the gateway's hub slot (GatewayHubServer, `hub.mdns`) announces the gateway over
+ *   mDNS; two nodes with no hub configured find it there, connect to its hub, discover each
+ *   other through it and open a channel over the gateway path.
  * - `spoof`: an attacker announces `tablet-b` at the address of its own local API (a genuine
  *   device of the tenant, `tablet-x`); A's connect to tablet-b over mDNS fails with the link's
  *   refusal and no channel opens.
@@ -13,8 +16,11 @@
 import { networkInterfaces } from 'node:os'
 import { readlinkSync } from 'node:fs'
 
+import { GatewayHubServer } from '../../src/daemon/hub.js'
+import type { GatewayHubContext } from '../../src/daemon/gateway.js'
 import { MdnsDiscovery } from '../../src/discovery/index.js'
-import { device } from './hub.js'
+import { RevocationSet } from '../../src/primitives/pki/index.js'
+import { device, trustPem } from './hub.js'
 import { startPeeringNode, type Node } from './peering-node.js'
 
 const interfaces = Object.keys(networkInterfaces())
@@ -61,6 +67,25 @@ async function spoof(): Promise<Record<string, unknown>> {
   }
 }
 
+async function gateway(): Promise<Record<string, unknown>> {
+  const quiet = { info() {}, warn() {}, error() {}, debug() {} }
+  const context = { identity: device('gateway', 'hotel-1', ['gateway']).identity, trustPem, revocations: new RevocationSet(), audit: { append() {} }, config: { mdns: true, mdnsInterface: '127.0.0.1' }, daemon: { logger: quiet } } as unknown as GatewayHubContext
+  const hub = new GatewayHubServer(context)
+  await hub.start()
+  const a = await startPeeringNode(device('tablet-a'), MDNS, { mdns: LO })
+  const b = await startPeeringNode(device('tablet-b'), MDNS, { mdns: LO })
+  try {
+    await a.next((e) => e.event === 'discovered' && e.deviceId === 'tablet-b' && e.via === 'gateway', 'tablet-b through the gateway hub')
+    const link = await a.connector.connect('tablet-b')
+    link.send('hello through the gateway')
+    const message = await b.next((e) => e.event === 'message', 'the message')
+    return { path: link.path, message, hubPort: hub.address?.port, discovered: a.events.filter((e) => e.event === 'discovered') }
+  } finally {
+    await stopAll([a, b])
+    await hub.stop()
+  }
+}
+
 function attempts(node: Node) {
   return node.events.filter((e) => e.event === 'attempt').map((e) => ({ path: e.path, ok: e.ok, code: e.code }))
 }
@@ -69,7 +94,7 @@ async function stopAll(nodes: Node[]): Promise<void> {
   for (const node of nodes) await node.stop().catch(() => {})
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { pair, spoof }
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { pair, spoof, gateway }
 const name = process.argv[2] ?? ''
 try {
   const run = scenarios[name]
