@@ -8,7 +8,7 @@ import test from 'ava'
 
 import { signObject } from '../src/index.js'
 import { HubClient, HubServer, MemoryBus, RedisBus, type HubPresence, type HubSignal } from '../src/hub/index.js'
-import { device, redisMissing, startRedis, trustPem, type TestDevice } from './helpers/hub.js'
+import { device, redisMissing, revoking, startRedis, trustPem, type TestDevice } from './helpers/hub.js'
 import { requirePeer } from './helpers/peers.js'
 
 const withRedis = requirePeer(redisMissing(), test.serial)
@@ -63,6 +63,20 @@ test.serial('two hub instances in one process share presence and relay through o
   a.send('tablet-b', 'offer', Buffer.from('signed offer bytes'))
   await until(() => got.length === 1, 'the relayed offer')
   t.is(got[0]!.from, 'tablet-a')
+
+  // A device revoked on instance A: cut there, and its peer on instance B is told (CRL) and sees it go.
+  const stolen = device('stolen')
+  const s = await connect(portA, stolen)
+  await until(() => b.peers().includes('stolen'), 'the soon-revoked device present on B')
+  const told: string[] = []
+  b.on('revoked', (m) => told.push(m.crlPem))
+  const { revocations, crlPem } = revoking(stolen)
+  const cut = new Promise((resolve) => s.once('close', resolve))
+  hubA.setRevocations(revocations, crlPem)
+  hubB.setRevocations(revocations, crlPem)
+  await cut
+  await until(() => told.includes(crlPem) && !b.peers().includes('stolen'), 'the revocation told across instances')
+  await t.throwsAsync(connect(portB, stolen))
 })
 
 withRedis('over Redis, a device on instance A reaches a device on instance B; A is killed and its device reconnects through B with presence and relay intact', async (t) => {

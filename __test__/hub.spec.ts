@@ -463,3 +463,30 @@ function rewriteExpiry(lease: Buffer): Buffer {
   }
   throw new Error('no signature found')
 }
+
+test('the hub records into the one AuditLog: connections and refusals land in the hash chain, which verifies', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { AUDIT_MIGRATION, AuditLog, openDatabase } = await import('../src/index.js')
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-hub-audit-'))
+  const db = openDatabase(join(dir, 'audit.db'), { migrations: [AUDIT_MIGRATION] })
+  const log = new AuditLog(db)
+  const hub = new HubServer({ identity: hubDevice.identity, trustPem, audit: log })
+  const { port } = await hub.listen(0, '127.0.0.1')
+  const a = device('tablet-a')
+  const client = await connect(port, a)
+  t.teardown(async () => {
+    await client.close()
+    await hub.close()
+    db.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const refused = next<HubRefusal>(client, 'refused')
+  client.sendRaw('not json')
+  await refused
+  const records = log.recent(50)
+  t.true(records.some((r) => r.actor === 'tablet-a' && r.action === 'hub.connect' && r.outcome === 'allow'))
+  t.true(records.some((r) => r.actor === 'tablet-a' && r.action === 'hub.frame' && r.reason === 'ERR_HUB_FRAME'))
+  t.true(log.verify() >= 2)
+})

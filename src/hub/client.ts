@@ -140,6 +140,10 @@ export class HubClient extends EventEmitter {
       maxPayload: Math.max(maxFrameBytes(maxObjectBytes), MAX_CRL_PEM + 1024),
       handshakeTimeout: init.handshakeTimeoutMs ?? 10_000,
     })
+    // Frames that come with the upgrade answer (the hub's presence snapshot) are emitted before
+    // the promise below resumes: keep them for the client.
+    const early: [Buffer, boolean][] = []
+    ws.on('message', (data: Buffer, isBinary: boolean) => early.length < 10_000 && early.push([data, isBinary]))
     await new Promise<void>((resolve, reject) => {
       const fail = (error: unknown) => {
         ws.terminate()
@@ -154,7 +158,9 @@ export class HubClient extends EventEmitter {
       ws.once('unexpected-response', (_req, res) => fail(createError(res.statusCode === 429 ? 'ERR_HUB_TOO_MANY_CONNECTIONS' : 'ERR_BAD_RESPONSE', `the hub answered ${res.statusCode}`)))
       init.signal?.addEventListener('abort', () => fail(createError('ERR_ABORTED', 'the connection was aborted')), { once: true })
     })
+    ws.removeAllListeners('message')
     const client = new HubClient(ws, link, init)
+    for (const [data, isBinary] of early) client.#onFrame(data, isBinary)
     client.#renew()
     return client
   }
