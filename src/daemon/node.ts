@@ -15,8 +15,10 @@
  *   the signed answer, or 400/401/403/413 with `{code, message}`; every refusal audited and
  *   reported as `{"event":"rejected"}`) and `GET /v1/health`.
  * - **Seams.** Discovery, the hub client, WebRTC and the fallback chain sit behind
- *   {@link PeerConnector}, which the lead fills (`runNode({ connector })`). Its `handleOffer`
- *   answers the local API's offers; without a connector every offer is refused (fail closed).
+ *   {@link PeerConnector} (`runNode({ connector })`; `ztmesh node` plugs in `WebRtcConnector`
+ *   from src/peering). Its `handleOffer` answers the local API's offers; without a connector
+ *   every offer is refused (fail closed). Refusals are answered with the status
+ *   `refusalStatus(code)` of src/signaling gives (the one table).
  *
  * Events on stdout, one JSON line each, `ready` first: `ready`, `discovered`, `path`,
  * `connected`, `message`, `rejected`, `revoked`, `renewed` (plus the daemon's `reloaded`,
