@@ -290,9 +290,12 @@ export class WebRtcConnector {
     try {
       const sdp = await session.localDescription()
       const offer = signOffer({ from: me.deviceId, to: deviceId, tenant: me.tenant, sdp, epoch: 0 }, context.identity)
-      // The core names an offer by its signed-object digest; the answer must carry it.
+      const delivered = deliver(offer)
+      delivered.catch(() => {}) // awaited below; never an unhandled rejection if the next line throws
+      // The core names an offer by its signed-object digest (the answer must carry it): taken
+      // while the offer travels.
       const { digest } = verifyObject(offer, 'offer', this.#trust!, this.#revocations!)
-      const answerBytes = await deliver(offer)
+      const answerBytes = await delivered
       let verified
       try {
         verified = this.#guard!.verifyAnswer(answerBytes, digest, { expectedFrom: deviceId })
