@@ -15,6 +15,8 @@ import { RevocationSet, TrustStore, type DeviceCredential } from '../src/primiti
 import { verifyObject } from '../src/protocol/signed.js'
 import { signOffer } from '../src/protocol/signal.js'
 import { CaService } from '../src/ca/index.js'
+import type { GatewayHubContext } from '../src/daemon/gateway.js'
+import { GatewayHubServer } from '../src/daemon/hub.js'
 import { DeviceIdentity } from '../src/identity/index.js'
 import { SignalingGuard } from '../src/signaling/index.js'
 import { createStack } from '../src/webrtc/index.js'
@@ -364,3 +366,33 @@ requirePeer(netnsMissing, test.serial)('in a private network namespace, the gate
   t.like(result.message, { from: 'tablet-a', data: 'hello through the gateway' })
   t.true((result.discovered as Array<{ via: string }>).some((e) => e.via === 'gateway'))
 })
+
+requirePeer(redisMissing(), test.serial)("the gateway's hub slot with hub.redis (GatewayHubServer over RedisBus): two gateway hub instances on one redis-server relay a verified channel between their nodes, and when the CRL reaches the hubs the peer of the revoked device closes its channel", async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const quiet = { info() {}, warn() {}, error() {}, debug() {} }
+  const gateway = device('gateway', 'hotel-1', ['gateway'])
+  const hubs = [new GatewayHubServer(hubContext(gateway, redis.url, quiet)), new GatewayHubServer(hubContext(gateway, redis.url, quiet))]
+  for (const hub of hubs) {
+    await hub.start()
+    t.teardown(() => hub.stop())
+  }
+  const at = (i: number) => ({ host: '127.0.0.1', port: hubs[i]!.address!.port })
+  const published = { current: new RevocationSet() }
+  const a = await startNode(t, device('tablet-r'), { hub: at(0) }, { published })
+  const victim = device('tablet-s')
+  const b = await startNode(t, victim, { hub: at(1) })
+  const link = await a.connector.connect('tablet-s')
+  t.is(link.path, 'gateway')
+  await exchange(t, a, link, b)
+  const { revocations, crlPem } = revoking(victim)
+  published.current = revocations
+  // Each gateway instance hands its hub the CRL it polled.
+  for (const hub of hubs) hub.setRevocations(revocations, crlPem)
+  t.like(await a.next((e) => e.event === 'rejected' && e.code === 'ERR_CERT_REVOKED', 'a cuts tablet-s'), { peer: 'tablet-s' })
+  await b.next((e) => e.event === 'closed' && e.peer === 'tablet-r', "the victim's end closes")
+})
+
+function hubContext(gateway: TestDevice, redisUrl: string, logger: object): GatewayHubContext {
+  return { identity: gateway.identity, trustPem, revocations: new RevocationSet(), audit: { append() {} }, config: { redis: redisUrl, mdns: false }, daemon: { logger } } as unknown as GatewayHubContext
+}
