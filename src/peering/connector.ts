@@ -128,6 +128,8 @@ export class WebRtcConnector {
   readonly #live = new Set<Live>()
   readonly #aborts = new AbortController()
   #answering = 0
+  /** Answering sessions not open yet, by peer. */
+  readonly #opening = new Map<string, Set<RtcSession>>()
   #stopped = false
 
   constructor(init: WebRtcConnectorInit = {}) {
@@ -317,6 +319,10 @@ export class WebRtcConnector {
     const context = this.#running()
     const me = this.#me!
     const { peer, offer: body, digest } = this.#guard!.verifyOffer(offer, { linkPeer: linkPeer as PeerIdentity })
+    // A new offer from a peer supersedes its sessions still opening: the peer gave them up (a
+    // retry after a failed handshake), and a stale session probing the peer's recycled UDP ports
+    // would break the new handshake.
+    for (const stale of this.#opening.get(peer.deviceId) ?? []) stale.close()
     // Each verified offer costs a session until it opens or times out: their number is capped.
     if (this.#answering >= MAX_PENDING_ANSWERS) throw createError('ERR_RATE_LIMITED', 'too many channels are opening; retry later')
     this.#answering++
@@ -324,10 +330,14 @@ export class WebRtcConnector {
       this.#answering--
       throw error
     })
-    session.channel.then(
-      () => this.#answering--,
-      () => this.#answering--,
-    )
+    const opening = this.#opening.get(peer.deviceId) ?? new Set<RtcSession>()
+    this.#opening.set(peer.deviceId, opening.add(session))
+    const settled = (): void => {
+      this.#answering--
+      opening.delete(session)
+      if (opening.size === 0 && this.#opening.get(peer.deviceId) === opening) this.#opening.delete(peer.deviceId)
+    }
+    session.channel.then(settled, settled)
     try {
       const sdp = await session.localDescription()
       const answer = signAnswer({ from: me.deviceId, to: peer.deviceId, tenant: me.tenant, sdp, epoch: 0, offerDigest: digest }, context.identity)
