@@ -152,7 +152,7 @@ test('an offer, its answer and a candidate round-trip between two guards, and no
   t.like(atAlice.guard.verifyCandidate(c, digest, { expectedFrom: 'kiosk-2' }).candidate, { mid: '0', offerDigest: digest })
 
   for (const { audit } of [atAlice, atBob]) t.deepEqual(audit.recent(100).filter((row) => row.outcome === 'deny'), [])
-  t.deepEqual(signedObjectLabels().slice(-3), ['offer', 'answer', 'candidate'])
+  t.deepEqual(signedObjectLabels().filter((label) => ['offer', 'answer', 'candidate'].includes(label)), ['offer', 'answer', 'candidate'])
   // The allowed decisions of the default same-tenant policy are audited by the decision point.
   t.like(atBob.audit.recent(1)[0], { actor: 'tablet-1', action: 'signal.offer', outcome: 'allow' })
 })

@@ -101,6 +101,12 @@ interface Conn {
   refusals: number
   /** The last lease it sent that verified (republished on sync requests). */
   lease?: { bytes: Buffer; seq: number; expiresAtMs: number }
+  /**
+   * Frames that arrived while the connection was being attached (its bus subscriptions not yet
+   * in place), handled in order once they are: a lease published before the tenant's
+   * subscription would otherwise never reach this instance's presence table.
+   */
+  early?: { data: Buffer; isBinary: boolean }[]
 }
 
 /** What an instance knows of a tenant with local devices. */
@@ -257,8 +263,15 @@ export class HubServer {
       this.#audit({ actor: peer.deviceId, action: AUDIT_FRAME, outcome: 'deny', reason, detail: { tenant: peer.tenant, ws: error.code ?? 'error' } })
     })
     ws.on('close', () => this.#detach(conn))
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(conn, data, isBinary))
-    // Subscribed before the device can publish a lease, so nothing relayed after its presence is missed.
+    conn.early = []
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // Bounded: the frame budget is spent on arrival, as for every frame.
+      if (conn.early === undefined) this.#onFrame(conn, data, isBinary)
+      else if (this.#frames.take(conn.key)) conn.early.push({ data, isBinary })
+      else this.#refuse(conn, AUDIT_FRAME, 'ERR_HUB_RATE_LIMITED', 'too many frames from this device')
+    })
+    // Subscribed before the device's frames are handled, so its lease and nothing relayed after
+    // its presence is missed.
     const tenant = this.#tenant(peer.tenant)
     tenant.devices++
     try {
@@ -274,6 +287,9 @@ export class HubServer {
     for (const [deviceId, lease] of tenant.leases) {
       if (deviceId !== peer.deviceId && lease.expiresAtMs > now) this.#send(conn, { type: 'presence', deviceId, lease: lease.bytes })
     }
+    const early = conn.early
+    conn.early = undefined
+    for (const frame of early) this.#onFrame(conn, frame.data, frame.isBinary, true)
   }
 
   #detach(conn: Conn): void {
@@ -294,9 +310,9 @@ export class HubServer {
     }
   }
 
-  #onFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
+  #onFrame(conn: Conn, data: Buffer, isBinary: boolean, counted = false): void {
     const { peer } = conn
-    if (!this.#frames.take(conn.key)) return this.#refuse(conn, AUDIT_FRAME, 'ERR_HUB_RATE_LIMITED', 'too many frames from this device')
+    if (!counted && !this.#frames.take(conn.key)) return this.#refuse(conn, AUDIT_FRAME, 'ERR_HUB_RATE_LIMITED', 'too many frames from this device')
     if (isBinary) return this.#refuse(conn, AUDIT_FRAME, 'ERR_HUB_FRAME', 'hub frames are JSON text')
     let frame
     try {
