@@ -25,6 +25,7 @@ import { startCli, workdir, writeFile } from './helpers/daemon-process.js'
 import Database from 'better-sqlite3'
 import type { PeerAddress, PeerLink } from '../src/peering/index.js'
 import { refusalStatus } from '../src/signaling/index.js'
+import type { ZtError } from '../src/errors.js'
 import { device, freePort, memoryAudit, redisMissing, revoking, startRedis, trustPem, type TestDevice } from './helpers/hub.js'
 import { startPeeringNode, type Node } from './helpers/peering-node.js'
 import { requirePeer, runs } from './helpers/peers.js'
@@ -396,3 +397,25 @@ requirePeer(redisMissing(), test.serial)("the gateway's hub slot with hub.redis 
 function hubContext(gateway: TestDevice, redisUrl: string, logger: object): GatewayHubContext {
   return { identity: gateway.identity, trustPem, revocations: new RevocationSet(), audit: { append() {} }, config: { redis: redisUrl, mdns: false }, daemon: { logger } } as unknown as GatewayHubContext
 }
+
+test.serial('verified offers from many peers cannot pin unbounded WebRTC sessions: beyond 32 answering sessions still opening, an offer is refused with ERR_RATE_LIMITED', async (t) => {
+  const b = await startNode(t, device('kiosk-9'))
+  const stack = createStack()
+  const offerers = await Promise.all(Array.from({ length: 33 }, () => stack.offer()))
+  t.teardown(() => {
+    for (const session of offerers) session.close()
+  })
+  const codes: string[] = []
+  for (const [i, session] of offerers.entries()) {
+    const peer = device(`tablet-flood-${i}`)
+    const offer = signOffer({ from: peer.deviceId, to: 'kiosk-9', tenant: 'hotel-1', sdp: await session.localDescription(), epoch: 0 }, peer.identity)
+    try {
+      await b.connector.handleOffer(offer, { deviceId: peer.deviceId, tenant: 'hotel-1' } as never)
+      codes.push('answered')
+    } catch (error) {
+      codes.push((error as ZtError).code)
+    }
+  }
+  t.deepEqual(codes.slice(0, 32), Array.from({ length: 32 }, () => 'answered'))
+  t.is(codes[32], 'ERR_RATE_LIMITED')
+})
