@@ -16,6 +16,8 @@ import { serveCa } from './helpers/ca-site.js'
 import { startCli, workdir, writeFile, type CliProcess } from './helpers/daemon-process.js'
 
 const WITH_CONNECTOR = join(import.meta.dirname, 'helpers', 'node-with-connector.ts')
+/** The node with no connector at all (`ztmesh node` plugs the WebRTC connector in). */
+const BARE = join(import.meta.dirname, 'helpers', 'node-bare.ts')
 
 /** Runs the node in this process until it returns (configuration refusals return at once). */
 async function refusal(argv: string[]): Promise<{ status: number; code?: string; message?: string }> {
@@ -116,7 +118,7 @@ test('node: every configuration mistake is refused with ERR_CONFIG naming its ke
 test.serial('node: enrolls from its configuration on the first start, restarts without enrolling again, and refuses offers when no signaling guard is plugged in', async (t) => {
   const { dir, ca, device, nodeConfig } = await site(t)
   const config = nodeConfig('node-1')
-  const first = startCli(t, ['node', '--config', config])
+  const first = startCli(t, ['--config', config], { script: BARE })
   const ready = await first.next((e) => e.event === 'ready')
   t.is(first.events()[0]!.event, 'ready', 'ready is the first event')
   t.like(ready, { daemon: 'node', deviceId: 'node-1', tenant: 'hotel-1', keystore: 'software' })
@@ -133,7 +135,7 @@ test.serial('node: enrolls from its configuration on the first start, restarts w
   t.is(await stop(first), 0)
 
   // The token is spent: a second enrollment would fail. The node opens what it has.
-  const second = startCli(t, ['node', '--config', config])
+  const second = startCli(t, ['--config', config], { script: BARE })
   const again = await second.next((e) => e.event === 'ready')
   t.is(again.serial, ready.serial)
   t.is(ca.listCertificates({ device: 'node-1' }).length, 1)

@@ -51,7 +51,13 @@ async function assertSiteRun(t: import('ava').ExecutionContext, args: string[], 
   t.is(run.code, 0, `${run.stdout}\n${run.stderr}`)
   t.regex(run.stdout, /gateway +ready: CA API https:\/\/127\.0\.0\.1:\d+, identity gateway\/hotel-demo/)
   for (const node of ['node-1', 'node-2', 'node-3']) t.regex(run.stdout, new RegExp(`${node} +enrolled and ready: ${node}/hotel-demo, ${keystore} key`))
+  for (const [from, to] of [['node-1', 'node-2'], ['node-2', 'node-3'], ['node-3', 'node-1']]) {
+    t.regex(run.stdout, new RegExp(`${from} +discovered ${to} via gateway`))
+    t.regex(run.stdout, new RegExp(`${from} +→ ${to}: path (gateway|mdns|cloud|manual), signed offer and answer verified, data channel open in [\\d.]+ ms`))
+    t.regex(run.stdout, new RegExp(`${to} +← ${from}: "good morning ${to}, from ${from}"`))
+  }
   t.regex(run.stdout, /node-3 +learned it from the gateway's CRL after \d+ ms: stopped serving/)
+  for (const peer of ['node-1', 'node-2']) t.regex(run.stdout, new RegExp(`${peer} +its data channel to node-3 is closed \\d+ ms after the revocation`))
   t.regex(run.stdout, /node-3 +cut off: .*ERR_CERT_REVOKED/)
   t.regex(run.stdout, /every daemon stopped cleanly/)
   t.regex(run.stdout, /^ +\+\d+\.\d{3}s /m, 'a timeline with timings')

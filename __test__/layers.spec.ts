@@ -156,6 +156,7 @@ const LAYERS: Record<string, number> = {
   signaling: 4,
   hub: 4,
   staff: 4,
+  peering: 4,
   daemon: 5,
   cli: 5,
   bench: 5,

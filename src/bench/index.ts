@@ -20,6 +20,7 @@ import { POLICY_CASES } from './policy.js'
 import { SIGNAL_CASES } from './signal.js'
 import { TPM_CASES } from './tpm.js'
 import { WEBRTC_CASES } from './webrtc.js'
+import { PEERING_CASES } from './peering.js'
 import { HUB_CASES, hubRelayLatency } from './hub.js'
 
 /** One row of the report. */
@@ -160,6 +161,7 @@ const CASES: Case[] = [
   ...POLICY_CASES,
   ...SIGNAL_CASES,
   ...WEBRTC_CASES,
+  ...PEERING_CASES,
   ...HUB_CASES,
 ]
 

@@ -80,6 +80,9 @@ export function createSecureServer(init: SecureEndpointInit, onConnection: (link
   const links = new LiveLinks()
   const server = createServer((socket: Socket) => {
     socket.on('error', () => {})
+    // Links carry small request/answer messages (signaling, hub frames): Nagle's algorithm with
+    // delayed ACKs would hold each for ~40 ms.
+    socket.setNoDelay(true)
     endpoint.secure(socket).then(
       (link) => {
         if (links.add(link)) onConnection(link)
@@ -138,6 +141,7 @@ export async function connectSecure(init: ConnectSecureInit): Promise<SecureStre
     init.signal?.addEventListener('abort', () => s.destroy(createError('ERR_ABORTED', 'the connection was aborted')), { once: true })
   })
   socket.setTimeout(0)
+  socket.setNoDelay(true)
   const link = await endpoint.secure(socket, init.signal)
   if (init.links !== undefined && !init.links.add(link)) throw createError('ERR_CERT_REVOKED', 'the peer certificate was revoked')
   return link

@@ -7,9 +7,13 @@
  *    the enrollment API and the CRLs;
  * 3. three node daemons (child processes), each enrolling from its configuration, with its key in
  *    a TPM (one swtpm each, when swtpm is installed) or in the software keystore;
- * 4. (the lead wires these) discovery and verified data channels between the nodes;
+ * 4. discovery and verified data channels: every node connects to the gateway's hub (its
+ *    signed presence lease makes the others discover it), and each opens a WebRTC data channel
+ *    to the next (node-1 → node-2 → node-3 → node-1) through the fallback chain, with signed
+ *    offers and answers checked by the receiver's guard, and sends it a message;
  * 5. the operator revokes node-3: the node learns it from the gateway's CRL and stops serving,
- *    and its certificate no longer verifies;
+ *    the hub cuts it and tells the tenant, its peers close their channels to it, and its
+ *    certificate no longer verifies;
  * 6. every process is stopped (SIGTERM, then waited for), the temporary directory removed.
  *
  * Exits 0 when every step happened; otherwise prints which step failed and why (with the end of
@@ -32,6 +36,8 @@ import { ZtError } from '../errors.js'
 const TENANT = 'hotel-demo'
 /** The nodes of the demo site. */
 const NODES = ['node-1', 'node-2', 'node-3'] as const
+/** Who each node opens a data channel to, once ready. */
+const CHANNELS: Record<(typeof NODES)[number], (typeof NODES)[number]> = { 'node-1': 'node-2', 'node-2': 'node-3', 'node-3': 'node-1' }
 /** The node the operator revokes. */
 const REVOKED = 'node-3'
 /** How long one step may take, ms (TPM key creation in swtpm is the slow part). */
@@ -100,8 +106,10 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
     const gateway = startDaemon('gateway', ['gateway', '--config', gatewayConfig], daemons)
     const gatewayReady = await gateway.next((line) => line.event === 'ready', 'ready')
     const caUrl = String(gatewayReady.ca)
+    const hubAddress = String(gatewayReady.hub)
     const gatewayId = gatewayReady.identity as { deviceId?: string; keystore?: string } | undefined
     say('gateway', `ready: CA API ${caUrl}, identity ${gatewayId?.deviceId}/${TENANT} (${gatewayId?.keystore} key), signs its audit checkpoints`)
+    say('gateway', `hub listening on ${hubAddress} (WebSocket over mutual TLS): relays signed offers and answers, presence leases, the revocation cut`)
 
     step = 'enrolling the nodes'
     const nodes = NODES.map((device, i) => {
@@ -118,6 +126,9 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
           identity: { keystore: tcti === undefined ? 'software' : 'tpm', ...(tcti !== undefined && { tcti }) },
           listen: '127.0.0.1:0',
           revocations: { refreshMs: 1_000 },
+          hub: hubAddress,
+          connect: CHANNELS[device],
+          send: `good morning ${CHANNELS[device]}, from ${device}`,
         }),
       )
       return startDaemon(device, ['node', '--config', config], daemons)
@@ -125,10 +136,15 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
     const ready = await Promise.all(nodes.map((node) => node.next((line) => line.event === 'ready', 'ready')))
     ready.forEach((line, i) => say(NODES[i]!, `enrolled and ready: ${line.deviceId}/${line.tenant}, ${line.keystore} key, local API ${line.listen} (mutual TLS)`))
 
-    // ── Data channels: the lead wires discovery (mDNS, bootstrap), the fallback chain and WebRTC
-    // here: each node --connect's the next, `discovered` / `path` / `connected` / `message`
-    // events land in this timeline. ─────────────────────────────────────────────────────────────
-    say('demo', '[next: discovery and verified WebRTC data channels between the nodes (wired by the lead)]')
+    step = 'discovering the peers'
+    const discovered = await Promise.all(nodes.map((node, i) => node.next((line) => line.event === 'discovered' && line.deviceId === CHANNELS[NODES[i]!], 'discovered')))
+    discovered.forEach((line, i) => say(NODES[i]!, `discovered ${String(line.deviceId)} via ${String(line.via)} (its signed presence lease, verified)`))
+
+    step = 'opening verified data channels'
+    const paths = await Promise.all(nodes.map((node) => node.next((line) => line.event === 'path', 'path')))
+    paths.forEach((line, i) => say(NODES[i]!, `→ ${String(line.peer)}: path ${String(line.path)}, signed offer and answer verified, data channel open in ${String(line.ms)} ms`))
+    const messages = await Promise.all(nodes.map((node) => node.next((line) => line.event === 'message', 'message')))
+    messages.forEach((line, i) => say(NODES[i]!, `← ${String(line.from)}: "${String(line.data)}"`))
 
     step = `revoking ${REVOKED}`
     await withCa(caDir, (ca) => {
@@ -138,8 +154,16 @@ export async function runDemo(args: string[], out: (text: string) => void = (tex
     const revokedAt = Date.now()
     say('operator', `revoked ${REVOKED} (ztmesh ca revoke --device ${REVOKED}); the CRL is published`)
     const victim = nodes[NODES.indexOf(REVOKED)]!
+    const peersOfVictim = NODES.filter((device) => device !== REVOKED && (CHANNELS[device] === REVOKED || CHANNELS[REVOKED] === device))
+    const cut = Promise.all(
+      peersOfVictim.map(async (device) => {
+        const line = await nodes[NODES.indexOf(device)]!.next((l) => l.event === 'closed' && l.peer === REVOKED, `its channel to ${REVOKED} closed`)
+        return { device, ms: Date.now() - revokedAt, reason: String(line.reason) }
+      }),
+    )
     await victim.next((line) => line.event === 'revoked', 'revoked')
     say(REVOKED, `learned it from the gateway's CRL after ${Date.now() - revokedAt} ms: stopped serving`)
+    for (const { device, ms, reason } of await cut) say(device, `its data channel to ${REVOKED} is closed ${ms} ms after the revocation (${reason === 'ERR_CERT_REVOKED' ? 'the hub told it; the CRL names the peer' : 'the peer hung up'})`)
 
     step = `checking that ${REVOKED} is cut off`
     const api = String(ready[NODES.indexOf(REVOKED)]!.listen)

@@ -84,6 +84,10 @@ export const gatewayConfigSchema = daemonConfigSchema({
       listen: listenAddress.optional(),
       /** Redis for the cloud hub's scale-out. */
       redis: z.url({ protocol: /^rediss?$/ }).optional(),
+      /** Announce the gateway (and its hub's port) over mDNS, role `gateway`. */
+      mdns: z.boolean().default(false),
+      /** The IPv4 address of the interface mDNS multicasts on (default: all). */
+      mdnsInterface: z.ipv4().optional(),
     })
     .prefault({}),
   /** The staff page (browser clients, `src/staff/`): its own HTTPS listener; off unless set. */
@@ -102,7 +106,7 @@ export const gatewayConfigSchema = daemonConfigSchema({
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>
 
 /** Keys that cannot change while the gateway runs (a reload changing one is refused, naming it). */
-export const GATEWAY_FIXED_KEYS = ['ca.dir', 'ca.listen', 'ca.tenant', 'ca.url', 'ca.tcti', 'identity.store', 'identity.keystore', 'identity.tcti', 'hub.listen', 'hub.redis', 'staff.listen', 'reattest.protocol']
+export const GATEWAY_FIXED_KEYS = ['ca.dir', 'ca.listen', 'ca.tenant', 'ca.url', 'ca.tcti', 'identity.store', 'identity.keystore', 'identity.tcti', 'hub.listen', 'hub.redis', 'hub.mdns', 'hub.mdnsInterface', 'staff.listen', 'reattest.protocol']
 
 /** Flags of `ztmesh gateway` and the keys they override. */
 export const GATEWAY_FLAGS = {
@@ -110,6 +114,8 @@ export const GATEWAY_FLAGS = {
   listen: { key: 'ca.listen' },
   tenant: { key: 'ca.tenant' },
   redis: { key: 'hub.redis' },
+  'hub-listen': { key: 'hub.listen' },
+  mdns: { key: 'hub.mdns', type: 'boolean' },
   'metrics-listen': { key: 'metrics.listen' },
   'log-level': { key: 'log.level' },
 } as const
@@ -124,6 +130,8 @@ export interface GatewayHub {
   setRevocations(revocations: RevocationSet, crlPem?: string): void
   /** The hub server, when the slot runs one: the staff page joins browsers to it (`staff.listen`). */
   readonly server?: HubServer
+  /** Where it listens, once started (the `ready` line's `hub`). */
+  readonly address?: AddressInfo | undefined
 }
 
 /** What a hub is built with. */
@@ -198,7 +206,13 @@ class Gateway {
 
   readyInfo(): Record<string, unknown> {
     const facts = this.#identity === undefined ? undefined : inspectCertificate(this.#identity.certificatePem)
-    return { ca: this.#url, ...(this.#staff.url !== undefined && { staff: this.#staff.url }), identity: facts === undefined ? undefined : { deviceId: facts.deviceId, tenant: facts.tenant, serial: facts.serial, keystore: this.#identity!.keystore } }
+    const hub = this.#hub?.address
+    return {
+      ca: this.#url,
+      ...(hub !== undefined && { hub: `${hub.family === 'IPv6' ? `[${hub.address}]` : hub.address}:${hub.port}` }),
+      ...(this.#staff.url !== undefined && { staff: this.#staff.url }),
+      identity: facts === undefined ? undefined : { deviceId: facts.deviceId, tenant: facts.tenant, serial: facts.serial, keystore: this.#identity!.keystore },
+    }
   }
 
   components(): Component<GatewayConfig>[] {

@@ -15,8 +15,10 @@
  *   the signed answer, or 400/401/403/413 with `{code, message}`; every refusal audited and
  *   reported as `{"event":"rejected"}`) and `GET /v1/health`.
  * - **Seams.** Discovery, the hub client, WebRTC and the fallback chain sit behind
- *   {@link PeerConnector}, which the lead fills (`runNode({ connector })`). Its `handleOffer`
- *   answers the local API's offers; without a connector every offer is refused (fail closed).
+ *   {@link PeerConnector} (`runNode({ connector })`; `ztmesh node` plugs in `WebRtcConnector`
+ *   from src/peering). Its `handleOffer` answers the local API's offers; without a connector
+ *   every offer is refused (fail closed). Refusals are answered with the status
+ *   `refusalStatus(code)` of src/signaling gives (the one table).
  *
  * Events on stdout, one JSON line each, `ready` first: `ready`, `discovered`, `path`,
  * `connected`, `message`, `rejected`, `revoked`, `renewed` (plus the daemon's `reloaded`,
@@ -36,7 +38,7 @@ import { keystorePassphrase } from '../ca/directory.js'
 import { readBodyBytes, sendJson } from '../ca/http.js'
 import { createSecureServer, type SecureServer } from '../channels/endpoints.js'
 import type { SecureStream } from '../channels/noise-link.js'
-import { createError, isErrorCode, ZtError, type ErrorCode } from '../errors.js'
+import { createError, isErrorCode, ZtError } from '../errors.js'
 import { DeviceIdentity, type FetchedCrls } from '../identity/index.js'
 import { FILES } from '../identity/constants.js'
 import type { AuditSink } from '../policy/index.js'
@@ -44,6 +46,7 @@ import { inspectCertificate, RevocationSet, TrustStore, verifyPeer, type DeviceC
 import { writeFileAtomic } from '../storage/files.js'
 import { openDatabase, type Db } from '../storage/index.js'
 import { RateLimiter } from '../rate-limit.js'
+import { refusalStatus } from '../signaling/index.js'
 import { liveCredential } from './credential.js'
 import { daemonConfigSchema, listenAddress, type ListenAddress } from './config.js'
 import { runDaemon, type Component, type DaemonContext, type DaemonEvent, type RunDaemonInit } from './index.js'
@@ -94,6 +97,10 @@ export const nodeConfigSchema = daemonConfigSchema({
     })
     .prefault({}),
   discovery: z.strictObject({ mdns: z.boolean().default(false), bootstrap: z.array(listenAddress).max(1_000).default([]) }).prefault({}),
+  /** The gateway's hub (HOST:PORT); without it, the hub a gateway announces over mDNS. */
+  hub: listenAddress.optional(),
+  /** The cloud hub (HOST:PORT), after the LAN paths in the fallback chain. */
+  cloud: listenAddress.optional(),
   /** Once ready: open a channel to this device (through the connector) … */
   connect: z.string().min(1).max(64).optional(),
   /** … and send this text on it. */
@@ -104,7 +111,7 @@ export const nodeConfigSchema = daemonConfigSchema({
 export type NodeConfig = z.output<typeof nodeConfigSchema>
 
 /** Keys that cannot change while the node runs. */
-export const NODE_FIXED_KEYS = ['store', 'gateway', 'enroll', 'identity.keystore', 'identity.tcti', 'listen', 'discovery.mdns', 'discovery.bootstrap', 'connect', 'send']
+export const NODE_FIXED_KEYS = ['store', 'gateway', 'enroll', 'identity.keystore', 'identity.tcti', 'listen', 'discovery.mdns', 'discovery.bootstrap', 'hub', 'cloud', 'connect', 'send']
 
 /** Flags of `ztmesh node` and the keys they override. */
 export const NODE_FLAGS = {
@@ -113,6 +120,8 @@ export const NODE_FLAGS = {
   mdns: { key: 'discovery.mdns', type: 'boolean' },
   bootstrap: { key: 'discovery.bootstrap', type: 'list' },
   listen: { key: 'listen' },
+  hub: { key: 'hub' },
+  cloud: { key: 'cloud' },
   connect: { key: 'connect' },
   send: { key: 'send' },
   'metrics-listen': { key: 'metrics.listen' },
@@ -186,26 +195,6 @@ export function runNode(init: RunNodeInit = {}): Promise<number> {
     },
     init,
   )
-}
-
-/** The HTTP status of each refusal code of the local API; other `ZtError` codes are 403 (refused). */
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  ERR_BAD_REQUEST: 400,
-  ERR_WIRE_MALFORMED: 400,
-  ERR_WIRE_VERSION: 400,
-  ERR_WIRE_LABEL: 400,
-  ERR_PEM: 400,
-  ERR_CERT_MALFORMED: 400,
-  ERR_INVALID_ARG: 400,
-  ERR_UNAUTHENTICATED: 401,
-  ERR_SIGNATURE: 401,
-  ERR_CHAIN: 401,
-  ERR_CERT_EXPIRED: 401,
-  ERR_CERT_NOT_YET_VALID: 401,
-  ERR_NOT_FOUND: 404,
-  ERR_METHOD_NOT_ALLOWED: 405,
-  ERR_PAYLOAD_TOO_LARGE: 413,
-  ERR_RATE_LIMITED: 429,
 }
 
 /** The node's parts and the state they share. */
@@ -615,7 +604,7 @@ class NodeDaemon {
     const path = (request.url ?? '/').split(/[?#]/)[0]
     const refuse = (error: unknown): void => {
       const code = error instanceof ZtError && isErrorCode(error.code) ? error.code : 'ERR_INTERNAL'
-      const status = code === 'ERR_INTERNAL' ? 500 : (STATUS[code] ?? 403)
+      const status = code === 'ERR_INTERNAL' ? 500 : refusalStatus(code)
       this.#record({ actor: peer.deviceId, action: 'local-api.offer', outcome: status === 500 ? 'error' : 'deny', reason: code, detail: { tenant: peer.tenant } })
       this.#context.emit({ event: 'rejected', peer: peer.deviceId, code })
       this.#offers.inc({ outcome: 'refused', code })

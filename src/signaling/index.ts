@@ -24,12 +24,12 @@ import { createError, ZtError } from '../errors.js'
 import { createPolicyDecisionPoint, sameTenantPolicy, type AuditSink, type PolicyDecisionPoint } from '../policy/index.js'
 import { inspectCertificate, TrustStore, type DeviceCredential, type PeerIdentity, type RevocationSet } from '../primitives/pki/index.js'
 import { SignalVerifier, type SignalVerdict, type VerifiedAnswer, type VerifiedCandidate, type VerifiedOffer } from '../protocol/signal.js'
-import { DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, SIGNAL_ACTIONS, type SignalAction } from './constants.js'
+import { DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, SIGNAL_ACTIONS, type RefusalStatus, type SignalAction } from './constants.js'
 
-export { SIGNAL_ACTIONS, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, type SignalAction } from './constants.js'
+export { SIGNAL_ACTIONS, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, type RefusalStatus, type SignalAction } from './constants.js'
 
 /** The HTTP status a signaling endpoint answers a refusal with ({@link REFUSAL_STATUS}; 401 for any other code). */
-export function refusalStatus(code: string): 400 | 401 | 403 | 503 {
+export function refusalStatus(code: string): RefusalStatus {
   return Object.hasOwn(REFUSAL_STATUS, code) ? REFUSAL_STATUS[code]! : 401
 }
 
