@@ -14,7 +14,9 @@ const RUST_ROOTS = [join(ROOT, 'crates', 'ztmesh-core', 'src'), join(ROOT, 'crat
 /** The titles of the tests declared in a spec file (`test(`, `test.serial(`, `tpmTest(`, `tpmTestSerial(`…). */
 function titles(file: string): string[] {
   const text = readFileSync(file, 'utf8')
-  return [...text.matchAll(/(?:^|[^\w.])(?:test|\w*Test\w*)(?:\.\w+)*\(\s*(['"`])((?:\\.|(?!\1)[^\\])*)\1/g)].map((m) => m[2]!.replace(/\\(.)/g, '$1'))
+  // `test(…)`, `test.serial(…)`, `someTest(…)`, a wrapper such as `withRedis('…'`, and a
+  // registration returned by a call, `requirePeer(missing, test.serial)('…'`.
+  return [...text.matchAll(/(?:(?:^|[^\w.])(?:test|\w*Test\w*|with[A-Z]\w*)(?:\.\w+)*|\))\(\s*(['"`])((?:\\.|(?!\1)[^\\])*)\1/g)].map((m) => m[2]!.replace(/\\(.)/g, '$1'))
 }
 
 /**
