@@ -6,7 +6,8 @@
 
 import test, { type ExecutionContext } from 'ava'
 
-import { createStack, createWeriftStackForTestingOnly, openChannelPair, type DataChannel, type RtcSession, type WebRtcStack, ZtError } from '../src/index.js'
+import { createStack, openChannelPair, type DataChannel, type RtcSession, type WebRtcStack, ZtError } from '../src/index.js'
+import { createWeriftStackForTestingOnly } from '../src/webrtc/index.js'
 
 /** Closes the session when the test ends, whatever happened (tests of a file run concurrently). */
 function track<T extends RtcSession>(t: { teardown: (f: () => void) => void }, session: T): T {

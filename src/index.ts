@@ -22,4 +22,7 @@ export { CaService, type CaInitOptions, type CaOpenOptions, type CertificateReco
 export * from './policy/index.js'
 export * from './discovery/index.js'
 export { createSignalingGuard, DEFAULT_SIGNAL_WINDOW_MS, REFUSAL_STATUS, refusalStatus, SIGNAL_ACTIONS, SignalingGuard, type SignalAction, type SignalingGuardInit } from './signaling/index.js'
-export { closeAllSessions, createStack, createWeriftStackForTestingOnly, openChannelPair, checkRemoteDescription, type AnswerInit, type ChannelPair, type DataChannel, type OfferInit, type PairInit, type RtcSession, type StackInit, type StackName, type WebRtcStack } from './webrtc/index.js'
+export { closeAllSessions, createStack, openChannelPair, checkRemoteDescription, type AnswerInit, type ChannelPair, type DataChannel, type OfferInit, type PairInit, type RtcSession, type StackInit, type StackName, type WebRtcStack } from './webrtc/index.js'
+export { HubClient, HubServer, MemoryBus, RedisBus, type Bus, type HubClientInit, type HubLimits, type HubPresence, type HubRefusal, type HubServerInit, type HubSignal, type RedisBusInit } from './hub/index.js'
+export { createWebRtcConnector, WebRtcConnector, type PeerAddress, type PeerLink, type PeeringConfig, type PeeringContext, type WebRtcConnectorInit } from './peering/index.js'
+export { StaffServer, type StaffEnroller, type StaffServerInit } from './staff/index.js'

@@ -6,7 +6,9 @@
  * lost message (presence) is republished by the devices themselves.
  */
 
-import { Redis, type RedisOptions } from 'ioredis'
+import { createRequire } from 'node:module'
+
+import type { Redis, RedisOptions } from 'ioredis'
 
 import { createError } from '../errors.js'
 
@@ -94,7 +96,8 @@ export class RedisBus implements Bus {
 
   constructor(init: RedisBusInit, options: { prefix?: string } = {}) {
     const base: RedisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false }
-    this.#pub = typeof init === 'string' ? new Redis(init, base) : new Redis({ ...base, ...init })
+    const Client = redisClient()
+    this.#pub = typeof init === 'string' ? new Client(init, base) : new Client({ ...base, ...init })
     this.#sub = this.#pub.duplicate()
     this.#prefix = options.prefix ?? 'ztmesh:'
     // Connection errors are retried by ioredis; they surface to callers as rejected publishes.
@@ -134,4 +137,9 @@ export class RedisBus implements Bus {
     this.#pub.disconnect()
     this.#sub.disconnect()
   }
+}
+
+/** ioredis, loaded when the first `RedisBus` is made: importing the package must not load it. */
+function redisClient(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis
 }
