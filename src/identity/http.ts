@@ -8,11 +8,11 @@
  * device pinned (the token's, or its `trust.pem`'s). Plain `http:` only with `insecureHttp`
  * (tests); otherwise `ERR_INSECURE_TRANSPORT`.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 
+import { answerBody, requestOverStream, type StreamAnswer } from '../channels/http.js'
 import { secureTls, TlsContext } from '../channels/tls.js'
-import { createError, isErrorCode, ZtError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import { CA_API_IDENTITY } from '../protocol/enroll.js'
 import { DEFAULT_TIMEOUT_MS } from './constants.js'
 
@@ -56,11 +56,7 @@ export async function getBytes(url: URL, init: RequestInit): Promise<Buffer> {
 const MAX_ANSWER = 64 * 1024
 
 /** An answer of the CA API. */
-export interface CaAnswer {
-  status: number
-  headers: IncomingMessage['headers']
-  body: Buffer
-}
+export type CaAnswer = StreamAnswer
 
 /** What {@link requestCa} sends. */
 export interface CaRequest {
@@ -99,7 +95,7 @@ export async function requestCa(url: URL, request: CaRequest, init: RequestInit)
       // A server that cannot prove it is the CA API is refused here, with the PKI's code.
       connection = (await secureTls(socket, context, { handshakeTimeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS, signal })) as unknown as typeof connection
     }
-    return await exchange(url, request, connection, signal)
+    return await requestOverStream(connection, { method: request.method ?? 'GET', host: url.hostname, path: url.pathname + url.search, headers: request.headers ?? {}, ...(request.body !== undefined && { body: request.body }) }, { maxAnswerBytes: MAX_ANSWER, signal, what: 'the CA' })
   } catch (error) {
     socket.destroy()
     if (error instanceof ZtError && error.code !== 'ERR_TLS_CLOSED' && error.code !== 'ERR_ABORTED' && error.code !== 'ERR_HANDSHAKE_TIMEOUT') throw error
@@ -109,52 +105,6 @@ export async function requestCa(url: URL, request: CaRequest, init: RequestInit)
   }
 }
 
-/** One request on `connection`, its answer read up to {@link MAX_ANSWER} bytes. */
-function exchange(url: URL, sent: CaRequest, connection: NodeJS.ReadWriteStream & { destroy(): void }, signal: AbortSignal): Promise<CaAnswer> {
-  const body = sent.body ?? new Uint8Array(0)
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      {
-        method: sent.method ?? 'GET',
-        host: url.hostname,
-        path: url.pathname + url.search,
-        headers: { ...sent.headers, 'content-length': body.byteLength, connection: 'close' },
-        createConnection: () => connection as never,
-        signal,
-      },
-      (response: IncomingMessage) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length
-          if (size > MAX_ANSWER) {
-            response.destroy()
-            reject(createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with more than ${MAX_ANSWER} bytes`))
-            return
-          }
-          chunks.push(chunk)
-        })
-        response.once('end', () => {
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) })
-          connection.destroy()
-        })
-        response.once('error', reject)
-      },
-    )
-    request.once('error', reject)
-    request.end(body)
-  })
-}
-
 function readAnswer(url: URL, response: CaAnswer): Buffer {
-  if (response.status >= 200 && response.status < 300) return response.body
-  let answer: { code?: unknown; message?: unknown } = {}
-  try {
-    const parsed = JSON.parse(response.body.toString('utf8')) as unknown
-    if (typeof parsed === 'object' && parsed !== null) answer = parsed
-  } catch {
-    throw createError('ERR_BAD_RESPONSE', `the CA answered ${url.pathname} with ${response.status} without JSON`)
-  }
-  const code = isErrorCode(answer.code) ? answer.code : 'ERR_BAD_RESPONSE'
-  throw createError(code, typeof answer.message === 'string' ? answer.message : `the CA answered ${response.status}`)
+  return answerBody(response, 'the CA', url.pathname)
 }

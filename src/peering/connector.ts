@@ -3,11 +3,10 @@
  * into verified data channels. See ./index.ts for the whole story.
  */
 
-import { request as httpRequest, type IncomingMessage } from 'node:http'
 
-import { connectSecure, type SecureStream } from '../channels/index.js'
+import { answerBody, connectSecure, requestOverStream, type SecureStream, type StreamAnswer } from '../channels/index.js'
 import { connectDiscovered, MdnsDiscovery, runFallbackChain, type FallbackPath, type MdnsDiscoveryInit, type PathAttempt } from '../discovery/index.js'
-import { createError, isErrorCode, ZtError } from '../errors.js'
+import { createError, ZtError } from '../errors.js'
 import { HubClient, type HubSignal } from '../hub/index.js'
 import type { AuditSink } from '../policy/index.js'
 import { inspectCertificate, TrustStore, type DeviceCredential, type PeerIdentity, type RevocationSet } from '../primitives/pki/index.js'
@@ -524,44 +523,12 @@ function codeOf(error: unknown): string {
 }
 
 /** `POST /offer` over an established link: the signed answer, or the peer's refusal as its `ZtError`. */
-function postOffer(link: SecureStream, offer: Buffer, signal: AbortSignal): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      {
-        method: 'POST',
-        path: OFFER_ROUTE,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': offer.length, connection: 'close' },
-        createConnection: () => link as never,
-        signal,
-      },
-      (response: IncomingMessage) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length
-          if (size > MAX_ANSWER_BYTES) {
-            response.destroy()
-            reject(createError('ERR_BAD_RESPONSE', 'the answer is too large'))
-          } else chunks.push(chunk)
-        })
-        response.once('end', () => {
-          const body = Buffer.concat(chunks)
-          if (response.statusCode === 200) return resolve(body)
-          let code: string = 'ERR_BAD_RESPONSE'
-          let message = `the peer answered ${response.statusCode}`
-          try {
-            const parsed = JSON.parse(body.toString('utf8')) as { code?: unknown; message?: unknown }
-            if (isErrorCode(parsed.code)) code = parsed.code
-            if (typeof parsed.message === 'string') message = parsed.message.slice(0, 200)
-          } catch {
-            // not JSON: ERR_BAD_RESPONSE
-          }
-          reject(createError(code as never, message))
-        })
-        response.once('error', reject)
-      },
-    )
-    request.once('error', (error) => reject(error instanceof ZtError ? error : createError('ERR_UNREACHABLE', 'the offer could not be posted', { cause: error })))
-    request.end(offer)
-  })
+async function postOffer(link: SecureStream, offer: Buffer, signal: AbortSignal): Promise<Buffer> {
+  let answer: StreamAnswer
+  try {
+    answer = await requestOverStream(link, { method: 'POST', path: OFFER_ROUTE, headers: { 'content-type': 'application/octet-stream' }, body: offer }, { maxAnswerBytes: MAX_ANSWER_BYTES, signal })
+  } catch (error) {
+    throw error instanceof ZtError ? error : createError('ERR_UNREACHABLE', 'the offer could not be posted', { cause: error })
+  }
+  return answerBody(answer, 'the peer', OFFER_ROUTE)
 }
