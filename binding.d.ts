@@ -1525,6 +1525,13 @@ export interface SignedCrl {
   pem: string
 }
 
+/**
+ * The digest of a signed object (hex, as its verification reports it): what an answer names
+ * its offer by. It makes no trust decision, so it is for objects this side signed itself.
+ * Throws `ERR_WIRE_MALFORMED` or `ERR_WIRE_VERSION` for bytes that are not a signed object.
+ */
+export declare function signedObjectDigest(object: Uint8Array): string
+
 /** The short names of the labels signed objects may be signed under. */
 export declare function signedObjectLabels(): Array<string>
 

@@ -7,6 +7,7 @@ import {
   CertificateAuthority,
   generateP256Key,
   RevocationSet,
+  signedObjectDigest,
   signedObjectLabels,
   signObject,
   Tpm,
@@ -41,6 +42,8 @@ test('a signed object round-trips through the core and names its signer', (t) =>
   t.like(verified.peer, { deviceId: 'tablet-7', tenant: 'hotel-1', roles: ['pos:cashier'], serial: tablet.cert.serial })
   t.regex(verified.digest, /^[0-9a-f]{64}$/)
   t.not(verifyObject(signObject('test', body, tablet), 'test', trust, new RevocationSet()).digest, verified.digest, 'each signature is its own object')
+  t.is(signedObjectDigest(object), verified.digest, 'the digest of an object this side signed, without a trust decision, is the one its verification reports')
+  t.throws(() => signedObjectDigest(Buffer.from([1, 2])), { code: 'ERR_WIRE_MALFORMED' })
   t.deepEqual(signedObjectLabels(), ['test', 'test-other', 'audit-checkpoint', 'offer', 'answer', 'candidate', 'presence', 'hub-challenge'])
 })
 

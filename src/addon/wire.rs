@@ -32,6 +32,14 @@ pub fn sign_object(label: String, chain_pem: String, body: &[u8], signer: &Signe
     })
 }
 
+/// The digest of a signed object (hex, as its verification reports it): what an answer names
+/// its offer by. It makes no trust decision, so it is for objects this side signed itself.
+/// Throws `ERR_WIRE_MALFORMED` or `ERR_WIRE_VERSION` for bytes that are not a signed object.
+#[napi]
+pub fn signed_object_digest(object: &[u8]) -> Result<String> {
+    sync(|| Ok(hex(&SignedObject::decode(object)?.digest())))
+}
+
 /// A verified signed object: who signed it and what.
 #[napi(object)]
 pub struct VerifiedObject {

@@ -9,9 +9,9 @@ import { connectDiscovered, MdnsDiscovery, runFallbackChain, type FallbackPath, 
 import { createError, ZtError } from '../errors.js'
 import { HubClient, type HubSignal } from '../hub/index.js'
 import type { AuditSink } from '../policy/index.js'
-import { inspectCertificate, TrustStore, type DeviceCredential, type PeerIdentity, type RevocationSet } from '../primitives/pki/index.js'
+import { inspectCertificate, type DeviceCredential, type PeerIdentity, type RevocationSet } from '../primitives/pki/index.js'
 import { signAnswer, signOffer } from '../protocol/signal.js'
-import { verifyObject } from '../protocol/signed.js'
+import { signedObjectDigest } from '../protocol/signed.js'
 import { SignalingGuard } from '../signaling/index.js'
 import { createStack, type DataChannel, type RtcSession, type WebRtcStack } from '../webrtc/index.js'
 import { BOOTSTRAP_PROBE_TIMEOUT_MS, CHANNEL_LABEL, DEFAULT_DISCOVERY_WAIT_MS, DEFAULT_PATH_TIMEOUT_MS, DEFAULT_SESSION_TIMEOUT_MS, MAX_ANSWER_BYTES, MAX_CHANNELS, MAX_PENDING_ANSWERS, OFFER_ROUTE } from './constants.js'
@@ -113,7 +113,6 @@ export class WebRtcConnector {
   #stack: WebRtcStack | undefined
   #context: PeeringContext | undefined
   #guard: SignalingGuard | undefined
-  #trust: TrustStore | undefined
   #revocations: RevocationSet | undefined
   #me: { deviceId: string; tenant: string } | undefined
   #mdns: MdnsDiscovery | undefined
@@ -144,7 +143,6 @@ export class WebRtcConnector {
     const facts = inspectCertificate(context.identity.certificateChainPem)
     if (facts.deviceId == null || facts.tenant == null) throw createError('ERR_INVALID_ARG', 'the identity certificate names no device id or tenant')
     this.#me = { deviceId: facts.deviceId, tenant: facts.tenant }
-    this.#trust = TrustStore.fromPem(context.trustPem)
     this.#revocations = context.revocations
     this.#guard = new SignalingGuard({ identity: context.identity, trustPem: context.trustPem, revocations: context.revocations, audit: context.audit })
     this.#stack = this.#init.stack ?? createStack()
@@ -295,7 +293,7 @@ export class WebRtcConnector {
       delivered.catch(() => {}) // awaited below; never an unhandled rejection if the next line throws
       // The core names an offer by its signed-object digest (the answer must carry it): taken
       // while the offer travels.
-      const { digest } = verifyObject(offer, 'offer', this.#trust!, this.#revocations!)
+      const digest = signedObjectDigest(offer)
       const answerBytes = await delivered
       let verified
       try {

@@ -2,7 +2,7 @@
  * What the device and the CA share: the core's protocol codecs and rules, wrapped for
  * TypeScript. This folder imports neither `identity/` nor `ca/`.
  */
-export { signObject, verifyObject, signedObjectLabels, type ObjectSigner, type VerifiedObject } from './signed.js'
+export { signObject, verifyObject, signedObjectDigest, signedObjectLabels, type ObjectSigner, type VerifiedObject } from './signed.js'
 export { signPresenceLease, verifyPresenceLease, MAX_LEASE_MS, type PresenceLease, type VerifiedPresenceLease } from './presence.js'
 export { checkDeviceId, checkTenant, checkRoles, normalizeKeyDigest, normalizeSerial } from './ids.js'
 export {

@@ -49,6 +49,14 @@ export function verifyObject(object: Uint8Array, label: string, trust: TrustStor
   return callNative(() => native.verifyObject(object, label, trust.native, revocations.native, policy))
 }
 
+/**
+ * The digest of a signed object this side signed itself (what an answer names its offer by);
+ * no trust decision. Throws `ERR_WIRE_MALFORMED` for bytes that are not a signed object.
+ */
+export function signedObjectDigest(object: Uint8Array): string {
+  return callNative(() => native.signedObjectDigest(object))
+}
+
 /** The names of the labels signed objects may use. */
 export function signedObjectLabels(): string[] {
   return native.signedObjectLabels()
