@@ -158,7 +158,16 @@ function base64(value: unknown, maxBytes: number): Buffer {
   const bytes = Buffer.from(value, 'base64')
   if (bytes.toString('base64') !== value) throw frameError('an object is not canonical base64')
   if (bytes.length > maxBytes) throw createError('ERR_HUB_FRAME_SIZE', `an object of ${bytes.length} bytes is over the limit of ${maxBytes}`)
+  checkedText.set(bytes, value)
   return bytes
+}
+
+/** The canonical base64 each parsed object arrived in (it is exactly what its bytes encode to). */
+const checkedText = new WeakMap<Buffer, string>()
+
+/** `bytes` in base64: the text it was parsed from when it came from a frame, so a relay does not encode it again. */
+export function base64Of(bytes: Buffer): string {
+  return checkedText.get(bytes) ?? bytes.toString('base64')
 }
 
 function frameError(why: string) {
