@@ -236,8 +236,8 @@ class TlsLinkStream extends Duplex implements SecureStream {
     if (this.#socket.isPaused()) this.#socket.resume()
   }
 
-  /** Encrypts `chunk` and hands the records to the socket; when the socket's buffer is full, the
-   * next write waits for it to drain (backpressure). */
+  /** Encrypts `chunk` at once and hands the records to the socket with the rest of the tick's;
+   * when the socket's buffer is full, the next write waits for it to drain (backpressure). */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#writeChunk(chunk, callback)
   }
