@@ -94,6 +94,39 @@ test('ztmesh TLS both ends: mutual, post-quantum, verified peers, echo', async (
   client.destroy()
 })
 
+test('many writes in one tick, corked writes and a write past the flush room all arrive once, in order, over one TLS link', async (t) => {
+  const gw = device('gw-1')
+  const tab = device('tablet-7')
+  const { port } = await tlsServer(t, new TlsContext('server', { identity: gw, trustPem, policy: { expectedTenant: 'hotel-1' } }))
+  const client = await secureTls(await dial(port), new TlsContext('client', { identity: tab, trustPem, policy: { expectedDevice: 'gw-1' } }))
+  t.teardown(() => client.destroy())
+  const parts: Buffer[] = []
+  for (let i = 0; i < 500; i++) parts.push(Buffer.from(`small-${i};`))
+  const big = Buffer.alloc(300 * 1024, 7)
+  parts.push(big)
+  for (let i = 0; i < 10; i++) parts.push(Buffer.from(`corked-${i};`))
+  const expected = Buffer.concat(parts)
+  const echoed = new Promise<Buffer>((resolve) => {
+    const got: Buffer[] = []
+    let length = 0
+    client.on('data', (chunk: Buffer) => {
+      got.push(chunk)
+      length += chunk.length
+      if (length >= expected.length) resolve(Buffer.concat(got))
+    })
+  })
+  // One synchronous burst: small writes, one larger than the room a flush waits for, then
+  // corked ones (what `ws` does with a frame's header and payload) handed over together.
+  for (let i = 0; i < 500; i++) client.write(parts[i])
+  client.write(big)
+  client.cork()
+  for (let i = 0; i < 10; i++) client.write(parts[501 + i])
+  client.uncork()
+  const back = await echoed
+  t.is(back.length, expected.length)
+  t.true(back.equals(expected))
+})
+
 test('a revoked, wrong-tenant or unknown client is refused with its PKI code; a live link closes on revocation', async (t) => {
   const gw = device('gw-1')
   const context = new TlsContext('server', { identity: gw, trustPem, policy: { expectedTenant: 'hotel-1' } })

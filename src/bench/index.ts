@@ -53,7 +53,7 @@ export interface Case {
   baseline: string
   target: number | null
   /** Both sides, or `null` when this machine cannot run the case (no TPM, say): no row then. */
-  setup: () => Promise<{ ztmesh: Operation; baseline: Operation } | null>
+  setup: () => Promise<{ ztmesh: Operation; baseline: Operation; teardown?: () => Promise<void> } | null>
 }
 
 const CASES: Case[] = [
@@ -241,7 +241,8 @@ export async function runBench(init: BenchInit = {}): Promise<BenchRow[]> {
     })
     if (sides === null) continue
     const { ztmesh, baseline } = sides
-    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options)
+    // Servers and connections a case opened are closed after it (else the process never exits).
+    const { ztmeshNs, baselineNs } = await measurePair(ztmesh, baseline, options).finally(() => sides.teardown?.())
     rows.push({ op: c.op, ztmesh_ns: round(ztmeshNs), baseline: c.baseline, baseline_ns: round(baselineNs), ratio: round(baselineNs / ztmeshNs), target: c.target })
   }
   return rows

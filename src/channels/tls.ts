@@ -142,6 +142,9 @@ class TlsLinkStream extends Duplex implements SecureStream {
   #peer: PeerIdentity | undefined
   #established = false
   #settle: ((error?: unknown) => void) | undefined
+  /** Plaintext bytes written since the last flush. */
+  #unflushed = 0
+  #flushQueued = false
 
   constructor(socket: Socket | Duplex, session: NativeTlsSession) {
     super()
@@ -233,17 +236,46 @@ class TlsLinkStream extends Duplex implements SecureStream {
     if (this.#socket.isPaused()) this.#socket.resume()
   }
 
-  /** Encrypts `chunk` and hands the records to the socket; when the socket's buffer is full, the
-   * next write waits for it to drain (backpressure). */
+  /** Encrypts `chunk` at once and hands the records to the socket with the rest of the tick's;
+   * when the socket's buffer is full, the next write waits for it to drain (backpressure). */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#writeChunk(chunk, callback)
+  }
+
+  #writeChunk(chunk: Buffer, callback: (error?: Error | null) => void): void {
     try {
       this.#session.writePlaintext(chunk)
     } catch (error) {
       callback(nativeError(error))
       return
     }
-    if (this.#flush()) callback()
-    else whenDrained(this.#socket, callback)
+    this.#unflushed += chunk.length
+    // The records of every write of this tick go out in one socket write (one syscall instead of
+    // one per write) once the tick's work is done; past OUTGOING_ROOM they go at once, so what
+    // waits is bounded. A socket asking to wait holds the next write back, as before.
+    if (this.#unflushed >= OUTGOING_ROOM) {
+      if (this.#flush()) callback()
+      else whenDrained(this.#socket, callback)
+      return
+    }
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      process.nextTick(this.#flushLater)
+    }
+    if (this.#socket.writableNeedDrain) whenDrained(this.#socket, callback)
+    else callback()
+  }
+
+  readonly #flushLater = (): void => {
+    this.#flushQueued = false
+    if (this.#unflushed > 0) this.#flush()
+  }
+
+  /** Several chunks at once (`ws` corks each frame's header and payload; Node batches what was
+   * written while a write was pending): one plaintext call, so one record and one socket write
+   * where there would be one of each per chunk. */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.#writeChunk(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback)
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -285,6 +317,7 @@ class TlsLinkStream extends Duplex implements SecureStream {
 
   /** Sends what the session has for the peer; false when the socket asks us to wait for 'drain'. */
   #flush(): boolean {
+    this.#unflushed = 0
     let flowing = true
     // Each round moves up to OUTGOING_ROOM bytes; a 64 KiB write needs one.
     for (let round = 0; round < 1024 && this.#session.wantsWrite; round++) {

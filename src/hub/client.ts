@@ -173,7 +173,7 @@ export class HubClient extends EventEmitter {
   /** Sends a signed object to `to` of this device's tenant (`tenant`: only to show a refusal). */
   send(to: string, kind: SignalKind, object: Uint8Array, options: { tenant?: string } = {}): void {
     if (object.length > this.#maxObjectBytes) throw createError('ERR_HUB_FRAME_SIZE', `an object of ${object.length} bytes is over the limit of ${this.#maxObjectBytes}`)
-    this.#sendRaw(encodeFrame({ type: 'signal', to, kind, object: Buffer.from(object), ...(options.tenant !== undefined && { tenant: options.tenant }) }))
+    this.#sendRaw(encodeFrame({ type: 'signal', to, kind, object: Buffer.from(object.buffer, object.byteOffset, object.byteLength), ...(options.tenant !== undefined && { tenant: options.tenant }) }))
   }
 
   /** Sends text as is (tests of the hub's parser). */

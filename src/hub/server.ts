@@ -36,7 +36,7 @@ import { inspectCertificate, RevocationSet, TrustStore, type DeviceCredential, t
 import { verifyPresenceLease } from '../protocol/index.js'
 import { RateLimiter } from '../rate-limit.js'
 import { MemoryBus, type Bus } from './bus.js'
-import { DEFAULT_MAX_OBJECT_BYTES, encodeFrame, HUB_PATH, maxFrameBytes, parseClientFrame, type HubFrame, type SignalKind } from './frames.js'
+import { base64Of, DEFAULT_MAX_OBJECT_BYTES, encodeFrame, HUB_PATH, maxFrameBytes, parseClientFrame, type HubFrame, type SignalKind } from './frames.js'
 
 /** The hub's limits, each per certificate identity (tenant and device id), never per address. */
 export interface HubLimits {
@@ -366,7 +366,7 @@ export class HubServer {
     }
     if (frame.kind === 'offer' && !this.#offers.take(conn.key)) return this.#refuse(conn, AUDIT_SIGNAL, 'ERR_HUB_RATE_LIMITED', 'too many offers from this device')
     // `from` is the link's identity, never what the sender claims.
-    const message: BusMessage = { t: 'signal', tenant: peer.tenant, from: peer.deviceId, kind: frame.kind, object: frame.object.toString('base64') }
+    const message: BusMessage = { t: 'signal', tenant: peer.tenant, from: peer.deviceId, kind: frame.kind, object: base64Of(frame.object) }
     this.#relay(peer.tenant, frame.to, Buffer.from(JSON.stringify(message)))
   }
 
