@@ -74,7 +74,7 @@ class NdcSession extends StackSession implements RtcSession {
   applyOffer(sdp: string): void {
     this.role = 'answerer'
     try {
-      this.#pc.setRemoteDescription(sdp, 'offer')
+      this.#pc.setRemoteDescription(withoutCandidates(sdp), 'offer')
     } catch (error) {
       const refused = stackError('ERR_WEBRTC_SDP', 'the offer is not a usable session description', error)
       this.lifecycle.fail(refused)
@@ -90,13 +90,13 @@ class NdcSession extends StackSession implements RtcSession {
   }
 
   protected currentDescription(): string | undefined {
-    const sdp = this.#pc.localDescription()?.sdp
-    // The offerer takes the DTLS client role (RFC 8842 lets an offer say `active`). With
-    // `actpass` the answerer would be the client, and it starts ICE, then DTLS, as soon as it
-    // has the offer: its ClientHello often reaches an offerer that has no answer yet and is
-    // lost, and the handshake waits a full retransmission (measured here: 1 open in 10 took
-    // ~1 s instead of ~3 ms).
-    return this.role === 'offerer' ? sdp?.replace(/^a=setup:actpass(?=\r?$)/m, 'a=setup:active') : sdp
+    // As libdatachannel writes it: the offer says `actpass`, the answerer is the DTLS client.
+    // Its ClientHello is not lost: its ICE connects only from the offerer's checks (see
+    // withoutCandidates), so the offerer has the answer and a DTLS transport by then. (An offer
+    // rewritten to `active` made the offerer the client: with the answerer waiting for checks,
+    // the offerer's ClientHello then often arrived before the answerer's ICE had connected, and
+    // about half the opens waited a 1 s retransmission.)
+    return this.#pc.localDescription()?.sdp
   }
 
   protected applyAnswer(sdp: string): void {
@@ -144,4 +144,21 @@ class NdcSession extends StackSession implements RtcSession {
     if (dc.isOpen()) open()
     else dc.onOpen(open)
   }
+}
+
+/**
+ * The offer as the answerer applies it: without the offerer's candidates, so that the answerer
+ * never starts ICE checks itself and only answers the offerer's (RFC 8445 lets an agent learn a
+ * peer-reflexive candidate from a check it receives, and libjuice answers it with a triggered
+ * check). Why: checks sent before the offerer has the answer made libjuice, on the offerer,
+ * record the answerer as a peer-reflexive candidate; when the answer was then applied, ICE
+ * connected on libjuice's thread within microseconds, the offerer's DTLS client sent its
+ * ClientHello, and the answerer's certificate arrived while libdatachannel's
+ * `setRemoteDescription` had set the ICE role but not yet stored the remote description: its
+ * fingerprint check found no description and refused (a genuine peer, ERR_WEBRTC_DTLS). Without
+ * early checks, the offerer's ICE can only connect from the candidates of the answer, which
+ * libdatachannel adds after it has stored that answer, fingerprint included.
+ */
+export function withoutCandidates(sdp: string): string {
+  return sdp.split(/(?<=\n)/).filter((line) => !/^a=(candidate:|end-of-candidates)/.test(line)).join('')
 }
