@@ -94,6 +94,41 @@ test('ztmesh TLS both ends: mutual, post-quantum, verified peers, echo', async (
   client.destroy()
 })
 
+test('ending a link right after its peer reset the connection finishes without an error', async (t) => {
+  const gw = device('gw-1')
+  const tab = device('tablet-7')
+  const { port } = await tlsServer(t, new TlsContext('server', { identity: gw, trustPem, policy: { expectedTenant: 'hotel-1' } }))
+  const clientContext = new TlsContext('client', { identity: tab, trustPem, policy: { expectedDevice: 'gw-1' } })
+  // A relay that resets the client's connection on demand (the peer vanishing).
+  const facing: Socket[] = []
+  const relay = createServer((inbound) => {
+    facing.push(inbound)
+    const outbound = createConnection({ port, host: '127.0.0.1' })
+    for (const s of [inbound, outbound]) s.on('error', () => {})
+    inbound.pipe(outbound).pipe(inbound)
+    inbound.on('close', () => outbound.destroy())
+  })
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => relay.close())
+  for (const waitMs of [0, 0, 0, 0]) {
+    const link = await secureTls(await dial((relay.address() as AddressInfo).port), clientContext)
+    const errors: unknown[] = []
+    link.on('error', (error) => errors.push(error))
+    facing.at(-1)!.resetAndDestroy()
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs))
+    link.write(Buffer.from("last words"))
+    link.resume()
+    link.end()
+    await new Promise((resolve) => {
+      link.once('finish', resolve)
+      link.once('close', resolve)
+      link.once('error', resolve)
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    t.deepEqual(errors.map((e) => (e as { code?: string }).code), [], `reset ${waitMs} ms before the end`)
+  }
+})
+
 test('many writes in one tick, corked writes and a write past the flush room all arrive once, in order, over one TLS link', async (t) => {
   const gw = device('gw-1')
   const tab = device('tablet-7')

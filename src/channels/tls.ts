@@ -18,6 +18,9 @@ import { credentialSigner, type DeviceCredential, type PeerIdentity, type PeerPo
 import { whenDrained } from './flow.js'
 import type { SecureStream } from './noise-link.js'
 
+/** Socket errors that mean the peer closed first (its end of the connection is gone). */
+const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED'])
+
 /** Options of {@link TlsContext}. */
 export interface TlsContextInit {
   /** This device: its chain and its signer. */
@@ -155,7 +158,7 @@ class TlsLinkStream extends Duplex implements SecureStream {
       this.#fail(createError('ERR_TLS_CLOSED', 'the peer closed the connection'))
       this.push(null)
     })
-    socket.once('error', (error) => this.#fail(error))
+    socket.on('error', (error) => this.#fail(error)) // every error, not the first only: a second one (EPIPE after a reset) must not reach the process
     socket.once('close', () => {
       this.#fail(createError('ERR_TLS_CLOSED', 'the connection closed'))
       this.destroy()
@@ -279,9 +282,12 @@ class TlsLinkStream extends Duplex implements SecureStream {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    if (this.#socket.destroyed) return callback() // the connection is gone: nothing left to end
     this.#session.sendCloseNotify()
     this.#flush()
-    this.#socket.end(callback)
+    // A peer that is already gone cannot take our close_notify: ending is then done, not an
+    // error (else a graceful end() raced by the peer's own close fails the stream).
+    this.#socket.end((error?: Error | null) => callback(error !== undefined && error !== null && !PEER_GONE.has((error as NodeJS.ErrnoException).code ?? '') ? error : null))
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
