@@ -20,6 +20,7 @@
 
 use super::SignalError;
 use crate::ids;
+use crate::wire::reader::Reader;
 
 /// The body format version this library writes and reads.
 pub const VERSION: u8 = 1;
@@ -100,9 +101,9 @@ impl Description {
 
     /// Decodes an offer body, strictly; verifies nothing.
     pub fn decode(body: &[u8]) -> Result<Self, SignalError> {
-        let mut input = Input(body);
+        let mut input = Reader::new(body);
         let description = Self::decode_from(&mut input)?;
-        input.end()?;
+        end(&input)?;
         Ok(description)
     }
 
@@ -120,9 +121,9 @@ impl Description {
         Ok(())
     }
 
-    fn decode_from(input: &mut Input<'_>) -> Result<Self, SignalError> {
-        input.version()?;
-        let (from, to, tenant) = input.routing()?;
+    fn decode_from(input: &mut Reader<'_>) -> Result<Self, SignalError> {
+        version(input)?;
+        let (from, to, tenant) = routing(input)?;
         let sdp = input.u16_prefixed()?;
         let sdp = String::from_utf8(sdp.to_vec()).map_err(|_| SignalError::Malformed)?;
         if !valid_sdp(&sdp) {
@@ -143,10 +144,10 @@ impl Answer {
 
     /// Decodes an answer body, strictly; verifies nothing.
     pub fn decode(body: &[u8]) -> Result<Self, SignalError> {
-        let mut input = Input(body);
+        let mut input = Reader::new(body);
         let description = Description::decode_from(&mut input)?;
         let offer_digest = input.array()?;
-        input.end()?;
+        end(&input)?;
         Ok(Self { description, offer_digest })
     }
 }
@@ -172,15 +173,15 @@ impl Candidate {
 
     /// Decodes a candidate body, strictly; verifies nothing.
     pub fn decode(body: &[u8]) -> Result<Self, SignalError> {
-        let mut input = Input(body);
-        input.version()?;
-        let (from, to, tenant) = input.routing()?;
+        let mut input = Reader::new(body);
+        version(&mut input)?;
+        let (from, to, tenant) = routing(&mut input)?;
         let offer_digest = input.array()?;
         let mid = ascii(input.u8_prefixed()?, valid_mid)?;
         let candidate = ascii(input.u16_prefixed()?, valid_candidate)?;
         let candidate =
             Self { from, to, tenant, offer_digest, mid, candidate, ts_ms: input.u64()?, nonce: input.array()? };
-        input.end()?;
+        end(&input)?;
         Ok(candidate)
     }
 }
@@ -227,59 +228,25 @@ fn push_u16_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// A cursor over untrusted input; every read is bounds-checked.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], SignalError> {
-        if len > self.0.len() {
-            return Err(SignalError::Malformed);
-        }
-        let (head, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Ok(head)
+/// The body's version byte.
+fn version(input: &mut Reader<'_>) -> Result<(), SignalError> {
+    match input.u8()? {
+        VERSION => Ok(()),
+        _ => Err(SignalError::Malformed),
     }
+}
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], SignalError> {
-        self.take(N)?.try_into().map_err(|_| SignalError::Malformed)
-    }
+/// `from`, `to` and `tenant`, each checked by the id rules.
+fn routing(input: &mut Reader<'_>) -> Result<(String, String, String), SignalError> {
+    let mut id = |check: fn(&str) -> Result<(), ids::IdError>| -> Result<String, SignalError> {
+        let text = std::str::from_utf8(input.u8_prefixed()?).map_err(|_| SignalError::Malformed)?;
+        check(text).map_err(|_| SignalError::Malformed)?;
+        Ok(text.to_owned())
+    };
+    Ok((id(ids::check_device_id)?, id(ids::check_device_id)?, id(ids::check_tenant)?))
+}
 
-    fn u8(&mut self) -> Result<u8, SignalError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u64(&mut self) -> Result<u64, SignalError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    fn u8_prefixed(&mut self) -> Result<&'a [u8], SignalError> {
-        let len = usize::from(self.u8()?);
-        self.take(len)
-    }
-
-    fn u16_prefixed(&mut self) -> Result<&'a [u8], SignalError> {
-        let len = usize::from(u16::from_be_bytes(self.array()?));
-        self.take(len)
-    }
-
-    fn version(&mut self) -> Result<(), SignalError> {
-        match self.u8()? {
-            VERSION => Ok(()),
-            _ => Err(SignalError::Malformed),
-        }
-    }
-
-    /// `from`, `to` and `tenant`, each checked by the id rules.
-    fn routing(&mut self) -> Result<(String, String, String), SignalError> {
-        let mut id = |check: fn(&str) -> Result<(), ids::IdError>| -> Result<String, SignalError> {
-            let text = std::str::from_utf8(self.u8_prefixed()?).map_err(|_| SignalError::Malformed)?;
-            check(text).map_err(|_| SignalError::Malformed)?;
-            Ok(text.to_owned())
-        };
-        Ok((id(ids::check_device_id)?, id(ids::check_device_id)?, id(ids::check_tenant)?))
-    }
-
-    fn end(&self) -> Result<(), SignalError> {
-        self.0.is_empty().then_some(()).ok_or(SignalError::Malformed)
-    }
+/// Nothing may follow a body.
+fn end(input: &Reader<'_>) -> Result<(), SignalError> {
+    input.is_empty().then_some(()).ok_or(SignalError::Malformed)
 }

@@ -48,6 +48,7 @@ use crate::ids::IdError;
 use crate::pki::snapshot::SharedTrust;
 use crate::pki::{sha256, CertSigner, PeerIdentity, PeerPolicy, RevocationSet, TrustStore};
 use crate::rand::RandomError;
+use crate::wire::reader::Truncated;
 use crate::wire::signed::external::Unsigned;
 use crate::wire::{labels, Label, SignedObject, WireError};
 use crate::ErrorCode;
@@ -151,6 +152,12 @@ impl ErrorCode for SignalError {
 impl From<WireError> for SignalError {
     fn from(e: WireError) -> Self {
         Self::Wire(e)
+    }
+}
+
+impl From<Truncated> for SignalError {
+    fn from(_: Truncated) -> Self {
+        Self::Malformed
     }
 }
 

@@ -20,6 +20,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::presence::valid_hub_id;
+use super::reader::Reader;
 use super::{labels, SignedObject, Verified, WireError};
 #[cfg(doc)]
 use crate::pki::verify_peer;
@@ -69,19 +70,20 @@ impl Challenge {
 
     /// Decodes a body, strictly.
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
-        let (&version, rest) = body.split_first().ok_or(WireError::Malformed)?;
+        let mut input = Reader::new(body);
+        let version = input.u8()?;
         if version != VERSION {
             return Err(WireError::UnsupportedVersion(version));
         }
-        let (&len, rest) = rest.split_first().ok_or(WireError::Malformed)?;
-        let len = usize::from(len);
-        if rest.len() != len + 8 + NONCE_LEN || !valid_hub_id(&rest[..len]) {
+        let hub = input.u8_prefixed()?;
+        if !valid_hub_id(hub) {
             return Err(WireError::Malformed);
         }
-        let (hub, rest) = rest.split_at(len);
-        let (ts, nonce) = rest.split_at(8);
-        let issued_at_ms = u64::from_be_bytes(ts.try_into().map_err(|_| WireError::Malformed)?);
-        let nonce = nonce.try_into().map_err(|_| WireError::Malformed)?;
+        let issued_at_ms = input.u64()?;
+        let nonce = input.array::<NONCE_LEN>()?;
+        if !input.is_empty() {
+            return Err(WireError::Malformed);
+        }
         let hub_id = String::from_utf8(hub.to_vec()).map_err(|_| WireError::Malformed)?;
         Ok(Self { hub_id, issued_at_ms, nonce })
     }

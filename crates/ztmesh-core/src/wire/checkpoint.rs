@@ -22,6 +22,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::reader::Reader;
 use super::{labels, SignedObject, WireError};
 #[cfg(doc)]
 use crate::pki::verify_peer;
@@ -80,28 +81,17 @@ impl Checkpoint {
 
     /// Decodes a body, strictly; verifies nothing.
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
-        let (&version, rest) = body.split_first().ok_or(WireError::Malformed)?;
+        let mut input = Reader::new(body);
+        let version = input.u8()?;
         if version != VERSION {
             return Err(WireError::UnsupportedVersion(version));
         }
-        let (&len, rest) = rest.split_first().ok_or(WireError::Malformed)?;
-        let len = usize::from(len);
-        if rest.len() != len + 8 + 32 + 8 {
+        let id = input.u8_prefixed()?;
+        let (seq, head, at_ms) = (input.u64()?, input.array::<32>()?, input.u64()?);
+        if !input.is_empty() || !valid_log_id(id) || seq == 0 {
             return Err(WireError::Malformed);
         }
-        let (id, rest) = rest.split_at(len);
-        let (seq, rest) = rest.split_at(8);
-        let (head, at) = rest.split_at(32);
-        let seq = u64::from_be_bytes(seq.try_into().map_err(|_| WireError::Malformed)?);
-        if !valid_log_id(id) || seq == 0 {
-            return Err(WireError::Malformed);
-        }
-        Ok(Self {
-            log_id: String::from_utf8(id.to_vec()).map_err(|_| WireError::Malformed)?,
-            seq,
-            head: head.try_into().map_err(|_| WireError::Malformed)?,
-            at_ms: u64::from_be_bytes(at.try_into().map_err(|_| WireError::Malformed)?),
-        })
+        Ok(Self { log_id: String::from_utf8(id.to_vec()).map_err(|_| WireError::Malformed)?, seq, head, at_ms })
     }
 
     /// Signs the checkpoint with `signer`, whose chain (DER, leaf first) is embedded; the

@@ -9,6 +9,7 @@ pub mod challenge;
 pub mod checkpoint;
 pub mod labels;
 pub mod presence;
+pub mod reader;
 pub mod signed;
 
 pub use labels::Label;

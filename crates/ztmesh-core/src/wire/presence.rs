@@ -27,6 +27,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::reader::Reader;
 use super::{labels, SignedObject, WireError};
 use crate::ids;
 #[cfg(doc)]
@@ -141,38 +142,26 @@ impl Lease {
 
     /// Decodes a body, strictly; verifies nothing.
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
-        let (&version, mut rest) = body.split_first().ok_or(WireError::Malformed)?;
+        let mut input = Reader::new(body);
+        let version = input.u8()?;
         if version != VERSION {
             return Err(WireError::UnsupportedVersion(version));
         }
-        let mut fields = Vec::with_capacity(3);
-        for _ in 0..3 {
-            let (&len, tail) = rest.split_first().ok_or(WireError::Malformed)?;
-            let len = usize::from(len);
-            if tail.len() < len {
-                return Err(WireError::Malformed);
-            }
-            let (field, tail) = tail.split_at(len);
-            fields.push(String::from_utf8(field.to_vec()).map_err(|_| WireError::Malformed)?);
-            rest = tail;
-        }
-        if rest.len() != 24 {
+        let mut text = || -> Result<String, WireError> {
+            String::from_utf8(input.u8_prefixed()?.to_vec()).map_err(|_| WireError::Malformed)
+        };
+        let (device_id, tenant, hub_id) = (text()?, text()?, text()?);
+        let lease = Self {
+            device_id,
+            tenant,
+            hub_id,
+            seq: input.u64()?,
+            issued_at_ms: input.u64()?,
+            expires_at_ms: input.u64()?,
+        };
+        if !input.is_empty() {
             return Err(WireError::Malformed);
         }
-        let number = |at: usize| -> Result<u64, WireError> {
-            let bytes: [u8; 8] = rest.get(at..at + 8).and_then(|b| b.try_into().ok()).ok_or(WireError::Malformed)?;
-            Ok(u64::from_be_bytes(bytes))
-        };
-        let mut fields = fields.into_iter();
-        let mut next = || fields.next().ok_or(WireError::Malformed);
-        let lease = Self {
-            device_id: next()?,
-            tenant: next()?,
-            hub_id: next()?,
-            seq: number(0)?,
-            issued_at_ms: number(8)?,
-            expires_at_ms: number(16)?,
-        };
         if ids::check_device_id(&lease.device_id).is_err()
             || ids::check_tenant(&lease.tenant).is_err()
             || !valid_hub_id(lease.hub_id.as_bytes())

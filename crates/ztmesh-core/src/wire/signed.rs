@@ -44,6 +44,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use super::reader::{Reader, Truncated};
 use super::{labels, Label};
 use crate::pki::der::{self, tag};
 use crate::pki::signer::verify_p256;
@@ -134,6 +135,12 @@ impl ErrorCode for WireError {
     }
 }
 
+impl From<Truncated> for WireError {
+    fn from(_: Truncated) -> Self {
+        Self::Malformed
+    }
+}
+
 impl From<VerifyError> for WireError {
     fn from(e: VerifyError) -> Self {
         Self::Peer(e)
@@ -196,7 +203,7 @@ impl SignedObject {
 
     /// Decodes an object, strictly (see the module documentation); verifies nothing.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut input = Input(bytes);
+        let mut input = Reader::new(bytes);
         let version = input.u8()?;
         if version != VERSION {
             return Err(WireError::UnsupportedVersion(version));
@@ -210,12 +217,12 @@ impl SignedObject {
         if !(1..=MAX_CHAIN_LEN).contains(&count) {
             return Err(WireError::Malformed);
         }
-        let leaf = input.certificate()?;
+        let leaf = certificate(&mut input)?;
         let leaf_sha256 = sha256(leaf);
         let mut chain = Vec::with_capacity(count);
         chain.push(leaf.to_vec());
         for _ in 1..count {
-            chain.push(input.certificate()?.to_vec());
+            chain.push(certificate(&mut input)?.to_vec());
         }
         let body_len = usize::try_from(input.u32()?).map_err(|_| WireError::Malformed)?;
         if body_len > MAX_BODY_LEN {
@@ -224,7 +231,7 @@ impl SignedObject {
         let body = input.take(body_len)?.to_vec();
         let signature_len = usize::from(input.u8()?);
         let signature = input.take(signature_len)?.to_vec();
-        if !SIGNATURE_LEN.contains(&signature_len) || !is_strict_low_s(&signature) || !input.0.is_empty() {
+        if !SIGNATURE_LEN.contains(&signature_len) || !is_strict_low_s(&signature) || !input.is_empty() {
             return Err(WireError::Malformed);
         }
         // Printable ASCII checked above, so this cannot fail.
@@ -434,43 +441,13 @@ fn push_prefixed(out: &mut Vec<u8>, prefix: &[u8], bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// A cursor over untrusted input; every read is bounds-checked.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
-        if len > self.0.len() {
-            return Err(WireError::Malformed);
-        }
-        let (head, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Ok(head)
+/// One certificate of the chain: a `u16` length in `1..=MAX_CERT_LEN`, then its bytes.
+fn certificate<'a>(input: &mut Reader<'a>) -> Result<&'a [u8], WireError> {
+    let len = usize::from(input.u16()?);
+    if !(1..=MAX_CERT_LEN).contains(&len) {
+        return Err(WireError::Malformed);
     }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
-        self.take(N)?.try_into().map_err(|_| WireError::Malformed)
-    }
-
-    fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, WireError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, WireError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    /// One certificate of the chain: a `u16` length in `1..=MAX_CERT_LEN`, then its bytes.
-    fn certificate(&mut self) -> Result<&'a [u8], WireError> {
-        let len = usize::from(self.u16()?);
-        if !(1..=MAX_CERT_LEN).contains(&len) {
-            return Err(WireError::Malformed);
-        }
-        self.take(len)
-    }
+    Ok(input.take(len)?)
 }
 
 pub mod external;
