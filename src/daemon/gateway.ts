@@ -300,7 +300,9 @@ class Gateway {
       identity = await this.#enrollSelf(passphrase)
       this.#context.logger.info({ store: this.#store, keystore: identity.keystore }, 'the gateway enrolled itself with its site CA')
     }
-    const credential = liveCredential(identity)
+    // Checkpoints are signed by the identity that renews, once it exists: a renewed (TPM) key
+    // is then the one that signs, never the key of the copy opened here first.
+    const credential = liveCredential(() => this.#identity ?? identity)
     const ca = await CaService.open({
       dir: caConfig.dir,
       ...(caConfig.tcti !== undefined && { tcti: caConfig.tcti }),

@@ -466,7 +466,8 @@ class NodeDaemon {
           const address = this.#apiAddress
           if (address !== undefined && this.#api !== undefined) {
             await this.#stopApi()
-            await this.#startApi({ host: address.address, port: address.port })
+            // A revocation handled while the old listener stopped keeps the device silent.
+            if (!this.#revoked) await this.#startApi({ host: address.address, port: address.port })
           }
         },
         (error: unknown) => this.#context.logger.error({ code: (error as ZtError).code, message: (error as Error).message }, 'renewal failed; retrying at the next check'),
