@@ -371,6 +371,26 @@ test.serial('node: offers are rate limited per peer identity (429 ERR_RATE_LIMIT
   t.is(limited.length, 1, 'audited once')
 })
 
+test.serial('node: a reload (SIGHUP, as sent to refresh the CRL) does not refill a flooding peer\'s offer budget; a changed rate does', async (t) => {
+  const { device, nodeConfig } = await site(t)
+  const config = nodeConfig('node-11')
+  writeFileSync(config, readFileSync(config, 'utf8').replace('maxOfferBytes: 256', 'maxOfferBytes: 256\n  offerBurst: 2\n  offersPerMinute: 1'))
+  const node = startCli(t, ['--config', config], { script: WITH_CONNECTOR })
+  const api = apiOf(await node.next((e) => e.event === 'ready'))
+  const flooder = await device('flooder')
+  const statuses: number[] = []
+  for (let i = 0; i < 3; i++) statuses.push((await offer(api, flooder, `offer ${i}`)).status)
+  t.deepEqual(statuses, [200, 200, 429])
+  node.child.kill('SIGHUP')
+  t.like(await node.next((e) => e.event === 'reloaded'), { ok: true })
+  t.is((await offer(api, flooder, 'after reload')).status, 429, 'the same configuration reloaded keeps the bucket empty')
+  writeFileSync(config, readFileSync(config, 'utf8').replace('offerBurst: 2', 'offerBurst: 3'))
+  node.child.kill('SIGHUP')
+  t.like(await node.next((e) => e.event === 'reloaded'), { ok: true })
+  t.is((await offer(api, flooder, 'new rate')).status, 200, 'a changed rate starts new buckets')
+  t.is(await stop(node), 0)
+})
+
 test.serial('node: a flood of connections that never complete a TLS handshake is audited as its first refusal and one count, not a row each', async (t) => {
   const { dir, nodeConfig } = await site(t)
   const node = startCli(t, ['--config', nodeConfig('node-10')], { script: WITH_CONNECTOR })

@@ -217,7 +217,8 @@ class NodeDaemon {
   #refreshedOnce = false
   readonly #aborts = new AbortController()
   readonly #offers: Counter<'outcome' | 'code'>
-  #offerLimiter: RateLimiter
+  /** The per-peer offer buckets, and the rate (`offerRate`) they were built for. */
+  #offerLimiter: { limiter: RateLimiter; rate: string }
   /** When each peer's last rate-limit refusal was audited (one row per peer per minute, not per request). */
   readonly #limitAudited = new Map<string, number>()
   /** Link refusals by code: when the first was audited, and how many came after it in its minute. */
@@ -281,7 +282,8 @@ class NodeDaemon {
       stop: () => this.#stopApi(),
       reload: (next) => {
         this.#config = next
-        this.#offerLimiter = offerLimiter(next)
+        // A reload (SIGHUP, also sent to refresh the CRL) keeps every peer's bucket unless the rate changed.
+        if (this.#offerLimiter.rate !== offerRate(next)) this.#offerLimiter = offerLimiter(next)
         this.#applyLimits()
       },
     }
@@ -619,7 +621,7 @@ class NodeDaemon {
       if (path !== LOCAL_API_ROUTES.offer) throw createError('ERR_NOT_FOUND', 'no such route')
       if (request.method !== 'POST') throw createError('ERR_METHOD_NOT_ALLOWED', 'POST only')
       if (this.#revoked) throw createError('ERR_CERT_REVOKED', 'this device was revoked')
-      if (!this.#offerLimiter.take(`${peer.tenant}/${peer.deviceId}`)) return this.#rateLimited(peer, response)
+      if (!this.#offerLimiter.limiter.take(`${peer.tenant}/${peer.deviceId}`)) return this.#rateLimited(peer, response)
       const offer = await readBody(request, this.#config.limits.maxOfferBytes, this.#config.limits.requestTimeoutMs)
       const handler = this.#connector?.handleOffer
       if (handler === undefined) throw createError('ERR_POLICY_DENIED', 'this node has no signaling guard: offers are refused')
@@ -637,8 +639,13 @@ class NodeDaemon {
 }
 
 /** The per-identity token bucket of `POST /offer`. */
-function offerLimiter(config: NodeConfig): RateLimiter {
-  return new RateLimiter({ perSecond: config.limits.offersPerMinute / 60, burst: config.limits.offerBurst, maxSources: 10_000 })
+function offerLimiter(config: NodeConfig): { limiter: RateLimiter; rate: string } {
+  return { limiter: new RateLimiter({ perSecond: config.limits.offersPerMinute / 60, burst: config.limits.offerBurst, maxSources: 10_000 }), rate: offerRate(config) }
+}
+
+/** What the offer buckets depend on: a reload that changes it starts new ones. */
+function offerRate(config: NodeConfig): string {
+  return `${config.limits.offersPerMinute}/${config.limits.offerBurst}`
 }
 
 /** Reads a signed object's bytes: `application/octet-stream`, not empty, at most `limit` bytes, within `timeoutMs`. */
